@@ -1,0 +1,52 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: install run dev test test-fast lint format bench migrations-check clean-data
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found %s)" % sys.version.split()[0])'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## Web server (gunicorn), Celery worker and beat, on the embedded PostgreSQL unless DATABASE_URL is set.
+run: install
+	$(PY) manage.py runstack
+
+## Django's development server with auto-reload (no worker; tasks run when a worker is started separately).
+dev: install
+	$(PY) manage.py migrate
+	$(PY) manage.py demo_load
+	DEBUG=true $(PY) manage.py runserver $${PORT:-8000}
+
+## The whole suite (browser tests included), on the embedded PostgreSQL unless DATABASE_URL is set.
+test: install
+	@scripts/ensure-chromium
+	$(PY) manage.py makemigrations --check --dry-run > /dev/null || (echo "Missing migrations: run manage.py makemigrations" && exit 1)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest -m "not browser" $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+## Benchmarks (not tests): prints a table of measured figures.
+bench: install
+	$(PY) bench/run.py
+
+clean-data:
+	rm -rf .data

@@ -1,0 +1,89 @@
+"""The tenant-scoped API base every API view inherits from.
+
+`TenantAPIView` resolves the organization from the credential before any handler runs and
+exposes it as `self.organization`. Querysets come from `get_queryset()`, which always filters
+by that organization; subclasses narrow it with `scope_queryset(qs)`. Overriding
+`get_queryset` is a class-definition error, so forgetting the organization filter cannot
+happen by accident.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db.models import Model, QuerySet
+from rest_framework import serializers
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.models import ApiKey, Organization
+
+
+class TenantAPIView(APIView):
+    model: ClassVar[type[Model] | None] = None
+    required_scope: ClassVar[str | None] = None
+    required_scopes: ClassVar[dict[str, str] | None] = None
+
+    organization: Organization
+    api_key: ApiKey
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "get_queryset" in cls.__dict__:
+            raise ImproperlyConfigured(
+                f"{cls.__module__}.{cls.__qualname__} overrides get_queryset(); tenant views must "
+                "override scope_queryset(qs) instead so the organization filter is always applied."
+            )
+        if cls.required_scope is None and not cls.required_scopes and not getattr(cls, "abstract", False):
+            raise ImproperlyConfigured(
+                f"{cls.__module__}.{cls.__qualname__} declares no required_scope or required_scopes."
+            )
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # authenticates and checks scopes
+        assert isinstance(request.auth, ApiKey)
+        self.api_key = request.auth
+        self.organization = request.auth.organization
+
+    def get_queryset(self) -> QuerySet:
+        if self.model is None:
+            raise ImproperlyConfigured(f"{type(self).__name__} has no model.")
+        qs = self.model._default_manager.filter(organization=self.organization)
+        return self.scope_queryset(qs)
+
+    def scope_queryset(self, qs: QuerySet) -> QuerySet:
+        return qs
+
+    @property
+    def actor(self) -> ApiKey:
+        return self.api_key
+
+
+TenantAPIView.abstract = True  # type: ignore[attr-defined]
+
+
+class IdCursorPagination(CursorPagination):
+    """Cursor pagination over time-ordered ULID ids, newest first."""
+
+    ordering = "-id"
+    page_size_query_param = "limit"
+    max_page_size = 1000
+
+    def __init__(self) -> None:
+        from django.conf import settings
+
+        self.page_size = settings.API_PAGE_SIZE
+
+    def get_paginated_response(self, data: Any) -> Response:
+        return Response({"items": data, "next": self.get_next_link(), "previous": self.get_previous_link()})
+
+
+def paginate(view: APIView, request: Request, queryset: QuerySet, serializer_class: type[serializers.Serializer],
+             pagination_class: type[CursorPagination] = IdCursorPagination) -> Response:
+    paginator = pagination_class()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    assert page is not None
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)

@@ -1,0 +1,39 @@
+"""Helpers for console (HTML) views: login, organization and role checks, friendly domain errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from core.errors import DomainError
+from core.models import ROLE_RANK, Role
+
+
+def console_view(min_role: str = Role.VIEWER) -> Callable:
+    """Require a logged-in member of the current organization with at least `min_role`."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            membership = getattr(request, "membership", None)
+            if membership is None:
+                return render(request, "console/no_organization.html", status=403)
+            if ROLE_RANK[Role(membership.role)] < ROLE_RANK[Role(min_role)]:
+                return render(request, "console/forbidden.html", {"needed": Role(min_role).label}, status=403)
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def flash_domain_error(request: HttpRequest, exc: DomainError) -> None:
+    messages.error(request, exc.detail)

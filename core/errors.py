@@ -1,0 +1,146 @@
+"""Domain errors and their one mapping to RFC 7807 problem+json.
+
+Services raise `DomainError` subclasses; the DRF exception handler and the console turn them
+into problem documents or friendly messages. Every API error body has `type`, `title`,
+`status`, `detail`; validation errors add `invalid_params`: [{"name": <field path>, "reason": ...}],
+where the path looks like `phases[1].rateCards[0].price.tiers[2].upToAmount`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions as drf_exc
+from rest_framework.response import Response
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_BASE = "https://meterline.dev/problems/"
+
+
+class DomainError(Exception):
+    status = 400
+    code = "bad-request"
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, field: str | None = None, extra: dict[str, Any] | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+        self.extra = extra or {}
+
+
+class ValidationFailed(DomainError):
+    status = 400
+    code = "validation-error"
+    title = "Invalid request"
+
+    def __init__(self, detail: str, *, field: str | None = None, errors: list[dict[str, str]] | None = None,
+                 extra: dict[str, Any] | None = None):
+        super().__init__(detail, field=field, extra=extra)
+        self.errors = errors or ([{"name": field, "reason": detail}] if field else [])
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "not-found"
+    title = "Not found"
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+    code = "payload-too-large"
+    title = "Payload too large"
+
+
+def problem(status: int, title: str, detail: str, *, code: str | None = None, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + (code or title.lower().replace(" ", "-")),
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return body
+
+
+def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    response = Response(body, status=body["status"], headers=headers, content_type=PROBLEM_CONTENT_TYPE)
+    return response
+
+
+def flatten_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
+    """Turn DRF's nested error structure into [{"name": "a.b[2].c", "reason": "..."}]."""
+    out: list[dict[str, str]] = []
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = key if key != "non_field_errors" else ""
+            path = f"{prefix}.{name}" if prefix and name else (prefix or name)
+            out.extend(flatten_errors(value, path))
+    elif isinstance(detail, list):
+        if all(not isinstance(item, (dict, list)) for item in detail):
+            for item in detail:
+                out.append({"name": prefix or "body", "reason": str(item)})
+        else:
+            for index, item in enumerate(detail):
+                if item in ({}, [], None):
+                    continue
+                out.extend(flatten_errors(item, f"{prefix}[{index}]"))
+    else:
+        out.append({"name": prefix or "body", "reason": str(detail)})
+    return out
+
+
+def domain_error_body(exc: DomainError) -> dict[str, Any]:
+    extra = dict(exc.extra)
+    if isinstance(exc, ValidationFailed) and exc.errors:
+        extra["invalid_params"] = exc.errors
+    elif exc.field:
+        extra["invalid_params"] = [{"name": exc.field, "reason": exc.detail}]
+    return problem(exc.status, exc.title, exc.detail, code=exc.code, **extra)
+
+
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DomainError):
+        return problem_response(domain_error_body(exc))
+    if isinstance(exc, Http404):
+        return problem_response(problem(404, "Not found", str(exc) or "Not found.", code="not-found"))
+    if isinstance(exc, DjangoPermissionDenied):
+        return problem_response(problem(403, "Forbidden", str(exc) or "Forbidden.", code="forbidden"))
+    if isinstance(exc, drf_exc.ValidationError):
+        errors = flatten_errors(exc.detail)
+        summary = "; ".join(f"{e['name']}: {e['reason']}" for e in errors[:5]) or "Invalid request."
+        return problem_response(
+            problem(400, "Invalid request", summary, code="validation-error", invalid_params=errors)
+        )
+    if isinstance(exc, drf_exc.ParseError):
+        return problem_response(problem(400, "Malformed request body", str(exc.detail), code="malformed-body",
+                                        invalid_params=[{"name": "body", "reason": str(exc.detail)}]))
+    if isinstance(exc, drf_exc.APIException):
+        headers: dict[str, str] = {}
+        if isinstance(exc, (drf_exc.NotAuthenticated, drf_exc.AuthenticationFailed)):
+            headers["WWW-Authenticate"] = 'Bearer realm="api"'
+            status = 401
+        else:
+            status = exc.status_code
+        if getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(exc.wait or 0))
+        titles = {401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
+                  406: "Not acceptable", 415: "Unsupported media type", 429: "Too many requests"}
+        title = titles.get(status, "Error")
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        return problem_response(problem(status, title, str(detail), code=title.lower().replace(" ", "-")),
+                                headers=headers)
+    return None
+
+
+def json_problem(status: int, title: str, detail: str, **extra: Any) -> JsonResponse:
+    """A problem+json response outside DRF (Django's 404/500 handlers under /api/)."""
+    return JsonResponse(problem(status, title, detail, **extra), status=status, content_type=PROBLEM_CONTENT_TYPE)

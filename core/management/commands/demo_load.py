@@ -1,0 +1,16 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from core.demo import demo_load
+
+
+class Command(BaseCommand):
+    help = "Load the demo organization, login and API key (idempotent)."
+
+    def handle(self, *args, **opts):
+        info = demo_load()
+        base = settings.PUBLIC_BASE_URL
+        self.stdout.write(f"Demo organization: {info.organization.name} ({info.organization.slug}, id {info.organization.id})")
+        self.stdout.write(f"Console:  {base}/console/   login: {info.username} / {info.password}")
+        self.stdout.write(f"API docs: {base}/api/docs/")
+        self.stdout.write(f"API key:  {info.api_key}")

@@ -1,0 +1,121 @@
+"""Console shell (HTML): home, organization switcher, API keys, members, audit log; /healthz."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from zoneinfo import ZoneInfo
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from core import selectors, services
+from core.console import console_view
+from core.errors import DomainError
+from core.middleware import SESSION_KEY
+from core.models import Role, Scope
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    healthy, report = selectors.health_status()
+    report["status"] = "ok" if healthy else "fail"
+    return JsonResponse(report, status=200 if healthy else 503)
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "console/login.html"
+    redirect_authenticated_user = True
+
+
+@console_view()
+def home(request: HttpRequest) -> HttpResponse:
+    _, health = selectors.health_status()
+    return render(request, "console/home.html", {"health": health})
+
+
+@require_POST
+@console_view()
+def switch_organization(request: HttpRequest) -> HttpResponse:
+    membership = selectors.membership_for(user=request.user, organization_id=request.POST.get("organization", ""))
+    if membership is None:
+        messages.error(request, "You are not a member of that organization.")
+    else:
+        request.session[SESSION_KEY] = membership.organization_id
+        messages.success(request, f"Switched to {membership.organization.name}.")
+    return redirect("console_home")
+
+
+@console_view(min_role=Role.ADMIN)
+def api_keys(request: HttpRequest) -> HttpResponse:
+    org = request.organization  # type: ignore[attr-defined]
+    context: dict = {"scopes": Scope.choices}
+    if request.method == "POST":
+        expires_raw = request.POST.get("expires_on", "").strip()
+        try:
+            expires_at = None
+            if expires_raw:
+                day = datetime.strptime(expires_raw, "%Y-%m-%d").date()
+                expires_at = datetime.combine(day, time.max, tzinfo=ZoneInfo(org.timezone))
+            created = services.api_key_create(
+                organization=org, name=request.POST.get("name", ""), scopes=request.POST.getlist("scopes"),
+                actor=request.user, expires_at=expires_at,
+            )
+            context["created"] = created
+        except ValueError:
+            context["form_error"] = "Expiry must be a date (YYYY-MM-DD)."
+        except DomainError as exc:
+            context["form_error"] = exc.detail
+        context["form"] = request.POST
+    context["keys"] = selectors.api_key_list(organization=org)
+    template = "console/api_keys.html#keys-panel" if request.htmx else "console/api_keys.html"
+    return render(request, template, context, status=400 if context.get("form_error") else 200)
+
+
+@require_POST
+@console_view(min_role=Role.ADMIN)
+def api_key_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
+    org = request.organization  # type: ignore[attr-defined]
+    try:
+        services.api_key_revoke(organization=org, key_id=key_id, actor=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    if request.htmx:
+        return render(request, "console/api_keys.html#keys-table", {"keys": selectors.api_key_list(organization=org)})
+    return redirect("console_api_keys")
+
+
+@console_view(min_role=Role.ADMIN)
+def members(request: HttpRequest) -> HttpResponse:
+    org = request.organization  # type: ignore[attr-defined]
+    context: dict = {"roles": Role.choices}
+    if request.method == "POST":
+        try:
+            if request.POST.get("action") == "remove":
+                services.membership_remove(organization=org, membership_id=int(request.POST["membership"]),
+                                           actor=request.user)
+                messages.success(request, "Member removed.")
+            else:
+                username = request.POST.get("username", "").strip()
+                if not username:
+                    raise services.ValidationFailed("Enter a username.", field="username")
+                services.user_create_member(
+                    organization=org, username=username, email=request.POST.get("email", ""),
+                    password=request.POST.get("password") or "", role=request.POST.get("role", Role.VIEWER),
+                    actor=request.user,
+                )
+                messages.success(request, f"{username} is now a member.")
+            return redirect("console_members")
+        except DomainError as exc:
+            context["form_error"] = exc.detail
+    context["members"] = selectors.member_list(organization=org)
+    return render(request, "console/members.html", context, status=400 if context.get("form_error") else 200)
+
+
+@console_view(min_role=Role.ADMIN)
+def audit(request: HttpRequest) -> HttpResponse:
+    org = request.organization  # type: ignore[attr-defined]
+    entries = selectors.audit_list(organization=org, object_type=request.GET.get("object_type") or None)
+    return render(request, "console/audit.html", {"entries": entries.select_related("actor_user")[:200]})

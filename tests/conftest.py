@@ -1,0 +1,95 @@
+"""Shared fixtures: two tenants (A and B) each with a user and keys; a real headless Chromium.
+
+Every test module that reads data uses both tenants and asserts B's data never shows up for A
+(and the other way round).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from core.models import Organization, Role
+from core.services import api_key_create, membership_set, organization_create
+
+PASSWORD = "correct-horse-battery"  # noqa: S105
+
+
+@dataclass
+class Tenant:
+    org: Organization
+    user: object
+    keys: dict[str, str] = field(default_factory=dict)  # scope label -> secret
+
+    def client(self, scope: str = "admin") -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.keys[scope]}")
+        return client
+
+
+def make_tenant(slug: str, *, currency: str = "USD") -> Tenant:
+    org = organization_create(slug=slug, name=f"{slug.title()} Inc", currency=currency)
+    user = get_user_model().objects.create_user(username=f"{slug}-owner", email=f"owner@{slug}.test", password=PASSWORD)
+    membership_set(organization=org, user=user, role=Role.OWNER)
+    tenant = Tenant(org=org, user=user)
+    for label, scopes in {"admin": ["admin"], "ingest": ["ingest"], "read": ["read"],
+                          "ingest_read": ["ingest", "read"]}.items():
+        tenant.keys[label] = api_key_create(organization=org, name=f"{slug} {label}", scopes=scopes).secret
+    return tenant
+
+
+@pytest.fixture
+def tenant_a(db) -> Tenant:
+    return make_tenant("acme")
+
+
+@pytest.fixture
+def tenant_b(db) -> Tenant:
+    return make_tenant("globex")
+
+
+# --- browser -------------------------------------------------------------------------------------
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
+        pytest.fail(
+            f"Chromium is not installed at {CHROMIUM}. Browser tests drive Debian's Chromium through Playwright: "
+            "run `sudo apt-get install -y chromium` (or set CHROMIUM_PATH).",
+            pytrace=False,
+        )
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API runs an event loop in this thread
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-quic"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+def console_login(page, username: str, password: str = PASSWORD) -> None:
+    page.goto("/console/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/console/")
