@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "metering",
     "catalog",
     "billing",
+    "invoicing",
     "portal",
 ]
 

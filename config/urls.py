@@ -13,6 +13,7 @@ urlpatterns = [
     path("", include("metering.urls")),
     path("", include("catalog.urls")),
     path("", include("billing.urls")),
+    path("", include("invoicing.urls")),
     path("", include("portal.urls")),
 ]
 
