@@ -37,7 +37,7 @@ class TenantAPIView(APIView):
                 f"{cls.__module__}.{cls.__qualname__} overrides get_queryset(); tenant views must "
                 "override scope_queryset(qs) instead so the organization filter is always applied."
             )
-        if cls.required_scope is None and not cls.required_scopes and not getattr(cls, "abstract", False):
+        if cls.required_scope is None and not cls.required_scopes and not cls.__dict__.get("abstract", False):
             raise ImproperlyConfigured(
                 f"{cls.__module__}.{cls.__qualname__} declares no required_scope or required_scopes."
             )
