@@ -37,7 +37,7 @@ def page_params(request: Request, default_size: int = 100) -> tuple[int, int]:
 
 def paged(qs: QuerySet | list, page: int, page_size: int, serialize: Any) -> dict[str, Any]:
     total = len(qs) if isinstance(qs, list) else qs.count()
-    items = list(qs[(page - 1) * page_size: page * page_size])
+    items = list(qs[(page - 1) * page_size : page * page_size])
     return {"totalCount": total, "page": page, "pageSize": page_size, "items": serialize(items)}
 
 
@@ -64,14 +64,22 @@ class CustomerInput(serializers.Serializer):
     timezone = serializers.CharField(max_length=64, required=False, allow_blank=True, allow_null=True)
     billingAddress = AddressSerializer(required=False, allow_null=True)
     taxIds = serializers.ListField(child=serializers.JSONField(), required=False, allow_null=True)
-    metadata = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False, allow_null=True)
+    metadata = serializers.DictField(
+        child=serializers.CharField(allow_blank=True), required=False, allow_null=True
+    )
     usageAttribution = UsageAttributionSerializer(required=False, allow_null=True)
 
 
 FIELD_MAP = {  # API name -> service keyword
-    "name": "name", "key": "key", "description": "description", "primaryEmail": "primary_email",
-    "currency": "currency", "timezone": "timezone_name", "billingAddress": "billing_address",
-    "taxIds": "tax_ids", "metadata": "metadata",
+    "name": "name",
+    "key": "key",
+    "description": "description",
+    "primaryEmail": "primary_email",
+    "currency": "currency",
+    "timezone": "timezone_name",
+    "billingAddress": "billing_address",
+    "taxIds": "tax_ids",
+    "metadata": "metadata",
 }
 
 
@@ -82,7 +90,9 @@ def customer_kwargs(data: dict[str, Any], *, full: bool) -> dict[str, Any]:
             value = data[api_name]
             kwargs[kw] = dict(value) if isinstance(value, dict) else value
         elif full and api_name != "key":
-            kwargs[kw] = None if kw in ("billing_address",) else ("" if kw not in ("tax_ids", "metadata") else None)
+            kwargs[kw] = (
+                None if kw in ("billing_address",) else ("" if kw not in ("tax_ids", "metadata") else None)
+            )
     if "usageAttribution" in data:
         kwargs["subject_keys"] = list((data["usageAttribution"] or {}).get("subjectKeys") or [])
     elif full:
@@ -133,21 +143,39 @@ class CustomerListCreateView(TenantAPIView):
         page, page_size = page_params(request)
         p = request.query_params
         qs = selectors.customer_list(
-            organization=self.organization, search=p.get("search", ""), key=p.get("key", ""),
-            name=p.get("name", ""), primary_email=p.get("primaryEmail", ""), subject=p.get("subject", ""),
-            include_deleted=p.get("includeDeleted", "").lower() == "true", order_by=p.get("orderBy", "name"),
+            organization=self.organization,
+            search=p.get("search", ""),
+            key=p.get("key", ""),
+            name=p.get("name", ""),
+            primary_email=p.get("primaryEmail", ""),
+            subject=p.get("subject", ""),
+            include_deleted=p.get("includeDeleted", "").lower() == "true",
+            order_by=p.get("orderBy", "name"),
         )
-        body = paged(qs, page, page_size, lambda items: CustomerOutput(
-            selectors.customers_annotate_current_subscription(organization=self.organization, customers=items),
-            many=True).data)
+        body = paged(
+            qs,
+            page,
+            page_size,
+            lambda items: (
+                CustomerOutput(
+                    selectors.customers_annotate_current_subscription(
+                        organization=self.organization, customers=items
+                    ),
+                    many=True,
+                ).data
+            ),
+        )
         return Response(body)
 
     @extend_schema(request=CustomerInput, responses={201: CustomerOutput}, operation_id="createCustomer")
     def post(self, request: Request) -> Response:
         data = CustomerInput(data=request.data)
         data.is_valid(raise_exception=True)
-        customer = services.customer_create(organization=self.organization, actor=self.actor,
-                                            **customer_kwargs(data.validated_data, full=False))
+        customer = services.customer_create(
+            organization=self.organization,
+            actor=self.actor,
+            **customer_kwargs(data.validated_data, full=False),
+        )
         return Response(CustomerOutput(customer).data, status=status.HTTP_201_CREATED)
 
 
@@ -157,7 +185,9 @@ class CustomerDetailView(TenantAPIView):
 
     def _customer(self, id_or_key: str) -> Customer:
         customer = selectors.customer_get(organization=self.organization, id_or_key=id_or_key)
-        selectors.customers_annotate_current_subscription(organization=self.organization, customers=[customer])
+        selectors.customers_annotate_current_subscription(
+            organization=self.organization, customers=[customer]
+        )
         return customer
 
     @extend_schema(responses=CustomerOutput, operation_id="getCustomer")
@@ -168,9 +198,15 @@ class CustomerDetailView(TenantAPIView):
         customer = self._customer(id_or_key)
         data = CustomerInput(data=request.data, partial=not full)
         data.is_valid(raise_exception=True)
-        customer = services.customer_update(organization=self.organization, customer=customer, actor=self.actor,
-                                            **customer_kwargs(data.validated_data, full=full))
-        selectors.customers_annotate_current_subscription(organization=self.organization, customers=[customer])
+        customer = services.customer_update(
+            organization=self.organization,
+            customer=customer,
+            actor=self.actor,
+            **customer_kwargs(data.validated_data, full=full),
+        )
+        selectors.customers_annotate_current_subscription(
+            organization=self.organization, customers=[customer]
+        )
         return Response(CustomerOutput(customer).data)
 
     @extend_schema(request=CustomerInput, responses=CustomerOutput, operation_id="replaceCustomer")

@@ -15,13 +15,17 @@ class Customer(TenantModel):
     """A customer of the tenant. `key` is the tenant's own identifier (unique per organization among
     live customers); usage is attributed through `CustomerSubject` rows."""
 
-    key = models.CharField(max_length=256, null=True, blank=True)
+    key = models.CharField(max_length=256, null=True, blank=True)  # noqa: DJ001 - NULL = no key (unique only when set)
     name = models.CharField(max_length=256)
     description = models.TextField(blank=True, default="")
     primary_email = models.CharField(max_length=320, blank=True, default="")
     currency = models.CharField(max_length=3, blank=True, default="")
-    timezone = models.CharField(max_length=64, blank=True, default="",
-                                help_text="Billing time zone (IANA); empty = the organization's.")
+    timezone = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        help_text="Billing time zone (IANA); empty = the organization's.",
+    )
     billing_address = models.JSONField(null=True, blank=True)
     tax_ids = models.JSONField(default=list, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
@@ -33,8 +37,11 @@ class Customer(TenantModel):
     class Meta:
         ordering = ["name", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["organization", "key"], condition=Q(deleted_at__isnull=True),
-                                    name="billing_customer_key_unique_live"),
+            models.UniqueConstraint(
+                fields=["organization", "key"],
+                condition=Q(deleted_at__isnull=True),
+                name="billing_customer_key_unique_live",
+            ),
         ]
         indexes = [models.Index(fields=["organization", "name"])]
 
@@ -53,5 +60,7 @@ class CustomerSubject(TenantModel):
     class Meta:
         ordering = ["subject_key"]
         constraints = [
-            models.UniqueConstraint(fields=["organization", "subject_key"], name="billing_subject_one_customer"),
+            models.UniqueConstraint(
+                fields=["organization", "subject_key"], name="billing_subject_one_customer"
+            ),
         ]

@@ -23,9 +23,15 @@ _UNSET: Any = object()
 
 def customer_snapshot(customer: Customer) -> dict[str, Any]:
     return {
-        "key": customer.key, "name": customer.name, "description": customer.description,
-        "primaryEmail": customer.primary_email, "currency": customer.currency, "timezone": customer.timezone,
-        "billingAddress": customer.billing_address, "taxIds": customer.tax_ids, "metadata": customer.metadata,
+        "key": customer.key,
+        "name": customer.name,
+        "description": customer.description,
+        "primaryEmail": customer.primary_email,
+        "currency": customer.currency,
+        "timezone": customer.timezone,
+        "billingAddress": customer.billing_address,
+        "taxIds": customer.tax_ids,
+        "metadata": customer.metadata,
         "subjectKeys": sorted(s.subject_key for s in customer.subjects.all()),
         "deletedAt": customer.deleted_at.isoformat() if customer.deleted_at else None,
     }
@@ -45,23 +51,33 @@ def _set_subjects(*, organization: Organization, customer: Customer, subject_key
     wanted = list(dict.fromkeys(k for k in subject_keys))
     if any(not k for k in wanted):
         raise ValidationFailed("Subject keys must not be empty.", field="usageAttribution.subjectKeys")
-    taken = (CustomerSubject.objects.filter(organization=organization, subject_key__in=wanted)
-             .exclude(customer=customer).values_list("subject_key", flat=True))
+    taken = (
+        CustomerSubject.objects.filter(organization=organization, subject_key__in=wanted)
+        .exclude(customer=customer)
+        .values_list("subject_key", flat=True)
+    )
     taken = sorted(taken)
     if taken:
-        raise Conflict(f"Subject {taken[0]!r} already belongs to another customer.",
-                       field="usageAttribution.subjectKeys", extra={"conflictingSubjectKeys": taken})
+        raise Conflict(
+            f"Subject {taken[0]!r} already belongs to another customer.",
+            field="usageAttribution.subjectKeys",
+            extra={"conflictingSubjectKeys": taken},
+        )
     CustomerSubject.objects.filter(customer=customer).exclude(subject_key__in=wanted).delete()
     existing = set(CustomerSubject.objects.filter(customer=customer).values_list("subject_key", flat=True))
     try:
         with transaction.atomic():
-            CustomerSubject.objects.bulk_create([
-                CustomerSubject(organization=organization, customer=customer, subject_key=k)
-                for k in wanted if k not in existing
-            ])
+            CustomerSubject.objects.bulk_create(
+                [
+                    CustomerSubject(organization=organization, customer=customer, subject_key=k)
+                    for k in wanted
+                    if k not in existing
+                ]
+            )
     except IntegrityError:  # a concurrent writer took one of them between the check and the insert
-        raise Conflict("A subject already belongs to another customer.",
-                       field="usageAttribution.subjectKeys") from None
+        raise Conflict(
+            "A subject already belongs to another customer.", field="usageAttribution.subjectKeys"
+        ) from None
 
 
 def _check_key(*, organization: Organization, key: str | None, exclude_id: str | None = None) -> None:
@@ -76,11 +92,21 @@ def _check_key(*, organization: Organization, key: str | None, exclude_id: str |
         raise Conflict(f"A customer with key {key!r} already exists.", field="key")
 
 
-def customer_create(*, organization: Organization, name: str, key: str | None = None, description: str = "",
-                    primary_email: str = "", currency: str = "", timezone_name: str = "",
-                    billing_address: dict | None = None, tax_ids: list | None = None,
-                    metadata: dict | None = None, subject_keys: list[str] | None = None,
-                    actor: Actor = None) -> Customer:
+def customer_create(
+    *,
+    organization: Organization,
+    name: str,
+    key: str | None = None,
+    description: str = "",
+    primary_email: str = "",
+    currency: str = "",
+    timezone_name: str = "",
+    billing_address: dict | None = None,
+    tax_ids: list | None = None,
+    metadata: dict | None = None,
+    subject_keys: list[str] | None = None,
+    actor: Actor = None,
+) -> Customer:
     _validate(currency=currency, timezone_name=timezone_name)
     if not name:
         raise ValidationFailed("Name is required.", field="name")
@@ -88,29 +114,55 @@ def customer_create(*, organization: Organization, name: str, key: str | None = 
         with transaction.atomic():
             _check_key(organization=organization, key=key)
             customer = Customer.objects.create(
-                organization=organization, key=key, name=name, description=description or "",
-                primary_email=primary_email or "", currency=(currency or "").upper(),
-                timezone=timezone_name or "", billing_address=billing_address, tax_ids=tax_ids or [],
+                organization=organization,
+                key=key,
+                name=name,
+                description=description or "",
+                primary_email=primary_email or "",
+                currency=(currency or "").upper(),
+                timezone=timezone_name or "",
+                billing_address=billing_address,
+                tax_ids=tax_ids or [],
                 metadata=metadata or {},
             )
             _set_subjects(organization=organization, customer=customer, subject_keys=subject_keys or [])
-            audit_record(organization=organization, actor=actor, action="customer.created", object_type="customer",
-                         object_id=customer.id, after=customer_snapshot(customer))
+            audit_record(
+                organization=organization,
+                actor=actor,
+                action="customer.created",
+                object_type="customer",
+                object_id=customer.id,
+                after=customer_snapshot(customer),
+            )
     except IntegrityError:
         raise Conflict(f"A customer with key {key!r} already exists.", field="key") from None
     return customer
 
 
-def customer_update(*, organization: Organization, customer: Customer, name: Any = _UNSET, key: Any = _UNSET,
-                    description: Any = _UNSET, primary_email: Any = _UNSET, currency: Any = _UNSET,
-                    timezone_name: Any = _UNSET, billing_address: Any = _UNSET, tax_ids: Any = _UNSET,
-                    metadata: Any = _UNSET, subject_keys: Any = _UNSET, actor: Actor = None) -> Customer:
+def customer_update(
+    *,
+    organization: Organization,
+    customer: Customer,
+    name: Any = _UNSET,
+    key: Any = _UNSET,
+    description: Any = _UNSET,
+    primary_email: Any = _UNSET,
+    currency: Any = _UNSET,
+    timezone_name: Any = _UNSET,
+    billing_address: Any = _UNSET,
+    tax_ids: Any = _UNSET,
+    metadata: Any = _UNSET,
+    subject_keys: Any = _UNSET,
+    actor: Actor = None,
+) -> Customer:
     """Update the given fields (unset fields keep their value: PATCH; the API passes all fields for PUT)."""
     assert customer.organization_id == organization.id
     if customer.deleted_at is not None:
         raise Conflict("The customer is deleted.")
-    _validate(currency=None if currency is _UNSET else currency,
-              timezone_name=None if timezone_name is _UNSET else timezone_name)
+    _validate(
+        currency=None if currency is _UNSET else currency,
+        timezone_name=None if timezone_name is _UNSET else timezone_name,
+    )
     try:
         with transaction.atomic():
             before = customer_snapshot(customer)
@@ -122,9 +174,12 @@ def customer_update(*, organization: Organization, customer: Customer, name: Any
                     raise ValidationFailed("Name is required.", field="name")
                 customer.name = name
             for attr, value, default in [
-                ("description", description, ""), ("primary_email", primary_email, ""),
-                ("timezone", timezone_name, ""), ("billing_address", billing_address, None),
-                ("tax_ids", tax_ids, []), ("metadata", metadata, {}),
+                ("description", description, ""),
+                ("primary_email", primary_email, ""),
+                ("timezone", timezone_name, ""),
+                ("billing_address", billing_address, None),
+                ("tax_ids", tax_ids, []),
+                ("metadata", metadata, {}),
             ]:
                 if value is not _UNSET:
                     setattr(customer, attr, value if value is not None else default)
@@ -134,8 +189,15 @@ def customer_update(*, organization: Organization, customer: Customer, name: Any
             if subject_keys is not _UNSET:
                 _set_subjects(organization=organization, customer=customer, subject_keys=subject_keys or [])
             customer = Customer.objects.prefetch_related("subjects").get(pk=customer.pk)
-            audit_record(organization=organization, actor=actor, action="customer.updated", object_type="customer",
-                         object_id=customer.id, before=before, after=customer_snapshot(customer))
+            audit_record(
+                organization=organization,
+                actor=actor,
+                action="customer.updated",
+                object_type="customer",
+                object_id=customer.id,
+                before=before,
+                after=customer_snapshot(customer),
+            )
     except IntegrityError:
         raise Conflict(f"A customer with key {key!r} already exists.", field="key") from None
     return customer
@@ -154,8 +216,15 @@ def customer_delete(*, organization: Organization, customer: Customer, actor: Ac
         locked.save(update_fields=["deleted_at", "updated_at"])
         CustomerSubject.objects.filter(customer=locked).delete()
         _on_customer_deleted(organization=organization, customer=locked, actor=actor)
-        audit_record(organization=organization, actor=actor, action="customer.deleted", object_type="customer",
-                     object_id=locked.id, before=before, after={"deletedAt": locked.deleted_at.isoformat()})
+        audit_record(
+            organization=organization,
+            actor=actor,
+            action="customer.deleted",
+            object_type="customer",
+            object_id=locked.id,
+            before=before,
+            after={"deletedAt": locked.deleted_at.isoformat()},
+        )
     return locked
 
 

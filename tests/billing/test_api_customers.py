@@ -8,8 +8,13 @@ from core.models import AuditLog
 
 pytestmark = pytest.mark.django_db
 
-ACME = {"name": "ACME", "key": "acme", "usageAttribution": {"subjectKeys": ["customer-1"]},
-        "primaryEmail": "billing@acme.test", "currency": "USD"}
+ACME = {
+    "name": "ACME",
+    "key": "acme",
+    "usageAttribution": {"subjectKeys": ["customer-1"]},
+    "primaryEmail": "billing@acme.test",
+    "currency": "USD",
+}
 
 
 def _create(tenant, body=ACME):
@@ -19,8 +24,15 @@ def _create(tenant, body=ACME):
 
 
 def test_create_returns_openmeter_shape(tenant_a, tenant_b):
-    body = _create(tenant_a, {**ACME, "billingAddress": {"country": "DE", "city": "Berlin", "line1": "Str 1"},
-                              "taxIds": [{"type": "eu_vat", "value": "DE123"}], "metadata": {"tier": "gold"}})
+    body = _create(
+        tenant_a,
+        {
+            **ACME,
+            "billingAddress": {"country": "DE", "city": "Berlin", "line1": "Str 1"},
+            "taxIds": [{"type": "eu_vat", "value": "DE123"}],
+            "metadata": {"tier": "gold"},
+        },
+    )
     assert body["key"] == "acme" and body["name"] == "ACME" and body["currency"] == "USD"
     assert body["usageAttribution"] == {"subjectKeys": ["customer-1"]}
     assert body["billingAddress"]["city"] == "Berlin"
@@ -52,17 +64,22 @@ def test_duplicate_key_is_409(tenant_a):
 
 def test_subject_of_another_customer_is_409_and_nothing_changes(tenant_a):
     _create(tenant_a)
-    r = tenant_a.client().post("/api/v1/customers", {"name": "Beta", "key": "beta",
-                                                     "usageAttribution": {"subjectKeys": ["x", "customer-1"]}},
-                               format="json")
+    r = tenant_a.client().post(
+        "/api/v1/customers",
+        {"name": "Beta", "key": "beta", "usageAttribution": {"subjectKeys": ["x", "customer-1"]}},
+        format="json",
+    )
     assert r.status_code == 409, r.content
     assert r["Content-Type"].startswith("application/problem+json")
     assert r.json()["invalid_params"][0]["name"] == "usageAttribution.subjectKeys"
     assert not Customer.objects.filter(key="beta").exists()
     assert list(CustomerSubject.objects.values_list("subject_key", flat=True)) == ["customer-1"]
     beta = _create(tenant_a, {"name": "Beta", "key": "beta"})
-    r = tenant_a.client().patch(f"/api/v1/customers/{beta['id']}",
-                                {"usageAttribution": {"subjectKeys": ["customer-1"]}}, format="json")
+    r = tenant_a.client().patch(
+        f"/api/v1/customers/{beta['id']}",
+        {"usageAttribution": {"subjectKeys": ["customer-1"]}},
+        format="json",
+    )
     assert r.status_code == 409
 
 
@@ -71,8 +88,11 @@ def test_patch_put_delete(tenant_a, tenant_b):
     r = tenant_a.client().patch("/api/v1/customers/acme", {"name": "ACME GmbH"}, format="json")
     assert r.status_code == 200 and r.json()["name"] == "ACME GmbH"
     assert r.json()["primaryEmail"] == "billing@acme.test"
-    r = tenant_a.client().put("/api/v1/customers/acme", {"name": "ACME 2", "key": "acme",
-                                                         "usageAttribution": {"subjectKeys": ["s2"]}}, format="json")
+    r = tenant_a.client().put(
+        "/api/v1/customers/acme",
+        {"name": "ACME 2", "key": "acme", "usageAttribution": {"subjectKeys": ["s2"]}},
+        format="json",
+    )
     assert r.status_code == 200
     assert r.json()["primaryEmail"] is None and r.json()["usageAttribution"] == {"subjectKeys": ["s2"]}
     assert tenant_b.client().delete("/api/v1/customers/acme").status_code == 404
@@ -87,15 +107,28 @@ def test_patch_put_delete(tenant_a, tenant_b):
 
 def test_list_paging_and_search(tenant_a, tenant_b):
     for i in range(5):
-        _create(tenant_a, {"name": f"Cust {i}", "key": f"k{i}", "primaryEmail": f"c{i}@a.test",
-                           "usageAttribution": {"subjectKeys": [f"sub-{i}"]}})
+        _create(
+            tenant_a,
+            {
+                "name": f"Cust {i}",
+                "key": f"k{i}",
+                "primaryEmail": f"c{i}@a.test",
+                "usageAttribution": {"subjectKeys": [f"sub-{i}"]},
+            },
+        )
     _create(tenant_b, {"name": "Cust B", "key": "kb"})
     body = tenant_a.client("read").get("/api/v1/customers?page=2&pageSize=2").json()
     assert body["totalCount"] == 5 and body["page"] == 2 and body["pageSize"] == 2
     assert [c["key"] for c in body["items"]] == ["k2", "k3"]
-    assert [c["key"] for c in tenant_a.client("read").get("/api/v1/customers?search=c3@").json()["items"]] == ["k3"]
-    assert [c["key"] for c in tenant_a.client("read").get("/api/v1/customers?key=k4").json()["items"]] == ["k4"]
-    assert [c["key"] for c in tenant_a.client("read").get("/api/v1/customers?subject=sub-1").json()["items"]] == ["k1"]
+    assert [
+        c["key"] for c in tenant_a.client("read").get("/api/v1/customers?search=c3@").json()["items"]
+    ] == ["k3"]
+    assert [c["key"] for c in tenant_a.client("read").get("/api/v1/customers?key=k4").json()["items"]] == [
+        "k4"
+    ]
+    assert [
+        c["key"] for c in tenant_a.client("read").get("/api/v1/customers?subject=sub-1").json()["items"]
+    ] == ["k1"]
     assert tenant_a.client("read").get("/api/v1/customers?search=kb").json()["totalCount"] == 0
     assert tenant_a.client("read").get("/api/v1/customers?pageSize=0").status_code == 400
 
@@ -113,7 +146,9 @@ def test_subjects_for_customers(tenant_a, tenant_b):
     a = _create(tenant_a, {"name": "A", "key": "a", "usageAttribution": {"subjectKeys": ["z", "y"]}})
     b = _create(tenant_b, {"name": "B", "key": "b", "usageAttribution": {"subjectKeys": ["q"]}})
     assert subjects_for_customers(organization=tenant_a.org, customer_ids=[a["id"], b["id"]]) == {
-        a["id"]: ["y", "z"], b["id"]: []}
+        a["id"]: ["y", "z"],
+        b["id"]: [],
+    }
 
 
 def test_validation_errors(tenant_a):
