@@ -14,9 +14,14 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY") or ""
 if not SECRET_KEY:
-    if DEBUG or env_bool("MET_ALLOW_INSECURE_SECRET", True):
-        # Development and tests: a fixed key. Production sets SECRET_KEY (checked by `check --deploy`).
-        SECRET_KEY = "insecure-development-key-set-SECRET_KEY-in-production"  # noqa: S105
+    if not (DEBUG or env_bool("MET_ALLOW_INSECURE_SECRET", True)):
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            "Environment variable SECRET_KEY is required when MET_ALLOW_INSECURE_SECRET=false."
+        )
+    # Development and tests: a fixed key. Production sets SECRET_KEY (checked by `check --deploy`).
+    SECRET_KEY = "insecure-development-key-set-SECRET_KEY-in-production"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -137,13 +142,17 @@ if not CELERY_BROKER_URL:
     # No broker server: kombu's SQLAlchemy transport on the same PostgreSQL.
     _db = DATABASES["default"]
     if EMBEDDED_DATABASE:
-        CELERY_BROKER_URL = f"sqla+postgresql+psycopg://postgres@/postgres?host={embedded_pg.data_dir(BASE_DIR)}"
+        CELERY_BROKER_URL = (
+            f"sqla+postgresql+psycopg://postgres@/postgres?host={embedded_pg.data_dir(BASE_DIR)}"
+        )
     else:
         CELERY_BROKER_URL = "sqla+" + DATABASE_URL.replace("postgres://", "postgresql://", 1).replace(
             "postgresql://", "postgresql+psycopg://", 1
         )
-CELERY_BROKER_KIND = "redis" if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else (
-    "sqlalchemy" if CELERY_BROKER_URL.startswith("sqla+") else "other"
+CELERY_BROKER_KIND = (
+    "redis"
+    if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+    else ("sqlalchemy" if CELERY_BROKER_URL.startswith("sqla+") else "other")
 )
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
@@ -154,8 +163,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"polling_interval": 0.5} if CELERY_BROKER_KIND == "sqlalchemy" else {}
-from config.schedule import BEAT_SCHEDULE as CELERY_BEAT_SCHEDULE  # noqa: E402
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"

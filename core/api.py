@@ -81,8 +81,13 @@ class IdCursorPagination(CursorPagination):
         return Response({"items": data, "next": self.get_next_link(), "previous": self.get_previous_link()})
 
 
-def paginate(view: APIView, request: Request, queryset: QuerySet, serializer_class: type[serializers.Serializer],
-             pagination_class: type[CursorPagination] = IdCursorPagination) -> Response:
+def paginate(
+    view: APIView,
+    request: Request,
+    queryset: QuerySet,
+    serializer_class: type[serializers.Serializer],
+    pagination_class: type[CursorPagination] = IdCursorPagination,
+) -> Response:
     paginator = pagination_class()
     page = paginator.paginate_queryset(queryset, request, view=view)
     assert page is not None

@@ -52,16 +52,28 @@ class ApiKeyListCreateView(TenantAPIView):
     def get(self, request: Request) -> Response:
         return paginate(self, request, self.get_queryset(), ApiKeyOutput)
 
-    @extend_schema(request=Input, responses={201: inline_serializer("ApiKeyCreated", {
-        "key": ApiKeyOutput(), "secret": serializers.CharField()})}, operation_id="createApiKey")
+    @extend_schema(
+        request=Input,
+        responses={
+            201: inline_serializer(
+                "ApiKeyCreated", {"key": ApiKeyOutput(), "secret": serializers.CharField()}
+            )
+        },
+        operation_id="createApiKey",
+    )
     def post(self, request: Request) -> Response:
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
-        created = services.api_key_create(organization=self.organization, name=data.validated_data["name"],
-                                          scopes=data.validated_data["scopes"], actor=self.actor,
-                                          expires_at=data.validated_data.get("expiresAt"))
-        return Response({"key": ApiKeyOutput(created.key).data, "secret": created.secret},
-                        status=status.HTTP_201_CREATED)
+        created = services.api_key_create(
+            organization=self.organization,
+            name=data.validated_data["name"],
+            scopes=data.validated_data["scopes"],
+            actor=self.actor,
+            expires_at=data.validated_data.get("expiresAt"),
+        )
+        return Response(
+            {"key": ApiKeyOutput(created.key).data, "secret": created.secret}, status=status.HTTP_201_CREATED
+        )
 
 
 class ApiKeyDetailView(TenantAPIView):
@@ -102,5 +114,3 @@ class AuditLogView(TenantAPIView):
     @extend_schema(responses=Output(many=True), operation_id="listAuditLog")
     def get(self, request: Request) -> Response:
         return paginate(self, request, self.get_queryset(), self.Output, self.Pagination)
-
-

@@ -11,8 +11,16 @@ from core.models import ApiKey, AuditLog, Organization
 Actor = AbstractBaseUser | AnonymousUser | ApiKey | str | None
 
 
-def audit_record(*, organization: Organization, actor: Actor, action: str, object_type: str,
-                 object_id: str, before: Any = None, after: Any = None) -> AuditLog:
+def audit_record(
+    *,
+    organization: Organization,
+    actor: Actor,
+    action: str,
+    object_type: str,
+    object_id: str,
+    before: Any = None,
+    after: Any = None,
+) -> AuditLog:
     user = actor if isinstance(actor, AbstractBaseUser) else None
     key = actor if isinstance(actor, ApiKey) else None
     if user is not None:
@@ -24,6 +32,13 @@ def audit_record(*, organization: Organization, actor: Actor, action: str, objec
     else:
         label = "system"
     return AuditLog.objects.create(
-        organization=organization, actor_user=user, actor_api_key=key, actor_label=label, action=action,
-        object_type=object_type, object_id=str(object_id), before=before, after=after,
+        organization=organization,
+        actor_user=user,  # type: ignore[misc]
+        actor_api_key=key,
+        actor_label=label,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
+        before=before,
+        after=after,
     )

@@ -15,6 +15,7 @@ def console(request: HttpRequest) -> dict:
         "can_edit_pricing": rank >= ROLE_RANK[Role.PRICING_EDITOR],
         "can_admin": rank >= ROLE_RANK[Role.ADMIN],
         "nav_items": items_for(membership.role),
-        "user_memberships": Membership.objects.filter(user=request.user).select_related("organization")
+        "user_memberships": Membership.objects.filter(user=membership.user_id)
+        .select_related("organization")
         .order_by("organization__name"),
     }

@@ -18,7 +18,7 @@ from core.services import membership_set, organization_create
 
 DEMO_SLUG = "demo"
 DEMO_USER = "demo"
-DEMO_PASSWORD = "demo-password"  # noqa: S105 - documented demo login
+DEMO_PASSWORD = "demo-password"
 # A fixed, documented demo key so that `make run` twice prints the same key and creates no rows.
 DEMO_API_KEY = "ml_demo_0000000000000000000000000000000000000000"
 
@@ -41,14 +41,21 @@ def demo_load() -> DemoInfo:
         User = get_user_model()
         user = User.objects.filter(username=DEMO_USER).first()
         if user is None:
-            user = User.objects.create_user(username=DEMO_USER, email="demo@example.com", password=DEMO_PASSWORD)
+            user = User.objects.create_user(
+                username=DEMO_USER, email="demo@example.com", password=DEMO_PASSWORD
+            )
             user.is_staff = True
             user.is_superuser = True
             user.save(update_fields=["is_staff", "is_superuser"])
         membership_set(organization=org, user=user, role=Role.OWNER, actor="demo_load")
         if not ApiKey.objects.filter(secret_hash=hash_secret(DEMO_API_KEY)).exists():
-            ApiKey.objects.create(organization=org, name="demo (all scopes)", prefix=DEMO_API_KEY[:11],
-                                  secret_hash=hash_secret(DEMO_API_KEY), scopes=["admin", "ingest", "read"])
+            ApiKey.objects.create(
+                organization=org,
+                name="demo (all scopes)",
+                prefix=DEMO_API_KEY[:11],
+                secret_hash=hash_secret(DEMO_API_KEY),
+                scopes=["admin", "ingest", "read"],
+            )
         for loader in DEMO_LOADERS:
             loader(org)
     return DemoInfo(org, DEMO_USER, DEMO_PASSWORD, DEMO_API_KEY)

@@ -36,8 +36,14 @@ class ValidationFailed(DomainError):
     code = "validation-error"
     title = "Invalid request"
 
-    def __init__(self, detail: str, *, field: str | None = None, errors: list[dict[str, str]] | None = None,
-                 extra: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        detail: str,
+        *,
+        field: str | None = None,
+        errors: list[dict[str, str]] | None = None,
+        extra: dict[str, Any] | None = None,
+    ):
         super().__init__(detail, field=field, extra=extra)
         self.errors = errors or ([{"name": field, "reason": detail}] if field else [])
 
@@ -124,8 +130,15 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
             problem(400, "Invalid request", summary, code="validation-error", invalid_params=errors)
         )
     if isinstance(exc, drf_exc.ParseError):
-        return problem_response(problem(400, "Malformed request body", str(exc.detail), code="malformed-body",
-                                        invalid_params=[{"name": "body", "reason": str(exc.detail)}]))
+        return problem_response(
+            problem(
+                400,
+                "Malformed request body",
+                str(exc.detail),
+                code="malformed-body",
+                invalid_params=[{"name": "body", "reason": str(exc.detail)}],
+            )
+        )
     if isinstance(exc, drf_exc.APIException):
         headers: dict[str, str] = {}
         if isinstance(exc, (drf_exc.NotAuthenticated, drf_exc.AuthenticationFailed)):
@@ -133,17 +146,28 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
             status = 401
         else:
             status = exc.status_code
-        if getattr(exc, "wait", None):
-            headers["Retry-After"] = str(int(exc.wait or 0))
-        titles = {401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
-                  406: "Not acceptable", 415: "Unsupported media type", 429: "Too many requests"}
+        wait = getattr(exc, "wait", None)
+        if wait:
+            headers["Retry-After"] = str(int(wait))
+        titles = {
+            401: "Unauthorized",
+            403: "Forbidden",
+            404: "Not found",
+            405: "Method not allowed",
+            406: "Not acceptable",
+            415: "Unsupported media type",
+            429: "Too many requests",
+        }
         title = titles.get(status, "Error")
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        return problem_response(problem(status, title, str(detail), code=title.lower().replace(" ", "-")),
-                                headers=headers)
+        return problem_response(
+            problem(status, title, str(detail), code=title.lower().replace(" ", "-")), headers=headers
+        )
     return None
 
 
 def json_problem(status: int, title: str, detail: str, **extra: Any) -> JsonResponse:
     """A problem+json response outside DRF (Django's 404/500 handlers under /api/)."""
-    return JsonResponse(problem(status, title, detail, **extra), status=status, content_type=PROBLEM_CONTENT_TYPE)
+    return JsonResponse(
+        problem(status, title, detail, **extra), status=status, content_type=PROBLEM_CONTENT_TYPE
+    )

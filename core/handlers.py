@@ -14,6 +14,7 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 def server_error(request: HttpRequest) -> HttpResponse:
     if request.path.startswith("/api/"):
-        return json_problem(500, "Internal server error", "An unexpected error occurred; it has been logged.",
-                            code="internal")
+        return json_problem(
+            500, "Internal server error", "An unexpected error occurred; it has been logged.", code="internal"
+        )
     return defaults.server_error(request)

@@ -54,6 +54,9 @@ class Membership(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["organization", "user"], name="membership_unique")]
 
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.organization_id} ({self.role})"
+
     def has_role(self, minimum: str) -> bool:
         return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role(minimum)]
 
@@ -106,8 +109,12 @@ class AuditLog(models.Model):
     actor_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    actor_api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    actor_label = models.CharField(max_length=200, help_text="Human-readable actor, kept if the user is deleted.")
+    actor_api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(
+        max_length=200, help_text="Human-readable actor, kept if the user is deleted."
+    )
     action = models.CharField(max_length=100)
     object_type = models.CharField(max_length=100)
     object_id = models.CharField(max_length=64)
@@ -119,6 +126,9 @@ class AuditLog(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["organization", "object_type", "object_id", "-created_at"])]
 
+    def __str__(self) -> str:
+        return f"{self.action} {self.object_type}:{self.object_id} by {self.actor_label}"
+
 
 class Heartbeat(models.Model):
     """Last run of a periodic task; the health endpoint reads it to prove beat and a worker run."""
@@ -126,3 +136,6 @@ class Heartbeat(models.Model):
     name = models.CharField(max_length=100, primary_key=True)
     last_run_at = models.DateTimeField()
     runs = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.last_run_at.isoformat()}"

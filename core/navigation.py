@@ -19,7 +19,9 @@ class NavItem:
 _ITEMS: dict[str, NavItem] = {}
 
 
-def register(label: str, url_name: str, *, order: int, min_role: str = Role.VIEWER, section: str = "main") -> None:
+def register(
+    label: str, url_name: str, *, order: int, min_role: str = Role.VIEWER, section: str = "main"
+) -> None:
     _ITEMS[url_name] = NavItem(label, url_name, order, min_role, section)
 
 

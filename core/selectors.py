@@ -18,19 +18,28 @@ def organizations_for_user(*, user) -> QuerySet[Organization]:
 
 
 def membership_for(*, user, organization_id: str) -> Membership | None:
-    return Membership.objects.select_related("organization").filter(user=user, organization_id=organization_id).first()
+    return (
+        Membership.objects.select_related("organization")
+        .filter(user=user, organization_id=organization_id)
+        .first()
+    )
 
 
 def api_key_list(*, organization: Organization) -> QuerySet[ApiKey]:
-    return ApiKey.objects.filter(organization=organization).select_related("created_by").order_by("-created_at")
+    return (
+        ApiKey.objects.filter(organization=organization).select_related("created_by").order_by("-created_at")
+    )
 
 
 def member_list(*, organization: Organization) -> QuerySet[Membership]:
-    return Membership.objects.filter(organization=organization).select_related("user").order_by("user__username")
+    return (
+        Membership.objects.filter(organization=organization).select_related("user").order_by("user__username")
+    )
 
 
-def audit_list(*, organization: Organization, object_type: str | None = None,
-               object_id: str | None = None) -> QuerySet[AuditLog]:
+def audit_list(
+    *, organization: Organization, object_type: str | None = None, object_id: str | None = None
+) -> QuerySet[AuditLog]:
     qs = AuditLog.objects.filter(organization=organization)
     if object_type:
         qs = qs.filter(object_type=object_type)
@@ -51,8 +60,11 @@ def health_status(*, now: datetime | None = None) -> tuple[bool, dict[str, Any]]
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        report["database"] = {"status": "ok", "vendor": connection.vendor,
-                              "embedded": settings.EMBEDDED_DATABASE}
+        report["database"] = {
+            "status": "ok",
+            "vendor": connection.vendor,
+            "embedded": settings.EMBEDDED_DATABASE,
+        }
     except Exception as exc:  # report, never raise, from a health check
         healthy = False
         report["database"] = {"status": "fail", "error": str(exc)[:200]}
@@ -75,8 +87,12 @@ def health_status(*, now: datetime | None = None) -> tuple[bool, dict[str, Any]]
     else:
         age = (now - hb.last_run_at).total_seconds()
         ok = age <= settings.HEALTH_BEAT_MAX_AGE_SECONDS
-        beat = {"status": "ok" if ok else "fail", "lastRunAt": hb.last_run_at.isoformat(), "ageSeconds": int(age),
-                "runs": hb.runs}
+        beat = {
+            "status": "ok" if ok else "fail",
+            "lastRunAt": hb.last_run_at.isoformat(),
+            "ageSeconds": int(age),
+            "runs": hb.runs,
+        }
         healthy = healthy and ok
     report["beat"] = beat
     return healthy, report

@@ -19,8 +19,9 @@ from core.models import ApiKey, Membership, Organization, Role, Scope
 from core.money import is_currency
 
 
-def organization_create(*, slug: str, name: str, currency: str = "USD", timezone_name: str = "UTC",
-                        actor: Actor = None) -> Organization:
+def organization_create(
+    *, slug: str, name: str, currency: str = "USD", timezone_name: str = "UTC", actor: Actor = None
+) -> Organization:
     if slugify(slug) != slug or not slug:
         raise ValidationFailed(f"Slug {slug!r} must be lowercase letters, digits and hyphens.", field="slug")
     if not is_currency(currency):
@@ -31,49 +32,78 @@ def organization_create(*, slug: str, name: str, currency: str = "USD", timezone
         raise ValidationFailed(f"Unknown time zone {timezone_name!r}.", field="timezone") from None
     try:
         with transaction.atomic():
-            org = Organization.objects.create(slug=slug, name=name, default_currency=currency.upper(),
-                                              timezone=timezone_name)
-            audit_record(organization=org, actor=actor, action="organization.created", object_type="organization",
-                         object_id=org.id, after={"slug": slug, "name": name, "currency": org.default_currency})
+            org = Organization.objects.create(
+                slug=slug, name=name, default_currency=currency.upper(), timezone=timezone_name
+            )
+            audit_record(
+                organization=org,
+                actor=actor,
+                action="organization.created",
+                object_type="organization",
+                object_id=org.id,
+                after={"slug": slug, "name": name, "currency": org.default_currency},
+            )
     except IntegrityError:
         raise Conflict(f"An organization with slug {slug!r} already exists.", field="slug") from None
     return org
 
 
-def membership_set(*, organization: Organization, user: AbstractBaseUser, role: str, actor: Actor = None) -> Membership:
+def membership_set(
+    *, organization: Organization, user: AbstractBaseUser, role: str, actor: Actor = None
+) -> Membership:
     if role not in Role.values:
         raise ValidationFailed(f"Unknown role {role!r}; use one of {', '.join(Role.values)}.", field="role")
     with transaction.atomic():
-        membership, created = Membership.objects.get_or_create(organization=organization, user=user,
-                                                               defaults={"role": role})
+        membership, created = Membership.objects.get_or_create(
+            organization=organization,
+            user=user,
+            defaults={"role": role},  # type: ignore[misc]
+        )
         before = None if created else {"role": membership.role}
         if not created and membership.role != role:
             membership.role = role
             membership.save(update_fields=["role"])
         if created or before != {"role": role}:
-            audit_record(organization=organization, actor=actor, action="membership.set", object_type="membership",
-                         object_id=str(membership.pk), before=before,
-                         after={"user": user.get_username(), "role": role})
+            audit_record(
+                organization=organization,
+                actor=actor,
+                action="membership.set",
+                object_type="membership",
+                object_id=str(membership.pk),
+                before=before,
+                after={"user": user.get_username(), "role": role},
+            )
     return membership
 
 
 def membership_remove(*, organization: Organization, membership_id: int, actor: Actor = None) -> None:
     with transaction.atomic():
-        membership = Membership.objects.select_for_update().filter(organization=organization, pk=membership_id).first()
+        membership = (
+            Membership.objects.select_for_update().filter(organization=organization, pk=membership_id).first()
+        )
         if membership is None:
             raise NotFound("No such member in this organization.")
-        if membership.role == Role.OWNER and not Membership.objects.filter(
-            organization=organization, role=Role.OWNER
-        ).exclude(pk=membership.pk).exists():
+        if (
+            membership.role == Role.OWNER
+            and not Membership.objects.filter(organization=organization, role=Role.OWNER)
+            .exclude(pk=membership.pk)
+            .exists()
+        ):
             raise Conflict("An organization must keep at least one owner.")
-        audit_record(organization=organization, actor=actor, action="membership.removed", object_type="membership",
-                     object_id=str(membership.pk), before={"user": membership.user.get_username(),
-                                                          "role": membership.role})
+        audit_record(
+            organization=organization,
+            actor=actor,
+            action="membership.removed",
+            object_type="membership",
+            object_id=str(membership.pk),
+            before={"user": membership.user.get_username(), "role": membership.role},
+        )
         membership.delete()
 
 
-def user_create_member(*, organization: Organization, username: str, email: str, password: str, role: str,
-                       actor: Actor = None) -> Membership:
+def user_create_member(
+    *, organization: Organization, username: str, email: str, password: str, role: str, actor: Actor = None
+) -> Membership:
     User = get_user_model()
     user = User.objects.filter(username=username).first()
     if user is None:
@@ -87,15 +117,23 @@ class CreatedKey:
     secret: str
 
 
-def api_key_create(*, organization: Organization, name: str, scopes: list[str], actor: Actor = None,
-                   expires_at: datetime | None = None) -> CreatedKey:
+def api_key_create(
+    *,
+    organization: Organization,
+    name: str,
+    scopes: list[str],
+    actor: Actor = None,
+    expires_at: datetime | None = None,
+) -> CreatedKey:
     """Create a key. The returned secret is the only time it exists in clear."""
     clean = sorted(set(scopes))
     if not clean:
         raise ValidationFailed("Choose at least one scope.", field="scopes")
     unknown = [s for s in clean if s not in Scope.values]
     if unknown:
-        raise ValidationFailed(f"Unknown scope(s) {', '.join(unknown)}; use ingest, read or admin.", field="scopes")
+        raise ValidationFailed(
+            f"Unknown scope(s) {', '.join(unknown)}; use ingest, read or admin.", field="scopes"
+        )
     if not name.strip():
         raise ValidationFailed("Give the key a name.", field="name")
     if expires_at is not None and expires_at <= timezone.now():
@@ -103,13 +141,27 @@ def api_key_create(*, organization: Organization, name: str, scopes: list[str], 
     secret, prefix = generate_secret()
     with transaction.atomic():
         key = ApiKey.objects.create(
-            organization=organization, name=name.strip(), prefix=prefix, secret_hash=hash_secret(secret),
-            scopes=clean, expires_at=expires_at,
-            created_by=actor if isinstance(actor, AbstractBaseUser) else None,
+            organization=organization,
+            name=name.strip(),
+            prefix=prefix,
+            secret_hash=hash_secret(secret),
+            scopes=clean,
+            expires_at=expires_at,
+            created_by=actor if isinstance(actor, AbstractBaseUser) else None,  # type: ignore[misc]
         )
-        audit_record(organization=organization, actor=actor, action="api_key.created", object_type="api_key",
-                     object_id=key.id, after={"name": key.name, "prefix": prefix, "scopes": clean,
-                                              "expires_at": expires_at.isoformat() if expires_at else None})
+        audit_record(
+            organization=organization,
+            actor=actor,
+            action="api_key.created",
+            object_type="api_key",
+            object_id=key.id,
+            after={
+                "name": key.name,
+                "prefix": prefix,
+                "scopes": clean,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            },
+        )
     return CreatedKey(key=key, secret=secret)
 
 
@@ -119,10 +171,18 @@ def api_key_revoke(*, organization: Organization, key_id: str, actor: Actor = No
         if key is None:
             raise NotFound("No such API key in this organization.")
         if key.revoked_at is None:
-            updated = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+            updated = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(
+                revoked_at=timezone.now()
+            )
             if updated:
                 key.refresh_from_db()
-                audit_record(organization=organization, actor=actor, action="api_key.revoked",
-                             object_type="api_key", object_id=key.id, before={"revoked_at": None},
-                             after={"revoked_at": key.revoked_at.isoformat() if key.revoked_at else None})
+                audit_record(
+                    organization=organization,
+                    actor=actor,
+                    action="api_key.revoked",
+                    object_type="api_key",
+                    object_id=key.id,
+                    before={"revoked_at": None},
+                    after={"revoked_at": key.revoked_at.isoformat() if key.revoked_at else None},
+                )
     return key

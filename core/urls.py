@@ -14,7 +14,9 @@ urlpatterns = [
     path("console/", views.home, name="console_home"),
     path("console/switch/", views.switch_organization, name="console_switch_org"),
     path("console/settings/api-keys/", views.api_keys, name="console_api_keys"),
-    path("console/settings/api-keys/<str:key_id>/revoke/", views.api_key_revoke, name="console_api_key_revoke"),
+    path(
+        "console/settings/api-keys/<str:key_id>/revoke/", views.api_key_revoke, name="console_api_key_revoke"
+    ),
     path("console/settings/members/", views.members, name="console_members"),
     path("console/settings/audit/", views.audit, name="console_audit"),
 ]

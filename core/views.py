@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from django.contrib import messages
@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from core import selectors, services
 from core.console import console_view
 from core.errors import DomainError
+from core.http import ConsoleRequest
 from core.middleware import SESSION_KEY
 from core.models import Role, Scope
 
@@ -31,15 +32,17 @@ class LoginView(auth_views.LoginView):
 
 
 @console_view()
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: ConsoleRequest) -> HttpResponse:
     _, health = selectors.health_status()
     return render(request, "console/home.html", {"health": health})
 
 
 @require_POST
 @console_view()
-def switch_organization(request: HttpRequest) -> HttpResponse:
-    membership = selectors.membership_for(user=request.user, organization_id=request.POST.get("organization", ""))
+def switch_organization(request: ConsoleRequest) -> HttpResponse:
+    membership = selectors.membership_for(
+        user=request.user, organization_id=request.POST.get("organization", "")
+    )
     if membership is None:
         messages.error(request, "You are not a member of that organization.")
     else:
@@ -49,19 +52,22 @@ def switch_organization(request: HttpRequest) -> HttpResponse:
 
 
 @console_view(min_role=Role.ADMIN)
-def api_keys(request: HttpRequest) -> HttpResponse:
-    org = request.organization  # type: ignore[attr-defined]
+def api_keys(request: ConsoleRequest) -> HttpResponse:
+    org = request.organization
     context: dict = {"scopes": Scope.choices}
     if request.method == "POST":
         expires_raw = request.POST.get("expires_on", "").strip()
         try:
             expires_at = None
             if expires_raw:
-                day = datetime.strptime(expires_raw, "%Y-%m-%d").date()
+                day = date.fromisoformat(expires_raw)
                 expires_at = datetime.combine(day, time.max, tzinfo=ZoneInfo(org.timezone))
             created = services.api_key_create(
-                organization=org, name=request.POST.get("name", ""), scopes=request.POST.getlist("scopes"),
-                actor=request.user, expires_at=expires_at,
+                organization=org,
+                name=request.POST.get("name", ""),
+                scopes=request.POST.getlist("scopes"),
+                actor=request.user,
+                expires_at=expires_at,
             )
             context["created"] = created
         except ValueError:
@@ -76,34 +82,40 @@ def api_keys(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @console_view(min_role=Role.ADMIN)
-def api_key_revoke(request: HttpRequest, key_id: str) -> HttpResponse:
-    org = request.organization  # type: ignore[attr-defined]
+def api_key_revoke(request: ConsoleRequest, key_id: str) -> HttpResponse:
+    org = request.organization
     try:
         services.api_key_revoke(organization=org, key_id=key_id, actor=request.user)
     except DomainError as exc:
         messages.error(request, exc.detail)
     if request.htmx:
-        return render(request, "console/api_keys.html#keys-table", {"keys": selectors.api_key_list(organization=org)})
+        return render(
+            request, "console/api_keys.html#keys-table", {"keys": selectors.api_key_list(organization=org)}
+        )
     return redirect("console_api_keys")
 
 
 @console_view(min_role=Role.ADMIN)
-def members(request: HttpRequest) -> HttpResponse:
-    org = request.organization  # type: ignore[attr-defined]
+def members(request: ConsoleRequest) -> HttpResponse:
+    org = request.organization
     context: dict = {"roles": Role.choices}
     if request.method == "POST":
         try:
             if request.POST.get("action") == "remove":
-                services.membership_remove(organization=org, membership_id=int(request.POST["membership"]),
-                                           actor=request.user)
+                services.membership_remove(
+                    organization=org, membership_id=int(request.POST["membership"]), actor=request.user
+                )
                 messages.success(request, "Member removed.")
             else:
                 username = request.POST.get("username", "").strip()
                 if not username:
                     raise services.ValidationFailed("Enter a username.", field="username")
                 services.user_create_member(
-                    organization=org, username=username, email=request.POST.get("email", ""),
-                    password=request.POST.get("password") or "", role=request.POST.get("role", Role.VIEWER),
+                    organization=org,
+                    username=username,
+                    email=request.POST.get("email", ""),
+                    password=request.POST.get("password") or "",
+                    role=request.POST.get("role", Role.VIEWER),
                     actor=request.user,
                 )
                 messages.success(request, f"{username} is now a member.")
@@ -115,7 +127,7 @@ def members(request: HttpRequest) -> HttpResponse:
 
 
 @console_view(min_role=Role.ADMIN)
-def audit(request: HttpRequest) -> HttpResponse:
-    org = request.organization  # type: ignore[attr-defined]
+def audit(request: ConsoleRequest) -> HttpResponse:
+    org = request.organization
     entries = selectors.audit_list(organization=org, object_type=request.GET.get("object_type") or None)
     return render(request, "console/audit.html", {"entries": entries.select_related("actor_user")[:200]})

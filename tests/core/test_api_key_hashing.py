@@ -30,6 +30,8 @@ def test_lookup_finds_only_the_exact_secret(tenant_a):
 
 
 def test_secrets_are_unique_and_long(tenant_a):
-    secrets = {api_key_create(organization=tenant_a.org, name=f"k{i}", scopes=["read"]).secret for i in range(20)}
+    secrets = {
+        api_key_create(organization=tenant_a.org, name=f"k{i}", scopes=["read"]).secret for i in range(20)
+    }
     assert len(secrets) == 20
     assert all(len(s) >= 40 for s in secrets)

@@ -15,7 +15,9 @@ def _problem(response, status):
     assert response.status_code == status, response.content
     assert response["Content-Type"].startswith("application/problem+json")
     body = response.json()
-    assert body["status"] == status and body["title"] and body["detail"] and body["type"].startswith("https://")
+    assert (
+        body["status"] == status and body["title"] and body["detail"] and body["type"].startswith("https://")
+    )
     return body
 
 
@@ -44,7 +46,9 @@ def test_key_of_a_cannot_read_audit_of_b(tenant_a, tenant_b):
     tenant_b.client().post("/api/v1/api-keys", {"name": "b only", "scopes": ["read"]}, format="json")
     actions_a = tenant_a.client().get("/api/v1/audit-log").json()["items"]
     assert actions_a and all("b only" not in str(entry["after"]) for entry in actions_a)
-    org_ids = set(AuditLog.objects.filter(id__in=[e["id"] for e in actions_a]).values_list("organization_id", flat=True))
+    org_ids = set(
+        AuditLog.objects.filter(id__in=[e["id"] for e in actions_a]).values_list("organization_id", flat=True)
+    )
     assert org_ids == {tenant_a.org.id}
 
 
@@ -79,7 +83,12 @@ def test_wrong_scope_gets_403_naming_the_scope(tenant_a):
     assert "`read`" in body["detail"]
     body = _problem(tenant_a.client("read").get("/api/v1/api-keys"), 403)
     assert "`admin`" in body["detail"]
-    assert tenant_a.client("read").post("/api/v1/api-keys", {"name": "x", "scopes": ["admin"]}, format="json").status_code == 403
+    assert (
+        tenant_a.client("read")
+        .post("/api/v1/api-keys", {"name": "x", "scopes": ["admin"]}, format="json")
+        .status_code
+        == 403
+    )
     assert ApiKey.objects.filter(organization=tenant_a.org, name="x").count() == 0
 
 
@@ -97,7 +106,9 @@ def test_create_key_returns_secret_once_and_it_works(tenant_a, tenant_b):
 
 
 def test_create_key_validation_names_the_field(tenant_a):
-    body = _problem(tenant_a.client().post("/api/v1/api-keys", {"name": "x", "scopes": ["root"]}, format="json"), 400)
+    body = _problem(
+        tenant_a.client().post("/api/v1/api-keys", {"name": "x", "scopes": ["root"]}, format="json"), 400
+    )
     assert body["invalid_params"][0]["name"] == "scopes[0]"
     body = _problem(tenant_a.client().post("/api/v1/api-keys", {"scopes": ["read"]}, format="json"), 400)
     assert body["invalid_params"] == [{"name": "name", "reason": "This field is required."}]

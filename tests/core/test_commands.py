@@ -54,10 +54,19 @@ def test_apikey_create_errors():
 
 def test_demo_load_is_idempotent():
     first = run("demo_load")
-    counts = (Organization.objects.count(), ApiKey.objects.count(), Membership.objects.count(), AuditLog.objects.count())
+    counts = (
+        Organization.objects.count(),
+        ApiKey.objects.count(),
+        Membership.objects.count(),
+        AuditLog.objects.count(),
+    )
     second = run("demo_load")
-    assert counts == (Organization.objects.count(), ApiKey.objects.count(), Membership.objects.count(),
-                      AuditLog.objects.count())
+    assert counts == (
+        Organization.objects.count(),
+        ApiKey.objects.count(),
+        Membership.objects.count(),
+        AuditLog.objects.count(),
+    )
     assert first == second
     assert any(DEMO_API_KEY in line for line in first)
     assert any("login: demo / " in line for line in first)

@@ -81,8 +81,10 @@ def test_viewer_cannot_manage_keys(client, tenant_a):
 
 
 def test_members_add_and_remove_with_audit(logged_in, tenant_a, tenant_b):
-    logged_in.post("/console/settings/members/", {"username": "newbie", "email": "n@acme.test", "password": "x" * 12,
-                                                  "role": Role.PRICING_EDITOR})
+    logged_in.post(
+        "/console/settings/members/",
+        {"username": "newbie", "email": "n@acme.test", "password": "x" * 12, "role": Role.PRICING_EDITOR},
+    )
     m = Membership.objects.get(organization=tenant_a.org, user__username="newbie")
     assert m.role == Role.PRICING_EDITOR
     html = logged_in.get("/console/settings/members/").content.decode()
@@ -118,6 +120,8 @@ def test_api_keys_page_query_budget_is_constant(logged_in, tenant_a, django_asse
 
 
 def test_htmx_create_returns_only_the_panel(logged_in, tenant_a):
-    r = logged_in.post("/console/settings/api-keys/", {"name": "hx", "scopes": ["read"]}, HTTP_HX_REQUEST="true")
+    r = logged_in.post(
+        "/console/settings/api-keys/", {"name": "hx", "scopes": ["read"]}, HTTP_HX_REQUEST="true"
+    )
     html = r.content.decode()
     assert html.lstrip().startswith('<div id="keys-panel">') and "<html" not in html

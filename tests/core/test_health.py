@@ -28,7 +28,9 @@ def test_heartbeat_task_is_visible_on_health(client):
 
 
 def test_stale_beat_gives_503(client, settings):
-    Heartbeat.objects.create(name="beat", last_run_at=timezone.now() - timedelta(seconds=settings.HEALTH_BEAT_MAX_AGE_SECONDS + 5))
+    Heartbeat.objects.create(
+        name="beat", last_run_at=timezone.now() - timedelta(seconds=settings.HEALTH_BEAT_MAX_AGE_SECONDS + 5)
+    )
     r = client.get("/healthz")
     assert r.status_code == 503
     assert r.json()["beat"]["status"] == "fail"
@@ -43,7 +45,11 @@ def test_broker_down_gives_503(client, monkeypatch):
     monkeypatch.setattr(app, "connection_for_write", broken)
     r = client.get("/healthz")
     assert r.status_code == 503
-    assert r.json()["broker"] == {"status": "fail", "kind": r.json()["broker"]["kind"], "error": "broker unreachable"}
+    assert r.json()["broker"] == {
+        "status": "fail",
+        "kind": r.json()["broker"]["kind"],
+        "error": "broker unreachable",
+    }
 
 
 def test_heartbeat_is_in_the_beat_schedule():

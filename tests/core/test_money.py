@@ -2,10 +2,19 @@ from decimal import Decimal
 
 import pytest
 
-from core.money import UnknownCurrency, currency_exponent, from_minor_units, quantize, to_decimal, to_minor_units
+from core.money import (
+    UnknownCurrency,
+    currency_exponent,
+    from_minor_units,
+    quantize,
+    to_decimal,
+    to_minor_units,
+)
 
 
-@pytest.mark.parametrize(("currency", "exponent"), [("USD", 2), ("EUR", 2), ("JPY", 0), ("KWD", 3), ("usd", 2)])
+@pytest.mark.parametrize(
+    ("currency", "exponent"), [("USD", 2), ("EUR", 2), ("JPY", 0), ("KWD", 3), ("usd", 2)]
+)
 def test_exponents(currency, exponent):
     assert currency_exponent(currency) == exponent
 
@@ -30,7 +39,9 @@ def test_quantize_and_minor_units(amount, currency, rounded, minor):
     assert to_minor_units(Decimal(amount), currency) == minor
 
 
-@pytest.mark.parametrize(("minor", "currency", "amount"), [(1001, "USD", "10.01"), (1235, "JPY", "1235"), (1235, "KWD", "1.235")])
+@pytest.mark.parametrize(
+    ("minor", "currency", "amount"), [(1001, "USD", "10.01"), (1235, "JPY", "1235"), (1235, "KWD", "1.235")]
+)
 def test_from_minor_units_round_trips(minor, currency, amount):
     assert str(from_minor_units(minor, currency)) == amount
     assert to_minor_units(from_minor_units(minor, currency), currency) == minor

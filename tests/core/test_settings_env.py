@@ -56,8 +56,14 @@ def test_a_bad_value_stops_start_up_naming_the_variable(name, value, message):
     environ = dict(os.environ, **{name: value})
     if name != "DATABASE_URL":
         environ["DATABASE_URL"] = "postgresql://nobody@127.0.0.1:1/none"  # never connected by `check`
-    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=environ, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
     assert message in result.stderr
 
@@ -65,7 +71,11 @@ def test_a_bad_value_stops_start_up_naming_the_variable(name, value, message):
 def test_env_example_lists_every_variable_the_settings_read():
     import re
 
-    read = set(re.findall(r'env_(?:str|bool|int|list|choice)\("([A-Z_]+)"', (ROOT / "config/settings.py").read_text()))
+    read = set(
+        re.findall(
+            r'env_(?:str|bool|int|list|choice)\("([A-Z_]+)"', (ROOT / "config/settings.py").read_text()
+        )
+    )
     documented = set(re.findall(r"^#?\s*([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
     readme = (ROOT / "README.md").read_text()
     assert read <= documented, f"missing from .env.example: {sorted(read - documented)}"

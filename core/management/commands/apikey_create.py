@@ -22,5 +22,7 @@ class Command(BaseCommand):
             created = api_key_create(organization=org, name=opts["name"], scopes=scopes, actor="cli")
         except DomainError as exc:
             raise CommandError(exc.detail) from None
-        self.stdout.write(f"Created key {created.key.id} ({created.key.prefix}…) with scopes {','.join(created.key.scopes)}")
+        self.stdout.write(
+            f"Created key {created.key.id} ({created.key.prefix}…) with scopes {','.join(created.key.scopes)}"
+        )
         self.stdout.write(created.secret)

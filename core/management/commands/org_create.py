@@ -15,8 +15,13 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         try:
-            org = organization_create(slug=opts["slug"], name=opts["name"], currency=opts["currency"],
-                                      timezone_name=opts["timezone"], actor="cli")
+            org = organization_create(
+                slug=opts["slug"],
+                name=opts["name"],
+                currency=opts["currency"],
+                timezone_name=opts["timezone"],
+                actor="cli",
+            )
         except DomainError as exc:
             raise CommandError(exc.detail) from None
         self.stdout.write(org.id)

@@ -30,23 +30,65 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         call_command("migrate", interactive=False, verbosity=1)
         if not opts["no_demo"]:
-            call_command("demo_load")
+            call_command("demo_load", base_url=f"http://{opts['host']}:{opts['port']}")
         python = sys.executable
         web_workers = os.environ.get("WEB_CONCURRENCY", "4")
         commands = {
-            "web": [python, "-m", "gunicorn", "config.wsgi", "--bind", f"{opts['host']}:{opts['port']}",
-                    "--workers", web_workers, "--worker-class", "gthread", "--threads", "4",
-                    "--access-logfile", "-", "--graceful-timeout", "10"],
-            "worker": [python, "-m", "celery", "-A", "config", "worker", "-l", "info", "-Q", QUEUES,
-                       "--concurrency", os.environ.get("CELERY_CONCURRENCY", "2"), "-n", "worker@%h"],
-            "beat": [python, "-m", "celery", "-A", "config", "beat", "-l", "info",
-                     "--scheduler", settings.CELERY_BEAT_SCHEDULER],
+            "web": [
+                python,
+                "-m",
+                "gunicorn",
+                "config.wsgi",
+                "--bind",
+                f"{opts['host']}:{opts['port']}",
+                "--workers",
+                web_workers,
+                "--worker-class",
+                "gthread",
+                "--threads",
+                "4",
+                "--access-logfile",
+                "-",
+                "--graceful-timeout",
+                "10",
+            ],
+            "worker": [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-l",
+                "info",
+                "-Q",
+                QUEUES,
+                "--concurrency",
+                os.environ.get("CELERY_CONCURRENCY", "2"),
+                "-n",
+                "worker@%h",
+            ],
+            "beat": [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "-l",
+                "info",
+                "--scheduler",
+                settings.CELERY_BEAT_SCHEDULER,
+            ],
         }
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         procs = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}
-        self.stdout.write(self.style.SUCCESS(
-            f"Serving on http://{opts['host']}:{opts['port']}/console/  (broker: {settings.CELERY_BROKER_KIND}; "
-            "Ctrl-C stops everything)"))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Serving on http://{opts['host']}:{opts['port']}/console/  (broker: {settings.CELERY_BROKER_KIND}; "
+                "Ctrl-C stops everything)"
+            )
+        )
         stopping = False
 
         def stop(*_):
