@@ -12,12 +12,27 @@ from dataclasses import dataclass, field
 
 import pytest
 from django.contrib.auth import get_user_model
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
 from core.models import Organization, Role
 from core.services import api_key_create, membership_set, organization_create
 
-PASSWORD = "correct-horse-battery"  # noqa: S105
+PASSWORD = "correct-horse-battery"
+
+# Database-backed property tests: no per-example deadline (a shared 2-core CI machine is noisy);
+# HYPOTHESIS_PROFILE=thorough runs more examples.
+hypothesis_settings.register_profile(
+    "default",
+    deadline=None,
+    max_examples=60,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+hypothesis_settings.register_profile(
+    "thorough", parent=hypothesis_settings.get_profile("default"), max_examples=500
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @dataclass
@@ -34,11 +49,17 @@ class Tenant:
 
 def make_tenant(slug: str, *, currency: str = "USD") -> Tenant:
     org = organization_create(slug=slug, name=f"{slug.title()} Inc", currency=currency)
-    user = get_user_model().objects.create_user(username=f"{slug}-owner", email=f"owner@{slug}.test", password=PASSWORD)
+    user = get_user_model().objects.create_user(
+        username=f"{slug}-owner", email=f"owner@{slug}.test", password=PASSWORD
+    )
     membership_set(organization=org, user=user, role=Role.OWNER)
     tenant = Tenant(org=org, user=user)
-    for label, scopes in {"admin": ["admin"], "ingest": ["ingest"], "read": ["read"],
-                          "ingest_read": ["ingest", "read"]}.items():
+    for label, scopes in {
+        "admin": ["admin"],
+        "ingest": ["ingest"],
+        "read": ["read"],
+        "ingest_read": ["ingest", "read"],
+    }.items():
         tenant.keys[label] = api_key_create(organization=org, name=f"{slug} {label}", scopes=scopes).secret
     return tenant
 
@@ -65,14 +86,23 @@ def browser():
             "run `sudo apt-get install -y chromium` (or set CHROMIUM_PATH).",
             pytrace=False,
         )
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API runs an event loop in this thread
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = (
+        "true"  # Playwright's sync API runs an event loop in this thread
+    )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
         )
         yield browser
         browser.close()
