@@ -1,0 +1,158 @@
+"""Metering models: meters, the raw event store, rejected events, rollups and their watermarks.
+
+The raw event table (`Event`) is only ever written and read through `metering.store`; no other
+module touches it, so a ClickHouse (or partitioned/Citus) backend can replace that one module.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from core.models import Organization, TenantModel
+
+
+class NumericField(models.Field):
+    """Unconstrained PostgreSQL `numeric`: exact, any scale (sums of arbitrary decimals stay exact)."""
+
+    description = "Arbitrary-precision numeric"
+
+    def db_type(self, connection) -> str:
+        return "numeric"
+
+    def get_internal_type(self) -> str:
+        return "NumericField"
+
+
+class Aggregation(models.TextChoices):
+    SUM = "SUM"
+    COUNT = "COUNT"
+    UNIQUE_COUNT = "UNIQUE_COUNT"
+    AVG = "AVG"
+    MIN = "MIN"
+    MAX = "MAX"
+    LATEST = "LATEST"
+
+
+class Meter(TenantModel):
+    """An OpenMeter-style meter: which events count (eventType), how (aggregation of valueProperty),
+    broken down by which dimensions (groupBy: {dimension: JSONPath})."""
+
+    slug = models.CharField(max_length=63)
+    name = models.CharField(max_length=200, blank=True, default="")
+    description = models.TextField(blank=True, default="")
+    event_type = models.CharField(max_length=255)
+    aggregation = models.CharField(max_length=16, choices=Aggregation.choices)
+    value_property = models.CharField(max_length=255, null=True, blank=True)
+    group_by = models.JSONField(default=dict, blank=True)
+    event_from = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["slug"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "slug"], condition=Q(deleted_at__isnull=True), name="meter_slug_unique_live"
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "event_type"])]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+class Event(models.Model):
+    """One accepted CloudEvent. Append-only; high volume.
+
+    - `seq` is the ingestion order (identity); rollups advance by it, never by event time.
+    - Dedup: the unique index on (organization, source, event_id) keeps a key for as long as the
+      row exists, so the dedup window equals the retention (never shorter than 35 days).
+    - `organization` has no FK constraint (no per-row RI trigger on the bulk path); organizations
+      are deleted through `metering.store.events_purge`.
+    """
+
+    seq = models.BigAutoField(primary_key=True)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    source = models.TextField()
+    event_id = models.TextField()
+    type = models.TextField()
+    subject = models.TextField()
+    time = models.DateTimeField()
+    data = models.JSONField(null=True)
+    stored_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "source", "event_id"], name="metering_event_dedup")
+        ]
+        indexes = [
+            models.Index(fields=["organization", "type", "subject", "time"], name="metering_event_query"),
+        ]
+
+
+class RejectedEvent(models.Model):
+    """Events we did not store as countable, with why (e.g. same id, different payload)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    source = models.TextField()
+    event_id = models.TextField()
+    type = models.TextField(blank=True, default="")
+    subject = models.TextField(blank=True, default="")
+    time = models.DateTimeField(null=True)
+    data = models.JSONField(null=True)
+    reason = models.CharField(max_length=64)
+    detail = models.TextField(blank=True, default="")
+    received_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "-received_at"], name="metering_rejected_recent")]
+
+
+class Rollup(models.Model):
+    """Per meter, subject, group values and event-time hour: combinable partial aggregates.
+
+    event_count (COUNT), value_count + value_sum (SUM, AVG = sum/count), value_min/value_max
+    (MIN/MAX), latest_time/latest_seq/latest_value (LATEST: value at the greatest (time, seq)).
+    UNIQUE_COUNT is not rolled up (distinct counts do not add across buckets): it reads raw events.
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    meter = models.ForeignKey(Meter, on_delete=models.CASCADE, related_name="+")
+    subject = models.TextField()
+    group_values = models.JSONField(default=dict)
+    bucket = models.DateTimeField()
+    event_count = models.BigIntegerField(default=0)
+    value_count = models.BigIntegerField(default=0)
+    value_sum = NumericField(null=True)
+    value_min = NumericField(null=True)
+    value_max = NumericField(null=True)
+    latest_time = models.DateTimeField(null=True)
+    latest_seq = models.BigIntegerField(null=True)
+    latest_value = NumericField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "meter", "subject", "bucket", "group_values"], name="metering_rollup_key"
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "meter", "bucket"], name="metering_rollup_time")]
+
+
+class RollupState(models.Model):
+    """The watermark: every event with seq <= watermark is included in this meter's rollups."""
+
+    meter = models.OneToOneField(Meter, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    watermark = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
