@@ -43,7 +43,7 @@ class Meter(TenantModel):
     description = models.TextField(blank=True, default="")
     event_type = models.CharField(max_length=255)
     aggregation = models.CharField(max_length=16, choices=Aggregation.choices)
-    value_property = models.CharField(max_length=255, null=True, blank=True)
+    value_property = models.CharField(max_length=255, blank=True, default="")  # "" = none (COUNT)
     group_by = models.JSONField(default=dict, blank=True)
     event_from = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -54,7 +54,9 @@ class Meter(TenantModel):
         ordering = ["slug"]
         constraints = [
             models.UniqueConstraint(
-                fields=["organization", "slug"], condition=Q(deleted_at__isnull=True), name="meter_slug_unique_live"
+                fields=["organization", "slug"],
+                condition=Q(deleted_at__isnull=True),
+                name="meter_slug_unique_live",
             )
         ]
         indexes = [models.Index(fields=["organization", "event_type"])]
@@ -91,11 +93,16 @@ class Event(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["organization", "source", "event_id"], name="metering_event_dedup")
+            models.UniqueConstraint(
+                fields=["organization", "source", "event_id"], name="metering_event_dedup"
+            )
         ]
         indexes = [
             models.Index(fields=["organization", "type", "subject", "time"], name="metering_event_query"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.source}/{self.event_id}"
 
 
 class RejectedEvent(models.Model):
@@ -114,6 +121,9 @@ class RejectedEvent(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["organization", "-received_at"], name="metering_rejected_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.source}/{self.event_id}: {self.reason}"
 
 
 class Rollup(models.Model):
@@ -143,10 +153,14 @@ class Rollup(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["organization", "meter", "subject", "bucket", "group_values"], name="metering_rollup_key"
+                fields=["organization", "meter", "subject", "bucket", "group_values"],
+                name="metering_rollup_key",
             )
         ]
         indexes = [models.Index(fields=["organization", "meter", "bucket"], name="metering_rollup_time")]
+
+    def __str__(self) -> str:
+        return f"{self.meter_id} {self.subject} {self.bucket:%Y-%m-%dT%H}"
 
 
 class RollupState(models.Model):
@@ -156,3 +170,6 @@ class RollupState(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     watermark = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.meter_id}@{self.watermark}"

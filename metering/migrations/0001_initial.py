@@ -24,7 +24,7 @@ class Migration(migrations.Migration):
                 ('description', models.TextField(blank=True, default='')),
                 ('event_type', models.CharField(max_length=255)),
                 ('aggregation', models.CharField(choices=[('SUM', 'Sum'), ('COUNT', 'Count'), ('UNIQUE_COUNT', 'Unique Count'), ('AVG', 'Avg'), ('MIN', 'Min'), ('MAX', 'Max'), ('LATEST', 'Latest')], max_length=16)),
-                ('value_property', models.CharField(blank=True, max_length=255, null=True)),
+                ('value_property', models.CharField(blank=True, default='', max_length=255)),
                 ('group_by', models.JSONField(blank=True, default=dict)),
                 ('event_from', models.DateTimeField(blank=True, null=True)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
