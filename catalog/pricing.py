@@ -747,3 +747,54 @@ def rate(
 def price_total(rating: Rating, currency: str) -> Decimal:
     """The one rounding: the rating's amount to the currency's exponent, half up."""
     return quantize(rating.amount, currency)
+
+
+# --- preview (the API endpoint and the editor call this) -----------------------------------------
+@dataclass(frozen=True)
+class Preview:
+    amount: Decimal  # rounded once to the currency
+    unrounded: Decimal
+    currency: str
+    rating: Rating
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "amount": str(self.amount),
+            "unroundedAmount": dec_str(self.unrounded),
+            "currency": self.currency,
+            "lines": [line_to_json(line) for line in self.rating.lines],
+        }
+
+
+def price_preview(
+    *,
+    price: Any,
+    quantity: Any,
+    currency: str,
+    discounts: Any = None,
+    commitments: Any = None,
+    event_count: Any = 0,
+) -> Preview:
+    """Parse everything (collecting every error under its path), rate, round once."""
+    from core.money import is_currency
+
+    errors = _Errors()
+    parsed = _parse_price(price, "price", errors)
+    qty = parse_decimal(quantity, "quantity", errors, max_decimals=None)
+    parsed_discounts = _parse_discounts(discounts, "discounts", errors)
+    parsed_commitments = None
+    try:
+        parsed_commitments = parse_commitments(commitments)
+    except PriceInvalid as exc:
+        errors.items.extend(exc.errors)
+    if not isinstance(currency, str) or not is_currency(currency):
+        errors.add("currency", f"Unknown currency code {currency!r}.")
+    if isinstance(event_count, bool) or not isinstance(event_count, int) or event_count < 0:
+        errors.add("eventCount", "Must be a non-negative integer.")
+    errors.raise_if_any()
+    assert parsed is not None and qty is not None
+    rating = rate(
+        parsed, qty, event_count=event_count, discounts=parsed_discounts, commitments=parsed_commitments
+    )
+    code = currency.upper()
+    return Preview(amount=price_total(rating, code), unrounded=rating.amount, currency=code, rating=rating)
