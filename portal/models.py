@@ -1,0 +1,94 @@
+"""Portal models: access tokens for a customer's self-service portal, and pricing simulation runs.
+
+Everything else the portal shows is read through the other apps' selectors (see portal/sources.py).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.utils import timezone
+
+from core.models import TenantModel
+
+
+class PortalToken(TenantModel):
+    """A signed, expiring portal credential for one customer (or one subject).
+
+    The token string itself is never stored: it is `signing.dumps({"o": org id, "t": this id, "e": expiry})`,
+    so only the signature proves it. This row is the jti: it lets tokens be listed and invalidated, and
+    every request checks it (invalidation works at once).
+    """
+
+    subject = models.CharField(max_length=256, blank=True, default="")
+    customer_id = models.CharField(
+        max_length=26, blank=True, default="", help_text="billing.Customer id the token is scoped to."
+    )
+    allowed_meter_slugs = ArrayField(models.CharField(max_length=256), default=list, blank=True)
+    expires_at = models.DateTimeField()
+    invalidated_at = models.DateTimeField(null=True, blank=True)
+    created_by_label = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"]),
+            models.Index(fields=["organization", "subject"]),
+            models.Index(fields=["organization", "customer_id"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"portal token {self.id} ({self.subject or self.customer_id})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.invalidated_at is None and self.expires_at > timezone.now()
+
+
+class SimulationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class SimulationRun(TenantModel):
+    """A pricing simulation: a (draft) plan version applied to customers' real usage over a past period,
+    compared with what they were invoiced. Computed by `portal.simulation.simulation_run_execute`."""
+
+    plan_key = models.CharField(max_length=256)
+    plan_version = models.PositiveIntegerField()
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    customer_ids = ArrayField(models.CharField(max_length=26), default=list, blank=True)
+    all_on_plan = models.CharField(
+        max_length=256, blank=True, default="", help_text="Plan key whose current customers are simulated."
+    )
+    status = models.CharField(
+        max_length=10, choices=SimulationStatus.choices, default=SimulationStatus.PENDING
+    )
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    currency = models.CharField(max_length=3, blank=True, default="")
+    results = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"simulation {self.plan_key} v{self.plan_version} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        if self.status == SimulationStatus.DONE:
+            return 100
+        return int(self.done * 100 / self.total) if self.total else 0

@@ -1,0 +1,92 @@
+"""Reads owned by the portal: tokens and the scope a token grants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from core.models import Organization
+from portal import sources
+from portal.models import PortalToken, SimulationRun
+from portal.tokens import PortalTokenInvalid, token_unsign
+
+
+@dataclass
+class PortalScope:
+    """What one portal credential may see: one organization, one customer (or one bare subject), the
+    subjects whose usage is shown, and optionally a subset of meters."""
+
+    organization: Organization
+    token: PortalToken
+    customer: object | None  # billing.models.Customer
+    subjects: list[str] = field(default_factory=list)
+
+    @property
+    def allowed_meter_slugs(self) -> list[str]:
+        return list(self.token.allowed_meter_slugs)
+
+    def meter_allowed(self, slug: str) -> bool:
+        return not self.token.allowed_meter_slugs or slug in self.token.allowed_meter_slugs
+
+    @property
+    def customer_id(self) -> str:
+        return self.token.customer_id
+
+
+def portal_token_list(
+    *, organization: Organization, subject: str = "", include_inactive: bool = True, limit: int = 100
+) -> QuerySet[PortalToken]:
+    qs = PortalToken.objects.filter(organization=organization)
+    if subject:
+        qs = qs.filter(subject=subject)
+    if not include_inactive:
+        qs = qs.filter(invalidated_at__isnull=True, expires_at__gt=timezone.now())
+    return qs.order_by("-created_at", "-id")[:limit]
+
+
+def portal_token_verify(*, raw: str) -> PortalToken:
+    """The live token row for a token string (one query). Raises PortalTokenInvalid."""
+    claims = token_unsign(raw)
+    return portal_token_check(organization_id=claims.organization_id, token_id=claims.token_id)
+
+
+def portal_token_check(*, organization_id: str, token_id: str) -> PortalToken:
+    row = (
+        PortalToken.objects.select_related("organization")
+        .filter(id=token_id, organization_id=organization_id)
+        .first()
+    )
+    if row is None:
+        raise PortalTokenInvalid("This portal token is not known.")
+    if row.invalidated_at is not None:
+        raise PortalTokenInvalid("This portal token has been invalidated.")
+    if row.expires_at <= timezone.now():
+        raise PortalTokenInvalid("This portal token has expired.")
+    return row
+
+
+def portal_scope_for_token(*, token: PortalToken) -> PortalScope:
+    """Resolve the customer and subjects (one query when the token names a customer)."""
+    organization = token.organization
+    customer = None
+    if token.customer_id:
+        customer = sources.customer_by_id(organization=organization, customer_id=token.customer_id)
+        if customer is None:
+            raise PortalTokenInvalid("The customer of this portal token no longer exists.")
+    if token.subject:
+        subjects = [token.subject]
+    elif customer is not None:
+        subjects = sorted(s.subject_key for s in customer.subjects.all())
+    else:
+        subjects = []
+    return PortalScope(organization=organization, token=token, customer=customer, subjects=subjects)
+
+
+def simulation_run_get(*, organization: Organization, run_id: str) -> SimulationRun | None:
+    return SimulationRun.objects.filter(organization=organization, id=run_id).first()
+
+
+def simulation_run_list(*, organization: Organization, limit: int = 20) -> list[SimulationRun]:
+    return list(SimulationRun.objects.filter(organization=organization).defer("results")[:limit])

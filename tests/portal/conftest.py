@@ -1,0 +1,40 @@
+"""Portal fixtures: a customer in each tenant (same key on purpose, to catch lookups by key across orgs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from billing.services import customer_create
+from portal.services import portal_token_create
+
+
+@dataclass
+class PortalCustomer:
+    tenant: object
+    customer: object
+    token: str
+    token_id: str
+
+
+def make_portal_customer(tenant, *, key: str = "cust-1", subjects=("subj-1",)) -> PortalCustomer:
+    customer = customer_create(
+        organization=tenant.org,
+        name=f"{tenant.org.slug} customer {key}",
+        key=key,
+        currency="USD",
+        subject_keys=[f"{tenant.org.slug}-{s}" for s in subjects],
+    )
+    row, token = portal_token_create(organization=tenant.org, customer=customer.id)
+    return PortalCustomer(tenant=tenant, customer=customer, token=token, token_id=row.id)
+
+
+@pytest.fixture
+def cust_a(tenant_a) -> PortalCustomer:
+    return make_portal_customer(tenant_a)
+
+
+@pytest.fixture
+def cust_b(tenant_b) -> PortalCustomer:
+    return make_portal_customer(tenant_b)
