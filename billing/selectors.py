@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
+from django.utils import timezone
 
-from billing.models import Customer, CustomerSubject
+from billing.entitlements import (  # noqa: F401 - re-exported reads
+    EntitlementValue,
+    customer_access,
+    entitlement_get,
+    entitlement_history,
+    entitlement_list,
+    entitlement_value,
+    grant_list,
+)
+from billing.models import Customer, CustomerSubject, Subscription, SubscriptionItem
+from billing.periods import Period, period_at, periods_between
+from billing.proration import prorate, proration_fraction
 from core.errors import NotFound
 from core.ids import is_ulid
 from core.models import Organization
@@ -107,9 +124,174 @@ def customer_subject_keys(*, customer: Customer) -> list[str]:
 
 
 def customers_annotate_current_subscription(
-    *, organization: Organization, customers: list[Customer]
+    *, organization: Organization, customers: list[Customer], at: datetime | None = None
 ) -> list[Customer]:
-    """Set `current_subscription_id` on each customer (one query; None until subscriptions exist)."""
+    """Set `current_subscription_id` and `current_subscription` on each customer (one query)."""
+    at = at or timezone.now()
+    subs = (
+        Subscription.objects.filter(
+            organization=organization, customer_id__in=[c.id for c in customers], active_from__lte=at
+        )
+        .filter(Q(active_to__isnull=True) | Q(active_to__gt=at))
+        .order_by("active_from")
+    )
+    by_customer = {s.customer_id: s for s in subs}
     for c in customers:
-        c.current_subscription_id = None  # type: ignore[attr-defined]
+        sub = by_customer.get(c.id)
+        c.current_subscription = sub  # type: ignore[attr-defined]
+        c.current_subscription_id = sub.id if sub else None  # type: ignore[attr-defined]
     return customers
+
+
+# --- subscriptions --------------------------------------------------------------------------------
+
+
+def subscription_get(*, organization: Organization, subscription_id: str) -> Subscription:
+    sub = (
+        Subscription.objects.filter(organization=organization, id=subscription_id)
+        .select_related("customer")
+        .first()
+    )
+    if sub is None:
+        raise NotFound(f"No such subscription: {subscription_id!r}.")
+    return sub
+
+
+def subscription_list(
+    *, organization: Organization, customer: Customer | None = None, status: str = ""
+) -> QuerySet[Subscription]:
+    qs = Subscription.objects.filter(organization=organization).select_related("customer")
+    if customer is not None:
+        qs = qs.filter(customer=customer)
+    now = timezone.now()
+    if status == "active":
+        qs = qs.filter(active_from__lte=now).filter(Q(active_to__isnull=True) | Q(active_to__gt=now))
+    elif status == "scheduled":
+        qs = qs.filter(active_from__gt=now)
+    elif status == "ended":
+        qs = qs.filter(active_to__lte=now)
+    return qs.order_by("-active_from", "-id")
+
+
+def subscription_status(sub: Subscription, at: datetime | None = None) -> str:
+    at = at or timezone.now()
+    if sub.active_from > at:
+        return "scheduled"
+    if sub.active_to is not None and sub.active_to <= at:
+        return "inactive"
+    if sub.active_to is not None:
+        return "canceled"  # still active, ends at active_to
+    return "active"
+
+
+def subscription_current_period(*, subscription: Subscription, at: datetime | None = None) -> Period:
+    return period_at(
+        subscription.billing_anchor, subscription.billing_cadence, at or timezone.now(), subscription.timezone
+    )
+
+
+@dataclass(frozen=True)
+class BillableItem:
+    """One rate card to bill for one service period, over the span it was active in that period."""
+
+    subscription_id: str
+    item_id: str
+    key: str
+    name: str
+    feature_key: str
+    price: dict[str, Any] | None
+    payment_term: str
+    quantity: Decimal
+    addon_key: str
+    currency: str
+    period_start: datetime
+    period_end: datetime
+    span_start: datetime
+    span_end: datetime
+    proration: Fraction  # span seconds / period seconds (exact)
+    one_time: bool
+
+    @property
+    def prorated(self) -> bool:
+        return self.proration != 1
+
+    def flat_amount(self) -> Decimal | None:
+        """For a flat price: amount * quantity * proration, rounded once (None for other price types)."""
+        if not self.price or str(self.price.get("type", "")).lower() != "flat":
+            return None
+        amount = Decimal(str(self.price.get("amount", "0"))) * self.quantity
+        return prorate(amount=amount, fraction=self.proration, currency=self.currency)
+
+
+def billable_items(
+    *, organization: Organization, customer: Customer, period_start: datetime, period_end: datetime
+) -> list[BillableItem]:
+    """Every subscription item of the customer active in [period_start, period_end), cut into the
+    subscription's billing periods, with the exact active span and proration fraction of each.
+
+    For in-advance flat fees the charge is `price.amount * quantity * proration` (see `flat_amount`);
+    for usage prices bill the usage inside [span_start, span_end). One-time items (no cadence) appear
+    once, in the window containing their start, with proration 1. One query.
+    """
+    items = (
+        SubscriptionItem.objects.filter(
+            organization=organization, subscription__customer=customer, active_from__lt=period_end
+        )
+        .filter(Q(active_to__isnull=True) | Q(active_to__gt=period_start))
+        .select_related("subscription")
+        .order_by("active_from", "key", "id")
+    )
+    out: list[BillableItem] = []
+    for item in items:
+        sub = item.subscription
+        item_end = item.active_to
+        lo = max(item.active_from, period_start)
+        hi = min(item_end, period_end) if item_end else period_end
+        if hi <= lo:
+            continue
+        common: dict[str, Any] = dict(
+            subscription_id=sub.id,
+            item_id=item.id,
+            key=item.key,
+            name=item.name,
+            feature_key=item.feature_key,
+            price=item.price,
+            payment_term=item.payment_term,
+            quantity=item.quantity,
+            addon_key=item.addon_key,
+            currency=sub.currency,
+        )
+        if not item.billing_cadence:
+            if period_start <= item.active_from < period_end:
+                out.append(
+                    BillableItem(
+                        **common,
+                        period_start=item.active_from,
+                        period_end=item.active_from,
+                        span_start=item.active_from,
+                        span_end=item.active_from,
+                        proration=Fraction(1),
+                        one_time=True,
+                    )
+                )
+            continue
+        for p in periods_between(sub.billing_anchor, item.billing_cadence, lo, hi, sub.timezone):
+            # the part of this service period in which the item is active
+            span_s = max(p.start, item.active_from)
+            span_e = min(p.end, item_end) if item_end else p.end
+            if span_e <= span_s:
+                continue
+            out.append(
+                BillableItem(
+                    **common,
+                    period_start=p.start,
+                    period_end=p.end,
+                    span_start=span_s,
+                    span_end=span_e,
+                    one_time=False,
+                    proration=proration_fraction(
+                        span_start=span_s, span_end=span_e, period_start=p.start, period_end=p.end
+                    ),
+                )
+            )
+    return out

@@ -12,7 +12,29 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from billing.models import Customer, CustomerSubject
+from billing.entitlements import (  # noqa: F401 - re-exported writes
+    entitlement_create,
+    entitlement_delete,
+    entitlement_override,
+    entitlement_reset,
+    entitlement_snapshot_refresh,
+    entitlement_thresholds_check,
+    entitlements_usage_landed,
+    grant_create,
+    grant_void,
+    notification_rule_create,
+)
+from billing.models import Customer, CustomerSubject, Entitlement, Subscription
+from billing.subscriptions import (  # noqa: F401 - re-exported writes
+    IMMEDIATE,
+    NEXT_BILLING_CYCLE,
+    subscription_addon_set,
+    subscription_cancel,
+    subscription_change,
+    subscription_create,
+    subscription_migrate,
+    subscription_unschedule_cancelation,
+)
 from core.audit import Actor, audit_record
 from core.errors import Conflict, ValidationFailed
 from core.models import Organization
@@ -229,5 +251,14 @@ def customer_delete(*, organization: Organization, customer: Customer, actor: Ac
 
 
 def _on_customer_deleted(*, organization: Organization, customer: Customer, actor: Actor) -> None:
-    """Hook filled in by the subscription services (cancel live subscriptions)."""
-    return None
+    """Cancel live subscriptions now and end the customer's entitlements."""
+    now = timezone.now()
+    for sub in Subscription.objects.filter(organization=organization, customer=customer).exclude(
+        active_to__lte=now
+    ):
+        subscription_cancel(
+            organization=organization, subscription=sub, timing=max(now, sub.active_from), actor=actor
+        )
+    Entitlement.objects.filter(organization=organization, customer=customer, deleted_at__isnull=True).update(
+        deleted_at=now
+    )

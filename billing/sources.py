@@ -1,0 +1,251 @@
+"""What billing reads from `catalog` (plans, add-ons, features) and `metering` (usage), behind one module.
+
+Billing never imports catalog or metering models elsewhere: it asks this module for plain dataclasses.
+The default providers call `catalog.selectors` and `metering.selectors`; `set_provider()` replaces one
+(tests of billing logic use in-memory providers; see tests/billing/conftest.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from core.errors import NotFound
+from core.models import Organization
+
+
+@dataclass(frozen=True)
+class RateCardSpec:
+    key: str
+    name: str
+    feature_key: str = ""
+    price: dict[str, Any] | None = None  # {"type": "flat", "amount": "10", "paymentTerm": "in_advance"} ...
+    payment_term: str = "in_advance"
+    billing_cadence: str = "P1M"  # "" = one-time
+    entitlement_template: dict[str, Any] | None = None  # OpenMeter's entitlementTemplate
+    discounts: dict[str, Any] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "name": self.name,
+            "featureKey": self.feature_key,
+            "price": self.price,
+            "paymentTerm": self.payment_term,
+            "billingCadence": self.billing_cadence,
+            "entitlementTemplate": self.entitlement_template,
+            "discounts": self.discounts,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> RateCardSpec:
+        return cls(
+            key=d["key"],
+            name=d.get("name") or d["key"],
+            feature_key=d.get("featureKey") or "",
+            price=d.get("price"),
+            payment_term=d.get("paymentTerm") or "in_advance",
+            billing_cadence=d.get("billingCadence") if d.get("billingCadence") is not None else "P1M",
+            entitlement_template=d.get("entitlementTemplate"),
+            discounts=d.get("discounts"),
+        )
+
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    key: str
+    name: str
+    duration: str | None  # ISO 8601; None = open-ended (last phase)
+    rate_cards: tuple[RateCardSpec, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "name": self.name,
+            "duration": self.duration,
+            "rateCards": [rc.as_json() for rc in self.rate_cards],
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> PhaseSpec:
+        return cls(
+            key=d["key"],
+            name=d.get("name") or d["key"],
+            duration=d.get("duration"),
+            rate_cards=tuple(RateCardSpec.from_json(rc) for rc in d.get("rateCards", [])),
+        )
+
+
+@dataclass(frozen=True)
+class PlanSpec:
+    id: str
+    key: str
+    version: int
+    name: str
+    currency: str
+    billing_cadence: str
+    phases: tuple[PhaseSpec, ...]
+    published: bool = True
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "key": self.key,
+            "version": self.version,
+            "name": self.name,
+            "currency": self.currency,
+            "billingCadence": self.billing_cadence,
+            "phases": [p.as_json() for p in self.phases],
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> PlanSpec:
+        return cls(
+            id=d.get("id", ""),
+            key=d["key"],
+            version=int(d["version"]),
+            name=d.get("name") or d["key"],
+            currency=d.get("currency") or "USD",
+            billing_cadence=d.get("billingCadence") or "P1M",
+            phases=tuple(PhaseSpec.from_json(p) for p in d["phases"]),
+        )
+
+
+@dataclass(frozen=True)
+class AddonSpec:
+    id: str
+    key: str
+    version: int
+    name: str
+    rate_cards: tuple[RateCardSpec, ...]
+    max_quantity: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "key": self.key,
+            "version": self.version,
+            "name": self.name,
+            "rateCards": [rc.as_json() for rc in self.rate_cards],
+            "maxQuantity": self.max_quantity,
+        }
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    id: str
+    key: str
+    name: str
+    meter_slug: str = ""
+    meter_group_by_filters: dict[str, str] = field(default_factory=dict)
+
+
+# --- providers ---------------------------------------------------------------------------------------
+
+
+def _catalog_plan(*, organization: Organization, key: str, version: int | None) -> PlanSpec:
+    from catalog import selectors as catalog  # type: ignore[attr-defined]
+
+    return catalog.plan_spec_for_billing(organization=organization, key=key, version=version)  # type: ignore[attr-defined]
+
+
+def _catalog_addon(*, organization: Organization, key: str) -> AddonSpec:
+    from catalog import selectors as catalog  # type: ignore[attr-defined]
+
+    return catalog.addon_spec_for_billing(organization=organization, key=key)  # type: ignore[attr-defined]
+
+
+def _catalog_feature(*, organization: Organization, key_or_id: str) -> FeatureSpec:
+    from catalog import selectors as catalog  # type: ignore[attr-defined]
+
+    f = catalog.feature_get(organization=organization, id_or_key=key_or_id)  # type: ignore[attr-defined]
+    return FeatureSpec(
+        id=f.id,
+        key=f.key,
+        name=f.name,
+        meter_slug=getattr(f, "meter_slug", "") or "",
+        meter_group_by_filters=dict(getattr(f, "meter_group_by_filters", None) or {}),
+    )
+
+
+def _metering_usage(
+    *,
+    organization: Organization,
+    meter_slug: str,
+    subject_keys: list[str],
+    start: datetime,
+    end: datetime,
+    group_by_filters: dict[str, str],
+) -> Decimal:
+    from metering import selectors as metering  # type: ignore[attr-defined]
+
+    return metering.meter_usage_total(
+        organization=organization,
+        meter=meter_slug,  # type: ignore[attr-defined]
+        subjects=subject_keys,
+        start=start,
+        end=end,
+        filters=group_by_filters,
+    )
+
+
+_PROVIDERS: dict[str, Callable[..., Any]] = {
+    "plan": _catalog_plan,
+    "addon": _catalog_addon,
+    "feature": _catalog_feature,
+    "usage": _metering_usage,
+}
+_DEFAULTS = dict(_PROVIDERS)
+
+
+def set_provider(name: str, fn: Callable[..., Any] | None) -> None:
+    """Replace a provider (None restores the default)."""
+    _PROVIDERS[name] = fn or _DEFAULTS[name]
+
+
+def plan_spec_get(*, organization: Organization, key: str, version: int | None = None) -> PlanSpec:
+    try:
+        return _PROVIDERS["plan"](organization=organization, key=key, version=version)
+    except (ImportError, AttributeError, LookupError):
+        raise NotFound(f"No such plan: {key!r}" + (f" version {version}." if version else ".")) from None
+
+
+def addon_spec_get(*, organization: Organization, key: str) -> AddonSpec:
+    try:
+        return _PROVIDERS["addon"](organization=organization, key=key)
+    except (ImportError, AttributeError, LookupError):
+        raise NotFound(f"No such add-on: {key!r}.") from None
+
+
+def feature_spec_get(*, organization: Organization, key_or_id: str) -> FeatureSpec:
+    try:
+        return _PROVIDERS["feature"](organization=organization, key_or_id=key_or_id)
+    except (ImportError, AttributeError, LookupError):
+        raise NotFound(f"No such feature: {key_or_id!r}.") from None
+
+
+def usage_total(
+    *,
+    organization: Organization,
+    meter_slug: str,
+    subject_keys: list[str],
+    start: datetime,
+    end: datetime,
+    group_by_filters: dict[str, str] | None = None,
+) -> Decimal:
+    """Metered usage of the subjects in [start, end)."""
+    if not subject_keys or end <= start:
+        return Decimal(0)
+    return Decimal(
+        _PROVIDERS["usage"](
+            organization=organization,
+            meter_slug=meter_slug,
+            subject_keys=subject_keys,
+            start=start,
+            end=end,
+            group_by_filters=group_by_filters or {},
+        )
+    )
