@@ -118,3 +118,87 @@ def meter_query(
 
 def _metering_query(fn, **kwargs) -> dict:  # adapted to metering.selectors.meter_query once it lands
     return fn(**kwargs)
+
+
+# --- billing: subscriptions, entitlements, grants ----------------------------------------------------
+def subscription_current(*, organization: Organization, customer):
+    """The customer's active subscription (with add-ons prefetched), or None."""
+    fn = _selector("billing.selectors", "subscription_list")
+    if fn is None:
+        return None
+    return (
+        fn(organization=organization, customer=customer, status="active").prefetch_related("addons").first()
+    )
+
+
+def subscription_period(*, subscription, at=None):
+    fn = _selector("billing.selectors", "subscription_current_period")
+    if fn is None or subscription is None:
+        return None
+    return fn(subscription=subscription, at=at)
+
+
+def entitlements_with_values(*, organization: Organization, customer, at=None) -> list[dict]:
+    """[{entitlement, value, grants}] for the customer's live entitlements (metered ones with a value)."""
+    list_fn = _selector("billing.entitlements", "entitlement_list")
+    value_fn = _selector("billing.entitlements", "entitlement_value")
+    grant_fn = _selector("billing.entitlements", "grant_list")
+    if list_fn is None or value_fn is None or customer is None:
+        return []
+    from django.utils import timezone
+
+    at = at or timezone.now()
+    subjects = sorted(s.subject_key for s in customer.subjects.all())
+    ents = list(list_fn(organization=organization, customer=customer, active_at=at))
+    grants_by_ent: dict[str, list] = {e.id: [] for e in ents}
+    if grant_fn is not None and ents:
+        for g in grant_fn(organization=organization).filter(entitlement_id__in=list(grants_by_ent)):
+            grants_by_ent[g.entitlement_id].append(g)
+    out = []
+    for ent in ents:
+        value = value_fn(organization=organization, entitlement=ent, at=at, subjects=subjects)
+        out.append({"entitlement": ent, "value": value, "grants": grants_by_ent.get(ent.id, [])})
+    return out
+
+
+# --- invoicing ------------------------------------------------------------------------------------
+def invoices_for_customer(*, organization: Organization, customer, limit: int = 24) -> list:
+    """Issued (non-gathering) invoices of the customer, newest first."""
+    if customer is None:
+        return []
+    fn = _selector("invoicing.selectors", "invoice_list")
+    if fn is None:
+        return []
+    qs = fn(organization=organization, customer=customer)
+    return [inv for inv in qs[: limit + 5] if inv.status not in ("gathering",)][:limit]
+
+
+def invoice_for_customer(*, organization: Organization, customer, invoice_id: str):
+    """The customer's invoice with this id, or None (never another customer's, whatever the id)."""
+    if customer is None:
+        return None
+    fn = _selector("invoicing.selectors", "invoice_get")
+    if fn is None:
+        return None
+    try:
+        invoice = fn(organization=organization, invoice_id=invoice_id)
+    except NotFound:
+        return None
+    return invoice if invoice.customer_id == customer.id else None
+
+
+def invoice_pdf(*, organization: Organization, invoice) -> bytes | None:
+    fn = _selector("invoicing.selectors", "invoice_pdf") or _selector("invoicing.pdf", "invoice_pdf")
+    if fn is None:
+        return None
+    return fn(organization=organization, invoice=invoice)
+
+
+def gathering_estimate(*, organization: Organization, customer):
+    """The current period's gathering invoice with its lines as an estimate, or None."""
+    if customer is None:
+        return None
+    fn = _selector("invoicing.selectors", "gathering_invoice_preview")
+    if fn is None:
+        return None
+    return fn(organization=organization, customer=customer)

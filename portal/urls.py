@@ -1,8 +1,8 @@
 """Routes owned by the portal (full paths). config/urls.py includes this module."""
 
-from django.urls import path
+from django.urls import path, re_path
 
-from portal import api
+from portal import api, views
 
 urlpatterns = [
     path("api/v1/portal/tokens", api.PortalTokenListCreateView.as_view(), name="portal_api_tokens"),
@@ -16,4 +16,12 @@ urlpatterns = [
         api.PortalMeterQueryView.as_view(),
         name="portal_api_meter_query",
     ),
+    path("portal/", views.home, name="portal_home"),
+    path("portal/logout/", views.logout, name="portal_logout"),
+    path("portal/usage/<str:slug>/", views.usage, name="portal_usage"),
+    path("portal/estimate/", views.estimate, name="portal_estimate"),
+    path("portal/balances/", views.balances, name="portal_balances"),
+    path("portal/invoices/", views.invoices, name="portal_invoices"),
+    path("portal/invoices/<str:invoice_id>/pdf/", views.invoice_pdf, name="portal_invoice_pdf"),
+    re_path(r"^portal/(?P<token>mlp_[A-Za-z0-9_\-:.]+)/?$", views.magic_link, name="portal_magic_link"),
 ]

@@ -1,0 +1,283 @@
+"""Customer portal pages (`/portal/`): opened from a signed magic link, scoped to one customer.
+
+One page template with named partials (django-htmx style): the page renders the header and plan, and
+each heavier section (usage chart, estimate, balances, invoices) loads through its own htmx request
+(`hx-trigger="load"`), so each request stays within the query budget. Every section URL also renders
+as a full page without JS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from functools import wraps
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from portal import sources
+from portal.charts import Bar, bar_chart, brand_color, fmt_number
+from portal.selectors import PortalScope, portal_scope_for_token, portal_token_check, portal_token_verify
+from portal.tokens import PortalTokenInvalid
+
+SESSION_TOKEN = "portal_token_id"
+SESSION_ORG = "portal_org_id"
+WINDOWS = {"day": "Day", "week": "Week", "month": "Month"}
+
+
+def _denied(request: HttpRequest, reason: str) -> HttpResponse:
+    return render(request, "portal/denied.html", {"reason": reason}, status=401)
+
+
+def portal_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Resolve the portal scope from the session (set by the magic link); re-check the token row on every
+    request so invalidation and expiry apply at once."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        token_id = request.session.get(SESSION_TOKEN)
+        org_id = request.session.get(SESSION_ORG)
+        if not token_id or not org_id:
+            return _denied(request, "Open the portal from the link you were sent.")
+        try:
+            token = portal_token_check(organization_id=org_id, token_id=token_id)
+            scope = portal_scope_for_token(token=token)
+        except PortalTokenInvalid as exc:
+            request.session.pop(SESSION_TOKEN, None)
+            request.session.pop(SESSION_ORG, None)
+            return _denied(request, exc.reason)
+        request.portal = scope  # type: ignore[attr-defined]
+        return view(request, scope, *args, **kwargs)
+
+    return wrapper
+
+
+def _ctx(scope: PortalScope, **extra: Any) -> dict[str, Any]:
+    return {
+        "scope": scope,
+        "org": scope.organization,
+        "customer": scope.customer,
+        "brand": brand_color(scope.organization.id),
+        "windows": WINDOWS,
+        **extra,
+    }
+
+
+def _section(request: HttpRequest, scope: PortalScope, name: str, context: dict[str, Any]) -> HttpResponse:
+    ctx = _ctx(scope, section=name, **context)
+    if getattr(request, "htmx", False):
+        return render(request, f"portal/home.html#{name}", ctx)
+    return render(request, "portal/section.html", ctx)
+
+
+@require_GET
+def magic_link(request: HttpRequest, token: str) -> HttpResponse:
+    """`/portal/<signed token>`: verify, bind the token to a fresh session, redirect to the portal."""
+    try:
+        row = portal_token_verify(raw=token)
+    except PortalTokenInvalid as exc:
+        return _denied(request, exc.reason)
+    request.session.cycle_key()
+    request.session[SESSION_TOKEN] = row.id
+    request.session[SESSION_ORG] = row.organization_id
+    request.session.set_expiry(max(60, int((row.expires_at - timezone.now()).total_seconds())))
+    response = redirect("portal_home")
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@require_GET
+def logout(request: HttpRequest) -> HttpResponse:
+    request.session.pop(SESSION_TOKEN, None)
+    request.session.pop(SESSION_ORG, None)
+    return render(request, "portal/denied.html", {"reason": "You have left the portal."})
+
+
+@require_GET
+@portal_view
+def home(request: HttpRequest, scope: PortalScope) -> HttpResponse:
+    meters = [m for m in sources.meter_list(organization=scope.organization) if scope.meter_allowed(m.slug)]
+    subscription = sources.subscription_current(organization=scope.organization, customer=scope.customer)
+    return render(
+        request,
+        "portal/home.html",
+        _ctx(scope, meters=meters, subscription=subscription, addons=_addons(subscription)),
+    )
+
+
+def _addons(subscription) -> list:
+    if subscription is None:
+        return []
+    now = timezone.now()
+    return [
+        a
+        for a in subscription.addons.all()
+        if a.active_from <= now and (a.active_to is None or a.active_to > now)
+    ]
+
+
+# --- usage -----------------------------------------------------------------------------------------
+def _window_range(window: str, now: datetime) -> tuple[datetime, datetime, str, int]:
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if window == "month":
+        start = today.replace(day=1)
+        for _ in range(11):
+            start = (start - timedelta(days=1)).replace(day=1)
+        return start, today + timedelta(days=1), "MONTH", 12
+    if window == "week":
+        monday = today - timedelta(days=today.weekday())
+        return monday - timedelta(weeks=11), today + timedelta(days=1), "DAY", 12
+    return today - timedelta(days=29), today + timedelta(days=1), "DAY", 30
+
+
+def _parse_start(value) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    from django.utils.dateparse import parse_datetime
+
+    parsed = parse_datetime(str(value))
+    assert parsed is not None
+    return parsed
+
+
+def usage_bars(*, rows: list[dict], window: str, start: datetime, count: int, aggregation: str) -> list[Bar]:
+    """Bucket meter-query rows (DAY or MONTH windows, UTC) into `count` bars for the chosen window."""
+    buckets: dict[datetime, Decimal] = {}
+    keys: list[datetime] = []
+    if window == "month":
+        cursor = start
+        for _ in range(count):
+            keys.append(cursor)
+            cursor = (cursor + timedelta(days=32)).replace(day=1)
+    else:
+        step = timedelta(weeks=1) if window == "week" else timedelta(days=1)
+        keys = [start + step * i for i in range(count)]
+    for row in rows:
+        ws = _parse_start(row["windowStart"]).astimezone(start.tzinfo)
+        if window == "week":
+            ws = (ws - timedelta(days=ws.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+        elif window == "month":
+            ws = ws.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        value = Decimal(str(row.get("value") or 0))
+        if ws in buckets and aggregation in ("MAX",):
+            buckets[ws] = max(buckets[ws], value)
+        elif ws in buckets and aggregation in ("MIN",):
+            buckets[ws] = min(buckets[ws], value)
+        elif ws in buckets and aggregation in ("LATEST",):
+            buckets[ws] = value
+        else:
+            buckets[ws] = buckets.get(ws, Decimal(0)) + value
+    fmt = {"day": "%b %d", "week": "wk %b %d", "month": "%b %Y"}[window]
+    out = []
+    for key in keys:
+        value = buckets.get(key, Decimal(0))
+        out.append(
+            Bar(label=key.strftime(fmt), value=value, tooltip=f"{key.strftime(fmt)}: {fmt_number(value)}")
+        )
+    return out
+
+
+@require_GET
+@portal_view
+def usage(request: HttpRequest, scope: PortalScope, slug: str) -> HttpResponse:
+    window = request.GET.get("window", "day")
+    if window not in WINDOWS:
+        window = "day"
+    if not scope.meter_allowed(slug):
+        return _section(
+            request, scope, "usage", {"meter": None, "error": "This meter is not shared with you."}
+        )
+    meter = sources.meter_get(organization=scope.organization, slug=slug)
+    if meter is None:
+        return _section(request, scope, "usage", {"meter": None, "error": "No such meter."})
+    now = timezone.now()
+    start, end, window_size, count = _window_range(window, now)
+    result = sources.meter_query(
+        organization=scope.organization,
+        meter=meter,
+        start=start,
+        end=end,
+        window_size=window_size,
+        subjects=scope.subjects,
+    )
+    bars = usage_bars(
+        rows=result["data"], window=window, start=start, count=count, aggregation=meter.aggregation
+    )
+    subscription = sources.subscription_current(organization=scope.organization, customer=scope.customer)
+    period = sources.subscription_period(subscription=subscription, at=now)
+    period_start = period.start if period else now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    so_far = sources.meter_query(
+        organization=scope.organization,
+        meter=meter,
+        start=period_start,
+        end=now,
+        window_size=None,
+        subjects=scope.subjects,
+    )
+    period_total = sum((Decimal(str(r.get("value") or 0)) for r in so_far["data"]), Decimal(0))
+    chart = bar_chart(
+        bars, color=brand_color(scope.organization.id), label=f"{meter.name or meter.slug} by {window}"
+    )
+    return _section(
+        request,
+        scope,
+        "usage",
+        {
+            "meter": meter,
+            "window": window,
+            "chart": chart,
+            "bars": bars,
+            "period_start": period_start,
+            "period_total": period_total,
+        },
+    )
+
+
+# --- estimate, balances, invoices -------------------------------------------------------------------
+@require_GET
+@portal_view
+def estimate(request: HttpRequest, scope: PortalScope) -> HttpResponse:
+    preview = sources.gathering_estimate(organization=scope.organization, customer=scope.customer)
+    return _section(request, scope, "estimate", {"estimate": preview})
+
+
+@require_GET
+@portal_view
+def balances(request: HttpRequest, scope: PortalScope) -> HttpResponse:
+    rows = sources.entitlements_with_values(organization=scope.organization, customer=scope.customer)
+    for row in rows:
+        value = row["value"]
+        total = getattr(value, "total_available", None)
+        usage_value = getattr(value, "usage", None)
+        if total and usage_value is not None and total > 0:
+            row["percent"] = min(100, int(usage_value * 100 / total))
+        else:
+            row["percent"] = None
+    return _section(request, scope, "balances", {"entitlements": rows})
+
+
+@require_GET
+@portal_view
+def invoices(request: HttpRequest, scope: PortalScope) -> HttpResponse:
+    rows = sources.invoices_for_customer(organization=scope.organization, customer=scope.customer)
+    return _section(request, scope, "invoices", {"invoices": rows})
+
+
+@require_GET
+@portal_view
+def invoice_pdf(request: HttpRequest, scope: PortalScope, invoice_id: str) -> HttpResponse:
+    invoice = sources.invoice_for_customer(
+        organization=scope.organization, customer=scope.customer, invoice_id=invoice_id
+    )
+    if invoice is None:
+        return render(request, "portal/denied.html", {"reason": "No such invoice."}, status=404)
+    pdf = sources.invoice_pdf(organization=scope.organization, invoice=invoice)
+    if pdf is None:
+        return render(request, "portal/denied.html", {"reason": "This invoice has no PDF yet."}, status=404)
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{invoice.number or invoice.id}.pdf"'
+    return response
