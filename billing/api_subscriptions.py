@@ -1,0 +1,285 @@
+"""Subscriptions API: create, get, list, change, cancel, unschedule cancelation, add-ons, migrate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from billing import selectors, services
+from billing.api import page_params, paged
+from billing.models import Subscription, SubscriptionItem
+from core.api import TenantAPIView
+from core.errors import ValidationFailed
+
+
+def _dt(value: Any) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def _item(item: SubscriptionItem) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "key": item.key,
+        "name": item.name,
+        "featureKey": item.feature_key or None,
+        "price": item.price,
+        "paymentTerm": item.payment_term,
+        "billingCadence": item.billing_cadence or None,
+        "quantity": str(item.quantity.normalize()),
+        "addonKey": item.addon_key or None,
+        "entitlementTemplate": item.entitlement_template,
+        "activeFrom": _dt(item.active_from),
+        "activeTo": _dt(item.active_to),
+    }
+
+
+def subscription_out(sub: Subscription, *, expand: bool = True) -> dict[str, Any]:
+    period = selectors.subscription_current_period(subscription=sub, at=max(timezone.now(), sub.active_from))
+    out: dict[str, Any] = {
+        "id": sub.id,
+        "customerId": sub.customer_id,
+        "name": sub.name,
+        "plan": {"id": sub.plan_id or None, "key": sub.plan_key, "version": sub.plan_version},
+        "status": selectors.subscription_status(sub),
+        "currency": sub.currency,
+        "billingCadence": sub.billing_cadence,
+        "billingAnchor": _dt(sub.billing_anchor),
+        "activeFrom": _dt(sub.active_from),
+        "activeTo": _dt(sub.active_to),
+        "currentPeriod": {"from": _dt(period.start), "to": _dt(period.end)},
+        "previousSubscriptionId": sub.previous_id,
+        "createdAt": _dt(sub.created_at),
+        "updatedAt": _dt(sub.updated_at),
+    }
+    if expand:
+        items = list(sub.items.all())
+        out["phases"] = [
+            {
+                "id": p.id,
+                "key": p.key,
+                "name": p.name,
+                "activeFrom": _dt(p.starts_at),
+                "activeTo": _dt(p.ends_at),
+                "items": [_item(i) for i in items if i.phase_id == p.id],
+            }
+            for p in sub.phases.all()
+        ]
+        out["addons"] = [
+            {
+                "id": a.id,
+                "addon": {"key": a.addon_key, "version": a.addon_version},
+                "name": a.name,
+                "quantity": a.quantity,
+                "activeFrom": _dt(a.active_from),
+                "activeTo": _dt(a.active_to),
+            }
+            for a in sub.addons.all()
+        ]
+    return out
+
+
+class PlanRef(serializers.Serializer):
+    key = serializers.CharField(max_length=256)
+    version = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+
+
+TIMING_HELP = "immediate | next_billing_cycle | an RFC 3339 timestamp"
+
+
+def parse_timing(value: Any, default: str = "immediate") -> Any:
+    if value in (None, ""):
+        return default
+    if value in ("immediate", "next_billing_cycle"):
+        return value
+    if value == "end_of_period":
+        return "next_billing_cycle"
+    field = serializers.DateTimeField()
+    try:
+        return field.to_internal_value(value)
+    except serializers.ValidationError:
+        raise ValidationFailed(f"timing must be {TIMING_HELP}.", field="timing") from None
+
+
+class SubscriptionListCreateView(TenantAPIView):
+    required_scopes = {"GET": "read", "POST": "admin"}
+    model = Subscription
+
+    class Input(serializers.Serializer):
+        customerId = serializers.CharField(required=False)
+        customerKey = serializers.CharField(required=False)
+        plan = PlanRef()
+        activeFrom = serializers.DateTimeField(required=False, allow_null=True)
+        timing = serializers.CharField(required=False, allow_null=True)
+        billingAnchor = serializers.DateTimeField(required=False, allow_null=True)
+        startingPhase = serializers.CharField(required=False, allow_null=True)
+
+    @extend_schema(responses=dict, operation_id="listSubscriptions")
+    def get(self, request: Request) -> Response:
+        page, page_size = page_params(request)
+        customer = None
+        if request.query_params.get("customerId"):
+            customer = selectors.customer_get(
+                organization=self.organization,
+                id_or_key=request.query_params["customerId"],
+                include_deleted=True,
+            )
+        qs = selectors.subscription_list(
+            organization=self.organization, customer=customer, status=request.query_params.get("status", "")
+        )
+        return Response(
+            paged(qs, page, page_size, lambda items: [subscription_out(s, expand=False) for s in items])
+        )
+
+    @extend_schema(request=Input, responses={201: dict}, operation_id="createSubscription")
+    def post(self, request: Request) -> Response:
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        ref = v.get("customerId") or v.get("customerKey")
+        if not ref:
+            raise ValidationFailed("customerId or customerKey is required.", field="customerId")
+        customer = selectors.customer_get(organization=self.organization, id_or_key=ref)
+        active_from = v.get("activeFrom")
+        timing = parse_timing(v.get("timing"))
+        if active_from is None and not isinstance(timing, str):
+            active_from = timing
+        sub = services.subscription_create(
+            organization=self.organization,
+            customer=customer,
+            plan_key=v["plan"]["key"],
+            plan_version=v["plan"].get("version"),
+            active_from=active_from,
+            billing_anchor=v.get("billingAnchor"),
+            starting_phase=v.get("startingPhase"),
+            actor=self.actor,
+        )
+        return Response(subscription_out(sub), status=status.HTTP_201_CREATED)
+
+
+class SubscriptionDetailView(TenantAPIView):
+    required_scope = "read"
+    model = Subscription
+
+    @extend_schema(responses=dict, operation_id="getSubscription")
+    def get(self, request: Request, subscription_id: str) -> Response:
+        sub = selectors.subscription_get(organization=self.organization, subscription_id=subscription_id)
+        return Response(subscription_out(sub))
+
+
+class _SubscriptionAction(TenantAPIView):
+    required_scope = "admin"
+    model = Subscription
+
+    def _sub(self, subscription_id: str) -> Subscription:
+        return selectors.subscription_get(organization=self.organization, subscription_id=subscription_id)
+
+
+class SubscriptionChangeView(_SubscriptionAction):
+    class Input(serializers.Serializer):
+        plan = PlanRef()
+        timing = serializers.CharField(required=False, allow_null=True, help_text=TIMING_HELP)
+        startingPhase = serializers.CharField(required=False, allow_null=True)
+
+    @extend_schema(request=Input, responses=dict, operation_id="changeSubscription")
+    def post(self, request: Request, subscription_id: str) -> Response:
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        old, new = services.subscription_change(
+            organization=self.organization,
+            subscription=self._sub(subscription_id),
+            plan_key=v["plan"]["key"],
+            plan_version=v["plan"].get("version"),
+            timing=parse_timing(v.get("timing")),
+            starting_phase=v.get("startingPhase"),
+            actor=self.actor,
+        )
+        return Response({"current": subscription_out(old), "next": subscription_out(new)})
+
+
+class SubscriptionMigrateView(_SubscriptionAction):
+    class Input(serializers.Serializer):
+        targetVersion = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+        timing = serializers.CharField(required=False, allow_null=True, help_text=TIMING_HELP)
+
+    @extend_schema(request=Input, responses=dict, operation_id="migrateSubscription")
+    def post(self, request: Request, subscription_id: str) -> Response:
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        old, new = services.subscription_migrate(
+            organization=self.organization,
+            subscription=self._sub(subscription_id),
+            target_version=data.validated_data.get("targetVersion"),
+            timing=parse_timing(data.validated_data.get("timing")),
+            actor=self.actor,
+        )
+        return Response({"current": subscription_out(old), "next": subscription_out(new)})
+
+
+class SubscriptionCancelView(_SubscriptionAction):
+    class Input(serializers.Serializer):
+        timing = serializers.CharField(required=False, allow_null=True, help_text=TIMING_HELP)
+
+    @extend_schema(request=Input, responses=dict, operation_id="cancelSubscription")
+    def post(self, request: Request, subscription_id: str) -> Response:
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        sub = services.subscription_cancel(
+            organization=self.organization,
+            subscription=self._sub(subscription_id),
+            timing=parse_timing(data.validated_data.get("timing")),
+            actor=self.actor,
+        )
+        return Response(subscription_out(sub))
+
+
+class SubscriptionUnscheduleCancelationView(_SubscriptionAction):
+    @extend_schema(request=None, responses=dict, operation_id="unscheduleCancelation")
+    def post(self, request: Request, subscription_id: str) -> Response:
+        sub = services.subscription_unschedule_cancelation(
+            organization=self.organization, subscription=self._sub(subscription_id), actor=self.actor
+        )
+        return Response(subscription_out(sub))
+
+
+class SubscriptionAddonsView(_SubscriptionAction):
+    required_scopes = {"GET": "read", "POST": "admin"}
+    required_scope = None
+
+    class AddonRef(serializers.Serializer):
+        key = serializers.CharField(max_length=256, required=False)
+        id = serializers.CharField(max_length=64, required=False)
+
+    class Input(serializers.Serializer):
+        addon = serializers.DictField(required=False)
+        addonKey = serializers.CharField(required=False)
+        quantity = serializers.IntegerField(min_value=0)
+        timing = serializers.CharField(required=False, allow_null=True, help_text=TIMING_HELP)
+
+    @extend_schema(responses=dict, operation_id="listSubscriptionAddons")
+    def get(self, request: Request, subscription_id: str) -> Response:
+        return Response(subscription_out(self._sub(subscription_id))["addons"])
+
+    @extend_schema(request=Input, responses=dict, operation_id="setSubscriptionAddon")
+    def post(self, request: Request, subscription_id: str) -> Response:
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        key = v.get("addonKey") or (v.get("addon") or {}).get("key") or (v.get("addon") or {}).get("id")
+        if not key:
+            raise ValidationFailed("addon.key is required.", field="addon.key")
+        sub = self._sub(subscription_id)
+        services.subscription_addon_set(
+            organization=self.organization,
+            subscription=sub,
+            addon_key=key,
+            quantity=v["quantity"],
+            timing=parse_timing(v.get("timing")),
+            actor=self.actor,
+        )
+        return Response(subscription_out(self._sub(subscription_id)), status=status.HTTP_200_OK)
