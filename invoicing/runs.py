@@ -1,0 +1,156 @@
+"""Invoice runs: the clock finds due customer periods and fans out one task per customer period.
+
+`invoice_runs_schedule` (beat) records an `InvoiceRun` per organization with one `InvoiceRunItem` per
+due (customer, currency, period) and returns the item ids to queue. `invoice_run_item_process` (one
+Celery task each, `acks_late`) builds the invoice through the natural key, so running it twice, or
+again after a worker died half way (the build is one transaction), yields exactly one invoice.
+Progress and failures are rows, shown on the console's "Invoice runs" page (retry button).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from core.errors import NotFound
+from core.models import Organization
+from invoicing import sources
+from invoicing.models import Invoice, InvoiceRun, InvoiceRunItem, InvoiceStatus, RunStatus
+from invoicing.services import invoice_draft_for_period, invoice_issue, invoicing_settings_get
+
+STALE_PENDING = timedelta(hours=1)  # a pending item older than this is scheduled again
+
+
+def invoice_runs_schedule(
+    *, now: datetime | None = None, organization: Organization | None = None
+) -> list[str]:
+    """Record the due customer periods of every organization; returns the run item ids to process."""
+    now = now or timezone.now()
+    orgs = [organization] if organization else list(Organization.objects.all())
+    item_ids: list[str] = []
+    for org in orgs:
+        cfg = invoicing_settings_get(organization=org)
+        cutoff = now - timedelta(seconds=cfg.collection_delay_seconds)
+        due = sources.due_periods(organization=org, cutoff=cutoff)
+        if not due:
+            continue
+        earliest = min(d.period_start for d in due)
+        done = set(
+            Invoice.objects.filter(organization=org, period_start__gte=earliest, kind="period")
+            .exclude(status=InvoiceStatus.GATHERING)
+            .values_list("customer_id", "currency", "period_start", "period_end")
+        )
+        in_flight = set(
+            InvoiceRunItem.objects.filter(
+                organization=org,
+                period_start__gte=earliest,
+                status="pending",
+                updated_at__gt=now - STALE_PENDING,
+            ).values_list("customer_id", "currency", "period_start")
+        )
+        todo = [
+            d
+            for d in due
+            if (d.customer_id, d.currency, d.period_start, d.period_end) not in done
+            and (d.customer_id, d.currency, d.period_start) not in in_flight
+        ]
+        if not todo:
+            continue
+        with transaction.atomic():
+            run = InvoiceRun.objects.create(organization=org, started_at=now, total=len(todo))
+            items = InvoiceRunItem.objects.bulk_create(
+                [
+                    InvoiceRunItem(
+                        organization=org,
+                        run=run,
+                        customer_id=d.customer_id,
+                        currency=d.currency,
+                        period_start=d.period_start,
+                        period_end=d.period_end,
+                    )
+                    for d in todo
+                ]
+            )
+        item_ids.extend(i.id for i in items)
+    return item_ids
+
+
+def _finish_if_complete(run_id: str) -> None:
+    now = timezone.now()
+    base = InvoiceRun.objects.filter(id=run_id, total__lte=F("done") + F("failed"))
+    base.filter(failed=0).update(status=RunStatus.DONE, finished_at=now)
+    base.filter(failed__gt=0).update(status=RunStatus.FAILED, finished_at=now)
+
+
+def invoice_run_item_process(*, item_id: str, now: datetime | None = None) -> Invoice | None:
+    """Build (and, with auto-advance and no draft period, issue) one customer's invoice. Idempotent."""
+    item = InvoiceRunItem.objects.select_related("organization").filter(id=item_id).first()
+    if item is None or item.status == "done":
+        return None
+    InvoiceRunItem.objects.filter(id=item.id).update(attempts=F("attempts") + 1)
+    org = item.organization
+    try:
+        invoice = invoice_draft_for_period(
+            organization=org,
+            customer_id=item.customer_id,
+            currency=item.currency,
+            period_start=item.period_start,
+            period_end=item.period_end,
+            now=now,
+        )
+        cfg = invoicing_settings_get(organization=org)
+        if invoice.status == InvoiceStatus.DRAFT and cfg.auto_advance and cfg.draft_period_seconds == 0:
+            invoice = invoice_issue(organization=org, invoice=invoice, actor="invoice_run", now=now)
+    except Exception as exc:
+        with transaction.atomic():
+            changed = InvoiceRunItem.objects.filter(id=item.id, status="pending").update(
+                status="failed", error=f"{type(exc).__name__}: {exc}"[:2000]
+            )
+            if changed:
+                InvoiceRun.objects.filter(id=item.run_id).update(failed=F("failed") + 1)
+        _finish_if_complete(item.run_id)
+        raise
+    with transaction.atomic():
+        previous = InvoiceRunItem.objects.filter(id=item.id).values_list("status", flat=True).first()
+        changed = (
+            InvoiceRunItem.objects.filter(id=item.id)
+            .exclude(status="done")
+            .update(status="done", invoice=invoice, error="")
+        )
+        if changed:
+            InvoiceRun.objects.filter(id=item.run_id).update(
+                done=F("done") + 1, **({"failed": F("failed") - 1} if previous == "failed" else {})
+            )
+    _finish_if_complete(item.run_id)
+    return invoice
+
+
+def invoice_run_item_retry(*, organization: Organization, item_id: str) -> InvoiceRunItem:
+    """Console retry button: a failed item goes back to pending and is queued again."""
+    with transaction.atomic():
+        item = InvoiceRunItem.objects.filter(organization=organization, id=item_id).first()
+        if item is None:
+            raise NotFound("No such run item.")
+        if InvoiceRunItem.objects.filter(id=item.id, status="failed").update(status="pending"):
+            InvoiceRun.objects.filter(id=item.run_id).update(
+                failed=F("failed") - 1, status=RunStatus.RUNNING, finished_at=None
+            )
+        from invoicing.tasks import invoice_run_item
+
+        transaction.on_commit(lambda: invoice_run_item.delay(item.id))
+    item.refresh_from_db()
+    return item
+
+
+def invoice_run_retry_failed(*, organization: Organization, run_id: str) -> int:
+    ids = list(
+        InvoiceRunItem.objects.filter(organization=organization, run_id=run_id, status="failed").values_list(
+            "id", flat=True
+        )
+    )
+    for item_id in ids:
+        invoice_run_item_retry(organization=organization, item_id=item_id)
+    return len(ids)

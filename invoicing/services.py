@@ -1,0 +1,917 @@
+"""Invoice writes: build (gathering → draft), issue with gapless numbers, state changes, manual lines,
+on-demand invoices, credits, tax rates, Stripe settings.
+
+State changes are conditional updates (`UPDATE ... WHERE status IN (allowed)`); zero rows → `Conflict`
+(409). Row locks are taken only in `_invoice_lock` and `invoice_number_assign`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from billing.models import Customer
+from core.audit import Actor, audit_record
+from core.errors import Conflict, NotFound, ValidationFailed
+from core.models import Organization
+from core.money import is_currency, quantize, to_decimal
+from invoicing import lines as L
+from invoicing import sources
+from invoicing.models import (
+    CreditApplication,
+    CustomerCredit,
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    InvoicingSettings,
+    LineType,
+    NumberSequence,
+    StripeSettings,
+    TaxRate,
+)
+from invoicing.webhooks import webhook_event_emit
+
+S = InvoiceStatus
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    S.DRAFT: (S.GATHERING,),
+    S.ISSUED: (S.DRAFT,),
+    S.PAID: (S.ISSUED, S.PAYMENT_FAILED, S.OVERDUE, S.UNCOLLECTIBLE),
+    S.PAYMENT_FAILED: (S.ISSUED, S.OVERDUE, S.PAYMENT_FAILED),
+    S.OVERDUE: (S.ISSUED, S.PAYMENT_FAILED),
+    S.UNCOLLECTIBLE: (S.ISSUED, S.PAYMENT_FAILED, S.OVERDUE),
+    S.VOIDED: (S.DRAFT, S.ISSUED, S.PAYMENT_FAILED, S.OVERDUE, S.UNCOLLECTIBLE),
+}
+BILLED_STATUSES = (S.DRAFT, S.ISSUED, S.PAID, S.PAYMENT_FAILED, S.OVERDUE, S.UNCOLLECTIBLE)
+WEBHOOK_ON = {
+    S.ISSUED: "invoice.issued",
+    S.PAID: "invoice.paid",
+    S.PAYMENT_FAILED: "invoice.payment_failed",
+    S.VOIDED: "invoice.voided",
+}
+
+
+class InvoiceNotEditable(Conflict):
+    code = "invoice-not-editable"
+    title = "Invoice not editable"
+
+
+# --- settings -----------------------------------------------------------------------------------------
+def invoicing_settings_get(*, organization: Organization) -> InvoicingSettings:
+    found = InvoicingSettings.objects.filter(organization=organization).first()
+    if found is not None:
+        return found
+    try:
+        with transaction.atomic():
+            return InvoicingSettings.objects.create(
+                organization=organization, number_prefix=organization.slug.upper()[:20]
+            )
+    except IntegrityError:
+        return InvoicingSettings.objects.get(organization=organization)
+
+
+def invoicing_settings_update(
+    *, organization: Organization, actor: Actor = None, **fields: Any
+) -> InvoicingSettings:
+    s = invoicing_settings_get(organization=organization)
+    for name, value in fields.items():
+        if not hasattr(s, name) or name in ("id", "organization", "organization_id"):
+            raise ValidationFailed(f"Unknown setting {name!r}.", field=name)
+        setattr(s, name, value)
+    with transaction.atomic():
+        s.save()
+        audit_record(
+            organization=organization,
+            actor=actor,
+            action="invoicing_settings.updated",
+            object_type="invoicing_settings",
+            object_id=s.id,
+            after={k: str(v) for k, v in fields.items()},
+        )
+    return s
+
+
+def tax_rate_create(
+    *,
+    organization: Organization,
+    name: str,
+    percentage: Decimal | str,
+    inclusive: bool = False,
+    is_default: bool = False,
+    actor: Actor = None,
+) -> TaxRate:
+    pct = to_decimal(percentage)
+    if not (0 <= pct <= 100):
+        raise ValidationFailed("The percentage must be between 0 and 100.", field="percentage")
+    with transaction.atomic():
+        if is_default:
+            TaxRate.objects.filter(organization=organization, is_default=True).update(is_default=False)
+        rate = TaxRate.objects.create(
+            organization=organization, name=name, percentage=pct, inclusive=inclusive, is_default=is_default
+        )
+        audit_record(
+            organization=organization,
+            actor=actor,
+            action="tax_rate.created",
+            object_type="tax_rate",
+            object_id=rate.id,
+            after={"name": name, "percentage": str(pct), "inclusive": inclusive},
+        )
+    return rate
+
+
+def stripe_settings_set(
+    *,
+    organization: Organization,
+    secret_key: str,
+    webhook_secret: str = "",
+    api_version: str = "",
+    actor: Actor = None,
+) -> StripeSettings:
+    with transaction.atomic():
+        obj, _ = StripeSettings.objects.update_or_create(
+            organization=organization,
+            defaults={
+                "secret_key": secret_key,
+                "webhook_secret": webhook_secret,
+                **({"api_version": api_version} if api_version else {}),
+            },
+        )
+        audit_record(
+            organization=organization,
+            actor=actor,
+            action="stripe_settings.updated",
+            object_type="stripe_settings",
+            object_id=obj.id,
+            after={"apiVersion": obj.api_version},
+        )
+    return obj
+
+
+def customer_credit_create(
+    *,
+    organization: Organization,
+    customer: Customer,
+    amount: Decimal | str,
+    currency: str,
+    description: str = "Credit",
+    expires_at: datetime | None = None,
+    priority: int = 1,
+    actor: Actor = None,
+) -> CustomerCredit:
+    value = to_decimal(amount)
+    if value <= 0:
+        raise ValidationFailed("A credit must be positive.", field="amount")
+    if not is_currency(currency):
+        raise ValidationFailed("Unknown currency.", field="currency")
+    with transaction.atomic():
+        credit = CustomerCredit.objects.create(
+            organization=organization,
+            customer=customer,
+            amount=value,
+            currency=currency.upper(),
+            description=description,
+            expires_at=expires_at,
+            priority=priority,
+        )
+        audit_record(
+            organization=organization,
+            actor=actor,
+            action="credit.created",
+            object_type="credit",
+            object_id=credit.id,
+            after={"amount": str(value), "currency": credit.currency},
+        )
+    return credit
+
+
+# --- state machine ------------------------------------------------------------------------------------
+def _transition(invoice: Invoice, to: str, **fields: Any) -> Invoice:
+    allowed = TRANSITIONS[to]
+    updated = Invoice.objects.filter(
+        id=invoice.id, organization_id=invoice.organization_id, status__in=allowed
+    ).update(status=to, updated_at=timezone.now(), **fields)
+    if updated == 0:
+        current = Invoice.objects.filter(id=invoice.id).values_list("status", flat=True).first()
+        raise Conflict(
+            f"Invoice {invoice.id} cannot move from {current} to {to}.",
+            field="status",
+            extra={"status": current, "allowed": list(allowed)},
+        )
+    invoice.refresh_from_db()
+    return invoice
+
+
+def _invoice_lock(invoice_id: str, organization: Organization) -> Invoice:
+    """The one place an invoice row is locked (building and issuing are serialized per invoice)."""
+    return Invoice.objects.select_for_update().get(id=invoice_id, organization=organization)
+
+
+def invoice_number_assign(*, organization: Organization, prefix: str, at: datetime) -> str:
+    """Next gapless number of the series `<PREFIX>-<YYYY>` (e.g. ACME-2026-000123).
+
+    Must run inside the transaction that issues the invoice: the sequence row stays locked until it
+    commits, so a rollback gives the number back and concurrent issues queue instead of skipping."""
+    series = f"{prefix}-{at:%Y}"
+    NumberSequence.objects.get_or_create(organization=organization, series=series)
+    seq = NumberSequence.objects.select_for_update().get(organization=organization, series=series)
+    seq.last_value += 1
+    seq.save(update_fields=["last_value"])
+    return f"{series}-{seq.last_value:06d}"
+
+
+# --- line building ------------------------------------------------------------------------------------
+def _billed(
+    *,
+    organization: Organization,
+    customer_id: str,
+    keys_like: list[str] | None = None,
+    period_start: datetime,
+    exclude_invoice_id: str | None,
+) -> dict[str, L.Billed]:
+    qs = InvoiceLine.objects.filter(
+        organization=organization,
+        invoice__customer_id=customer_id,
+        invoice__status__in=BILLED_STATUSES,
+        billing_period_start=period_start,
+    ).exclude(key="")
+    if exclude_invoice_id:
+        qs = qs.exclude(invoice_id=exclude_invoice_id)
+    out: dict[str, L.Billed] = {}
+    for key, amount, qty, until in qs.values_list("key", "amount", "quantity", "period_end"):
+        prev = out.get(key, L.Billed())
+        out[key] = L.Billed(
+            prev.amount + amount,
+            prev.quantity + (qty or 0),
+            max(until, prev.until) if prev.until and until else (until or prev.until),
+        )
+    return out
+
+
+def _tax_specs(organization: Organization) -> tuple[L.TaxSpec | None, dict[str, L.TaxSpec]]:
+    rates = {
+        r.id: L.TaxSpec(r.id, r.name, r.percentage, r.inclusive)
+        for r in TaxRate.objects.filter(organization=organization)
+    }
+    default = next(
+        (rates[r.id] for r in TaxRate.objects.filter(organization=organization, is_default=True)), None
+    )
+    return default, rates
+
+
+def _credit_lines(
+    *, organization: Organization, customer_id: str, currency: str, due: Decimal, at: datetime
+) -> list[tuple[L.LineDraft, CustomerCredit, Decimal]]:
+    if due <= 0:
+        return []
+    credits = list(
+        CustomerCredit.objects.select_for_update()
+        .filter(organization=organization, customer_id=customer_id, currency=currency)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=at))
+        .order_by("priority", "expires_at", "created_at", "id")
+    )
+    out = []
+    for credit in credits:
+        used = (
+            CreditApplication.objects.filter(credit=credit)
+            .exclude(line__invoice__status__in=(S.VOIDED, S.GATHERING))
+            .aggregate(s=Sum("amount"))["s"]
+            or 0
+        )
+        left = quantize(credit.amount - used, currency)
+        take = min(left, due)
+        if take <= 0:
+            continue
+        line = L.LineDraft(
+            "credit",
+            credit.description,
+            -take,
+            taxable=False,
+            key="",
+            detail=[{"type": "credit", "creditId": credit.id, "remainingBefore": str(left)}],
+        )
+        out.append((line, credit, take))
+        due -= take
+        if due <= 0:
+            break
+    return out
+
+
+@dataclass
+class _Build:
+    lines: list[L.LineDraft]
+    credits: list[tuple[L.LineDraft, CustomerCredit, Decimal]]
+
+
+def _compute(
+    *,
+    organization: Organization,
+    invoice: Invoice,
+    upto: datetime,
+    final: bool,
+    apply_credits: bool,
+    billing_end: datetime | None = None,
+) -> _Build:
+    """Lines for the invoice's billing period [invoice.period_start, billing_end or invoice.period_end),
+    billing usage up to `upto`."""
+    currency = invoice.currency
+    org, cid = organization, invoice.customer_id
+
+    def usage(feature_key: str, start: datetime, end: datetime) -> Decimal:
+        return sources.usage(organization=org, customer_id=cid, feature_key=feature_key, start=start, end=end)
+
+    billing_start = invoice.period_start
+    items = sources.billable_items(
+        organization=org,
+        customer_id=cid,
+        currency=currency,
+        period_start=billing_start,
+        period_end=billing_end or invoice.period_end,
+    )
+    billed = _billed(
+        organization=org, customer_id=cid, period_start=billing_start, exclude_invoice_id=invoice.id
+    )
+    drafts: list[L.LineDraft] = []
+    for item in items:
+        drafts.extend(
+            L.item_lines(item, upto=upto, final=final, currency=currency, usage=usage, billed=billed)
+        )
+    # Late usage of the previous period, if it was invoiced already.
+    if invoice.kind == "period":
+        prev = (
+            Invoice.objects.filter(
+                organization=org,
+                customer_id=cid,
+                currency=currency,
+                period_end=invoice.period_start,
+                status__in=BILLED_STATUSES,
+                kind="period",
+            )
+            .exclude(id=invoice.id)
+            .order_by("-period_start")
+            .first()
+        )
+        if prev is not None:
+            prev_items = sources.billable_items(
+                organization=org,
+                customer_id=cid,
+                currency=currency,
+                period_start=prev.period_start,
+                period_end=prev.period_end,
+            )
+            prev_billed = _billed(
+                organization=org,
+                customer_id=cid,
+                period_start=prev.period_start,
+                exclude_invoice_id=invoice.id,
+            )
+            drafts.extend(L.adjustment_lines(prev_items, currency=currency, usage=usage, billed=prev_billed))
+    manual = list(invoice.lines.filter(type=LineType.MANUAL)) if invoice.pk else []
+    default_tax, rates = _tax_specs(org)
+    taxable = drafts + [_manual_as_draft(m) for m in manual]
+    taxes = L.tax_lines(taxable, currency=currency, default=default_tax, rates=rates)
+    credits: list[tuple[L.LineDraft, CustomerCredit, Decimal]] = []
+    if apply_credits:
+        due = L.totals(taxable + taxes).total
+        credits = _credit_lines(organization=org, customer_id=cid, currency=currency, due=due, at=upto)
+    return _Build(drafts + taxes + [c[0] for c in credits], credits)
+
+
+def _manual_as_draft(line: InvoiceLine) -> L.LineDraft:
+    return L.LineDraft(
+        line.type, line.description, line.amount, taxable=line.taxable, tax_rate_id=line.tax_rate_id
+    )
+
+
+def _write_lines(*, organization: Organization, invoice: Invoice, build: _Build) -> None:
+    """Replace the computed lines (manual lines stay), apply credits, store the totals."""
+    invoice.lines.exclude(type=LineType.MANUAL).delete()
+    start = (invoice.lines.count() and 1000) or 0
+    rows = []
+    for i, d in enumerate(build.lines):
+        rows.append(
+            InvoiceLine(
+                organization=organization,
+                invoice=invoice,
+                type=d.type,
+                position=start + i if d.type != "tax" else 9000 + i,
+                description=d.description[:500],
+                quantity=d.quantity,
+                unit_price=d.unit_price,
+                amount=d.amount,
+                period_start=d.period_start,
+                period_end=d.period_end,
+                detail=d.detail,
+                key=d.key,
+                subscription_id=d.subscription_id,
+                subscription_item_id=d.subscription_item_id,
+                rate_card_key=d.rate_card_key,
+                feature_key=d.feature_key,
+                billing_period_start=d.billing_period_start,
+                billing_period_end=d.billing_period_end,
+                taxable=d.taxable,
+                tax_rate_id=d.tax_rate_id,
+            )
+        )
+    created = InvoiceLine.objects.bulk_create(rows)
+    by_draft = {id(d): row for d, row in zip(build.lines, created, strict=True)}
+    CreditApplication.objects.bulk_create(
+        [
+            CreditApplication(organization=organization, credit=credit, line=by_draft[id(draft)], amount=take)
+            for draft, credit, take in build.credits
+        ]
+    )
+    t = L.totals(invoice.lines.all())
+    Invoice.objects.filter(id=invoice.id).update(
+        amount=t.amount,
+        discounts_total=t.discounts_total,
+        credits_total=t.credits_total,
+        taxes_total=t.taxes_total,
+        taxes_inclusive_total=t.taxes_inclusive_total,
+        total=t.total,
+        updated_at=timezone.now(),
+    )
+    invoice.refresh_from_db()
+
+
+def invoice_payload(invoice: Invoice) -> dict[str, Any]:
+    return {
+        "id": invoice.id,
+        "number": invoice.number or None,
+        "status": invoice.status,
+        "customerId": invoice.customer_id,
+        "currency": invoice.currency,
+        "periodStart": invoice.period_start,
+        "periodEnd": invoice.period_end,
+        "issuedAt": invoice.issued_at,
+        "dueAt": invoice.due_at,
+        "totals": {
+            "amount": str(invoice.amount),
+            "discountsTotal": str(invoice.discounts_total),
+            "creditsTotal": str(invoice.credits_total),
+            "taxesTotal": str(invoice.taxes_total),
+            "total": str(invoice.total),
+        },
+    }
+
+
+# --- building from subscriptions ----------------------------------------------------------------------
+def invoice_gathering_get(
+    *,
+    organization: Organization,
+    customer_id: str,
+    currency: str,
+    period_start: datetime,
+    period_end: datetime,
+    kind: str = "period",
+) -> Invoice:
+    """The invoice for this natural key, created in `gathering` when missing (an upsert)."""
+    invoice, _ = Invoice.objects.get_or_create(
+        organization=organization,
+        customer_id=customer_id,
+        currency=currency,
+        period_start=period_start,
+        period_end=period_end,
+        defaults={"status": S.GATHERING, "kind": kind},
+    )
+    return invoice
+
+
+def invoice_gathering_refresh(
+    *, organization: Organization, customer: Customer, now: datetime | None = None
+) -> list[Invoice]:
+    """The customer's gathering invoice(s) of the current period, with lines for [period start, now)."""
+    now = now or timezone.now()
+    out = []
+    for cp in sources.current_periods(organization=organization, customer_id=customer.id, at=now):
+        with transaction.atomic():
+            invoice = invoice_gathering_get(
+                organization=organization,
+                customer_id=customer.id,
+                currency=cp.currency,
+                period_start=cp.period_start,
+                period_end=cp.period_end,
+            )
+            invoice = _invoice_lock(invoice.id, organization)
+            if invoice.status == S.GATHERING:
+                build = _compute(
+                    organization=organization, invoice=invoice, upto=now, final=False, apply_credits=False
+                )
+                _write_lines(organization=organization, invoice=invoice, build=build)
+            out.append(invoice)
+    return out
+
+
+def invoice_draft_for_period(
+    *,
+    organization: Organization,
+    customer_id: str,
+    currency: str,
+    period_start: datetime,
+    period_end: datetime,
+    now: datetime | None = None,
+    actor: Actor = "invoice_run",
+) -> Invoice:
+    """Idempotent: the invoice of this (customer, currency, period) as a draft with its final lines.
+
+    The natural key makes a second run (or a rerun after a crash) find the same row; anything past
+    `gathering` is returned unchanged. The whole build is one transaction, so a crash leaves nothing."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        invoice = invoice_gathering_get(
+            organization=organization,
+            customer_id=customer_id,
+            currency=currency,
+            period_start=period_start,
+            period_end=period_end,
+        )
+        invoice = _invoice_lock(invoice.id, organization)
+        if invoice.status != S.GATHERING:
+            return invoice
+        build = _compute(
+            organization=organization, invoice=invoice, upto=period_end, final=True, apply_credits=True
+        )
+        _write_lines(organization=organization, invoice=invoice, build=build)
+        cfg = invoicing_settings_get(organization=organization)
+        invoice = _transition(
+            invoice, S.DRAFT, drafted_at=now, draft_until=now + timedelta(seconds=cfg.draft_period_seconds)
+        )
+        audit_record(
+            organization=organization,
+            actor=actor,
+            action="invoice.created",
+            object_type="invoice",
+            object_id=invoice.id,
+            after=invoice_payload(invoice),
+        )
+        webhook_event_emit(
+            organization=organization, type="invoice.created", payload=invoice_payload(invoice)
+        )
+    return invoice
+
+
+def invoice_on_demand_create(
+    *, organization: Organization, customer: Customer, now: datetime | None = None, actor: Actor = None
+) -> list[Invoice]:
+    """Bill what the customer used so far this period ([period start, now)); the period-end invoice will
+    bill only the remainder (progressive billing)."""
+    now = now or timezone.now()
+    periods = sources.current_periods(organization=organization, customer_id=customer.id, at=now)
+    if not periods:
+        raise Conflict("The customer has no active subscription to invoice.", field="customerId")
+    out = []
+    for cp in periods:
+        with transaction.atomic():
+            try:
+                with transaction.atomic():
+                    invoice = Invoice.objects.create(
+                        organization=organization,
+                        customer=customer,
+                        currency=cp.currency,
+                        period_start=cp.period_start,
+                        period_end=now,
+                        kind="on_demand",
+                        status=S.GATHERING,
+                    )
+            except IntegrityError:
+                raise Conflict(
+                    "An invoice for exactly this span exists already.", field="customerId"
+                ) from None
+            build = _compute(
+                organization=organization,
+                invoice=invoice,
+                upto=now,
+                final=False,
+                apply_credits=True,
+                billing_end=cp.period_end,
+            )
+            _write_lines(organization=organization, invoice=invoice, build=build)
+            if not invoice.lines.exists():
+                raise Conflict("Nothing to invoice yet.", field="customerId")
+            invoice = _transition(invoice, S.DRAFT, drafted_at=now, draft_until=now)
+            audit_record(
+                organization=organization,
+                actor=actor,
+                action="invoice.created",
+                object_type="invoice",
+                object_id=invoice.id,
+                after=invoice_payload(invoice),
+            )
+            webhook_event_emit(
+                organization=organization, type="invoice.created", payload=invoice_payload(invoice)
+            )
+        out.append(invoice_issue(organization=organization, invoice=invoice, actor=actor, now=now))
+    return out
+
+
+# --- manual lines -----------------------------------------------------------------------------------
+def invoice_line_add_manual(
+    *,
+    organization: Organization,
+    invoice: Invoice,
+    description: str,
+    quantity: Decimal | str,
+    unit_price: Decimal | str,
+    tax_rate_id: str | None = None,
+    actor: Actor = None,
+) -> InvoiceLine:
+    qty, unit = to_decimal(quantity), to_decimal(unit_price)
+    if not description.strip():
+        raise ValidationFailed("A description is required.", field="description")
+    with transaction.atomic():
+        invoice = _invoice_lock(invoice.id, organization)
+        if invoice.status not in (S.DRAFT, S.GATHERING):
+            raise InvoiceNotEditable(
+                f"Only draft invoices can be edited; this one is {invoice.status}.", field="status"
+            )
+        if tax_rate_id and not TaxRate.objects.filter(organization=organization, id=tax_rate_id).exists():
+            raise ValidationFailed("No such tax rate.", field="taxRateId")
+        line = InvoiceLine.objects.create(
+            organization=organization,
+            invoice=invoice,
+            type=LineType.MANUAL,
+            position=500 + invoice.lines.count(),
+            description=description.strip()[:500],
+            quantity=qty,
+            unit_price=unit,
+            amount=quantize(qty * unit, invoice.currency),
+            tax_rate_id=tax_rate_id,
+        )
+        _retax(organization=organization, invoice=invoice)
+        audit_record(
+            organization=organization,
+            actor=actor,
+            action="invoice.line_added",
+            object_type="invoice",
+            object_id=invoice.id,
+            after={"lineId": line.id, "amount": str(line.amount)},
+        )
+    return line
+
+
+def _retax(*, organization: Organization, invoice: Invoice) -> None:
+    """Recompute the tax lines and totals of a draft after a manual edit (credits are kept)."""
+    invoice.lines.filter(type=LineType.TAX).delete()
+    default_tax, rates = _tax_specs(organization)
+    current = list(invoice.lines.all())
+    drafts = [
+        L.LineDraft(x.type, x.description, x.amount, taxable=x.taxable, tax_rate_id=x.tax_rate_id)
+        for x in current
+    ]
+    taxes = L.tax_lines(drafts, currency=invoice.currency, default=default_tax, rates=rates)
+    InvoiceLine.objects.bulk_create(
+        [
+            InvoiceLine(
+                organization=organization,
+                invoice=invoice,
+                type="tax",
+                position=9000 + i,
+                description=t.description,
+                quantity=t.quantity,
+                unit_price=t.unit_price,
+                amount=t.amount,
+                detail=t.detail,
+                taxable=False,
+                tax_rate_id=t.tax_rate_id,
+            )
+            for i, t in enumerate(taxes)
+        ]
+    )
+    t = L.totals(invoice.lines.all())
+    Invoice.objects.filter(id=invoice.id).update(
+        amount=t.amount,
+        discounts_total=t.discounts_total,
+        credits_total=t.credits_total,
+        taxes_total=t.taxes_total,
+        taxes_inclusive_total=t.taxes_inclusive_total,
+        total=t.total,
+    )
+
+
+# --- lifecycle --------------------------------------------------------------------------------------
+def _supplier_snapshot(organization: Organization) -> dict[str, Any]:
+    cfg = invoicing_settings_get(organization=organization)
+    return {
+        "name": cfg.supplier_name or organization.name,
+        "address": cfg.supplier_address,
+        "taxId": cfg.supplier_tax_id,
+        "email": cfg.supplier_email,
+        "paymentInstructions": cfg.payment_instructions,
+    }
+
+
+def _customer_snapshot(customer: Customer) -> dict[str, Any]:
+    return {
+        "id": customer.id,
+        "key": customer.key,
+        "name": customer.name,
+        "email": customer.primary_email,
+        "billingAddress": customer.billing_address,
+        "taxIds": customer.tax_ids,
+    }
+
+
+def invoice_issue(
+    *,
+    organization: Organization,
+    invoice: Invoice,
+    actor: Actor = None,
+    now: datetime | None = None,
+    rebuild: bool = False,
+) -> Invoice:
+    """draft → issued: (optionally) recompute the lines from raw usage, number it, snapshot the parties,
+    then push to Stripe after commit."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = _invoice_lock(invoice.id, organization)
+        if locked.status != S.DRAFT:
+            raise Conflict(
+                f"Invoice {invoice.id} cannot be issued: it is {locked.status}.",
+                field="status",
+                extra={"status": locked.status},
+            )
+        if rebuild and locked.kind == "period":
+            build = _compute(
+                organization=organization,
+                invoice=locked,
+                upto=locked.period_end,
+                final=True,
+                apply_credits=True,
+            )
+            _write_lines(organization=organization, invoice=locked, build=build)
+        cfg = invoicing_settings_get(organization=organization)
+        number = invoice_number_assign(
+            organization=organization, prefix=cfg.number_prefix or organization.slug.upper(), at=now
+        )
+        customer = Customer.objects.get(id=locked.customer_id, organization=organization)
+        invoice = _transition(
+            locked,
+            S.ISSUED,
+            number=number,
+            issued_at=now,
+            due_at=now + timedelta(days=cfg.due_days),
+            supplier_snapshot=_supplier_snapshot(organization),
+            customer_snapshot=_customer_snapshot(customer),
+        )
+        audit_record(
+            organization=organization,
+            actor=actor,
+            action="invoice.issued",
+            object_type="invoice",
+            object_id=invoice.id,
+            after=invoice_payload(invoice),
+        )
+        webhook_event_emit(organization=organization, type="invoice.issued", payload=invoice_payload(invoice))
+        if StripeSettings.objects.filter(organization=organization, enabled=True).exists():
+            from invoicing.tasks import invoice_stripe_push
+
+            invoice_id = invoice.id
+            transaction.on_commit(lambda: invoice_stripe_push.delay(invoice_id))
+    return invoice
+
+
+def invoice_set_status(
+    *,
+    organization: Organization,
+    invoice: Invoice,
+    status: str,
+    actor: Actor = None,
+    now: datetime | None = None,
+) -> Invoice:
+    """Move an issued invoice to paid / payment_failed / overdue / uncollectible / voided (409 if not allowed).
+    Voiding keeps the number."""
+    if status not in (S.PAID, S.PAYMENT_FAILED, S.OVERDUE, S.UNCOLLECTIBLE, S.VOIDED):
+        raise ValidationFailed(f"Cannot set status {status!r}.", field="status")
+    now = now or timezone.now()
+    extra: dict[str, Any] = {}
+    if status == S.PAID:
+        extra["paid_at"] = now
+    if status == S.VOIDED:
+        extra["voided_at"] = now
+    with transaction.atomic():
+        before = invoice.status
+        invoice = _transition(invoice, status, **extra)
+        audit_record(
+            organization=organization,
+            actor=actor,
+            action=f"invoice.{status}",
+            object_type="invoice",
+            object_id=invoice.id,
+            before={"status": before},
+            after={"status": status},
+        )
+        if status in WEBHOOK_ON:
+            webhook_event_emit(
+                organization=organization, type=WEBHOOK_ON[status], payload=invoice_payload(invoice)
+            )
+    return invoice
+
+
+def invoice_advance(*, organization: Organization, invoice: Invoice, actor: Actor = None) -> Invoice:
+    """The next step of the lifecycle: a gathering invoice is drafted now (bills its period so far... only
+    once the period is over), a draft is issued."""
+    if invoice.status == S.DRAFT:
+        return invoice_issue(organization=organization, invoice=invoice, actor=actor, rebuild=True)
+    if invoice.status == S.GATHERING:
+        if invoice.period_end > timezone.now():
+            raise Conflict(
+                "The period is not over yet; use on-demand invoicing to bill it early.", field="status"
+            )
+        return invoice_draft_for_period(
+            organization=organization,
+            customer_id=invoice.customer_id,
+            currency=invoice.currency,
+            period_start=invoice.period_start,
+            period_end=invoice.period_end,
+            actor=actor,
+        )
+    raise Conflict(
+        f"Invoice {invoice.id} cannot be advanced: it is {invoice.status}.",
+        field="status",
+        extra={"status": invoice.status},
+    )
+
+
+def invoice_approve(*, organization: Organization, invoice: Invoice, actor: Actor = None) -> Invoice:
+    if invoice.status != S.DRAFT:
+        raise Conflict(
+            f"Only drafts can be approved; this invoice is {invoice.status}.",
+            field="status",
+            extra={"status": invoice.status},
+        )
+    return invoice_issue(organization=organization, invoice=invoice, actor=actor, rebuild=True)
+
+
+def invoice_void(*, organization: Organization, invoice: Invoice, actor: Actor = None) -> Invoice:
+    invoice = invoice_set_status(organization=organization, invoice=invoice, status=S.VOIDED, actor=actor)
+    if (
+        invoice.stripe_invoice_id
+        and StripeSettings.objects.filter(organization=organization, enabled=True).exists()
+    ):
+        from invoicing.tasks import invoice_stripe_void
+
+        transaction.on_commit(lambda: invoice_stripe_void.delay(invoice.id))
+    return invoice
+
+
+def invoice_retry_sync(*, organization: Organization, invoice: Invoice, actor: Actor = None) -> Invoice:
+    """Push an issued invoice to Stripe again (idempotent: the keys come from our ids)."""
+    if invoice.status in (S.GATHERING, S.DRAFT, S.VOIDED):
+        raise Conflict(
+            f"Only issued invoices are synced; this one is {invoice.status}.",
+            field="status",
+            extra={"status": invoice.status},
+        )
+    if not StripeSettings.objects.filter(organization=organization, enabled=True).exists():
+        raise Conflict("Stripe is not configured for this organization.", field="stripe")
+    from invoicing.tasks import invoice_stripe_push
+
+    audit_record(
+        organization=organization,
+        actor=actor,
+        action="invoice.sync_retried",
+        object_type="invoice",
+        object_id=invoice.id,
+    )
+    invoice_stripe_push.delay(invoice.id)
+    return invoice
+
+
+def invoices_auto_advance(*, now: datetime | None = None) -> int:
+    """Issue drafts whose draft period is over (organizations with auto-advance). Returns how many."""
+    now = now or timezone.now()
+    count = 0
+    auto_orgs = InvoicingSettings.objects.filter(auto_advance=True).values_list("organization_id", flat=True)
+    drafts = (
+        Invoice.objects.filter(status=S.DRAFT, draft_until__lte=now)
+        .filter(
+            Q(organization_id__in=auto_orgs)
+            | ~Q(organization_id__in=InvoicingSettings.objects.values("organization_id"))
+        )
+        .select_related("organization")
+    )
+    for invoice in drafts[:1000]:
+        try:
+            invoice_issue(
+                organization=invoice.organization,
+                invoice=invoice,
+                now=now,
+                rebuild=True,
+                actor="auto_advance",
+            )
+            count += 1
+        except Conflict:
+            continue
+    return count
+
+
+def invoice_get_for_update(*, organization: Organization, invoice_id: str) -> Invoice:
+    invoice = Invoice.objects.filter(organization=organization, id=invoice_id).first()
+    if invoice is None:
+        raise NotFound(f"No such invoice: {invoice_id!r}.")
+    return invoice

@@ -1,0 +1,247 @@
+"""What invoicing reads from `billing` (subscription timeline, due periods) and `metering` (usage).
+
+Invoicing asks this module for plain dataclasses; the default providers read billing's subscription
+timeline (`SubscriptionItem` rows: one rate card over [active_from, active_to)) and usage through
+`billing.sources.usage_total` (which calls metering). `set_provider()` replaces one (tests and the
+benchmark use in-memory providers for what they do not exercise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from django.apps import apps
+from django.db.models import Q
+
+from core.models import Organization
+
+
+@dataclass(frozen=True)
+class BillableItem:
+    """One rate card active on a subscription inside one billing period, clipped to it."""
+
+    item_id: str
+    subscription_id: str
+    key: str
+    name: str
+    feature_key: str
+    price: dict[str, Any] | None
+    discounts: dict[str, Any] | None
+    payment_term: str
+    quantity: Decimal
+    currency: str
+    span_start: datetime  # [span_start, span_end) inside [period_start, period_end)
+    span_end: datetime
+    period_start: datetime
+    period_end: datetime
+
+    @property
+    def proration(self) -> Fraction:
+        from billing.proration import proration_fraction
+
+        return proration_fraction(
+            span_start=self.span_start,
+            span_end=self.span_end,
+            period_start=self.period_start,
+            period_end=self.period_end,
+        )
+
+
+@dataclass(frozen=True)
+class DuePeriod:
+    customer_id: str
+    currency: str
+    period_start: datetime
+    period_end: datetime
+
+
+@dataclass(frozen=True)
+class CurrentPeriod:
+    currency: str
+    period_start: datetime
+    period_end: datetime
+
+
+# --- default providers (billing and metering) ---------------------------------------------------------
+def _subscription_model() -> Any:
+    return apps.get_model("billing", "Subscription")
+
+
+def _billing_items(
+    *,
+    organization: Organization,
+    customer_id: str,
+    currency: str,
+    period_start: datetime,
+    period_end: datetime,
+) -> list[BillableItem]:
+    item_model = apps.get_model("billing", "SubscriptionItem")
+    rows = (
+        item_model.objects.filter(
+            organization=organization,
+            subscription__customer_id=customer_id,
+            subscription__currency=currency,
+            active_from__lt=period_end,
+        )
+        .filter(Q(active_to__isnull=True) | Q(active_to__gt=period_start))
+        .select_related("subscription")
+        .order_by("active_from", "key", "id")
+    )
+    out = []
+    for row in rows:
+        out.append(
+            BillableItem(
+                item_id=row.id,
+                subscription_id=row.subscription_id,
+                key=row.key,
+                name=row.name,
+                feature_key=row.feature_key,
+                price=row.price,
+                discounts=row.discounts,
+                payment_term=row.payment_term or "in_advance",
+                quantity=row.quantity,
+                currency=row.subscription.currency,
+                span_start=max(row.active_from, period_start),
+                span_end=min(row.active_to or period_end, period_end),
+                period_start=period_start,
+                period_end=period_end,
+            )
+        )
+    return out
+
+
+def _sub_period(sub: Any, at: datetime) -> tuple[datetime, datetime, int]:
+    from billing.periods import period_at
+
+    p = period_at(sub.billing_anchor, sub.billing_cadence, at, sub.timezone)
+    return p.start, p.end, p.index
+
+
+def _billing_due_periods(*, organization: Organization, cutoff: datetime) -> list[DuePeriod]:
+    """The latest billing period of every subscription that ended at or before `cutoff`."""
+    from billing.periods import Cadence, period_start
+
+    subs = (
+        _subscription_model()
+        .objects.filter(organization=organization, active_from__lt=cutoff)
+        .filter(Q(active_to__isnull=True) | Q(active_to__gt=cutoff - timedelta(days=400)))
+        .only(
+            "id",
+            "customer_id",
+            "currency",
+            "billing_anchor",
+            "billing_cadence",
+            "timezone",
+            "active_from",
+            "active_to",
+        )
+    )
+    out: set[DuePeriod] = set()
+    for sub in subs:
+        at = min(cutoff, sub.active_to - timedelta(microseconds=1)) if sub.active_to else cutoff
+        start, end, index = _sub_period(sub, at)
+        if end <= cutoff:
+            due_start, due_end = start, end  # an ended subscription's last period, already closed
+        else:
+            due_start = period_start(
+                sub.billing_anchor, Cadence.parse(sub.billing_cadence), index - 1, sub.timezone
+            )
+            due_end = start
+        if sub.active_from >= due_end or (sub.active_to is not None and sub.active_to <= due_start):
+            continue
+        out.add(DuePeriod(sub.customer_id, sub.currency, due_start, due_end))
+    return sorted(out, key=lambda d: (d.customer_id, d.period_start))
+
+
+def _billing_current_periods(
+    *, organization: Organization, customer_id: str, at: datetime
+) -> list[CurrentPeriod]:
+    subs = (
+        _subscription_model()
+        .objects.filter(organization=organization, customer_id=customer_id, active_from__lte=at)
+        .filter(Q(active_to__isnull=True) | Q(active_to__gt=at))
+    )
+    out = []
+    for sub in subs:
+        start, end, _ = _sub_period(sub, at)
+        out.append(CurrentPeriod(sub.currency, start, end))
+    return out
+
+
+def _billing_usage(
+    *, organization: Organization, customer_id: str, feature_key: str, start: datetime, end: datetime
+) -> Decimal:
+    from billing import sources as billing_sources
+    from billing.selectors import subjects_for_customers
+
+    feature = billing_sources.feature_spec_get(organization=organization, key_or_id=feature_key)
+    if not feature.meter_slug:
+        return Decimal(0)
+    subjects = subjects_for_customers(organization=organization, customer_ids=[customer_id])[customer_id]
+    return billing_sources.usage_total(
+        organization=organization,
+        meter_slug=feature.meter_slug,
+        subject_keys=subjects,
+        start=start,
+        end=end,
+        group_by_filters=feature.meter_group_by_filters,
+    )
+
+
+_PROVIDERS: dict[str, Callable[..., Any]] = {
+    "items": _billing_items,
+    "due_periods": _billing_due_periods,
+    "current_periods": _billing_current_periods,
+    "usage": _billing_usage,
+}
+_DEFAULTS = dict(_PROVIDERS)
+
+
+def set_provider(name: str, fn: Callable[..., Any] | None) -> None:
+    """Replace a provider (None restores the default)."""
+    if name not in _DEFAULTS:
+        raise KeyError(name)
+    _PROVIDERS[name] = fn or _DEFAULTS[name]
+
+
+def billable_items(
+    *,
+    organization: Organization,
+    customer_id: str,
+    currency: str,
+    period_start: datetime,
+    period_end: datetime,
+) -> list[BillableItem]:
+    return _PROVIDERS["items"](
+        organization=organization,
+        customer_id=customer_id,
+        currency=currency,
+        period_start=period_start,
+        period_end=period_end,
+    )
+
+
+def due_periods(*, organization: Organization, cutoff: datetime) -> list[DuePeriod]:
+    return _PROVIDERS["due_periods"](organization=organization, cutoff=cutoff)
+
+
+def current_periods(*, organization: Organization, customer_id: str, at: datetime) -> list[CurrentPeriod]:
+    return _PROVIDERS["current_periods"](organization=organization, customer_id=customer_id, at=at)
+
+
+def usage(
+    *, organization: Organization, customer_id: str, feature_key: str, start: datetime, end: datetime
+) -> Decimal:
+    """Metered usage of the customer for the feature over [start, end)."""
+    if end <= start or not feature_key:
+        return Decimal(0)
+    return Decimal(
+        _PROVIDERS["usage"](
+            organization=organization, customer_id=customer_id, feature_key=feature_key, start=start, end=end
+        )
+    )

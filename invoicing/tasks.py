@@ -1,0 +1,117 @@
+"""Celery tasks: take ids, call one service, safe to run twice. Beat entries live in config/schedule.py."""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from celery import shared_task
+
+logger = logging.getLogger(__name__)
+QUEUE = "billing"
+
+
+@shared_task(name="invoicing.tasks.invoice_clock", acks_late=True, queue=QUEUE)
+def invoice_clock() -> int:
+    """Find due customer periods and fan out one task per customer period."""
+    from invoicing.runs import invoice_runs_schedule
+
+    ids = invoice_runs_schedule()
+    for item_id in ids:
+        invoice_run_item.delay(item_id)
+    return len(ids)
+
+
+@shared_task(name="invoicing.tasks.invoice_run_item", acks_late=True, reject_on_worker_lost=True, queue=QUEUE)
+def invoice_run_item(item_id: str) -> str | None:
+    from invoicing.runs import invoice_run_item_process
+
+    try:
+        invoice = invoice_run_item_process(item_id=item_id)
+    except Exception:
+        logger.exception("invoice run item %s failed (recorded on the Invoice runs page)", item_id)
+        return None
+    return invoice.id if invoice else None
+
+
+@shared_task(name="invoicing.tasks.invoices_auto_advance", acks_late=True, queue=QUEUE)
+def invoices_auto_advance() -> int:
+    from invoicing.services import invoices_auto_advance as run
+
+    return run()
+
+
+@shared_task(
+    name="invoicing.tasks.invoice_stripe_push",
+    bind=True,
+    acks_late=True,
+    queue=QUEUE,
+    max_retries=8,
+    rate_limit="20/s",
+)
+def invoice_stripe_push(self, invoice_id: str) -> None:  # type: ignore[no-untyped-def]
+    from invoicing import stripe_gateway
+
+    try:
+        stripe_gateway.invoice_push(invoice_id=invoice_id)
+    except Exception as exc:
+        stripe_gateway.record_sync_error(invoice_id=invoice_id, error=exc)
+        if stripe_gateway.is_transient(exc):
+            countdown = min(30 * 2**self.request.retries, 3600) + random.randint(0, 10)
+            raise self.retry(exc=exc, countdown=countdown) from exc
+        logger.warning("Stripe push of %s failed: %s", invoice_id, exc)
+
+
+@shared_task(name="invoicing.tasks.invoice_stripe_void", acks_late=True, queue=QUEUE)
+def invoice_stripe_void(invoice_id: str) -> None:
+    from invoicing import stripe_gateway
+
+    try:
+        stripe_gateway.invoice_void_remote(invoice_id=invoice_id)
+    except Exception as exc:
+        stripe_gateway.record_sync_error(invoice_id=invoice_id, error=exc)
+
+
+@shared_task(name="invoicing.tasks.stripe_event_process", acks_late=True, queue=QUEUE)
+def stripe_event_process_task(event_row_id: str) -> str:
+    from invoicing.stripe_events import stripe_event_process
+
+    return stripe_event_process(event_row_id=event_row_id)
+
+
+@shared_task(
+    name="invoicing.tasks.webhook_deliver", bind=True, acks_late=True, queue="default", max_retries=8
+)
+def webhook_deliver(self, delivery_id: str) -> bool:  # type: ignore[no-untyped-def]
+    from invoicing.webhooks import backoff_seconds, webhook_delivery_attempt
+
+    done = webhook_delivery_attempt(delivery_id=delivery_id)
+    if not done:
+        raise self.retry(countdown=backoff_seconds(self.request.retries + 1))
+    return True
+
+
+@shared_task(name="invoicing.tasks.webhook_deliveries_sweep", acks_late=True, queue="default")
+def webhook_deliveries_sweep() -> int:
+    """Requeue pending deliveries whose next attempt is due (retries lost with a broker restart)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from invoicing.models import WebhookDelivery
+
+    ids = list(
+        WebhookDelivery.objects.filter(
+            status="pending", next_attempt_at__lte=timezone.now() - timedelta(minutes=10)
+        ).values_list("id", flat=True)[:500]
+    )
+    for delivery_id in ids:
+        webhook_deliver.delay(delivery_id)
+    return len(ids)
+
+
+@shared_task(name="invoicing.tasks.billing_notifications_forward", acks_late=True, queue="default")
+def billing_notifications_forward() -> int:
+    from invoicing.webhooks import billing_notifications_forward as run
+
+    return run()

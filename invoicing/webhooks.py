@@ -1,0 +1,240 @@
+"""Outbound webhooks, signed with the Standard Webhooks scheme (`standardwebhooks`).
+
+`webhook_event_emit(organization=, type=, payload=)` is the one way any app sends an event: it stores a
+`WebhookMessage` and one `WebhookDelivery` per enabled endpoint subscribed to the type, and after commit
+queues one Celery task per delivery. The task POSTs the signed body; non-2xx or a network error is
+recorded (status code, response snippet, attempts) and retried with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook
+
+from core.audit import Actor, audit_record
+from core.errors import NotFound, ValidationFailed
+from core.models import Organization
+from invoicing.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookMessage
+
+EVENT_TYPES = (
+    "invoice.created",
+    "invoice.issued",
+    "invoice.paid",
+    "invoice.payment_failed",
+    "invoice.voided",
+    "subscription.created",
+    "subscription.changed",
+    "subscription.canceled",
+    "entitlement.balance.threshold",
+)
+MAX_ATTEMPTS = 8
+BACKOFF_BASE_SECONDS = 30  # 30 s, 1 min, 2 min, 4 min, ... capped at 6 h
+TIMEOUT_SECONDS = 10
+SNIPPET_CHARS = 500
+NOTIFICATION_LOOKBACK_DAYS = 7
+
+
+def backoff_seconds(attempt: int) -> int:
+    return min(BACKOFF_BASE_SECONDS * 2 ** max(attempt - 1, 0), 6 * 3600)
+
+
+def webhook_endpoint_create(
+    *,
+    organization: Organization,
+    url: str,
+    event_types: list[str] | None = None,
+    description: str = "",
+    actor: Actor = None,
+) -> WebhookEndpoint:
+    if not url.startswith(("http://", "https://")):
+        raise ValidationFailed("The URL must start with http:// or https://.", field="url")
+    unknown = sorted(set(event_types or []) - set(EVENT_TYPES))
+    if unknown:
+        raise ValidationFailed(f"Unknown event types: {', '.join(unknown)}.", field="eventTypes")
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.create(
+            organization=organization,
+            url=url,
+            event_types=list(event_types or []),
+            description=description,
+            secret=secret,
+        )
+        audit_record(
+            organization=organization,
+            actor=actor,
+            action="webhook_endpoint.created",
+            object_type="webhook_endpoint",
+            object_id=endpoint.id,
+            after={"url": url, "eventTypes": endpoint.event_types},
+        )
+    return endpoint
+
+
+def webhook_event_emit(
+    *, organization: Organization, type: str, payload: dict[str, Any], source_ref: str = ""
+) -> WebhookMessage | None:
+    """Send an event to every endpoint of the organization subscribed to `type`.
+
+    Call it inside your write transaction: the message is stored with it and delivered after commit.
+    `source_ref` (optional) makes emitting idempotent: a second call with the same ref is ignored and
+    returns None. `payload` must be JSON-serializable (Decimal and datetime are turned into strings).
+    """
+    if type not in EVENT_TYPES:
+        raise ValueError(f"Unknown webhook event type {type!r}.")
+    body = json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
+    try:
+        with transaction.atomic():
+            message = WebhookMessage.objects.create(
+                organization=organization, type=type, payload=body, source_ref=source_ref
+            )
+    except IntegrityError:
+        return None
+    endpoints = [
+        e
+        for e in WebhookEndpoint.objects.filter(organization=organization, enabled=True)
+        if not e.event_types or type in e.event_types
+    ]
+    deliveries = WebhookDelivery.objects.bulk_create(
+        [WebhookDelivery(organization=organization, endpoint=e, message=message) for e in endpoints]
+    )
+    if deliveries:
+        from invoicing.tasks import webhook_deliver
+
+        ids = [d.id for d in deliveries]
+        transaction.on_commit(lambda: [webhook_deliver.delay(i) for i in ids])
+    return message
+
+
+def _envelope(message: WebhookMessage) -> bytes:
+    return json.dumps(
+        {"type": message.type, "timestamp": message.created_at.isoformat(), "data": message.payload},
+        separators=(",", ":"),
+    ).encode()
+
+
+def signed_request(
+    endpoint: WebhookEndpoint, message: WebhookMessage, *, now: datetime
+) -> urllib.request.Request:
+    body = _envelope(message)
+    msg_id = f"msg_{message.id}"
+    signature = Webhook(endpoint.secret).sign(msg_id, now, body.decode())
+    headers = {
+        "content-type": "application/json",
+        "user-agent": "Meterline-Webhooks/1.0",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signature,
+    }
+    return urllib.request.Request(endpoint.url, data=body, headers=headers, method="POST")  # noqa: S310
+
+
+def webhook_delivery_attempt(*, delivery_id: str) -> bool:
+    """POST one delivery once. Returns True when delivered (2xx) or nothing is left to do."""
+    delivery = WebhookDelivery.objects.select_related("endpoint", "message").filter(id=delivery_id).first()
+    if delivery is None or delivery.status == DeliveryStatus.SUCCEEDED:
+        return True
+    now = timezone.now()
+    status_code: int | None = None
+    snippet = ""
+    error = ""
+    try:
+        request = signed_request(delivery.endpoint, delivery.message, now=now)
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
+            status_code = response.status
+            snippet = response.read(SNIPPET_CHARS).decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        status_code = exc.code
+        snippet = exc.read(SNIPPET_CHARS).decode("utf-8", "replace") if exc.fp else ""
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        error = str(getattr(exc, "reason", exc))[:SNIPPET_CHARS]
+    ok = status_code is not None and 200 <= status_code < 300
+    attempts = delivery.attempts + 1
+    if ok:
+        status = DeliveryStatus.SUCCEEDED
+        next_at = None
+    elif attempts >= MAX_ATTEMPTS:
+        status = DeliveryStatus.FAILED
+        next_at = None
+    else:
+        status = DeliveryStatus.PENDING
+        next_at = now + timedelta(seconds=backoff_seconds(attempts))
+    WebhookDelivery.objects.filter(id=delivery.id).update(
+        attempts=F("attempts") + 1,
+        status=status,
+        last_status_code=status_code,
+        response_snippet=snippet,
+        last_error=error or ("" if ok else f"HTTP {status_code}"),
+        last_attempt_at=now,
+        next_attempt_at=next_at,
+    )
+    return ok or status == DeliveryStatus.FAILED
+
+
+def webhook_delivery_resend(
+    *, organization: Organization, delivery_id: str, actor: Actor = None
+) -> WebhookDelivery:
+    """A new delivery of the same message to the same endpoint (the console's resend button)."""
+    old = WebhookDelivery.objects.filter(organization=organization, id=delivery_id).first()
+    if old is None:
+        raise NotFound("No such delivery.")
+    with transaction.atomic():
+        new = WebhookDelivery.objects.create(
+            organization=organization, endpoint_id=old.endpoint_id, message_id=old.message_id
+        )
+        audit_record(
+            organization=organization,
+            actor=actor,
+            action="webhook_delivery.resent",
+            object_type="webhook_delivery",
+            object_id=new.id,
+            before={"id": old.id},
+        )
+        from invoicing.tasks import webhook_deliver
+
+        transaction.on_commit(lambda: webhook_deliver.delay(new.id))
+    return new
+
+
+def billing_notifications_forward(*, organization: Organization | None = None, limit: int = 1000) -> int:
+    """Consume billing's stored notification events (`entitlements.balance.threshold`) as webhooks,
+    once each (`source_ref` = the notification's id). Returns how many were new."""
+    from django.apps import apps
+
+    model = apps.get_model("billing", "NotificationEvent")
+    since = timezone.now() - timedelta(days=NOTIFICATION_LOOKBACK_DAYS)
+    qs = model.objects.filter(created_at__gte=since).select_related("organization").order_by("created_at")
+    if organization is not None:
+        qs = qs.filter(organization=organization)
+    seen = set(
+        WebhookMessage.objects.filter(
+            source_ref__startswith="billing-notification:", created_at__gte=since
+        ).values_list("source_ref", flat=True)
+    )
+    count = 0
+    for event in qs[: limit * 4]:
+        ref = f"billing-notification:{event.id}"
+        if ref in seen:
+            continue
+        type_ = "entitlement.balance.threshold" if "threshold" in event.type else event.type
+        if type_ not in EVENT_TYPES:
+            continue
+        with transaction.atomic():
+            if webhook_event_emit(
+                organization=event.organization, type=type_, payload=event.payload, source_ref=ref
+            ):
+                count += 1
+        if count >= limit:
+            break
+    return count
