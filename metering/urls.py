@@ -1,5 +1,28 @@
 """Routes owned by this app (full paths: /api/... and /console/...). config/urls.py includes it."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from metering import api, views
+
+urlpatterns = [
+    path("api/v1/events", api.EventsView.as_view(), name="metering_events"),
+    path("api/v1/events/kong", api.KongEventsView.as_view(), name="metering_events_kong"),
+    path("api/v3/openmeter/events", api.EventsV3View.as_view(), name="metering_events_v3"),
+    path("api/v1/meters", api.MeterListView.as_view(), name="metering_meter_list"),
+    path("api/v1/meters/<str:id_or_slug>", api.MeterDetailView.as_view(), name="metering_meter_detail"),
+    path("api/v1/meters/<str:id_or_slug>/query", api.MeterQueryView.as_view(), name="metering_meter_query"),
+    path(
+        "api/v1/meters/<str:id_or_slug>/subjects",
+        api.MeterSubjectsView.as_view(),
+        name="metering_meter_subjects",
+    ),
+    path(
+        "api/v1/meters/<str:id_or_slug>/group-by/<str:key>/values",
+        api.MeterGroupValuesView.as_view(),
+        name="metering_meter_group_values",
+    ),
+    path("console/meters/", views.meter_list, name="metering_console_meters"),
+    path("console/meters/new/", views.meter_edit, name="metering_console_meter_new"),
+    path("console/meters/<str:meter_id>/edit/", views.meter_edit, name="metering_console_meter_edit"),
+    path("console/events/", views.event_list, name="metering_console_events"),
+]

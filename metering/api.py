@@ -1,0 +1,509 @@
+"""Metering API, wire-compatible with OpenMeter (see ../shared/reference/openmeter-api.md).
+
+Ingest views validate by hand (no serializers per event) and write through one store call.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import binascii
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponse
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, renderers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from core.api import TenantAPIView
+from core.auth import ApiKeyAuthentication, api_key_lookup
+from core.errors import PayloadTooLarge, ValidationFailed
+from metering import selectors, services
+from metering.ingest import parse_body, parse_time, validate_events
+from metering.models import Meter
+
+INGEST_CONTENT_TYPES = (
+    "application/cloudevents+json",
+    "application/cloudevents-batch+json",
+    "application/json",
+    "",
+)
+
+
+def iso(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def meter_json(m: Meter) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "slug": m.slug,
+        "name": m.name,
+        "description": m.description or None,
+        "eventType": m.event_type,
+        "aggregation": m.aggregation,
+        "valueProperty": m.value_property or None,
+        "groupBy": m.group_by or {},
+        "eventFrom": iso(m.event_from),
+        "createdAt": iso(m.created_at),
+        "updatedAt": iso(m.updated_at),
+        "deletedAt": iso(m.deleted_at),
+    }
+
+
+# --- ingest ------------------------------------------------------------------------------------
+
+
+def read_ingest_body(request: Request) -> bytes:
+    limit = settings.INGEST_MAX_BODY_BYTES
+    too_big = PayloadTooLarge(
+        f"The body exceeds the ingest limit of {limit} bytes (INGEST_MAX_BODY_BYTES); split the batch.",
+        extra={"limit": limit},
+    )
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > limit:
+        raise too_big
+    ctype = (request.META.get("CONTENT_TYPE") or "").split(";", 1)[0].strip().lower()
+    if ctype not in INGEST_CONTENT_TYPES:
+        raise exceptions.UnsupportedMediaType(
+            ctype,
+            detail=f"Unsupported content type {ctype!r}; send "
+            "application/cloudevents+json, application/cloudevents-batch+json "
+            "or application/json.",
+        )
+    try:
+        body = request._request.body
+    except RequestDataTooBig:
+        raise too_big from None
+    if len(body) > limit:
+        raise too_big
+    return body
+
+
+class _IngestBase(TenantAPIView):
+    abstract = True
+    strict = False
+
+    def ingest(self, request: Request) -> None:
+        body = read_ingest_body(request)
+        now = timezone.now()
+        events = validate_events(parse_body(body, ""), received_at=now, strict=self.strict)
+        services.events_ingest(organization=self.organization, events=events, received_at=now)
+
+
+class EventsView(_IngestBase):
+    """POST: ingest (204, scope ingest). GET: recent events with why they did not count (scope read)."""
+
+    required_scopes = {"POST": "ingest", "GET": "read"}
+
+    @extend_schema(
+        operation_id="ingestEvents", request={"application/cloudevents+json": dict}, responses={204: None}
+    )
+    def post(self, request: Request) -> HttpResponse:
+        self.ingest(request)
+        return HttpResponse(status=204)
+
+    @extend_schema(
+        operation_id="listEvents",
+        responses=dict,
+        parameters=[
+            OpenApiParameter("subject", str),
+            OpenApiParameter("type", str),
+            OpenApiParameter("id", str),
+            OpenApiParameter("from", str),
+            OpenApiParameter("to", str),
+            OpenApiParameter("limit", int),
+            OpenApiParameter("hasError", bool),
+        ],
+    )
+    def get(self, request: Request) -> Response:
+        q = request.query_params
+        try:
+            limit = int(q.get("limit") or 100)
+        except ValueError:
+            raise ValidationFailed("limit must be an integer.", field="limit") from None
+        if not 1 <= limit <= 1000:
+            raise ValidationFailed("limit must be between 1 and 1000.", field="limit")
+        has_error = q.get("hasError")
+        events = selectors.events_list(
+            organization=self.organization,
+            subject=q.get("subject"),
+            type=q.get("type"),
+            id=q.get("id"),
+            from_=_param_time(q, "from"),
+            to=_param_time(q, "to"),
+            limit=limit,
+            has_error=None if has_error is None else has_error.lower() in ("1", "true", "yes"),
+        )
+        out = []
+        for e in events:
+            item = {
+                "event": {**e.event, "time": iso(e.event["time"])},
+                "ingestedAt": iso(e.ingested_at),
+                "storedAt": iso(e.stored_at),
+            }
+            if e.validation_error:
+                item["validationError"] = e.validation_error
+            out.append(item)
+        return Response(out)
+
+
+class EventsV3View(_IngestBase):
+    """The OpenMeter self-hosted path Kong's Metering & Billing plugin posts to: 202, strict properties."""
+
+    required_scope = "ingest"
+    strict = True
+
+    @extend_schema(
+        operation_id="ingestEventsV3", request={"application/cloudevents+json": dict}, responses={202: None}
+    )
+    def post(self, request: Request) -> HttpResponse:
+        self.ingest(request)
+        return HttpResponse(status=202)
+
+
+class IngestKeyAuthentication(ApiKeyAuthentication):
+    """Bearer, or `X-Api-Key: <key>`, or Basic auth whose password (or username) is the key:
+    Kong's http-log cannot set Authorization itself but turns URL userinfo into Basic auth."""
+
+    def authenticate(self, request):
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        secret = self.secret_from_header(header) or request.META.get("HTTP_X_API_KEY") or None
+        if secret is None and header[:6].lower() == "basic ":
+            try:
+                user, _, password = base64.b64decode(header[6:].strip()).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                raise exceptions.AuthenticationFailed("Malformed Basic authorization header.") from None
+            secret = password if password.startswith("ml_") else user
+        if not secret:
+            return None
+        key = api_key_lookup(secret.strip())
+        if key is None:
+            raise exceptions.AuthenticationFailed("The API key is invalid, expired or revoked.")
+        request._request.organization = key.organization
+        return (None, key)
+
+
+class KongEventsView(TenantAPIView):
+    """Kong http-log JSON (one entry or a batch) → CloudEvents, stored like any batch (204).
+
+    `?subjectHeader=x-customer` names a request header to use as subject when no consumer is set."""
+
+    required_scope = "ingest"
+    authentication_classes = [IngestKeyAuthentication]
+
+    @extend_schema(operation_id="ingestKongHttpLog", request=dict, responses={204: None})
+    def post(self, request: Request) -> HttpResponse:
+        from metering.adapters.kong import kong_to_cloudevents
+
+        body = read_ingest_body(request)
+        now = timezone.now()
+        payload = parse_body(body, "")
+        events = kong_to_cloudevents(
+            payload, subject_header=request.query_params.get("subjectHeader") or None
+        )
+        if not events:
+            return HttpResponse(status=204)
+        rows = validate_events(events, received_at=now, prefix="events")
+        services.events_ingest(organization=self.organization, events=rows, received_at=now)
+        return HttpResponse(status=204)
+
+
+# --- meters ------------------------------------------------------------------------------------
+
+
+class MeterListView(TenantAPIView):
+    required_scopes = {"GET": "read", "POST": "admin"}
+
+    @extend_schema(operation_id="listMeters", responses=dict)
+    def get(self, request: Request) -> Response:
+        include_deleted = (request.query_params.get("includeDeleted") or "").lower() == "true"
+        meters = selectors.meter_list(organization=self.organization, include_deleted=include_deleted)
+        return Response([meter_json(m) for m in meters])
+
+    @extend_schema(operation_id="createMeter", request=dict, responses={201: dict})
+    def post(self, request: Request) -> Response:
+        d = _body_object(request)
+        event_from = None
+        if d.get("eventFrom") is not None:
+            try:
+                event_from = parse_time(d["eventFrom"])
+            except ValueError as exc:
+                raise ValidationFailed(f"eventFrom {exc}.", field="eventFrom") from None
+        meter = services.meter_create(
+            organization=self.organization,
+            slug=d.get("slug") or d.get("key"),
+            event_type=d.get("eventType"),
+            aggregation=d.get("aggregation"),
+            value_property=d.get("valueProperty"),
+            group_by=d.get("groupBy"),
+            name=d.get("name") or "",
+            description=d.get("description") or "",
+            event_from=event_from,
+            actor=self.actor,
+        )
+        return Response(meter_json(meter), status=status.HTTP_201_CREATED)
+
+
+class MeterDetailView(TenantAPIView):
+    required_scopes = {"GET": "read", "PUT": "admin", "DELETE": "admin"}
+
+    @extend_schema(operation_id="getMeter", responses=dict)
+    def get(self, request: Request, id_or_slug: str) -> Response:
+        return Response(
+            meter_json(selectors.meter_get(organization=self.organization, id_or_slug=id_or_slug))
+        )
+
+    @extend_schema(operation_id="updateMeter", request=dict, responses=dict)
+    def put(self, request: Request, id_or_slug: str) -> Response:
+        d = _body_object(request)
+        meter = selectors.meter_get(organization=self.organization, id_or_slug=id_or_slug)
+        immutable = {
+            "eventType": meter.event_type,
+            "aggregation": meter.aggregation,
+            "valueProperty": meter.value_property or None,
+            "slug": meter.slug,
+        }
+        errors = [
+            {"name": k, "reason": "cannot be changed (create a new meter; history is never rewritten)"}
+            for k, v in immutable.items()
+            if k in d and d[k] != v
+        ]
+        if errors:
+            raise ValidationFailed("; ".join(f"{e['name']}: {e['reason']}" for e in errors), errors=errors)
+        meter = services.meter_update(
+            organization=self.organization,
+            id_or_slug=meter.id,
+            name=d.get("name"),
+            description=d.get("description"),
+            group_by=d.get("groupBy"),
+            actor=self.actor,
+        )
+        return Response(meter_json(meter))
+
+    @extend_schema(operation_id="deleteMeter", responses={204: None})
+    def delete(self, request: Request, id_or_slug: str) -> Response:
+        services.meter_delete(organization=self.organization, id_or_slug=id_or_slug, actor=self.actor)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _body_object(request: Request) -> dict[str, Any]:
+    data = request.data
+    if not isinstance(data, dict):
+        raise ValidationFailed("The body must be a JSON object.", field="body")
+    return data
+
+
+def _param_time(q, name: str) -> datetime | None:
+    value = q.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise ValidationFailed(f"{name} {exc}.", field=name) from None
+
+
+class CSVRenderer(renderers.BaseRenderer):
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if isinstance(data, str):
+            return data.encode()
+        return json.dumps(data, default=str).encode()
+
+
+def _parse_filter_group_by(q) -> dict[str, list[str]]:
+    """deepObject `filterGroupBy[model]=x`, the SDK's repr `filterGroupBy={'model': 'x'}`, JSON, and
+    `advancedMeterGroupByFilters={"model": {"$in": [..]}}` / `{"$eq": ".."}`."""
+    out: dict[str, list[str]] = {}
+    for key in q:
+        if key.startswith("filterGroupBy[") and key.endswith("]"):
+            out.setdefault(key[14:-1], []).extend(q.getlist(key))
+    for raw in q.getlist("filterGroupBy"):
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            try:
+                value = ast.literal_eval(raw)
+            except (ValueError, SyntaxError):
+                raise ValidationFailed(
+                    "filterGroupBy must be filterGroupBy[dim]=value or an object.", field="filterGroupBy"
+                ) from None
+        _merge_filter(out, value, "filterGroupBy")
+    for raw in q.getlist("advancedMeterGroupByFilters"):
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise ValidationFailed(
+                "advancedMeterGroupByFilters must be a JSON object.", field="advancedMeterGroupByFilters"
+            ) from None
+        _merge_filter(out, value, "advancedMeterGroupByFilters")
+    return out
+
+
+def _merge_filter(out: dict[str, list[str]], value: Any, field: str) -> None:
+    if not isinstance(value, dict):
+        raise ValidationFailed(f"{field} must be an object {{dimension: value}}.", field=field)
+    for dim, cond in value.items():
+        if isinstance(cond, dict):
+            if set(cond) - {"$in", "$eq"}:
+                raise ValidationFailed(
+                    f"{field}.{dim}: only $eq and $in are supported.", field=f"{field}.{dim}"
+                )
+            vals = list(cond.get("$in") or []) + ([cond["$eq"]] if "$eq" in cond else [])
+        elif isinstance(cond, list):
+            vals = cond
+        else:
+            vals = [cond]
+        out.setdefault(str(dim), []).extend(str(v) for v in vals)
+
+
+class MeterQueryView(TenantAPIView):
+    required_scope = "read"
+    renderer_classes = [renderers.JSONRenderer, CSVRenderer]
+
+    @extend_schema(operation_id="queryMeter", responses=dict)
+    def get(self, request: Request, id_or_slug: str) -> Response:
+        q = request.query_params
+        return self.answer(
+            request,
+            id_or_slug,
+            {
+                "from": _param_time(q, "from"),
+                "to": _param_time(q, "to"),
+                "windowSize": q.get("windowSize") or None,
+                "windowTimeZone": q.get("windowTimeZone") or "UTC",
+                "subject": q.getlist("subject") or None,
+                "filterCustomerId": q.getlist("filterCustomerId") or None,
+                "groupBy": q.getlist("groupBy"),
+                "filterGroupBy": _parse_filter_group_by(q),
+            },
+        )
+
+    @extend_schema(operation_id="queryMeterPost", request=dict, responses=dict)
+    def post(self, request: Request, id_or_slug: str) -> Response:
+        d = _body_object(request)
+
+        def body_time(name: str) -> datetime | None:
+            if d.get(name) in (None, ""):
+                return None
+            try:
+                return parse_time(d[name])
+            except ValueError as exc:
+                raise ValidationFailed(f"{name} {exc}.", field=name) from None
+
+        fgb: dict[str, list[str]] = {}
+        if d.get("filterGroupBy") is not None:
+            _merge_filter(fgb, d["filterGroupBy"], "filterGroupBy")
+        if d.get("advancedMeterGroupByFilters") is not None:
+            _merge_filter(fgb, d["advancedMeterGroupByFilters"], "advancedMeterGroupByFilters")
+        for name in ("subject", "filterCustomerId", "groupBy"):
+            if d.get(name) is not None and not isinstance(d[name], list):
+                d[name] = [d[name]]
+        return self.answer(
+            request,
+            id_or_slug,
+            {
+                "from": body_time("from"),
+                "to": body_time("to"),
+                "windowSize": d.get("windowSize"),
+                "windowTimeZone": d.get("windowTimeZone") or "UTC",
+                "subject": d.get("subject"),
+                "filterCustomerId": d.get("filterCustomerId"),
+                "groupBy": d.get("groupBy") or [],
+                "filterGroupBy": fgb,
+            },
+        )
+
+    def answer(self, request: Request, id_or_slug: str, p: dict[str, Any]) -> Response:
+        meter = selectors.meter_get(organization=self.organization, id_or_slug=id_or_slug)
+        rows = selectors.meter_query(
+            organization=self.organization,
+            meter=meter,
+            from_=p["from"],
+            to=p["to"],
+            window_size=p["windowSize"],
+            window_tz=p["windowTimeZone"],
+            subjects=p["subject"],
+            customer_ids=p["filterCustomerId"],
+            group_by=[g for g in p["groupBy"] if g not in ("subject", "customer_id")]
+            + (["subject"] if "subject" in p["groupBy"] else []),
+            filter_group_by=p["filterGroupBy"],
+        )
+        dims = [g for g in p["groupBy"] if g in meter.group_by]
+        if request.accepted_renderer.format == "csv":
+            buf = io.StringIO()
+            w = csv.writer(buf)
+            w.writerow(["window_start", "window_end", "subject", "customer_id", *dims, "value"])
+            for r in rows:
+                w.writerow(
+                    [
+                        iso(r.window_start),
+                        iso(r.window_end),
+                        r.subject or "",
+                        r.customer_id or "",
+                        *[r.group_by.get(k) or "" for k in dims],
+                        str(r.value),
+                    ]
+                )
+            return Response(buf.getvalue(), content_type="text/csv; charset=utf-8")
+        return Response(
+            {
+                "from": iso(p["from"]),
+                "to": iso(p["to"]),
+                "windowSize": p["windowSize"],
+                "data": [
+                    {
+                        "value": r.value,
+                        "windowStart": iso(r.window_start),
+                        "windowEnd": iso(r.window_end),
+                        "subject": r.subject,
+                        "customerId": r.customer_id,
+                        "groupBy": r.group_by,
+                    }
+                    for r in rows
+                ],
+            }
+        )
+
+
+class MeterSubjectsView(TenantAPIView):
+    required_scope = "read"
+
+    @extend_schema(operation_id="listMeterSubjects", responses=dict)
+    def get(self, request: Request, id_or_slug: str) -> Response:
+        meter = selectors.meter_get(organization=self.organization, id_or_slug=id_or_slug)
+        q = request.query_params
+        return Response(
+            selectors.meter_subjects(
+                organization=self.organization,
+                meter=meter,
+                from_=_param_time(q, "from"),
+                to=_param_time(q, "to"),
+            )
+        )
+
+
+class MeterGroupValuesView(TenantAPIView):
+    required_scope = "read"
+
+    @extend_schema(operation_id="listMeterGroupByValues", responses=dict)
+    def get(self, request: Request, id_or_slug: str, key: str) -> Response:
+        meter = selectors.meter_get(organization=self.organization, id_or_slug=id_or_slug)
+        return Response(selectors.meter_group_values(organization=self.organization, meter=meter, key=key))

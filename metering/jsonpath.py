@@ -1,0 +1,78 @@
+"""The small JSONPath subset meters use: `$.a.b`, `$.a[0]`, `$['a b']`, `$["x"].y`.
+
+A path compiles to a list of keys, passed to PostgreSQL as a text[] for `data #>> path`
+(array indexes are written as digits, which `#>>` treats as array positions). The same list
+drives the Python-side extraction used to explain uncounted events.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+_TOKEN = re.compile(
+    r"""\.([A-Za-z_$@][\w$@-]*)|\[(\d+)\]|\[\s*'((?:[^'\\]|\\.)*)'\s*\]|\[\s*"((?:[^"\\]|\\.)*)"\s*\]"""
+)
+NUMERIC_RE = re.compile(r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$")
+# The same test in SQL (kept in sync with NUMERIC_RE).
+NUMERIC_SQL_RE = r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
+
+
+class JsonPathError(ValueError):
+    pass
+
+
+def compile_path(path: str) -> list[str]:
+    """`$.a.b[0]` -> ["a", "b", "0"]. Raises JsonPathError with a human reason."""
+    if not isinstance(path, str) or not path.startswith("$"):
+        raise JsonPathError("must be a JSONPath starting with `$`, e.g. `$.tokens`")
+    rest = path[1:]
+    keys: list[str] = []
+    pos = 0
+    while pos < len(rest):
+        m = _TOKEN.match(rest, pos)
+        if not m:
+            raise JsonPathError(
+                f"unsupported JSONPath syntax at `{rest[pos:]}` (use `$.a.b`, `$.a[0]` or `$['a b']`)"
+            )
+        key = next(g for g in m.groups() if g is not None)
+        keys.append(key)
+        pos = m.end()
+    if not keys:
+        raise JsonPathError("must select a property, e.g. `$.tokens`")
+    return keys
+
+
+def extract(data: Any, keys: list[str]) -> Any:
+    """The value at keys in data, or None when missing (mirrors PostgreSQL's `#>`)."""
+    cur = data
+    for key in keys:
+        if isinstance(cur, dict):
+            if key not in cur:
+                return None
+            cur = cur[key]
+        elif isinstance(cur, list) and key.isdigit():
+            idx = int(key)
+            if idx >= len(cur):
+                return None
+            cur = cur[idx]
+        else:
+            return None
+    return cur
+
+
+def as_number(value: Any) -> Decimal | None:
+    """The numeric reading of a value for SUM/AVG/MIN/MAX/LATEST: JSON numbers and numeric strings."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, Decimal)):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, str) and NUMERIC_RE.match(value):
+        try:
+            return Decimal(value)
+        except InvalidOperation:  # pragma: no cover - the regex admits only valid numbers
+            return None
+    return None

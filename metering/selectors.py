@@ -1,0 +1,307 @@
+"""Reads for metering. Billing, entitlements and the portal call `meter_query` / `meter_usage_total`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from core.errors import NotFound, ValidationFailed
+from core.ids import is_ulid
+from core.models import Organization
+from metering import store
+from metering.jsonpath import as_number, compile_path, extract
+from metering.models import Aggregation, Meter, RejectedEvent
+from metering.store import UsageRow
+
+WINDOW_SIZES = ("MINUTE", "HOUR", "DAY", "MONTH")
+
+
+def meter_list(*, organization: Organization, include_deleted: bool = False) -> QuerySet[Meter]:
+    qs = Meter.objects.filter(organization=organization)
+    if not include_deleted:
+        qs = qs.filter(deleted_at__isnull=True)
+    return qs.order_by("slug", "id")
+
+
+def meter_get(*, organization: Organization, id_or_slug: str, include_deleted: bool = False) -> Meter:
+    """A live meter by ULID id or slug (raises NotFound)."""
+    qs = Meter.objects.filter(organization=organization)
+    if not include_deleted:
+        qs = qs.filter(deleted_at__isnull=True)
+    cond = Q(slug=id_or_slug)
+    if is_ulid(id_or_slug):
+        cond |= Q(pk=id_or_slug.upper())
+    meter = qs.filter(cond).order_by("-created_at").first()
+    if meter is None:
+        raise NotFound(f"No meter {id_or_slug!r} in this organization.")
+    return meter
+
+
+def meter_query(
+    *,
+    organization: Organization,
+    meter: Meter,
+    from_: datetime | None = None,
+    to: datetime | None = None,
+    window_size: str | None = None,
+    window_tz: str = "UTC",
+    subjects: Sequence[str] | None = None,
+    customer_ids: Sequence[str] | None = None,
+    customers: Mapping[str, Sequence[str]] | None = None,
+    group_by: Sequence[str] = (),
+    filter_group_by: Mapping[str, Sequence[str]] | None = None,
+    use_rollups: bool = True,
+) -> list[UsageRow]:
+    """Aggregate `meter` over [from_, to) in windows of `window_size` (None = one window) in `window_tz`.
+
+    - `subjects`: only these subjects. `group_by` may contain meter dimensions and "subject";
+      passing `subjects` implies grouping by subject (OpenMeter semantics).
+    - `customers`: `{customer_id: [subject, ...]}` (from billing); only their subjects count and
+      rows are grouped and labelled by `customer_id`. `customer_ids` instead asks the registered
+      customer resolver (metering.hooks) for that mapping.
+    - `filter_group_by`: `{dimension: [allowed values]}`.
+    Returns UsageRow(value: Decimal, window_start, window_end, subject, customer_id, group_by).
+    Exact: rollups below the watermark plus raw events above it (docs/metering.md).
+    """
+    if meter.organization_id != organization.id:
+        raise NotFound("No such meter in this organization.")
+    if window_size is not None and window_size not in WINDOW_SIZES:
+        raise ValidationFailed(f"windowSize must be one of {', '.join(WINDOW_SIZES)}.", field="windowSize")
+    try:
+        ZoneInfo(window_tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationFailed(f"Unknown time zone {window_tz!r}.", field="windowTimeZone") from None
+    if from_ is not None and to is not None and from_ >= to:
+        raise ValidationFailed("`from` must be before `to`.", field="from")
+    dims: list[str] = []
+    group_subject = subjects is not None
+    group_customer = False
+    for key in group_by:
+        if key == "subject":
+            group_subject = True
+        elif key in ("customer_id", "customerId"):
+            group_customer = True
+        elif key in meter.group_by:
+            if key not in dims:
+                dims.append(key)
+        else:
+            raise ValidationFailed(
+                f"groupBy {key!r} is not a dimension of meter {meter.slug!r} "
+                f"({', '.join(sorted(meter.group_by)) or 'none'}).",
+                field="groupBy",
+            )
+    for key in filter_group_by or {}:
+        if key not in meter.group_by:
+            raise ValidationFailed(
+                f"filterGroupBy {key!r} is not a dimension of meter {meter.slug!r}.",
+                field=f"filterGroupBy[{key}]",
+            )
+    if customer_ids is not None and customers is None:
+        from metering import hooks
+
+        customers = hooks.resolve_customers(organization=organization, customer_ids=list(customer_ids))
+        if customers is None:
+            raise ValidationFailed(
+                "Customer filtering needs the billing app's customer mapping, which is not installed.",
+                field="filterCustomerId",
+            )
+        missing = [c for c in customer_ids if c not in customers]
+        if missing:
+            raise NotFound(f"No customer {missing[0]!r} in this organization.")
+    if customers is not None:
+        group_customer = True
+    return store.usage_query(
+        spec=store.MeterSpec.of(meter),
+        time_from=from_,
+        time_to=to,
+        window_size=window_size,
+        window_tz=window_tz,
+        subjects=list(subjects) if subjects is not None else None,
+        group_by=dims,
+        group_by_subject=group_subject,
+        filter_group_by={k: list(v) for k, v in (filter_group_by or {}).items()},
+        customers=customers,
+        group_by_customer=group_customer,
+        use_rollups=use_rollups,
+    )
+
+
+def meter_usage_total(
+    *,
+    organization: Organization,
+    meter: str,
+    subjects: Sequence[str],
+    start: datetime,
+    end: datetime,
+    filters: Mapping[str, str] | None = None,
+) -> Decimal:
+    """Total usage of `subjects` on meter (slug or id) in [start, end), with {dimension: value} filters.
+
+    The entry point billing's `sources.usage_total` calls. No events = 0.
+    """
+    m = meter_get(organization=organization, id_or_slug=meter)
+    if not subjects:
+        return Decimal(0)
+    rows = store.usage_query(
+        spec=store.MeterSpec.of(m),
+        time_from=start,
+        time_to=end,
+        window_size=None,
+        subjects=list(subjects),
+        filter_group_by={k: [v] for k, v in (filters or {}).items()},
+    )
+    if not rows:
+        return Decimal(0)
+    if len(rows) == 1:
+        return rows[0].value
+    raise AssertionError("ungrouped query returned several rows")  # pragma: no cover
+
+
+def meter_subjects(
+    *, organization: Organization, meter: Meter, from_: datetime | None = None, to: datetime | None = None
+) -> list[str]:
+    return store.subjects_list(spec=store.MeterSpec.of(meter), time_from=from_, time_to=to)
+
+
+def meter_group_values(*, organization: Organization, meter: Meter, key: str) -> list[str]:
+    if key not in meter.group_by:
+        raise NotFound(f"Meter {meter.slug!r} has no group-by dimension {key!r}.")
+    return store.group_values_list(spec=store.MeterSpec.of(meter), key=key)
+
+
+# --- event log ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IngestedEvent:
+    event: dict[str, Any]
+    ingested_at: datetime
+    stored_at: datetime
+    validation_error: str | None
+
+
+def _reasons(ev_type: str, time: datetime, data: Any, meters: list[Meter]) -> str | None:
+    """Why a stored event does not count (read-time, against the current meters), or None."""
+    matching = [m for m in meters if m.event_type == ev_type]
+    if not matching:
+        return f"matched no meter: no meter has eventType {ev_type!r}"
+    problems: list[str] = []
+    counted = False
+    for m in matching:
+        if m.event_from and time < m.event_from:
+            problems.append(f"meter {m.slug}: before its eventFrom")
+            continue
+        if m.aggregation in (Aggregation.COUNT,):
+            counted = True
+            continue
+        value = extract(data, compile_path(m.value_property)) if m.value_property else None
+        if m.aggregation == Aggregation.UNIQUE_COUNT:
+            if value is None:
+                problems.append(f"meter {m.slug}: {m.value_property} is missing")
+            else:
+                counted = True
+            continue
+        if as_number(value) is None:
+            what = "missing" if value is None else "not a number"
+            problems.append(f"meter {m.slug}: {m.value_property} is {what}, not counted")
+        else:
+            counted = True
+    if problems and not counted:
+        return "; ".join(problems)
+    if problems:
+        return "partly counted: " + "; ".join(problems)
+    return None
+
+
+def events_list(
+    *,
+    organization: Organization,
+    subject: str | None = None,
+    type: str | None = None,
+    id: str | None = None,
+    from_: datetime | None = None,
+    to: datetime | None = None,
+    limit: int = 100,
+    has_error: bool | None = None,
+) -> list[IngestedEvent]:
+    """Recent events, newest ingested first, with `validation_error` for those that did not count:
+    rejected ones (e.g. same id with a different payload) and stored ones that match no meter or
+    carry no usable value (computed now, against the current meters). Three queries at most."""
+    stored = store.events_list(
+        organization_id=organization.id,
+        subject=subject,
+        type=type,
+        id=id,
+        time_from=from_,
+        time_to=to,
+        limit=limit,
+    )
+    rej = RejectedEvent.objects.filter(organization=organization)
+    if subject is not None:
+        rej = rej.filter(subject=subject)
+    if type is not None:
+        rej = rej.filter(type=type)
+    if id is not None:
+        rej = rej.filter(event_id=id)
+    if from_ is not None:
+        rej = rej.filter(time__gte=from_)
+    if to is not None:
+        rej = rej.filter(time__lt=to)
+    meters = list(meter_list(organization=organization))
+    out: list[IngestedEvent] = []
+    for ev in stored:
+        out.append(
+            IngestedEvent(
+                event=_ce(ev.id, ev.source, ev.type, ev.subject, ev.time, ev.data),
+                ingested_at=ev.stored_at,
+                stored_at=ev.stored_at,
+                validation_error=_reasons(ev.type, ev.time, ev.data, meters),
+            )
+        )
+    for r in rej.order_by("-received_at", "-id")[:limit]:
+        out.append(
+            IngestedEvent(
+                event=_ce(r.event_id, r.source, r.type, r.subject, r.time, r.data),
+                ingested_at=r.received_at,
+                stored_at=r.received_at,
+                validation_error=f"{r.reason}: {r.detail}",
+            )
+        )
+    if has_error is not None:
+        out = [e for e in out if (e.validation_error is not None) == has_error]
+    out.sort(key=lambda e: e.ingested_at, reverse=True)
+    return out[:limit]
+
+
+def _ce(id: str, source: str, type: str, subject: str, time: datetime | None, data: Any) -> dict[str, Any]:
+    return {
+        "id": id,
+        "source": source,
+        "specversion": "1.0",
+        "type": type,
+        "subject": subject,
+        "time": time,
+        "data": data,
+    }
+
+
+def meters_usage_last_24h(
+    *, organization: Organization, meters: Sequence[Meter]
+) -> dict[str, Decimal | None]:
+    """{meter id: total over the last 24 h} for the console list (one query per meter, bounded by the
+    page size; each is a rollup read plus the fresh tail)."""
+    now = timezone.now()
+    out: dict[str, Decimal | None] = {}
+    for m in meters:
+        rows = store.usage_query(
+            spec=store.MeterSpec.of(m), time_from=now - timedelta(hours=24), time_to=now, window_size=None
+        )
+        out[m.id] = rows[0].value if rows else None
+    return out

@@ -1,0 +1,704 @@
+"""The raw event store (PostgreSQL backend). The only module that reads or writes `metering_event`
+and `metering_rollup` with SQL; swap this module for a ClickHouse one without touching callers.
+
+Storage (see docs/metering.md):
+- `metering_event`: one row per accepted event; `seq` (identity) is the ingestion order.
+  Unique index (organization_id, source, event_id) = dedup, for as long as rows are retained
+  (retention must stay >= 35 days; nothing here deletes events). Query index
+  (organization_id, type, subject, time). JSONB `data`. No FK trigger on organization_id.
+- Bulk path: COPY into a per-transaction temp table, then one
+  `INSERT ... SELECT ... ORDER BY ord ON CONFLICT DO NOTHING`: the batch is atomic and the database
+  dedups. First write wins; a duplicate with a different payload is logged in
+  `metering_rejectedevent` (reason `duplicate_conflict`) and never counted.
+- Every ingest transaction takes a shared advisory lock; the rollup takes the same lock exclusively
+  for an instant to read a *safe horizon* (max seq) such that every seq <= horizon is committed.
+  Rollups advance by seq (ingestion order), so late events (old `time`) are always caught.
+"""
+
+# SQL here is assembled from fixed fragments; every value is a bound parameter.
+# ruff: noqa: S608
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, transaction
+
+from metering.jsonpath import NUMERIC_SQL_RE, compile_path
+
+INGEST_LOCK_KEY = 0x6D65746572  # "meter": shared by ingest transactions, exclusive for the horizon read
+SMALL_BATCH = 32  # up to this many events: a multi-row INSERT; above it: COPY into a temp table
+ROLLUP_CHUNK = 2_000_000  # max events folded into rollups per transaction
+CONFLICT_REASON = "duplicate_conflict"
+CONFLICT_DETAIL = (
+    "An event with this source and id was already stored with a different payload; the first write wins "
+    "and this one is not counted."
+)
+
+# (source, event_id, type, subject, time, data_json_or_None)
+EventTuple = tuple[str, str, str, str, datetime, str | None]
+
+
+@dataclass(frozen=True)
+class InsertResult:
+    received: int
+    inserted: int
+    conflicts: int
+
+    @property
+    def duplicates(self) -> int:
+        return self.received - self.inserted
+
+
+# --- ingest ------------------------------------------------------------------------------------
+
+
+def events_insert(
+    *, organization_id: str, events: Sequence[EventTuple], received_at: datetime
+) -> InsertResult:
+    """Store a batch atomically; duplicates (same organization, source, id) are dropped by the database."""
+    if not events:
+        return InsertResult(0, 0, 0)
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", [INGEST_LOCK_KEY])
+        if len(events) <= SMALL_BATCH:
+            inserted = _insert_values(cur, organization_id, events, received_at)
+            conflicts = 0
+            if inserted < len(events):
+                conflicts = _record_conflicts_values(cur, organization_id, events, received_at)
+        else:
+            inserted = _insert_copy(cur, organization_id, events, received_at)
+            conflicts = 0
+            if inserted < len(events):
+                conflicts = _record_conflicts_tmp(cur, organization_id, received_at)
+            # ON COMMIT DROP covers the usual case; drop now too, in case we run inside an outer
+            # transaction (the next batch on this connection must be able to create it again).
+            cur.execute("DROP TABLE metering_ingest_tmp")
+    return InsertResult(len(events), inserted, conflicts)
+
+
+_INSERT_COLS = "organization_id, source, event_id, type, subject, time, data, stored_at"
+
+
+def _insert_values(cur, org: str, events: Sequence[EventTuple], received_at: datetime) -> int:
+    row = "(%s, %s, %s, %s, %s, %s, %s::jsonb, %s)"
+    params: list[Any] = []
+    for ev in events:
+        params.extend((org, ev[0], ev[1], ev[2], ev[3], ev[4], ev[5], received_at))
+    cur.execute(
+        f"INSERT INTO metering_event ({_INSERT_COLS}) VALUES {', '.join([row] * len(events))} "
+        "ON CONFLICT (organization_id, source, event_id) DO NOTHING",
+        params,
+    )
+    return cur.rowcount
+
+
+def _insert_copy(cur, org: str, events: Sequence[EventTuple], received_at: datetime) -> int:
+    cur.execute(
+        "CREATE TEMP TABLE metering_ingest_tmp (ord int, source text, event_id text, type text, subject text, "
+        "time timestamptz, data jsonb) ON COMMIT DROP"
+    )
+    with cur.cursor.copy(
+        "COPY metering_ingest_tmp (ord, source, event_id, type, subject, time, data) FROM STDIN"
+    ) as copy:
+        for i, ev in enumerate(events):
+            copy.write_row((i, *ev))
+    cur.execute(
+        f"INSERT INTO metering_event ({_INSERT_COLS}) "
+        "SELECT %s, source, event_id, type, subject, time, data, %s FROM metering_ingest_tmp ORDER BY ord "
+        "ON CONFLICT (organization_id, source, event_id) DO NOTHING",
+        [org, received_at],
+    )
+    return cur.rowcount
+
+
+_CONFLICT_INSERT = (
+    "INSERT INTO metering_rejectedevent (organization_id, source, event_id, type, subject, time, data, reason, "
+    "detail, received_at) "
+)
+
+
+def _record_conflicts_tmp(cur, org: str, received_at: datetime) -> int:
+    cur.execute(
+        _CONFLICT_INSERT + "SELECT %s, t.source, t.event_id, t.type, t.subject, t.time, t.data, %s, %s, %s "
+        "FROM metering_ingest_tmp t JOIN metering_event e ON e.organization_id = %s AND e.source = t.source "
+        "AND e.event_id = t.event_id "
+        "WHERE (e.type, e.subject, e.time, e.data) IS DISTINCT FROM (t.type, t.subject, t.time, t.data)",
+        [org, CONFLICT_REASON, CONFLICT_DETAIL, received_at, org],
+    )
+    return cur.rowcount
+
+
+def _record_conflicts_values(cur, org: str, events: Sequence[EventTuple], received_at: datetime) -> int:
+    row = "(%s::text, %s::text, %s::text, %s::text, %s::timestamptz, %s::jsonb)"
+    params: list[Any] = [org, CONFLICT_REASON, CONFLICT_DETAIL, received_at]
+    for ev in events:
+        params.extend(ev)
+    params.append(org)
+    cur.execute(
+        _CONFLICT_INSERT + "SELECT %s, t.source, t.event_id, t.type, t.subject, t.time, t.data, %s, %s, %s "
+        f"FROM (VALUES {', '.join([row] * len(events))}) AS t(source, event_id, type, subject, time, data) "
+        "JOIN metering_event e ON e.organization_id = %s AND e.source = t.source AND e.event_id = t.event_id "
+        "WHERE (e.type, e.subject, e.time, e.data) IS DISTINCT FROM (t.type, t.subject, t.time, t.data)",
+        params,
+    )
+    return cur.rowcount
+
+
+def rejected_insert(
+    *, organization_id: str, rows: Sequence[Mapping[str, Any]], received_at: datetime
+) -> None:
+    """Log events we refused (kept small: only conflicts and explicit rejections land here)."""
+    from metering.models import RejectedEvent
+
+    RejectedEvent.objects.bulk_create(
+        [RejectedEvent(organization_id=organization_id, received_at=received_at, **row) for row in rows]
+    )
+
+
+def events_purge(*, organization_id: str) -> int:
+    """Delete an organization's raw events and rollups (used when an organization is deleted)."""
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("DELETE FROM metering_rollup WHERE organization_id = %s", [organization_id])
+        cur.execute("DELETE FROM metering_event WHERE organization_id = %s", [organization_id])
+        return cur.rowcount
+
+
+# --- listing -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    seq: int
+    source: str
+    id: str
+    type: str
+    subject: str
+    time: datetime
+    data: Any
+    stored_at: datetime
+
+
+def events_list(
+    *,
+    organization_id: str,
+    subject: str | None = None,
+    type: str | None = None,
+    id: str | None = None,
+    time_from: datetime | None = None,
+    time_to: datetime | None = None,
+    limit: int = 100,
+) -> list[StoredEvent]:
+    """Most recently ingested first."""
+    where = ["organization_id = %s"]
+    params: list[Any] = [organization_id]
+    for col, val in (("subject", subject), ("type", type), ("event_id", id)):
+        if val is not None:
+            where.append(f"{col} = %s")
+            params.append(val)
+    if time_from is not None:
+        where.append("time >= %s")
+        params.append(time_from)
+    if time_to is not None:
+        where.append("time < %s")
+        params.append(time_to)
+    params.append(limit)
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT seq, source, event_id, type, subject, time, data, stored_at FROM metering_event "
+            f"WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT %s",
+            params,
+        )
+        rows = cur.fetchall()
+    return [StoredEvent(r[0], r[1], r[2], r[3], r[4], r[5], _json(r[6]), r[7]) for r in rows]
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value, parse_float=Decimal) if isinstance(value, str) else value
+
+
+# --- meter definition used by SQL ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MeterSpec:
+    """What the store needs to know about a meter (plain data; no ORM in the SQL layer)."""
+
+    id: str
+    organization_id: str
+    event_type: str
+    aggregation: str
+    value_property: str | None
+    group_by: Mapping[str, str]
+    event_from: datetime | None = None
+
+    @classmethod
+    def of(cls, meter: Any) -> MeterSpec:
+        return cls(
+            meter.id,
+            meter.organization_id,
+            meter.event_type,
+            meter.aggregation,
+            meter.value_property or None,
+            dict(meter.group_by or {}),
+            meter.event_from,
+        )
+
+    @property
+    def value_path(self) -> list[str] | None:
+        return compile_path(self.value_property) if self.value_property else None
+
+
+def _value_sql(alias: str, params: dict[str, Any], spec: MeterSpec) -> str:
+    """SQL for the numeric value (NULL when missing or not a number)."""
+    path = spec.value_path
+    if path is None:
+        return "NULL::numeric"
+    params["vpath"] = path
+    params["numre"] = NUMERIC_SQL_RE
+    return (
+        f"(CASE WHEN ({alias}.data #>> %(vpath)s) ~ %(numre)s THEN ({alias}.data #>> %(vpath)s)::numeric END)"
+    )
+
+
+def _group_values_sql(alias: str, params: dict[str, Any], spec: MeterSpec) -> str:
+    if not spec.group_by:
+        return "'{}'::jsonb"
+    parts = []
+    for i, key in enumerate(sorted(spec.group_by)):
+        params[f"gvk{i}"] = key
+        params[f"gvp{i}"] = compile_path(spec.group_by[key])
+        parts.append(f"%(gvk{i})s::text, {alias}.data #>> %(gvp{i})s")
+    return f"jsonb_build_object({', '.join(parts)})"
+
+
+# --- rollups -----------------------------------------------------------------------------------
+
+
+def safe_horizon() -> int:
+    """The greatest seq such that every event with seq <= it is committed.
+
+    Ingest transactions hold the advisory lock in shared mode from before they draw seq values
+    until they commit; holding it exclusively for an instant therefore means no ingest is in
+    flight, and any later ingest draws larger seq values.
+    """
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(%s)", [INGEST_LOCK_KEY])
+        try:
+            cur.execute("SELECT coalesce(max(seq), 0) FROM metering_event")
+            return int(cur.fetchone()[0])
+        finally:
+            cur.execute("SELECT pg_advisory_unlock(%s)", [INGEST_LOCK_KEY])
+
+
+def watermark_get(*, meter_id: str) -> int:
+    with connection.cursor() as cur:
+        cur.execute("SELECT watermark FROM metering_rollupstate WHERE meter_id = %s", [meter_id])
+        row = cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def rollup_reset(*, meter_id: str) -> None:
+    """Forget a meter's rollups (after its group-by changed); the next run rebuilds them from seq 0."""
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT watermark FROM metering_rollupstate WHERE meter_id = %s FOR UPDATE", [meter_id])
+        cur.execute("DELETE FROM metering_rollup WHERE meter_id = %s", [meter_id])
+        cur.execute(
+            "UPDATE metering_rollupstate SET watermark = 0, updated_at = now() WHERE meter_id = %s",
+            [meter_id],
+        )
+
+
+def _watermark_set(cur, meter_id: str, watermark: int) -> None:
+    cur.execute(
+        "UPDATE metering_rollupstate SET watermark = %s, updated_at = now() WHERE meter_id = %s",
+        [watermark, meter_id],
+    )
+
+
+def rollup_advance(
+    *, spec: MeterSpec, horizon: int | None = None, chunk: int = ROLLUP_CHUNK
+) -> tuple[int, int]:
+    """Fold events with watermark < seq <= min(horizon, watermark + chunk) into hourly rollups.
+
+    Upsert and watermark move happen in one transaction under a row lock on the meter's state,
+    so a crash redoes the whole chunk and two concurrent runs cannot both fold the same range.
+    Returns (old watermark, new watermark).
+    """
+    if horizon is None:
+        horizon = safe_horizon()
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(
+            "INSERT INTO metering_rollupstate (meter_id, organization_id, watermark, updated_at) "
+            "VALUES (%s, %s, 0, now()) ON CONFLICT (meter_id) DO NOTHING",
+            [spec.id, spec.organization_id],
+        )
+        cur.execute("SELECT watermark FROM metering_rollupstate WHERE meter_id = %s FOR UPDATE", [spec.id])
+        low = int(cur.fetchone()[0])
+        high = min(horizon, low + chunk)
+        if high <= low:
+            return low, low
+        params: dict[str, Any] = {
+            "org": spec.organization_id,
+            "meter": spec.id,
+            "type": spec.event_type,
+            "lo": low,
+            "hi": high,
+        }
+        value = _value_sql("e", params, spec)
+        gv = _group_values_sql("e", params, spec)
+        event_from = ""
+        if spec.event_from is not None:
+            params["event_from"] = spec.event_from
+            event_from = "AND e.time >= %(event_from)s"
+        if spec.aggregation == "LATEST":
+            latest = (
+                "(array_agg(time ORDER BY time DESC, seq DESC) FILTER (WHERE v IS NOT NULL))[1], "
+                "(array_agg(seq ORDER BY time DESC, seq DESC) FILTER (WHERE v IS NOT NULL))[1], "
+                "(array_agg(v ORDER BY time DESC, seq DESC) FILTER (WHERE v IS NOT NULL))[1]"
+            )
+        else:
+            latest = "NULL::timestamptz, NULL::bigint, NULL::numeric"
+        cur.execute(
+            "INSERT INTO metering_rollup AS r (organization_id, meter_id, subject, group_values, bucket, "
+            "event_count, value_count, value_sum, value_min, value_max, latest_time, latest_seq, latest_value) "
+            f"SELECT %(org)s, %(meter)s, subject, gv, bucket, count(*), count(v), sum(v), min(v), max(v), {latest} "
+            f"FROM (SELECT e.subject, {gv} AS gv, date_trunc('hour', e.time) AS bucket, e.time, e.seq, {value} AS v "
+            "      FROM metering_event e WHERE e.seq > %(lo)s AND e.seq <= %(hi)s "
+            f"      AND e.organization_id = %(org)s AND e.type = %(type)s {event_from}) x "
+            "GROUP BY subject, gv, bucket "
+            "ON CONFLICT (organization_id, meter_id, subject, bucket, group_values) DO UPDATE SET "
+            "event_count = r.event_count + EXCLUDED.event_count, "
+            "value_count = r.value_count + EXCLUDED.value_count, "
+            "value_sum = CASE WHEN r.value_sum IS NULL THEN EXCLUDED.value_sum "
+            "  WHEN EXCLUDED.value_sum IS NULL THEN r.value_sum ELSE r.value_sum + EXCLUDED.value_sum END, "
+            "value_min = LEAST(r.value_min, EXCLUDED.value_min), "
+            "value_max = GREATEST(r.value_max, EXCLUDED.value_max), "
+            "latest_time = CASE WHEN %(newer)s THEN EXCLUDED.latest_time ELSE r.latest_time END, "
+            "latest_seq = CASE WHEN %(newer)s THEN EXCLUDED.latest_seq ELSE r.latest_seq END, "
+            "latest_value = CASE WHEN %(newer)s THEN EXCLUDED.latest_value ELSE r.latest_value END".replace(
+                "%(newer)s",
+                "(EXCLUDED.latest_time IS NOT NULL AND (r.latest_time IS NULL OR "
+                "(EXCLUDED.latest_time, EXCLUDED.latest_seq) > (r.latest_time, r.latest_seq)))",
+            ),
+            params,
+        )
+        _watermark_set(cur, spec.id, high)
+    return low, high
+
+
+# --- usage query -------------------------------------------------------------------------------
+
+UNITS = {"MINUTE": "minute", "HOUR": "hour", "DAY": "day", "MONTH": "month"}
+HOUR = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    value: Decimal
+    window_start: datetime
+    window_end: datetime
+    subject: str | None
+    customer_id: str | None
+    group_by: dict[str, str | None]
+
+
+def _floor_hour(t: datetime) -> datetime:
+    return t.replace(minute=0, second=0, microsecond=0)
+
+
+def _ceil_hour(t: datetime) -> datetime:
+    f = _floor_hour(t)
+    return f if f == t else f + HOUR
+
+
+def _tz_whole_hours(tz: str, start: datetime | None, end: datetime | None) -> bool:
+    """True when the zone's UTC offset is a whole number of hours at every sampled instant."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(tz)
+    lo = start or datetime(2000, 1, 1, tzinfo=zone)
+    hi = end or (lo + timedelta(days=366 * 30))
+    samples = [lo, hi]
+    year = lo.year
+    while year <= min(hi.year, lo.year + 60):
+        samples += [datetime(year, 1, 15, tzinfo=zone), datetime(year, 7, 15, tzinfo=zone)]
+        year += 1
+    for s in samples:
+        offset = s.astimezone(zone).utcoffset()
+        if offset is None or offset.total_seconds() % 3600:
+            return False
+    return True
+
+
+def usage_query(
+    *,
+    spec: MeterSpec,
+    time_from: datetime | None,
+    time_to: datetime | None,
+    window_size: str | None,
+    window_tz: str = "UTC",
+    subjects: Sequence[str] | None = None,
+    group_by: Sequence[str] = (),
+    group_by_subject: bool = False,
+    filter_group_by: Mapping[str, Sequence[str]] | None = None,
+    customers: Mapping[str, Sequence[str]] | None = None,
+    group_by_customer: bool = False,
+    use_rollups: bool = True,
+) -> list[UsageRow]:
+    """Aggregate a meter over [time_from, time_to) (see docs/metering.md "Query algorithm")."""
+    for _attempt in range(3):
+        w0 = watermark_get(meter_id=spec.id)
+        rows = _usage_query_once(
+            spec=spec,
+            time_from=time_from,
+            time_to=time_to,
+            window_size=window_size,
+            window_tz=window_tz,
+            subjects=subjects,
+            group_by=group_by,
+            group_by_subject=group_by_subject,
+            filter_group_by=filter_group_by or {},
+            customers=customers,
+            group_by_customer=group_by_customer,
+            use_rollups=use_rollups,
+            w0=w0,
+        )
+        if watermark_get(meter_id=spec.id) >= w0:  # no reset happened in between (see docs)
+            return rows
+    return rows  # pragma: no cover
+
+
+def _usage_query_once(
+    *,
+    spec,
+    time_from,
+    time_to,
+    window_size,
+    window_tz,
+    subjects,
+    group_by,
+    group_by_subject,
+    filter_group_by,
+    customers,
+    group_by_customer,
+    use_rollups,
+    w0,
+) -> list[UsageRow]:
+    params: dict[str, Any] = {
+        "org": spec.organization_id,
+        "meter": spec.id,
+        "type": spec.event_type,
+        "w0": w0,
+        "tz": window_tz,
+    }
+    value = _value_sql("e", params, spec)
+    # rollups only where every window boundary is an hour boundary
+    rollups = use_rollups and spec.aggregation != "UNIQUE_COUNT" and window_size != "MINUTE"
+    if rollups and window_size is not None:
+        rollups = _tz_whole_hours(window_tz, time_from, time_to)
+    core_lo = _ceil_hour(time_from) if time_from else None
+    core_hi = _floor_hour(time_to) if time_to else None
+    if rollups and core_lo and core_hi and core_lo >= core_hi:
+        rollups = False
+
+    # subject filter (customers narrow it further)
+    subject_list: list[str] | None = list(subjects) if subjects is not None else None
+    if customers is not None:
+        mapped = sorted({s for subs in customers.values() for s in subs})
+        subject_list = mapped if subject_list is None else [s for s in subject_list if s in set(mapped)]
+        params["cm_subjects"] = [s for cid, subs in customers.items() for s in subs]
+        params["cm_ids"] = [cid for cid, subs in customers.items() for _ in subs]
+    if subject_list is not None:
+        params["subjects"] = subject_list
+
+    # group-by columns and filters, for raw events (JSONPath) and rollups (group_values keys)
+    raw_g, roll_g, raw_f, roll_f = [], [], [], []
+    for i, key in enumerate(group_by):
+        params[f"gk{i}"] = key
+        params[f"gp{i}"] = compile_path(spec.group_by[key])
+        raw_g.append(f"e.data #>> %(gp{i})s AS g{i}")
+        roll_g.append(f"r.group_values ->> %(gk{i})s AS g{i}")
+    for i, (key, values) in enumerate(sorted(filter_group_by.items())):
+        params[f"fk{i}"] = key
+        params[f"fp{i}"] = compile_path(spec.group_by[key])
+        params[f"fv{i}"] = list(values)
+        raw_f.append(f"e.data #>> %(fp{i})s = ANY(%(fv{i})s)")
+        roll_f.append(f"r.group_values ->> %(fk{i})s = ANY(%(fv{i})s)")
+    g_cols = "".join(f", {c}" for c in raw_g)
+    rg_cols = "".join(f", {c}" for c in roll_g)
+
+    raw_where = ["e.organization_id = %(org)s", "e.type = %(type)s", *raw_f]
+    roll_where = ["r.organization_id = %(org)s", "r.meter_id = %(meter)s", *roll_f]
+    if subject_list is not None:
+        raw_where.append("e.subject = ANY(%(subjects)s)")
+        roll_where.append("r.subject = ANY(%(subjects)s)")
+    if spec.event_from is not None:
+        params["event_from"] = spec.event_from
+        raw_where.append("e.time >= %(event_from)s")
+    if time_from is not None:
+        params["t_from"] = time_from
+    if time_to is not None:
+        params["t_to"] = time_to
+
+    uv = "e.data #>> %(vpath)s" if spec.aggregation == "UNIQUE_COUNT" and spec.value_path else "NULL::text"
+    raw_select = (
+        f"SELECT e.subject, e.time AS t, 1::bigint AS cnt, ({value} IS NOT NULL)::int AS vcnt, {value} AS v, "
+        f"{value} AS vmin, {value} AS vmax, e.time AS lt, e.seq AS ls, {uv} AS uv{g_cols} FROM metering_event e WHERE "
+    )
+    branches: list[str] = []
+    if rollups:
+        params["core_lo"], params["core_hi"] = core_lo, core_hi
+        rw = list(roll_where)
+        fresh = [
+            *raw_where,
+            "e.seq > %(w0)s",
+            "e.seq > (SELECT coalesce(max(watermark), 0) FROM "
+            "metering_rollupstate WHERE meter_id = %(meter)s)",
+        ]
+        if core_lo is not None:
+            rw.append("r.bucket >= %(core_lo)s")
+            fresh.append("e.time >= %(core_lo)s")
+        if core_hi is not None:
+            rw.append("r.bucket < %(core_hi)s")
+            fresh.append("e.time < %(core_hi)s")
+        branches.append(
+            "SELECT r.subject, r.bucket AS t, r.event_count AS cnt, r.value_count AS vcnt, r.value_sum AS v, "
+            "r.value_min AS vmin, r.value_max AS vmax, r.latest_time AS lt, r.latest_seq AS ls, NULL::text AS uv"
+            f"{rg_cols} FROM metering_rollup r WHERE {' AND '.join(rw)}"
+        )
+        branches.append(raw_select + " AND ".join(fresh))
+        if core_lo is not None:
+            branches.append(
+                raw_select + " AND ".join([*raw_where, "e.time >= %(t_from)s", "e.time < %(core_lo)s"])
+            )
+        if core_hi is not None:
+            branches.append(
+                raw_select + " AND ".join([*raw_where, "e.time >= %(core_hi)s", "e.time < %(t_to)s"])
+            )
+    else:
+        w = list(raw_where)
+        if time_from is not None:
+            w.append("e.time >= %(t_from)s")
+        if time_to is not None:
+            w.append("e.time < %(t_to)s")
+        branches.append(raw_select + " AND ".join(w))
+
+    agg = spec.aggregation
+    if agg == "COUNT":
+        value_expr, having = "sum(cnt)", "sum(cnt) > 0"
+    elif agg == "SUM":
+        value_expr, having = "sum(v)", "sum(vcnt) > 0"
+    elif agg == "AVG":
+        value_expr, having = "sum(v) / sum(vcnt)", "sum(vcnt) > 0"
+    elif agg == "MIN":
+        value_expr, having = "min(vmin)", "sum(vcnt) > 0"
+    elif agg == "MAX":
+        value_expr, having = "max(vmax)", "sum(vcnt) > 0"
+    elif agg == "LATEST":
+        value_expr = "(array_agg(v ORDER BY lt DESC, ls DESC) FILTER (WHERE vcnt > 0 AND v IS NOT NULL))[1]"
+        having = "sum(vcnt) > 0"
+    else:  # UNIQUE_COUNT
+        value_expr, having = "count(DISTINCT uv)", "count(uv) > 0"
+
+    # columns: 1 value, 2 window start, 3 window end, 4 subject, 5 customer id, 6.. group-by values
+    select: list[str] = []
+    positions: list[int] = []
+    if window_size is not None:
+        params["unit"] = UNITS[window_size]
+        select += ["date_trunc(%(unit)s, src.t, %(tz)s) AS ws", "NULL::timestamptz AS we"]
+        positions.append(2)
+    else:
+        select += [
+            "min(date_trunc('hour', src.t)) AS ws",
+            "max(date_trunc('hour', src.t)) + interval '1 hour' AS we",
+        ]
+    join = ""
+    if customers is not None:
+        join = (
+            " JOIN unnest(%(cm_subjects)s::text[], %(cm_ids)s::text[]) AS cm(subject, customer_id) "
+            "ON cm.subject = src.subject"
+        )
+    select.append("src.subject" if group_by_subject else "NULL::text")
+    select.append("cm.customer_id" if (customers is not None and group_by_customer) else "NULL::text")
+    positions += [4, 5]
+    for i in range(len(group_by)):
+        select.append(f"src.g{i}")
+        positions.append(6 + i)
+    order = sorted(set([2, *positions]))
+    sql = (
+        f"SELECT {value_expr} AS value, {', '.join(select)} FROM ({' UNION ALL '.join(branches)}) src{join} "
+        f"GROUP BY {', '.join(map(str, positions))} HAVING {having} ORDER BY {', '.join(map(str, order))}"
+    )
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        fetched = cur.fetchall()
+    out: list[UsageRow] = []
+    for rec in fetched:
+        value, ws, we, subj, cust, *gvals = rec
+        if window_size is None:
+            ws = time_from or ws
+            we = time_to or we
+        else:
+            we = _window_end(ws, window_size, window_tz)
+        out.append(UsageRow(Decimal(value), ws, we, subj, cust, dict(zip(group_by, gvals, strict=True))))
+    return out
+
+
+def _window_end(start: datetime, window_size: str, tz: str) -> datetime:
+    from datetime import UTC
+    from zoneinfo import ZoneInfo
+
+    if window_size == "MINUTE":
+        return start + timedelta(minutes=1)
+    if window_size == "HOUR":
+        return start + HOUR
+    local = start.astimezone(ZoneInfo(tz)).replace(tzinfo=None)
+    if window_size == "DAY":
+        nxt = local + timedelta(days=1)
+    else:
+        nxt = local.replace(year=local.year + (local.month == 12), month=local.month % 12 + 1)
+    return nxt.replace(tzinfo=ZoneInfo(tz)).astimezone(UTC)
+
+
+# --- discovery ---------------------------------------------------------------------------------
+
+
+def subjects_list(
+    *, spec: MeterSpec, time_from: datetime | None = None, time_to: datetime | None = None
+) -> list[str]:
+    params: list[Any] = [spec.organization_id, spec.event_type]
+    where = ""
+    if time_from is not None:
+        where += " AND time >= %s"
+        params.append(time_from)
+    if time_to is not None:
+        where += " AND time < %s"
+        params.append(time_to)
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT DISTINCT subject FROM metering_event WHERE organization_id = %s AND type = %s"
+            + where
+            + " ORDER BY subject",
+            params,
+        )
+        return [r[0] for r in cur.fetchall()]
+
+
+def group_values_list(*, spec: MeterSpec, key: str) -> list[str]:
+    """Distinct values of one group-by dimension: from rollups plus events above the watermark."""
+    path = compile_path(spec.group_by[key])
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT v FROM (SELECT DISTINCT group_values ->> %s AS v FROM metering_rollup "
+            "  WHERE organization_id = %s AND meter_id = %s "
+            "UNION SELECT DISTINCT data #>> %s FROM metering_event WHERE organization_id = %s AND type = %s "
+            "  AND seq > (SELECT coalesce(max(watermark), 0) FROM metering_rollupstate WHERE meter_id = %s)) x "
+            "WHERE v IS NOT NULL ORDER BY v",
+            [key, spec.organization_id, spec.id, path, spec.organization_id, spec.event_type, spec.id],
+        )
+        return [r[0] for r in cur.fetchall()]

@@ -1,0 +1,60 @@
+"""Helpers for metering tests: ingest through the real API, create meters through the service."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from metering import services
+
+
+def ce(
+    id_: str,
+    *,
+    subject: str = "cust-1",
+    type_: str = "prompt",
+    time: str = "2025-01-01T12:00:00Z",
+    source: str = "app",
+    data: Any = None,
+) -> dict[str, Any]:
+    ev = {"id": id_, "source": source, "specversion": "1.0", "type": type_, "subject": subject, "time": time}
+    if data is not None:
+        ev["data"] = data
+    return ev
+
+
+def post_events(
+    client,
+    events: Any,
+    *,
+    content_type: str = "application/cloudevents-batch+json",
+    path: str = "/api/v1/events",
+):
+    body = events if isinstance(events, (bytes, str)) else json.dumps(events)
+    return client.post(path, data=body, content_type=content_type)
+
+
+@pytest.fixture
+def tokens_meter(tenant_a):
+    return services.meter_create(
+        organization=tenant_a.org,
+        slug="tokens",
+        event_type="prompt",
+        aggregation="SUM",
+        value_property="$.tokens",
+        group_by={"model": "$.model", "type": "$.type"},
+    )
+
+
+@pytest.fixture
+def tokens_meter_b(tenant_b):
+    return services.meter_create(
+        organization=tenant_b.org,
+        slug="tokens",
+        event_type="prompt",
+        aggregation="SUM",
+        value_property="$.tokens",
+        group_by={"model": "$.model", "type": "$.type"},
+    )
