@@ -5,4 +5,16 @@ class BillingConfig(AppConfig):
     name = "billing"
 
     def ready(self) -> None:
-        pass
+        from billing import selectors
+        from core import navigation
+        from core.demo import DEMO_LOADERS
+        from metering import hooks
+
+        # Meter queries gain filterCustomerId / customerId through billing's subject mapping.
+        hooks.set_customer_resolver(selectors.customer_subject_map)
+        navigation.register("Customers", "billing_console_customers", order=40)
+        navigation.register("Subscriptions", "billing_console_subscriptions", order=45)
+        from billing.demo import demo_load
+
+        if demo_load not in DEMO_LOADERS:
+            DEMO_LOADERS.append(demo_load)

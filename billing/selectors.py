@@ -119,6 +119,42 @@ def subjects_for_customers(
     return out
 
 
+def customer_subject_map(
+    *, organization: Organization, customer_ids: list[str] | None = None, subjects: list[str] | None = None
+) -> dict[str, list[str]]:
+    """Metering's customer resolver (registered in BillingConfig.ready through metering.hooks).
+
+    With `customer_ids` (ids or keys): {the given ref: [subject keys]} for each live customer found (refs
+    that match nothing are left out, metering answers 404). Otherwise {customer_id: [subjects]} for the
+    customers owning `subjects`. Two queries at most.
+    """
+    if customer_ids is not None:
+        refs = list(customer_ids)
+        ids = [r.upper() for r in refs if is_ulid(r)]
+        found = list(
+            Customer.objects.filter(organization=organization, deleted_at__isnull=True)
+            .filter(Q(id__in=ids) | Q(key__in=refs))
+            .values_list("id", "key")
+        )
+        by_ref: dict[str, str] = {}
+        for cid, key in found:
+            by_ref.setdefault(cid, cid)
+            if key:
+                by_ref.setdefault(key, cid)
+        subs = subjects_for_customers(organization=organization, customer_ids=[cid for cid, _ in found])
+        out: dict[str, list[str]] = {}
+        for ref in refs:
+            cid = by_ref.get(ref.upper() if is_ulid(ref) else ref) or by_ref.get(ref)
+            if cid is not None:
+                out[ref] = subs[cid]
+        return out
+    owners = customers_for_subjects(organization=organization, subject_keys=subjects or [])
+    result: dict[str, list[str]] = {}
+    for subject, cid in sorted(owners.items()):
+        result.setdefault(cid, []).append(subject)
+    return result
+
+
 def customer_subject_keys(*, customer: Customer) -> list[str]:
     return sorted(s.subject_key for s in customer.subjects.all())
 

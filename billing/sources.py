@@ -23,7 +23,7 @@ class RateCardSpec:
     name: str
     feature_key: str = ""
     price: dict[str, Any] | None = None  # {"type": "flat", "amount": "10", "paymentTerm": "in_advance"} ...
-    payment_term: str = "in_advance"
+    payment_term: str = "in_advance"  # catalog's effective term (flat: price.paymentTerm; usage: in_arrears)
     billing_cadence: str = "P1M"  # "" = one-time
     entitlement_template: dict[str, Any] | None = None  # OpenMeter's entitlementTemplate
     discounts: dict[str, Any] | None = None
@@ -147,27 +147,45 @@ class FeatureSpec:
 
 
 def _catalog_plan(*, organization: Organization, key: str, version: int | None) -> PlanSpec:
-    from catalog import selectors as catalog  # type: ignore[attr-defined]
+    from catalog import selectors as catalog
 
-    return catalog.plan_spec_for_billing(organization=organization, key=key, version=version)  # type: ignore[attr-defined]
+    plan = catalog.plan_version_get(organization=organization, plan_key=key, version=version)
+    return PlanSpec(
+        id=plan.id,
+        key=plan.key,
+        version=plan.version,
+        name=plan.name,
+        currency=plan.currency,
+        billing_cadence=plan.billing_cadence,
+        published=plan.status == "published",
+        phases=tuple(PhaseSpec.from_json(p) for p in plan.phases),
+    )
 
 
 def _catalog_addon(*, organization: Organization, key: str) -> AddonSpec:
-    from catalog import selectors as catalog  # type: ignore[attr-defined]
+    from catalog import selectors as catalog
 
-    return catalog.addon_spec_for_billing(organization=organization, key=key)  # type: ignore[attr-defined]
+    addon = catalog.addon_get(organization=organization, id_or_key=key)
+    return AddonSpec(
+        id=addon.id,
+        key=addon.key,
+        version=addon.version,
+        name=addon.name,
+        rate_cards=tuple(RateCardSpec.from_json(rc) for rc in addon.rate_cards),
+        max_quantity=1 if addon.instance_type == "single" else None,
+    )
 
 
 def _catalog_feature(*, organization: Organization, key_or_id: str) -> FeatureSpec:
-    from catalog import selectors as catalog  # type: ignore[attr-defined]
+    from catalog import selectors as catalog
 
-    f = catalog.feature_get(organization=organization, id_or_key=key_or_id)  # type: ignore[attr-defined]
+    f = catalog.feature_get(organization=organization, id_or_key=key_or_id)
     return FeatureSpec(
         id=f.id,
         key=f.key,
         name=f.name,
-        meter_slug=getattr(f, "meter_slug", "") or "",
-        meter_group_by_filters=dict(getattr(f, "meter_group_by_filters", None) or {}),
+        meter_slug=f.meter_slug or "",
+        meter_group_by_filters=dict(f.meter_group_by_filters or {}),
     )
 
 
@@ -249,3 +267,11 @@ def usage_total(
             group_by_filters=group_by_filters or {},
         )
     )
+
+
+def plan_choices(*, organization: Organization) -> list[tuple[str, str, int]]:
+    """Published plans as (key, name, version), for the console's plan pickers."""
+    try:
+        return list(_PROVIDERS["plan_choices"](organization=organization))
+    except (ImportError, AttributeError, LookupError):
+        return []

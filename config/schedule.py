@@ -6,4 +6,10 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 30.0,
         "options": {"expires": 25, "queue": "default"},
     },
+    # billing: keep entitlement balance snapshots fresh so value checks burn only a short tail
+    "billing-entitlement-snapshots": {
+        "task": "billing.tasks.entitlement_snapshots_refresh",
+        "schedule": 60.0,
+        "options": {"expires": 55, "queue": "billing"},
+    },
 }
