@@ -173,6 +173,7 @@ class PortalMeterQueryView(PortalAPIView):
             window_size=window_size,
             window_time_zone=params.get("windowTimeZone") or "UTC",
             subjects=subjects,
+            customer_id="" if asked else scope.usage_customer_id,
             group_by=group_by,
             force_empty=not subjects,
         )

@@ -5,4 +5,7 @@ class PortalConfig(AppConfig):
     name = "portal"
 
     def ready(self) -> None:
-        pass
+        from core.navigation import register
+
+        register("Dashboards", "portal_dashboard_revenue", order=5)
+        register("Simulations", "portal_simulation_list", order=6, min_role="pricing_editor")

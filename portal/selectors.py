@@ -34,6 +34,11 @@ class PortalScope:
     def customer_id(self) -> str:
         return self.token.customer_id
 
+    @property
+    def usage_customer_id(self) -> str:
+        """The customer to group usage by: set for customer-wide tokens, empty for one-subject tokens."""
+        return "" if self.token.subject else self.token.customer_id
+
 
 def portal_token_list(
     *, organization: Organization, subject: str = "", include_inactive: bool = True, limit: int = 100

@@ -71,10 +71,13 @@ def unknown_meter_slugs(*, organization: Organization, slugs: list[str]) -> list
 
 
 def meter_get(*, organization: Organization, slug: str):
-    for meter in meter_list(organization=organization):
-        if meter.slug == slug or meter.id == slug:
-            return meter
-    return None
+    fn = _selector("metering.selectors", "meter_get")
+    if fn is None:
+        return None
+    try:
+        return fn(organization=organization, id_or_slug=slug)
+    except NotFound:
+        return None
 
 
 def meter_query(
@@ -86,15 +89,19 @@ def meter_query(
     window_size: str | None,
     window_time_zone: str = "UTC",
     subjects: list[str],
+    customer_id: str = "",
     group_by: list[str] | None = None,
+    filter_group_by: dict[str, list[str]] | None = None,
     force_empty: bool = False,
 ) -> dict:
-    """The meter query's JSON answer ({from, to, windowSize, data: [...]}) restricted to `subjects`.
+    """The meter query's JSON answer ({from, to, windowSize, data: [...]}) restricted to `subjects`
+    (through `metering.selectors.meter_query`, which reads rollups below the watermark).
 
+    With `customer_id`, the subjects count as that customer's (rows grouped and labelled by customer);
     `force_empty` (a scope with no subjects) answers no rows rather than "all subjects"."""
     body: dict[str, Any] = {
-        "from": start.isoformat().replace("+00:00", "Z") if start else None,
-        "to": end.isoformat().replace("+00:00", "Z") if end else None,
+        "from": _iso(start),
+        "to": _iso(end),
         "windowSize": window_size,
         "data": [],
     }
@@ -103,21 +110,47 @@ def meter_query(
     fn = _selector("metering.selectors", "meter_query")
     if fn is None:
         return body
-    return _metering_query(
-        fn,
-        organization=organization,
-        meter=meter,
-        start=start,
-        end=end,
-        window_size=window_size,
-        window_time_zone=window_time_zone,
-        subjects=subjects,
-        group_by=group_by or [],
-    )
+    kwargs: dict[str, Any] = {
+        "organization": organization,
+        "meter": meter,
+        "from_": start,
+        "to": end,
+        "window_size": window_size,
+        "window_tz": window_time_zone,
+        "group_by": [g for g in (group_by or []) if g != "subject"],
+        "filter_group_by": filter_group_by or None,
+    }
+    if customer_id and "subject" not in (group_by or []):
+        kwargs["customers"] = {customer_id: list(subjects)}
+    else:
+        kwargs["subjects"] = list(subjects)
+    rows = fn(**kwargs)
+    body["data"] = [
+        {
+            "value": float(r.value) if r.value is not None else None,
+            "windowStart": _iso(r.window_start),
+            "windowEnd": _iso(r.window_end),
+            "subject": r.subject,
+            "customerId": r.customer_id,
+            "groupBy": r.group_by or {},
+        }
+        for r in rows
+    ]
+    return body
 
 
-def _metering_query(fn, **kwargs) -> dict:  # adapted to metering.selectors.meter_query once it lands
-    return fn(**kwargs)
+def meter_rows(**kwargs) -> list:
+    """Raw `UsageRow`s from metering.selectors.meter_query (Decimal values), or [] without metering."""
+    fn = _selector("metering.selectors", "meter_query")
+    if fn is None:
+        return []
+    return list(fn(**kwargs))
+
+
+def _iso(value) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat().replace("+00:00", "Z")
 
 
 # --- billing: subscriptions, entitlements, grants ----------------------------------------------------
@@ -202,3 +235,48 @@ def gathering_estimate(*, organization: Organization, customer):
     if fn is None:
         return None
     return fn(organization=organization, customer=customer)
+
+
+def invoices_queryset(*, organization: Organization):
+    """Invoices of the organization (a queryset to aggregate), through invoicing's selector when it has
+    one; None without the invoicing app."""
+    fn = _selector("invoicing.selectors", "invoice_list")
+    if fn is not None:
+        return fn(organization=organization)
+    from django.apps import apps
+
+    try:
+        model = apps.get_model("invoicing", "Invoice")
+    except LookupError:
+        return None
+    return model.objects.filter(organization=organization)
+
+
+def invoice_lines_queryset(*, organization: Organization):
+    from django.apps import apps
+
+    try:
+        model = apps.get_model("invoicing", "InvoiceLine")
+    except LookupError:
+        return None
+    return model.objects.filter(organization=organization)
+
+
+def subscriptions_queryset(*, organization: Organization, status: str = ""):
+    fn = _selector("billing.selectors", "subscription_list")
+    if fn is None:
+        return None
+    return fn(organization=organization, status=status)
+
+
+def subjects_for_customers(*, organization: Organization, customer_ids) -> dict[str, list[str]]:
+    from billing.selectors import subjects_for_customers as _fn
+
+    return _fn(organization=organization, customer_ids=customer_ids)
+
+
+def feature_list(*, organization: Organization) -> list:
+    fn = _selector("catalog.selectors", "feature_list")
+    if fn is None:
+        return []
+    return list(fn(organization=organization))

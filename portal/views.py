@@ -203,6 +203,7 @@ def usage(request: HttpRequest, scope: PortalScope, slug: str) -> HttpResponse:
         end=end,
         window_size=window_size,
         subjects=scope.subjects,
+        customer_id=scope.usage_customer_id,
     )
     bars = usage_bars(
         rows=result["data"], window=window, start=start, count=count, aggregation=meter.aggregation
@@ -217,6 +218,7 @@ def usage(request: HttpRequest, scope: PortalScope, slug: str) -> HttpResponse:
         end=now,
         window_size=None,
         subjects=scope.subjects,
+        customer_id=scope.usage_customer_id,
     )
     period_total = sum((Decimal(str(r.get("value") or 0)) for r in so_far["data"]), Decimal(0))
     chart = bar_chart(

@@ -38,3 +38,31 @@ def cust_a(tenant_a) -> PortalCustomer:
 @pytest.fixture
 def cust_b(tenant_b) -> PortalCustomer:
     return make_portal_customer(tenant_b)
+
+
+def ingest(tenant, rows) -> None:
+    """rows: (subject, time, data dict, event type) → stored events, then rollups advanced."""
+    import json
+
+    from metering.services import events_ingest, rollups_advance
+
+    events = [
+        ("test", f"{tenant.org.slug}-{i}-{subject}-{t.isoformat()}", etype, subject, t, json.dumps(data))
+        for i, (subject, t, data, etype) in enumerate(rows)
+    ]
+    events_ingest(organization=tenant.org, events=events)
+    rollups_advance(organization_id=tenant.org.id)
+
+
+def make_token_meter(tenant):
+    from metering.services import meter_create
+
+    return meter_create(
+        organization=tenant.org,
+        slug="tokens",
+        event_type="prompt",
+        aggregation="SUM",
+        value_property="$.tokens",
+        group_by={"model": "$.model", "type": "$.type"},
+        name="AI tokens",
+    )

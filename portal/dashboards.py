@@ -1,0 +1,390 @@
+"""Console dashboards (`/console/dashboards/`): revenue, MRR, churn, top customers, usage and AI
+showback/chargeback. Every chart has a table view and a CSV export (`?format=csv` on the same data).
+
+Each dataset is computed by one function here in a fixed number of queries (aggregations in SQL through
+the other apps' selectors/querysets, usage through `metering.selectors.meter_query`, which reads rollups),
+so pages stay within the query budget whatever the number of customers, invoices or events.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import TruncMonth
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from core.console import console_view
+from core.models import Organization
+from portal import sources
+from portal.charts import Bar, bar_chart, fmt_number
+
+BILLED_STATUSES = ("issued", "paid", "payment_failed", "overdue", "uncollectible")
+
+
+@dataclass
+class Dataset:
+    key: str
+    title: str
+    columns: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+    bars: list[Bar] | None = None
+    note: str = ""
+
+    @property
+    def chart(self):
+        return bar_chart(self.bars, label=self.title) if self.bars is not None else None
+
+
+def _month_starts(now: datetime, count: int = 12) -> list[datetime]:
+    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    out = [first]
+    for _ in range(count - 1):
+        out.append((out[-1] - timedelta(days=1)).replace(day=1))
+    return list(reversed(out))
+
+
+# --- revenue ----------------------------------------------------------------------------------------
+def revenue_billed(*, organization: Organization, now: datetime) -> Dataset:
+    """Invoiced totals per month of issue (last 12 months), per currency. One query."""
+    months = _month_starts(now)
+    ds = Dataset("billed", "Billed per month", ["Month", "Currency", "Invoices", "Billed"])
+    qs = sources.invoices_queryset(organization=organization)
+    totals: dict[tuple[datetime, str], tuple[int, Decimal]] = {}
+    if qs is not None:
+        rows = (
+            qs.filter(status__in=BILLED_STATUSES, issued_at__gte=months[0])
+            .annotate(month=TruncMonth("issued_at", tzinfo=now.tzinfo))
+            .values("month", "currency")
+            .annotate(n=Count("id"), total=Sum("total"))
+            .order_by("month", "currency")
+        )
+        for r in rows:
+            totals[(r["month"], r["currency"])] = (r["n"], r["total"] or Decimal(0))
+    currency = organization.default_currency
+    for (month, cur), (n, total) in sorted(totals.items()):
+        ds.rows.append([month.strftime("%Y-%m"), cur, n, total])
+    ds.bars = [
+        Bar(
+            m.strftime("%b %y"),
+            totals.get((m, currency), (0, Decimal(0)))[1],
+            f"{m:%b %Y}: {fmt_number(totals.get((m, currency), (0, Decimal(0)))[1])} {currency}",
+        )
+        for m in months
+    ]
+    ds.note = f"Chart in {currency}; other currencies are in the table."
+    return ds
+
+
+_CADENCE = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?$")
+
+
+def monthly_factor(cadence: str) -> Decimal | None:
+    """How many times a fee with this ISO 8601 cadence is charged per month (P1Y → 1/12)."""
+    m = _CADENCE.match(cadence or "")
+    if not m or not any(m.groups()):
+        return None
+    years, months, weeks, days = (int(g or 0) for g in m.groups())
+    in_months = Decimal(years * 12 + months) + Decimal(weeks * 7 + days) * 12 / Decimal(365)
+    return Decimal(1) / in_months if in_months else None
+
+
+def mrr_by_plan(*, organization: Organization, now: datetime) -> Dataset:
+    """MRR from active subscriptions: recurring flat fees normalised to a month (usage excluded), by plan.
+    Two queries (subscriptions, their items)."""
+    ds = Dataset("mrr", "MRR by plan", ["Plan", "Currency", "Subscriptions", "MRR"])
+    qs = sources.subscriptions_queryset(organization=organization, status="active")
+    if qs is None:
+        return ds
+    by_plan: dict[tuple[str, str], list] = defaultdict(lambda: [set(), Decimal(0)])
+    for sub in qs.prefetch_related("items"):
+        key = (sub.plan_key, sub.currency)
+        by_plan[key][0].add(sub.id)
+        for item in sub.items.all():
+            if item.active_from > now or (item.active_to is not None and item.active_to <= now):
+                continue
+            price = item.price or {}
+            factor = monthly_factor(item.billing_cadence)
+            if str(price.get("type", "")).lower() != "flat" or factor is None:
+                continue
+            by_plan[key][1] += Decimal(str(price.get("amount", "0"))) * item.quantity * factor
+    for (plan, cur), (subs, mrr) in sorted(by_plan.items(), key=lambda kv: -kv[1][1]):
+        ds.rows.append([plan, cur, len(subs), mrr.quantize(Decimal("0.01"))])
+    ds.bars = [Bar(r[0], r[3], f"{r[0]}: {fmt_number(r[3])} {r[1]}") for r in ds.rows]
+    ds.note = "Recurring flat fees of active subscriptions, normalised to a month; usage charges excluded."
+    return ds
+
+
+def churn_by_month(*, organization: Organization, now: datetime) -> Dataset:
+    """Subscriptions that ended (not replaced by a plan change) per month, last 12 months. One query."""
+    months = _month_starts(now)
+    ds = Dataset("churn", "Churned subscriptions per month", ["Month", "Churned"])
+    qs = sources.subscriptions_queryset(organization=organization)
+    counts: dict[datetime, int] = {}
+    if qs is not None:
+        model = qs.model
+        replaced = model.objects.filter(organization=organization, previous__isnull=False).values(
+            "previous_id"
+        )
+        rows = (
+            qs.filter(active_to__isnull=False, active_to__lte=now, active_to__gte=months[0])
+            .exclude(id__in=replaced)
+            .annotate(month=TruncMonth("active_to", tzinfo=now.tzinfo))
+            .values("month")
+            .annotate(n=Count("id"))
+            .order_by("month")
+        )
+        counts = {r["month"]: r["n"] for r in rows}
+    for m in months:
+        ds.rows.append([m.strftime("%Y-%m"), counts.get(m, 0)])
+    ds.bars = [Bar(m.strftime("%b %y"), Decimal(counts.get(m, 0))) for m in months]
+    return ds
+
+
+def top_customers(*, organization: Organization, now: datetime, limit: int = 10) -> Dataset:
+    """Customers by billed total over the last 12 months. One query."""
+    ds = Dataset(
+        "top-customers", "Top customers (billed, 12 months)", ["Customer", "Key", "Currency", "Billed"]
+    )
+    qs = sources.invoices_queryset(organization=organization)
+    if qs is None:
+        return ds
+    rows = (
+        qs.filter(status__in=BILLED_STATUSES, issued_at__gte=now - timedelta(days=365))
+        .values("customer_id", "customer__name", "customer__key", "currency")
+        .annotate(total=Sum("total"))
+        .order_by("-total")[:limit]
+    )
+    for r in rows:
+        ds.rows.append([r["customer__name"], r["customer__key"] or "", r["currency"], r["total"]])
+    ds.bars = [Bar(r[0][:14], r[3], f"{r[0]}: {fmt_number(r[3])} {r[2]}") for r in ds.rows]
+    return ds
+
+
+# --- usage ---------------------------------------------------------------------------------------------
+PERIODS = {"this_month": "This month", "last_month": "Last month", "last_30_days": "Last 30 days"}
+
+
+def period_bounds(period: str, now: datetime) -> tuple[datetime, datetime]:
+    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    if period == "last_month":
+        return (first - timedelta(days=1)).replace(day=1), first
+    if period == "last_30_days":
+        return now - timedelta(days=30), now
+    return first, now
+
+
+def _customer_mapping(organization: Organization) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    customers = {c.id: c for c in sources.customer_list(organization=organization)}
+    subjects = sources.subjects_for_customers(organization=organization, customer_ids=list(customers))
+    return {cid: s for cid, s in subjects.items() if s}, customers
+
+
+def usage_by_customer(
+    *, organization: Organization, meter, start: datetime, end: datetime, mapping, customers, limit: int = 20
+) -> Dataset:
+    ds = Dataset("usage-by-customer", f"{meter.name or meter.slug} by customer", ["Customer", "Key", "Usage"])
+    if not mapping:
+        return ds
+    rows = sources.meter_rows(organization=organization, meter=meter, from_=start, to=end, customers=mapping)
+    ranked = sorted(((r.value or Decimal(0), r.customer_id) for r in rows), reverse=True)[:limit]
+    for value, cid in ranked:
+        c = customers.get(cid)
+        ds.rows.append([c.name if c else cid, (c.key or "") if c else "", value])
+    ds.bars = [Bar(r[0][:14], r[2], f"{r[0]}: {fmt_number(r[2])}") for r in ds.rows]
+    return ds
+
+
+def usage_by_feature(*, organization: Organization, meter, start: datetime, end: datetime) -> Dataset:
+    """Usage of each feature built on this meter (one grouped query, matched to feature filters)."""
+    ds = Dataset("usage-by-feature", f"{meter.name or meter.slug} by feature", ["Feature", "Filter", "Usage"])
+    features = [f for f in sources.feature_list(organization=organization) if f.meter_slug == meter.slug]
+    if not features:
+        return ds
+    dims = sorted({k for f in features for k in (f.meter_group_by_filters or {})} & set(meter.group_by or {}))
+    rows = sources.meter_rows(organization=organization, meter=meter, from_=start, to=end, group_by=dims)
+    for f in features:
+        filters = f.meter_group_by_filters or {}
+        total = Decimal(0)
+        for r in rows:
+            if all(_matches(r.group_by.get(k), v) for k, v in filters.items()):
+                total += r.value or Decimal(0)
+        ds.rows.append([f.key, ", ".join(f"{k}={v}" for k, v in sorted(filters.items())) or "—", total])
+    ds.bars = [Bar(r[0][:14], r[2], f"{r[0]}: {fmt_number(r[2])}") for r in ds.rows]
+    ds.note = "Additive aggregations (SUM, COUNT) only: other aggregations are not summed across groups."
+    return ds
+
+
+def _matches(actual, wanted) -> bool:
+    if isinstance(wanted, list | tuple):
+        return actual in wanted
+    return actual == wanted
+
+
+def ai_usage(
+    *, organization: Organization, meter, start: datetime, end: datetime, mapping, customers
+) -> Dataset:
+    """Tokens by customer, model and type (input/output): showback. One query."""
+    ds = Dataset("ai-usage", "AI usage by model and type", ["Customer", "Model", "Type", "Tokens"])
+    dims = [d for d in ("model", "type") if d in (meter.group_by or {})]
+    if not dims or not mapping:
+        ds.note = "This meter has no `model`/`type` dimensions."
+        return ds
+    rows = sources.meter_rows(
+        organization=organization, meter=meter, from_=start, to=end, customers=mapping, group_by=dims
+    )
+    out = []
+    for r in rows:
+        c = customers.get(r.customer_id)
+        out.append(
+            [
+                c.name if c else r.customer_id,
+                r.group_by.get("model") or "—",
+                r.group_by.get("type") or "—",
+                r.value or Decimal(0),
+            ]
+        )
+    out.sort(key=lambda row: (row[0], -row[3]))
+    ds.rows = out
+    by_model: dict[str, Decimal] = defaultdict(Decimal)
+    for row in out:
+        by_model[f"{row[1]} {row[2]}"] += row[3]
+    ds.bars = [Bar(k[:16], v, f"{k}: {fmt_number(v)}") for k, v in sorted(by_model.items())]
+    return ds
+
+
+def chargeback(*, organization: Organization, start: datetime, end: datetime, limit: int = 200) -> Dataset:
+    """Cost per customer and feature: the amounts the invoicing engine put on invoice lines (issued and
+    gathering) for service periods overlapping [start, end). One query."""
+    ds = Dataset(
+        "chargeback", "Cost by customer and feature", ["Customer", "Feature", "Currency", "Quantity", "Cost"]
+    )
+    qs = sources.invoice_lines_queryset(organization=organization)
+    if qs is None:
+        return ds
+    rows = (
+        qs.filter(type__in=("usage", "flat_fee", "adjustment", "commitment", "discount"))
+        .exclude(invoice__status="voided")
+        .filter(Q(period_start__lt=end) & (Q(period_end__gt=start) | Q(period_end__isnull=True)))
+        .values("invoice__customer__name", "feature_key", "invoice__currency")
+        .annotate(quantity=Sum("quantity"), cost=Sum("amount"))
+        .order_by("invoice__customer__name", "feature_key")[:limit]
+    )
+    for r in rows:
+        ds.rows.append(
+            [
+                r["invoice__customer__name"],
+                r["feature_key"] or "(plan fees)",
+                r["invoice__currency"],
+                r["quantity"] if r["quantity"] is not None else "",
+                r["cost"],
+            ]
+        )
+    ds.note = "Amounts as invoiced (including the current period's gathering invoice)."
+    return ds
+
+
+# --- views ----------------------------------------------------------------------------------------
+def _revenue_datasets(request: HttpRequest) -> list[Dataset]:
+    org, now = request.organization, timezone.now()  # type: ignore[attr-defined]
+    return [
+        revenue_billed(organization=org, now=now),
+        mrr_by_plan(organization=org, now=now),
+        top_customers(organization=org, now=now),
+        churn_by_month(organization=org, now=now),
+    ]
+
+
+def _usage_context(request: HttpRequest) -> dict[str, Any]:
+    org, now = request.organization, timezone.now()  # type: ignore[attr-defined]
+    meters = sources.meter_list(organization=org)
+    slug = request.GET.get("meter") or (meters[0].slug if meters else "")
+    meter = next((m for m in meters if m.slug == slug), None)
+    period = request.GET.get("period", "this_month")
+    if period not in PERIODS:
+        period = "this_month"
+    start, end = period_bounds(period, now)
+    datasets: list[Dataset] = []
+    if meter is not None:
+        mapping, customers = _customer_mapping(org)
+        datasets = [
+            usage_by_customer(
+                organization=org, meter=meter, start=start, end=end, mapping=mapping, customers=customers
+            ),
+            usage_by_feature(organization=org, meter=meter, start=start, end=end),
+            ai_usage(
+                organization=org, meter=meter, start=start, end=end, mapping=mapping, customers=customers
+            ),
+        ]
+    datasets.append(chargeback(organization=org, start=start, end=end))
+    return {
+        "meters": meters,
+        "meter": meter,
+        "period": period,
+        "periods": PERIODS,
+        "start": start,
+        "end": end,
+        "datasets": datasets,
+        "query": request.GET.urlencode(),
+    }
+
+
+def _csv(dataset: Dataset) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{dataset.key}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(dataset.columns)
+    for row in dataset.rows:
+        writer.writerow([_csv_cell(v) for v in row])
+    return response
+
+
+def _csv_cell(value: Any) -> str:
+    text = str(value)
+    return (
+        "'" + text if text[:1] in ("=", "+", "-", "@") and not _is_number(text) else text
+    )  # no CSV injection
+
+
+def _is_number(text: str) -> bool:
+    try:
+        Decimal(text)
+    except Exception:
+        return False
+    return True
+
+
+def _pick(datasets: list[Dataset], key: str) -> Dataset:
+    for ds in datasets:
+        if ds.key == key:
+            return ds
+    raise Http404("No such chart.")
+
+
+@console_view()
+def revenue(request: HttpRequest) -> HttpResponse:
+    datasets = _revenue_datasets(request)
+    if request.GET.get("format") == "csv":
+        return _csv(_pick(datasets, request.GET.get("chart", "")))
+    return render(request, "console/dashboards/revenue.html", {"datasets": datasets})
+
+
+@console_view()
+def usage(request: HttpRequest) -> HttpResponse:
+    ctx = _usage_context(request)
+    if request.GET.get("format") == "csv":
+        return _csv(_pick(ctx["datasets"], request.GET.get("chart", "")))
+    template = (
+        "console/dashboards/usage.html#datasets"
+        if getattr(request, "htmx", False)
+        else "console/dashboards/usage.html"
+    )
+    return render(request, template, ctx)

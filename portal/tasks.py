@@ -1,0 +1,12 @@
+"""Portal tasks: take ids, call one service, safe to run twice."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(acks_late=True, expires=3600)
+def simulation_run_task(run_id: str) -> None:
+    from portal.simulation import simulation_run_execute
+
+    simulation_run_execute(run_id=run_id)
