@@ -7,11 +7,13 @@ State changes are conditional updates (`UPDATE ... WHERE status IN (allowed)`); 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
@@ -440,6 +442,11 @@ def _write_lines(*, organization: Organization, invoice: Invoice, build: _Build)
 
 
 def invoice_payload(invoice: Invoice) -> dict[str, Any]:
+    """The invoice as JSON-safe data (audit rows and webhook payloads)."""
+    return json.loads(json.dumps(_payload(invoice), cls=DjangoJSONEncoder))
+
+
+def _payload(invoice: Invoice) -> dict[str, Any]:
     return {
         "id": invoice.id,
         "number": invoice.number or None,
