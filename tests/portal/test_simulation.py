@@ -54,7 +54,7 @@ def results_by_name(run: SimulationRun) -> dict[str, tuple[str, str]]:
 
 
 def test_draft_plan_on_real_usage_hand_checked(tenant_a, world):
-    plan, small, big, idle, other = world
+    _plan, small, big, idle, other = world
     run = simulation_run_start(
         organization=tenant_a.org,
         plan_key="pro",
@@ -66,8 +66,8 @@ def test_draft_plan_on_real_usage_hand_checked(tenant_a, world):
     assert run.status == SimulationStatus.DONE and run.total == 3 and run.done == 3
     got = {k: Decimal(v[0]) for k, v in results_by_name(run).items()}
     # base 49 + graduated tokens after 100 free units:
-    # small: 1000 → 1000×0.01 = 10.00 → 59.00
-    # big: 5000 → 10.00 + (2 + 4000×0.005 = 22.00) = 32.00 → 81.00
+    # small: 1000 → 1000x0.01 = 10.00 → 59.00
+    # big: 5000 → 10.00 + (2 + 4000x0.005 = 22.00) = 32.00 → 81.00
     # idle: 0 → 49.00
     assert got == {"small": Decimal("59.00"), "big": Decimal("81.00"), "idle": Decimal("49.00")}
     lines = {r["name"].split()[-1]: r["lines"] for r in run.results}
@@ -77,7 +77,7 @@ def test_draft_plan_on_real_usage_hand_checked(tenant_a, world):
 def test_compares_with_what_was_invoiced(tenant_a, world):
     from invoicing.models import Invoice, InvoiceLine
 
-    plan, small, big, idle, other = world
+    _plan, small, _big, _idle, _other = world
     inv = Invoice.objects.create(
         organization=tenant_a.org,
         customer=small,
@@ -132,7 +132,7 @@ def test_compares_with_what_was_invoiced(tenant_a, world):
 def test_validation(tenant_a, world):
     from core.errors import ValidationFailed
 
-    plan, small, *_ = world
+    _plan, small, *_ = world
     with pytest.raises(ValidationFailed):
         simulation_run_start(
             organization=tenant_a.org,
@@ -155,7 +155,7 @@ def test_validation(tenant_a, world):
 
 
 def test_console_simulation_pages(client, tenant_a, tenant_b, world):
-    plan, small, big, idle, other = world
+    _plan, small, big, _idle, _other = world
     client.login(username=tenant_a.user.username, password=PASSWORD)
     html = client.get("/console/simulations/new?plan=pro&version=1").content.decode()
     assert 'value="pro:1" selected' in html
@@ -178,7 +178,7 @@ def test_large_runs_go_to_celery_and_show_progress(
 ):
     from portal import simulation, tasks
 
-    plan, small, big, idle, other = world
+    _plan, small, big, _idle, _other = world
     monkeypatch.setattr(simulation, "INLINE_MAX", 1)
     queued = []
     monkeypatch.setattr(tasks.simulation_run_task, "delay", lambda run_id: queued.append(run_id))
