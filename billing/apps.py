@@ -12,6 +12,13 @@ class BillingConfig(AppConfig):
 
         # Meter queries gain filterCustomerId / customerId through billing's subject mapping.
         hooks.set_customer_resolver(selectors.customer_subject_map)
+        # When metering offers an ingest listener (see docs/billing.md), usage landing drops stale
+        # snapshots and evaluates threshold rules right away.
+        add_listener = getattr(hooks, "add_ingest_listener", None)
+        if add_listener is not None:
+            from billing.tasks import usage_landed_listener
+
+            add_listener(usage_landed_listener)
         navigation.register("Customers", "billing_console_customers", order=40)
         navigation.register("Subscriptions", "billing_console_subscriptions", order=45)
         from billing.demo import demo_load

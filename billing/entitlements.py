@@ -638,7 +638,8 @@ def grant_void(*, organization: Organization, grant_id: str, actor: Actor = None
 def entitlement_snapshot_refresh(
     *, organization: Organization, entitlement_id: str, now: datetime | None = None
 ) -> BalanceSnapshot | None:
-    """Advance the entitlement's snapshot to `now - SNAPSHOT_LAG` (idempotent; safe to run twice)."""
+    """Recompute the entitlement's state at `now - SNAPSHOT_LAG` and store it as the newest snapshot
+    (idempotent; safe to run twice). Older snapshots beyond SNAPSHOTS_KEPT are pruned."""
     ent = Entitlement.objects.filter(
         organization=organization, id=entitlement_id, type=EntitlementType.METERED
     ).first()
@@ -651,7 +652,10 @@ def entitlement_snapshot_refresh(
         at = min(at, ends)
     if at <= _measure_from(ent):
         return None
-    result = _burn(organization=organization, ent=ent, at=at)
+    # A full recompute (not from the previous snapshot): a late event that arrived since then is picked up
+    # even when metering did not call `entitlements_usage_landed` (bounded staleness: one beat interval).
+    result = _burn(organization=organization, ent=ent, at=at, use_snapshot=False)
+    BalanceSnapshot.objects.filter(entitlement=ent, at__gt=at).delete()
     snap, _ = BalanceSnapshot.objects.update_or_create(
         entitlement=ent,
         at=result.state.at,

@@ -210,11 +210,19 @@ def _metering_usage(
     )
 
 
+def _catalog_plan_choices(*, organization: Organization) -> list[tuple[str, str, int]]:
+    from catalog import selectors as catalog
+
+    rows = catalog.plan_list(organization=organization, status="published")
+    return [(p.key, p.name, p.version) for p in rows]
+
+
 _PROVIDERS: dict[str, Callable[..., Any]] = {
     "plan": _catalog_plan,
     "addon": _catalog_addon,
     "feature": _catalog_feature,
     "usage": _metering_usage,
+    "plan_choices": _catalog_plan_choices,
 }
 _DEFAULTS = dict(_PROVIDERS)
 

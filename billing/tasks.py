@@ -45,3 +45,16 @@ def usage_landed(organization_id: str, subject_keys: list[str], earliest_event_t
         subject_keys=subject_keys,
         earliest_event_time=datetime.fromisoformat(earliest_event_time),
     )
+
+
+def usage_landed_listener(
+    *, organization, subjects: list[str], earliest_event_time: datetime, **_: object
+) -> None:
+    """Metering ingest listener: queue `usage_landed` after the ingest transaction commits."""
+    from django.db import transaction
+
+    transaction.on_commit(
+        lambda: usage_landed.apply_async(
+            (organization.id, sorted(set(subjects)), earliest_event_time.isoformat()), queue="billing"
+        )
+    )
