@@ -5,4 +5,9 @@ class InvoicingConfig(AppConfig):
     name = "invoicing"
 
     def ready(self) -> None:
-        pass
+        from core.models import Role
+        from core.navigation import register
+
+        register("Invoices", "invoicing_console_invoice_list", order=50)
+        register("Invoice runs", "invoicing_console_runs", order=55)
+        register("Webhooks", "invoicing_console_webhooks", order=60, min_role=Role.ADMIN)

@@ -150,7 +150,7 @@ def invoice_push(*, invoice_id: str) -> Invoice:
     with transaction.atomic():
         Invoice.objects.filter(id=invoice.id).update(
             stripe_status=finalized.status or "open",
-            stripe_hosted_url=finalized.get("hosted_invoice_url") or "",
+            stripe_hosted_url=getattr(finalized, "hosted_invoice_url", None) or "",
             sync_error="",
             updated_at=timezone.now(),
         )

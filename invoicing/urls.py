@@ -1,5 +1,55 @@
 """Routes owned by this app (full paths: /api/... and /console/...). config/urls.py includes it."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from invoicing import api, views
+
+INV = "api/v1/billing/invoices"
+
+urlpatterns: list = [
+    path(INV, api.InvoiceListView.as_view(), name="invoicing_invoice_list"),
+    path(f"{INV}/invoice", api.InvoiceOnDemandView.as_view(), name="invoicing_invoice_on_demand"),
+    path(f"{INV}/<str:invoice_id>", api.InvoiceDetailView.as_view(), name="invoicing_invoice_detail"),
+    path(
+        f"{INV}/<str:invoice_id>/advance", api.InvoiceAdvanceView.as_view(), name="invoicing_invoice_advance"
+    ),
+    path(
+        f"{INV}/<str:invoice_id>/approve", api.InvoiceApproveView.as_view(), name="invoicing_invoice_approve"
+    ),
+    path(f"{INV}/<str:invoice_id>/void", api.InvoiceVoidView.as_view(), name="invoicing_invoice_void"),
+    path(f"{INV}/<str:invoice_id>/retry", api.InvoiceRetryView.as_view(), name="invoicing_invoice_retry"),
+    path(
+        f"{INV}/<str:invoice_id>/lines",
+        api.InvoiceLineCreateView.as_view(),
+        name="invoicing_invoice_line_create",
+    ),
+    path(f"{INV}/<str:invoice_id>/pdf", api.InvoicePdfView.as_view(), name="invoicing_invoice_pdf"),
+    path(
+        "api/v1/apps/stripe/webhook/<str:org>",
+        api.StripeWebhookView.as_view(),
+        name="invoicing_stripe_webhook",
+    ),
+    # console
+    path("console/invoices/", views.invoice_list, name="invoicing_console_invoice_list"),
+    path("console/invoices/<str:invoice_id>/", views.invoice_detail, name="invoicing_console_invoice_detail"),
+    path(
+        "console/invoices/<str:invoice_id>/pdf",
+        views.invoice_pdf_download,
+        name="invoicing_console_invoice_pdf",
+    ),
+    path(
+        "console/invoices/<str:invoice_id>/<str:action>",
+        views.invoice_action,
+        name="invoicing_console_invoice_action",
+    ),
+    path("console/invoice-runs/", views.invoice_runs, name="invoicing_console_runs"),
+    path(
+        "console/invoice-runs/<str:run_id>/retry", views.invoice_run_retry, name="invoicing_console_run_retry"
+    ),
+    path("console/webhooks/", views.webhooks, name="invoicing_console_webhooks"),
+    path(
+        "console/webhooks/deliveries/<str:delivery_id>/resend",
+        views.webhook_resend,
+        name="invoicing_console_webhook_resend",
+    ),
+]

@@ -29,13 +29,6 @@ def eager_celery():
     celery_app.conf.task_always_eager = False
 
 
-@pytest.fixture(autouse=True)
-def _on_commit_runs(django_capture_on_commit_callbacks):
-    """Run on_commit callbacks (tasks queued after commit) in tests that use the plain `db` fixture."""
-    with django_capture_on_commit_callbacks(execute=True):
-        yield
-
-
 # --- usage ----------------------------------------------------------------------------------------
 @dataclass
 class UsageBook:
