@@ -168,7 +168,7 @@ def test_value_reads_tail_after_snapshot(tenant_a, catalog, acme):
 @st.composite
 def histories(draw):
     grants = []
-    for i in range(draw(st.integers(0, 4))):
+    for _ in range(draw(st.integers(0, 4))):
         eff = d(2026, 1, 1) + timedelta(days=draw(st.integers(0, 50)))
         exp = draw(st.one_of(st.none(), st.integers(1, 60)))
         mn = draw(st.integers(0, 20))

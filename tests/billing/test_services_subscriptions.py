@@ -11,6 +11,7 @@ import time_machine
 from billing import selectors, services
 from billing.models import Entitlement, Subscription, SubscriptionItem
 from billing.sources import AddonSpec, RateCardSpec
+from billing.subscriptions import SubscriptionNotActive
 from core.errors import Conflict, ValidationFailed
 from core.models import AuditLog
 from tests.billing.conftest import flat, pro_plan
@@ -160,9 +161,8 @@ def test_upgrade_mid_period_prorates_flat_fees(tenant_a, catalog):
     assert [(e.subscription_id, e.active_to) for e in tokens] == [(old.id, d(2026, 4, 16)), (new.id, None)]
     assert AuditLog.objects.filter(action="subscription.changed", object_id=old.id).count() == 1
     # a second change of the ended subscription is refused
-    with pytest.raises(Exception):  # noqa: B017
-        with time_machine.travel(d(2026, 4, 17), tick=False):
-            services.subscription_change(organization=tenant_a.org, subscription=old, plan_key="pro")
+    with time_machine.travel(d(2026, 4, 17), tick=False), pytest.raises(SubscriptionNotActive):
+        services.subscription_change(organization=tenant_a.org, subscription=old, plan_key="pro")
 
 
 def test_change_at_next_billing_cycle(tenant_a, catalog):
