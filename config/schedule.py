@@ -12,4 +12,25 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 60.0,
         "options": {"expires": 55, "queue": "billing"},
     },
+    # invoicing: draft due customer periods (fan-out per customer), issue drafts, forward notifications
+    "invoicing-invoice-clock": {
+        "task": "invoicing.tasks.invoice_clock",
+        "schedule": 300.0,
+        "options": {"expires": 290, "queue": "billing"},
+    },
+    "invoicing-auto-advance": {
+        "task": "invoicing.tasks.invoices_auto_advance",
+        "schedule": 60.0,
+        "options": {"expires": 55, "queue": "billing"},
+    },
+    "invoicing-webhook-sweep": {
+        "task": "invoicing.tasks.webhook_deliveries_sweep",
+        "schedule": 300.0,
+        "options": {"expires": 290, "queue": "default"},
+    },
+    "invoicing-billing-notifications": {
+        "task": "invoicing.tasks.billing_notifications_forward",
+        "schedule": 30.0,
+        "options": {"expires": 25, "queue": "default"},
+    },
 }
