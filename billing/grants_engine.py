@@ -182,8 +182,10 @@ def burn_down(
     reset_set = {t for t in resets if start < t <= end}
     recurrences = {g.id: {t for t in g.recurrences(start, end) if start < t <= end} for g in grants}
     added = st.balance + st.usage - st.overage  # available in the current period so far
+    # Grants active at the start but unknown to the state: effective before the first measured instant
+    # (or exactly at it). Grants that ended are not active, burnt ones stay in the state at 0.
     for g in grants:
-        if g.id not in st.grant_balances and g.effective_at == start and g.active_at(start):
+        if g.id not in st.grant_balances and g.active_at(start):
             st.grant_balances[g.id] = g.amount
             added += g.amount
     segments: list[Segment] = []
