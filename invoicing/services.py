@@ -203,7 +203,7 @@ def _transition(invoice: Invoice, to: str, **fields: Any) -> Invoice:
         raise Conflict(
             f"Invoice {invoice.id} cannot move from {current} to {to}.",
             field="status",
-            extra={"status": current, "allowed": list(allowed)},
+            extra={"invoiceStatus": current, "allowedFrom": list(allowed)},
         )
     invoice.refresh_from_db()
     return invoice
@@ -740,7 +740,7 @@ def invoice_issue(
             raise Conflict(
                 f"Invoice {invoice.id} cannot be issued: it is {locked.status}.",
                 field="status",
-                extra={"status": locked.status},
+                extra={"invoiceStatus": locked.status},
             )
         if rebuild and locked.kind == "period":
             build = _compute(
@@ -840,7 +840,7 @@ def invoice_advance(*, organization: Organization, invoice: Invoice, actor: Acto
     raise Conflict(
         f"Invoice {invoice.id} cannot be advanced: it is {invoice.status}.",
         field="status",
-        extra={"status": invoice.status},
+        extra={"invoiceStatus": invoice.status},
     )
 
 
@@ -849,7 +849,7 @@ def invoice_approve(*, organization: Organization, invoice: Invoice, actor: Acto
         raise Conflict(
             f"Only drafts can be approved; this invoice is {invoice.status}.",
             field="status",
-            extra={"status": invoice.status},
+            extra={"invoiceStatus": invoice.status},
         )
     return invoice_issue(organization=organization, invoice=invoice, actor=actor, rebuild=True)
 
@@ -872,7 +872,7 @@ def invoice_retry_sync(*, organization: Organization, invoice: Invoice, actor: A
         raise Conflict(
             f"Only issued invoices are synced; this one is {invoice.status}.",
             field="status",
-            extra={"status": invoice.status},
+            extra={"invoiceStatus": invoice.status},
         )
     if not StripeSettings.objects.filter(organization=organization, enabled=True).exists():
         raise Conflict("Stripe is not configured for this organization.", field="stripe")
