@@ -5,4 +5,11 @@ class CatalogConfig(AppConfig):
     name = "catalog"
 
     def ready(self) -> None:
-        pass
+        from catalog.demo import demo_load
+        from core import navigation
+        from core.demo import DEMO_LOADERS
+
+        navigation.register("Features", "catalog_console_features", order=25)
+        navigation.register("Plans", "catalog_console_plans", order=30)
+        if demo_load not in DEMO_LOADERS:
+            DEMO_LOADERS.append(demo_load)

@@ -2,10 +2,12 @@
 
 from django.urls import path
 
-from catalog import api
+from catalog import api, views
 
 P = "api/v1/plans/<str:plan_id>"
 A = "api/v1/addons/<str:addon_id>"
+C = "console/plans/<str:key>"
+V = "console/plans/<str:key>/v/<int:version>"
 
 urlpatterns = [
     path("api/v1/prices/preview", api.PricePreviewView.as_view(), name="catalog_price_preview"),
@@ -33,4 +35,40 @@ urlpatterns = [
     path(f"{A}/publish", api.AddonPublishView.as_view(), name="catalog_addon_publish"),
     path(f"{A}/archive", api.AddonArchiveView.as_view(), name="catalog_addon_archive"),
     path(f"{A}/next", api.AddonNextVersionView.as_view(), name="catalog_addon_next"),
+    # console: the no-code pricing editor
+    path("console/features/", views.feature_list, name="catalog_console_features"),
+    path("console/plans/", views.plan_list, name="catalog_console_plans"),
+    path("console/plans/-/preview/", views.preview_form, name="catalog_console_preview"),
+    path(
+        "console/plans/-/rate-card-fields/", views.rate_card_fields, name="catalog_console_rate_card_fields"
+    ),
+    path(f"{C}/", views.plan_detail, name="catalog_console_plan"),
+    path(f"{C}/next/", views.plan_next, name="catalog_console_plan_next"),
+    path(f"{C}/compare/", views.plan_compare, name="catalog_console_plan_compare"),
+    path(f"{V}/settings/", views.plan_settings, name="catalog_console_plan_settings"),
+    path(f"{V}/publish/", views.plan_publish, name="catalog_console_plan_publish"),
+    path(f"{V}/archive/", views.plan_archive, name="catalog_console_plan_archive"),
+    path(f"{V}/delete/", views.plan_delete_draft, name="catalog_console_plan_delete"),
+    path(f"{V}/phases/", views.phase_add, name="catalog_console_phase_add"),
+    path(f"{V}/phases/<str:phase_key>/remove/", views.phase_remove, name="catalog_console_phase_remove"),
+    path(
+        f"{V}/phases/<str:phase_key>/rate-cards/new/",
+        views.rate_card_edit,
+        name="catalog_console_rate_card_new",
+    ),
+    path(
+        f"{V}/phases/<str:phase_key>/rate-cards/<str:card_key>/",
+        views.rate_card_edit,
+        name="catalog_console_rate_card_edit",
+    ),
+    path(
+        f"{V}/phases/<str:phase_key>/rate-cards/<str:card_key>/remove/",
+        views.rate_card_remove,
+        name="catalog_console_rate_card_remove",
+    ),
+    path(
+        f"{V}/phases/<str:phase_key>/rate-cards/<str:card_key>/preview/",
+        views.preview_card,
+        name="catalog_console_rate_card_preview",
+    ),
 ]

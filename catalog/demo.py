@@ -1,0 +1,79 @@
+"""Demo data for the catalog (idempotent): the AI pricing example.
+
+Two features on the `llm_tokens` meter narrowed to gpt-4o input and output tokens, priced per token
+(2.50 and 10.00 USD per million), plus a flat monthly platform fee, in a published plan `ai_pro`.
+If the metering app's demo meter is missing, the features still reference the slug `llm_tokens`.
+"""
+
+from __future__ import annotations
+
+from catalog import selectors, services
+from catalog.models import Feature, PlanVersion
+from core.errors import ValidationFailed
+from core.models import Organization
+
+ACTOR = "demo_load"
+FEATURES = [
+    ("gpt4o_input_tokens", "GPT-4o input tokens", {"model": "gpt-4o", "type": "input"}),
+    ("gpt4o_output_tokens", "GPT-4o output tokens", {"model": "gpt-4o", "type": "output"}),
+]
+
+
+def ai_plan_body() -> dict:
+    return {
+        "name": "AI Pro",
+        "description": "Platform fee plus gpt-4o tokens: input 2.50 USD and output 10.00 USD per million.",
+        "currency": "USD",
+        "billingCadence": "P1M",
+        "phases": [
+            {
+                "key": "standard",
+                "name": "Standard",
+                "duration": None,
+                "rateCards": [
+                    {
+                        "type": "flat_fee",
+                        "key": "platform_fee",
+                        "name": "Platform fee",
+                        "billingCadence": "P1M",
+                        "price": {"type": "flat", "amount": "20", "paymentTerm": "in_advance"},
+                    },
+                    {
+                        "type": "usage_based",
+                        "key": "gpt4o_input_tokens",
+                        "name": "GPT-4o input tokens",
+                        "featureKey": "gpt4o_input_tokens",
+                        "billingCadence": "P1M",
+                        "price": {"type": "unit", "amount": "0.0000025"},
+                        "entitlementTemplate": {"type": "metered", "usagePeriod": "P1M", "isSoftLimit": True},
+                    },
+                    {
+                        "type": "usage_based",
+                        "key": "gpt4o_output_tokens",
+                        "name": "GPT-4o output tokens",
+                        "featureKey": "gpt4o_output_tokens",
+                        "billingCadence": "P1M",
+                        "price": {"type": "unit", "amount": "0.00001"},
+                        "entitlementTemplate": {"type": "metered", "usagePeriod": "P1M", "isSoftLimit": True},
+                    },
+                ],
+            }
+        ],
+    }
+
+
+def demo_load(org: Organization) -> None:
+    for key, name, filters in FEATURES:
+        if Feature.objects.filter(organization=org, key=key, archived_at__isnull=True).exists():
+            continue
+        kwargs = {"organization": org, "key": key, "name": name, "meter_slug": "llm_tokens", "actor": ACTOR}
+        try:
+            services.feature_create(**kwargs, meter_group_by_filters=filters)
+        except ValidationFailed:
+            # the metering demo meter is missing (or lacks these dimensions): keep the slug anyway
+            services.feature_create(**kwargs, meter_group_by_filters=filters, check_meter=False)
+    if PlanVersion.objects.filter(organization=org, key="ai_pro").exists():
+        return
+    plan = services.plan_create(organization=org, key="ai_pro", data=ai_plan_body(), actor=ACTOR)
+    services.plan_publish(organization=org, plan_id=plan.id, actor=ACTOR)
+    assert selectors.plan_version_get(organization=org, plan_key="ai_pro").version == 1

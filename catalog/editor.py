@@ -1,0 +1,417 @@
+"""The pricing editor's pure helpers: HTML form fields <-> rate card JSON, error placement next to
+fields, human price summaries, and version diffs (publish confirmation and side-by-side compare)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.http import QueryDict
+
+PRICE_MODELS = [
+    ("flat", "Flat fee"),
+    ("unit", "Per unit"),
+    ("graduated", "Graduated tiers"),
+    ("volume", "Volume tiers"),
+    ("package", "Package (per N units)"),
+    ("dynamic", "Dynamic (cost x multiplier)"),
+    ("percentage", "Percentage of value"),
+]
+CADENCES = [
+    ("", "One-time"),
+    ("P1D", "Daily"),
+    ("P1W", "Weekly"),
+    ("P1M", "Monthly"),
+    ("P3M", "Quarterly"),
+    ("P1Y", "Yearly"),
+]
+PLAN_CADENCES = CADENCES[3:]
+
+
+@dataclass
+class TierRow:
+    up_to: str = ""
+    unit: str = ""
+    flat: str = ""
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RateCardForm:
+    """The editor's rate card form state, as strings (what the inputs show)."""
+
+    key: str = ""
+    name: str = ""
+    description: str = ""
+    feature_key: str = ""
+    billing_cadence: str = "P1M"
+    payment_term: str = "in_advance"
+    price_model: str = "unit"
+    amount: str = ""
+    quantity_per_package: str = ""
+    multiplier: str = "1"
+    percentage: str = ""
+    fixed_amount_per_event: str = ""
+    minimum_amount: str = ""
+    maximum_amount: str = ""
+    discount_percentage: str = ""
+    discount_usage: str = ""
+    entitlement: str = ""
+    usage_period: str = "P1M"
+    issue_after_reset: str = ""
+    is_soft_limit: bool = False
+    static_config: str = ""
+    tiers: list[TierRow] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    general_errors: list[str] = field(default_factory=list)
+
+    @property
+    def is_tiered(self) -> bool:
+        return self.price_model in ("graduated", "volume")
+
+    @property
+    def card_type(self) -> str:
+        return "flat_fee" if self.price_model == "flat" else "usage_based"
+
+
+def _s(post: QueryDict | dict[str, Any], name: str) -> str:
+    value = post.get(name, "")
+    return str(value).strip() if value is not None else ""
+
+
+def form_from_post(post: QueryDict) -> RateCardForm:
+    form = RateCardForm(
+        key=_s(post, "key"),
+        name=_s(post, "name"),
+        description=_s(post, "description"),
+        feature_key=_s(post, "featureKey"),
+        billing_cadence=_s(post, "billingCadence"),
+        payment_term=_s(post, "paymentTerm") or "in_advance",
+        price_model=_s(post, "priceModel") or "unit",
+        amount=_s(post, "amount"),
+        quantity_per_package=_s(post, "quantityPerPackage"),
+        multiplier=_s(post, "multiplier"),
+        percentage=_s(post, "percentage"),
+        fixed_amount_per_event=_s(post, "fixedAmountPerEvent"),
+        minimum_amount=_s(post, "minimumAmount"),
+        maximum_amount=_s(post, "maximumAmount"),
+        discount_percentage=_s(post, "discountPercentage"),
+        discount_usage=_s(post, "discountUsage"),
+        entitlement=_s(post, "entitlement"),
+        usage_period=_s(post, "usagePeriod") or "P1M",
+        issue_after_reset=_s(post, "issueAfterReset"),
+        is_soft_limit=post.get("isSoftLimit") in ("on", "true", "1"),
+        static_config=_s(post, "staticConfig"),
+    )
+    ups, units, flats = post.getlist("tierUpTo"), post.getlist("tierUnit"), post.getlist("tierFlat")
+
+    def pick(values: list[str], index: int) -> str:
+        return values[index].strip() if index < len(values) else ""
+
+    for index in range(max(len(ups), len(units), len(flats))):
+        form.tiers.append(TierRow(up_to=pick(ups, index), unit=pick(units, index), flat=pick(flats, index)))
+    if form.is_tiered and not form.tiers:
+        form.tiers = default_tiers()
+    return form
+
+
+def default_tiers() -> list[TierRow]:
+    return [TierRow(up_to="1000", unit=""), TierRow(up_to="", unit="")]
+
+
+def form_from_card(card: dict[str, Any]) -> RateCardForm:
+    price = card.get("price") or {}
+    kind = price.get("type") or ("flat" if card.get("type") == "flat_fee" else "unit")
+    model = price.get("mode") if kind == "tiered" else kind
+    discounts = card.get("discounts") or {}
+    ent = card.get("entitlementTemplate") or {}
+    commitments = card.get("commitments") or {}
+    form = RateCardForm(
+        key=card.get("key", ""),
+        name=card.get("name", ""),
+        description=card.get("description", "") or "",
+        feature_key=card.get("featureKey") or "",
+        billing_cadence=card.get("billingCadence") or "",
+        payment_term=price.get("paymentTerm") or card.get("paymentTerm") or "in_advance",
+        price_model=model,
+        amount=price.get("amount", ""),
+        quantity_per_package=price.get("quantityPerPackage", ""),
+        multiplier=price.get("multiplier", "1"),
+        percentage=price.get("percentage", ""),
+        fixed_amount_per_event=price.get("fixedAmountPerEvent", ""),
+        minimum_amount=price.get("minimumAmount") or commitments.get("minimumAmount", ""),
+        maximum_amount=price.get("maximumAmount") or commitments.get("maximumAmount", ""),
+        discount_percentage=(discounts.get("percentage") or {}).get("percentage", ""),
+        discount_usage=(discounts.get("usage") or {}).get("quantity", ""),
+        entitlement=ent.get("type", ""),
+        usage_period=ent.get("usagePeriod") or "P1M",
+        issue_after_reset=ent.get("issueAfterReset") or "",
+        is_soft_limit=bool(ent.get("isSoftLimit")),
+        static_config=ent.get("config", ""),
+    )
+    for tier in price.get("tiers") or []:
+        form.tiers.append(
+            TierRow(
+                up_to=tier.get("upToAmount") or "",
+                unit=(tier.get("unitPrice") or {}).get("amount", ""),
+                flat=(tier.get("flatPrice") or {}).get("amount", ""),
+            )
+        )
+    return form
+
+
+def price_from_form(form: RateCardForm) -> dict[str, Any]:
+    """The OpenMeter price JSON the form describes (validation is the parser's job)."""
+    model = form.price_model
+
+    def opt(value: str) -> str | None:
+        return value or None
+
+    if model == "flat":
+        return {"type": "flat", "amount": form.amount, "paymentTerm": form.payment_term}
+    commit = {
+        k: v for k, v in (("minimumAmount", form.minimum_amount), ("maximumAmount", form.maximum_amount)) if v
+    }
+    if model == "unit":
+        return {"type": "unit", "amount": form.amount, **commit}
+    if model in ("graduated", "volume"):
+        tiers = [
+            {
+                "upToAmount": opt(row.up_to),
+                "unitPrice": {"type": "unit", "amount": row.unit} if row.unit else None,
+                "flatPrice": {"type": "flat", "amount": row.flat} if row.flat else None,
+            }
+            for row in form.tiers
+        ]
+        return {"type": "tiered", "mode": model, "tiers": tiers, **commit}
+    if model == "package":
+        return {
+            "type": "package",
+            "amount": form.amount,
+            "quantityPerPackage": form.quantity_per_package,
+            **commit,
+        }
+    if model == "dynamic":
+        return {"type": "dynamic", "multiplier": form.multiplier or "1", **commit}
+    if model == "percentage":
+        price: dict[str, Any] = {"type": "percentage", "percentage": form.percentage, **commit}
+        if form.fixed_amount_per_event:
+            price["fixedAmountPerEvent"] = form.fixed_amount_per_event
+        return price
+    return {"type": model}
+
+
+def discounts_from_form(form: RateCardForm) -> dict[str, Any] | None:
+    out: dict[str, Any] = {}
+    if form.discount_percentage:
+        out["percentage"] = {"percentage": form.discount_percentage}
+    if form.discount_usage:
+        out["usage"] = {"quantity": form.discount_usage}
+    return out or None
+
+
+def rate_card_from_form(form: RateCardForm) -> dict[str, Any]:
+    card: dict[str, Any] = {
+        "type": form.card_type,
+        "key": form.key,
+        "name": form.name,
+        "description": form.description,
+        "featureKey": form.feature_key or None,
+        "billingCadence": form.billing_cadence or None,
+        "price": price_from_form(form),
+        "discounts": discounts_from_form(form),
+    }
+    if form.entitlement == "metered":
+        card["entitlementTemplate"] = {
+            "type": "metered",
+            "usagePeriod": form.usage_period,
+            "issueAfterReset": form.issue_after_reset or None,
+            "isSoftLimit": form.is_soft_limit,
+        }
+    elif form.entitlement == "boolean":
+        card["entitlementTemplate"] = {"type": "boolean"}
+    elif form.entitlement == "static":
+        try:
+            config: Any = json.loads(form.static_config or "")
+        except ValueError:
+            config = form.static_config or None  # the validator names the field
+        card["entitlementTemplate"] = {
+            "type": "static",
+            "config": config if not isinstance(config, str) else form.static_config,
+        }
+    return card
+
+
+_FIELD_FOR_PATH = {
+    "key": "key",
+    "name": "name",
+    "description": "description",
+    "featureKey": "featureKey",
+    "billingCadence": "billingCadence",
+    "paymentTerm": "paymentTerm",
+    "type": "priceModel",
+    "price": "priceModel",
+    "price.type": "priceModel",
+    "price.mode": "priceModel",
+    "price.amount": "amount",
+    "price.paymentTerm": "paymentTerm",
+    "price.quantityPerPackage": "quantityPerPackage",
+    "price.multiplier": "multiplier",
+    "price.percentage": "percentage",
+    "price.fixedAmountPerEvent": "fixedAmountPerEvent",
+    "price.minimumAmount": "minimumAmount",
+    "price.maximumAmount": "maximumAmount",
+    "price.tiers": "tiers",
+    "discounts.percentage.percentage": "discountPercentage",
+    "discounts.percentage": "discountPercentage",
+    "discounts.usage.quantity": "discountUsage",
+    "discounts.usage": "discountUsage",
+    "commitments": "minimumAmount",
+    "entitlementTemplate": "entitlement",
+    "entitlementTemplate.type": "entitlement",
+    "entitlementTemplate.usagePeriod": "usagePeriod",
+    "entitlementTemplate.issueAfterReset": "issueAfterReset",
+    "entitlementTemplate.config": "staticConfig",
+}
+_TIER_RE = re.compile(r"^price\.tiers\[(\d+)\](?:\.(upToAmount|unitPrice|flatPrice))?")
+_TIER_FIELD = {"upToAmount": "up_to", "unitPrice": "unit", "flatPrice": "flat", None: "row"}
+
+
+def place_errors(form: RateCardForm, errors: list[dict[str, str]], prefix: str = "rateCard") -> None:
+    """Attach [{name, reason}] errors to the inputs they belong to (inline, next to the field)."""
+    for error in errors:
+        name = error.get("name") or ""
+        if name == prefix:
+            name = ""
+        elif name.startswith(prefix + "."):
+            name = name[len(prefix) + 1 :]
+        tier = _TIER_RE.match(name)
+        if tier and int(tier.group(1)) < len(form.tiers):
+            form.tiers[int(tier.group(1))].errors.setdefault(_TIER_FIELD[tier.group(2)], error["reason"])
+            continue
+        target = _FIELD_FOR_PATH.get(name)
+        if target is None and name.startswith("price."):
+            target = "priceModel"
+        if target is None:
+            form.general_errors.append(f"{name}: {error['reason']}" if name else error["reason"])
+        else:
+            form.errors.setdefault(target, error["reason"])
+
+
+# --- summaries and diffs --------------------------------------------------------------------------
+def price_summary(price: dict[str, Any] | None) -> str:
+    if not price:
+        return "Free"
+    kind = price.get("type")
+    if kind == "flat":
+        return f"{price['amount']} flat, {price.get('paymentTerm', 'in_advance').replace('_', ' ')}"
+    if kind == "unit":
+        text = f"{price['amount']} per unit"
+    elif kind == "tiered":
+        parts = []
+        for tier in price.get("tiers", []):
+            bound = f"up to {tier['upToAmount']}" if tier.get("upToAmount") else "above"
+            bits = []
+            if tier.get("unitPrice"):
+                bits.append(f"{tier['unitPrice']['amount']}/unit")
+            if tier.get("flatPrice"):
+                bits.append(f"+{tier['flatPrice']['amount']} flat")
+            parts.append(f"{bound}: {' '.join(bits)}")
+        text = f"{price.get('mode', '').title()}: " + "; ".join(parts)
+    elif kind == "package":
+        text = f"{price['amount']} per {price['quantityPerPackage']} units"
+    elif kind == "dynamic":
+        text = f"cost x {price.get('multiplier', '1')}"
+    elif kind == "percentage":
+        text = f"{price['percentage']}%"
+        if price.get("fixedAmountPerEvent"):
+            text += f" + {price['fixedAmountPerEvent']} per event"
+    else:
+        text = str(kind)
+    if price.get("minimumAmount"):
+        text += f" (min {price['minimumAmount']})"
+    if price.get("maximumAmount"):
+        text += f" (max {price['maximumAmount']})"
+    return text
+
+
+def card_summary(card: dict[str, Any]) -> str:
+    """One line describing everything a subscriber gets charged for on this card."""
+    bits = [price_summary(card.get("price"))]
+    cadence = dict(CADENCES).get(card.get("billingCadence") or "", card.get("billingCadence") or "")
+    bits.append(cadence.lower())
+    if card.get("featureKey"):
+        bits.append(f"feature {card['featureKey']}")
+    discounts = card.get("discounts") or {}
+    if discounts.get("usage"):
+        bits.append(f"first {discounts['usage']['quantity']} free")
+    if discounts.get("percentage"):
+        bits.append(f"{discounts['percentage']['percentage']}% off")
+    ent = card.get("entitlementTemplate")
+    if ent:
+        bits.append(f"entitlement {ent['type']}")
+    return " · ".join(b for b in bits if b)
+
+
+@dataclass
+class DiffRow:
+    phase: str
+    key: str
+    name: str
+    left: str | None
+    right: str | None
+
+    @property
+    def change(self) -> str:
+        if self.left is None:
+            return "added"
+        if self.right is None:
+            return "removed"
+        return "changed" if self.left != self.right else "same"
+
+
+def version_rows(left: Any, right: Any) -> tuple[list[DiffRow], list[DiffRow]]:
+    """(plan-level rows, rate-card rows) comparing two plan versions (either may be None)."""
+    settings_rows = []
+    for label, attr in (
+        ("Name", "name"),
+        ("Currency", "currency"),
+        ("Billing cadence", "billing_cadence"),
+        ("Description", "description"),
+    ):
+        settings_rows.append(
+            DiffRow(
+                "",
+                attr,
+                label,
+                getattr(left, attr, None) if left else None,
+                getattr(right, attr, None) if right else None,
+            )
+        )
+
+    def cards(plan: Any) -> dict[tuple[str, str], tuple[str, str]]:
+        out: dict[tuple[str, str], tuple[str, str]] = {}
+        if plan is None:
+            return out
+        for phase in plan.phases:
+            dur = phase.get("duration") or "open-ended"
+            out[(phase["key"], "")] = (f"{phase['name']} ({dur})", f"Phase {phase['name']} · {dur}")
+            for card in phase["rateCards"]:
+                out[(phase["key"], card["key"])] = (card["name"], card_summary(card))
+        return out
+
+    lc, rc = cards(left), cards(right)
+    order = list(lc) + [k for k in rc if k not in lc]
+    rows = [
+        DiffRow(
+            phase,
+            key or "(phase)",
+            (rc.get((phase, key)) or lc[(phase, key)])[0],
+            lc[(phase, key)][1] if (phase, key) in lc else None,
+            rc[(phase, key)][1] if (phase, key) in rc else None,
+        )
+        for phase, key in order
+    ]
+    return settings_rows, rows

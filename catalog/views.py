@@ -1,0 +1,545 @@
+"""The no-code pricing editor (console, htmx): features, plans, phases, rate cards, live preview,
+publish with a confirmation diff, archive, compare versions, audit history.
+
+Viewers read; pricing editors (and above) edit. Domain errors become inline messages next to the
+field (status 400), never a 500. A published or archived version renders read-only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from catalog import editor, selectors, services
+from catalog.models import PlanVersion, VersionStatus
+from catalog.pricing import PriceInvalid, price_preview
+from core.console import console_view
+from core.errors import DomainError, NotFound, ValidationFailed
+from core.http import ConsoleRequest
+from core.models import Role
+
+EDIT = Role.PRICING_EDITOR
+
+
+def _errors_of(exc: DomainError) -> list[dict[str, str]]:
+    if isinstance(exc, ValidationFailed) and exc.errors:
+        return exc.errors
+    return [{"name": exc.field or "", "reason": exc.detail}]
+
+
+def _field_errors(exc: DomainError) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for e in _errors_of(exc):
+        out.setdefault(e["name"] or "general", e["reason"])
+    return out
+
+
+def _plan(request: ConsoleRequest, key: str, version: int | None = None) -> PlanVersion:
+    try:
+        if version is None:
+            draft = selectors.plan_list(organization=request.organization, key=key, status="draft").first()
+            if draft is not None:
+                return draft
+        return selectors.plan_get(organization=request.organization, id_or_key=key, version=version)
+    except NotFound:
+        from django.http import Http404
+
+        raise Http404("No such plan.") from None
+
+
+def _plan_url(plan: PlanVersion) -> str:
+    return reverse("catalog_console_plan", args=[plan.key]) + f"?version={plan.version}"
+
+
+# --- features -------------------------------------------------------------------------------------
+@console_view()
+def feature_list(request: ConsoleRequest) -> HttpResponse:
+    org = request.organization
+    context: dict[str, Any] = {"form": {}, "errors": {}}
+    if request.method == "POST":
+        if not request.membership.has_role(EDIT):
+            return render(
+                request, "console/forbidden.html", {"needed": Role.PRICING_EDITOR.label}, status=403
+            )
+        post = request.POST
+        filters: dict[str, str] = {}
+        for part in post.get("filters", "").split(","):
+            if "=" in part:
+                k, v = part.split("=", 1)
+                filters[k.strip()] = v.strip()
+        try:
+            if post.get("action") == "archive":
+                services.feature_delete(
+                    organization=org, id_or_key=post.get("feature", ""), actor=request.user
+                )
+                messages.success(request, "Feature removed (archived where plans use it).")
+            else:
+                feature = services.feature_create(
+                    organization=org,
+                    key=post.get("key", "").strip(),
+                    name=post.get("name", "").strip(),
+                    meter_slug=post.get("meterSlug", "").strip() or None,
+                    meter_group_by_filters=filters,
+                    actor=request.user,
+                )
+                messages.success(request, f"Feature {feature.key} created.")
+            return redirect("catalog_console_features")
+        except DomainError as exc:
+            context["errors"] = _field_errors(exc)
+            context["form"] = post
+    context["features"] = selectors.feature_list(organization=org, include_archived=True)
+    context["meters"] = _meter_slugs(org)
+    return render(request, "console/catalog/features.html", context, status=400 if context["errors"] else 200)
+
+
+def _meter_slugs(org: Any) -> list[str]:
+    try:
+        from metering.models import Meter
+    except ImportError:
+        return []
+    return list(
+        Meter.objects.filter(organization=org, deleted_at__isnull=True).values_list("slug", flat=True)
+    )
+
+
+# --- plans ----------------------------------------------------------------------------------------
+@console_view()
+def plan_list(request: ConsoleRequest) -> HttpResponse:
+    org = request.organization
+    context: dict[str, Any] = {
+        "form": {"currency": org.default_currency, "billingCadence": "P1M"},
+        "errors": {},
+    }
+    if request.method == "POST":
+        if not request.membership.has_role(EDIT):
+            return render(
+                request, "console/forbidden.html", {"needed": Role.PRICING_EDITOR.label}, status=403
+            )
+        post = request.POST
+        try:
+            plan = services.plan_create(
+                organization=org,
+                key=post.get("key", "").strip(),
+                data={
+                    "name": post.get("name", "").strip(),
+                    "description": post.get("description", "").strip(),
+                    "currency": post.get("currency", "").strip().upper(),
+                    "billingCadence": post.get("billingCadence", ""),
+                    "phases": [{"key": "default", "name": "Standard", "duration": None, "rateCards": []}],
+                },
+                actor=request.user,
+            )
+            messages.success(request, f"Plan {plan.key} created as a draft. Add rate cards, then publish.")
+            return redirect(_plan_url(plan))
+        except DomainError as exc:
+            context["errors"] = _field_errors(exc)
+            context["form"] = post
+    versions = list(selectors.plan_list(organization=org))
+    plans: dict[str, dict[str, Any]] = {}
+    for v in versions:  # ordered by key, newest version first: one query for the whole page
+        row = plans.setdefault(
+            v.key, {"key": v.key, "name": v.name, "latest": v, "published": None, "draft": None, "count": 0}
+        )
+        row["count"] += 1
+        if v.status == VersionStatus.PUBLISHED:
+            row["published"] = v
+        elif v.status == VersionStatus.DRAFT:
+            row["draft"] = v
+    context.update(plans=list(plans.values()), cadences=editor.PLAN_CADENCES)
+    return render(
+        request, "console/catalog/plan_list.html", context, status=400 if context["errors"] else 200
+    )
+
+
+def _plan_context(request: ConsoleRequest, plan: PlanVersion) -> dict[str, Any]:
+    org = request.organization
+    versions = list(selectors.plan_versions(organization=org, plan_key=plan.key))
+    editable = plan.status == VersionStatus.DRAFT and request.membership.has_role(EDIT)
+    phases = []
+    for phase in plan.phases:
+        cards = [
+            {**card, "summary": editor.price_summary(card.get("price")), "line": editor.card_summary(card)}
+            for card in phase["rateCards"]
+        ]
+        phases.append({**phase, "cards": cards})
+    history = selectors.catalog_history(organization=org, object_type="plan", object_ids=[plan.key])[:50]
+    return {
+        "plan": plan,
+        "versions": versions,
+        "has_draft": any(v.status == VersionStatus.DRAFT for v in versions),
+        "editable": editable,
+        "phases": phases,
+        "history": history,
+        "cadences": editor.PLAN_CADENCES,
+    }
+
+
+@console_view()
+def plan_detail(request: ConsoleRequest, key: str) -> HttpResponse:
+    version = request.GET.get("version")
+    plan = _plan(request, key, int(version) if version and version.isdigit() else None)
+    context = _plan_context(request, plan)
+    context["settings_errors"] = {}
+    context["phase_errors"] = {}
+    return render(request, "console/catalog/plan_detail.html", context)
+
+
+def _draft_or_readonly(request: ConsoleRequest, key: str, version: int) -> PlanVersion | HttpResponse:
+    plan = _plan(request, key, version)
+    if plan.status != VersionStatus.DRAFT:
+        messages.error(
+            request, f"Version {plan.version} is {plan.status} and read-only. Create a new version to edit."
+        )
+        return redirect(_plan_url(plan))
+    return plan
+
+
+@require_POST
+@console_view(min_role=EDIT)
+def plan_settings(request: ConsoleRequest, key: str, version: int) -> HttpResponse:
+    plan = _draft_or_readonly(request, key, version)
+    if isinstance(plan, HttpResponse):
+        return plan
+    data = services.plan_to_document(plan)
+    for name in ("name", "description", "billingCadence", "currency"):
+        data[name] = request.POST.get(name, "").strip()
+    try:
+        plan = services.plan_update(
+            organization=request.organization, plan_id=plan.id, data=data, actor=request.user
+        )
+        messages.success(request, "Plan settings saved.")
+        return redirect(_plan_url(plan))
+    except DomainError as exc:
+        context = _plan_context(request, plan)
+        context["settings_errors"] = _field_errors(exc)
+        context["settings_form"] = request.POST
+        context["phase_errors"] = {}
+        return render(request, "console/catalog/plan_detail.html", context, status=400)
+
+
+@require_POST
+@console_view(min_role=EDIT)
+def phase_add(request: ConsoleRequest, key: str, version: int) -> HttpResponse:
+    plan = _draft_or_readonly(request, key, version)
+    if isinstance(plan, HttpResponse):
+        return plan
+    post = request.POST
+    phase = {
+        "key": post.get("key", "").strip(),
+        "name": post.get("name", "").strip(),
+        "duration": post.get("duration", "").strip() or None,
+    }
+    # New phases go before the open-ended last phase (a trial, an intro price) unless they are open-ended.
+    position = (
+        len(plan.phases) - 1
+        if phase["duration"] and plan.phases and not plan.phases[-1].get("duration")
+        else None
+    )
+    try:
+        services.phase_add(
+            organization=request.organization,
+            plan_id=plan.id,
+            phase=phase,
+            position=position,
+            actor=request.user,
+        )
+        messages.success(request, f"Phase {phase['name']} added.")
+        return redirect(_plan_url(plan))
+    except DomainError as exc:
+        context = _plan_context(request, plan)
+        errors = {}
+        for name, reason in _field_errors(exc).items():
+            short = name.split(".")[-1] if name.startswith(("phase", "phases[")) else "general"
+            errors.setdefault(short if short in ("key", "name", "duration") else "general", reason)
+        context.update(phase_errors=errors, phase_form=post, settings_errors={})
+        return render(request, "console/catalog/plan_detail.html", context, status=400)
+
+
+@require_POST
+@console_view(min_role=EDIT)
+def phase_remove(request: ConsoleRequest, key: str, version: int, phase_key: str) -> HttpResponse:
+    plan = _draft_or_readonly(request, key, version)
+    if isinstance(plan, HttpResponse):
+        return plan
+    try:
+        services.phase_remove(
+            organization=request.organization, plan_id=plan.id, phase_key=phase_key, actor=request.user
+        )
+        messages.success(request, "Phase removed.")
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    return redirect(_plan_url(plan))
+
+
+def _features(request: ConsoleRequest) -> list[Any]:
+    return list(selectors.feature_list(organization=request.organization))
+
+
+@console_view(min_role=EDIT)
+def rate_card_edit(
+    request: ConsoleRequest, key: str, version: int, phase_key: str, card_key: str | None = None
+) -> HttpResponse:
+    plan = _draft_or_readonly(request, key, version)
+    if isinstance(plan, HttpResponse):
+        return plan
+    phase = next((p for p in plan.phases if p["key"] == phase_key), None)
+    if phase is None:
+        from django.http import Http404
+
+        raise Http404("No such phase.")
+    existing = next((c for c in phase["rateCards"] if c["key"] == card_key), None) if card_key else None
+    if card_key and existing is None:
+        from django.http import Http404
+
+        raise Http404("No such rate card.")
+    status = 200
+    if request.method == "POST":
+        form = editor.form_from_post(request.POST)
+        try:
+            services.rate_card_upsert(
+                organization=request.organization,
+                plan_id=plan.id,
+                phase_key=phase_key,
+                rate_card=editor.rate_card_from_form(form),
+                replace_key=card_key,
+                actor=request.user,
+            )
+            messages.success(request, f"Rate card {form.name} saved.")
+            return redirect(_plan_url(plan))
+        except DomainError as exc:
+            editor.place_errors(form, _errors_of(exc))
+            status = 400
+    elif existing is not None:
+        form = editor.form_from_card(existing)
+    else:
+        form = editor.RateCardForm(billing_cadence=plan.billing_cadence)
+    context = {
+        "plan": plan,
+        "phase": phase,
+        "card_key": card_key,
+        "form": form,
+        "features": _features(request),
+        "price_models": editor.PRICE_MODELS,
+        "cadences": editor.CADENCES,
+        "preview_quantity": request.POST.get("previewQuantity", "1000"),
+    }
+    return render(request, "console/catalog/rate_card_form.html", context, status=status)
+
+
+@require_POST
+@console_view(min_role=EDIT)
+def rate_card_fields(request: ConsoleRequest) -> HttpResponse:
+    """htmx: re-render the price fields after the model changes or a tier row is added/removed."""
+    form = editor.form_from_post(request.POST)
+    action = request.POST.get("tierAction", "")
+    if action == "add":
+        last = form.tiers.pop() if form.tiers and not form.tiers[-1].up_to else editor.TierRow()
+        form.tiers.append(editor.TierRow())
+        form.tiers.append(last)
+    elif action.startswith("remove-"):
+        index = int(action.split("-", 1)[1]) if action.split("-", 1)[1].isdigit() else -1
+        if 0 <= index < len(form.tiers) and len(form.tiers) > 1:
+            del form.tiers[index]
+            form.tiers[-1].up_to = ""
+    if form.is_tiered and not form.tiers:
+        form.tiers = editor.default_tiers()
+    response = render(
+        request,
+        "console/catalog/rate_card_form.html#price-fields",
+        {"form": form, "price_models": editor.PRICE_MODELS},
+    )
+    response["HX-Trigger-After-Settle"] = "price-fields-updated"
+    return response
+
+
+@require_POST
+@console_view(min_role=EDIT)
+def rate_card_remove(
+    request: ConsoleRequest, key: str, version: int, phase_key: str, card_key: str
+) -> HttpResponse:
+    plan = _draft_or_readonly(request, key, version)
+    if isinstance(plan, HttpResponse):
+        return plan
+    try:
+        services.rate_card_remove(
+            organization=request.organization,
+            plan_id=plan.id,
+            phase_key=phase_key,
+            rate_card_key=card_key,
+            actor=request.user,
+        )
+        messages.success(request, "Rate card removed.")
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    return redirect(_plan_url(plan))
+
+
+# --- live preview ---------------------------------------------------------------------------------
+def _preview_response(
+    request: ConsoleRequest, *, price: Any, discounts: Any, currency: str, quantity: str
+) -> HttpResponse:
+    context: dict[str, Any] = {"currency": currency, "quantity": quantity}
+    try:
+        result = price_preview(price=price, quantity=quantity or "0", currency=currency, discounts=discounts)
+        context["preview"] = result
+        context["exact"] = editor_amount(result.unrounded)
+        context["exact_differs"] = result.unrounded != result.amount
+        context["lines"] = [
+            {
+                **line.__dict__,
+                "amount_text": editor_amount(line.amount),
+                "quantity_text": editor_amount(line.quantity) if line.quantity is not None else "",
+            }
+            for line in result.rating.lines
+        ]
+    except PriceInvalid as exc:
+        context["preview_errors"] = [
+            {"name": e["name"].replace("price.", "", 1), "reason": e["reason"]} for e in exc.errors
+        ]
+    return render(request, "console/catalog/preview.html", context)
+
+
+def editor_amount(value: Any) -> str:
+    from catalog.pricing import dec_str
+
+    return dec_str(value)
+
+
+@require_POST
+@console_view()
+def preview_form(request: ConsoleRequest) -> HttpResponse:
+    """htmx: the rate card editor's preview, from the form fields as typed."""
+    form = editor.form_from_post(request.POST)
+    return _preview_response(
+        request,
+        price=editor.price_from_form(form),
+        discounts=editor.discounts_from_form(form),
+        currency=request.POST.get("currency") or request.organization.default_currency,
+        quantity=request.POST.get("previewQuantity", "").strip(),
+    )
+
+
+@console_view()
+def preview_card(
+    request: ConsoleRequest, key: str, version: int, phase_key: str, card_key: str
+) -> HttpResponse:
+    """htmx: the preview beside a saved rate card (any status: it is a read)."""
+    plan = _plan(request, key, version)
+    card = next(
+        (c for p in plan.phases if p["key"] == phase_key for c in p["rateCards"] if c["key"] == card_key),
+        None,
+    )
+    if card is None:
+        from django.http import Http404
+
+        raise Http404("No such rate card.")
+    return _preview_response(
+        request,
+        price=card.get("price") or {"type": "flat", "amount": "0"},
+        discounts=card.get("discounts"),
+        currency=plan.currency,
+        quantity=request.GET.get("quantity", "").strip(),
+    )
+
+
+# --- publish, archive, versions, compare ---------------------------------------------------------
+@console_view(min_role=EDIT)
+def plan_publish(request: ConsoleRequest, key: str, version: int) -> HttpResponse:
+    plan = _draft_or_readonly(request, key, version)
+    if isinstance(plan, HttpResponse):
+        return plan
+    current = selectors.plan_list(organization=request.organization, key=plan.key, status="published").first()
+    errors: list[dict[str, str]] = []
+    if request.method == "POST":
+        try:
+            services.plan_publish(organization=request.organization, plan_id=plan.id, actor=request.user)
+            messages.success(
+                request, f"Version {plan.version} of {plan.key} is published. New subscriptions use it."
+            )
+            return redirect(_plan_url(plan))
+        except DomainError as exc:
+            errors = _errors_of(exc)
+    settings_rows, rows = editor.version_rows(current, plan)
+    context = {
+        "plan": plan,
+        "current": current,
+        "settings_rows": [r for r in settings_rows if r.change != "same"],
+        "rows": [r for r in rows if r.change != "same"],
+        "errors": errors,
+    }
+    return render(request, "console/catalog/plan_publish.html", context, status=400 if errors else 200)
+
+
+@require_POST
+@console_view(min_role=EDIT)
+def plan_archive(request: ConsoleRequest, key: str, version: int) -> HttpResponse:
+    plan = _plan(request, key, version)
+    try:
+        services.plan_archive(organization=request.organization, plan_id=plan.id, actor=request.user)
+        messages.success(
+            request, f"Version {plan.version} archived: new subscriptions can no longer choose it."
+        )
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    return redirect(_plan_url(plan))
+
+
+@require_POST
+@console_view(min_role=EDIT)
+def plan_next(request: ConsoleRequest, key: str) -> HttpResponse:
+    try:
+        plan = services.plan_next_version(
+            organization=request.organization, id_or_key=key, actor=request.user
+        )
+        messages.success(request, f"Draft version {plan.version} created from the latest version.")
+        return redirect(_plan_url(plan))
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+        return redirect("catalog_console_plan", key=key)
+
+
+@require_POST
+@console_view(min_role=EDIT)
+def plan_delete_draft(request: ConsoleRequest, key: str, version: int) -> HttpResponse:
+    plan = _plan(request, key, version)
+    try:
+        services.plan_delete(organization=request.organization, plan_id=plan.id, actor=request.user)
+        messages.success(request, f"Draft version {version} deleted.")
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+        return redirect(_plan_url(plan))
+    if selectors.plan_list(organization=request.organization, key=key).exists():
+        return redirect("catalog_console_plan", key=key)
+    return redirect("catalog_console_plans")
+
+
+@console_view()
+def plan_compare(request: ConsoleRequest, key: str) -> HttpResponse:
+    versions = list(selectors.plan_versions(organization=request.organization, plan_key=key))
+    if not versions:
+        from django.http import Http404
+
+        raise Http404("No such plan.")
+    by_number = {v.version: v for v in versions}
+
+    def pick(name: str, default: PlanVersion) -> PlanVersion:
+        raw = request.GET.get(name, "")
+        return by_number.get(int(raw), default) if raw.isdigit() else default
+
+    right = pick("b", versions[0])
+    left = pick("a", versions[1] if len(versions) > 1 else versions[0])
+    settings_rows, rows = editor.version_rows(left, right)
+    context = {
+        "key": key,
+        "versions": versions,
+        "left": left,
+        "right": right,
+        "settings_rows": settings_rows,
+        "rows": rows,
+    }
+    return render(request, "console/catalog/plan_compare.html", context)
