@@ -177,7 +177,7 @@ def item_lines(
             else "usage"
         )
         groups[kind] += line.amount
-    detail = [line_to_json(line) for line in rating.lines]
+    detail = [line_to_json(x) for x in rating.lines if x.kind not in _DISCOUNT_KINDS | _COMMITMENT_KINDS]
     out: list[LineDraft] = []
     for kind, exact in groups.items():
         key = _key(item, kind)

@@ -3,7 +3,7 @@ WeasyPrint: it needs the system Pango libraries, which a fresh machine does not 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +33,11 @@ def _t(text: Any) -> str:
 
 def _d(value: datetime | None) -> str:
     return value.strftime("%d %b %Y") if value else "-"
+
+
+def _end(value: datetime | None) -> str:
+    """Periods are half-open [start, end): print the last day they cover."""
+    return _d(value - timedelta(microseconds=1)) if value else "-"
 
 
 def _qty(value: Decimal | None) -> str:
@@ -90,7 +95,7 @@ def invoice_pdf(invoice: Invoice) -> bytes:
         ("Invoice number", invoice.number or "(assigned on issue)"),
         ("Issue date", _d(invoice.issued_at)),
         ("Due date", _d(invoice.due_at)),
-        ("Billing period", f"{_d(invoice.period_start)} - {_d(invoice.period_end)}"),
+        ("Billing period", f"{_d(invoice.period_start)} - {_end(invoice.period_end)}"),
         ("Status", invoice.status.replace("_", " ").title()),
     ]
     y = top
@@ -141,7 +146,7 @@ def invoice_pdf(invoice: Invoice) -> bytes:
         pdf.set_text_color(*INK)
         pdf.set_font("Helvetica", "", 9)
         period = (
-            f"{_d(line.period_start)[:6]} - {_d(line.period_end)[:6]}"
+            f"{_d(line.period_start)[:6]} - {_end(line.period_end)[:6]}"
             if line.period_start and line.period_end
             else ""
         )
