@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q, Sum, Value
 from django.db.models.functions import TruncMonth
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -182,83 +182,98 @@ def period_bounds(period: str, now: datetime) -> tuple[datetime, datetime]:
     return first, now
 
 
-def _customer_mapping(organization: Organization) -> tuple[dict[str, list[str]], dict[str, Any]]:
-    customers = {c.id: c for c in sources.customer_list(organization=organization)}
-    subjects = sources.subjects_for_customers(organization=organization, customer_ids=list(customers))
-    return {cid: s for cid, s in subjects.items() if s}, customers
+ADDITIVE = ("SUM", "COUNT")
 
 
-def usage_by_customer(
-    *, organization: Organization, meter, start: datetime, end: datetime, mapping, customers, limit: int = 20
-) -> Dataset:
-    ds = Dataset("usage-by-customer", f"{meter.name or meter.slug} by customer", ["Customer", "Key", "Usage"])
+def customers_with_subjects(organization: Organization) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """({customer_id: [subject, ...]}, {customer_id: customer}) in one query (subjects aggregated)."""
+    from django.contrib.postgres.aggregates import ArrayAgg
+
+    qs = (
+        sources.customer_list(organization=organization)
+        .prefetch_related(None)
+        .only("id", "name", "key")
+        .annotate(subject_keys=ArrayAgg("subjects__subject_key", distinct=True, default=Value([])))
+    )
+    customers = {c.id: c for c in qs}
+    mapping = {cid: [s for s in c.subject_keys if s] for cid, c in customers.items()}
+    return {cid: subjects for cid, subjects in mapping.items() if subjects}, customers
+
+
+def usage_datasets(*, organization: Organization, meter, start: datetime, end: datetime) -> list[Dataset]:
+    """Usage by customer, by feature and (AI) by model/type from ONE meter query grouped by customer and
+    every meter dimension (additive meters); non-additive meters get the by-customer view only."""
+    mapping, customers = customers_with_subjects(organization)
+    by_customer = Dataset(
+        "usage-by-customer", f"{meter.name or meter.slug} by customer", ["Customer", "Key", "Usage"]
+    )
+    by_feature = Dataset(
+        "usage-by-feature", f"{meter.name or meter.slug} by feature", ["Feature", "Filter", "Usage"]
+    )
+    ai = Dataset(
+        "ai-usage", "AI usage by customer, model and type (showback)", ["Customer", "Model", "Type", "Tokens"]
+    )
     if not mapping:
-        return ds
-    rows = sources.meter_rows(organization=organization, meter=meter, from_=start, to=end, customers=mapping)
-    ranked = sorted(((r.value or Decimal(0), r.customer_id) for r in rows), reverse=True)[:limit]
-    for value, cid in ranked:
+        return [by_customer, by_feature, ai]
+    additive = meter.aggregation in ADDITIVE
+    dims = sorted(meter.group_by or {}) if additive else []
+    rows = sources.meter_rows(
+        organization=organization, meter=meter, from_=start, to=end, customers=mapping, group_by=dims
+    )
+    # by customer
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for r in rows:
+        totals[r.customer_id] += r.value or Decimal(0)
+    for cid, value in sorted(totals.items(), key=lambda kv: -kv[1])[:20]:
         c = customers.get(cid)
-        ds.rows.append([c.name if c else cid, (c.key or "") if c else "", value])
-    ds.bars = [Bar(r[0][:14], r[2], f"{r[0]}: {fmt_number(r[2])}") for r in ds.rows]
-    return ds
-
-
-def usage_by_feature(*, organization: Organization, meter, start: datetime, end: datetime) -> Dataset:
-    """Usage of each feature built on this meter (one grouped query, matched to feature filters)."""
-    ds = Dataset("usage-by-feature", f"{meter.name or meter.slug} by feature", ["Feature", "Filter", "Usage"])
-    features = [f for f in sources.feature_list(organization=organization) if f.meter_slug == meter.slug]
-    if not features:
-        return ds
-    dims = sorted({k for f in features for k in (f.meter_group_by_filters or {})} & set(meter.group_by or {}))
-    rows = sources.meter_rows(organization=organization, meter=meter, from_=start, to=end, group_by=dims)
-    for f in features:
+        by_customer.rows.append([c.name if c else cid, (c.key or "") if c else "", value])
+    by_customer.bars = [Bar(r[0][:14], r[2], f"{r[0]}: {fmt_number(r[2])}") for r in by_customer.rows]
+    if not additive:
+        by_feature.note = ai.note = f"{meter.aggregation} meters are not summed across groups."
+        return [by_customer, by_feature, ai]
+    # by feature: features on this meter, matched to their group-by filters
+    for f in sources.feature_list(organization=organization):
+        if f.meter_slug != meter.slug:
+            continue
         filters = f.meter_group_by_filters or {}
-        total = Decimal(0)
+        total = sum(
+            (
+                r.value or Decimal(0)
+                for r in rows
+                if all(_matches(r.group_by.get(k), v) for k, v in filters.items())
+            ),
+            Decimal(0),
+        )
+        by_feature.rows.append(
+            [f.key, ", ".join(f"{k}={v}" for k, v in sorted(filters.items())) or "—", total]
+        )
+    by_feature.bars = [Bar(r[0][:14], r[2], f"{r[0]}: {fmt_number(r[2])}") for r in by_feature.rows]
+    # AI: by customer, model and type
+    if {"model", "type"} & set(dims):
+        grouped: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
         for r in rows:
-            if all(_matches(r.group_by.get(k), v) for k, v in filters.items()):
-                total += r.value or Decimal(0)
-        ds.rows.append([f.key, ", ".join(f"{k}={v}" for k, v in sorted(filters.items())) or "—", total])
-    ds.bars = [Bar(r[0][:14], r[2], f"{r[0]}: {fmt_number(r[2])}") for r in ds.rows]
-    ds.note = "Additive aggregations (SUM, COUNT) only: other aggregations are not summed across groups."
-    return ds
+            c = customers.get(r.customer_id)
+            key = (
+                c.name if c else r.customer_id,
+                r.group_by.get("model") or "—",
+                r.group_by.get("type") or "—",
+            )
+            grouped[key] += r.value or Decimal(0)
+        ai.rows = [[*k, v] for k, v in sorted(grouped.items(), key=lambda kv: (kv[0][0], -kv[1]))]
+        by_model: dict[str, Decimal] = defaultdict(Decimal)
+        for row in ai.rows:
+            by_model[f"{row[1]} {row[2]}"] += row[3]
+        ai.bars = [Bar(k[:16], v, f"{k}: {fmt_number(v)}") for k, v in sorted(by_model.items())]
+        ai.note = "Cost per customer and feature (chargeback) is in the next table, as invoiced."
+    else:
+        ai.note = "This meter has no `model`/`type` dimensions."
+    return [by_customer, by_feature, ai]
 
 
 def _matches(actual, wanted) -> bool:
     if isinstance(wanted, list | tuple):
         return actual in wanted
     return actual == wanted
-
-
-def ai_usage(
-    *, organization: Organization, meter, start: datetime, end: datetime, mapping, customers
-) -> Dataset:
-    """Tokens by customer, model and type (input/output): showback. One query."""
-    ds = Dataset("ai-usage", "AI usage by model and type", ["Customer", "Model", "Type", "Tokens"])
-    dims = [d for d in ("model", "type") if d in (meter.group_by or {})]
-    if not dims or not mapping:
-        ds.note = "This meter has no `model`/`type` dimensions."
-        return ds
-    rows = sources.meter_rows(
-        organization=organization, meter=meter, from_=start, to=end, customers=mapping, group_by=dims
-    )
-    out = []
-    for r in rows:
-        c = customers.get(r.customer_id)
-        out.append(
-            [
-                c.name if c else r.customer_id,
-                r.group_by.get("model") or "—",
-                r.group_by.get("type") or "—",
-                r.value or Decimal(0),
-            ]
-        )
-    out.sort(key=lambda row: (row[0], -row[3]))
-    ds.rows = out
-    by_model: dict[str, Decimal] = defaultdict(Decimal)
-    for row in out:
-        by_model[f"{row[1]} {row[2]}"] += row[3]
-    ds.bars = [Bar(k[:16], v, f"{k}: {fmt_number(v)}") for k, v in sorted(by_model.items())]
-    return ds
 
 
 def chargeback(*, organization: Organization, start: datetime, end: datetime, limit: int = 200) -> Dataset:
@@ -303,38 +318,31 @@ def _revenue_datasets(request: HttpRequest) -> list[Dataset]:
     ]
 
 
-def _usage_context(request: HttpRequest) -> dict[str, Any]:
-    org, now = request.organization, timezone.now()  # type: ignore[attr-defined]
-    meters = sources.meter_list(organization=org)
-    slug = request.GET.get("meter") or (meters[0].slug if meters else "")
-    meter = next((m for m in meters if m.slug == slug), None)
+def _usage_params(request: HttpRequest) -> dict[str, Any]:
+    now = timezone.now()
     period = request.GET.get("period", "this_month")
     if period not in PERIODS:
         period = "this_month"
     start, end = period_bounds(period, now)
-    datasets: list[Dataset] = []
-    if meter is not None:
-        mapping, customers = _customer_mapping(org)
-        datasets = [
-            usage_by_customer(
-                organization=org, meter=meter, start=start, end=end, mapping=mapping, customers=customers
-            ),
-            usage_by_feature(organization=org, meter=meter, start=start, end=end),
-            ai_usage(
-                organization=org, meter=meter, start=start, end=end, mapping=mapping, customers=customers
-            ),
-        ]
-    datasets.append(chargeback(organization=org, start=start, end=end))
     return {
-        "meters": meters,
-        "meter": meter,
         "period": period,
         "periods": PERIODS,
         "start": start,
         "end": end,
-        "datasets": datasets,
         "query": request.GET.urlencode(),
     }
+
+
+def _usage_data(request: HttpRequest, section: str) -> tuple[dict[str, Any], list[Dataset]]:
+    org = request.organization  # type: ignore[attr-defined]
+    ctx = _usage_params(request)
+    if section == "chargeback":
+        return ctx, [chargeback(organization=org, start=ctx["start"], end=ctx["end"])]
+    meter = sources.meter_get(organization=org, slug=request.GET.get("meter", ""))
+    if meter is None:
+        raise Http404("No such meter.")
+    ctx["meter"] = meter
+    return ctx, usage_datasets(organization=org, meter=meter, start=ctx["start"], end=ctx["end"])
 
 
 def _csv(dataset: Dataset) -> HttpResponse:
@@ -379,12 +387,24 @@ def revenue(request: HttpRequest) -> HttpResponse:
 
 @console_view()
 def usage(request: HttpRequest) -> HttpResponse:
-    ctx = _usage_context(request)
+    """The usage page shell: filters, then each section loads with htmx (each within the query budget)."""
+    meters = sources.meter_list(organization=request.organization)  # type: ignore[attr-defined]
+    ctx = _usage_params(request)
+    slug = request.GET.get("meter") or (meters[0].slug if meters else "")
+    ctx.update(meters=meters, meter_slug=slug)
+    return render(request, "console/dashboards/usage.html", ctx)
+
+
+@console_view()
+def usage_section(request: HttpRequest, section: str) -> HttpResponse:
+    """`/console/dashboards/usage/<usage|chargeback>/?meter=&period=`: datasets (htmx partial, full page
+    without JS, or `format=csv&chart=<key>`)."""
+    if section not in ("usage", "chargeback"):
+        raise Http404("No such section.")
+    ctx, datasets = _usage_data(request, section)
     if request.GET.get("format") == "csv":
-        return _csv(_pick(ctx["datasets"], request.GET.get("chart", "")))
-    template = (
-        "console/dashboards/usage.html#datasets"
-        if getattr(request, "htmx", False)
-        else "console/dashboards/usage.html"
-    )
-    return render(request, template, ctx)
+        return _csv(_pick(datasets, request.GET.get("chart", "")))
+    ctx["datasets"] = datasets
+    if getattr(request, "htmx", False):
+        return render(request, "console/dashboards/usage_section.html#datasets", ctx)
+    return render(request, "console/dashboards/usage_section.html", ctx)

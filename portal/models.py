@@ -22,8 +22,13 @@ class PortalToken(TenantModel):
     """
 
     subject = models.CharField(max_length=256, blank=True, default="")
-    customer_id = models.CharField(
-        max_length=26, blank=True, default="", help_text="billing.Customer id the token is scoped to."
+    customer = models.ForeignKey(
+        "billing.Customer",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="The customer the token is scoped to (also set for a subject token when the subject is attributed).",
     )
     allowed_meter_slugs = ArrayField(models.CharField(max_length=256), default=list, blank=True)
     expires_at = models.DateTimeField()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import QuerySet
+from django.contrib.postgres.aggregates import ArrayAgg
+from django.db.models import QuerySet, Value
 from django.utils import timezone
 
 from core.models import Organization
-from portal import sources
 from portal.models import PortalToken, SimulationRun
 from portal.tokens import PortalTokenInvalid, token_unsign
 
@@ -32,12 +32,12 @@ class PortalScope:
 
     @property
     def customer_id(self) -> str:
-        return self.token.customer_id
+        return self.token.customer_id or ""
 
     @property
     def usage_customer_id(self) -> str:
         """The customer to group usage by: set for customer-wide tokens, empty for one-subject tokens."""
-        return "" if self.token.subject else self.token.customer_id
+        return "" if self.token.subject else (self.token.customer_id or "")
 
 
 def portal_token_list(
@@ -58,8 +58,14 @@ def portal_token_verify(*, raw: str) -> PortalToken:
 
 
 def portal_token_check(*, organization_id: str, token_id: str) -> PortalToken:
+    """The live token with its organization, customer and the customer's subject keys: one query."""
     row = (
-        PortalToken.objects.select_related("organization")
+        PortalToken.objects.select_related("organization", "customer")
+        .annotate(
+            subject_keys=ArrayAgg(
+                "customer__subjects__subject_key", distinct=True, default=Value([]), ordering=()
+            )
+        )
         .filter(id=token_id, organization_id=organization_id)
         .first()
     )
@@ -73,20 +79,18 @@ def portal_token_check(*, organization_id: str, token_id: str) -> PortalToken:
 
 
 def portal_scope_for_token(*, token: PortalToken) -> PortalScope:
-    """Resolve the customer and subjects (one query when the token names a customer)."""
-    organization = token.organization
-    customer = None
-    if token.customer_id:
-        customer = sources.customer_by_id(organization=organization, customer_id=token.customer_id)
-        if customer is None:
-            raise PortalTokenInvalid("The customer of this portal token no longer exists.")
+    """The scope of a token from `portal_token_check` (no further query). A customer from another
+    organization or a deleted one ends the token's access."""
+    customer = token.customer if token.customer_id else None
+    if customer is not None and (customer.organization_id != token.organization_id or customer.deleted_at):
+        raise PortalTokenInvalid("The customer of this portal token no longer exists.")
     if token.subject:
         subjects = [token.subject]
     elif customer is not None:
-        subjects = sorted(s.subject_key for s in customer.subjects.all())
+        subjects = sorted(k for k in getattr(token, "subject_keys", None) or [] if k)
     else:
         subjects = []
-    return PortalScope(organization=organization, token=token, customer=customer, subjects=subjects)
+    return PortalScope(organization=token.organization, token=token, customer=customer, subjects=subjects)
 
 
 def simulation_run_get(*, organization: Organization, run_id: str) -> SimulationRun | None:

@@ -59,7 +59,7 @@ def portal_token_create(
         row = PortalToken.objects.create(
             organization=organization,
             subject=subject,
-            customer_id=customer_id,
+            customer_id=customer_id or None,
             allowed_meter_slugs=slugs,
             expires_at=timezone.now() + ttl,
             created_by_label=_actor_label(actor),

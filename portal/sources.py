@@ -154,14 +154,13 @@ def _iso(value) -> str | None:
 
 
 # --- billing: subscriptions, entitlements, grants ----------------------------------------------------
-def subscription_current(*, organization: Organization, customer):
-    """The customer's active subscription (with add-ons prefetched), or None."""
+def subscription_current(*, organization: Organization, customer, with_addons: bool = True):
+    """The customer's active subscription (add-ons prefetched unless with_addons=False), or None."""
     fn = _selector("billing.selectors", "subscription_list")
-    if fn is None:
+    if fn is None or customer is None:
         return None
-    return (
-        fn(organization=organization, customer=customer, status="active").prefetch_related("addons").first()
-    )
+    qs = fn(organization=organization, customer=customer, status="active")
+    return (qs.prefetch_related("addons") if with_addons else qs).first()
 
 
 def subscription_period(*, subscription, at=None):
@@ -171,7 +170,9 @@ def subscription_period(*, subscription, at=None):
     return fn(subscription=subscription, at=at)
 
 
-def entitlements_with_values(*, organization: Organization, customer, at=None) -> list[dict]:
+def entitlements_with_values(
+    *, organization: Organization, customer, subjects: list[str], at=None
+) -> list[dict]:
     """[{entitlement, value, grants}] for the customer's live entitlements (metered ones with a value)."""
     list_fn = _selector("billing.entitlements", "entitlement_list")
     value_fn = _selector("billing.entitlements", "entitlement_value")
@@ -181,7 +182,6 @@ def entitlements_with_values(*, organization: Organization, customer, at=None) -
     from django.utils import timezone
 
     at = at or timezone.now()
-    subjects = sorted(s.subject_key for s in customer.subjects.all())
     ents = list(list_fn(organization=organization, customer=customer, active_at=at))
     grants_by_ent: dict[str, list] = {e.id: [] for e in ents}
     if grant_fn is not None and ents:
@@ -196,18 +196,19 @@ def entitlements_with_values(*, organization: Organization, customer, at=None) -
 
 # --- invoicing ------------------------------------------------------------------------------------
 def invoices_for_customer(*, organization: Organization, customer, limit: int = 24) -> list:
-    """Issued (non-gathering) invoices of the customer, newest first."""
+    """Invoices of the customer other than gathering and draft ones, newest first (one query)."""
     if customer is None:
         return []
     fn = _selector("invoicing.selectors", "invoice_list")
     if fn is None:
         return []
-    qs = fn(organization=organization, customer=customer)
-    return [inv for inv in qs[: limit + 5] if inv.status not in ("gathering",)][:limit]
+    statuses = ["issued", "paid", "payment_failed", "overdue", "uncollectible", "voided"]
+    qs = fn(organization=organization, customer_id=customer.id, statuses=statuses)
+    return list(qs.order_by("-period_start", "-id")[:limit])
 
 
 def invoice_for_customer(*, organization: Organization, customer, invoice_id: str):
-    """The customer's invoice with this id, or None (never another customer's, whatever the id)."""
+    """The customer's issued invoice with this id, or None (never another customer's, whatever the id)."""
     if customer is None:
         return None
     fn = _selector("invoicing.selectors", "invoice_get")
@@ -217,24 +218,56 @@ def invoice_for_customer(*, organization: Organization, customer, invoice_id: st
         invoice = fn(organization=organization, invoice_id=invoice_id)
     except NotFound:
         return None
-    return invoice if invoice.customer_id == customer.id else None
+    if invoice.customer_id != customer.id or invoice.status in ("gathering", "draft"):
+        return None
+    return invoice
 
 
 def invoice_pdf(*, organization: Organization, invoice) -> bytes | None:
-    fn = _selector("invoicing.selectors", "invoice_pdf") or _selector("invoicing.pdf", "invoice_pdf")
+    fn = (
+        _selector("invoicing.selectors", "invoice_pdf")
+        or _selector("invoicing.pdf", "invoice_pdf")
+        or _selector("invoicing.rendering", "invoice_pdf")
+    )
     if fn is None:
         return None
     return fn(organization=organization, invoice=invoice)
 
 
-def gathering_estimate(*, organization: Organization, customer):
-    """The current period's gathering invoice with its lines as an estimate, or None."""
+ESTIMATE_MAX_AGE_SECONDS = 15 * 60
+
+
+def gathering_estimate(*, organization: Organization, customer) -> list:
+    """The customer's gathering invoice(s) for the current period with their lines prefetched.
+
+    Reads what invoicing stored; when it is missing or older than ESTIMATE_MAX_AGE_SECONDS, asks invoicing
+    to refresh it first (`invoice_gathering_refresh`, idempotent), so the estimate is at most that stale."""
     if customer is None:
-        return None
-    fn = _selector("invoicing.selectors", "gathering_invoice_preview")
+        return []
+    fn = _selector("invoicing.selectors", "invoice_list")
     if fn is None:
-        return None
-    return fn(organization=organization, customer=customer)
+        return []
+    from django.db.models import Prefetch
+    from django.utils import timezone
+
+    def read() -> list:
+        from invoicing.models import InvoiceLine
+
+        qs = fn(organization=organization, customer_id=customer.id, statuses=["gathering"])
+        qs = qs.filter(period_end__gt=timezone.now()).prefetch_related(
+            Prefetch("lines", queryset=InvoiceLine.objects.order_by("position", "id"))
+        )
+        return list(qs.order_by("currency"))
+
+    invoices = read()
+    stale = not invoices or any(
+        (timezone.now() - inv.updated_at).total_seconds() > ESTIMATE_MAX_AGE_SECONDS for inv in invoices
+    )
+    refresh = _selector("invoicing.services", "invoice_gathering_refresh")
+    if stale and refresh is not None:
+        refresh(organization=organization, customer=customer)
+        invoices = read()
+    return invoices
 
 
 def invoices_queryset(*, organization: Organization):

@@ -26,6 +26,11 @@ urlpatterns = [
     re_path(r"^portal/(?P<token>mlp_[A-Za-z0-9_\-:.]+)/?$", views.magic_link, name="portal_magic_link"),
     path("console/dashboards/", dashboards.revenue, name="portal_dashboard_revenue"),
     path("console/dashboards/usage/", dashboards.usage, name="portal_dashboard_usage"),
+    path(
+        "console/dashboards/usage/<str:section>/",
+        dashboards.usage_section,
+        name="portal_dashboard_usage_section",
+    ),
     path("console/simulations/", simulation.simulation_list, name="portal_simulation_list"),
     path("console/simulations/new", simulation.simulation_new, name="portal_simulation_new"),
     path("console/simulations/<str:run_id>/", simulation.simulation_detail, name="portal_simulation_detail"),

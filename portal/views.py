@@ -22,10 +22,9 @@ from django.views.decorators.http import require_GET
 from portal import sources
 from portal.charts import Bar, bar_chart, brand_color, fmt_number
 from portal.selectors import PortalScope, portal_scope_for_token, portal_token_check, portal_token_verify
-from portal.tokens import PortalTokenInvalid
+from portal.tokens import PortalTokenInvalid, token_unsign
 
-SESSION_TOKEN = "portal_token_id"
-SESSION_ORG = "portal_org_id"
+COOKIE = "portal_token"
 WINDOWS = {"day": "Day", "week": "Week", "month": "Month"}
 
 
@@ -34,22 +33,25 @@ def _denied(request: HttpRequest, reason: str) -> HttpResponse:
 
 
 def portal_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Resolve the portal scope from the session (set by the magic link); re-check the token row on every
-    request so invalidation and expiry apply at once."""
+    """Resolve the portal scope from the portal cookie (set by the magic link).
+
+    The cookie holds the signed portal token itself (HttpOnly, SameSite=Lax, path /portal/, expiring with
+    the token): a client-side session that costs one query per request (token row + organization +
+    customer + subject keys), and every request re-checks the row, so invalidation applies at once."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        token_id = request.session.get(SESSION_TOKEN)
-        org_id = request.session.get(SESSION_ORG)
-        if not token_id or not org_id:
+        raw = request.COOKIES.get(COOKIE, "")
+        if not raw:
             return _denied(request, "Open the portal from the link you were sent.")
         try:
-            token = portal_token_check(organization_id=org_id, token_id=token_id)
+            claims = token_unsign(raw)
+            token = portal_token_check(organization_id=claims.organization_id, token_id=claims.token_id)
             scope = portal_scope_for_token(token=token)
         except PortalTokenInvalid as exc:
-            request.session.pop(SESSION_TOKEN, None)
-            request.session.pop(SESSION_ORG, None)
-            return _denied(request, exc.reason)
+            response = _denied(request, exc.reason)
+            response.delete_cookie(COOKIE, path="/portal/")
+            return response
         request.portal = scope  # type: ignore[attr-defined]
         return view(request, scope, *args, **kwargs)
 
@@ -76,25 +78,32 @@ def _section(request: HttpRequest, scope: PortalScope, name: str, context: dict[
 
 @require_GET
 def magic_link(request: HttpRequest, token: str) -> HttpResponse:
-    """`/portal/<signed token>`: verify, bind the token to a fresh session, redirect to the portal."""
+    """`/portal/<signed token>`: verify, keep the token in an HttpOnly cookie, redirect to the portal (so
+    the token leaves the address bar and the history)."""
     try:
         row = portal_token_verify(raw=token)
     except PortalTokenInvalid as exc:
         return _denied(request, exc.reason)
-    request.session.cycle_key()
-    request.session[SESSION_TOKEN] = row.id
-    request.session[SESSION_ORG] = row.organization_id
-    request.session.set_expiry(max(60, int((row.expires_at - timezone.now()).total_seconds())))
     response = redirect("portal_home")
+    response.set_cookie(
+        COOKIE,
+        token,
+        expires=row.expires_at,
+        path="/portal/",
+        secure=request.is_secure(),
+        httponly=True,
+        samesite="Lax",
+    )
     response["Referrer-Policy"] = "no-referrer"
+    response["Cache-Control"] = "no-store"
     return response
 
 
 @require_GET
 def logout(request: HttpRequest) -> HttpResponse:
-    request.session.pop(SESSION_TOKEN, None)
-    request.session.pop(SESSION_ORG, None)
-    return render(request, "portal/denied.html", {"reason": "You have left the portal."})
+    response = render(request, "portal/denied.html", {"reason": "You have left the portal."})
+    response.delete_cookie(COOKIE, path="/portal/")
+    return response
 
 
 @require_GET
@@ -208,7 +217,9 @@ def usage(request: HttpRequest, scope: PortalScope, slug: str) -> HttpResponse:
     bars = usage_bars(
         rows=result["data"], window=window, start=start, count=count, aggregation=meter.aggregation
     )
-    subscription = sources.subscription_current(organization=scope.organization, customer=scope.customer)
+    subscription = sources.subscription_current(
+        organization=scope.organization, customer=scope.customer, with_addons=False
+    )
     period = sources.subscription_period(subscription=subscription, at=now)
     period_start = period.start if period else now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     so_far = sources.meter_query(
@@ -243,14 +254,16 @@ def usage(request: HttpRequest, scope: PortalScope, slug: str) -> HttpResponse:
 @require_GET
 @portal_view
 def estimate(request: HttpRequest, scope: PortalScope) -> HttpResponse:
-    preview = sources.gathering_estimate(organization=scope.organization, customer=scope.customer)
-    return _section(request, scope, "estimate", {"estimate": preview})
+    estimates = sources.gathering_estimate(organization=scope.organization, customer=scope.customer)
+    return _section(request, scope, "estimate", {"estimates": estimates})
 
 
 @require_GET
 @portal_view
 def balances(request: HttpRequest, scope: PortalScope) -> HttpResponse:
-    rows = sources.entitlements_with_values(organization=scope.organization, customer=scope.customer)
+    rows = sources.entitlements_with_values(
+        organization=scope.organization, customer=scope.customer, subjects=scope.subjects
+    )
     for row in rows:
         value = row["value"]
         total = getattr(value, "total_available", None)

@@ -1,0 +1,212 @@
+"""Query budgets: every portal and dashboard page ≤ 10 queries, the same count for 3 or 30 customers
+(with their events, subscriptions, invoices and lines). The queries per page are listed in docs/portal.md."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from billing.entitlements import entitlement_create
+from billing.models import Subscription, SubscriptionItem
+from catalog.services import plan_create
+from portal.simulation import simulation_run_start
+from tests.catalog.factories import make_feature, plan_body
+from tests.conftest import PASSWORD
+from tests.portal.conftest import ingest, make_portal_customer, make_token_meter
+
+pytestmark = pytest.mark.django_db
+
+BUDGET = 10
+
+
+def build(tenant, size: int, prefix: str):
+    """`size` customers with a month of usage, an active subscription, 2 issued invoices of 3 lines each;
+    the first one also has a gathering invoice, a metered entitlement with 2 grants and a portal token."""
+    from invoicing.models import Invoice, InvoiceLine
+
+    now = timezone.now()
+    org = tenant.org
+    first = None
+    events = []
+    for i in range(size):
+        pc = make_portal_customer(tenant, key=f"{prefix}c{i}", subjects=(f"{prefix}s{i}",))
+        first = first or pc
+        for d in range(30):
+            t = now - timedelta(days=d, hours=1)
+            for model, kind in (("gpt-4o", "input"), ("gpt-4o", "output"), ("mini", "input")):
+                events.append(
+                    (
+                        f"{org.slug}-{prefix}s{i}",
+                        t,
+                        {"tokens": 10 + d, "model": model, "type": kind},
+                        "prompt",
+                    )
+                )
+        sub = Subscription.objects.create(
+            organization=org,
+            customer=pc.customer,
+            plan_key="pro" if i % 2 else "basic",
+            plan_version=1,
+            name="Pro",
+            currency="USD",
+            billing_anchor=now - timedelta(days=40),
+            active_from=now - timedelta(days=40),
+        )
+        SubscriptionItem.objects.create(
+            organization=org,
+            subscription=sub,
+            key="base",
+            name="Base",
+            price={"type": "flat", "amount": "49"},
+            billing_cadence="P1M",
+            active_from=now - timedelta(days=40),
+        )
+        for m in (1, 2):
+            inv = Invoice.objects.create(
+                organization=org,
+                customer=pc.customer,
+                currency="USD",
+                status="paid" if m == 2 else "issued",
+                period_start=now - timedelta(days=30 * m + 30),
+                period_end=now - timedelta(days=30 * m),
+                issued_at=now - timedelta(days=30 * m),
+                number=f"INV-{prefix}{i}-{m}",
+                total=Decimal("60.00"),
+            )
+            for j, (kind, amount) in enumerate((("flat_fee", "49"), ("usage", "11"), ("tax", "0"))):
+                InvoiceLine.objects.create(
+                    organization=org,
+                    invoice=inv,
+                    type=kind,
+                    position=j,
+                    description=kind,
+                    amount=Decimal(amount),
+                    feature_key="tokens" if kind == "usage" else "",
+                    quantity=Decimal(1000),
+                    period_start=inv.period_start,
+                    period_end=inv.period_end,
+                )
+    ingest(tenant, events)
+    gathering = Invoice.objects.create(
+        organization=org,
+        customer=first.customer,
+        currency="USD",
+        status="gathering",
+        period_start=now - timedelta(days=10),
+        period_end=now + timedelta(days=20),
+        total=Decimal("61.50"),
+    )
+    for j in range(3):
+        InvoiceLine.objects.create(
+            organization=org,
+            invoice=gathering,
+            type="usage",
+            position=j,
+            description=f"line {j}",
+            amount=Decimal("20.50"),
+        )
+    ent = entitlement_create(
+        organization=org,
+        customer=first.customer,
+        feature_key="tokens",
+        type="metered",
+        usage_period_interval="MONTH",
+        usage_period_anchor=now - timedelta(days=10),
+        grants=[
+            {
+                "amount": Decimal(5000),
+                "effective_at": now - timedelta(days=10),
+                "expiration": {"duration": "MONTH", "count": 1},
+            },
+            {
+                "amount": Decimal(100),
+                "priority": 2,
+                "effective_at": now - timedelta(days=10),
+                "expiration": {"duration": "YEAR", "count": 1},
+            },
+        ],
+    )
+    assert ent.grants.count() == 2
+    # What billing's beat task does every minute: a balance snapshot, so a value read burns only the tail.
+    from billing.entitlements import entitlement_snapshot_refresh
+
+    entitlement_snapshot_refresh(organization=org, entitlement_id=ent.id)
+    return first
+
+
+@pytest.fixture
+def setup_org(tenant_a):
+    make_token_meter(tenant_a)
+    make_feature(tenant_a, key="tokens", meter="tokens")
+    plan_create(organization=tenant_a.org, key="pro", data=plan_body(key="pro", feature_key="tokens"))
+    return tenant_a
+
+
+PORTAL_URLS = [
+    "/portal/",
+    "/portal/usage/tokens/?window=day",
+    "/portal/usage/tokens/?window=week",
+    "/portal/usage/tokens/?window=month",
+    "/portal/estimate/",
+    "/portal/balances/",
+    "/portal/invoices/",
+]
+CONSOLE_URLS = [
+    "/console/dashboards/",
+    "/console/dashboards/?chart=billed&format=csv",
+    "/console/dashboards/usage/?meter=tokens",
+    "/console/dashboards/usage/usage/?meter=tokens",
+    "/console/dashboards/usage/usage/?meter=tokens&chart=ai-usage&format=csv",
+    "/console/dashboards/usage/chargeback/?period=last_30_days",
+    "/console/simulations/",
+]
+
+
+def counts(client, urls, htmx=True) -> dict[str, int]:
+    out = {}
+    for url in urls:
+        with CaptureQueriesContext(connection) as ctx:
+            r = client.get(url, **({"HTTP_HX_REQUEST": "true"} if htmx and url != "/portal/" else {}))
+        assert r.status_code == 200, (url, r.status_code)
+        out[url] = len(ctx.captured_queries)
+        if out[url] > BUDGET:
+            print(url, *(q["sql"][:200] for q in ctx.captured_queries), sep="\n   ")
+    return out
+
+
+def measure(client, tenant, size, prefix):
+    first = build(tenant, size, prefix)
+    portal = client.__class__()
+    portal.get(f"/portal/{first.token}")
+    portal_counts = counts(portal, PORTAL_URLS)
+    client.login(username=tenant.user.username, password=PASSWORD)
+    client.get("/console/")  # the first console request stores the organization in the session
+    run = simulation_run_start(
+        organization=tenant.org,
+        plan_key="pro",
+        plan_version=1,
+        period_start=timezone.now() - timedelta(days=30),
+        period_end=timezone.now(),
+        all_on_plan="pro",
+    )
+    console_counts = counts(client, [*CONSOLE_URLS, f"/console/simulations/{run.id}/"], htmx=False)
+    return portal_counts, console_counts
+
+
+def test_pages_stay_within_budget_and_constant_in_rows(
+    client, setup_org, tenant_b, django_assert_max_num_queries
+):
+    small_portal, small_console = measure(client, setup_org, 3, "a")
+    # 27 more customers (with events, subscriptions, invoices) on top: the same number of queries.
+    big_portal, big_console = measure(client, setup_org, 27, "b")
+    for url, n in {**big_portal, **big_console}.items():
+        assert n <= BUDGET, (url, n, big_portal, big_console)
+    assert list(big_portal.values()) == list(small_portal.values()), (small_portal, big_portal)
+    assert list(big_console.values()) == list(small_console.values()), (small_console, big_console)
+    with django_assert_max_num_queries(BUDGET):
+        client.get("/console/dashboards/usage/usage/?meter=tokens&period=last_month", HTTP_HX_REQUEST="true")
