@@ -19,7 +19,7 @@ from billing.entitlements import _num
 from billing.models import Customer, Entitlement, EntitlementType, Grant, NotificationEvent, NotificationRule
 from billing.periods import period_at
 from core.api import TenantAPIView
-from core.errors import ValidationFailed
+from core.errors import NotFound, ValidationFailed
 
 _NAMED = {"P1D": "DAY", "P1W": "WEEK", "P1M": "MONTH", "P1Y": "YEAR"}
 
@@ -277,14 +277,17 @@ class CustomerEntitlementValueView(_CustomerScoped):
 
     @extend_schema(responses=dict, operation_id="getCustomerEntitlementValue")
     def get(self, request: Request, customer: str, entitlement: str) -> Response:
-        at = _time_param(request)
-        cust = self._customer(customer)
-        ent = selectors.entitlement_get(
-            organization=self.organization, customer=cust, id_or_feature_key=entitlement, at=at
+        at = _time_param(request) or timezone.now()
+        found = selectors.entitlement_value_lookup(
+            organization=self.organization, customer_ref=customer, entitlement_ref=entitlement, at=at
         )
-        subjects = sorted(s.subject_key for s in cust.subjects.all())
+        if found is None:  # precise 404 (customer vs entitlement)
+            cust = self._customer(customer)
+            self._entitlement(cust, entitlement)
+            raise NotFound(f"No entitlement {entitlement!r} for this customer.")
+        ent, subjects, preloaded = found
         value = selectors.entitlement_value(
-            organization=self.organization, entitlement=ent, at=at, subjects=subjects
+            organization=self.organization, entitlement=ent, at=at, subjects=subjects, preloaded=preloaded
         )
         return Response(value_out(value, v2=self.v2))
 

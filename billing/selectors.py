@@ -19,6 +19,7 @@ from billing.entitlements import (  # noqa: F401 - re-exported reads
     entitlement_history,
     entitlement_list,
     entitlement_value,
+    entitlement_value_lookup,
     grant_list,
 )
 from billing.models import Customer, CustomerSubject, Subscription, SubscriptionItem
