@@ -66,12 +66,22 @@ def demo_load(org: Organization) -> None:
     for key, name, filters in FEATURES:
         if Feature.objects.filter(organization=org, key=key, archived_at__isnull=True).exists():
             continue
-        kwargs = {"organization": org, "key": key, "name": name, "meter_slug": "llm_tokens", "actor": ACTOR}
-        try:
-            services.feature_create(**kwargs, meter_group_by_filters=filters)
-        except ValidationFailed:
-            # the metering demo meter is missing (or lacks these dimensions): keep the slug anyway
-            services.feature_create(**kwargs, meter_group_by_filters=filters, check_meter=False)
+        for check_meter in (True, False):
+            try:
+                services.feature_create(
+                    organization=org,
+                    key=key,
+                    name=name,
+                    meter_slug="llm_tokens",
+                    meter_group_by_filters=filters,
+                    actor=ACTOR,
+                    check_meter=check_meter,
+                )
+                break
+            except ValidationFailed:
+                # the metering demo meter is missing (or lacks these dimensions): keep the slug anyway
+                if not check_meter:
+                    raise
     if PlanVersion.objects.filter(organization=org, key="ai_pro").exists():
         return
     plan = services.plan_create(organization=org, key="ai_pro", data=ai_plan_body(), actor=ACTOR)

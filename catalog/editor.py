@@ -124,7 +124,7 @@ def default_tiers() -> list[TierRow]:
 def form_from_card(card: dict[str, Any]) -> RateCardForm:
     price = card.get("price") or {}
     kind = price.get("type") or ("flat" if card.get("type") == "flat_fee" else "unit")
-    model = price.get("mode") if kind == "tiered" else kind
+    model = str(price.get("mode") or "graduated") if kind == "tiered" else str(kind)
     discounts = card.get("discounts") or {}
     ent = card.get("entitlementTemplate") or {}
     commitments = card.get("commitments") or {}

@@ -252,7 +252,7 @@ def phase_add(request: ConsoleRequest, key: str, version: int) -> HttpResponse:
         return redirect(_plan_url(plan))
     except DomainError as exc:
         context = _plan_context(request, plan)
-        errors = {}
+        errors: dict[str, str] = {}
         for name, reason in _field_errors(exc).items():
             short = name.split(".")[-1] if name.startswith(("phase", "phases[")) else "general"
             errors.setdefault(short if short in ("key", "name", "duration") else "general", reason)
