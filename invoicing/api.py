@@ -152,17 +152,16 @@ class InvoiceDetailView(TenantAPIView):
 
 
 class _InvoiceAction(TenantAPIView):
+    """POST /{id}/<action>: one lifecycle service, chosen by the subclass."""
+
     required_scope = "admin"
     abstract = True
-    action_name = ""
-
-    def act(self, invoice: Invoice) -> Invoice:
-        raise NotImplementedError
+    service: Any = None
 
     @extend_schema(request=None, responses=InvoiceWithLinesOutput)
     def post(self, request: Request, invoice_id: str) -> Response:
         invoice = selectors.invoice_get(organization=self.organization, invoice_id=invoice_id)
-        invoice = self.act(invoice)
+        invoice = type(self).service(organization=self.organization, invoice=invoice, actor=self.actor)
         return Response(
             InvoiceWithLinesOutput(
                 selectors.invoice_get(organization=self.organization, invoice_id=invoice.id)
@@ -171,23 +170,19 @@ class _InvoiceAction(TenantAPIView):
 
 
 class InvoiceAdvanceView(_InvoiceAction):
-    def act(self, invoice: Invoice) -> Invoice:
-        return services.invoice_advance(organization=self.organization, invoice=invoice, actor=self.actor)
+    service = staticmethod(services.invoice_advance)
 
 
 class InvoiceApproveView(_InvoiceAction):
-    def act(self, invoice: Invoice) -> Invoice:
-        return services.invoice_approve(organization=self.organization, invoice=invoice, actor=self.actor)
+    service = staticmethod(services.invoice_approve)
 
 
 class InvoiceVoidView(_InvoiceAction):
-    def act(self, invoice: Invoice) -> Invoice:
-        return services.invoice_void(organization=self.organization, invoice=invoice, actor=self.actor)
+    service = staticmethod(services.invoice_void)
 
 
 class InvoiceRetryView(_InvoiceAction):
-    def act(self, invoice: Invoice) -> Invoice:
-        return services.invoice_retry_sync(organization=self.organization, invoice=invoice, actor=self.actor)
+    service = staticmethod(services.invoice_retry_sync)
 
 
 class InvoiceLineCreateView(TenantAPIView):
