@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from core.console import console_view
 from core.models import Organization
+from core.money import quantize
 from portal import sources
 from portal.charts import Bar, bar_chart, fmt_number
 
@@ -42,6 +43,12 @@ class Dataset:
     @property
     def chart(self):
         return bar_chart(self.bars, label=self.title) if self.bars is not None else None
+
+
+def plain(value: Decimal) -> Decimal:
+    """A usage quantity without trailing zeros (and never in exponent notation)."""
+    value = Decimal(value)
+    return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()
 
 
 def _month_starts(now: datetime, count: int = 12) -> list[datetime]:
@@ -71,7 +78,7 @@ def revenue_billed(*, organization: Organization, now: datetime) -> Dataset:
             totals[(r["month"], r["currency"])] = (r["n"], r["total"] or Decimal(0))
     currency = organization.default_currency
     for (month, cur), (n, total) in sorted(totals.items()):
-        ds.rows.append([month.strftime("%Y-%m"), cur, n, total])
+        ds.rows.append([month.strftime("%Y-%m"), cur, n, quantize(total, cur)])
     ds.bars = [
         Bar(
             m.strftime("%b %y"),
@@ -117,7 +124,7 @@ def mrr_by_plan(*, organization: Organization, now: datetime) -> Dataset:
                 continue
             by_plan[key][1] += Decimal(str(price.get("amount", "0"))) * item.quantity * factor
     for (plan, cur), (subs, mrr) in sorted(by_plan.items(), key=lambda kv: -kv[1][1]):
-        ds.rows.append([plan, cur, len(subs), mrr.quantize(Decimal("0.01"))])
+        ds.rows.append([plan, cur, len(subs), quantize(mrr, cur)])
     ds.bars = [Bar(r[0], r[3], f"{r[0]}: {fmt_number(r[3])} {r[1]}") for r in ds.rows]
     ds.note = "Recurring flat fees of active subscriptions, normalised to a month; usage charges excluded."
     return ds
@@ -164,7 +171,14 @@ def top_customers(*, organization: Organization, now: datetime, limit: int = 10)
         .order_by("-total")[:limit]
     )
     for r in rows:
-        ds.rows.append([r["customer__name"], r["customer__key"] or "", r["currency"], r["total"]])
+        ds.rows.append(
+            [
+                r["customer__name"],
+                r["customer__key"] or "",
+                r["currency"],
+                quantize(r["total"], r["currency"]),
+            ]
+        )
     ds.bars = [Bar(r[0][:14], r[3], f"{r[0]}: {fmt_number(r[3])} {r[2]}") for r in ds.rows]
     return ds
 
@@ -226,7 +240,7 @@ def usage_datasets(*, organization: Organization, meter, start: datetime, end: d
         totals[r.customer_id] += r.value or Decimal(0)
     for cid, value in sorted(totals.items(), key=lambda kv: -kv[1])[:20]:
         c = customers.get(cid)
-        by_customer.rows.append([c.name if c else cid, (c.key or "") if c else "", value])
+        by_customer.rows.append([c.name if c else cid, (c.key or "") if c else "", plain(value)])
     by_customer.bars = [Bar(r[0][:14], r[2], f"{r[0]}: {fmt_number(r[2])}") for r in by_customer.rows]
     if not additive:
         by_feature.note = ai.note = f"{meter.aggregation} meters are not summed across groups."
@@ -259,7 +273,7 @@ def usage_datasets(*, organization: Organization, meter, start: datetime, end: d
                 r.group_by.get("type") or "—",
             )
             grouped[key] += r.value or Decimal(0)
-        ai.rows = [[*k, v] for k, v in sorted(grouped.items(), key=lambda kv: (kv[0][0], -kv[1]))]
+        ai.rows = [[*k, plain(v)] for k, v in sorted(grouped.items(), key=lambda kv: (kv[0][0], -kv[1]))]
         by_model: dict[str, Decimal] = defaultdict(Decimal)
         for row in ai.rows:
             by_model[f"{row[1]} {row[2]}"] += row[3]
@@ -294,15 +308,10 @@ def chargeback(*, organization: Organization, start: datetime, end: datetime, li
         .order_by("invoice__customer__name", "feature_key")[:limit]
     )
     for r in rows:
-        ds.rows.append(
-            [
-                r["invoice__customer__name"],
-                r["feature_key"] or "(plan fees)",
-                r["invoice__currency"],
-                r["quantity"] if r["quantity"] is not None else "",
-                r["cost"],
-            ]
-        )
+        cur = r["invoice__currency"]
+        qty = plain(r["quantity"]) if r["quantity"] is not None else ""
+        name = r["invoice__customer__name"]
+        ds.rows.append([name, r["feature_key"] or "(plan fees)", cur, qty, quantize(r["cost"], cur)])
     ds.note = "Amounts as invoiced (including the current period's gathering invoice)."
     return ds
 

@@ -224,14 +224,11 @@ def invoice_for_customer(*, organization: Organization, customer, invoice_id: st
 
 
 def invoice_pdf(*, organization: Organization, invoice) -> bytes | None:
-    fn = (
-        _selector("invoicing.selectors", "invoice_pdf")
-        or _selector("invoicing.pdf", "invoice_pdf")
-        or _selector("invoicing.rendering", "invoice_pdf")
-    )
-    if fn is None:
+    """The invoice PDF rendered by invoicing (`invoicing.pdf.invoice_pdf(invoice)`), or None."""
+    fn = _selector("invoicing.pdf", "invoice_pdf")
+    if fn is None or invoice.organization_id != organization.id:
         return None
-    return fn(organization=organization, invoice=invoice)
+    return fn(invoice)
 
 
 ESTIMATE_MAX_AGE_SECONDS = 15 * 60

@@ -71,3 +71,30 @@ def test_guessed_ids_in_urls_reach_nothing(client, cust_a, cust_b):
         assert r.status_code == 404
     r = client.get("/portal/usage/does-not-exist/", HTTP_HX_REQUEST="true")
     assert r.status_code == 200 and "No such meter" in r.content.decode()
+
+
+def test_invoice_pdf_only_for_the_customers_issued_invoices(client, tenant_a, cust_a, cust_b):
+    from invoicing.models import Invoice
+
+    now = timezone.now()
+
+    def invoice(pc, status):
+        return Invoice.objects.create(
+            organization=pc.tenant.org,
+            customer=pc.customer,
+            currency="USD",
+            status=status,
+            period_start=now - timedelta(days=30 + len(status)),
+            period_end=now,
+            issued_at=now,
+            number=f"N-{status}",
+        )
+
+    own, draft, other = invoice(cust_a, "issued"), invoice(cust_a, "draft"), invoice(cust_b, "issued")
+    open_portal(client, cust_a.token)
+    html = client.get("/portal/invoices/", HTTP_HX_REQUEST="true").content.decode()
+    assert f"/portal/invoices/{own.id}/pdf/" in html and draft.id not in html and other.id not in html
+    r = client.get(f"/portal/invoices/{own.id}/pdf/")
+    assert r.status_code == 200 and r["Content-Type"] == "application/pdf" and r.content.startswith(b"%PDF")
+    assert client.get(f"/portal/invoices/{draft.id}/pdf/").status_code == 404
+    assert client.get(f"/portal/invoices/{other.id}/pdf/").status_code == 404

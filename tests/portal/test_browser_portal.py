@@ -1,0 +1,144 @@
+"""The portal in a real headless Chromium: magic link → usage chart, balances, estimate, invoice PDF link."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from billing.entitlements import entitlement_create
+from tests.catalog.factories import make_feature
+from tests.portal.conftest import ingest, make_portal_customer, make_token_meter
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def world(tenant_a, tenant_b):
+    from invoicing.models import Invoice, InvoiceLine
+
+    now = timezone.now()
+    make_token_meter(tenant_a)
+    make_token_meter(tenant_b)
+    make_feature(tenant_a, key="tokens", meter="tokens")
+    pc = make_portal_customer(tenant_a, subjects=("app",))
+    other = make_portal_customer(tenant_b, subjects=("app",))
+    events = []
+    for d in range(30):
+        t = now - timedelta(days=d, hours=2)
+        events.append(
+            ("acme-app", t, {"tokens": 800 + 37 * (d % 7) * 10, "model": "gpt-4o", "type": "input"}, "prompt")
+        )
+        events.append(
+            ("acme-app", t, {"tokens": 300 + 11 * d, "model": "gpt-4o", "type": "output"}, "prompt")
+        )
+    ingest(tenant_a, events)
+    ingest(
+        tenant_b,
+        [
+            (
+                "globex-app",
+                now - timedelta(days=1),
+                {"tokens": 987654, "model": "x", "type": "input"},
+                "prompt",
+            )
+        ],
+    )
+    entitlement_create(
+        organization=tenant_a.org,
+        customer=pc.customer,
+        feature_key="tokens",
+        type="metered",
+        usage_period_interval="MONTH",
+        usage_period_anchor=now - timedelta(days=12),
+        grants=[
+            {
+                "amount": Decimal(100000),
+                "effective_at": now - timedelta(days=12),
+                "expiration": {"duration": "MONTH", "count": 1},
+                "metadata": {"name": "Monthly allowance"},
+            },
+            {
+                "amount": Decimal(5000),
+                "priority": 2,
+                "effective_at": now - timedelta(days=12),
+                "expiration": {"duration": "YEAR", "count": 1},
+                "metadata": {"name": "Promo credits"},
+            },
+        ],
+    )
+    gathering = Invoice.objects.create(
+        organization=tenant_a.org,
+        customer=pc.customer,
+        currency="USD",
+        status="gathering",
+        period_start=now - timedelta(days=12),
+        period_end=now + timedelta(days=18),
+        total=Decimal("73.42"),
+    )
+    for j, (desc, qty, amount) in enumerate(
+        (("Base fee", None, "49.00"), ("Tokens (input)", 14210, "14.21"), ("Tokens (output)", 4605, "10.21"))
+    ):
+        InvoiceLine.objects.create(
+            organization=tenant_a.org,
+            invoice=gathering,
+            type="usage",
+            position=j,
+            description=desc,
+            quantity=qty,
+            amount=Decimal(amount),
+        )
+    issued = Invoice.objects.create(
+        organization=tenant_a.org,
+        customer=pc.customer,
+        currency="USD",
+        status="paid",
+        number="ACME-0001",
+        period_start=now - timedelta(days=42),
+        period_end=now - timedelta(days=12),
+        issued_at=now - timedelta(days=12),
+        total=Decimal("81.30"),
+    )
+    return pc, other, issued
+
+
+def test_portal_from_a_magic_link(page, tenant_a, tenant_b):
+    pc, _other, issued = world(tenant_a, tenant_b)
+    page.goto(f"/portal/{pc.token}")
+    page.wait_for_url("**/portal/")
+    assert "Acme Inc" in page.locator("header.top").inner_text()
+    page.locator("svg.chart rect.bar").first.wait_for()
+    assert page.locator("svg.chart rect.bar").count() == 30
+    assert page.locator("svg.chart title").last.text_content().endswith(tuple("0123456789"))
+    page.locator("#balances .entitlement").wait_for()
+    assert page.locator("#balances [role=progressbar]").count() == 1
+    assert "Promo credits" in page.locator("#balances").inner_text()
+    page.locator("#estimate .estimate-total").wait_for()
+    assert page.locator("#estimate .estimate-total").inner_text().startswith("73.42")
+    pdf = page.locator(f"#invoices a.pdf[href='/portal/invoices/{issued.id}/pdf/']")
+    pdf.wait_for()
+    assert "987654" not in page.content() and "Globex" not in page.content()
+    page.screenshot(path="/tmp/portal-desktop.png", full_page=True)
+    # The window switch swaps the chart through htmx.
+    page.click("text=Month")
+    page.locator(".switch a.on:has-text('Month')").wait_for()
+    assert page.locator("svg.chart rect.bar").count() == 12
+    # The PDF link downloads the customer's invoice.
+    with page.expect_download() as download:
+        pdf.click()
+    assert download.value.suggested_filename == "ACME-0001.pdf"
+    # Mobile layout.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/portal/")
+    page.locator("#estimate .estimate-total").wait_for()
+    page.locator("svg.chart rect.bar").first.wait_for()
+    page.screenshot(path="/tmp/portal-mobile.png", full_page=True)
+
+
+def test_tampered_link_shows_a_clear_page(page, tenant_a, tenant_b):
+    pc = make_portal_customer(tenant_a)
+    page.goto(f"/portal/{pc.token[:-4]}abcd")
+    assert "We can't open this portal" in page.locator("h1").inner_text()
+    page.goto("/portal/")
+    assert "link you were sent" in page.locator("#portal-denied").inner_text()
