@@ -458,3 +458,40 @@ class NotificationRuleListCreateView(TenantAPIView):
             actor=self.actor,
         )
         return Response(self.out(rule), status=status.HTTP_201_CREATED)
+
+
+class EntitlementAdminListView(TenantAPIView):
+    """GET /api/v2/entitlements: every entitlement of the organization (admin listing, paged)."""
+
+    required_scope = "read"
+    model = Entitlement
+
+    @extend_schema(responses=dict, operation_id="listEntitlementsV2")
+    def get(self, request: Request) -> Response:
+        page, page_size = page_params(request)
+        qs = selectors.entitlement_list(
+            organization=self.organization,
+            include_deleted=request.query_params.get("includeDeleted") == "true",
+        )
+        if request.query_params.get("featureKey"):
+            qs = qs.filter(feature_key=request.query_params["featureKey"])
+        qs = qs.prefetch_related("resets")
+        return Response(
+            paged(qs, page, page_size, lambda items: [entitlement_out(e, e.customer) for e in items])
+        )
+
+
+class GrantAdminListView(TenantAPIView):
+    """GET /api/v2/grants: every grant of the organization (admin listing, paged)."""
+
+    required_scope = "read"
+    model = Grant
+
+    @extend_schema(responses=dict, operation_id="listGrantsV2")
+    def get(self, request: Request) -> Response:
+        page, page_size = page_params(request)
+        qs = selectors.grant_list(
+            organization=self.organization,
+            include_deleted=request.query_params.get("includeDeleted") == "true",
+        )
+        return Response(paged(qs, page, page_size, lambda items: [grant_out(g) for g in items]))

@@ -272,6 +272,11 @@ def _create(
 ) -> Subscription:
     if not plan.phases:
         raise ValidationFailed("The plan has no phases.", field="plan")
+    if customer.currency and plan.currency and customer.currency.upper() != plan.currency.upper():
+        raise ValidationFailed(
+            f"The plan is priced in {plan.currency} but the customer is billed in {customer.currency}.",
+            field="plan",
+        )
     if not 0 <= starting_phase < len(plan.phases):
         raise ValidationFailed(
             f"startingPhase must be between 0 and {len(plan.phases) - 1}.", field="startingPhase"

@@ -54,6 +54,10 @@ urlpatterns: list = [
         ent.CustomerEntitlementGrantsView.as_view(),
         name="billing_grant_list",
     ),
+    path(
+        "api/v2/entitlements", ent.EntitlementAdminListView.as_view(), name="billing_entitlement_admin_list"
+    ),
+    path("api/v2/grants", ent.GrantAdminListView.as_view(), name="billing_grant_admin_list"),
     path("api/v1/grants/<str:grant_id>", ent.GrantVoidView.as_view(), name="billing_grant_void"),
     path(
         "api/v1/notification/events",

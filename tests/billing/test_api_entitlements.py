@@ -207,3 +207,13 @@ def test_threshold_notifications_fire_once_per_period(tenant_a, tenant_b, setup)
     assert ev["payload"]["value"]["usage"] == 80 and ev["payload"]["customer"]["key"] == "acme"
     assert tenant_b.client("read").get("/api/v1/notification/events").json()["totalCount"] == 0
     assert NotificationEvent.objects.count() == 1
+
+
+def test_admin_listings_are_tenant_scoped(tenant_a, tenant_b, setup):
+    with time_machine.travel(d(2026, 3, 2), tick=False):
+        create_metered(tenant_a, grants=[{"amount": 10, "effectiveAt": "2026-03-01T00:00:00Z"}])
+        create_metered(tenant_b)
+    a = tenant_a.client("read").get("/api/v2/entitlements").json()
+    assert a["totalCount"] == 1 and a["items"][0]["customerKey"] == "acme"
+    assert tenant_a.client("read").get("/api/v2/grants").json()["totalCount"] == 1
+    assert tenant_b.client("read").get("/api/v2/grants").json()["totalCount"] == 0
