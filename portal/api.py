@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.utils.dateparse import parse_datetime, parse_duration
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -72,6 +73,7 @@ class PortalTokenListCreateView(TenantAPIView):
 
     class Output(PortalTokenOutput):
         token = serializers.CharField()
+        url = serializers.CharField(help_text="The magic link that opens the portal pages with this token.")
 
     @extend_schema(responses=PortalTokenOutput(many=True))
     def get(self, request: Request) -> Response:
@@ -97,6 +99,7 @@ class PortalTokenListCreateView(TenantAPIView):
             actor=self.actor,
         )
         row.token = token  # type: ignore[attr-defined]
+        row.url = f"{settings.PUBLIC_BASE_URL.rstrip('/')}/portal/{token}"  # type: ignore[attr-defined]
         return Response(self.Output(row).data, status=201)
 
 

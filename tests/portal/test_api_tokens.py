@@ -29,6 +29,7 @@ def test_create_token_for_customer_returns_token_once(tenant_a, cust_a):
     assert r.status_code == 201, r.content
     body = r.json()
     assert body["token"].startswith(TOKEN_PREFIX)
+    assert body["url"].endswith("/portal/" + body["token"])
     assert body["customerId"] == cust_a.customer.id
     assert set(body) >= {"id", "token", "subject", "expiresAt", "allowedMeterSlugs", "createdAt"}
     created = timezone.now()

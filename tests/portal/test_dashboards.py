@@ -1,0 +1,166 @@
+"""Console dashboards: exact figures, CSV exports, viewer access, and no data from the other tenant."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from billing.models import Subscription, SubscriptionItem
+from portal.dashboards import monthly_factor
+from tests.catalog.factories import make_feature
+from tests.conftest import PASSWORD
+from tests.portal.conftest import ingest, make_portal_customer, make_token_meter
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
+
+
+def seed(tenant, scale: int):
+    from invoicing.models import Invoice, InvoiceLine
+
+    make_token_meter(tenant)
+    make_feature(tenant, key="gpt_in", meter="tokens", filters={"model": "gpt-4o", "type": "input"})
+    pc = make_portal_customer(tenant, key="big", subjects=("a",))
+    ended = make_portal_customer(tenant, key="gone", subjects=("g",))
+    ingest(
+        tenant,
+        [
+            (
+                f"{tenant.org.slug}-a",
+                NOW - timedelta(days=2),
+                {"tokens": 100 * scale, "model": "gpt-4o", "type": "input"},
+                "prompt",
+            ),
+            (
+                f"{tenant.org.slug}-a",
+                NOW - timedelta(days=2),
+                {"tokens": 40 * scale, "model": "gpt-4o", "type": "output"},
+                "prompt",
+            ),
+            (
+                f"{tenant.org.slug}-g",
+                NOW - timedelta(days=3),
+                {"tokens": 5 * scale, "model": "mini", "type": "input"},
+                "prompt",
+            ),
+        ],
+    )
+    for customer, plan, amount, cadence, active_to in (
+        (pc.customer, "pro", "120", "P1Y", None),
+        (ended.customer, "basic", "10", "P1M", NOW - timedelta(days=10)),
+    ):
+        sub = Subscription.objects.create(
+            organization=tenant.org,
+            customer=customer,
+            plan_key=plan,
+            plan_version=1,
+            name=plan,
+            currency="USD",
+            billing_anchor=NOW - timedelta(days=90),
+            active_from=NOW - timedelta(days=90),
+            active_to=active_to,
+        )
+        SubscriptionItem.objects.create(
+            organization=tenant.org,
+            subscription=sub,
+            key="base",
+            name="Base",
+            price={"type": "flat", "amount": amount},
+            billing_cadence=cadence,
+            active_from=NOW - timedelta(days=90),
+        )
+    inv = Invoice.objects.create(
+        organization=tenant.org,
+        customer=pc.customer,
+        currency="USD",
+        status="paid",
+        number="1",
+        period_start=datetime(2026, 10, 1, tzinfo=UTC),
+        period_end=datetime(2026, 11, 1, tzinfo=UTC),
+        issued_at=datetime(2026, 11, 1, 1, tzinfo=UTC),
+        total=Decimal(scale * 10),
+    )
+    InvoiceLine.objects.create(
+        organization=tenant.org,
+        invoice=inv,
+        type="usage",
+        description="tokens",
+        feature_key="gpt_in",
+        quantity=Decimal(100),
+        amount=Decimal(scale * 10),
+        period_start=NOW - timedelta(days=20),
+        period_end=NOW - timedelta(days=1),
+    )
+
+
+@pytest.fixture
+def logged_in(client, tenant_a, tenant_b, time_machine):
+    time_machine.move_to(NOW, tick=False)
+    seed(tenant_a, 1)
+    seed(tenant_b, 1000)
+    client.login(username=tenant_a.user.username, password=PASSWORD)
+    return client
+
+
+def rows(response) -> list[list[str]]:
+    assert response["Content-Type"].startswith("text/csv")
+    return list(csv.reader(io.StringIO(response.content.decode())))
+
+
+def test_monthly_factor():
+    assert monthly_factor("P1M") == 1 and monthly_factor("P1Y") * 12 == 1 and monthly_factor("") is None
+
+
+def test_revenue_dashboard_figures_and_csv(logged_in):
+    html = logged_in.get("/console/dashboards/").content.decode()
+    assert "Billed per month" in html and "<svg" in html and "Globex" not in html
+    assert rows(logged_in.get("/console/dashboards/?chart=billed&format=csv")) == [
+        ["Month", "Currency", "Invoices", "Billed"],
+        ["2026-11", "USD", "1", "10.00"],
+    ]
+    assert rows(logged_in.get("/console/dashboards/?chart=mrr&format=csv"))[1:] == [
+        ["pro", "USD", "1", "10.00"]
+    ]
+    churn = rows(logged_in.get("/console/dashboards/?chart=churn&format=csv"))
+    assert churn[-1] == ["2026-11", "1"] and sum(int(r[1]) for r in churn[1:]) == 1
+    top = rows(logged_in.get("/console/dashboards/?chart=top-customers&format=csv"))
+    assert top[1:] == [["acme customer big", "big", "USD", "10.00"]]
+    assert logged_in.get("/console/dashboards/?chart=nope&format=csv").status_code == 404
+
+
+def test_usage_dashboard_showback_and_chargeback(logged_in):
+    assert logged_in.get("/console/dashboards/usage/").status_code == 200
+    base = "/console/dashboards/usage/usage/?meter=tokens&period=last_30_days"
+    by_customer = rows(logged_in.get(base + "&chart=usage-by-customer&format=csv"))
+    assert by_customer[1:] == [["acme customer big", "big", "140"], ["acme customer gone", "gone", "5"]]
+    assert rows(logged_in.get(base + "&chart=usage-by-feature&format=csv"))[1:] == [
+        ["gpt_in", "model=gpt-4o, type=input", "100"]
+    ]
+    assert rows(logged_in.get(base + "&chart=ai-usage&format=csv"))[1:] == [
+        ["acme customer big", "gpt-4o", "input", "100"],
+        ["acme customer big", "gpt-4o", "output", "40"],
+        ["acme customer gone", "mini", "input", "5"],
+    ]
+    html = logged_in.get(base, HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" not in html and "AI usage by customer" in html and "100000" not in html
+    charge = rows(
+        logged_in.get("/console/dashboards/usage/chargeback/?period=last_30_days&chart=chargeback&format=csv")
+    )
+    assert charge[1:] == [["acme customer big", "gpt_in", "USD", "100", "10.00"]]
+
+
+def test_csv_cells_cannot_inject_formulas(logged_in, tenant_a):
+    from billing.models import Customer
+
+    Customer.objects.filter(organization=tenant_a.org, key="big").update(name="=HYPERLINK(1)")
+    top = rows(logged_in.get("/console/dashboards/?chart=top-customers&format=csv"))
+    assert top[1][0] == "'=HYPERLINK(1)"
+
+
+def test_dashboards_need_login(client):
+    assert client.get("/console/dashboards/").status_code == 302
