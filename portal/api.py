@@ -99,7 +99,8 @@ class PortalTokenListCreateView(TenantAPIView):
             actor=self.actor,
         )
         row.token = token  # type: ignore[attr-defined]
-        row.url = f"{settings.PUBLIC_BASE_URL.rstrip('/')}/portal/{token}"  # type: ignore[attr-defined]
+        base = (settings.PUBLIC_BASE_URL or "").rstrip("/")
+        row.url = f"{base}/portal/{token}"  # type: ignore[attr-defined]
         return Response(self.Output(row).data, status=201)
 
 

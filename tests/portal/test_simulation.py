@@ -197,3 +197,51 @@ def test_large_runs_go_to_celery_and_show_progress(
     tasks.simulation_run_task(run.id)  # twice: no change
     run.refresh_from_db()
     assert run.status == SimulationStatus.DONE and run.percent == 100 and len(run.results) == 2
+
+
+@pytest.mark.parametrize("key", ["small", "big", "idle"])
+def test_simulation_equals_invoicing_the_same_usage_on_the_draft_plan(tenant_a, world, key):
+    """Subscribe the customer to the draft plan's steady-state rate cards (as billing materialises them),
+    let invoicing bill October, and compare with the simulation of that plan for October."""
+    from billing.models import Customer, Subscription, SubscriptionItem
+    from invoicing.services import invoice_draft_for_period
+
+    plan = world[0]
+    customer = Customer.objects.get(organization=tenant_a.org, key=key)
+    sub = Subscription.objects.create(
+        organization=tenant_a.org,
+        customer=customer,
+        plan_key="pro",
+        plan_version=1,
+        name="Pro",
+        currency="USD",
+        billing_anchor=OCT,
+        active_from=OCT,
+    )
+    for card in plan.phases[-1]["rateCards"]:
+        SubscriptionItem.objects.create(
+            organization=tenant_a.org,
+            subscription=sub,
+            key=card["key"],
+            name=card["name"],
+            feature_key=card.get("featureKey") or "",
+            price=card["price"],
+            discounts=card.get("discounts"),
+            payment_term=card["price"].get("paymentTerm", "in_arrears"),
+            billing_cadence=card["billingCadence"],
+            active_from=OCT,
+        )
+    invoice = invoice_draft_for_period(
+        organization=tenant_a.org, customer_id=customer.id, currency="USD", period_start=OCT, period_end=NOV
+    )
+    invoiced_net = invoice.amount - invoice.discounts_total
+    run = simulation_run_start(
+        organization=tenant_a.org,
+        plan_key="pro",
+        plan_version=1,
+        period_start=OCT,
+        period_end=NOV,
+        customer_ids=[customer.id],
+    )
+    assert Decimal(run.results[0]["simulated"]) == invoiced_net
+    assert Decimal(run.results[0]["actual"]) == invoiced_net  # the draft invoice's lines are what was billed
