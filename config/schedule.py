@@ -33,4 +33,10 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 30.0,
         "options": {"expires": 25, "queue": "default"},
     },
+    # metering: fold newly ingested events into hourly rollups (by ingestion order; idempotent)
+    "metering-rollups-advance": {
+        "task": "metering.tasks.rollups_advance",
+        "schedule": 60.0,
+        "options": {"expires": 55, "queue": "default"},
+    },
 }

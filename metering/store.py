@@ -548,7 +548,7 @@ def _usage_query_once(
     uv = "e.data #>> %(vpath)s" if spec.aggregation == "UNIQUE_COUNT" and spec.value_path else "NULL::text"
     raw_select = (
         f"SELECT e.subject, e.time AS t, 1::bigint AS cnt, ({value} IS NOT NULL)::int AS vcnt, {value} AS v, "
-        f"{value} AS vmin, {value} AS vmax, e.time AS lt, e.seq AS ls, {uv} AS uv{g_cols} FROM metering_event e WHERE "
+        f"{value} AS vmin, {value} AS vmax, e.time AS lt, e.seq AS ls, {value} AS lv, {uv} AS uv{g_cols} FROM metering_event e WHERE "
     )
     branches: list[str] = []
     if rollups:
@@ -568,7 +568,8 @@ def _usage_query_once(
             fresh.append("e.time < %(core_hi)s")
         branches.append(
             "SELECT r.subject, r.bucket AS t, r.event_count AS cnt, r.value_count AS vcnt, r.value_sum AS v, "
-            "r.value_min AS vmin, r.value_max AS vmax, r.latest_time AS lt, r.latest_seq AS ls, NULL::text AS uv"
+            "r.value_min AS vmin, r.value_max AS vmax, r.latest_time AS lt, r.latest_seq AS ls, "
+            "r.latest_value AS lv, NULL::text AS uv"
             f"{rg_cols} FROM metering_rollup r WHERE {' AND '.join(rw)}"
         )
         branches.append(raw_select + " AND ".join(fresh))
@@ -600,7 +601,7 @@ def _usage_query_once(
     elif agg == "MAX":
         value_expr, having = "max(vmax)", "sum(vcnt) > 0"
     elif agg == "LATEST":
-        value_expr = "(array_agg(v ORDER BY lt DESC, ls DESC) FILTER (WHERE vcnt > 0 AND v IS NOT NULL))[1]"
+        value_expr = "(array_agg(lv ORDER BY lt DESC, ls DESC) FILTER (WHERE lv IS NOT NULL))[1]"
         having = "sum(vcnt) > 0"
     else:  # UNIQUE_COUNT
         value_expr, having = "count(DISTINCT uv)", "count(uv) > 0"
