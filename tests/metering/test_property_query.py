@@ -101,16 +101,22 @@ def brute(events, agg, q, t_from, t_to):
         else:
             if not nums:
                 continue
-            vals = [n for _, _, n in nums]
-            value = {
-                "SUM": lambda: sum(vals),
-                "AVG": lambda: sum(vals) / len(vals),
-                "MIN": lambda: min(vals),
-                "MAX": lambda: max(vals),
-                "LATEST": lambda: max(nums, key=lambda x: (x[0], x[1]))[2],
-            }[agg]()
+            value = numeric_agg(agg, nums)
         out[key] = value
     return out
+
+
+def numeric_agg(agg: str, nums: list) -> Decimal:
+    vals = [n for _, _, n in nums]
+    if agg == "SUM":
+        return sum(vals, Decimal(0))
+    if agg == "AVG":
+        return sum(vals, Decimal(0)) / len(vals)
+    if agg == "MIN":
+        return min(vals)
+    if agg == "MAX":
+        return max(vals)
+    return max(nums, key=lambda x: (x[0], x[1]))[2]  # LATEST: greatest (time, ingestion order)
 
 
 def api_rows(client, slug, q, t_from, t_to):
