@@ -1,14 +1,18 @@
-"""Invoice runs: the clock finds due customer periods and fans out one task per customer period.
+"""Invoice runs: the clock finds due customer periods and fans out one task per batch of customers.
 
 `invoice_runs_schedule` (beat) records an `InvoiceRun` per organization with one `InvoiceRunItem` per
-due (customer, currency, period) and returns the item ids to queue. `invoice_run_item_process` (one
-Celery task each, `acks_late`) builds the invoice through the natural key, so running it twice, or
-again after a worker died half way (the build is one transaction), yields exactly one invoice.
+due (customer, currency, period) and returns the item ids to queue; `invoice_runs_schedule_batches`
+cuts them into batches of `BATCH_SIZE` items of one organization. `invoice_run_batch_process` (one
+Celery task per batch, `acks_late`) builds the whole batch in one transaction (`invoicing.batch`); if
+that fails, it processes the batch's items one by one (`invoice_run_item_process`, the single path),
+so one bad customer fails alone and is recorded with its error. Both paths go through the natural key,
+so running twice, or again after a worker died half way, yields exactly one invoice per period.
 Progress and failures are rows, shown on the console's "Invoice runs" page (retry button).
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from django.db import transaction
@@ -18,10 +22,13 @@ from django.utils import timezone
 from core.errors import NotFound
 from core.models import Organization
 from invoicing import sources
+from invoicing.batch import invoice_batch_build
 from invoicing.models import Invoice, InvoiceRun, InvoiceRunItem, InvoiceStatus, RunStatus
 from invoicing.services import invoice_draft_for_period, invoice_issue, invoicing_settings_get
 
+logger = logging.getLogger(__name__)
 STALE_PENDING = timedelta(hours=1)  # a pending item older than this is scheduled again
+BATCH_SIZE = 500  # customer periods per task
 
 
 def invoice_runs_schedule(
@@ -76,6 +83,65 @@ def invoice_runs_schedule(
             )
         item_ids.extend(i.id for i in items)
     return item_ids
+
+
+def invoice_runs_schedule_batches(
+    *, now: datetime | None = None, organization: Organization | None = None, batch_size: int = BATCH_SIZE
+) -> list[list[str]]:
+    """`invoice_runs_schedule`, cut into batches of run item ids (each batch within one run)."""
+    ids = invoice_runs_schedule(now=now, organization=organization)
+    runs: dict[str, list[str]] = {}
+    for item_id, run_id in (
+        InvoiceRunItem.objects.filter(id__in=ids).order_by("id").values_list("id", "run_id")
+    ):
+        runs.setdefault(run_id, []).append(item_id)
+    return [chunk[i : i + batch_size] for chunk in runs.values() for i in range(0, len(chunk), batch_size)]
+
+
+def invoice_run_batch_process(*, item_ids: list[str], now: datetime | None = None) -> int:
+    """Build (and issue) the invoices of a batch of run items of one run in one transaction. Idempotent.
+    On failure, falls back to the items one by one (each records its own error). Returns items done."""
+    items = list(
+        InvoiceRunItem.objects.filter(id__in=item_ids).exclude(status="done").select_related("organization")
+    )
+    if not items:
+        return 0
+    by_run: dict[str, list[InvoiceRunItem]] = {}
+    for item in items:
+        by_run.setdefault(item.run_id, []).append(item)
+    done = 0
+    for run_id, group in by_run.items():
+        org = group[0].organization
+        InvoiceRunItem.objects.filter(id__in=[i.id for i in group]).update(attempts=F("attempts") + 1)
+        keys = {
+            i.id: sources.DuePeriod(i.customer_id, i.currency, i.period_start, i.period_end) for i in group
+        }
+        try:
+            with transaction.atomic():
+                result = invoice_batch_build(organization=org, periods=list(keys.values()), now=now)
+                rows = []
+                for item in group:
+                    item.status, item.error = "done", ""
+                    item.invoice = result.invoices[keys[item.id]]
+                    item.updated_at = timezone.now()
+                    rows.append(item)
+                changed = InvoiceRunItem.objects.filter(id__in=[i.id for i in group]).exclude(status="done")
+                was_failed = changed.filter(status="failed").count()
+                InvoiceRunItem.objects.bulk_update(rows, ["status", "error", "invoice", "updated_at"])
+                InvoiceRun.objects.filter(id=run_id).update(
+                    done=F("done") + len(rows), failed=F("failed") - was_failed
+                )
+            done += len(rows)
+        except Exception:
+            logger.exception("invoice batch of run %s failed; processing its items one by one", run_id)
+            for item in group:
+                try:
+                    invoice_run_item_process(item_id=item.id, now=now)
+                    done += 1
+                except Exception:  # recorded on the item by invoice_run_item_process
+                    logger.exception("invoice run item %s failed", item.id)
+        _finish_if_complete(run_id)
+    return done
 
 
 def _finish_if_complete(run_id: str) -> None:

@@ -193,8 +193,137 @@ def _billing_usage(
     )
 
 
+@dataclass(frozen=True)
+class UsageRequest:
+    """Usage of one customer for one feature over [start, end) (the batched run asks for many at once)."""
+
+    customer_id: str
+    feature_key: str
+    start: datetime
+    end: datetime
+
+
+def _billing_items_bulk(
+    *, organization: Organization, periods: list[DuePeriod]
+) -> dict[DuePeriod, list[BillableItem]]:
+    """`_billing_items` for many (customer, currency, period) keys in one query."""
+    item_model = apps.get_model("billing", "SubscriptionItem")
+    out: dict[DuePeriod, list[BillableItem]] = {p: [] for p in periods}
+    if not periods:
+        return out
+    lo = min(p.period_start for p in periods)
+    hi = max(p.period_end for p in periods)
+    by_customer: dict[str, list[DuePeriod]] = {}
+    for p in periods:
+        by_customer.setdefault(p.customer_id, []).append(p)
+    rows = (
+        item_model.objects.filter(
+            organization=organization,
+            subscription__customer_id__in=list(by_customer),
+            active_from__lt=hi,
+        )
+        .filter(Q(active_to__isnull=True) | Q(active_to__gt=lo))
+        .order_by("active_from", "key", "id")
+        .values_list(
+            "id",
+            "subscription_id",
+            "key",
+            "name",
+            "feature_key",
+            "price",
+            "discounts",
+            "payment_term",
+            "quantity",
+            "active_from",
+            "active_to",
+            "subscription__currency",
+            "subscription__customer_id",
+        )
+    )
+    for iid, sid, key, name, fkey, price, discounts, term, qty, a_from, a_to, currency, cid in rows:
+        for p in by_customer[cid]:
+            if (
+                currency != p.currency
+                or a_from >= p.period_end
+                or (a_to is not None and a_to <= p.period_start)
+            ):
+                continue
+            out[p].append(
+                BillableItem(
+                    item_id=iid,
+                    subscription_id=sid,
+                    key=key,
+                    name=name,
+                    feature_key=fkey,
+                    price=price,
+                    discounts=discounts,
+                    payment_term=term or "in_advance",
+                    quantity=qty,
+                    currency=currency,
+                    span_start=max(a_from, p.period_start),
+                    span_end=min(a_to or p.period_end, p.period_end),
+                    period_start=p.period_start,
+                    period_end=p.period_end,
+                )
+            )
+    return out
+
+
+def _billing_usage_bulk(
+    *, organization: Organization, requests: list[UsageRequest]
+) -> dict[UsageRequest, Decimal]:
+    """Usage for many (customer, feature, span) at once: one grouped metering query per (feature, span),
+    labelled by customer (`metering.selectors.meter_query` with a customer → subjects map): exact, rollups
+    below the watermark plus raw events above it, as for one customer."""
+    from billing import sources as billing_sources
+    from billing.selectors import subjects_for_customers
+    from metering import selectors as metering
+
+    out: dict[UsageRequest, Decimal] = {r: Decimal(0) for r in requests}
+    groups: dict[tuple[str, datetime, datetime], list[UsageRequest]] = {}
+    for r in requests:
+        if r.end > r.start and r.feature_key:
+            groups.setdefault((r.feature_key, r.start, r.end), []).append(r)
+    if not groups:
+        return out
+    subjects = subjects_for_customers(
+        organization=organization, customer_ids=sorted({r.customer_id for g in groups.values() for r in g})
+    )
+    features: dict[str, Any] = {}
+    meters: dict[str, Any] = {}
+    for (feature_key, start, end), reqs in groups.items():
+        if feature_key not in features:
+            features[feature_key] = billing_sources.feature_spec_get(
+                organization=organization, key_or_id=feature_key
+            )
+        feature = features[feature_key]
+        if not feature.meter_slug:
+            continue
+        if feature.meter_slug not in meters:
+            meters[feature.meter_slug] = metering.meter_get(
+                organization=organization, id_or_slug=feature.meter_slug
+            )
+        customers = {r.customer_id: subjects[r.customer_id] for r in reqs if subjects.get(r.customer_id)}
+        if not customers:
+            continue
+        rows = metering.meter_query(
+            organization=organization,
+            meter=meters[feature.meter_slug],
+            from_=start,
+            to=end,
+            customers=customers,
+            filter_group_by={k: [v] for k, v in feature.meter_group_by_filters.items()},
+        )
+        values = {row.customer_id: row.value for row in rows}
+        for r in reqs:
+            out[r] = Decimal(values.get(r.customer_id, 0))
+    return out
+
+
 _PROVIDERS: dict[str, Callable[..., Any]] = {
     "items": _billing_items,
+    "items_bulk": _billing_items_bulk,
+    "usage_bulk": _billing_usage_bulk,
     "due_periods": _billing_due_periods,
     "current_periods": _billing_current_periods,
     "usage": _billing_usage,
@@ -245,3 +374,37 @@ def usage(
             organization=organization, customer_id=customer_id, feature_key=feature_key, start=start, end=end
         )
     )
+
+
+def billable_items_bulk(
+    *, organization: Organization, periods: list[DuePeriod]
+) -> dict[DuePeriod, list[BillableItem]]:
+    """`billable_items` for many keys (one query with the default provider)."""
+    if _PROVIDERS["items"] is not _DEFAULTS["items"]:  # a replaced single provider wins (tests)
+        return {
+            p: billable_items(
+                organization=organization,
+                customer_id=p.customer_id,
+                currency=p.currency,
+                period_start=p.period_start,
+                period_end=p.period_end,
+            )
+            for p in periods
+        }
+    return _PROVIDERS["items_bulk"](organization=organization, periods=periods)
+
+
+def usage_bulk(*, organization: Organization, requests: list[UsageRequest]) -> dict[UsageRequest, Decimal]:
+    """`usage` for many (customer, feature, span) at once (a few grouped metering queries)."""
+    if _PROVIDERS["usage"] is not _DEFAULTS["usage"]:  # a replaced single provider wins (tests)
+        return {
+            r: usage(
+                organization=organization,
+                customer_id=r.customer_id,
+                feature_key=r.feature_key,
+                start=r.start,
+                end=r.end,
+            )
+            for r in requests
+        }
+    return _PROVIDERS["usage_bulk"](organization=organization, requests=requests)

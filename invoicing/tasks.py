@@ -13,13 +13,22 @@ QUEUE = "billing"
 
 @shared_task(name="invoicing.tasks.invoice_clock", acks_late=True, queue=QUEUE)
 def invoice_clock() -> int:
-    """Find due customer periods and fan out one task per customer period."""
-    from invoicing.runs import invoice_runs_schedule
+    """Find due customer periods and fan out one task per batch of customers (runs.BATCH_SIZE)."""
+    from invoicing.runs import invoice_runs_schedule_batches
 
-    ids = invoice_runs_schedule()
-    for item_id in ids:
-        invoice_run_item.delay(item_id)
-    return len(ids)
+    batches = invoice_runs_schedule_batches()
+    for batch in batches:
+        invoice_run_batch.delay(batch)
+    return sum(len(b) for b in batches)
+
+
+@shared_task(
+    name="invoicing.tasks.invoice_run_batch", acks_late=True, reject_on_worker_lost=True, queue=QUEUE
+)
+def invoice_run_batch(item_ids: list[str]) -> int:
+    from invoicing.runs import invoice_run_batch_process
+
+    return invoice_run_batch_process(item_ids=item_ids)
 
 
 @shared_task(name="invoicing.tasks.invoice_run_item", acks_late=True, reject_on_worker_lost=True, queue=QUEUE)

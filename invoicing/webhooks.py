@@ -117,6 +117,41 @@ def webhook_event_emit(
     return message
 
 
+def webhook_events_emit_bulk(*, organization: Organization, events: list[tuple[str, dict[str, Any]]]) -> int:
+    """`webhook_event_emit` for many (type, payload) at once (the batched invoice run): one insert for the
+    messages, one for the deliveries, delivered after commit. Returns the number of messages."""
+    if not events:
+        return 0
+    for type_, _ in events:
+        if type_ not in EVENT_TYPES:
+            raise ValueError(f"Unknown webhook event type {type_!r}.")
+    messages = WebhookMessage.objects.bulk_create(
+        [
+            WebhookMessage(
+                organization=organization,
+                type=type_,
+                payload=json.loads(json.dumps(payload, cls=DjangoJSONEncoder)),
+            )
+            for type_, payload in events
+        ]
+    )
+    endpoints = list(WebhookEndpoint.objects.filter(organization=organization, enabled=True))
+    deliveries = WebhookDelivery.objects.bulk_create(
+        [
+            WebhookDelivery(organization=organization, endpoint=e, message=m)
+            for m in messages
+            for e in endpoints
+            if not e.event_types or m.type in e.event_types
+        ]
+    )
+    if deliveries:
+        from invoicing.tasks import webhook_deliver
+
+        ids = [d.id for d in deliveries]
+        transaction.on_commit(lambda: [webhook_deliver.delay(i) for i in ids])
+    return len(messages)
+
+
 def _envelope(message: WebhookMessage) -> bytes:
     return json.dumps(
         {"type": message.type, "timestamp": message.created_at.isoformat(), "data": message.payload},

@@ -5,10 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
 import time_machine
 
-from invoicing.models import Invoice, InvoiceLine
-from invoicing.runs import invoice_run_item_process, invoice_runs_schedule
+from invoicing.models import Invoice, InvoiceLine, InvoiceRunItem
+from invoicing.runs import (
+    invoice_run_batch_process,
+    invoice_run_item_process,
+    invoice_runs_schedule,
+    invoice_runs_schedule_batches,
+)
 from invoicing.services import (
     customer_credit_create,
     invoice_on_demand_create,
@@ -23,10 +29,30 @@ DEC = datetime(2026, 12, 1, tzinfo=UTC)
 D = Decimal
 
 
+_PATH = {"mode": "batch"}
+
+
+@pytest.fixture(autouse=True, params=["batch", "single"])
+def run_path(request):
+    """Every scenario runs through the batched run (production) and the single-item path (fallback)."""
+    _PATH["mode"] = request.param
+    yield request.param
+    _PATH["mode"] = "batch"
+
+
 def run_clock(now: datetime, organization=None) -> list[Invoice]:
     with time_machine.travel(now, tick=False):
-        ids = invoice_runs_schedule(now=now, organization=organization)
-        return [invoice_run_item_process(item_id=i, now=now) for i in ids]
+        if _PATH["mode"] == "single":
+            ids = invoice_runs_schedule(now=now, organization=organization)
+            return [invoice_run_item_process(item_id=i, now=now) for i in ids]
+        out = []
+        for batch in invoice_runs_schedule_batches(now=now, organization=organization):
+            invoice_run_batch_process(item_ids=batch, now=now)
+            out += [
+                i.invoice
+                for i in InvoiceRunItem.objects.filter(id__in=batch).select_related("invoice").order_by("id")
+            ]
+        return out
 
 
 def lines_of(invoice: Invoice) -> list[tuple[str, str, Decimal]]:
