@@ -338,8 +338,6 @@ class CustomerEntitlementResetView(_CustomerScoped):
 
 
 class CustomerEntitlementGrantsView(_CustomerScoped):
-    model = Grant
-
     @extend_schema(responses=dict, operation_id="listCustomerEntitlementGrantsV2")
     def get(self, request: Request, customer: str, entitlement: str) -> Response:
         cust = self._customer(customer)

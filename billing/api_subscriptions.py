@@ -248,8 +248,7 @@ class SubscriptionUnscheduleCancelationView(_SubscriptionAction):
 
 
 class SubscriptionAddonsView(_SubscriptionAction):
-    required_scopes = {"GET": "read", "POST": "admin"}
-    required_scope = None
+    required_scopes = {"GET": "read", "POST": "admin"}  # takes precedence over required_scope
 
     class AddonRef(serializers.Serializer):
         key = serializers.CharField(max_length=256, required=False)

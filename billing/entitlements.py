@@ -228,7 +228,7 @@ class Preloaded:
     resets: list[datetime]
 
 
-def _dt_json(value: str | None) -> datetime | None:
+def _dt_json(value: str | None) -> Any:
     return datetime.fromisoformat(value) if value else None
 
 
@@ -285,9 +285,10 @@ def entitlement_value_lookup(
     by_id = [r for r in rows if r.id == entitlement_ref.upper()]
     active = [r for r in rows if r.active_from <= at and (r.active_to is None or r.active_to > at)]
     open_ended = [r for r in rows if r.active_to is None]
-    choice = (by_id or sorted(active, key=lambda r: r.active_from, reverse=True) or open_ended or [None])[0]
-    if choice is None:
+    candidates = by_id or sorted(active, key=lambda r: r.active_from, reverse=True) or open_ended
+    if not candidates:
         return None
+    choice: Any = candidates[0]  # carries the raw columns _subjects, _grants, _resets, _snapshot
     snap = choice._snapshot
     if isinstance(snap, str):
         snap = json.loads(snap)

@@ -66,9 +66,6 @@ class CustomerSubject(TenantModel):
         ]
 
 
-DEC = {"max_digits": 38, "decimal_places": 12}
-
-
 class Subscription(TenantModel):
     """A customer on one plan version from `active_from` until `active_to` (open-ended when null).
 
@@ -132,7 +129,7 @@ class SubscriptionItem(TenantModel):
     price = models.JSONField(null=True, blank=True)  # catalog price document (type, amount, tiers, ...)
     payment_term = models.CharField(max_length=16, default="in_advance")
     billing_cadence = models.CharField(max_length=32, blank=True, default="")  # "" = one-time
-    quantity = models.DecimalField(default=1, **DEC)
+    quantity = models.DecimalField(default=1, max_digits=38, decimal_places=12)
     addon_key = models.CharField(max_length=256, blank=True, default="")
     entitlement_template = models.JSONField(null=True, blank=True)
     discounts = models.JSONField(null=True, blank=True)
@@ -179,7 +176,7 @@ class Entitlement(TenantModel):
     meter_slug = models.CharField(max_length=256, blank=True, default="")
     meter_group_by_filters = models.JSONField(default=dict, blank=True)
     is_soft_limit = models.BooleanField(default=False)
-    issue_after_reset = models.DecimalField(null=True, blank=True, **DEC)
+    issue_after_reset = models.DecimalField(null=True, blank=True, max_digits=38, decimal_places=12)
     issue_after_reset_priority = models.PositiveSmallIntegerField(default=1)
     preserve_overage_at_reset = models.BooleanField(default=False)
     usage_period_interval = models.CharField(max_length=32, blank=True, default="")
@@ -221,14 +218,14 @@ class Grant(TenantModel):
     """Credits on a metered entitlement (OpenMeter's grant). `id` order is creation order."""
 
     entitlement = models.ForeignKey(Entitlement, on_delete=models.CASCADE, related_name="grants")
-    amount = models.DecimalField(**DEC)
+    amount = models.DecimalField(max_digits=38, decimal_places=12)
     priority = models.PositiveSmallIntegerField(default=1)
     effective_at = models.DateTimeField()
     expiration_duration = models.CharField(max_length=8, blank=True, default="")
     expiration_count = models.PositiveIntegerField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
-    min_rollover = models.DecimalField(default=0, **DEC)
-    max_rollover = models.DecimalField(default=0, **DEC)
+    min_rollover = models.DecimalField(default=0, max_digits=38, decimal_places=12)
+    max_rollover = models.DecimalField(default=0, max_digits=38, decimal_places=12)
     recurrence_interval = models.CharField(max_length=32, blank=True, default="")
     recurrence_anchor = models.DateTimeField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
@@ -251,9 +248,9 @@ class BalanceSnapshot(TenantModel):
     at = models.DateTimeField()
     period_start = models.DateTimeField()
     grant_balances = models.JSONField(default=dict)
-    usage = models.DecimalField(**DEC)
-    overage = models.DecimalField(**DEC)
-    total_available = models.DecimalField(default=0, **DEC)
+    usage = models.DecimalField(max_digits=38, decimal_places=12)
+    overage = models.DecimalField(max_digits=38, decimal_places=12)
+    total_available = models.DecimalField(default=0, max_digits=38, decimal_places=12)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -145,9 +145,9 @@ def customer_subject_map(
         subs = subjects_for_customers(organization=organization, customer_ids=[cid for cid, _ in found])
         out: dict[str, list[str]] = {}
         for ref in refs:
-            cid = by_ref.get(ref.upper() if is_ulid(ref) else ref) or by_ref.get(ref)
-            if cid is not None:
-                out[ref] = subs[cid]
+            owner = by_ref.get(ref.upper() if is_ulid(ref) else ref) or by_ref.get(ref)
+            if owner:
+                out[ref] = subs[owner]
         return out
     owners = customers_for_subjects(organization=organization, subject_keys=subjects or [])
     result: dict[str, list[str]] = {}

@@ -78,12 +78,12 @@ def _set_subjects(*, organization: Organization, customer: Customer, subject_key
         .exclude(customer=customer)
         .values_list("subject_key", flat=True)
     )
-    taken = sorted(taken)
-    if taken:
+    conflicting = sorted(taken)
+    if conflicting:
         raise Conflict(
-            f"Subject {taken[0]!r} already belongs to another customer.",
+            f"Subject {conflicting[0]!r} already belongs to another customer.",
             field="usageAttribution.subjectKeys",
-            extra={"conflictingSubjectKeys": taken},
+            extra={"conflictingSubjectKeys": conflicting},
         )
     CustomerSubject.objects.filter(customer=customer).exclude(subject_key__in=wanted).delete()
     existing = set(CustomerSubject.objects.filter(customer=customer).values_list("subject_key", flat=True))
@@ -195,14 +195,15 @@ def customer_update(
                 if not name:
                     raise ValidationFailed("Name is required.", field="name")
                 customer.name = name
-            for attr, value, default in [
+            fields: list[tuple[str, Any, Any]] = [
                 ("description", description, ""),
                 ("primary_email", primary_email, ""),
                 ("timezone", timezone_name, ""),
                 ("billing_address", billing_address, None),
                 ("tax_ids", tax_ids, []),
                 ("metadata", metadata, {}),
-            ]:
+            ]
+            for attr, value, default in fields:
                 if value is not _UNSET:
                     setattr(customer, attr, value if value is not None else default)
             if currency is not _UNSET:

@@ -48,7 +48,7 @@ class RateCardSpec:
             feature_key=d.get("featureKey") or "",
             price=d.get("price"),
             payment_term=d.get("paymentTerm") or "in_advance",
-            billing_cadence=d.get("billingCadence") if d.get("billingCadence") is not None else "P1M",
+            billing_cadence=d.get("billingCadence") or "",  # none = one-time (catalog flat fees)
             entitlement_template=d.get("entitlementTemplate"),
             discounts=d.get("discounts"),
         )

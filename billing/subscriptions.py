@@ -221,11 +221,12 @@ def _clip(*, organization: Organization, sub: Subscription, at: datetime) -> Non
     Entitlement.objects.filter(
         organization=organization, subscription=sub, deleted_at__isnull=True, active_to__gt=at
     ).update(active_to=at)
-    for model, start_field, end_field in [
+    models: list[tuple[Any, str, str]] = [
         (SubscriptionItem, "active_from", "active_to"),
         (SubscriptionPhase, "starts_at", "ends_at"),
         (SubscriptionAddon, "active_from", "active_to"),
-    ]:
+    ]
+    for model, start_field, end_field in models:
         qs = model.objects.filter(organization=organization, subscription=sub)
         qs.filter(**{f"{start_field}__gte": at}).delete()
         qs.filter(**{f"{end_field}__isnull": True}).update(**{end_field: at})

@@ -14,13 +14,14 @@ from billing import selectors, services, sources
 from billing.models import Subscription
 from core.console import console_view
 from core.errors import DomainError
+from core.http import ConsoleRequest
 from core.models import Role
 
 PAGE_SIZE = 50
 
 
 @console_view()
-def customers(request: HttpRequest) -> HttpResponse:
+def customers(request: ConsoleRequest) -> HttpResponse:
     org = request.organization  # type: ignore[attr-defined]
     q = request.GET.get("q", "").strip()
     qs = selectors.customer_list(organization=org, search=q)
@@ -108,7 +109,7 @@ def customer_detail(request: HttpRequest, customer_id: str) -> HttpResponse:
 
 @require_POST
 @console_view(min_role=Role.ADMIN)
-def customer_subscription(request: HttpRequest, customer_id: str) -> HttpResponse:
+def customer_subscription(request: ConsoleRequest, customer_id: str) -> HttpResponse:
     """One form endpoint for assign / change / cancel / unschedule (field `action`); htmx swaps the panel."""
     org = request.organization  # type: ignore[attr-defined]
     action = request.POST.get("action", "assign")
