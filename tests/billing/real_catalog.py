@@ -29,6 +29,13 @@ def publish_pro_plan(org, *, key: str = "pro", name: str = "Pro", fee: str = "30
                 "rateCards": [
                     {
                         "type": "flat_fee",
+                        "key": "setup",
+                        "name": "Setup fee",
+                        "billingCadence": None,
+                        "price": {"type": "flat", "amount": "100", "paymentTerm": "in_advance"},
+                    },
+                    {
+                        "type": "flat_fee",
                         "key": "base",
                         "name": "Base fee",
                         "billingCadence": "P1M",

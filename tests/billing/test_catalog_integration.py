@@ -29,7 +29,7 @@ def test_subscribe_to_real_catalog_plan_via_api(tenant_a, tenant_b):
         and sub["status"] == "active"
         and sub["billingAnchor"] == "2026-01-31T00:00:00Z"
     )
-    assert [i["key"] for i in sub["phases"][0]["items"]] == ["base", "sso", "tokens"]
+    assert [i["key"] for i in sub["phases"][0]["items"]] == ["base", "setup", "sso", "tokens"]
     assert tenant_b.client().get(f"/api/v1/subscriptions/{sub['id']}").status_code == 404
     assert tenant_b.client().get("/api/v1/subscriptions").json()["totalCount"] == 0
     assert tenant_a.client("read").get("/api/v1/subscriptions?customerId=acme").json()["totalCount"] == 1
@@ -48,6 +48,17 @@ def test_subscribe_to_real_catalog_plan_via_api(tenant_a, tenant_b):
         (31, 28, Decimal("30.00")),
         (28, 31, Decimal("30.00")),
     ]
+    first = selectors.billable_items(
+        organization=tenant_a.org,
+        customer=cust,
+        period_start=datetime(2026, 1, 31, tzinfo=UTC),
+        period_end=datetime(2026, 2, 28, tzinfo=UTC),
+    )
+    assert [(i.key, i.one_time, i.flat_amount()) for i in first if i.key in ("setup", "base")] == [
+        ("base", False, Decimal("30.00")),
+        ("setup", True, Decimal("100.00")),
+    ]
+    assert not [i for i in items if i.key == "setup"]  # one-time: only in the first window
     access = tenant_a.client("read").get("/api/v1/customers/acme/access").json()["entitlements"]
     assert access["sso"] == {"hasAccess": True} and access["tokens"]["balance"] == 1000
     r = tenant_a.client().post(
