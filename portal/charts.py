@@ -46,8 +46,10 @@ def compact(value: Decimal) -> str:
     value = Decimal(value)
     for unit, size in (("B", Decimal(10) ** 9), ("M", Decimal(10) ** 6), ("k", Decimal(1000))):
         if abs(value) >= size:
-            return f"{(value / size).quantize(Decimal('0.1')).normalize()}{unit}"
-    return fmt_number(value)
+            return f"{(value / size).quantize(Decimal('0.1')).normalize():f}{unit}"
+    if value == value.to_integral_value():
+        return f"{int(value):,}"
+    return f"{value.quantize(Decimal('0.01')).normalize():f}"
 
 
 def bar_chart(

@@ -179,7 +179,7 @@ def top_customers(*, organization: Organization, now: datetime, limit: int = 10)
                 quantize(r["total"], r["currency"]),
             ]
         )
-    ds.bars = [Bar(r[0][:14], r[3], f"{r[0]}: {fmt_number(r[3])} {r[2]}") for r in ds.rows]
+    ds.bars = [Bar(r[1] or r[0][:16], r[3], f"{r[0]}: {fmt_number(r[3])} {r[2]}") for r in ds.rows]
     return ds
 
 
@@ -241,7 +241,7 @@ def usage_datasets(*, organization: Organization, meter, start: datetime, end: d
     for cid, value in sorted(totals.items(), key=lambda kv: -kv[1])[:20]:
         c = customers.get(cid)
         by_customer.rows.append([c.name if c else cid, (c.key or "") if c else "", plain(value)])
-    by_customer.bars = [Bar(r[0][:14], r[2], f"{r[0]}: {fmt_number(r[2])}") for r in by_customer.rows]
+    by_customer.bars = [Bar(r[1] or r[0][:16], r[2], f"{r[0]}: {fmt_number(r[2])}") for r in by_customer.rows]
     if not additive:
         by_feature.note = ai.note = f"{meter.aggregation} meters are not summed across groups."
         return [by_customer, by_feature, ai]
