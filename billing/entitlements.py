@@ -791,6 +791,9 @@ def entitlement_snapshot_refresh(
     )
     if old:
         BalanceSnapshot.objects.filter(id__in=old).delete()
+    # Thresholds are also checked here, so they fire within a beat interval even when metering does not
+    # call `entitlements_usage_landed` at ingest (deduplicated: each fires once per period).
+    entitlement_thresholds_check(organization=organization, entitlement_ids=[ent.id], at=now)
     return snap
 
 

@@ -217,3 +217,18 @@ def test_admin_listings_are_tenant_scoped(tenant_a, tenant_b, setup):
     assert a["totalCount"] == 1 and a["items"][0]["customerKey"] == "acme"
     assert tenant_a.client("read").get("/api/v2/grants").json()["totalCount"] == 1
     assert tenant_b.client("read").get("/api/v2/grants").json()["totalCount"] == 0
+
+
+def test_thresholds_also_fire_from_the_snapshot_refresh(tenant_a, setup):
+    tenant_a.client().post(
+        "/api/v1/notification/rules",
+        {"name": "low", "featureKey": "tokens", "thresholds": [{"type": "BALANCE_VALUE", "value": 10}]},
+        format="json",
+    )
+    with time_machine.travel(d(2026, 3, 10), tick=False):
+        ent = create_metered(tenant_a, issueAfterReset=100)
+        setup.usage(tenant_a.org, "tokens_total", "s-1", d(2026, 3, 9), 95)
+        services.entitlement_snapshot_refresh(organization=tenant_a.org, entitlement_id=ent["id"])
+        services.entitlement_snapshot_refresh(organization=tenant_a.org, entitlement_id=ent["id"])
+    events = list(NotificationEvent.objects.filter(organization=tenant_a.org))
+    assert len(events) == 1 and events[0].payload["value"]["balance"] == 5
