@@ -305,6 +305,16 @@ def subjects_for_customers(*, organization: Organization, customer_ids) -> dict[
     return _fn(organization=organization, customer_ids=customer_ids)
 
 
+def feature_get(*, organization: Organization, key: str):
+    fn = _selector("catalog.selectors", "feature_get")
+    if fn is None:
+        return None
+    try:
+        return fn(organization=organization, id_or_key=key)
+    except NotFound:
+        return None
+
+
 def feature_list(*, organization: Organization) -> list:
     fn = _selector("catalog.selectors", "feature_list")
     if fn is None:

@@ -110,11 +110,24 @@ def logout(request: HttpRequest) -> HttpResponse:
 @portal_view
 def home(request: HttpRequest, scope: PortalScope) -> HttpResponse:
     meters = [m for m in sources.meter_list(organization=scope.organization) if scope.meter_allowed(m.slug)]
+    slugs = {m.slug for m in meters}
+    # One chart per feature on a visible meter; meters without a feature get a chart of their own.
+    charts = [
+        {"slug": f.meter_slug, "feature": f.key, "title": f.name or f.key}
+        for f in sources.feature_list(organization=scope.organization)
+        if f.meter_slug in slugs and not getattr(f, "archived_at", None)
+    ]
+    with_feature = {c["slug"] for c in charts}
+    charts += [
+        {"slug": m.slug, "feature": "", "title": m.name or m.slug}
+        for m in meters
+        if m.slug not in with_feature
+    ]
     subscription = sources.subscription_current(organization=scope.organization, customer=scope.customer)
     return render(
         request,
         "portal/home.html",
-        _ctx(scope, meters=meters, subscription=subscription, addons=_addons(subscription)),
+        _ctx(scope, charts=charts, subscription=subscription, addons=_addons(subscription)),
     )
 
 
@@ -203,6 +216,14 @@ def usage(request: HttpRequest, scope: PortalScope, slug: str) -> HttpResponse:
     meter = sources.meter_get(organization=scope.organization, slug=slug)
     if meter is None:
         return _section(request, scope, "usage", {"meter": None, "error": "No such meter."})
+    feature, filters = None, None
+    if request.GET.get("feature"):
+        feature = sources.feature_get(organization=scope.organization, key=request.GET["feature"])
+        if feature is None or feature.meter_slug != meter.slug:
+            return _section(request, scope, "usage", {"meter": None, "error": "No such feature."})
+        filters = {
+            k: v if isinstance(v, list) else [v] for k, v in (feature.meter_group_by_filters or {}).items()
+        }
     now = timezone.now()
     start, end, window_size, count = _window_range(window, now)
     result = sources.meter_query(
@@ -213,6 +234,7 @@ def usage(request: HttpRequest, scope: PortalScope, slug: str) -> HttpResponse:
         window_size=window_size,
         subjects=scope.subjects,
         customer_id=scope.usage_customer_id,
+        filter_group_by=filters,
     )
     bars = usage_bars(
         rows=result["data"], window=window, start=start, count=count, aggregation=meter.aggregation
@@ -230,17 +252,20 @@ def usage(request: HttpRequest, scope: PortalScope, slug: str) -> HttpResponse:
         window_size=None,
         subjects=scope.subjects,
         customer_id=scope.usage_customer_id,
+        filter_group_by=filters,
     )
     period_total = sum((Decimal(str(r.get("value") or 0)) for r in so_far["data"]), Decimal(0))
-    chart = bar_chart(
-        bars, color=brand_color(scope.organization.id), label=f"{meter.name or meter.slug} by {window}"
-    )
+    title = (feature.name or feature.key) if feature else (meter.name or meter.slug)
+    title = (feature.name or feature.key) if feature else (meter.name or meter.slug)
+    chart = bar_chart(bars, color=brand_color(scope.organization.id), label=f"{title} by {window}")
     return _section(
         request,
         scope,
         "usage",
         {
             "meter": meter,
+            "feature_key": feature.key if feature else "",
+            "title": title,
             "window": window,
             "chart": chart,
             "bars": bars,

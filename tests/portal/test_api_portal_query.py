@@ -100,3 +100,21 @@ def test_portal_usage_page_charts_the_customers_usage(client, usage, time_machin
     html = client.get("/portal/usage/tokens/?window=month", HTTP_HX_REQUEST="true").content.decode()
     assert "<title>Nov 2026: 157</title>" in html
     assert 'class="period-total">157<' in html
+
+
+def test_portal_feature_chart_applies_the_feature_filter(client, tenant_a, usage, time_machine):
+    from tests.catalog.factories import make_feature
+
+    a, _, _ = usage
+    make_feature(tenant_a, key="gpt_out", meter="tokens", filters={"model": "gpt-4o", "type": "output"})
+    time_machine.move_to(datetime(2026, 11, 25, 12, tzinfo=UTC), tick=False)
+    client.get(f"/portal/{a.token}")
+    home = client.get("/portal/").content.decode()
+    assert "feature=gpt_out" in home
+    html = client.get(
+        "/portal/usage/tokens/?window=day&feature=gpt_out", HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert "<title>Nov 20: 50</title>" in html and "<title>Nov 21: 0</title>" in html
+    assert 'class="period-total">50<' in html
+    r = client.get("/portal/usage/tokens/?feature=nope", HTTP_HX_REQUEST="true")
+    assert "No such feature" in r.content.decode()

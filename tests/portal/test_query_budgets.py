@@ -152,6 +152,7 @@ PORTAL_URLS = [
     "/portal/usage/tokens/?window=day",
     "/portal/usage/tokens/?window=week",
     "/portal/usage/tokens/?window=month",
+    "/portal/usage/tokens/?window=week&feature=tokens",
     "/portal/estimate/",
     "/portal/balances/",
     "/portal/invoices/",
