@@ -1,14 +1,19 @@
 """Invoice run: N subscriptions with usage invoiced end to end (draft, tax, number, issue), one invoice each.
 
-Sets up an organization `bench-invoicing` (recreated each run) with N customers, each on a monthly
-subscription (a flat in-advance fee and a graduated usage rate card) anchored on the 1st of last month,
-and a 10% default tax rate. Then times the invoice clock (`invoice_runs_schedule`: due periods from
-billing's subscription rows) and the fan-out (`invoice_run_item_process` per customer) on
-BENCH_WORKERS processes (default 2, this machine's cores), as Celery workers would run them.
+Sets up an organization `bench-invoicing` (recreated each run) with N customers (one subject each),
+each on a monthly subscription (a flat in-advance fee and a graduated usage rate card on the feature
+`tokens`, metered by a SUM meter) anchored on the 1st of last month, and a 10% default tax rate.
 
-Usage comes from an in-memory provider (one dict lookup per line): this measures invoicing, not the
-metering query (see bench/metering*.py for that). Checks exactly one issued invoice per subscription and
-gapless numbers. Env: BENCH_SUBSCRIPTIONS (default 10_000), BENCH_WORKERS (default 2).
+Usage is real metering: BENCH_EVENTS_PER_SUB events per customer in last month's period (plus one in
+this month, not billed) are stored through `metering.store.events_insert` (COPY), the rollups are
+advanced (as the beat does), then one late event per customer is stored after the rollups (the raw
+tail above the watermark), so the invoice run reads rollups plus fresh events like in production.
+
+Then times the invoice clock (`invoice_runs_schedule_batches`: due periods from billing's subscription
+rows, cut into batches) and the fan-out (`invoice_run_batch_process` per batch) on BENCH_WORKERS
+processes (default 2, this machine's cores), as Celery workers would run them. Checks exactly one
+issued invoice per subscription, gapless numbers, and that the billed usage equals the events' sum.
+Env: BENCH_SUBSCRIPTIONS (default 10_000), BENCH_WORKERS (default 2), BENCH_EVENTS_PER_SUB (default 5).
 """
 
 from __future__ import annotations
@@ -30,22 +35,76 @@ GRADUATED = {
 }
 
 
-def _usage(*, organization, customer_id, feature_key, start, end) -> Decimal:
-    return Decimal(sum(ord(ch) for ch in customer_id) % 3000)
+def _value(i: int, j: int) -> int:
+    return (i * 37 + j * 101) % 900
+
+
+def _events(org_id: str, n: int, anchor: datetime, per_sub: int) -> tuple[int, Decimal]:
+    """Store the usage events; returns (events stored, sum billed in the period [anchor, next month))."""
+    from metering import store
+    from metering.services import rollups_advance
+
+    month_end = (anchor + timedelta(days=32)).replace(day=1)
+    span = (month_end - anchor).total_seconds()
+    received = datetime.now(UTC)
+    billed = Decimal(0)
+    batch: list = []
+    stored = 0
+
+    def flush() -> None:
+        nonlocal stored, batch
+        if batch:
+            stored += store.events_insert(organization_id=org_id, events=batch, received_at=received).inserted
+            batch = []
+
+    for i in range(n):
+        for j in range(per_sub):
+            at = anchor + timedelta(seconds=int(span * (j + 0.5) / (per_sub + 1)) + i % 3600)
+            v = _value(i, j)
+            billed += v
+            batch.append(("bench", f"e{i}-{j}", "tokens", f"s{i:06d}", at, f'{{"tokens": {v}}}'))
+        batch.append(
+            ("bench", f"e{i}-next", "tokens", f"s{i:06d}", month_end + timedelta(hours=2), '{"tokens": 7}')
+        )
+        if len(batch) >= 50_000:
+            flush()
+    flush()
+    rollups_advance(organization_id=org_id, max_chunks=1000)
+    for i in range(n):  # late events after the rollups ran: read raw, above the watermark
+        v = _value(i, per_sub)
+        billed += v
+        batch.append(
+            (
+                "bench",
+                f"e{i}-late",
+                "tokens",
+                f"s{i:06d}",
+                month_end - timedelta(minutes=1),
+                f'{{"tokens": {v}}}',
+            )
+        )
+        if len(batch) >= 50_000:
+            flush()
+    flush()
+    return stored, billed
 
 
 def _setup(n: int, anchor: datetime) -> str:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from billing.models import Customer, Subscription, SubscriptionItem
+    from billing.models import Customer, CustomerSubject, Subscription, SubscriptionItem
+    from catalog.services import feature_create
     from core.models import Organization
     from core.services import organization_create
     from invoicing.models import Invoice, InvoiceRun
     from invoicing.services import invoicing_settings_update, tax_rate_create
+    from metering import store
+    from metering.services import meter_create
 
     old = Organization.objects.filter(slug=SLUG).first()
     if old is not None:
+        store.events_purge(organization_id=old.id)
         InvoiceRun.objects.filter(organization=old).delete()
         Invoice.objects.filter(organization=old).delete()
         SubscriptionItem.objects.filter(organization=old).delete()
@@ -59,6 +118,17 @@ def _setup(n: int, anchor: datetime) -> str:
         [Customer(organization=org, key=f"c{i:06d}", name=f"Customer {i}", currency="USD") for i in range(n)],
         batch_size=2000,
     )
+    CustomerSubject.objects.bulk_create(
+        [
+            CustomerSubject(organization=org, customer=c, subject_key=f"s{i:06d}")
+            for i, c in enumerate(customers)
+        ],
+        batch_size=2000,
+    )
+    meter_create(
+        organization=org, slug="tokens", event_type="tokens", aggregation="SUM", value_property="$.tokens"
+    )
+    feature_create(organization=org, key="tokens", name="Tokens", meter_slug="tokens")
     subs = Subscription.objects.bulk_create(
         [
             Subscription(
@@ -109,62 +179,63 @@ def _setup(n: int, anchor: datetime) -> str:
     return org.id
 
 
-def _work(ids: list[str]) -> int:
-    import django
+def _work(batch: list[str]) -> int:
     from django.db import connections
 
-    django.setup()
-    connections.close_all()
-    from invoicing import sources
-    from invoicing.runs import invoice_run_item_process
+    connections.close_all()  # a fresh connection per forked worker
+    from invoicing.runs import invoice_run_batch_process
 
-    sources.set_provider("usage", _usage)
-    for item_id in ids:
-        invoice_run_item_process(item_id=item_id)
-    return len(ids)
+    return invoice_run_batch_process(item_ids=batch)
 
 
 def run() -> list[dict]:
     from django.db import connections
+    from django.db.models import Sum
 
     from core.models import Organization
-    from invoicing import sources
-    from invoicing.models import Invoice
-    from invoicing.runs import invoice_runs_schedule
+    from invoicing.models import Invoice, InvoiceLine
+    from invoicing.runs import invoice_runs_schedule_batches
 
     n = int(os.environ.get("BENCH_SUBSCRIPTIONS", "10000"))
     workers = int(os.environ.get("BENCH_WORKERS", "2"))
+    per_sub = int(os.environ.get("BENCH_EVENTS_PER_SUB", "5"))
     today = datetime.now(UTC)
     this_month = today.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     anchor = (this_month - timedelta(days=1)).replace(day=1)
     org_id = _setup(n, anchor)
     org = Organization.objects.get(id=org_id)
-    sources.set_provider("usage", _usage)
+    t0 = time.monotonic()
+    stored, expected_usage = _events(org_id, n, anchor, per_sub)
+    ingest = time.monotonic() - t0
 
     started = time.monotonic()
-    ids = invoice_runs_schedule(organization=org)
+    batches = invoice_runs_schedule_batches(organization=org)
     scheduled = time.monotonic() - started
     connections.close_all()
-    chunks = [ids[i::workers] for i in range(workers)]
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(workers) as pool:
-        pool.map(_work, chunks)
+        pool.map(_work, batches, chunksize=1)
     elapsed = time.monotonic() - started
-    sources.set_provider("usage", None)
 
     invoices = Invoice.objects.filter(organization=org)
     issued = invoices.filter(status="issued").count()
     per_customer_ok = invoices.values("customer_id").distinct().count() == n == invoices.count()
     numbers = sorted(int(x.rsplit("-", 1)[1]) for x in invoices.values_list("number", flat=True))
     gapless = numbers == list(range(1, n + 1))
-    ok = elapsed <= 60 and issued == n and per_customer_ok and gapless
+    billed_usage = InvoiceLine.objects.filter(organization=org, type="usage").aggregate(s=Sum("quantity"))[
+        "s"
+    ]
+    usage_ok = billed_usage == expected_usage
+    ok = elapsed <= 60 and issued == n and per_customer_ok and gapless and usage_ok
     return [
         {
             "benchmark": f"invoice run: {n} subscriptions with usage → issued invoices ({workers} workers)",
-            "measured": f"{elapsed:.1f} s ({n / elapsed:.0f} invoices/s; clock {scheduled:.1f} s)",
+            "measured": f"{elapsed:.1f} s ({n / elapsed:.0f} invoices/s; clock {scheduled:.1f} s, "
+            f"{len(batches)} batches)",
             "target": "≤ 60 s, one invoice each",
             "ok": ok,
             "notes": f"issued {issued}/{n}, one per customer: {per_customer_ok}, gapless numbers: {gapless}; "
-            "usage from an in-memory provider",
+            f"usage from {stored} real events (rollups + late raw tail; stored in {ingest:.1f} s, not timed), "
+            f"billed usage = events' sum: {usage_ok} ({billed_usage})",
         },
     ]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -119,19 +119,20 @@ def invoice_run_batch_process(*, item_ids: list[str], now: datetime | None = Non
         try:
             with transaction.atomic():
                 result = invoice_batch_build(organization=org, periods=list(keys.values()), now=now)
-                rows = []
-                for item in group:
-                    item.status, item.error = "done", ""
-                    item.invoice = result.invoices[keys[item.id]]
-                    item.updated_at = timezone.now()
-                    rows.append(item)
                 changed = InvoiceRunItem.objects.filter(id__in=[i.id for i in group]).exclude(status="done")
                 was_failed = changed.filter(status="failed").count()
-                InvoiceRunItem.objects.bulk_update(rows, ["status", "error", "invoice", "updated_at"])
+                with connection.cursor() as cur:
+                    cur.execute(
+                        "UPDATE invoicing_invoicerunitem r SET status = 'done', error = '', invoice_id = v.inv, "
+                        "updated_at = now() FROM unnest(%s::text[], %s::text[]) AS v(id, inv) "
+                        "WHERE r.id = v.id AND r.status <> 'done'",
+                        [[i.id for i in group], [result.invoices[keys[i.id]].id for i in group]],
+                    )
+                    count = cur.rowcount
                 InvoiceRun.objects.filter(id=run_id).update(
-                    done=F("done") + len(rows), failed=F("failed") - was_failed
+                    done=F("done") + count, failed=F("failed") - was_failed
                 )
-            done += len(rows)
+            done += count
         except Exception:
             logger.exception("invoice batch of run %s failed; processing its items one by one", run_id)
             for item in group:
