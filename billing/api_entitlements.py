@@ -319,9 +319,11 @@ class CustomerEntitlementHistoryView(_CustomerScoped):
 
 
 class CustomerEntitlementResetView(_CustomerScoped):
-    class Input(serializers.Serializer):
+    class CustomerEntitlementResetInput(serializers.Serializer):
         effectiveAt = serializers.DateTimeField(required=False)
         retainAnchor = serializers.BooleanField(required=False)
+
+    Input = CustomerEntitlementResetInput
 
     @extend_schema(request=Input, responses={204: None}, operation_id="resetCustomerEntitlementV2")
     def post(self, request: Request, customer: str, entitlement: str) -> Response:
@@ -419,10 +421,12 @@ class NotificationRuleListCreateView(TenantAPIView):
     required_scopes = {"GET": "read", "POST": "admin"}
     model = NotificationRule
 
-    class Input(serializers.Serializer):
+    class NotificationRuleListCreateInput(serializers.Serializer):
         name = serializers.CharField(max_length=256)
         featureKey = serializers.CharField(max_length=256)
         thresholds = serializers.ListField(child=serializers.DictField(), allow_empty=False)
+
+    Input = NotificationRuleListCreateInput
 
     @staticmethod
     def out(r: NotificationRule) -> dict[str, Any]:

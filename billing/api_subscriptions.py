@@ -109,7 +109,7 @@ class SubscriptionListCreateView(TenantAPIView):
     required_scopes = {"GET": "read", "POST": "admin"}
     model = Subscription
 
-    class Input(serializers.Serializer):
+    class SubscriptionListCreateInput(serializers.Serializer):
         customerId = serializers.CharField(required=False)
         customerKey = serializers.CharField(required=False)
         plan = PlanRef()
@@ -117,6 +117,8 @@ class SubscriptionListCreateView(TenantAPIView):
         timing = serializers.CharField(required=False, allow_null=True)
         billingAnchor = serializers.DateTimeField(required=False, allow_null=True)
         startingPhase = serializers.CharField(required=False, allow_null=True)
+
+    Input = SubscriptionListCreateInput
 
     @extend_schema(responses=dict, operation_id="listSubscriptions")
     def get(self, request: Request) -> Response:
@@ -180,10 +182,12 @@ class _SubscriptionAction(TenantAPIView):
 
 
 class SubscriptionChangeView(_SubscriptionAction):
-    class Input(serializers.Serializer):
+    class SubscriptionChangeInput(serializers.Serializer):
         plan = PlanRef()
         timing = serializers.CharField(required=False, allow_null=True, help_text=TIMING_HELP)
         startingPhase = serializers.CharField(required=False, allow_null=True)
+
+    Input = SubscriptionChangeInput
 
     @extend_schema(request=Input, responses=dict, operation_id="changeSubscription")
     def post(self, request: Request, subscription_id: str) -> Response:
@@ -203,9 +207,11 @@ class SubscriptionChangeView(_SubscriptionAction):
 
 
 class SubscriptionMigrateView(_SubscriptionAction):
-    class Input(serializers.Serializer):
+    class SubscriptionMigrateInput(serializers.Serializer):
         targetVersion = serializers.IntegerField(required=False, allow_null=True, min_value=1)
         timing = serializers.CharField(required=False, allow_null=True, help_text=TIMING_HELP)
+
+    Input = SubscriptionMigrateInput
 
     @extend_schema(request=Input, responses=dict, operation_id="migrateSubscription")
     def post(self, request: Request, subscription_id: str) -> Response:
@@ -222,8 +228,10 @@ class SubscriptionMigrateView(_SubscriptionAction):
 
 
 class SubscriptionCancelView(_SubscriptionAction):
-    class Input(serializers.Serializer):
+    class SubscriptionCancelInput(serializers.Serializer):
         timing = serializers.CharField(required=False, allow_null=True, help_text=TIMING_HELP)
+
+    Input = SubscriptionCancelInput
 
     @extend_schema(request=Input, responses=dict, operation_id="cancelSubscription")
     def post(self, request: Request, subscription_id: str) -> Response:
@@ -250,15 +258,13 @@ class SubscriptionUnscheduleCancelationView(_SubscriptionAction):
 class SubscriptionAddonsView(_SubscriptionAction):
     required_scopes = {"GET": "read", "POST": "admin"}  # takes precedence over required_scope
 
-    class AddonRef(serializers.Serializer):
-        key = serializers.CharField(max_length=256, required=False)
-        id = serializers.CharField(max_length=64, required=False)
-
-    class Input(serializers.Serializer):
+    class SubscriptionAddonsInput(serializers.Serializer):
         addon = serializers.DictField(required=False)
         addonKey = serializers.CharField(required=False)
         quantity = serializers.IntegerField(min_value=0)
         timing = serializers.CharField(required=False, allow_null=True, help_text=TIMING_HELP)
+
+    Input = SubscriptionAddonsInput
 
     @extend_schema(responses=dict, operation_id="listSubscriptionAddons")
     def get(self, request: Request, subscription_id: str) -> Response:
