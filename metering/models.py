@@ -81,7 +81,7 @@ class Event(models.Model):
 
     seq = models.BigAutoField(primary_key=True)
     organization = models.ForeignKey(
-        Organization, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+        Organization, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
     )
     source = models.TextField()
     event_id = models.TextField()
@@ -135,7 +135,7 @@ class Rollup(models.Model):
     """
 
     organization = models.ForeignKey(
-        Organization, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+        Organization, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
     )
     meter = models.ForeignKey(Meter, on_delete=models.CASCADE, related_name="+")
     subject = models.TextField()

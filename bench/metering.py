@@ -1,0 +1,407 @@
+"""Metering benchmarks (run by bench/run.py; `BENCH=metering make bench`).
+
+All figures come from one run on the same database (DATABASE_URL):
+  (a) raw COPY of N events into a bare table (no index, no constraint): the physical limit;
+  (b) batched HTTP ingest through a real gunicorn started here (several client threads, batches of
+      1000, 10% of batches resent so dedup really works), deduplicated into metering_event;
+  (c) single-event HTTP ingest at a fixed 200 req/s (open loop), p50/p99 from the scheduled send time;
+  (d) meter query for one subject, 30 days by day, over >= 10M stored events (generated server-side once
+      and reused), with rollups (the production path) and raw-only for comparison.
+
+Knobs (environment): BENCH_EVENTS (default 200000), BENCH_BIG_EVENTS (10000000), BENCH_WORKERS (2),
+BENCH_THREADS (4), BENCH_CLIENTS (4), BENCH_BATCH (1000), BENCH_RATE (200), BENCH_SECONDS (10).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+N = int(os.environ.get("BENCH_EVENTS", "200000"))
+BIG = int(os.environ.get("BENCH_BIG_EVENTS", "10000000"))
+WORKERS = os.environ.get("BENCH_WORKERS", "2")
+THREADS = os.environ.get("BENCH_THREADS", "4")
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "4"))
+BATCH = int(os.environ.get("BENCH_BATCH", "1000"))
+RATE = int(os.environ.get("BENCH_RATE", "200"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+MODELS = ["gpt-4o", "gpt-4o-mini", "claude", "llama"]
+
+
+def log(msg: str) -> None:
+    print(f"   {msg}", flush=True)
+
+
+def make_event(i: int, run: str) -> dict:
+    t = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(seconds=i % 2_592_000)
+    return {
+        "id": f"{run}-{i}",
+        "source": "bench",
+        "specversion": "1.0",
+        "type": "prompt",
+        "subject": f"customer-{i % 1000}",
+        "time": t.isoformat().replace("+00:00", "Z"),
+        "data": {"tokens": i % 997, "model": MODELS[i % 4], "type": "input" if i % 2 else "output"},
+    }
+
+
+# --- setup -------------------------------------------------------------------------------------
+
+
+def setup_tenant():
+    from django.core.management import call_command
+
+    from core.models import Organization
+    from core.services import api_key_create, organization_create
+    from metering import services
+
+    call_command("migrate", verbosity=0)
+    run = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    org = organization_create(slug=f"bench-{run}", name="Bench")
+    key = api_key_create(organization=org, name="bench", scopes=["ingest", "read"]).secret
+    services.meter_create(
+        organization=org,
+        slug="tokens",
+        event_type="prompt",
+        aggregation="SUM",
+        value_property="$.tokens",
+        group_by={"model": "$.model", "type": "$.type"},
+    )
+    assert Organization.objects.filter(pk=org.pk).exists()
+    return org, key, run
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_gunicorn(port: int) -> subprocess.Popen:
+    env = dict(os.environ, DB_CONN_MAX_AGE="600", PYTHONUNBUFFERED="1")
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "config.wsgi",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        WORKERS,
+        "--worker-class",
+        "gthread",
+        "--threads",
+        THREADS,
+        "--backlog",
+        "2048",
+        "--log-level",
+        "warning",
+        "--keep-alive",
+        "30",
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            conn.getresponse().read()
+            return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError("gunicorn did not start")
+
+
+# --- (a) raw COPY ------------------------------------------------------------------------------
+
+
+def bench_copy(run: str) -> float:
+    from django.db import connection
+
+    from metering.ingest import dumps
+
+    rows = []
+    now = datetime.now(UTC)
+    for i in range(N):
+        e = make_event(i, run)
+        rows.append(
+            (
+                "x",
+                e["source"],
+                e["id"],
+                e["type"],
+                e["subject"],
+                datetime.fromisoformat(e["time"]),
+                dumps(e["data"]),
+                now,
+            )
+        )
+    with connection.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS bench_raw_copy")
+        cur.execute(
+            "CREATE TABLE bench_raw_copy (organization_id varchar(26), source text, event_id text, "
+            "type text, subject text, time timestamptz, data jsonb, stored_at timestamptz)"
+        )
+    t0 = time.perf_counter()
+    with connection.cursor() as cur, cur.cursor.copy("COPY bench_raw_copy FROM STDIN") as copy:
+        for r in rows:
+            copy.write_row(r)
+    elapsed = time.perf_counter() - t0
+    with connection.cursor() as cur:
+        cur.execute("DROP TABLE bench_raw_copy")
+    return N / elapsed
+
+
+# --- (b) batched HTTP --------------------------------------------------------------------------
+
+
+def bench_batched(port: int, key: str, run: str) -> tuple[float, int]:
+    bodies = []
+    for start in range(0, N, BATCH):
+        bodies.append(
+            json.dumps([make_event(i, f"{run}-b") for i in range(start, min(N, start + BATCH))]).encode()
+        )
+    resend = bodies[::10]  # 10% of the batches again: duplicates the database must drop
+    work = bodies + resend
+    sent_events = N + sum(len(json.loads(b)) for b in resend)
+    lock = threading.Lock()
+    idx = [0]
+    failures: list[int] = []
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/cloudevents-batch+json"}
+
+    def client():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        while True:
+            with lock:
+                if idx[0] >= len(work):
+                    break
+                body = work[idx[0]]
+                idx[0] += 1
+            conn.request("POST", "/api/v1/events", body=body, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status != 204:
+                failures.append(resp.status)
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    if failures:
+        raise RuntimeError(f"batched ingest failed: {failures[:5]}")
+    return sent_events / elapsed, sent_events
+
+
+# --- (c) single events at a fixed rate ---------------------------------------------------------
+
+
+def bench_single(port: int, key: str, run: str) -> tuple[float, float, float, int]:
+    total = RATE * SECONDS
+    bodies = [json.dumps(make_event(i, f"{run}-s")).encode() for i in range(total)]
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/cloudevents+json"}
+    latencies: list[float] = []
+    failures: list[int] = []
+    lock = threading.Lock()
+    n_threads = 16
+    start = time.perf_counter() + 0.5
+
+    def client(k: int):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for i in range(k, total, n_threads):
+            scheduled = start + i / RATE
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            conn.request("POST", "/api/v1/events", body=bodies[i], headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            done = time.perf_counter()
+            with lock:
+                latencies.append((done - scheduled) * 1000)
+                if resp.status != 204:
+                    failures.append(resp.status)
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    achieved = total / (time.perf_counter() - start)
+    if failures:
+        raise RuntimeError(f"single ingest failed: {failures[:5]}")
+    qs = statistics.quantiles(latencies, n=100)
+    return qs[49], qs[98], achieved, total
+
+
+# --- (d) query over 10M events -----------------------------------------------------------------
+
+
+def big_dataset():
+    """An organization with >= BIG events over 60 days, 1000 subjects (generated once, then reused)."""
+    from django.db import connection
+
+    from core.models import Organization
+    from core.services import organization_create
+    from metering import services
+    from metering.models import Meter
+
+    slug = f"bench-big-{BIG}"
+    org = Organization.objects.filter(slug=slug).first()
+    if org is None:
+        org = organization_create(slug=slug, name="Bench 10M")
+    meter = Meter.objects.filter(organization=org, slug="tokens", deleted_at__isnull=True).first()
+    if meter is None:
+        meter = services.meter_create(
+            organization=org,
+            slug="tokens",
+            event_type="prompt",
+            aggregation="SUM",
+            value_property="$.tokens",
+            group_by={"model": "$.model", "type": "$.type"},
+        )
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM metering_event WHERE organization_id = %s", [org.id])
+        have = cur.fetchone()[0]
+    if have < BIG:
+        log(f"generating {BIG - have} events for {slug} (once; reused by later runs)…")
+        t0 = time.perf_counter()
+        step = 1_000_000
+        for lo in range(have, BIG, step):
+            hi = min(BIG, lo + step)
+            with connection.cursor() as cur:
+                cur.execute(
+                    "INSERT INTO metering_event (organization_id, source, event_id, type, subject, time, data, "
+                    "stored_at) SELECT %s, 'gen', 'g' || i, 'prompt', 'customer-' || (i %% 1000), "
+                    "timestamptz '2025-01-01' + (i::bigint * 5184000 / %s) * interval '1 second', "
+                    "jsonb_build_object('tokens', i %% 997, 'model', (ARRAY['gpt-4o','gpt-4o-mini','claude',"
+                    "'llama'])[1 + i %% 4], 'type', CASE WHEN i %% 2 = 0 THEN 'input' ELSE 'output' END), now() "
+                    "FROM generate_series(%s, %s) AS i",
+                    [org.id, BIG, lo, hi - 1],
+                )
+            log(f"  {hi:,} rows ({time.perf_counter() - t0:.0f}s)")
+        with connection.cursor() as cur:
+            cur.execute("ANALYZE metering_event")
+    t0 = time.perf_counter()
+    services.rollups_advance(organization_id=org.id)
+    log(f"rollups advanced in {time.perf_counter() - t0:.1f}s")
+    return org, meter
+
+
+def bench_query(org, meter, port: int | None, key: str | None) -> dict[str, float]:
+    from metering.selectors import meter_query
+
+    frm, to = datetime(2025, 1, 15, tzinfo=UTC), datetime(2025, 2, 14, tzinfo=UTC)
+
+    def timed(fn, n=30):
+        fn()
+        samples = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            fn()
+            samples.append((time.perf_counter() - t0) * 1000)
+        return statistics.median(samples), max(samples)
+
+    def q(use_rollups=True):
+        rows = meter_query(
+            organization=org,
+            meter=meter,
+            from_=frm,
+            to=to,
+            window_size="DAY",
+            subjects=["customer-42"],
+            use_rollups=use_rollups,
+        )
+        assert len(rows) == 30, len(rows)
+
+    out = {}
+    out["rollup_p50"], out["rollup_max"] = timed(q)
+    out["raw_p50"], out["raw_max"] = timed(lambda: q(False), n=5)
+    return out
+
+
+# --- entry point -------------------------------------------------------------------------------
+
+
+def run() -> list[dict]:
+    from django.db import connection
+
+    org, key, run_id = setup_tenant()
+    rows: list[dict] = []
+    log(f"(a) COPY {N} rows into a bare table…")
+    copy_rate = bench_copy(run_id)
+    rows.append(
+        {
+            "benchmark": "metering (a) raw COPY, bare table",
+            "measured": f"{copy_rate:,.0f} events/s",
+            "target": "physical limit",
+            "ok": None,
+            "notes": f"{N:,} rows, psycopg 3 COPY",
+        }
+    )
+    connection.close()
+    port = free_port()
+    proc = start_gunicorn(port)
+    try:
+        log(f"(b) batched HTTP ingest, {CLIENTS} clients, batches of {BATCH}…")
+        rate, sent = bench_batched(port, key, run_id)
+        rows.append(
+            {
+                "benchmark": "metering (b) batched HTTP ingest, dedup",
+                "measured": f"{rate:,.0f} events/s ({rate / copy_rate:.0%} of COPY)",
+                "target": ">= 50% of (a)",
+                "ok": rate >= 0.5 * copy_rate,
+                "notes": f"{sent:,} events incl. 10% resent; gunicorn {WORKERS}w x {THREADS}t",
+            }
+        )
+        log(f"(c) single events at {RATE}/s for {SECONDS}s…")
+        p50, p99, achieved, total = bench_single(port, key, run_id)
+        rows.append(
+            {
+                "benchmark": f"metering (c) single-event ingest @ {RATE} req/s",
+                "measured": f"p50 {p50:.1f} ms, p99 {p99:.1f} ms",
+                "target": "p99 <= 25 ms",
+                "ok": p99 <= 25,
+                "notes": f"{total} requests, achieved {achieved:.0f} req/s",
+            }
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    log(f"(d) query over {BIG:,} events…")
+    big_org, meter = big_dataset()
+    res = bench_query(big_org, meter, None, None)
+    rows.append(
+        {
+            "benchmark": "metering (d) query 1 subject, 30 days by day",
+            "measured": f"p50 {res['rollup_p50']:.1f} ms (max {res['rollup_max']:.1f})",
+            "target": "<= 50 ms",
+            "ok": res["rollup_p50"] <= 50,
+            "notes": f"{BIG:,} events; rollups + fresh tail",
+        }
+    )
+    rows.append(
+        {
+            "benchmark": "metering (d') same query, raw events only",
+            "measured": f"p50 {res['raw_p50']:.1f} ms",
+            "target": "(info)",
+            "ok": None,
+            "notes": "no rollups: index scan of the subject's raw events",
+        }
+    )
+    return rows
