@@ -23,6 +23,12 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 60.0,
         "options": {"expires": 55, "queue": "billing"},
     },
+    # invoicing: issued invoices past their due date become overdue (conditional update; idempotent)
+    "invoicing-mark-overdue": {
+        "task": "invoicing.tasks.invoices_mark_overdue",
+        "schedule": 900.0,
+        "options": {"expires": 890, "queue": "billing"},
+    },
     "invoicing-webhook-sweep": {
         "task": "invoicing.tasks.webhook_deliveries_sweep",
         "schedule": 300.0,

@@ -917,6 +917,31 @@ def invoices_auto_advance(*, now: datetime | None = None) -> int:
     return count
 
 
+def invoices_mark_overdue(*, now: datetime | None = None, limit: int = 1000) -> int:
+    """issued → overdue for invoices whose due date has passed (beat). Idempotent: a conditional update
+    per invoice (`_transition`), so an invoice paid meanwhile, or already overdue, is skipped."""
+    now = now or timezone.now()
+    due = (
+        Invoice.objects.filter(status=S.ISSUED, due_at__lte=now)
+        .select_related("organization")
+        .order_by("due_at", "id")
+    )
+    count = 0
+    for invoice in due[:limit]:
+        try:
+            invoice_set_status(
+                organization=invoice.organization,
+                invoice=invoice,
+                status=S.OVERDUE,
+                actor="overdue_sweep",
+                now=now,
+            )
+            count += 1
+        except Conflict:
+            continue
+    return count
+
+
 def invoice_get_for_update(*, organization: Organization, invoice_id: str) -> Invoice:
     invoice = Invoice.objects.filter(organization=organization, id=invoice_id).first()
     if invoice is None:

@@ -50,6 +50,14 @@ def invoices_auto_advance() -> int:
     return run()
 
 
+@shared_task(name="invoicing.tasks.invoices_mark_overdue", acks_late=True, queue=QUEUE)
+def invoices_mark_overdue() -> int:
+    """issued → overdue once the due date has passed (idempotent)."""
+    from invoicing.services import invoices_mark_overdue as run
+
+    return run()
+
+
 @shared_task(
     name="invoicing.tasks.invoice_stripe_push",
     bind=True,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
@@ -113,3 +113,22 @@ class _nullcontext:
 
     def __exit__(self, *exc):
         return False
+
+
+def test_issued_invoices_become_overdue_after_their_due_date_once(tenant_a, tenant_b, usage):
+    from invoicing.tasks import invoices_mark_overdue
+
+    setup_customers(tenant_a, usage, 2)
+    setup_customers(tenant_b, usage, 1)
+    with time_machine.travel(NOW, tick=False):
+        invoice_clock()
+    paid = Invoice.objects.filter(organization=tenant_a.org).order_by("id").first()
+    services.invoice_set_status(organization=tenant_a.org, invoice=paid, status="paid")
+    due_at = paid.due_at  # issued at NOW + 30 days (default due_days)
+    with time_machine.travel(due_at - timedelta(seconds=1), tick=False):
+        assert invoices_mark_overdue() == 0
+    with time_machine.travel(due_at, tick=False):
+        assert invoices_mark_overdue() == 2  # tenant A's unpaid one and tenant B's
+        assert invoices_mark_overdue() == 0  # idempotent
+    statuses = sorted(Invoice.objects.values_list("organization__slug", "status"))
+    assert statuses == [("acme", "overdue"), ("acme", "paid"), ("globex", "overdue")]
