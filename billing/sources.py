@@ -7,6 +7,7 @@ The default providers call `catalog.selectors` and `metering.selectors`; `set_pr
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -189,6 +190,27 @@ def _catalog_feature(*, organization: Organization, key_or_id: str) -> FeatureSp
     )
 
 
+# Meter definitions change rarely and a value check runs on every gateway request: keep each (organization,
+# slug) -> Meter for a few seconds per process instead of compiling an ORM query every time.
+METER_CACHE_SECONDS = 10.0
+_meter_cache: dict[tuple[str, str], tuple[float, Any]] = {}
+
+
+def _meter(organization: Organization, slug: str) -> Any:
+    from metering import selectors as metering
+
+    key = (organization.id, slug)
+    hit = _meter_cache.get(key)
+    now = time.monotonic()
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    meter = metering.meter_get(organization=organization, id_or_slug=slug)
+    if len(_meter_cache) > 10_000:
+        _meter_cache.clear()
+    _meter_cache[key] = (now + METER_CACHE_SECONDS, meter)
+    return meter
+
+
 def _metering_usage(
     *,
     organization: Organization,
@@ -198,16 +220,17 @@ def _metering_usage(
     end: datetime,
     group_by_filters: dict[str, str],
 ) -> Decimal:
-    from metering import selectors as metering  # type: ignore[attr-defined]
+    from metering import selectors as metering
 
-    return metering.meter_usage_total(
+    rows = metering.meter_query(
         organization=organization,
-        meter=meter_slug,  # type: ignore[attr-defined]
+        meter=_meter(organization, meter_slug),
+        from_=start,
+        to=end,
         subjects=subject_keys,
-        start=start,
-        end=end,
-        filters=group_by_filters,
+        filter_group_by={k: [v] for k, v in group_by_filters.items()},
     )
+    return sum((row.value for row in rows), Decimal(0))
 
 
 def _catalog_plan_choices(*, organization: Organization) -> list[tuple[str, str, int]]:
