@@ -60,24 +60,29 @@ class InsertResult:
 def events_insert(
     *, organization_id: str, events: Sequence[EventTuple], received_at: datetime
 ) -> InsertResult:
-    """Store a batch atomically; duplicates (same organization, source, id) are dropped by the database."""
+    """Store a batch atomically; duplicates (same organization, source, id) are dropped by the database.
+
+    Up to SMALL_BATCH events: one statement (lock + insert), a single round trip in autocommit.
+    Larger batches: one transaction (lock, COPY into a temp table, INSERT ... SELECT).
+    """
     if not events:
         return InsertResult(0, 0, 0)
-    with transaction.atomic(), connection.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", [INGEST_LOCK_KEY])
-        if len(events) <= SMALL_BATCH:
+    if len(events) <= SMALL_BATCH:
+        with connection.cursor() as cur:
             inserted = _insert_values(cur, organization_id, events, received_at)
             conflicts = 0
             if inserted < len(events):
                 conflicts = _record_conflicts_values(cur, organization_id, events, received_at)
-        else:
-            inserted = _insert_copy(cur, organization_id, events, received_at)
-            conflicts = 0
-            if inserted < len(events):
-                conflicts = _record_conflicts_tmp(cur, organization_id, received_at)
-            # ON COMMIT DROP covers the usual case; drop now too, in case we run inside an outer
-            # transaction (the next batch on this connection must be able to create it again).
-            cur.execute("DROP TABLE metering_ingest_tmp")
+        return InsertResult(len(events), inserted, conflicts)
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", [INGEST_LOCK_KEY])
+        inserted = _insert_copy(cur, organization_id, events, received_at)
+        conflicts = 0
+        if inserted < len(events):
+            conflicts = _record_conflicts_tmp(cur, organization_id, received_at)
+        # ON COMMIT DROP covers the usual case; drop now too, in case we run inside an outer
+        # transaction (the next batch on this connection must be able to create it again).
+        cur.execute("DROP TABLE metering_ingest_tmp")
     return InsertResult(len(events), inserted, conflicts)
 
 
@@ -85,13 +90,18 @@ _INSERT_COLS = "organization_id, source, event_id, type, subject, time, data, st
 
 
 def _insert_values(cur, org: str, events: Sequence[EventTuple], received_at: datetime) -> int:
-    row = "(%s, %s, %s, %s, %s, %s, %s::jsonb, %s)"
-    params: list[Any] = []
-    for ev in events:
-        params.extend((org, ev[0], ev[1], ev[2], ev[3], ev[4], ev[5], received_at))
+    # The lock subquery is joined in, so it is taken before any row (and its seq default) is produced:
+    # one statement, one round trip, and still ordered against the rollup's horizon read.
+    row = "(%s::int, %s::text, %s::text, %s::text, %s::text, %s::timestamptz, %s::jsonb)"
+    params: list[Any] = [org, received_at, INGEST_LOCK_KEY]
+    for i, ev in enumerate(events):
+        params.extend((i, *ev))
     cur.execute(
-        f"INSERT INTO metering_event ({_INSERT_COLS}) VALUES {', '.join([row] * len(events))} "
-        "ON CONFLICT (organization_id, source, event_id) DO NOTHING",
+        f"INSERT INTO metering_event ({_INSERT_COLS}) "
+        "SELECT %s, v.source, v.event_id, v.type, v.subject, v.time, v.data, %s "
+        "FROM (SELECT pg_advisory_xact_lock_shared(%s)) AS l, "
+        f"(VALUES {', '.join([row] * len(events))}) AS v(ord, source, event_id, type, subject, time, data) "
+        "ORDER BY v.ord ON CONFLICT (organization_id, source, event_id) DO NOTHING",
         params,
     )
     return cur.rowcount
