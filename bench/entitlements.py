@@ -185,7 +185,11 @@ def run() -> list[dict]:
     finally:
         server.terminate()
         server.wait(timeout=10)
-    note = f"{total:,} events in period; gunicorn 2 workers; keep-alive; setup {setup_s:.0f}s"
+    load = os.getloadavg()[0]
+    note = (
+        f"{total:,} events in period; gunicorn 2 workers; setup {setup_s:.0f}s; "
+        f"load avg {load:.1f} on {os.cpu_count()} CPUs"
+    )
     return [
         {
             "benchmark": "entitlement value v1 p50 (HTTP)",
