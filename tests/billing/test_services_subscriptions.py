@@ -313,3 +313,33 @@ def test_deleting_customer_cancels_subscription(tenant_a, catalog):
     sub.refresh_from_db()
     assert sub.active_to == d(2026, 1, 10)
     assert not Entitlement.objects.filter(customer=cust, deleted_at__isnull=True).exists()
+
+
+def test_periods_follow_the_customers_timezone_across_dst(tenant_a, catalog):
+    from zoneinfo import ZoneInfo
+
+    pro_plan(tenant_a.org, catalog)
+    ny = ZoneInfo("America/New_York")
+    cust = services.customer_create(
+        organization=tenant_a.org, name="NY", key="ny", currency="USD", timezone_name="America/New_York"
+    )
+    start = datetime(2026, 3, 1, tzinfo=ny)  # local midnight
+    sub = services.subscription_create(
+        organization=tenant_a.org, customer=cust, plan_key="pro", active_from=start
+    )
+    assert sub.timezone == "America/New_York"
+    items = [
+        i
+        for i in selectors.billable_items(
+            organization=tenant_a.org,
+            customer=cust,
+            period_start=start,
+            period_end=datetime(2026, 5, 1, tzinfo=ny),
+        )
+        if i.key == "base"
+    ]
+    assert [i.period_start.astimezone(ny).isoformat() for i in items] == [
+        "2026-03-01T00:00:00-05:00",
+        "2026-04-01T00:00:00-04:00",
+    ]
+    assert (items[0].period_end - items[0].period_start).total_seconds() == 31 * 86400 - 3600
