@@ -122,8 +122,13 @@ def _sub_period(sub: Any, at: datetime) -> tuple[datetime, datetime, int]:
     return p.start, p.end, p.index
 
 
+BACKFILL_PERIODS = 3  # closed periods per subscription the clock looks at (the latest and two before)
+
+
 def _billing_due_periods(*, organization: Organization, cutoff: datetime) -> list[DuePeriod]:
-    """The latest billing period of every subscription that ended at or before `cutoff`."""
+    """The closed billing periods (end <= `cutoff`) of every subscription: the latest one and up to
+    `BACKFILL_PERIODS - 1` before it, so a clock that was down for a period back-fills what it missed
+    (the scheduler drops those already invoiced)."""
     from billing.periods import Cadence, period_start
 
     subs = (
@@ -144,17 +149,18 @@ def _billing_due_periods(*, organization: Organization, cutoff: datetime) -> lis
     out: set[DuePeriod] = set()
     for sub in subs:
         at = min(cutoff, sub.active_to - timedelta(microseconds=1)) if sub.active_to else cutoff
-        start, end, index = _sub_period(sub, at)
-        if end <= cutoff:
-            due_start, due_end = start, end  # an ended subscription's last period, already closed
-        else:
-            due_start = period_start(
-                sub.billing_anchor, Cadence.parse(sub.billing_cadence), index - 1, sub.timezone
-            )
-            due_end = start
-        if sub.active_from >= due_end or (sub.active_to is not None and sub.active_to <= due_start):
-            continue
-        out.add(DuePeriod(sub.customer_id, sub.currency, due_start, due_end))
+        _start, end, index = _sub_period(sub, at)
+        latest = index if end <= cutoff else index - 1  # an ended subscription's last period is closed
+        cadence = Cadence.parse(sub.billing_cadence)
+        due_end = period_start(sub.billing_anchor, cadence, latest + 1, sub.timezone)
+        # the latest closed period and up to BACKFILL_PERIODS - 1 before it (a clock that was down)
+        for k in range(latest, latest - BACKFILL_PERIODS, -1):
+            due_start = period_start(sub.billing_anchor, cadence, k, sub.timezone)
+            if sub.active_from >= due_end:
+                break
+            if sub.active_to is None or sub.active_to > due_start:
+                out.add(DuePeriod(sub.customer_id, sub.currency, due_start, due_end))
+            due_end = due_start
     return sorted(out, key=lambda d: (d.customer_id, d.period_start))
 
 

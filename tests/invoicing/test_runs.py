@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 import time_machine
@@ -132,3 +133,24 @@ def test_issued_invoices_become_overdue_after_their_due_date_once(tenant_a, tena
         assert invoices_mark_overdue() == 0  # idempotent
     statuses = sorted(Invoice.objects.values_list("organization__slug", "status"))
     assert statuses == [("acme", "overdue"), ("acme", "paid"), ("globex", "overdue")]
+
+
+def test_clock_back_fills_missed_periods_once(tenant_a, tenant_b, usage):
+    setup_customers(tenant_a, usage, 2)
+    setup_customers(tenant_b, usage, 1)
+    # the clock was down from October to the new year: Oct, Nov and Dec are all due
+    with time_machine.travel(datetime(2027, 1, 1, 1, tzinfo=UTC), tick=False):
+        assert invoice_clock() == 9
+        assert invoice_clock() == 0
+    starts = sorted(
+        Invoice.objects.filter(organization=tenant_a.org).values_list("customer__key", "period_start")
+    )
+    months = [datetime(2026, m, 1, tzinfo=UTC) for m in (10, 11, 12)]
+    assert starts == [(k, m) for k in ("c00", "c01") for m in months]
+    # October carries the usage, the later ones none; numbers are gapless per organization
+    oct_totals = sorted(
+        Invoice.objects.filter(organization=tenant_a.org, period_start=OCT).values_list("total", flat=True)
+    )
+    assert oct_totals == [Decimal("0.50"), Decimal("1.00")]
+    assert numbers(tenant_a.org) == [f"ACME-2027-{i:06d}" for i in range(1, 7)]
+    assert numbers(tenant_b.org) == [f"GLOBEX-2027-{i:06d}" for i in range(1, 4)]
