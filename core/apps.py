@@ -11,6 +11,9 @@ class CoreConfig(AppConfig):
 
         navigation.register("Overview", "console_home", order=0)
         navigation.register(
+            "Organization", "console_org_settings", order=890, min_role=Role.ADMIN, section="settings"
+        )
+        navigation.register(
             "API keys", "console_api_keys", order=900, min_role=Role.ADMIN, section="settings"
         )
         navigation.register("Members", "console_members", order=910, min_role=Role.ADMIN, section="settings")

@@ -15,6 +15,12 @@ class Organization(models.Model):
     name = models.CharField(max_length=200)
     default_currency = models.CharField(max_length=3, default="USD")
     timezone = models.CharField(max_length=64, default="UTC")
+    brand_color = models.CharField(
+        max_length=7,
+        blank=True,
+        default="",
+        help_text="Hex colour (#rrggbb) for the customer portal; empty = derived.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

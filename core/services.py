@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -46,6 +47,52 @@ def organization_create(
     except IntegrityError:
         raise Conflict(f"An organization with slug {slug!r} already exists.", field="slug") from None
     return org
+
+
+BRAND_COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+def organization_update(
+    *, organization: Organization, name: str, timezone_name: str, brand_color: str = "", actor: Actor = None
+) -> Organization:
+    """Edit the organization's display settings (currency is fixed once prices exist elsewhere)."""
+    errors = []
+    if not name.strip():
+        errors.append({"name": "name", "reason": "Enter a name."})
+    try:
+        ZoneInfo(timezone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        errors.append({"name": "timezone", "reason": f"Unknown time zone {timezone_name!r}."})
+    if brand_color and not BRAND_COLOR_RE.match(brand_color):
+        errors.append({"name": "brand_color", "reason": "Use a hex colour like #3b5bdb."})
+    if errors:
+        raise ValidationFailed("; ".join(e["reason"] for e in errors), errors=errors)
+    with transaction.atomic():
+        before = {
+            "name": organization.name,
+            "timezone": organization.timezone,
+            "brand_color": organization.brand_color,
+        }
+        organization.name = name.strip()
+        organization.timezone = timezone_name
+        organization.brand_color = brand_color.lower()
+        organization.save(update_fields=["name", "timezone", "brand_color"])
+        after = {
+            "name": organization.name,
+            "timezone": organization.timezone,
+            "brand_color": organization.brand_color,
+        }
+        if before != after:
+            audit_record(
+                organization=organization,
+                actor=actor,
+                action="organization.updated",
+                object_type="organization",
+                object_id=organization.id,
+                before=before,
+                after=after,
+            )
+    return organization
 
 
 def membership_set(

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from core import selectors, services
 from core.console import console_view
-from core.errors import DomainError
+from core.errors import DomainError, ValidationFailed
 from core.http import ConsoleRequest
 from core.middleware import SESSION_KEY
 from core.models import Role, Scope
@@ -131,3 +131,27 @@ def audit(request: ConsoleRequest) -> HttpResponse:
     org = request.organization
     entries = selectors.audit_list(organization=org, object_type=request.GET.get("object_type") or None)
     return render(request, "console/audit.html", {"entries": entries.select_related("actor_user")[:200]})
+
+
+@console_view(min_role=Role.ADMIN)
+def organization_settings(request: ConsoleRequest) -> HttpResponse:
+    org = request.organization
+    context: dict = {
+        "form": {"name": org.name, "timezone": org.timezone, "brand_color": org.brand_color},
+        "errors": {},
+    }
+    if request.method == "POST":
+        context["form"] = request.POST
+        try:
+            services.organization_update(
+                organization=org,
+                name=request.POST.get("name", ""),
+                timezone_name=request.POST.get("timezone", "").strip(),
+                brand_color=request.POST.get("brand_color", "").strip(),
+                actor=request.user,
+            )
+            messages.success(request, "Organization settings saved.")
+            return redirect("console_org_settings")
+        except ValidationFailed as exc:
+            context["errors"] = {e["name"]: e["reason"] for e in exc.errors}
+    return render(request, "console/organization.html", context, status=400 if context["errors"] else 200)

@@ -63,7 +63,7 @@ def _ctx(scope: PortalScope, **extra: Any) -> dict[str, Any]:
         "scope": scope,
         "org": scope.organization,
         "customer": scope.customer,
-        "brand": brand_color(scope.organization.id),
+        "brand": scope.organization.brand_color or brand_color(scope.organization.id),
         "windows": WINDOWS,
         **extra,
     }
@@ -257,7 +257,11 @@ def usage(request: HttpRequest, scope: PortalScope, slug: str) -> HttpResponse:
     period_total = sum((Decimal(str(r.get("value") or 0)) for r in so_far["data"]), Decimal(0))
     title = (feature.name or feature.key) if feature else (meter.name or meter.slug)
     title = (feature.name or feature.key) if feature else (meter.name or meter.slug)
-    chart = bar_chart(bars, color=brand_color(scope.organization.id), label=f"{title} by {window}")
+    chart = bar_chart(
+        bars,
+        color=scope.organization.brand_color or brand_color(scope.organization.id),
+        label=f"{title} by {window}",
+    )
     return _section(
         request,
         scope,

@@ -125,3 +125,28 @@ def test_htmx_create_returns_only_the_panel(logged_in, tenant_a):
     )
     html = r.content.decode()
     assert html.lstrip().startswith('<div id="keys-panel">') and "<html" not in html
+
+
+def test_organization_settings_validate_and_audit(logged_in, tenant_a, tenant_b):
+    r = logged_in.post(
+        "/console/settings/organization/", {"name": "Acme", "timezone": "Mars/Olympus", "brand_color": "blue"}
+    )
+    assert r.status_code == 400
+    html = r.content.decode()
+    assert "Unknown time zone" in html and "hex colour" in html
+    tenant_a.org.refresh_from_db()
+    assert tenant_a.org.name == "Acme Inc" and tenant_a.org.brand_color == ""
+    logged_in.post(
+        "/console/settings/organization/",
+        {"name": "Acme Corp", "timezone": "Europe/Berlin", "brand_color": "#AA3300"},
+    )
+    tenant_a.org.refresh_from_db()
+    tenant_b.org.refresh_from_db()
+    assert (tenant_a.org.name, tenant_a.org.timezone, tenant_a.org.brand_color) == (
+        "Acme Corp",
+        "Europe/Berlin",
+        "#aa3300",
+    )
+    assert tenant_b.org.name == "Globex Inc" and tenant_b.org.brand_color == ""
+    entry = AuditLog.objects.get(organization=tenant_a.org, action="organization.updated")
+    assert entry.before["name"] == "Acme Inc" and entry.after["brand_color"] == "#aa3300"
