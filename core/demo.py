@@ -1,13 +1,14 @@
 """Demo data: an organization, a login and an API key. Idempotent: loading twice changes nothing.
 
 Other apps add their demo content through `DEMO_LOADERS` (a list of callables taking the
-organization) so that this module does not import them.
+organization, run in app order) so that this module does not import them. A loader may return a
+list of lines for `demo_load` to print (e.g. a portal link).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -22,7 +23,7 @@ DEMO_PASSWORD = "demo-password"
 # A fixed, documented demo key so that `make run` twice prints the same key and creates no rows.
 DEMO_API_KEY = "ml_demo_0000000000000000000000000000000000000000"
 
-DEMO_LOADERS: list[Callable[[Organization], None]] = []
+DEMO_LOADERS: list[Callable[[Organization], list[str] | None]] = []
 
 
 @dataclass
@@ -31,6 +32,7 @@ class DemoInfo:
     username: str
     password: str
     api_key: str
+    extra_lines: list[str] = field(default_factory=list)
 
 
 def demo_load() -> DemoInfo:
@@ -56,6 +58,7 @@ def demo_load() -> DemoInfo:
                 secret_hash=hash_secret(DEMO_API_KEY),
                 scopes=["admin", "ingest", "read"],
             )
+        extra: list[str] = []
         for loader in DEMO_LOADERS:
-            loader(org)
-    return DemoInfo(org, DEMO_USER, DEMO_PASSWORD, DEMO_API_KEY)
+            extra.extend(loader(org) or [])
+    return DemoInfo(org, DEMO_USER, DEMO_PASSWORD, DEMO_API_KEY, extra)

@@ -18,4 +18,6 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"Console:  {base}/console/   login: {info.username} / {info.password}")
         self.stdout.write(f"API docs: {base}/api/docs/")
+        for line in info.extra_lines:
+            self.stdout.write(line.replace("{base}", base))
         self.stdout.write(f"API key:  {info.api_key}")
