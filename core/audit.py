@@ -1,4 +1,4 @@
-"""The one way to write an audit row."""
+"""The one way to write audit rows: build with `audit_build`, save with `audit_record` (or many at once)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from core.models import ApiKey, AuditLog, Organization
 Actor = AbstractBaseUser | AnonymousUser | ApiKey | str | None
 
 
-def audit_record(
+def audit_build(
     *,
     organization: Organization,
     actor: Actor,
@@ -21,6 +21,7 @@ def audit_record(
     before: Any = None,
     after: Any = None,
 ) -> AuditLog:
+    """An unsaved audit row; `audit_record` saves one, `audit_record_many` bulk-inserts several."""
     user = actor if isinstance(actor, AbstractBaseUser) else None
     key = actor if isinstance(actor, ApiKey) else None
     if user is not None:
@@ -31,7 +32,7 @@ def audit_record(
         label = actor
     else:
         label = "system"
-    return AuditLog.objects.create(
+    return AuditLog(
         organization=organization,
         actor_user=user,  # type: ignore[misc]
         actor_api_key=key,
@@ -42,3 +43,31 @@ def audit_record(
         before=before,
         after=after,
     )
+
+
+def audit_record(
+    *,
+    organization: Organization,
+    actor: Actor,
+    action: str,
+    object_type: str,
+    object_id: str,
+    before: Any = None,
+    after: Any = None,
+) -> AuditLog:
+    entry = audit_build(
+        organization=organization,
+        actor=actor,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        before=before,
+        after=after,
+    )
+    entry.save()
+    return entry
+
+
+def audit_record_many(entries: list[AuditLog]) -> None:
+    """Insert rows built by `audit_build` in one statement (bulk jobs such as invoice runs)."""
+    AuditLog.objects.bulk_create(entries, batch_size=2000)

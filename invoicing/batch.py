@@ -33,6 +33,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from billing.models import Customer
+from core.audit import audit_build, audit_record_many
 from core.models import AuditLog, Organization
 from invoicing import lines as L
 from invoicing import sources
@@ -385,7 +386,7 @@ def invoice_batch_build(
                 audits.append(_audit(organization, "invoice.issued", invoice.id, issued_payload))
                 events.append(("invoice.issued", issued_payload))
         _invoices_update([b[1] for b in builds])
-        AuditLog.objects.bulk_create(audits, batch_size=2000)
+        audit_record_many(audits)
         webhook_events_emit_bulk(organization=organization, events=events)
         if issue and StripeSettings.objects.filter(organization=organization, enabled=True).exists():
             from invoicing.tasks import invoice_stripe_push
@@ -435,10 +436,9 @@ def _invoices_update(invoices: list[Invoice]) -> None:
 
 
 def _audit(organization: Organization, action: str, invoice_id: str, after: dict[str, Any]) -> AuditLog:
-    # Same row `core.audit.audit_record(actor="invoice_run", ...)` writes, built for one bulk insert.
-    return AuditLog(
+    return audit_build(
         organization=organization,
-        actor_label=ACTOR,
+        actor=ACTOR,
         action=action,
         object_type="invoice",
         object_id=invoice_id,
