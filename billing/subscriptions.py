@@ -23,6 +23,7 @@ from billing.models import (
     Customer,
     Entitlement,
     EntitlementType,
+    NotificationEvent,
     Subscription,
     SubscriptionAddon,
     SubscriptionItem,
@@ -31,6 +32,7 @@ from billing.models import (
 from billing.periods import Cadence, InvalidCadence, Period, period_at, period_start
 from core.audit import Actor, audit_record
 from core.errors import Conflict, DomainError, NotFound, ValidationFailed
+from core.ids import new_ulid
 from core.models import Organization
 
 IMMEDIATE = "immediate"
@@ -53,6 +55,51 @@ def subscription_snapshot(sub: Subscription) -> dict[str, Any]:
         "billingAnchor": sub.billing_anchor.isoformat(),
         "billingCadence": sub.billing_cadence,
     }
+
+
+def _timing_label(timing: str | datetime) -> str:
+    return timing.isoformat() if isinstance(timing, datetime) else timing
+
+
+def _notify(
+    *,
+    organization: Organization,
+    type: str,
+    sub: Subscription,
+    action: str,
+    timing: str | datetime,
+    effective_at: datetime,
+    previous: Subscription | None = None,
+    extra: dict[str, Any] | None = None,
+) -> NotificationEvent:
+    """Store a `subscription.*` notification in the caller's transaction; invoicing's
+    `billing_notifications_forward` delivers it as a webhook (billing never imports invoicing)."""
+    payload: dict[str, Any] = {
+        "action": action,
+        "subscriptionId": sub.id,
+        "customerId": sub.customer_id,
+        "customerKey": sub.customer.key,
+        "plan": {"key": sub.plan_key, "version": sub.plan_version},
+        "timing": _timing_label(timing),
+        "effectiveAt": effective_at.isoformat(),
+        "activeFrom": sub.active_from.isoformat(),
+        "activeTo": sub.active_to.isoformat() if sub.active_to else None,
+        "billingAnchor": sub.billing_anchor.isoformat(),
+        "billingCadence": sub.billing_cadence,
+        "currency": sub.currency,
+    }
+    if previous is not None:
+        payload["previousSubscriptionId"] = previous.id
+        payload["previousPlan"] = {"key": previous.plan_key, "version": previous.plan_version}
+    payload.update(extra or {})
+    event_id = new_ulid()
+    return NotificationEvent.objects.create(
+        id=event_id,
+        organization=organization,
+        type=type,
+        payload=payload,
+        dedupe_key=f"{type}:{sub.id}:{event_id}",
+    )
 
 
 def subscription_period_at(sub: Subscription, at: datetime) -> Period:
@@ -362,6 +409,14 @@ def subscription_create(
             object_id=sub.id,
             after=subscription_snapshot(sub),
         )
+        _notify(
+            organization=organization,
+            type="subscription.created",
+            sub=sub,
+            action="subscription.created",
+            timing=IMMEDIATE if active_from <= now else active_from,
+            effective_at=active_from,
+        )
     return sub
 
 
@@ -432,6 +487,15 @@ def subscription_change(
                 "at": at.isoformat(),
             },
         )
+        _notify(
+            organization=organization,
+            type="subscription.changed",
+            sub=new,
+            action=action,
+            timing=timing,
+            effective_at=at,
+            previous=old,
+        )
     return old, new
 
 
@@ -489,6 +553,15 @@ def subscription_cancel(
             object_id=sub.id,
             before=before,
             after=subscription_snapshot(sub),
+        )
+        _notify(
+            organization=organization,
+            type="subscription.canceled",
+            sub=sub,
+            action="subscription.canceled",
+            timing=timing,
+            effective_at=at,
+            extra={"canceledAt": now.isoformat()},
         )
     return sub
 
@@ -556,6 +629,15 @@ def subscription_unschedule_cancelation(
             object_id=sub.id,
             before=before,
             after=subscription_snapshot(sub),
+        )
+        _notify(
+            organization=organization,
+            type="subscription.changed",
+            sub=sub,
+            action="subscription.cancelation_unscheduled",
+            timing=IMMEDIATE,
+            effective_at=now,
+            extra={"unscheduledCancelationAt": at.isoformat()},
         )
     return sub
 
@@ -661,5 +743,14 @@ def subscription_addon_set(
             object_id=sub.id,
             before=before,
             after={"addonKey": addon_key, "quantity": quantity, "at": at.isoformat()},
+        )
+        _notify(
+            organization=organization,
+            type="subscription.changed",
+            sub=sub,
+            action="subscription.addon_changed",
+            timing=timing,
+            effective_at=at,
+            extra={"addon": {"key": addon_key, "quantity": quantity, "previousQuantity": before["quantity"]}},
         )
     return addon
