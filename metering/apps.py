@@ -5,4 +5,11 @@ class MeteringConfig(AppConfig):
     name = "metering"
 
     def ready(self) -> None:
-        pass
+        from core import demo
+        from core.navigation import register
+        from metering.demo import demo_load
+
+        register("Meters", "metering_console_meters", order=10)
+        register("Events", "metering_console_events", order=20)
+        if demo_load not in demo.DEMO_LOADERS:
+            demo.DEMO_LOADERS.append(demo_load)

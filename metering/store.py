@@ -20,6 +20,7 @@ Storage (see docs/metering.md):
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -505,7 +506,7 @@ def usage_query(
     return rows  # pragma: no cover
 
 
-def _usage_query_once(
+def _usage_sql(
     *,
     spec,
     time_from,
@@ -520,7 +521,7 @@ def _usage_query_once(
     group_by_customer,
     use_rollups,
     w0,
-) -> list[UsageRow]:
+) -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = {
         "org": spec.organization_id,
         "meter": spec.id,
@@ -667,6 +668,40 @@ def _usage_query_once(
         f"SELECT {value_expr} AS value, {', '.join(select)} FROM ({' UNION ALL '.join(branches)}) src{join} "
         f"GROUP BY {', '.join(map(str, positions))} HAVING {having} ORDER BY {', '.join(map(str, order))}"
     )
+    return sql, params
+
+
+def _usage_query_once(
+    *,
+    spec,
+    time_from,
+    time_to,
+    window_size,
+    window_tz,
+    subjects,
+    group_by,
+    group_by_subject,
+    filter_group_by,
+    customers,
+    group_by_customer,
+    use_rollups,
+    w0,
+) -> list[UsageRow]:
+    sql, params = _usage_sql(
+        spec=spec,
+        time_from=time_from,
+        time_to=time_to,
+        window_size=window_size,
+        window_tz=window_tz,
+        subjects=subjects,
+        group_by=group_by,
+        group_by_subject=group_by_subject,
+        filter_group_by=filter_group_by,
+        customers=customers,
+        group_by_customer=group_by_customer,
+        use_rollups=use_rollups,
+        w0=w0,
+    )
     with connection.cursor() as cur:
         cur.execute(sql, params)
         fetched = cur.fetchall()
@@ -680,6 +715,48 @@ def _usage_query_once(
             we = _window_end(ws, window_size, window_tz)
         out.append(UsageRow(Decimal(value), ws, we, subj, cust, dict(zip(group_by, gvals, strict=True))))
     return out
+
+
+_PARAM_RE = re.compile(r"%\((\w+)\)s")
+
+
+def usage_totals(
+    *, specs: Sequence[MeterSpec], time_from: datetime, time_to: datetime
+) -> dict[str, Decimal | None]:
+    """{meter id: total over [time_from, time_to)} for many meters in one statement (console lists)."""
+    if not specs:
+        return {}
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT meter_id, watermark FROM metering_rollupstate WHERE meter_id = ANY(%s)",
+            [[s.id for s in specs]],
+        )
+        marks = dict(cur.fetchall())
+    parts: list[str] = []
+    params: dict[str, Any] = {}
+    for i, spec in enumerate(specs):
+        sql, p = _usage_sql(
+            spec=spec,
+            time_from=time_from,
+            time_to=time_to,
+            window_size=None,
+            window_tz="UTC",
+            subjects=None,
+            group_by=(),
+            group_by_subject=False,
+            filter_group_by={},
+            customers=None,
+            group_by_customer=False,
+            use_rollups=True,
+            w0=int(marks.get(spec.id, 0)),
+        )
+        renamed = _PARAM_RE.sub(lambda m, i=i: f"%(m{i}_{m.group(1)})s", sql)
+        parts.append(f"SELECT {i} AS idx, value FROM ({renamed}) q{i}")
+        params.update({f"m{i}_{k}": v for k, v in p.items()})
+    with connection.cursor() as cur:
+        cur.execute(" UNION ALL ".join(parts), params)
+        found = {specs[idx].id: Decimal(value) for idx, value in cur.fetchall()}
+    return {s.id: found.get(s.id) for s in specs}
 
 
 def _window_end(start: datetime, window_size: str, tz: str) -> datetime:

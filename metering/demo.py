@@ -1,0 +1,80 @@
+"""Demo content for metering: two meters and a few days of events. Idempotent (meters are looked up
+by slug; events have fixed ids, so the database drops them the second time)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from django.utils import timezone
+
+from core.models import Organization
+from metering import services
+from metering.models import Meter
+
+MODELS = ("gpt-4o", "gpt-4o-mini")
+
+
+def demo_load(org: Organization) -> None:
+    live = Meter.objects.filter(organization=org, deleted_at__isnull=True)
+    if not live.filter(slug="llm_tokens").exists():
+        services.meter_create(
+            organization=org,
+            slug="llm_tokens",
+            name="LLM tokens",
+            event_type="llm_tokens",
+            aggregation="SUM",
+            value_property="$.tokens",
+            group_by={"model": "$.model", "type": "$.type"},
+            actor="demo_load",
+        )
+    if not live.filter(slug="api_requests").exists():
+        services.meter_create(
+            organization=org,
+            slug="api_requests",
+            name="API requests",
+            event_type="api_request",
+            aggregation="COUNT",
+            actor="demo_load",
+        )
+    # 3 days of hourly usage for two subjects, anchored to today's date so the ids stay stable all day
+    today = timezone.now().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = today - timedelta(days=2)
+    events = []
+    for h in range(72):
+        t = start + timedelta(hours=h)
+        if t > timezone.now():
+            break
+        for n, subject in enumerate(("customer-1", "customer-2")):
+            model = MODELS[(h + n) % 2]
+            stamp = t.strftime("%Y%m%d%H")
+            events.append(
+                (
+                    "demo",
+                    f"{subject}-{stamp}-in",
+                    "llm_tokens",
+                    subject,
+                    t,
+                    f'{{"tokens": {100 + (h * 37 + n * 11) % 400}, "model": "{model}", "type": "input"}}',
+                )
+            )
+            events.append(
+                (
+                    "demo",
+                    f"{subject}-{stamp}-out",
+                    "llm_tokens",
+                    subject,
+                    t,
+                    f'{{"tokens": {40 + (h * 13 + n * 7) % 200}, "model": "{model}", "type": "output"}}',
+                )
+            )
+            events.append(
+                (
+                    "demo",
+                    f"{subject}-{stamp}-req",
+                    "api_request",
+                    subject,
+                    t,
+                    '{"method": "POST", "path": "/v1/chat/completions", "status": 200}',
+                )
+            )
+    services.events_ingest(organization=org, events=events, received_at=datetime.now(UTC))
