@@ -16,10 +16,18 @@ from rest_framework.response import Response
 
 from billing.api import page_params, paged
 from billing.selectors import customer_get
-from core.api import TenantAPIView
+from core.api import TenantAPIView, paginate
 from core.errors import DomainError, ValidationFailed, domain_error_body
-from invoicing import selectors, services
-from invoicing.models import Invoice, InvoiceLine, InvoiceStatus
+from invoicing import selectors, services, webhooks
+from invoicing.models import (
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    StripeSettings,
+    TaxRate,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from invoicing.pdf import invoice_pdf
 
 
@@ -241,3 +249,320 @@ class StripeWebhookView(View):
             body = domain_error_body(exc)
             return JsonResponse(body, status=body["status"], content_type="application/problem+json")
         return JsonResponse({"received": True, "id": row.stripe_event_id, "duplicate": not created})
+
+
+# --- settings: Stripe app, tax rates, billing settings, notification endpoints ----------------------
+class StripeAppOutput(serializers.Serializer):
+    """Secrets are write-only: only whether they are set and their last 4 characters come back."""
+
+    configured = serializers.BooleanField()
+    enabled = serializers.BooleanField()
+    secretKeySet = serializers.BooleanField()
+    secretKeyLast4 = serializers.CharField()
+    webhookSecretSet = serializers.BooleanField()
+    webhookSecretLast4 = serializers.CharField()
+    apiVersion = serializers.CharField()
+    collectionMethod = serializers.CharField()
+    webhookUrl = serializers.CharField()
+
+
+def stripe_app_payload(organization: Any) -> dict[str, Any]:
+    cfg = selectors.stripe_settings_get(organization=organization)
+    return {
+        "configured": cfg is not None,
+        "enabled": bool(cfg and cfg.enabled),
+        "secretKeySet": bool(cfg and cfg.secret_key),
+        "secretKeyLast4": selectors.secret_hint(cfg.secret_key) if cfg else "",
+        "webhookSecretSet": bool(cfg and cfg.webhook_secret),
+        "webhookSecretLast4": selectors.secret_hint(cfg.webhook_secret) if cfg else "",
+        "apiVersion": cfg.api_version if cfg else StripeSettings._meta.get_field("api_version").default,
+        "collectionMethod": cfg.collection_method if cfg else "send_invoice",
+        "webhookUrl": selectors.stripe_webhook_url(organization=organization),
+    }
+
+
+class StripeAppView(TenantAPIView):
+    required_scopes = {"GET": "read", "PUT": "admin"}
+
+    class Input(serializers.Serializer):
+        secretKey = serializers.CharField(required=False, trim_whitespace=True, max_length=255)
+        webhookSecret = serializers.CharField(
+            required=False, allow_blank=True, trim_whitespace=True, max_length=255
+        )
+        apiVersion = serializers.CharField(required=False, allow_blank=True, max_length=64)
+        enabled = serializers.BooleanField(required=False)
+        collectionMethod = serializers.CharField(required=False)
+
+    @extend_schema(responses=StripeAppOutput, operation_id="getStripeApp")
+    def get(self, request: Request) -> Response:
+        return Response(stripe_app_payload(self.organization))
+
+    @extend_schema(request=Input, responses=StripeAppOutput, operation_id="updateStripeApp")
+    def put(self, request: Request) -> Response:
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        services.stripe_settings_set(
+            organization=self.organization,
+            secret_key=v.get("secretKey"),
+            webhook_secret=v.get("webhookSecret"),
+            api_version=v.get("apiVersion"),
+            enabled=v.get("enabled"),
+            collection_method=v.get("collectionMethod"),
+            actor=self.actor,
+        )
+        return Response(stripe_app_payload(self.organization))
+
+
+class TaxRateOutput(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    percentage = serializers.DecimalField(max_digits=7, decimal_places=4, normalize_output=True)
+    behavior = serializers.SerializerMethodField()
+    inclusive = serializers.BooleanField()
+    isDefault = serializers.BooleanField(source="is_default")
+    archivedAt = serializers.DateTimeField(source="archived_at", allow_null=True)
+    createdAt = serializers.DateTimeField(source="created_at")
+
+    def get_behavior(self, obj: TaxRate) -> str:
+        return "inclusive" if obj.inclusive else "exclusive"
+
+
+class _TaxRateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    percentage = serializers.CharField(max_length=20)  # a decimal string; parsed by the service
+    behavior = serializers.ChoiceField(choices=["inclusive", "exclusive"], default="exclusive")
+    isDefault = serializers.BooleanField(default=False)
+
+    def validate_percentage(self, value: Any) -> Any:
+        if not isinstance(self.initial_data.get("percentage"), str):
+            raise serializers.ValidationError('Send the percentage as a decimal string, e.g. "19".')
+        return value
+
+
+class TaxRateListView(TenantAPIView):
+    model = TaxRate
+    required_scopes = {"GET": "read", "POST": "admin"}
+
+    Input = _TaxRateInput
+
+    @extend_schema(responses=TaxRateOutput(many=True), operation_id="listTaxRates")
+    def get(self, request: Request) -> Response:
+        include = request.query_params.get("includeArchived", "") in ("1", "true")
+        qs = selectors.tax_rate_list(organization=self.organization, include_archived=include)
+        return Response({"items": TaxRateOutput(qs, many=True).data})
+
+    @extend_schema(request=_TaxRateInput, responses=TaxRateOutput, operation_id="createTaxRate")
+    def post(self, request: Request) -> Response:
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        rate = services.tax_rate_create(
+            organization=self.organization,
+            name=v["name"],
+            percentage=v["percentage"],
+            inclusive=v["behavior"] == "inclusive",
+            is_default=v["isDefault"],
+            actor=self.actor,
+        )
+        return Response(TaxRateOutput(rate).data, status=status.HTTP_201_CREATED)
+
+
+class TaxRateDetailView(TenantAPIView):
+    required_scopes = {"GET": "read", "PATCH": "admin", "DELETE": "admin"}
+
+    class Input(_TaxRateInput):
+        name = serializers.CharField(max_length=100, required=False)
+        percentage = serializers.CharField(max_length=20, required=False)
+        behavior = serializers.ChoiceField(choices=["inclusive", "exclusive"], required=False)
+        isDefault = serializers.BooleanField(required=False)
+
+    @extend_schema(responses=TaxRateOutput, operation_id="getTaxRate")
+    def get(self, request: Request, tax_rate_id: str) -> Response:
+        rate = selectors.tax_rate_get(organization=self.organization, tax_rate_id=tax_rate_id)
+        return Response(TaxRateOutput(rate).data)
+
+    @extend_schema(request=Input, responses=TaxRateOutput, operation_id="updateTaxRate")
+    def patch(self, request: Request, tax_rate_id: str) -> Response:
+        selectors.tax_rate_get(organization=self.organization, tax_rate_id=tax_rate_id)  # 404 first
+        data = self.Input(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        rate = services.tax_rate_update(
+            organization=self.organization,
+            tax_rate_id=tax_rate_id,
+            name=v.get("name"),
+            percentage=v.get("percentage"),
+            inclusive=(v["behavior"] == "inclusive") if "behavior" in v else None,
+            is_default=v.get("isDefault"),
+            actor=self.actor,
+        )
+        return Response(TaxRateOutput(rate).data)
+
+    @extend_schema(request=None, responses={204: None, 200: TaxRateOutput}, operation_id="deleteTaxRate")
+    def delete(self, request: Request, tax_rate_id: str) -> Response:
+        rate = services.tax_rate_archive(
+            organization=self.organization, tax_rate_id=tax_rate_id, actor=self.actor
+        )
+        if rate is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(TaxRateOutput(rate).data)  # used by invoices: archived, not deleted
+
+
+class BillingSettingsOutput(serializers.Serializer):
+    collectionDelaySeconds = serializers.IntegerField(source="collection_delay_seconds")
+    autoAdvance = serializers.BooleanField(source="auto_advance")
+    draftPeriodSeconds = serializers.IntegerField(source="draft_period_seconds")
+    dueDays = serializers.IntegerField(source="due_days")
+    numberPrefix = serializers.CharField(source="number_prefix")
+    supplierName = serializers.CharField(source="supplier_name")
+    supplierAddress = serializers.CharField(source="supplier_address")
+    supplierTaxId = serializers.CharField(source="supplier_tax_id")
+    supplierEmail = serializers.CharField(source="supplier_email")
+    paymentInstructions = serializers.CharField(source="payment_instructions")
+
+
+SETTINGS_API_FIELDS = {
+    "collectionDelaySeconds": "collection_delay_seconds",
+    "autoAdvance": "auto_advance",
+    "draftPeriodSeconds": "draft_period_seconds",
+    "dueDays": "due_days",
+    "numberPrefix": "number_prefix",
+    "supplierName": "supplier_name",
+    "supplierAddress": "supplier_address",
+    "supplierTaxId": "supplier_tax_id",
+    "supplierEmail": "supplier_email",
+    "paymentInstructions": "payment_instructions",
+}
+
+
+class BillingSettingsView(TenantAPIView):
+    required_scopes = {"GET": "read", "PUT": "admin"}
+
+    @extend_schema(responses=BillingSettingsOutput, operation_id="getBillingSettings")
+    def get(self, request: Request) -> Response:
+        cfg = services.invoicing_settings_get(organization=self.organization)
+        return Response(BillingSettingsOutput(cfg).data)
+
+    @extend_schema(
+        request=BillingSettingsOutput, responses=BillingSettingsOutput, operation_id="updateBillingSettings"
+    )
+    def put(self, request: Request) -> Response:
+        if not isinstance(request.data, dict):
+            raise ValidationFailed("Send a JSON object.", field="body")
+        unknown = sorted(set(request.data) - set(SETTINGS_API_FIELDS))
+        if unknown:
+            raise ValidationFailed(
+                f"Unknown settings: {', '.join(unknown)}.",
+                errors=[{"name": k, "reason": "Unknown setting."} for k in unknown],
+            )
+        fields = {SETTINGS_API_FIELDS[k]: v for k, v in request.data.items()}
+        cfg = services.invoicing_settings_update(organization=self.organization, actor=self.actor, **fields)
+        return Response(BillingSettingsOutput(cfg).data)
+
+
+class EndpointOutput(serializers.Serializer):
+    id = serializers.CharField()
+    url = serializers.CharField()
+    description = serializers.CharField()
+    eventTypes = serializers.ListField(source="event_types", child=serializers.CharField())
+    enabled = serializers.BooleanField()
+    createdAt = serializers.DateTimeField(source="created_at")
+
+
+class EndpointCreatedOutput(EndpointOutput):
+    """Only the create response carries the signing secret (shown once, like Svix/OpenMeter)."""
+
+    secret = serializers.CharField()
+
+
+class EndpointListView(TenantAPIView):
+    model = WebhookEndpoint
+    required_scopes = {"GET": "read", "POST": "admin"}
+
+    class Input(serializers.Serializer):
+        url = serializers.CharField(max_length=1000)
+        description = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+        eventTypes = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+
+    @extend_schema(responses=EndpointOutput(many=True), operation_id="listNotificationEndpoints")
+    def get(self, request: Request) -> Response:
+        return paginate(self, request, self.get_queryset(), EndpointOutput)
+
+    @extend_schema(request=Input, responses=EndpointCreatedOutput, operation_id="createNotificationEndpoint")
+    def post(self, request: Request) -> Response:
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        endpoint = webhooks.webhook_endpoint_create(
+            organization=self.organization,
+            url=v["url"],
+            event_types=v["eventTypes"],
+            description=v["description"],
+            actor=self.actor,
+        )
+        return Response(EndpointCreatedOutput(endpoint).data, status=status.HTTP_201_CREATED)
+
+
+class EndpointDetailView(TenantAPIView):
+    required_scopes = {"GET": "read", "PATCH": "admin", "DELETE": "admin"}
+
+    class Input(serializers.Serializer):
+        url = serializers.CharField(max_length=1000, required=False)
+        description = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        eventTypes = serializers.ListField(child=serializers.CharField(), required=False)
+        enabled = serializers.BooleanField(required=False)
+
+    @extend_schema(responses=EndpointOutput, operation_id="getNotificationEndpoint")
+    def get(self, request: Request, endpoint_id: str) -> Response:
+        endpoint = selectors.webhook_endpoint_get(organization=self.organization, endpoint_id=endpoint_id)
+        return Response(EndpointOutput(endpoint).data)
+
+    @extend_schema(request=Input, responses=EndpointOutput, operation_id="updateNotificationEndpoint")
+    def patch(self, request: Request, endpoint_id: str) -> Response:
+        selectors.webhook_endpoint_get(organization=self.organization, endpoint_id=endpoint_id)
+        data = self.Input(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        endpoint = webhooks.webhook_endpoint_update(
+            organization=self.organization,
+            endpoint_id=endpoint_id,
+            url=v.get("url"),
+            event_types=v.get("eventTypes"),
+            description=v.get("description"),
+            enabled=v.get("enabled"),
+            actor=self.actor,
+        )
+        return Response(EndpointOutput(endpoint).data)
+
+    @extend_schema(request=None, responses={204: None}, operation_id="deleteNotificationEndpoint")
+    def delete(self, request: Request, endpoint_id: str) -> Response:
+        webhooks.webhook_endpoint_delete(
+            organization=self.organization, endpoint_id=endpoint_id, actor=self.actor
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DeliveryOutput(serializers.Serializer):
+    id = serializers.CharField()
+    eventId = serializers.CharField(source="message_id")
+    eventType = serializers.CharField(source="message.type")
+    status = serializers.CharField()
+    attempts = serializers.IntegerField()
+    lastStatusCode = serializers.IntegerField(source="last_status_code", allow_null=True)
+    responseSnippet = serializers.CharField(source="response_snippet")
+    lastError = serializers.CharField(source="last_error")
+    lastAttemptAt = serializers.DateTimeField(source="last_attempt_at", allow_null=True)
+    nextAttemptAt = serializers.DateTimeField(source="next_attempt_at", allow_null=True)
+    createdAt = serializers.DateTimeField(source="created_at")
+
+
+class EndpointDeliveriesView(TenantAPIView):
+    model = WebhookDelivery
+    required_scope = "read"
+
+    @extend_schema(responses=DeliveryOutput(many=True), operation_id="listNotificationEndpointDeliveries")
+    def get(self, request: Request, endpoint_id: str) -> Response:
+        endpoint = selectors.webhook_endpoint_get(organization=self.organization, endpoint_id=endpoint_id)
+        qs = self.get_queryset().filter(endpoint_id=endpoint.id).select_related("message")
+        return paginate(self, request, qs, DeliveryOutput)

@@ -71,6 +71,9 @@ class TaxRate(TenantModel):
     inclusive = models.BooleanField(default=False)
     is_default = models.BooleanField(default=False)
     stripe_tax_rate_id = models.CharField(max_length=255, blank=True, default="")
+    archived_at = models.DateTimeField(
+        null=True, blank=True, help_text="Archived rates stay on old invoices but are no longer offered."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

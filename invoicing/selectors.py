@@ -13,6 +13,8 @@ from invoicing.models import (
     InvoiceLine,
     InvoiceRun,
     InvoiceRunItem,
+    StripeSettings,
+    TaxRate,
     WebhookDelivery,
     WebhookEndpoint,
 )
@@ -77,3 +79,39 @@ def webhook_delivery_list(*, organization: Organization, limit: int = 100) -> li
             :limit
         ]
     )
+
+
+# --- settings ---------------------------------------------------------------------------------------
+def tax_rate_list(*, organization: Organization, include_archived: bool = False) -> QuerySet[TaxRate]:
+    qs = TaxRate.objects.filter(organization=organization).order_by("name", "id")
+    return qs if include_archived else qs.filter(archived_at=None)
+
+
+def tax_rate_get(*, organization: Organization, tax_rate_id: str) -> TaxRate:
+    rate = TaxRate.objects.filter(organization=organization, id=tax_rate_id).first()
+    if rate is None:
+        raise NotFound(f"No tax rate {tax_rate_id}.")
+    return rate
+
+
+def stripe_settings_get(*, organization: Organization) -> StripeSettings | None:
+    return StripeSettings.objects.filter(organization=organization).first()
+
+
+def stripe_webhook_url(*, organization: Organization) -> str:
+    """What the tenant pastes into Stripe's dashboard (Developers → Webhooks)."""
+    from django.conf import settings
+
+    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/api/v1/apps/stripe/webhook/{organization.slug}"
+
+
+def secret_hint(secret: str) -> str:
+    """The last 4 characters of a secret, the only part ever shown again."""
+    return secret[-4:] if len(secret) >= 12 else ""
+
+
+def webhook_endpoint_get(*, organization: Organization, endpoint_id: str) -> WebhookEndpoint:
+    endpoint = WebhookEndpoint.objects.filter(organization=organization, id=endpoint_id).first()
+    if endpoint is None:
+        raise NotFound(f"No webhook endpoint {endpoint_id}.")
+    return endpoint

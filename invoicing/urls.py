@@ -29,6 +29,26 @@ urlpatterns: list = [
         api.StripeWebhookView.as_view(),
         name="invoicing_stripe_webhook",
     ),
+    # settings
+    path("api/v1/apps/stripe", api.StripeAppView.as_view(), name="invoicing_stripe_app"),
+    path("api/v1/tax-rates", api.TaxRateListView.as_view(), name="invoicing_tax_rate_list"),
+    path(
+        "api/v1/tax-rates/<str:tax_rate_id>",
+        api.TaxRateDetailView.as_view(),
+        name="invoicing_tax_rate_detail",
+    ),
+    path("api/v1/billing/settings", api.BillingSettingsView.as_view(), name="invoicing_billing_settings"),
+    path("api/v1/notification/endpoints", api.EndpointListView.as_view(), name="invoicing_endpoint_list"),
+    path(
+        "api/v1/notification/endpoints/<str:endpoint_id>",
+        api.EndpointDetailView.as_view(),
+        name="invoicing_endpoint_detail",
+    ),
+    path(
+        "api/v1/notification/endpoints/<str:endpoint_id>/deliveries",
+        api.EndpointDeliveriesView.as_view(),
+        name="invoicing_endpoint_deliveries",
+    ),
     # console
     path("console/invoices/", views.invoice_list, name="invoicing_console_invoice_list"),
     path("console/invoices/<str:invoice_id>/", views.invoice_detail, name="invoicing_console_invoice_detail"),

@@ -16,7 +16,9 @@ import urllib.request
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.serializers.json import DjangoJSONEncoder
+from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -49,6 +51,48 @@ def backoff_seconds(attempt: int) -> int:
     return min(BACKOFF_BASE_SECONDS * 2 ** max(attempt - 1, 0), 6 * 3600)
 
 
+def _endpoint_clean(
+    *, url: str | None, event_types: list[str] | None, description: str | None
+) -> list[dict[str, str]]:
+    errors: list[dict[str, str]] = []
+    if url is not None:
+        try:
+            if not url.startswith(("http://", "https://")):
+                raise DjangoValidationError("scheme")
+            URLValidator(schemes=["http", "https"])(url)
+        except DjangoValidationError:
+            errors.append({"name": "url", "reason": "An http:// or https:// URL is required."})
+    if event_types is not None:
+        unknown = sorted({str(t) for t in event_types} - set(EVENT_TYPES))
+        if unknown:
+            errors.append(
+                {
+                    "name": "eventTypes",
+                    "reason": f"Unknown event types: {', '.join(unknown)} (known: {', '.join(EVENT_TYPES)}).",
+                }
+            )
+    if description is not None and len(description) > 200:
+        errors.append({"name": "description", "reason": "At most 200 characters."})
+    return errors
+
+
+def _raise(errors: list[dict[str, str]]) -> None:
+    if errors:
+        raise ValidationFailed(
+            "; ".join(f"{e['name']}: {e['reason']}" for e in errors), field=errors[0]["name"], errors=errors
+        )
+
+
+def _endpoint_audit(endpoint: WebhookEndpoint) -> dict[str, Any]:
+    """What the audit log keeps of an endpoint: never its signing secret."""
+    return {
+        "url": endpoint.url,
+        "eventTypes": list(endpoint.event_types),
+        "description": endpoint.description,
+        "enabled": endpoint.enabled,
+    }
+
+
 def webhook_endpoint_create(
     *,
     organization: Organization,
@@ -57,17 +101,15 @@ def webhook_endpoint_create(
     description: str = "",
     actor: Actor = None,
 ) -> WebhookEndpoint:
-    if not url.startswith(("http://", "https://")):
-        raise ValidationFailed("The URL must start with http:// or https://.", field="url")
-    unknown = sorted(set(event_types or []) - set(EVENT_TYPES))
-    if unknown:
-        raise ValidationFailed(f"Unknown event types: {', '.join(unknown)}.", field="eventTypes")
+    """A new endpoint with a fresh `whsec_` signing secret (show it to the caller once)."""
+    url = (url or "").strip()
+    _raise(_endpoint_clean(url=url, event_types=event_types or [], description=description))
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.create(
             organization=organization,
             url=url,
-            event_types=list(event_types or []),
+            event_types=list(dict.fromkeys(event_types or [])),
             description=description,
             secret=secret,
         )
@@ -77,9 +119,72 @@ def webhook_endpoint_create(
             action="webhook_endpoint.created",
             object_type="webhook_endpoint",
             object_id=endpoint.id,
-            after={"url": url, "eventTypes": endpoint.event_types},
+            after={**_endpoint_audit(endpoint), "secret": "set"},
         )
     return endpoint
+
+
+def webhook_endpoint_update(
+    *,
+    organization: Organization,
+    endpoint_id: str,
+    url: str | None = None,
+    event_types: list[str] | None = None,
+    description: str | None = None,
+    enabled: bool | None = None,
+    actor: Actor = None,
+) -> WebhookEndpoint:
+    """Change an endpoint (None keeps a value). The signing secret never changes here."""
+    url = url.strip() if url is not None else None
+    _raise(_endpoint_clean(url=url, event_types=event_types, description=description))
+    with transaction.atomic():
+        endpoint = (
+            WebhookEndpoint.objects.select_for_update()
+            .filter(organization=organization, id=endpoint_id)
+            .first()
+        )
+        if endpoint is None:
+            raise NotFound(f"No webhook endpoint {endpoint_id}.")
+        before = _endpoint_audit(endpoint)
+        if url is not None:
+            endpoint.url = url
+        if event_types is not None:
+            endpoint.event_types = list(dict.fromkeys(event_types))
+        if description is not None:
+            endpoint.description = description
+        if enabled is not None:
+            endpoint.enabled = bool(enabled)
+        after = _endpoint_audit(endpoint)
+        if after != before:
+            endpoint.save()
+            audit_record(
+                organization=organization,
+                actor=actor,
+                action="webhook_endpoint.updated",
+                object_type="webhook_endpoint",
+                object_id=endpoint.id,
+                before=before,
+                after=after,
+            )
+    return endpoint
+
+
+def webhook_endpoint_delete(*, organization: Organization, endpoint_id: str, actor: Actor = None) -> None:
+    """Delete an endpoint and its delivery log (OpenMeter's behaviour); the messages stay."""
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.filter(organization=organization, id=endpoint_id).first()
+        if endpoint is None:
+            raise NotFound(f"No webhook endpoint {endpoint_id}.")
+        before = _endpoint_audit(endpoint)
+        endpoint.delete()
+        audit_record(
+            organization=organization,
+            actor=actor,
+            action="webhook_endpoint.deleted",
+            object_type="webhook_endpoint",
+            object_id=endpoint_id,
+            before=before,
+        )
 
 
 def webhook_event_emit(
