@@ -288,9 +288,9 @@ class MeterListView(TenantAPIView):
                 raise ValidationFailed(f"eventFrom {exc}.", field="eventFrom") from None
         meter = services.meter_create(
             organization=self.organization,
-            slug=d.get("slug") or d.get("key"),
-            event_type=d.get("eventType"),
-            aggregation=d.get("aggregation"),
+            slug=d.get("slug") or d.get("key") or "",
+            event_type=d.get("eventType") or "",
+            aggregation=d.get("aggregation") or "",
             value_property=d.get("valueProperty"),
             group_by=d.get("groupBy"),
             name=d.get("name") or "",

@@ -10,6 +10,7 @@ from django.utils import timezone
 from core.models import Organization
 from metering import services
 from metering.models import Meter
+from metering.store import EventTuple
 
 MODELS = ("gpt-4o", "gpt-4o-mini")
 
@@ -39,7 +40,7 @@ def demo_load(org: Organization) -> None:
     # 3 days of hourly usage for two subjects, anchored to today's date so the ids stay stable all day
     today = timezone.now().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start = today - timedelta(days=2)
-    events = []
+    events: list[EventTuple] = []
     for h in range(72):
         t = start + timedelta(hours=h)
         if t > timezone.now():

@@ -750,7 +750,7 @@ def usage_totals(
             use_rollups=True,
             w0=int(marks.get(spec.id, 0)),
         )
-        renamed = _PARAM_RE.sub(lambda m, i=i: f"%(m{i}_{m.group(1)})s", sql)
+        renamed = _PARAM_RE.sub(f"%(m{i}_\\1)s", sql)
         parts.append(f"SELECT {i} AS idx, value FROM ({renamed}) q{i}")
         params.update({f"m{i}_{k}": v for k, v in p.items()})
     with connection.cursor() as cur:

@@ -8,19 +8,20 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 
 from core.console import console_view
 from core.errors import DomainError, NotFound, ValidationFailed
+from core.http import ConsoleRequest
 from core.models import Role
 from metering import selectors, services
 from metering.models import Aggregation
 
 
 @console_view()
-def meter_list(request: HttpRequest) -> HttpResponse:
-    org = request.organization  # type: ignore[attr-defined]
+def meter_list(request: ConsoleRequest) -> HttpResponse:
+    org = request.organization
     meters = list(selectors.meter_list(organization=org))
     usage = selectors.meters_usage_last_24h(organization=org, meters=meters)
     rows = [{"meter": m, "usage": usage.get(m.id)} for m in meters]
@@ -38,8 +39,8 @@ def _parse_group_by(text: str) -> dict[str, str]:
 
 
 @console_view(min_role=Role.PRICING_EDITOR)
-def meter_edit(request: HttpRequest, meter_id: str | None = None) -> HttpResponse:
-    org = request.organization  # type: ignore[attr-defined]
+def meter_edit(request: ConsoleRequest, meter_id: str | None = None) -> HttpResponse:
+    org = request.organization
     try:
         meter = selectors.meter_get(organization=org, id_or_slug=meter_id) if meter_id else None
     except NotFound:
@@ -114,8 +115,8 @@ def meter_edit(request: HttpRequest, meter_id: str | None = None) -> HttpRespons
 
 
 @console_view()
-def event_list(request: HttpRequest) -> HttpResponse:
-    org = request.organization  # type: ignore[attr-defined]
+def event_list(request: ConsoleRequest) -> HttpResponse:
+    org = request.organization
     subject = request.GET.get("subject", "").strip() or None
     type_ = request.GET.get("type", "").strip() or None
     only_errors = request.GET.get("uncounted") == "1"
