@@ -212,6 +212,8 @@ class EventsView(_IngestBase):
             to=_param_time(q, "to"),
             limit=limit,
             has_error=None if has_error is None else has_error.lower() in ("1", "true", "yes"),
+            ingested_from=_param_time(q, "ingestedAtFrom"),
+            ingested_to=_param_time(q, "ingestedAtTo"),
         )
         out = []
         for e in events:

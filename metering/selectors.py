@@ -230,6 +230,8 @@ def events_list(
     to: datetime | None = None,
     limit: int = 100,
     has_error: bool | None = None,
+    ingested_from: datetime | None = None,
+    ingested_to: datetime | None = None,
 ) -> list[IngestedEvent]:
     """Recent events, newest ingested first, with `validation_error` for those that did not count:
     rejected ones (e.g. same id with a different payload) and stored ones that match no meter or
@@ -241,6 +243,8 @@ def events_list(
         id=id,
         time_from=from_,
         time_to=to,
+        stored_from=ingested_from,
+        stored_to=ingested_to,
         limit=limit,
     )
     rej = RejectedEvent.objects.filter(organization=organization)
@@ -254,6 +258,10 @@ def events_list(
         rej = rej.filter(time__gte=from_)
     if to is not None:
         rej = rej.filter(time__lt=to)
+    if ingested_from is not None:
+        rej = rej.filter(received_at__gte=ingested_from)
+    if ingested_to is not None:
+        rej = rej.filter(received_at__lt=ingested_to)
     meters = list(meter_list(organization=organization))
     out: list[IngestedEvent] = []
     for ev in stored:

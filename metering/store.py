@@ -224,6 +224,8 @@ def events_list(
     id: str | None = None,
     time_from: datetime | None = None,
     time_to: datetime | None = None,
+    stored_from: datetime | None = None,
+    stored_to: datetime | None = None,
     limit: int = 100,
 ) -> list[StoredEvent]:
     """Most recently ingested first."""
@@ -239,6 +241,12 @@ def events_list(
     if time_to is not None:
         where.append("time < %s")
         params.append(time_to)
+    if stored_from is not None:
+        where.append("stored_at >= %s")
+        params.append(stored_from)
+    if stored_to is not None:
+        where.append("stored_at < %s")
+        params.append(stored_to)
     params.append(limit)
     with connection.cursor() as cur:
         cur.execute(
