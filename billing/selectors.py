@@ -14,7 +14,9 @@ from django.utils import timezone
 
 from billing.entitlements import (  # noqa: F401 - re-exported reads
     EntitlementValue,
+    EntitlementWithValue,
     customer_access,
+    customer_entitlement_values,
     entitlement_get,
     entitlement_history,
     entitlement_list,

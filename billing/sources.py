@@ -233,6 +233,74 @@ def _metering_usage(
     return sum((row.value for row in rows), Decimal(0))
 
 
+@dataclass(frozen=True)
+class UsageRequest:
+    """One usage window for `usage_totals`: a meter's usage of some subjects in [start, end) with
+    {dimension: value} filters. Hashable (filters compare as a dict via `key`)."""
+
+    meter_slug: str
+    subject_keys: tuple[str, ...]
+    start: datetime
+    end: datetime
+    group_by_filters: dict[str, str] = field(default_factory=dict)
+
+    def key(self) -> tuple[Any, ...]:
+        return (
+            self.meter_slug,
+            self.subject_keys,
+            self.start,
+            self.end,
+            tuple(sorted(self.group_by_filters.items())),
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.key())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, UsageRequest) and self.key() == other.key()
+
+
+def _metering_usage_bulk(*, organization: Organization, requests: list[UsageRequest]) -> list[Decimal]:
+    """One `metering.selectors.meter_query` per (meter, subjects, window), whatever the number of
+    requests sharing it: grouped by every dimension any of them filters on, then summed per request.
+    (A single statement across meters needs a multi-meter total in metering; see docs/billing.md.)"""
+    from metering import selectors as metering
+
+    out: list[Decimal | None] = [None] * len(requests)
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, r in enumerate(requests):
+        if not r.subject_keys or r.end <= r.start:
+            out[i] = Decimal(0)
+            continue
+        groups.setdefault((r.meter_slug, r.subject_keys, r.start, r.end), []).append(i)
+    slugs = sorted({key[0] for key in groups} - {s for (o, s) in _meter_cache if o == organization.id})
+    if slugs:  # warm the per-process meter cache with one query
+        now = time.monotonic()
+        for m in metering.meter_list(organization=organization).filter(slug__in=slugs):
+            _meter_cache[(organization.id, m.slug)] = (now + METER_CACHE_SECONDS, m)
+    for (slug, subjects, start, end), idx in groups.items():
+        group_reqs = [requests[i] for i in idx]
+        dims = sorted({k for r in group_reqs for k in r.group_by_filters})
+        # narrow the query only on dimensions every request filters on (values: the union)
+        common = [k for k in dims if all(k in r.group_by_filters for r in group_reqs)]
+        rows = metering.meter_query(
+            organization=organization,
+            meter=_meter(organization, slug),
+            from_=start,
+            to=end,
+            subjects=list(subjects),
+            group_by=dims,
+            filter_group_by={k: sorted({r.group_by_filters[k] for r in group_reqs}) for k in common},
+        )
+        for i in idx:
+            filters = requests[i].group_by_filters
+            out[i] = sum(
+                (row.value for row in rows if all(row.group_by.get(k) == v for k, v in filters.items())),
+                Decimal(0),
+            )
+    return [v if v is not None else Decimal(0) for v in out]
+
+
 def _catalog_plan_choices(*, organization: Organization) -> list[tuple[str, str, int]]:
     from catalog import selectors as catalog
 
@@ -245,6 +313,7 @@ _PROVIDERS: dict[str, Callable[..., Any]] = {
     "addon": _catalog_addon,
     "feature": _catalog_feature,
     "usage": _metering_usage,
+    "usage_bulk": _metering_usage_bulk,
     "plan_choices": _catalog_plan_choices,
 }
 _DEFAULTS = dict(_PROVIDERS)
@@ -298,6 +367,26 @@ def usage_total(
             group_by_filters=group_by_filters or {},
         )
     )
+
+
+def usage_totals(*, organization: Organization, requests: list[UsageRequest]) -> list[Decimal]:
+    """`usage_total` for many windows at once (the bulk entitlement read), in request order. When the
+    single-window `usage` provider is replaced (tests), each request goes through it."""
+    if not requests:
+        return []
+    if _PROVIDERS["usage"] is not _metering_usage:
+        return [
+            usage_total(
+                organization=organization,
+                meter_slug=r.meter_slug,
+                subject_keys=list(r.subject_keys),
+                start=r.start,
+                end=r.end,
+                group_by_filters=r.group_by_filters,
+            )
+            for r in requests
+        ]
+    return [Decimal(v) for v in _PROVIDERS["usage_bulk"](organization=organization, requests=requests)]
 
 
 def plan_choices(*, organization: Organization) -> list[tuple[str, str, int]]:

@@ -173,25 +173,16 @@ def subscription_period(*, subscription, at=None):
 def entitlements_with_values(
     *, organization: Organization, customer, subjects: list[str], at=None
 ) -> list[dict]:
-    """[{entitlement, value, grants}] for the customer's live entitlements (metered ones with a value)."""
-    list_fn = _selector("billing.entitlements", "entitlement_list")
-    value_fn = _selector("billing.entitlements", "entitlement_value")
-    grant_fn = _selector("billing.entitlements", "grant_list")
-    if list_fn is None or value_fn is None or customer is None:
-        return []
-    from django.utils import timezone
+    """[{entitlement, value, grants}] for the customer's live entitlements (metered ones with a value).
 
-    at = at or timezone.now()
-    ents = list(list_fn(organization=organization, customer=customer, active_at=at))
-    grants_by_ent: dict[str, list] = {e.id: [] for e in ents}
-    if grant_fn is not None and ents:
-        for g in grant_fn(organization=organization).filter(entitlement_id__in=list(grants_by_ent)):
-            grants_by_ent[g.entitlement_id].append(g)
-    out = []
-    for ent in ents:
-        value = value_fn(organization=organization, entitlement=ent, at=at, subjects=subjects)
-        out.append({"entitlement": ent, "value": value, "grants": grants_by_ent.get(ent.id, [])})
-    return out
+    One bulk read in billing (`customer_entitlement_values`): entitlements, grants, resets and balance
+    snapshots in one statement, then the usage tail since the snapshots with one metering query per meter.
+    `subjects` is unused: billing reads the customer's subjects in the same statement."""
+    fn = _selector("billing.selectors", "customer_entitlement_values")
+    if fn is None or customer is None:
+        return []
+    rows = fn(organization=organization, customer=customer, at=at)
+    return [{"entitlement": r.entitlement, "value": r.value, "grants": r.grants} for r in rows]
 
 
 # --- invoicing ------------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ BUDGET = 10
 
 def build(tenant, size: int, prefix: str):
     """`size` customers with a month of usage, an active subscription, 2 issued invoices of 3 lines each;
-    the first one also has a gathering invoice, a metered entitlement with 2 grants and a portal token."""
+    the first one also has a gathering invoice, 3 metered entitlements (2 on the tokens meter, one with
+    model/type filters, and 1 on the requests meter; the first with 2 grants) and a portal token."""
     from invoicing.models import Invoice, InvoiceLine
 
     now = timezone.now()
@@ -47,6 +48,7 @@ def build(tenant, size: int, prefix: str):
                         "prompt",
                     )
                 )
+            events.append((f"{org.slug}-{prefix}s{i}", t, {"path": "/v1/chat"}, "request"))
         sub = Subscription.objects.create(
             organization=org,
             customer=pc.customer,
@@ -132,10 +134,37 @@ def build(tenant, size: int, prefix: str):
         ],
     )
     assert ent.grants.count() == 2
+    others = [
+        entitlement_create(
+            organization=org,
+            customer=first.customer,
+            feature_key=key,
+            type="metered",
+            usage_period_interval="MONTH",
+            usage_period_anchor=now - timedelta(days=10),
+            issue_after_reset=Decimal(limit),
+        )
+        for key, limit in (("gpt4o_output", 1000), ("requests", 500))
+    ]
     # What billing's beat task does every minute: a balance snapshot, so a value read burns only the tail.
+    from billing import sources as billing_sources
     from billing.entitlements import entitlement_snapshot_refresh
 
-    entitlement_snapshot_refresh(organization=org, entitlement_id=ent.id)
+    for e in (ent, *others):
+        entitlement_snapshot_refresh(organization=org, entitlement_id=e.id, now=now)
+    # The bulk read (one metering query per meter, filters split in memory) equals the one-by-one values.
+    from billing.entitlements import customer_entitlement_values, entitlement_value
+
+    bulk = {
+        r.entitlement.id: r.value
+        for r in customer_entitlement_values(organization=org, customer=first.customer)
+    }
+    assert len(bulk) == 3
+    for e in (ent, *others):
+        one = entitlement_value(organization=org, entitlement=e, at=now + timedelta(seconds=1))
+        assert (bulk[e.id].usage, bulk[e.id].balance) == (one.usage, one.balance), e.feature_key
+    assert bulk[others[0].id].usage == sum(10 + d for d in range(10))  # gpt-4o output only, this period
+    billing_sources._meter_cache.clear()  # count the cold-cache worst case every time
     return first
 
 
@@ -143,6 +172,17 @@ def build(tenant, size: int, prefix: str):
 def setup_org(tenant_a):
     make_token_meter(tenant_a)
     make_feature(tenant_a, key="tokens", meter="tokens")
+    make_feature(tenant_a, key="gpt4o_output", meter="tokens", filters={"model": "gpt-4o", "type": "output"})
+    from metering.services import meter_create
+
+    meter_create(
+        organization=tenant_a.org,
+        slug="requests",
+        event_type="request",
+        aggregation="COUNT",
+        name="API requests",
+    )
+    make_feature(tenant_a, key="requests", meter="requests")
     plan_create(organization=tenant_a.org, key="pro", data=plan_body(key="pro", feature_key="tokens"))
     return tenant_a
 
@@ -185,6 +225,8 @@ def measure(client, tenant, size, prefix):
     portal = client.__class__()
     portal.get(f"/portal/{first.token}")
     portal_counts = counts(portal, PORTAL_URLS)
+    page = portal.get("/portal/balances/", HTTP_HX_REQUEST="true").content.decode()
+    assert all(f'id="ent-{k}"' in page for k in ("tokens", "gpt4o_output", "requests")), page
     client.login(username=tenant.user.username, password=PASSWORD)
     client.get("/console/")  # the first console request stores the organization in the session
     run = simulation_run_start(
