@@ -11,3 +11,10 @@ class InvoicingConfig(AppConfig):
         register("Invoices", "invoicing_console_invoice_list", order=50)
         register("Invoice runs", "invoicing_console_runs", order=55)
         register("Webhooks", "invoicing_console_webhooks", order=60, min_role=Role.ADMIN)
+        register(
+            "Billing settings",
+            "invoicing_console_billing_settings",
+            order=880,
+            min_role=Role.ADMIN,
+            section="settings",
+        )

@@ -66,6 +66,32 @@ urlpatterns: list = [
     path(
         "console/invoice-runs/<str:run_id>/retry", views.invoice_run_retry, name="invoicing_console_run_retry"
     ),
+    path("console/billing-settings/", views.billing_settings, name="invoicing_console_billing_settings"),
+    path(
+        "console/billing-settings/stripe",
+        views.billing_settings_stripe,
+        name="invoicing_console_billing_settings_stripe",
+    ),
+    path(
+        "console/billing-settings/invoicing",
+        views.billing_settings_invoicing,
+        name="invoicing_console_billing_settings_invoicing",
+    ),
+    path(
+        "console/billing-settings/tax-rates",
+        views.billing_settings_tax_rate,
+        name="invoicing_console_tax_rate_create",
+    ),
+    path(
+        "console/billing-settings/tax-rates/<str:tax_rate_id>",
+        views.billing_settings_tax_rate,
+        name="invoicing_console_tax_rate_update",
+    ),
+    path(
+        "console/billing-settings/tax-rates/<str:tax_rate_id>/archive",
+        views.billing_settings_tax_rate_archive,
+        name="invoicing_console_tax_rate_archive",
+    ),
     path("console/webhooks/", views.webhooks, name="invoicing_console_webhooks"),
     path(
         "console/webhooks/deliveries/<str:delivery_id>/resend",

@@ -4,6 +4,7 @@ invoice runs (progress, failures, retry) and webhooks (endpoints, delivery log, 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
+from typing import Any
 
 from django.contrib import messages
 from django.http import Http404, HttpResponse
@@ -12,9 +13,9 @@ from django.views.decorators.http import require_POST
 
 from billing.selectors import customer_list
 from core.console import console_view, flash_domain_error
-from core.errors import DomainError, NotFound
+from core.errors import DomainError, NotFound, ValidationFailed
 from core.http import ConsoleRequest
-from core.models import Role
+from core.models import Organization, Role
 from invoicing import runs, selectors, services
 from invoicing import webhooks as webhooks_module
 from invoicing.models import InvoiceStatus
@@ -180,3 +181,193 @@ def webhook_resend(request: ConsoleRequest, delivery_id: str) -> HttpResponse:
     except DomainError as exc:
         flash_domain_error(request, exc)
     return redirect("invoicing_console_webhooks")
+
+
+# --- billing settings: Stripe, tax rates, invoice settings ------------------------------------------
+SETTINGS_PAGE = "console/invoicing/billing_settings.html"
+INVOICE_FORM_FIELDS = ("collection_delay_seconds", "draft_period_seconds", "due_days", "number_prefix")
+
+
+def _errors(exc: ValidationFailed) -> dict[str, str]:
+    return {e["name"]: e["reason"] for e in exc.errors} or {"form": exc.detail}
+
+
+def _stripe_context(org: Organization) -> dict[str, Any]:
+    cfg = selectors.stripe_settings_get(organization=org)
+    return {
+        "stripe": cfg,
+        "stripe_key_hint": selectors.secret_hint(cfg.secret_key) if cfg else "",
+        "stripe_hook_hint": selectors.secret_hint(cfg.webhook_secret) if cfg else "",
+        "stripe_webhook_url": selectors.stripe_webhook_url(organization=org),
+        "stripe_errors": {},
+    }
+
+
+def _settings_context(org: Organization) -> dict[str, Any]:
+    cfg = services.invoicing_settings_get(organization=org)
+    return {
+        "inv": {f: getattr(cfg, f) for f in (*INVOICE_FORM_FIELDS, "auto_advance")},
+        "inv_errors": {},
+    }
+
+
+def _rates_context(org: Organization) -> dict[str, Any]:
+    return {
+        "rates": [
+            _RateForm(
+                r.id,
+                name=r.name,
+                percentage=format(r.percentage.normalize(), "f"),
+                inclusive=r.inclusive,
+                is_default=r.is_default,
+            )
+            for r in selectors.tax_rate_list(organization=org)
+        ],
+        "rate_errors": {},
+        "new_rate": {},
+    }
+
+
+def _partial(
+    request: ConsoleRequest, name: str, context: dict[str, Any], *, status: int = 200
+) -> HttpResponse:
+    """htmx: the named partial only; otherwise the whole page (errors shown in place)."""
+    org = request.organization
+    if request.htmx:
+        return render(request, f"{SETTINGS_PAGE}#{name}", context, status=status)
+    full = {**_stripe_context(org), **_settings_context(org), **_rates_context(org), **context}
+    return render(request, SETTINGS_PAGE, full, status=status)
+
+
+@console_view(min_role=Role.ADMIN)
+def billing_settings(request: ConsoleRequest) -> HttpResponse:
+    org = request.organization
+    context = {**_stripe_context(org), **_settings_context(org), **_rates_context(org)}
+    return render(request, SETTINGS_PAGE, context)
+
+
+@require_POST
+@console_view(min_role=Role.ADMIN)
+def billing_settings_stripe(request: ConsoleRequest) -> HttpResponse:
+    org = request.organization
+    post = request.POST
+    try:
+        services.stripe_settings_set(
+            organization=org,
+            # empty secret inputs keep the stored secret (write-only fields are never filled back)
+            secret_key=post.get("secret_key", "").strip() or None,
+            webhook_secret=post.get("webhook_secret", "").strip() or None,
+            api_version=post.get("api_version", "").strip() or None,
+            enabled=post.get("enabled") == "on",
+            actor=request.user,
+        )
+    except ValidationFailed as exc:
+        return _partial(
+            request, "stripe-card", {**_stripe_context(org), "stripe_errors": _errors(exc)}, status=400
+        )
+    if not request.htmx:
+        messages.success(request, "Stripe settings saved.")
+        return redirect("invoicing_console_billing_settings")
+    return _partial(request, "stripe-card", {**_stripe_context(org), "stripe_saved": True})
+
+
+@require_POST
+@console_view(min_role=Role.ADMIN)
+def billing_settings_invoicing(request: ConsoleRequest) -> HttpResponse:
+    org = request.organization
+    fields: dict[str, Any] = {f: request.POST.get(f, "") for f in INVOICE_FORM_FIELDS}
+    fields["auto_advance"] = request.POST.get("auto_advance") == "on"
+    try:
+        services.invoicing_settings_update(organization=org, actor=request.user, **fields)
+    except ValidationFailed as exc:
+        errors = {SNAKE.get(k, k): v for k, v in _errors(exc).items()}
+        return _partial(request, "invoice-settings", {"inv": fields, "inv_errors": errors}, status=400)
+    if not request.htmx:
+        messages.success(request, "Invoice settings saved.")
+        return redirect("invoicing_console_billing_settings")
+    return _partial(request, "invoice-settings", {**_settings_context(org), "inv_saved": True})
+
+
+SNAKE = {
+    "collectionDelaySeconds": "collection_delay_seconds",
+    "draftPeriodSeconds": "draft_period_seconds",
+    "dueDays": "due_days",
+    "numberPrefix": "number_prefix",
+    "autoAdvance": "auto_advance",
+}
+
+
+@require_POST
+@console_view(min_role=Role.ADMIN)
+def billing_settings_tax_rate(request: ConsoleRequest, tax_rate_id: str = "") -> HttpResponse:
+    """Create (no id) or edit a tax rate; answers with the tax rate table."""
+    org = request.organization
+    post = request.POST
+    values = {
+        "name": post.get("name", ""),
+        "percentage": post.get("percentage", "").strip(),
+        "inclusive": post.get("behavior") == "inclusive",
+        "is_default": post.get("is_default") == "on",
+    }
+    try:
+        if tax_rate_id:
+            services.tax_rate_update(organization=org, tax_rate_id=tax_rate_id, actor=request.user, **values)
+        else:
+            services.tax_rate_create(organization=org, actor=request.user, **values)
+    except NotFound:
+        raise Http404 from None
+    except ValidationFailed as exc:
+        context = _rates_context(org)
+        if tax_rate_id:
+            context["rates"] = [
+                _RateForm(r.id, **values, errors=_errors(exc)) if r.id == tax_rate_id else r
+                for r in context["rates"]
+            ]
+        else:
+            context["rate_errors"] = {"new": _errors(exc)}
+            context["new_rate"] = values
+        return _partial(request, "tax-rates", context, status=400)
+    except DomainError as exc:
+        context = _rates_context(org)
+        for r in context["rates"]:
+            if r.id == tax_rate_id:
+                r.errors = {"form": exc.detail}
+        if not tax_rate_id:
+            context["rate_errors"] = {"new": {"form": exc.detail}}
+        return _partial(request, "tax-rates", context, status=exc.status)
+    if not request.htmx:
+        messages.success(request, "Tax rate saved.")
+        return redirect("invoicing_console_billing_settings")
+    return _partial(request, "tax-rates", _rates_context(org))
+
+
+@require_POST
+@console_view(min_role=Role.ADMIN)
+def billing_settings_tax_rate_archive(request: ConsoleRequest, tax_rate_id: str) -> HttpResponse:
+    org = request.organization
+    try:
+        services.tax_rate_archive(organization=org, tax_rate_id=tax_rate_id, actor=request.user)
+    except NotFound:
+        raise Http404 from None
+    if not request.htmx:
+        messages.success(request, "Tax rate removed.")
+        return redirect("invoicing_console_billing_settings")
+    return _partial(request, "tax-rates", _rates_context(org))
+
+
+class _RateForm:
+    """A tax rate row re-rendered with the values the user typed (after a validation error)."""
+
+    def __init__(
+        self,
+        id: str,
+        *,
+        name: str,
+        percentage: str,
+        inclusive: bool,
+        is_default: bool,
+        errors: dict[str, str] | None = None,
+    ) -> None:
+        self.id, self.name, self.percentage = id, name, percentage
+        self.inclusive, self.is_default = inclusive, is_default
+        self.errors = errors or {}

@@ -158,6 +158,7 @@ class FakeStripe(stripe.HTTPClient):
             "params": params,
             "idempotency_key": key,
             "version": headers.get("Stripe-Version"),
+            "authorization": headers.get("Authorization"),
         }
         self.requests.append(record)
         for i, (needle, status) in enumerate(self.fail_next):
