@@ -191,3 +191,21 @@ def test_plan_list_page_query_budget(setup, django_assert_max_num_queries):
     with django_assert_max_num_queries(10):
         r = client.get("/console/plans/")
     assert r.content.count(b"/console/plans/p") >= 10
+
+
+def test_draft_links_to_simulation_with_plan_version_preselected(setup):
+    a, _, client, _ = setup
+    api(a.client(), "post", "/api/v1/plans", plan_body(key="pro", name="Pro"))
+    draft = PlanVersion.objects.get(organization=a.org, key="pro", version=1)
+    assert draft.status == "draft"
+    page = client.get("/console/plans/pro/").content.decode()
+    href = "/console/simulations/new?plan=pro&amp;version=1"
+    assert f'id="simulate-link" href="{href}"' in page and "Simulate on past usage" in page
+    r = client.get(href.replace("&amp;", "&"))
+    assert r.status_code == 200
+    assert '<option value="pro:1" selected>' in r.content.decode()
+    # a published version is read-only: no simulation link on it
+    assert client.post("/console/plans/pro/v/1/publish/").status_code in (200, 302)
+    draft.refresh_from_db()
+    assert draft.status == "published"
+    assert 'id="simulate-link"' not in client.get("/console/plans/pro/?version=1").content.decode()
