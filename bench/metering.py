@@ -8,7 +8,7 @@ All figures come from one run on the same database (DATABASE_URL):
   (d) meter query for one subject, 30 days by day, over >= 10M stored events (generated server-side once
       and reused), with rollups (the production path) and raw-only for comparison.
 
-Knobs (environment): BENCH_EVENTS (default 200000), BENCH_BIG_EVENTS (10000000), BENCH_WORKERS (2),
+Knobs (environment): BENCH_EVENTS (default 500000), BENCH_BIG_EVENTS (10000000), BENCH_WORKERS (2),
 BENCH_THREADS (4), BENCH_CLIENTS (4), BENCH_BATCH (1000), BENCH_RATE (200), BENCH_SECONDS (10).
 """
 
@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-N = int(os.environ.get("BENCH_EVENTS", "200000"))
+N = int(os.environ.get("BENCH_EVENTS", "500000"))
 BIG = int(os.environ.get("BENCH_BIG_EVENTS", "10000000"))
 WORKERS = os.environ.get("BENCH_WORKERS", "2")
 THREADS = os.environ.get("BENCH_THREADS", "4")
