@@ -9,3 +9,9 @@ class PortalConfig(AppConfig):
 
         register("Dashboards", "portal_dashboard_revenue", order=5)
         register("Simulations", "portal_simulation_list", order=6, min_role="pricing_editor")
+
+        from core.demo import DEMO_LOADERS
+        from portal.demo import demo_load
+
+        if demo_load not in DEMO_LOADERS:
+            DEMO_LOADERS.append(demo_load)
