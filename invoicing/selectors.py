@@ -102,7 +102,8 @@ def stripe_webhook_url(*, organization: Organization) -> str:
     """What the tenant pastes into Stripe's dashboard (Developers → Webhooks)."""
     from django.conf import settings
 
-    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/api/v1/apps/stripe/webhook/{organization.slug}"
+    base = str(settings.PUBLIC_BASE_URL or "").rstrip("/")
+    return f"{base}/api/v1/apps/stripe/webhook/{organization.slug}"
 
 
 def secret_hint(secret: str) -> str:

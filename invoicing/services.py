@@ -230,6 +230,7 @@ def tax_rate_create(
     errors: list[dict[str, str]] = []
     clean_name, pct = _tax_rate_clean(name=name, percentage=percentage, errors=errors)
     _raise_errors(errors)
+    assert clean_name is not None and pct is not None
     with transaction.atomic():
         if is_default:
             TaxRate.objects.filter(organization=organization, is_default=True).update(is_default=False)

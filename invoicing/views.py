@@ -303,7 +303,7 @@ def billing_settings_tax_rate(request: ConsoleRequest, tax_rate_id: str = "") ->
     """Create (no id) or edit a tax rate; answers with the tax rate table."""
     org = request.organization
     post = request.POST
-    values = {
+    values: dict[str, Any] = {
         "name": post.get("name", ""),
         "percentage": post.get("percentage", "").strip(),
         "inclusive": post.get("behavior") == "inclusive",
