@@ -49,6 +49,13 @@ def test_ai_proxy_log_becomes_request_and_token_events_counted_by_meters(tenant_
     assert {r.group_by["type"]: r.value for r in rows} == {"input": 25, "output": 12}
     assert [r.value for r in meter_query(organization=tenant_a.org, meter=calls)] == [1]
     assert not Event.objects.filter(organization=tenant_b.org).exists()
+    # the same Kong log sent by tenant B is B's own event, and A's usage does not move
+    assert post(client, raw("ai_proxy.json"), HTTP_X_API_KEY=tenant_b.keys["ingest"]).status_code == 204
+    assert Event.objects.filter(organization=tenant_b.org).count() == 3
+    assert {
+        r.group_by["type"]: r.value
+        for r in meter_query(organization=tenant_a.org, meter=llm, group_by=["type"])
+    } == {"input": 25, "output": 12}
 
 
 def test_batched_array_and_auth_forms(tenant_a, client):

@@ -203,6 +203,23 @@ def test_query_equals_brute_force(tenant_a, tenant_b, events, late, queries):
                     agg,
                 )
 
+    # tenant B ingests the same ids and subjects with huge values into its own meter: must never leak
+    services.meter_create(
+        organization=tenant_b.org, slug=f"sum-{n}", event_type="t", aggregation="SUM", value_property="$.v"
+    )
+    post_events(
+        tenant_b.client("ingest"),
+        [
+            ce(
+                f"e{i}",
+                subject=s,
+                type_="t",
+                time=BASE.isoformat().replace("+00:00", "Z"),
+                data={"v": 10**9, "model": "a"},
+            )
+            for i, s in enumerate(SUBJECTS)
+        ],
+    )
     send(events, "e")
     check(events)  # raw only
     services.rollups_advance(organization_id=org.id)
