@@ -111,7 +111,8 @@ def meter_edit(request: ConsoleRequest, meter_id: str | None = None) -> HttpResp
     template = (
         "console/metering/meter_form.html#meter-form" if request.htmx else "console/metering/meter_form.html"
     )
-    return render(request, template, context, status=400 if errors else 200)
+    # htmx 2 does not swap 4xx answers, so the htmx partial with inline errors comes back as 200
+    return render(request, template, context, status=400 if errors and not request.htmx else 200)
 
 
 @console_view()
