@@ -3,6 +3,7 @@ Stripe webhook receiver (no API key: the Stripe signature is the authentication)
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -96,7 +97,7 @@ class InvoiceWithLinesOutput(InvoiceOutput):
     lines = serializers.SerializerMethodField()
 
     def get_lines(self, obj: Invoice) -> list[dict]:
-        return LineOutput(obj.lines.all(), many=True).data
+        return list(LineOutput(obj.lines.all(), many=True).data)
 
 
 class InvoiceListView(TenantAPIView):
@@ -198,7 +199,7 @@ class InvoiceLineCreateView(TenantAPIView):
 
     class Input(serializers.Serializer):
         description = serializers.CharField(max_length=500)
-        quantity = serializers.DecimalField(max_digits=38, decimal_places=12, default="1")
+        quantity = serializers.DecimalField(max_digits=38, decimal_places=12, default=Decimal("1"))
         unitPrice = serializers.DecimalField(max_digits=38, decimal_places=12)
         taxRateId = serializers.CharField(required=False, allow_null=True, allow_blank=True)
 

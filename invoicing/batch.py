@@ -87,7 +87,7 @@ def invoice_numbers_reserve(
 
 def _billed_bulk(
     *, organization: Organization, customer_ids: list[str], period_starts: set[datetime]
-) -> dict[tuple[str, datetime, str], dict[str, L.Billed]]:
+) -> dict[tuple[str, datetime | None, str], dict[str, L.Billed]]:
     """{(customer, billing period start, invoice id): {key: Billed}} per invoice; callers sum the
     invoices other than the one being built (what `services._billed` does with `exclude_invoice_id`)."""
     rows = (
@@ -108,7 +108,7 @@ def _billed_bulk(
             "period_end",
         )
     )
-    out: dict[tuple[str, datetime, str], dict[str, L.Billed]] = {}
+    out: dict[tuple[str, datetime | None, str], dict[str, L.Billed]] = {}
     for cid, bps, inv_id, key, amount, qty, until in rows:
         book = out.setdefault((cid, bps, inv_id), {})
         prev = book.get(key, L.Billed())
@@ -121,7 +121,7 @@ def _billed_bulk(
 
 
 def _billed_for(
-    billed: dict[tuple[str, datetime, str], dict[str, L.Billed]],
+    billed: dict[tuple[str, datetime | None, str], dict[str, L.Billed]],
     customer_id: str,
     period_start: datetime,
     exclude: str,
@@ -430,7 +430,7 @@ def _invoices_update(invoices: list[Invoice]) -> None:
         cur.execute(
             f"UPDATE invoicing_invoice i SET {sets} FROM unnest({arrays}) AS v({', '.join(names)}) "  # noqa: S608 - constant column names
             "WHERE i.id = v.id AND i.status = 'gathering'",
-            [values for _, values in cols.values()],
+            [values for _, values in cols.values()],  # type: ignore[misc]
         )
         assert cur.rowcount == len(invoices), "a locked gathering invoice changed under the batch"
 

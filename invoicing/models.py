@@ -13,7 +13,6 @@ from django.db.models import Q
 from billing.models import Customer
 from core.models import TenantModel
 
-DEC = {"max_digits": 38, "decimal_places": 12}
 ZERO = 0
 
 
@@ -115,12 +114,12 @@ class Invoice(TenantModel):
     draft_until = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     voided_at = models.DateTimeField(null=True, blank=True)
-    amount = models.DecimalField(default=ZERO, **DEC)
-    discounts_total = models.DecimalField(default=ZERO, **DEC)
-    credits_total = models.DecimalField(default=ZERO, **DEC)
-    taxes_total = models.DecimalField(default=ZERO, **DEC)
-    taxes_inclusive_total = models.DecimalField(default=ZERO, **DEC)
-    total = models.DecimalField(default=ZERO, **DEC)
+    amount = models.DecimalField(default=ZERO, max_digits=38, decimal_places=12)
+    discounts_total = models.DecimalField(default=ZERO, max_digits=38, decimal_places=12)
+    credits_total = models.DecimalField(default=ZERO, max_digits=38, decimal_places=12)
+    taxes_total = models.DecimalField(default=ZERO, max_digits=38, decimal_places=12)
+    taxes_inclusive_total = models.DecimalField(default=ZERO, max_digits=38, decimal_places=12)
+    total = models.DecimalField(default=ZERO, max_digits=38, decimal_places=12)
     supplier_snapshot = models.JSONField(default=dict, blank=True)
     customer_snapshot = models.JSONField(default=dict, blank=True)
     stripe_invoice_id = models.CharField(max_length=255, blank=True, default="")
@@ -159,9 +158,9 @@ class InvoiceLine(TenantModel):
     type = models.CharField(max_length=16, choices=LineType.choices)
     position = models.PositiveIntegerField(default=0)
     description = models.CharField(max_length=500)
-    quantity = models.DecimalField(null=True, blank=True, **DEC)
-    unit_price = models.DecimalField(null=True, blank=True, **DEC)
-    amount = models.DecimalField(**DEC)  # rounded once with core.money.quantize
+    quantity = models.DecimalField(null=True, blank=True, max_digits=38, decimal_places=12)
+    unit_price = models.DecimalField(null=True, blank=True, max_digits=38, decimal_places=12)
+    amount = models.DecimalField(max_digits=38, decimal_places=12)  # rounded once with core.money.quantize
     period_start = models.DateTimeField(null=True, blank=True)
     period_end = models.DateTimeField(null=True, blank=True)
     detail = models.JSONField(default=list, blank=True)  # the pricing engine's detail lines
@@ -187,7 +186,7 @@ class CustomerCredit(TenantModel):
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
     currency = models.CharField(max_length=3)
-    amount = models.DecimalField(**DEC)
+    amount = models.DecimalField(max_digits=38, decimal_places=12)
     description = models.CharField(max_length=200, default="Credit")
     priority = models.PositiveSmallIntegerField(default=1)
     expires_at = models.DateTimeField(null=True, blank=True)
@@ -200,7 +199,7 @@ class CustomerCredit(TenantModel):
 class CreditApplication(TenantModel):
     credit = models.ForeignKey(CustomerCredit, on_delete=models.CASCADE, related_name="applications")
     line = models.ForeignKey(InvoiceLine, on_delete=models.CASCADE, related_name="credit_applications")
-    amount = models.DecimalField(**DEC)
+    amount = models.DecimalField(max_digits=38, decimal_places=12)
 
 
 # --- Stripe -------------------------------------------------------------------------------------------

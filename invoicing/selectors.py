@@ -44,9 +44,10 @@ def invoice_list(
 
 
 def invoice_list_totals(qs: QuerySet[Invoice]) -> list[dict]:
-    return list(
+    rows = (
         qs.order_by().values("currency").annotate(count=Count("id"), total=Sum("total")).order_by("currency")
     )
+    return [dict(row) for row in rows]
 
 
 def invoice_get(*, organization: Organization, invoice_id: str) -> Invoice:

@@ -1076,7 +1076,9 @@ def invoice_set_status(
         )
         if status in WEBHOOK_ON:
             webhook_event_emit(
-                organization=organization, type=WEBHOOK_ON[status], payload=invoice_payload(invoice)
+                organization=organization,
+                type=WEBHOOK_ON[status],  # type: ignore[index]
+                payload=invoice_payload(invoice),
             )
     return invoice
 

@@ -74,7 +74,8 @@ def _customer_id(client: stripe.StripeClient, invoice: Invoice) -> str:
     if customer.primary_email:
         params["email"] = customer.primary_email
     created = client.v1.customers.create(
-        params=params, options={"idempotency_key": f"customer-{customer.id}"}
+        params=params,  # type: ignore[arg-type]  # built as a plain dict; Stripe validates it
+        options={"idempotency_key": f"customer-{customer.id}"},
     )
     # Persist before going on: the next attempt reuses it.
     Customer.objects.filter(id=customer.id, stripe_customer_id="").update(stripe_customer_id=created.id)
@@ -140,7 +141,10 @@ def invoice_push(*, invoice_id: str) -> Invoice:
                 "start": int(line.period_start.timestamp()),
                 "end": int(line.period_end.timestamp()),
             }
-        item = client.v1.invoice_items.create(params=params, options={"idempotency_key": f"ii-{line.id}"})
+        item = client.v1.invoice_items.create(
+            params=params,  # type: ignore[arg-type]
+            options={"idempotency_key": f"ii-{line.id}"},
+        )
         InvoiceLine.objects.filter(id=line.id).update(stripe_invoice_item_id=item.id)
     finalized = client.v1.invoices.finalize_invoice(
         invoice.stripe_invoice_id,
