@@ -20,7 +20,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import CharField, Exists, F, OuterRef, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
@@ -354,19 +355,23 @@ def billing_notifications_forward(*, organization: Organization | None = None, l
 
     model = apps.get_model("billing", "NotificationEvent")
     since = timezone.now() - timedelta(days=NOTIFICATION_LOOKBACK_DAYS)
-    qs = model.objects.filter(created_at__gte=since).select_related("organization").order_by("created_at")
+    # Already-forwarded notifications are excluded in SQL (served by the unique (organization,
+    # source_ref) index), so the scan never stalls behind a growing backlog of forwarded ones.
+    forwarded = WebhookMessage.objects.filter(
+        organization_id=OuterRef("organization_id"),
+        source_ref=Concat(Value("billing-notification:"), OuterRef("id"), output_field=CharField()),
+    )
+    qs = (
+        model.objects.filter(created_at__gte=since)
+        .filter(~Exists(forwarded))
+        .select_related("organization")
+        .order_by("created_at")
+    )
     if organization is not None:
         qs = qs.filter(organization=organization)
-    seen = set(
-        WebhookMessage.objects.filter(
-            source_ref__startswith="billing-notification:", created_at__gte=since
-        ).values_list("source_ref", flat=True)
-    )
     count = 0
-    for event in qs[: limit * 4]:
+    for event in qs[:limit]:
         ref = f"billing-notification:{event.id}"
-        if ref in seen:
-            continue
         type_ = "entitlement.balance.threshold" if "threshold" in event.type else event.type
         if type_ not in EVENT_TYPES:
             continue

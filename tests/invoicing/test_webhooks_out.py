@@ -136,3 +136,22 @@ def test_billing_threshold_notifications_are_forwarded_once(tenant_a, tenant_b, 
         WebhookMessage.objects.filter(organization=tenant_a.org, type="entitlement.balance.threshold").count()
         == 1
     )
+
+
+def test_forwarding_never_stalls_behind_already_forwarded_notifications(tenant_a, tenant_b):
+    # More already-forwarded notifications than one scan window (the old scan read limit*4 rows and
+    # skipped seen ones in Python, so it stalled after 4 calls) must not hide newer ones.
+    for i in range(30):
+        NotificationEvent.objects.create(
+            organization=tenant_a.org,
+            type="entitlements.balance.threshold",
+            payload={"i": i},
+            dedupe_key=f"old{i}",
+        )
+    NotificationEvent.objects.create(
+        organization=tenant_b.org, type="entitlements.balance.threshold", payload={"i": "b"}, dedupe_key="b1"
+    )
+    forwarded = [billing_notifications_forward(limit=5) for _ in range(8)]
+    assert forwarded == [5, 5, 5, 5, 5, 5, 1, 0]
+    assert WebhookMessage.objects.filter(organization=tenant_a.org).count() == 30
+    assert WebhookMessage.objects.filter(organization=tenant_b.org).count() == 1
