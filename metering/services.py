@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -13,7 +14,7 @@ from core.audit import Actor, audit_record
 from core.errors import Conflict, ValidationFailed
 from core.ids import is_ulid
 from core.models import Organization
-from metering import store
+from metering import hooks, store
 from metering.jsonpath import JsonPathError, compile_path
 from metering.models import Aggregation, Meter
 from metering.selectors import meter_get
@@ -29,10 +30,25 @@ RESERVED_DIMS = {"subject", "customer_id", "customerId", "windowstart", "windowe
 def events_ingest(
     *, organization: Organization, events: list[store.EventTuple], received_at: datetime | None = None
 ) -> store.InsertResult:
-    """Store validated events atomically; dedup on (organization, source, id) is done by the database."""
-    return store.events_insert(
+    """Store validated events atomically; dedup on (organization, source, id) is done by the database.
+
+    When new events were stored, the ingest listeners (`metering.hooks`) are called once, after the
+    transaction commits (right away in autocommit)."""
+    result = store.events_insert(
         organization_id=organization.id, events=events, received_at=received_at or timezone.now()
     )
+    if result.inserted and hooks.ingest_listeners():
+        # EventTuple = (source, event_id, type, subject, time, data)
+        transaction.on_commit(
+            partial(
+                hooks.ingest_landed,
+                organization=organization,
+                subjects={ev[3] for ev in events},
+                earliest_event_time=min(ev[4] for ev in events),
+                event_types={ev[2] for ev in events},
+            )
+        )
+    return result
 
 
 # --- meters ------------------------------------------------------------------------------------
