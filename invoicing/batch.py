@@ -49,9 +49,9 @@ from invoicing.models import (
 )
 from invoicing.services import (
     BILLED_STATUSES,
-    _credit_lines,
+    _build_finish,
     _customer_snapshot,
-    _manual_as_draft,
+    _line_rows,
     _supplier_snapshot,
     _tax_specs,
     invoice_payload,
@@ -282,19 +282,18 @@ def invoice_batch_build(
                         prev_items[prev_keys[p]], currency=p.currency, usage=usage_fn, billed=prev_billed[p]
                     )
                 )
-            taxable = drafts + [_manual_as_draft(m) for m in manual.get(invoice.id, [])]
-            taxes = L.tax_lines(taxable, currency=p.currency, default=default_tax, rates=rates)
-            credits: list[tuple[L.LineDraft, CustomerCredit, Decimal]] = []
-            if (p.customer_id, p.currency) in with_credit:
-                due = L.totals(taxable + taxes).total
-                credits = _credit_lines(
-                    organization=organization,
-                    customer_id=p.customer_id,
-                    currency=p.currency,
-                    due=due,
-                    at=p.period_end,
-                )
-            builds.append((p, invoice, drafts + taxes + [c[0] for c in credits], credits))
+            build = _build_finish(
+                organization=organization,
+                customer_id=p.customer_id,
+                currency=p.currency,
+                drafts=drafts,
+                manual=manual.get(invoice.id, []),
+                default_tax=default_tax,
+                rates=rates,
+                apply_credits=(p.customer_id, p.currency) in with_credit,
+                at=p.period_end,
+            )
+            builds.append((p, invoice, build.lines, build.credits))
 
         # 5. writes
         InvoiceLine.objects.filter(invoice_id__in=[b[1].id for b in builds]).exclude(
@@ -303,31 +302,7 @@ def invoice_batch_build(
         rows: list[InvoiceLine] = []
         for _p, invoice, drafts, _credits in builds:
             start = 1000 if manual.get(invoice.id) else 0
-            for i, d in enumerate(drafts):
-                rows.append(
-                    InvoiceLine(
-                        organization=organization,
-                        invoice=invoice,
-                        type=d.type,
-                        position=start + i if d.type != "tax" else 9000 + i,
-                        description=d.description[:500],
-                        quantity=d.quantity,
-                        unit_price=d.unit_price,
-                        amount=d.amount,
-                        period_start=d.period_start,
-                        period_end=d.period_end,
-                        detail=d.detail,
-                        key=d.key,
-                        subscription_id=d.subscription_id,
-                        subscription_item_id=d.subscription_item_id,
-                        rate_card_key=d.rate_card_key,
-                        feature_key=d.feature_key,
-                        billing_period_start=d.billing_period_start,
-                        billing_period_end=d.billing_period_end,
-                        taxable=d.taxable,
-                        tax_rate_id=d.tax_rate_id,
-                    )
-                )
+            rows += _line_rows(organization=organization, invoice=invoice, drafts=drafts, start=start)
         created = InvoiceLine.objects.bulk_create(rows, batch_size=2000)
         by_draft: dict[int, InvoiceLine] = {}
         it = iter(created)

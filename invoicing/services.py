@@ -632,12 +632,41 @@ def _compute(
             drafts.extend(L.adjustment_lines(prev_items, currency=currency, usage=usage, billed=prev_billed))
     manual = list(invoice.lines.filter(type=LineType.MANUAL)) if invoice.pk else []
     default_tax, rates = _tax_specs(org)
+    return _build_finish(
+        organization=org,
+        customer_id=cid,
+        currency=currency,
+        drafts=drafts,
+        manual=manual,
+        default_tax=default_tax,
+        rates=rates,
+        apply_credits=apply_credits,
+        at=upto,
+    )
+
+
+def _build_finish(
+    *,
+    organization: Organization,
+    customer_id: str,
+    currency: str,
+    drafts: list[L.LineDraft],
+    manual: list[InvoiceLine],
+    default_tax: L.TaxSpec | None,
+    rates: dict[str, L.TaxSpec],
+    apply_credits: bool,
+    at: datetime,
+) -> _Build:
+    """The computed lines plus their tax lines (manual lines count towards tax) and, when asked, the
+    credits that cover what is due, usable at `at`."""
     taxable = drafts + [_manual_as_draft(m) for m in manual]
     taxes = L.tax_lines(taxable, currency=currency, default=default_tax, rates=rates)
     credits: list[tuple[L.LineDraft, CustomerCredit, Decimal]] = []
     if apply_credits:
         due = L.totals(taxable + taxes).total
-        credits = _credit_lines(organization=org, customer_id=cid, currency=currency, due=due, at=upto)
+        credits = _credit_lines(
+            organization=organization, customer_id=customer_id, currency=currency, due=due, at=at
+        )
     return _Build(drafts + taxes + [c[0] for c in credits], credits)
 
 
@@ -647,36 +676,42 @@ def _manual_as_draft(line: InvoiceLine) -> L.LineDraft:
     )
 
 
+def _line_rows(
+    *, organization: Organization, invoice: Invoice, drafts: list[L.LineDraft], start: int
+) -> list[InvoiceLine]:
+    """Unsaved rows for the computed lines of one invoice: positions from `start`, tax lines from 9000."""
+    return [
+        InvoiceLine(
+            organization=organization,
+            invoice=invoice,
+            type=d.type,
+            position=start + i if d.type != "tax" else 9000 + i,
+            description=d.description[:500],
+            quantity=d.quantity,
+            unit_price=d.unit_price,
+            amount=d.amount,
+            period_start=d.period_start,
+            period_end=d.period_end,
+            detail=d.detail,
+            key=d.key,
+            subscription_id=d.subscription_id,
+            subscription_item_id=d.subscription_item_id,
+            rate_card_key=d.rate_card_key,
+            feature_key=d.feature_key,
+            billing_period_start=d.billing_period_start,
+            billing_period_end=d.billing_period_end,
+            taxable=d.taxable,
+            tax_rate_id=d.tax_rate_id,
+        )
+        for i, d in enumerate(drafts)
+    ]
+
+
 def _write_lines(*, organization: Organization, invoice: Invoice, build: _Build) -> None:
     """Replace the computed lines (manual lines stay), apply credits, store the totals."""
     invoice.lines.exclude(type=LineType.MANUAL).delete()
     start = (invoice.lines.count() and 1000) or 0
-    rows = []
-    for i, d in enumerate(build.lines):
-        rows.append(
-            InvoiceLine(
-                organization=organization,
-                invoice=invoice,
-                type=d.type,
-                position=start + i if d.type != "tax" else 9000 + i,
-                description=d.description[:500],
-                quantity=d.quantity,
-                unit_price=d.unit_price,
-                amount=d.amount,
-                period_start=d.period_start,
-                period_end=d.period_end,
-                detail=d.detail,
-                key=d.key,
-                subscription_id=d.subscription_id,
-                subscription_item_id=d.subscription_item_id,
-                rate_card_key=d.rate_card_key,
-                feature_key=d.feature_key,
-                billing_period_start=d.billing_period_start,
-                billing_period_end=d.billing_period_end,
-                taxable=d.taxable,
-                tax_rate_id=d.tax_rate_id,
-            )
-        )
+    rows = _line_rows(organization=organization, invoice=invoice, drafts=build.lines, start=start)
     created = InvoiceLine.objects.bulk_create(rows)
     by_draft = {id(d): row for d, row in zip(build.lines, created, strict=True)}
     CreditApplication.objects.bulk_create(
