@@ -261,44 +261,43 @@ class UsageRequest:
 
 
 def _metering_usage_bulk(*, organization: Organization, requests: list[UsageRequest]) -> list[Decimal]:
-    """One `metering.selectors.meter_query` per (meter, subjects, window), whatever the number of
-    requests sharing it: grouped by every dimension any of them filters on, then summed per request.
-    (A single statement across meters needs a multi-meter total in metering; see docs/billing.md.)"""
+    """All requests through one `metering.selectors.meter_usage_totals` call: a constant number of
+    statements whatever the number of meters, subjects and windows (SUM/COUNT meters; others fall back to
+    one meter_query each inside metering). Meters come from the per-process cache, cold ones from one
+    `meter_list` query."""
     from metering import selectors as metering
 
-    out: list[Decimal | None] = [None] * len(requests)
-    groups: dict[tuple[Any, ...], list[int]] = {}
+    out: list[Decimal] = [Decimal(0)] * len(requests)
+    unique: dict[UsageRequest, list[int]] = {}
     for i, r in enumerate(requests):
-        if not r.subject_keys or r.end <= r.start:
-            out[i] = Decimal(0)
-            continue
-        groups.setdefault((r.meter_slug, r.subject_keys, r.start, r.end), []).append(i)
-    slugs = sorted({key[0] for key in groups} - {s for (o, s) in _meter_cache if o == organization.id})
+        if r.subject_keys and r.end > r.start:
+            unique.setdefault(r, []).append(i)
+    if not unique:
+        return out
+    now = time.monotonic()
+    fresh = {s for (o, s), (exp, _m) in _meter_cache.items() if o == organization.id and exp > now}
+    slugs = sorted({r.meter_slug for r in unique} - fresh)
     if slugs:  # warm the per-process meter cache with one query
-        now = time.monotonic()
         for m in metering.meter_list(organization=organization).filter(slug__in=slugs):
             _meter_cache[(organization.id, m.slug)] = (now + METER_CACHE_SECONDS, m)
-    for (slug, subjects, start, end), idx in groups.items():
-        group_reqs = [requests[i] for i in idx]
-        dims = sorted({k for r in group_reqs for k in r.group_by_filters})
-        # narrow the query only on dimensions every request filters on (values: the union)
-        common = [k for k in dims if all(k in r.group_by_filters for r in group_reqs)]
-        rows = metering.meter_query(
-            organization=organization,
-            meter=_meter(organization, slug),
-            from_=start,
-            to=end,
-            subjects=list(subjects),
-            group_by=dims,
-            filter_group_by={k: sorted({r.group_by_filters[k] for r in group_reqs}) for k in common},
-        )
-        for i in idx:
-            filters = requests[i].group_by_filters
-            out[i] = sum(
-                (row.value for row in rows if all(row.group_by.get(k) == v for k, v in filters.items())),
-                Decimal(0),
+    keys = list(unique)
+    totals = metering.meter_usage_totals(
+        organization=organization,
+        requests=[
+            (
+                _meter(organization, r.meter_slug),
+                list(r.subject_keys),
+                r.start,
+                r.end,
+                dict(r.group_by_filters),
             )
-    return [v if v is not None else Decimal(0) for v in out]
+            for r in keys
+        ],
+    )
+    for r, total in zip(keys, totals, strict=True):
+        for i in unique[r]:
+            out[i] = total
+    return out
 
 
 def _catalog_plan_choices(*, organization: Organization) -> list[tuple[str, str, int]]:

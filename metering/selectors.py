@@ -164,6 +164,72 @@ def meter_usage_total(
     raise AssertionError("ungrouped query returned several rows")  # pragma: no cover
 
 
+UsageTotalRequest = tuple[
+    Meter | str,  # meter
+    Sequence[str] | None,  # subjects
+    datetime | None,  # from_
+    datetime | None,  # to
+    Mapping[str, str | Sequence[str]] | None,  # filter_group_by
+]
+BULK_AGGREGATIONS = (Aggregation.SUM, Aggregation.COUNT)
+
+
+def meter_usage_totals(*, organization: Organization, requests: Sequence[UsageTotalRequest]) -> list[Decimal]:
+    """Totals for many (meter, subjects, from_, to, filter_group_by) at once, in request order.
+
+    `meter`: a Meter or a slug / id (resolved with one query); `subjects`: None = every subject, [] = 0;
+    `filter_group_by`: {dimension: value or [values]}. SUM and COUNT meters are answered together in
+    three statements whatever the number of requests, meters or subjects (`store.usage_totals_many`:
+    watermarks, one UNION ALL over rollups + raw tail, watermarks again), exactly like `meter_query`.
+    Other aggregations fall back to one `meter_query` each and return the sum of its per-subject rows
+    (the number billing has always used for them). No counted events = 0.
+    """
+    names = {m for m, *_ in requests if not isinstance(m, Meter)}
+    by_name: dict[str, Meter] = {}
+    if names:
+        for m in meter_list(organization=organization).filter(Q(slug__in=names) | Q(pk__in=names)):
+            by_name[m.slug] = by_name[m.id] = m
+    out: list[Decimal | None] = [None] * len(requests)
+    bulk: list[tuple[int, store.TotalRequest]] = []
+    for i, (meter_ref, subjects, from_, to, filters) in enumerate(requests):
+        if isinstance(meter_ref, Meter):
+            meter = meter_ref
+        else:
+            found = by_name.get(meter_ref) or by_name.get(meter_ref.upper())
+            if found is None:
+                raise NotFound(f"No meter {meter_ref!r} in this organization.")
+            meter = found
+        if meter.organization_id != organization.id:
+            raise NotFound("No such meter in this organization.")
+        fgb = {k: [v] if isinstance(v, str) else list(v) for k, v in (filters or {}).items()}
+        for key in fgb:
+            if key not in meter.group_by:
+                raise ValidationFailed(
+                    f"filterGroupBy {key!r} is not a dimension of meter {meter.slug!r}.",
+                    field=f"filterGroupBy[{key}]",
+                )
+        if (subjects is not None and not subjects) or (from_ is not None and to is not None and from_ >= to):
+            out[i] = Decimal(0)
+        elif meter.aggregation in BULK_AGGREGATIONS:
+            subs = list(subjects) if subjects is not None else None
+            bulk.append((i, store.TotalRequest(store.MeterSpec.of(meter), subs, from_, to, fgb)))
+        else:
+            rows = meter_query(
+                organization=organization,
+                meter=meter,
+                from_=from_,
+                to=to,
+                subjects=subjects,
+                filter_group_by=fgb,
+            )
+            out[i] = sum((r.value for r in rows), Decimal(0))
+    if bulk:
+        totals = store.usage_totals_many(requests=[r for _, r in bulk])
+        for (i, _), total in zip(bulk, totals, strict=True):
+            out[i] = total
+    return [v if v is not None else Decimal(0) for v in out]
+
+
 def meter_subjects(
     *, organization: Organization, meter: Meter, from_: datetime | None = None, to: datetime | None = None
 ) -> list[str]:

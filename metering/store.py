@@ -767,6 +767,67 @@ def usage_totals(
     return {s.id: found.get(s.id) for s in specs}
 
 
+@dataclass(frozen=True)
+class TotalRequest:
+    """One total for `usage_totals_many`: `spec`'s usage of `subjects` (None = all) in [time_from, time_to)
+    with {dimension: [allowed values]} filters."""
+
+    spec: MeterSpec
+    subjects: Sequence[str] | None
+    time_from: datetime | None
+    time_to: datetime | None
+    filter_group_by: Mapping[str, Sequence[str]]
+
+
+def _watermarks(meter_ids: Sequence[str]) -> dict[str, int]:
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT meter_id, watermark FROM metering_rollupstate WHERE meter_id = ANY(%s)",
+            [sorted(set(meter_ids))],
+        )
+        return {mid: int(w) for mid, w in cur.fetchall()}
+
+
+def usage_totals_many(*, requests: Sequence[TotalRequest]) -> list[Decimal]:
+    """One total per request (ungrouped: all its subjects together; 0 when nothing counted), for any
+    number of meters, subjects and spans in three statements: the watermarks, one `UNION ALL` of every
+    request's usage statement (rollups below the watermark + raw tail, exactly as `usage_query`), and the
+    watermarks again (a group-by change that reset a meter in between makes it run again)."""
+    if not requests:
+        return []
+    ids = [r.spec.id for r in requests]
+    for _attempt in range(3):
+        marks = _watermarks(ids)
+        parts: list[str] = []
+        params: dict[str, Any] = {}
+        for i, r in enumerate(requests):
+            sql, p = _usage_sql(
+                spec=r.spec,
+                time_from=r.time_from,
+                time_to=r.time_to,
+                window_size=None,
+                window_tz="UTC",
+                subjects=list(r.subjects) if r.subjects is not None else None,
+                group_by=(),
+                group_by_subject=False,
+                filter_group_by={k: list(v) for k, v in r.filter_group_by.items()},
+                customers=None,
+                group_by_customer=False,
+                use_rollups=True,
+                w0=marks.get(r.spec.id, 0),
+            )
+            renamed = _PARAM_RE.sub(f"%(r{i}_\\1)s", sql)
+            parts.append(f"SELECT {i} AS idx, value FROM ({renamed}) q{i}")
+            params.update({f"r{i}_{k}": v for k, v in p.items()})
+        with connection.cursor() as cur:
+            cur.execute(" UNION ALL ".join(parts), params)
+            found = {int(idx): Decimal(value) for idx, value in cur.fetchall()}
+        after = _watermarks(ids)
+        if all(after.get(mid, 0) >= w for mid, w in marks.items()):
+            break
+    return [found.get(i, Decimal(0)) for i in range(len(requests))]
+
+
 def _window_end(start: datetime, window_size: str, tz: str) -> datetime:
     from datetime import UTC
     from zoneinfo import ZoneInfo

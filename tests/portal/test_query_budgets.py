@@ -253,3 +253,93 @@ def test_pages_stay_within_budget_and_constant_in_rows(
     assert list(big_console.values()) == list(small_console.values()), (small_console, big_console)
     with django_assert_max_num_queries(BUDGET):
         client.get("/console/dashboards/usage/usage/?meter=tokens&period=last_month", HTTP_HX_REQUEST="true")
+
+
+def test_balances_with_three_meters_constant_queries(client, setup_org, tenant_b):
+    """3 metered entitlements on 3 different meters: metering answers them in one bulk call (constant in
+    meters), so the balances page stays within budget and the same as events and customers grow."""
+    from billing import sources as billing_sources
+    from billing.entitlements import entitlement_snapshot_refresh, entitlement_value
+    from metering.services import meter_create
+
+    org = setup_org.org
+    meter_create(
+        organization=org,
+        slug="storage",
+        event_type="storage",
+        aggregation="SUM",
+        value_property="$.gb",
+        name="Storage",
+    )
+    make_feature(setup_org, key="storage", meter="storage")
+    now = timezone.now()
+    pc = make_portal_customer(setup_org, key="three", subjects=("three-s",))
+    subject = f"{org.slug}-three-s"
+    ents = [
+        entitlement_create(
+            organization=org,
+            customer=pc.customer,
+            feature_key=key,
+            type="metered",
+            usage_period_interval="MONTH",
+            usage_period_anchor=now - timedelta(days=10),
+            issue_after_reset=Decimal(10**6),
+        )
+        for key in ("tokens", "requests", "storage")
+    ]
+    portal = client.__class__()
+    portal.get(f"/portal/{pc.token}")
+
+    def grow(n: int, prefix: str) -> None:
+        rows = []
+        for i in range(n):
+            t = now - timedelta(days=i % 9, hours=1, minutes=i % 50, seconds=len(prefix))
+            rows += [
+                (subject, t, {"tokens": i, "model": "gpt-4o", "type": "input"}, "prompt"),
+                (subject, t, {"path": "/v1"}, "request"),
+                (subject, t, {"gb": 2}, "storage"),
+            ]
+        for c in range(n // 10):  # other customers with events too
+            other = make_portal_customer(setup_org, key=f"{prefix}o{c}", subjects=(f"{prefix}o{c}",))
+            rows.append((f"{org.slug}-{prefix}o{c}", now - timedelta(hours=2), {"gb": 1}, "storage"))
+            assert other.customer.id != pc.customer.id
+        ingest(setup_org, rows)
+        for e in ents:
+            entitlement_snapshot_refresh(organization=org, entitlement_id=e.id, now=now)
+        # a little fresh tail after the snapshot, above the rollup watermark
+        from metering.services import events_ingest
+
+        events_ingest(
+            organization=org,
+            events=[
+                ("test", f"{prefix}-tail-{k}", etype, subject, timezone.now(), data)
+                for k, (etype, data) in enumerate(
+                    [("prompt", '{"tokens": 7, "model": "mini", "type": "input"}'), ("storage", '{"gb": 3}')]
+                )
+            ],
+        )
+
+    def balances() -> tuple[int, str]:
+        billing_sources._meter_cache.clear()
+        with CaptureQueriesContext(connection) as ctx:
+            r = portal.get("/portal/balances/", HTTP_HX_REQUEST="true")
+        assert r.status_code == 200
+        return len(ctx.captured_queries), r.content.decode()
+
+    grow(10, "s")
+    small, page = balances()
+    assert all(f'id="ent-{k}"' in page for k in ("tokens", "requests", "storage")), page
+    grow(100, "bb")
+    big, _ = balances()
+    assert small == big <= BUDGET, (small, big)
+    # the numbers behind the page equal the one-by-one values
+    from billing.entitlements import customer_entitlement_values
+
+    at = timezone.now() + timedelta(seconds=1)
+    bulk = {
+        r.entitlement.id: r.value.usage
+        for r in customer_entitlement_values(organization=org, customer=pc.customer, at=at)
+    }
+    for e in ents:
+        assert bulk[e.id] == entitlement_value(organization=org, entitlement=e, at=at).usage, e.feature_key
+    assert bulk[ents[2].id] == 2 * 110 + 3 + 3  # storage: 2 GB per row, plus the two tails
