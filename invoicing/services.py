@@ -840,18 +840,23 @@ def invoice_draft_for_period(
         invoice = _transition(
             invoice, S.DRAFT, drafted_at=now, draft_until=now + timedelta(seconds=cfg.draft_period_seconds)
         )
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="invoice.created",
-            object_type="invoice",
-            object_id=invoice.id,
-            after=invoice_payload(invoice),
-        )
-        webhook_event_emit(
-            organization=organization, type="invoice.created", payload=invoice_payload(invoice)
+        _invoice_event_record(
+            organization=organization, invoice=invoice, action="invoice.created", actor=actor
         )
     return invoice
+
+
+def _invoice_event_record(*, organization: Organization, invoice: Invoice, action: str, actor: Actor) -> None:
+    """Audit the invoice as it is now under `action` and send the webhook event of the same name."""
+    audit_record(
+        organization=organization,
+        actor=actor,
+        action=action,
+        object_type="invoice",
+        object_id=invoice.id,
+        after=invoice_payload(invoice),
+    )
+    webhook_event_emit(organization=organization, type=action, payload=invoice_payload(invoice))
 
 
 def invoice_on_demand_create(
@@ -893,16 +898,8 @@ def invoice_on_demand_create(
             if not invoice.lines.exists():
                 raise Conflict("Nothing to invoice yet.", field="customerId")
             invoice = _transition(invoice, S.DRAFT, drafted_at=now, draft_until=now)
-            audit_record(
-                organization=organization,
-                actor=actor,
-                action="invoice.created",
-                object_type="invoice",
-                object_id=invoice.id,
-                after=invoice_payload(invoice),
-            )
-            webhook_event_emit(
-                organization=organization, type="invoice.created", payload=invoice_payload(invoice)
+            _invoice_event_record(
+                organization=organization, invoice=invoice, action="invoice.created", actor=actor
             )
         out.append(invoice_issue(organization=organization, invoice=invoice, actor=actor, now=now))
     return out
@@ -1062,15 +1059,9 @@ def invoice_issue(
             supplier_snapshot=_supplier_snapshot(organization),
             customer_snapshot=_customer_snapshot(customer),
         )
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="invoice.issued",
-            object_type="invoice",
-            object_id=invoice.id,
-            after=invoice_payload(invoice),
+        _invoice_event_record(
+            organization=organization, invoice=invoice, action="invoice.issued", actor=actor
         )
-        webhook_event_emit(organization=organization, type="invoice.issued", payload=invoice_payload(invoice))
         if StripeSettings.objects.filter(organization=organization, enabled=True).exists():
             from invoicing.tasks import invoice_stripe_push
 
