@@ -19,6 +19,7 @@ from billing.entitlements import _num
 from billing.models import Customer, Entitlement, EntitlementType, Grant, NotificationEvent, NotificationRule
 from billing.periods import period_at
 from core.api import TenantAPIView
+from core.auth import CachedBearerAuthentication
 from core.errors import NotFound, ValidationFailed
 
 _NAMED = {"P1D": "DAY", "P1W": "WEEK", "P1M": "MONTH", "P1Y": "YEAR"}
@@ -271,7 +272,11 @@ class CustomerEntitlementOverrideView(_CustomerScoped):
 
 
 class CustomerEntitlementValueView(_CustomerScoped):
-    """GET .../value (v1 and v2). Reads the newest balance snapshot and burns only the tail since it."""
+    """GET .../value (v1 and v2). Reads the newest balance snapshot and burns only the tail since it.
+
+    Called on every gateway request, so the key comes from the short in-process cache."""
+
+    authentication_classes = [CachedBearerAuthentication]
 
     v2 = True
 
@@ -378,6 +383,8 @@ class GrantVoidView(TenantAPIView):
 
 
 class CustomerAccessView(_CustomerScoped):
+    authentication_classes = [CachedBearerAuthentication]
+
     @extend_schema(responses=dict, operation_id="getCustomerAccess")
     def get(self, request: Request, customer: str) -> Response:
         cust = self._customer(customer)

@@ -138,6 +138,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 API_PAGE_SIZE = env_int("API_PAGE_SIZE", 100, minimum=1)
+# Seconds an API key stays cached in-process on hot paths (ingest, entitlement values); 0 disables.
+API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 10, minimum=0)
 
 # --- Celery -----------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 from datetime import timedelta
 
 from django.utils import timezone
@@ -39,6 +41,43 @@ def api_key_lookup(secret: str) -> ApiKey | None:
     return key
 
 
+# --- short in-process cache for hot paths (ingest, entitlement value checks) ---------------------
+# A request on these paths must not pay a database round trip for the key. A revoked or expired key
+# stops working within API_KEY_CACHE_SECONDS in other processes (immediately in the process that
+# revoked it). Failed lookups are never cached.
+_key_cache: dict[str, tuple[float, ApiKey]] = {}
+_key_cache_lock = threading.Lock()
+_KEY_CACHE_MAX = 10_000
+
+
+def api_key_lookup_cached(secret: str) -> ApiKey | None:
+    from django.conf import settings
+
+    ttl = settings.API_KEY_CACHE_SECONDS
+    if ttl <= 0:
+        return api_key_lookup(secret)
+    digest = hash_secret(secret)
+    now = time.monotonic()
+    hit = _key_cache.get(digest)
+    if hit is not None and hit[0] > now and hit[1].is_active:
+        return hit[1]
+    key = api_key_lookup(secret)
+    with _key_cache_lock:
+        if len(_key_cache) > _KEY_CACHE_MAX:
+            _key_cache.clear()
+        if key is not None:
+            _key_cache[digest] = (now + ttl, key)
+        else:
+            _key_cache.pop(digest, None)
+    return key
+
+
+def api_key_cache_forget(secret_hash: str) -> None:
+    """Drop a key from this process's cache (called when it is revoked)."""
+    with _key_cache_lock:
+        _key_cache.pop(secret_hash, None)
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """Bearer API keys. Sets `request.auth` to the ApiKey and `request.organization` on success."""
 
@@ -66,6 +105,20 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="api"'
+
+
+class CachedBearerAuthentication(ApiKeyAuthentication):
+    """Bearer keys through the short in-process cache; for endpoints called on every gateway request."""
+
+    def authenticate(self, request):
+        secret = self.secret_from_header(request.META.get("HTTP_AUTHORIZATION", ""))
+        if secret is None:
+            return None
+        key = api_key_lookup_cached(secret)
+        if key is None:
+            raise exceptions.AuthenticationFailed("The API key is invalid, expired or revoked.")
+        request._request.organization = key.organization
+        return (None, key)
 
 
 class HasScope(permissions.BasePermission):

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from core.audit import Actor, audit_record
-from core.auth import generate_secret, hash_secret
+from core.auth import api_key_cache_forget, generate_secret, hash_secret
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.models import ApiKey, Membership, Organization, Role, Scope
 from core.money import is_currency
@@ -222,6 +222,7 @@ def api_key_revoke(*, organization: Organization, key_id: str, actor: Actor = No
                 revoked_at=timezone.now()
             )
             if updated:
+                api_key_cache_forget(key.secret_hash)
                 key.refresh_from_db()
                 audit_record(
                     organization=organization,

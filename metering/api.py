@@ -11,8 +11,6 @@ import binascii
 import csv
 import io
 import json
-import threading
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api import TenantAPIView
-from core.auth import ApiKeyAuthentication, api_key_lookup
+from core.auth import ApiKeyAuthentication, CachedBearerAuthentication, api_key_lookup_cached
 from core.errors import PayloadTooLarge, ValidationFailed
 from metering import selectors, services
 from metering.ingest import parse_body, parse_time, validate_events
@@ -66,43 +64,6 @@ def meter_json(m: Meter) -> dict[str, Any]:
 # --- authentication for ingest ------------------------------------------------------------
 
 
-KEY_CACHE_SECONDS = 10.0
-_key_cache: dict[str, tuple[float, Any]] = {}
-_key_cache_lock = threading.Lock()
-
-
-def cached_key_lookup(secret: str):
-    """`core.auth.api_key_lookup` with a 10-second in-process cache, for the ingest hot path only: a
-    revoked or expired key stops ingesting within KEY_CACHE_SECONDS. Never caches a failed lookup."""
-    now = time.monotonic()
-    hit = _key_cache.get(secret)
-    if hit is not None and hit[0] > now and hit[1].is_active:
-        return hit[1]
-    key = api_key_lookup(secret)
-    with _key_cache_lock:
-        if len(_key_cache) > 10_000:
-            _key_cache.clear()
-        if key is not None:
-            _key_cache[secret] = (now + KEY_CACHE_SECONDS, key)
-        else:
-            _key_cache.pop(secret, None)
-    return key
-
-
-class CachedBearerAuthentication(ApiKeyAuthentication):
-    """Bearer keys, looked up through the short ingest cache."""
-
-    def authenticate(self, request):
-        secret = self.secret_from_header(request.META.get("HTTP_AUTHORIZATION", ""))
-        if secret is None:
-            return None
-        key = cached_key_lookup(secret)
-        if key is None:
-            raise exceptions.AuthenticationFailed("The API key is invalid, expired or revoked.")
-        request._request.organization = key.organization
-        return (None, key)
-
-
 class IngestKeyAuthentication(ApiKeyAuthentication):
     """Bearer, or `X-Api-Key: <key>`, or Basic auth whose password (or username) is the key:
     Kong's http-log cannot set Authorization itself but turns URL userinfo into Basic auth."""
@@ -118,7 +79,7 @@ class IngestKeyAuthentication(ApiKeyAuthentication):
             secret = password if password.startswith("ml_") else user
         if not secret:
             return None
-        key = cached_key_lookup(secret.strip())
+        key = api_key_lookup_cached(secret.strip())
         if key is None:
             raise exceptions.AuthenticationFailed("The API key is invalid, expired or revoked.")
         request._request.organization = key.organization

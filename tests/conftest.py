@@ -64,6 +64,16 @@ def make_tenant(slug: str, *, currency: str = "USD") -> Tenant:
     return tenant
 
 
+@pytest.fixture(autouse=True)
+def _fresh_api_key_cache():
+    """Each test starts with an empty in-process API key cache (rows are rolled back between tests)."""
+    from core import auth
+
+    auth._key_cache.clear()
+    yield
+    auth._key_cache.clear()
+
+
 @pytest.fixture
 def tenant_a(db) -> Tenant:
     return make_tenant("acme")

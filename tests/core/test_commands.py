@@ -67,7 +67,10 @@ def test_demo_load_is_idempotent():
         Membership.objects.count(),
         AuditLog.objects.count(),
     )
-    assert first == second
+    # The portal magic link is re-signed on each run (same token row), so it may differ; nothing else does.
+    assert [line for line in first if not line.startswith("Portal:")] == [
+        line for line in second if not line.startswith("Portal:")
+    ]
     assert any(DEMO_API_KEY in line for line in first)
     assert any("login: demo / " in line for line in first)
     client = APIClient()
