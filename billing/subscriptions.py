@@ -102,6 +102,39 @@ def _notify(
     )
 
 
+def _subscription_event_record(
+    *,
+    organization: Organization,
+    sub: Subscription,
+    actor: Actor,
+    action: str,
+    type: str,
+    timing: str | datetime,
+    effective_at: datetime,
+    before: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Audit `action` on the subscription (after: its snapshot now) and store the `type` notification."""
+    audit_record(
+        organization=organization,
+        actor=actor,
+        action=action,
+        object_type="subscription",
+        object_id=sub.id,
+        before=before,
+        after=subscription_snapshot(sub),
+    )
+    _notify(
+        organization=organization,
+        type=type,
+        sub=sub,
+        action=action,
+        timing=timing,
+        effective_at=effective_at,
+        extra=extra,
+    )
+
+
 def subscription_period_at(sub: Subscription, at: datetime) -> Period:
     return period_at(sub.billing_anchor, sub.billing_cadence, at, sub.timezone)
 
@@ -401,19 +434,12 @@ def subscription_create(
             previous=None,
             timezone_name=customer.timezone or organization.timezone,
         )
-        audit_record(
+        _subscription_event_record(
             organization=organization,
+            sub=sub,
             actor=actor,
             action="subscription.created",
-            object_type="subscription",
-            object_id=sub.id,
-            after=subscription_snapshot(sub),
-        )
-        _notify(
-            organization=organization,
             type="subscription.created",
-            sub=sub,
-            action="subscription.created",
             timing=IMMEDIATE if active_from <= now else active_from,
             effective_at=active_from,
         )
@@ -545,20 +571,13 @@ def subscription_cancel(
         _clip(organization=organization, sub=sub, at=at)
         sub.cancel_requested_at = now
         sub.save(update_fields=["cancel_requested_at", "updated_at"])
-        audit_record(
+        _subscription_event_record(
             organization=organization,
+            sub=sub,
             actor=actor,
             action="subscription.canceled",
-            object_type="subscription",
-            object_id=sub.id,
-            before=before,
-            after=subscription_snapshot(sub),
-        )
-        _notify(
-            organization=organization,
             type="subscription.canceled",
-            sub=sub,
-            action="subscription.canceled",
+            before=before,
             timing=timing,
             effective_at=at,
             extra={"canceledAt": now.isoformat()},
@@ -621,20 +640,13 @@ def subscription_unschedule_cancelation(
                 start=sp.starts_at,
                 end=sp.ends_at,
             )
-        audit_record(
+        _subscription_event_record(
             organization=organization,
+            sub=sub,
             actor=actor,
             action="subscription.cancelation_unscheduled",
-            object_type="subscription",
-            object_id=sub.id,
-            before=before,
-            after=subscription_snapshot(sub),
-        )
-        _notify(
-            organization=organization,
             type="subscription.changed",
-            sub=sub,
-            action="subscription.cancelation_unscheduled",
+            before=before,
             timing=IMMEDIATE,
             effective_at=now,
             extra={"unscheduledCancelationAt": at.isoformat()},
