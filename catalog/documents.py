@@ -348,17 +348,11 @@ class PlanDocument:
         )
 
 
-def validate_plan(
-    data: Any,
-    *,
-    features: Mapping[str, FeatureRef],
-    addons: Mapping[str, AddonRef] | None = None,
-    for_publish: bool = False,
-) -> PlanDocument:
-    """A plan version's body (without key) -> PlanDocument; raises PriceInvalid with every error."""
+def _version_head(data: Any, errors: _Errors) -> tuple[Mapping[str, Any], str, str, str]:
+    """What every plan or add-on version body starts with: the body as an object (anything else fails
+    at once), then its name, description and currency ("" when unknown, with an error added)."""
     from core.money import is_currency
 
-    errors = _Errors()
     if not isinstance(data, Mapping):
         errors.add("body", "Must be a JSON object.")
         errors.raise_if_any()
@@ -369,6 +363,19 @@ def validate_plan(
     if not isinstance(currency, str) or not is_currency(currency):
         errors.add("currency", f"Unknown currency code {currency!r}.")
         currency = ""
+    return data, name, description, currency
+
+
+def validate_plan(
+    data: Any,
+    *,
+    features: Mapping[str, FeatureRef],
+    addons: Mapping[str, AddonRef] | None = None,
+    for_publish: bool = False,
+) -> PlanDocument:
+    """A plan version's body (without key) -> PlanDocument; raises PriceInvalid with every error."""
+    errors = _Errors()
+    data, name, description, currency = _version_head(data, errors)
     cadence = _duration(data, "billingCadence", "", errors, required=True) or ""
     phases: list[dict[str, Any]] = []
     raw_phases = data.get("phases") or []
@@ -475,19 +482,8 @@ class AddonDocument:
 def validate_addon(
     data: Any, *, features: Mapping[str, FeatureRef], for_publish: bool = False
 ) -> AddonDocument:
-    from core.money import is_currency
-
     errors = _Errors()
-    if not isinstance(data, Mapping):
-        errors.add("body", "Must be a JSON object.")
-        errors.raise_if_any()
-    assert isinstance(data, Mapping)
-    name = _text(data, "name", "", errors, required=True)
-    description = _text(data, "description", "", errors, required=False, max_length=2000)
-    currency = data.get("currency")
-    if not isinstance(currency, str) or not is_currency(currency):
-        errors.add("currency", f"Unknown currency code {currency!r}.")
-        currency = ""
+    data, name, description, currency = _version_head(data, errors)
     instance_type = data.get("instanceType") or "single"
     if instance_type not in INSTANCE_TYPES:
         errors.add("instanceType", "Must be single or multiple.")
