@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db.models import QuerySet
 
@@ -107,20 +107,26 @@ def plan_list(
     return qs.order_by("key", "-version")
 
 
-def plan_get(*, organization: Organization, id_or_key: str, version: int | None = None) -> PlanVersion:
+_V = TypeVar("_V", PlanVersion, AddonVersion)
+
+
+def _version_find(qs: QuerySet[_V], *, id_or_key: str, version: int | None) -> _V | None:
     """By version id; or by key: the given version, else the published one, else the newest."""
-    qs = PlanVersion.objects.filter(organization=organization)
     if is_ulid(id_or_key) and version is None:
-        plan = qs.filter(id=id_or_key.upper()).first()
-        if plan is not None:
-            return plan
+        found = qs.filter(id=id_or_key.upper()).first()
+        if found is not None:
+            return found
     versions = qs.filter(key=id_or_key)
     if version is not None:
-        plan = versions.filter(version=version).first()
-    else:
-        plan = (
-            versions.filter(status=VersionStatus.PUBLISHED).first() or versions.order_by("-version").first()
-        )
+        return versions.filter(version=version).first()
+    return versions.filter(status=VersionStatus.PUBLISHED).first() or versions.order_by("-version").first()
+
+
+def plan_get(*, organization: Organization, id_or_key: str, version: int | None = None) -> PlanVersion:
+    """By version id; or by key: the given version, else the published one, else the newest."""
+    plan = _version_find(
+        PlanVersion.objects.filter(organization=organization), id_or_key=id_or_key, version=version
+    )
     if plan is None:
         raise NotFound(f"No plan {id_or_key!r}" + (f" version {version}." if version else "."))
     return plan
@@ -159,18 +165,9 @@ def addon_list(*, organization: Organization, key: str = "", status: str = "") -
 
 
 def addon_get(*, organization: Organization, id_or_key: str, version: int | None = None) -> AddonVersion:
-    qs = AddonVersion.objects.filter(organization=organization)
-    if is_ulid(id_or_key) and version is None:
-        addon = qs.filter(id=id_or_key.upper()).first()
-        if addon is not None:
-            return addon
-    versions = qs.filter(key=id_or_key)
-    if version is not None:
-        addon = versions.filter(version=version).first()
-    else:
-        addon = (
-            versions.filter(status=VersionStatus.PUBLISHED).first() or versions.order_by("-version").first()
-        )
+    addon = _version_find(
+        AddonVersion.objects.filter(organization=organization), id_or_key=id_or_key, version=version
+    )
     if addon is None:
         raise NotFound(f"No add-on {id_or_key!r}.")
     return addon
