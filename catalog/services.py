@@ -170,13 +170,16 @@ def plan_to_document(plan: PlanVersion) -> dict[str, Any]:
     }
 
 
-def _audit_plan(plan: PlanVersion, action: str, actor: Actor, before: Any = None, after: Any = None) -> None:
+def _audit_version(
+    version: PlanVersion | AddonVersion, action: str, actor: Actor, before: Any = None, after: Any = None
+) -> None:
+    """Audit a plan or add-on version under its key (object type "plan" or "addon")."""
     audit_record(
-        organization=plan.organization,
+        organization=version.organization,
         actor=actor,
         action=action,
-        object_type="plan",
-        object_id=plan.key,
+        object_type="plan" if isinstance(version, PlanVersion) else "addon",
+        object_id=version.key,
         before=before,
         after=after,
     )
@@ -219,7 +222,7 @@ def plan_create(
     try:
         with transaction.atomic():
             plan.save()
-            _audit_plan(plan, "plan.created", actor, after={"version": 1, **plan_to_document(plan)})
+            _audit_version(plan, "plan.created", actor, after={"version": 1, **plan_to_document(plan)})
     except IntegrityError:
         raise Conflict(f"Plan {key!r} already exists.", field="key") from None
     return plan
@@ -247,7 +250,7 @@ def plan_update(
         doc = _validated_plan(organization, data)
         _apply_plan_document(plan, doc)
         plan.save()
-        _audit_plan(
+        _audit_version(
             plan,
             "plan.updated",
             actor,
@@ -274,7 +277,7 @@ def plan_edit(
         doc = _validated_plan(organization, data)
         _apply_plan_document(plan, doc)
         plan.save()
-        _audit_plan(
+        _audit_version(
             plan,
             action,
             actor,
@@ -419,7 +422,7 @@ def plan_publish(*, organization: Organization, plan_id: str, actor: Actor = Non
             PlanVersion.objects.filter(pk=old.pk, status=VersionStatus.PUBLISHED).update(
                 status=VersionStatus.ARCHIVED, archived_at=now, updated_at=now
             )
-            _audit_plan(
+            _audit_version(
                 old,
                 "plan.archived",
                 actor,
@@ -432,7 +435,7 @@ def plan_publish(*, organization: Organization, plan_id: str, actor: Actor = Non
         if updated != 1:
             raise Conflict("This version changed while publishing; reload and try again.")
         plan.refresh_from_db()
-        _audit_plan(
+        _audit_version(
             plan,
             "plan.published",
             actor,
@@ -457,7 +460,7 @@ def plan_archive(*, organization: Organization, plan_id: str, actor: Actor = Non
             status=VersionStatus.ARCHIVED, archived_at=now, updated_at=now
         )
         plan.refresh_from_db()
-        _audit_plan(
+        _audit_version(
             plan,
             "plan.archived",
             actor,
@@ -498,7 +501,7 @@ def plan_next_version(*, organization: Organization, id_or_key: str, actor: Acto
                 plan.save()
         except IntegrityError:
             raise Conflict(f"Plan {source.key!r} already has a draft version.") from None
-        _audit_plan(
+        _audit_version(
             plan, "plan.version_created", actor, after={"version": plan.version, "copiedFrom": source.version}
         )
     return plan
@@ -551,20 +554,6 @@ def _apply_addon_document(addon: AddonVersion, doc: Any) -> None:
     addon.feature_keys = doc.feature_keys
 
 
-def _audit_addon(
-    addon: AddonVersion, action: str, actor: Actor, before: Any = None, after: Any = None
-) -> None:
-    audit_record(
-        organization=addon.organization,
-        actor=actor,
-        action=action,
-        object_type="addon",
-        object_id=addon.key,
-        before=before,
-        after=after,
-    )
-
-
 def addon_create(
     *, organization: Organization, key: Any, data: dict[str, Any], actor: Actor = None
 ) -> AddonVersion:
@@ -577,7 +566,7 @@ def addon_create(
     _apply_addon_document(addon, doc)
     with transaction.atomic():
         addon.save()
-        _audit_addon(addon, "addon.created", actor, after={"version": 1, **addon_to_document(addon)})
+        _audit_version(addon, "addon.created", actor, after={"version": 1, **addon_to_document(addon)})
     return addon
 
 
@@ -600,7 +589,7 @@ def addon_update(
         before = addon_to_document(addon)
         _apply_addon_document(addon, _validated_addon(organization, data))
         addon.save()
-        _audit_addon(addon, "addon.updated", actor, before=before, after=addon_to_document(addon))
+        _audit_version(addon, "addon.updated", actor, before=before, after=addon_to_document(addon))
     return addon
 
 
@@ -616,7 +605,9 @@ def addon_publish(*, organization: Organization, addon_id: str, actor: Actor = N
             status=VersionStatus.PUBLISHED, published_at=now, updated_at=now
         )
         addon.refresh_from_db()
-        _audit_addon(addon, "addon.published", actor, after={"version": addon.version, "status": "published"})
+        _audit_version(
+            addon, "addon.published", actor, after={"version": addon.version, "status": "published"}
+        )
     return addon
 
 
@@ -634,7 +625,7 @@ def addon_archive(*, organization: Organization, addon_id: str, actor: Actor = N
             status=VersionStatus.ARCHIVED, archived_at=now, updated_at=now
         )
         addon.refresh_from_db()
-        _audit_addon(addon, "addon.archived", actor, after={"version": addon.version, "status": "archived"})
+        _audit_version(addon, "addon.archived", actor, after={"version": addon.version, "status": "archived"})
     return addon
 
 
@@ -659,7 +650,7 @@ def addon_next_version(*, organization: Organization, id_or_key: str, actor: Act
             feature_keys=list(source.feature_keys),
         )
         addon.save()
-        _audit_addon(
+        _audit_version(
             addon,
             "addon.version_created",
             actor,
