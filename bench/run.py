@@ -23,7 +23,9 @@ def main() -> int:
 
     django.setup()
     wanted = [w for w in os.environ.get("BENCH", "").split(",") if w]
-    modules = sorted(p.stem for p in HERE.glob("*.py") if p.stem not in {"run", "__init__"} and not p.stem.startswith("_"))
+    modules = sorted(
+        p.stem for p in HERE.glob("*.py") if p.stem not in {"run", "__init__"} and not p.stem.startswith("_")
+    )
     if wanted:
         modules = [m for m in modules if m in wanted]
     rows: list[dict] = []
@@ -44,8 +46,13 @@ def main() -> int:
 
 def print_table(rows: list[dict]) -> None:
     headers = ["benchmark", "measured", "target", "ok", "notes"]
-    cells = [[str(r.get(h, "")) if h != "ok" else {True: "yes", False: "NO", None: "-"}[r.get("ok")] for h in headers]
-             for r in rows]
+    cells = [
+        [
+            str(r.get(h, "")) if h != "ok" else {True: "yes", False: "NO", None: "-"}[r.get("ok")]
+            for h in headers
+        ]
+        for r in rows
+    ]
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(headers)]
     line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |"
     print()

@@ -65,6 +65,18 @@ def make_tenant(slug: str, *, currency: str = "USD") -> Tenant:
 
 
 @pytest.fixture(autouse=True)
+def _celery_eager():
+    """Tasks run inline in tests: nothing is sent to a real broker unless a test says otherwise
+    (tests of the queueing path set `task_always_eager = False` themselves)."""
+    from config.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager = True
+
+
+@pytest.fixture(autouse=True)
 def _fresh_api_key_cache():
     """Each test starts with an empty in-process API key cache (rows are rolled back between tests)."""
     from core import auth
