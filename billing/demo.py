@@ -84,8 +84,6 @@ def demo_load(org: Organization) -> None:
                 billing_anchor=start,
                 actor="demo_load",
             )
-    try:
-        from metering.services import events_ingest
-    except ImportError:  # pragma: no cover - metering is always installed with billing
-        return
+    from metering.services import events_ingest
+
     events_ingest(organization=org, events=_usage_events(now))

@@ -62,26 +62,12 @@ def feature_refs(*, organization: Organization) -> dict[str, FeatureRef]:
 
 
 def meter_exists(*, organization: Organization, slug: str) -> tuple[bool, dict[str, Any] | None]:
-    """Ask the metering app whether a meter exists, and its group-by map. Metering owns meters;
-    until it exposes `metering.selectors.meter_get` we read its model directly."""
-    try:
-        from metering import selectors as metering_selectors  # type: ignore[attr-defined]
+    """Ask the metering app (which owns meters) whether a meter exists, and its group-by map."""
+    from metering.selectors import meter_get
 
-        getter = getattr(metering_selectors, "meter_get", None)
-    except ImportError:
-        getter = None
-    if getter is not None:
-        try:
-            meter = getter(organization=organization, id_or_slug=slug)
-        except NotFound:
-            return False, None
-        return True, dict(getattr(meter, "group_by", {}) or {})
     try:
-        from metering.models import Meter
-    except ImportError:
-        return True, None  # no metering app: accept the slug as given
-    meter = Meter.objects.filter(organization=organization, slug=slug, deleted_at__isnull=True).first()
-    if meter is None:
+        meter = meter_get(organization=organization, id_or_slug=slug)
+    except NotFound:
         return False, None
     return True, dict(meter.group_by or {})
 

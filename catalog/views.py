@@ -98,13 +98,9 @@ def feature_list(request: ConsoleRequest) -> HttpResponse:
 
 
 def _meter_slugs(org: Any) -> list[str]:
-    try:
-        from metering.models import Meter
-    except ImportError:
-        return []
-    return list(
-        Meter.objects.filter(organization=org, deleted_at__isnull=True).values_list("slug", flat=True)
-    )
+    from metering.selectors import meter_list
+
+    return [meter.slug for meter in meter_list(organization=org)]
 
 
 # --- plans ----------------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 goes through these thin adapters over those apps' selectors.
 
 Keeping the imports here (lazy, inside functions) means the portal has a single place that knows the
-other apps' interfaces, and that a section of the portal degrades to "not available yet" when a
-dependency is missing instead of breaking the page.
+other apps' interfaces. A missing or renamed selector fails loudly (ImportError/AttributeError), never
+as a silently empty section.
 """
 
 from __future__ import annotations
@@ -15,12 +15,8 @@ from core.errors import NotFound
 from core.models import Organization
 
 
-def _selector(module: str, name: str) -> Any | None:
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        return None
-    return getattr(mod, name, None)
+def _selector(module: str, name: str) -> Any:
+    return getattr(importlib.import_module(module), name)
 
 
 # --- billing: customers ----------------------------------------------------------------------------
@@ -54,13 +50,7 @@ def customer_list(*, organization: Organization):
 # --- metering --------------------------------------------------------------------------------------
 def meter_list(*, organization: Organization) -> list:
     fn = _selector("metering.selectors", "meter_list")
-    if fn is not None:
-        return list(fn(organization=organization))
-    try:
-        from metering.models import Meter
-    except ImportError:
-        return []
-    return list(Meter.objects.filter(organization=organization, deleted_at__isnull=True).order_by("slug"))
+    return list(fn(organization=organization))
 
 
 def unknown_meter_slugs(*, organization: Organization, slugs: list[str]) -> list[str]:
