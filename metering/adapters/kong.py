@@ -283,7 +283,7 @@ def _token_events(
             "input_tokens": input_tokens,
             "output_tokens": output_tokens,
             "total_tokens": total_tokens,
-            "cost": cost,
+            "request_cost": cost,
         }
         if cached_tokens is not None:
             common["cached_tokens"] = cached_tokens
@@ -292,10 +292,17 @@ def _token_events(
         common["estimated"] = _is_estimated(meta, usage, response)
 
         id_base = "" if name == primary else f":{name}"
+        # `cost` is attributed once per request (to the output event, else the input one) so that
+        # SUM($.cost) over all token events equals Kong's cost; `request_cost` repeats it for reference.
         if input_tokens is not None:
-            out.append((f"{id_base}:in", {"tokens": input_tokens, "type": "input", **common}))
+            in_cost = cost if output_tokens is None or cost is None else "0"
+            out.append(
+                (f"{id_base}:in", {"tokens": input_tokens, "type": "input", **common, "cost": in_cost})
+            )
         if output_tokens is not None:
-            out.append((f"{id_base}:out", {"tokens": output_tokens, "type": "output", **common}))
+            out.append(
+                (f"{id_base}:out", {"tokens": output_tokens, "type": "output", **common, "cost": cost})
+            )
     return out
 
 

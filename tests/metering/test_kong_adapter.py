@@ -71,7 +71,7 @@ AI_PROXY_TOKENS = {
     "input_tokens": 25,
     "output_tokens": 12,
     "total_tokens": 37,
-    "cost": "0.00037",
+    "request_cost": "0.00037",
     "estimated": False,
 }
 
@@ -101,8 +101,20 @@ def test_ai_proxy_log_gives_request_input_and_output_events():
                 "client_ip": "192.168.65.1",
             },
         ),
-        event(f"{rid}:in", "llm_tokens", subject, time, {"tokens": 25, "type": "input", **AI_PROXY_TOKENS}),
-        event(f"{rid}:out", "llm_tokens", subject, time, {"tokens": 12, "type": "output", **AI_PROXY_TOKENS}),
+        event(
+            f"{rid}:in",
+            "llm_tokens",
+            subject,
+            time,
+            {"tokens": 25, "type": "input", **AI_PROXY_TOKENS, "cost": "0"},
+        ),
+        event(
+            f"{rid}:out",
+            "llm_tokens",
+            subject,
+            time,
+            {"tokens": 12, "type": "output", **AI_PROXY_TOKENS, "cost": "0.00037"},
+        ),
     ]
     assert all(type(e["data"]["tokens"]) is int for e in events[1:])
 
@@ -117,17 +129,21 @@ def test_streamed_ai_log_without_provider_usage_is_flagged_estimated():
         "input_tokens": 18,
         "output_tokens": 57,
         "total_tokens": 75,
-        "cost": "0.00075",
+        "request_cost": "0.00075",
         "estimated": True,
     }
     assert [e["id"] for e in events] == [rid, f"{rid}:in", f"{rid}:out"]
     assert events[0]["data"]["latency_ms"] == 2214
     assert events[0]["data"]["upstream_latency_ms"] == 2210
     assert events[1] == event(
-        f"{rid}:in", "llm_tokens", subject, time, {"tokens": 18, "type": "input", **tokens}
+        f"{rid}:in", "llm_tokens", subject, time, {"tokens": 18, "type": "input", **tokens, "cost": "0"}
     )
     assert events[2] == event(
-        f"{rid}:out", "llm_tokens", subject, time, {"tokens": 57, "type": "output", **tokens}
+        f"{rid}:out",
+        "llm_tokens",
+        subject,
+        time,
+        {"tokens": 57, "type": "output", **tokens, "cost": "0.00075"},
     )
 
 
@@ -164,13 +180,13 @@ def test_batched_array_of_three():
         "input_tokens": 1200,
         "output_tokens": 300,
         "total_tokens": 1500,
-        "cost": "0.00036",
+        "request_cost": "0.00036",
         "cached_tokens": 1024,
         "reasoning_tokens": 64,
         "estimated": False,
     }
-    assert events[3]["data"] == {"tokens": 1200, "type": "input", **tokens}
-    assert events[4]["data"] == {"tokens": 300, "type": "output", **tokens}
+    assert events[3]["data"] == {"tokens": 1200, "type": "input", **tokens, "cost": "0"}
+    assert events[4]["data"] == {"tokens": 300, "type": "output", **tokens, "cost": "0.00036"}
 
 
 def test_log_without_consumer_is_quarantined_as_unknown_not_dropped():
@@ -349,8 +365,10 @@ def test_cost_is_carried_exactly_and_matches_kongs_formula():
     events = kong_to_cloudevents(load("ai_proxy.json"))
     expected = (25 * Decimal("10.0") + 12 * Decimal("10.0")) / Decimal(1_000_000)
 
-    assert events[1]["data"]["cost"] == events[2]["data"]["cost"] == "0.00037"
-    assert Decimal(events[1]["data"]["cost"]) == expected
+    assert events[1]["data"]["request_cost"] == events[2]["data"]["request_cost"] == "0.00037"
+    # attributed once: summing `cost` over the request's token events gives Kong's cost exactly
+    assert (events[1]["data"]["cost"], events[2]["data"]["cost"]) == ("0", "0.00037")
+    assert sum(Decimal(e["data"]["cost"]) for e in events[1:]) == expected
 
 
 def test_cost_from_decimal_parsed_json_is_identical():
@@ -369,7 +387,7 @@ def test_cost_string_is_plain_decimal_notation(cost, expected):
     log = load("ai_proxy.json")
     log["ai"]["proxy"]["usage"]["cost"] = cost
 
-    assert kong_to_cloudevents(log)[1]["data"]["cost"] == expected
+    assert kong_to_cloudevents(log)[2]["data"]["cost"] == expected
 
 
 def test_integral_floats_become_ints():
@@ -459,3 +477,13 @@ def test_estimated_flag_heuristic(request_mode, content_type, details, estimated
     events = kong_to_cloudevents(log)
 
     assert [e["data"]["estimated"] for e in events[1:]] == [estimated, estimated]
+
+
+def test_cost_goes_to_the_input_event_when_there_is_no_output_count():
+    log = load("ai_proxy.json")
+    log["ai"]["proxy"]["usage"] = {"prompt_tokens": 25, "cost": 0.00025}
+
+    events = kong_to_cloudevents(log)
+
+    assert [e["id"].rsplit(":", 1)[-1] for e in events[1:]] == ["in"]
+    assert events[1]["data"]["cost"] == events[1]["data"]["request_cost"] == "0.00025"
