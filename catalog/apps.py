@@ -11,5 +11,6 @@ class CatalogConfig(AppConfig):
 
         navigation.register("Features", "catalog_console_features", order=25)
         navigation.register("Plans", "catalog_console_plans", order=30)
+        navigation.register("Add-ons", "catalog_console_addons", order=32)
         if demo_load not in DEMO_LOADERS:
             DEMO_LOADERS.append(demo_load)

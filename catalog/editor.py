@@ -373,14 +373,20 @@ class DiffRow:
 
 
 def version_rows(left: Any, right: Any) -> tuple[list[DiffRow], list[DiffRow]]:
-    """(plan-level rows, rate-card rows) comparing two plan versions (either may be None)."""
+    """(settings rows, rate-card rows) comparing two plan or add-on versions (either may be None).
+
+    An add-on's rate cards are shown as one phase keyed "" (no phase row)."""
     settings_rows = []
+    both = [v for v in (left, right) if v is not None]
     for label, attr in (
         ("Name", "name"),
         ("Currency", "currency"),
         ("Billing cadence", "billing_cadence"),
+        ("Instance type", "instance_type"),
         ("Description", "description"),
     ):
+        if not any(hasattr(v, attr) for v in both):
+            continue
         settings_rows.append(
             DiffRow(
                 "",
@@ -395,9 +401,13 @@ def version_rows(left: Any, right: Any) -> tuple[list[DiffRow], list[DiffRow]]:
         out: dict[tuple[str, str], tuple[str, str]] = {}
         if plan is None:
             return out
-        for phase in plan.phases:
-            dur = phase.get("duration") or "open-ended"
-            out[(phase["key"], "")] = (f"{phase['name']} ({dur})", f"Phase {phase['name']} · {dur}")
+        phases = getattr(plan, "phases", None)
+        if phases is None:
+            phases = [{"key": "", "rateCards": plan.rate_cards}]
+        for phase in phases:
+            if phase["key"]:
+                dur = phase.get("duration") or "open-ended"
+                out[(phase["key"], "")] = (f"{phase['name']} ({dur})", f"Phase {phase['name']} · {dur}")
             for card in phase["rateCards"]:
                 out[(phase["key"], card["key"])] = (card["name"], card_summary(card))
         return out

@@ -352,6 +352,28 @@ def phase_remove(
     )
 
 
+def _card_upsert(cards: list[dict[str, Any]], rate_card: dict[str, Any], replace_key: str | None) -> None:
+    """Add `rate_card` to `cards`, or replace the one keyed `replace_key` (keys stay unique)."""
+    keys = [c["key"] for c in cards]
+    if replace_key is not None and replace_key not in keys:
+        raise NotFound(f"No rate card {replace_key!r}.")
+    if rate_card.get("key") != replace_key and rate_card.get("key") in keys:
+        raise ValidationFailed(
+            f"Rate card key {rate_card.get('key')!r} is already used here.", field="rateCard.key"
+        )
+    if replace_key is not None:
+        cards[keys.index(replace_key)] = rate_card
+    else:
+        cards.append(rate_card)
+
+
+def _card_remove(cards: list[dict[str, Any]], rate_card_key: str) -> None:
+    remaining = [c for c in cards if c["key"] != rate_card_key]
+    if len(remaining) == len(cards):
+        raise NotFound(f"No rate card {rate_card_key!r}.")
+    cards[:] = remaining
+
+
 def rate_card_upsert(
     *,
     organization: Organization,
@@ -365,24 +387,7 @@ def rate_card_upsert(
     _check(validate_rate_card, rate_card, "rateCard", organization)
 
     def change(data: dict[str, Any]) -> None:
-        cards = data["phases"][_phase_index(data, phase_key)]["rateCards"]
-        keys = [c["key"] for c in cards]
-        if replace_key is not None:
-            if replace_key not in keys:
-                raise NotFound(f"No rate card {replace_key!r} in phase {phase_key!r}.")
-            if rate_card.get("key") != replace_key and rate_card.get("key") in keys:
-                raise ValidationFailed(
-                    f"Rate card key {rate_card.get('key')!r} is already used in this phase.",
-                    field="rateCard.key",
-                )
-            cards[keys.index(replace_key)] = rate_card
-        else:
-            if rate_card.get("key") in keys:
-                raise ValidationFailed(
-                    f"Rate card key {rate_card.get('key')!r} is already used in this phase.",
-                    field="rateCard.key",
-                )
-            cards.append(rate_card)
+        _card_upsert(data["phases"][_phase_index(data, phase_key)]["rateCards"], rate_card, replace_key)
 
     action = "plan.rate_card_updated" if replace_key else "plan.rate_card_added"
     return plan_edit(organization=organization, plan_id=plan_id, change=change, action=action, actor=actor)
@@ -392,11 +397,7 @@ def rate_card_remove(
     *, organization: Organization, plan_id: str, phase_key: str, rate_card_key: str, actor: Actor = None
 ) -> PlanVersion:
     def change(data: dict[str, Any]) -> None:
-        cards = data["phases"][_phase_index(data, phase_key)]["rateCards"]
-        remaining = [c for c in cards if c["key"] != rate_card_key]
-        if len(remaining) == len(cards):
-            raise NotFound(f"No rate card {rate_card_key!r} in phase {phase_key!r}.")
-        cards[:] = remaining
+        _card_remove(data["phases"][_phase_index(data, phase_key)]["rateCards"], rate_card_key)
 
     return plan_edit(
         organization=organization,
@@ -657,3 +658,93 @@ def addon_next_version(*, organization: Organization, id_or_key: str, actor: Act
             after={"version": addon.version, "copiedFrom": source.version},
         )
     return addon
+
+
+def addon_edit(
+    *,
+    organization: Organization,
+    addon_id: str,
+    change: Callable[[dict[str, Any]], None],
+    action: str,
+    actor: Actor = None,
+) -> AddonVersion:
+    """Apply `change` to a draft add-on's document, re-validate the whole document and save it."""
+    with transaction.atomic():
+        addon = _addon_draft(organization, addon_id)
+        before = addon_to_document(addon)
+        data = addon_to_document(addon)
+        change(data)
+        _apply_addon_document(addon, _validated_addon(organization, data))
+        addon.save()
+        _audit_version(
+            addon,
+            action,
+            actor,
+            before={"version": addon.version, **before},
+            after={"version": addon.version, **addon_to_document(addon)},
+        )
+    return addon
+
+
+def addon_rate_card_upsert(
+    *,
+    organization: Organization,
+    addon_id: str,
+    rate_card: dict[str, Any],
+    replace_key: str | None = None,
+    actor: Actor = None,
+) -> AddonVersion:
+    """Add a rate card to a draft add-on, or replace the one keyed `replace_key`."""
+    _check(validate_rate_card, rate_card, "rateCard", organization)
+    return addon_edit(
+        organization=organization,
+        addon_id=addon_id,
+        change=lambda data: _card_upsert(data["rateCards"], rate_card, replace_key),
+        action="addon.rate_card_updated" if replace_key else "addon.rate_card_added",
+        actor=actor,
+    )
+
+
+def addon_rate_card_remove(
+    *, organization: Organization, addon_id: str, rate_card_key: str, actor: Actor = None
+) -> AddonVersion:
+    return addon_edit(
+        organization=organization,
+        addon_id=addon_id,
+        change=lambda data: _card_remove(data["rateCards"], rate_card_key),
+        action="addon.rate_card_removed",
+        actor=actor,
+    )
+
+
+def plan_addon_link(
+    *,
+    organization: Organization,
+    plan_id: str,
+    addon_key: str,
+    max_quantity: int | None,
+    actor: Actor = None,
+) -> PlanVersion:
+    """Link an add-on to a draft plan version (or change its max quantity); validated like PUT."""
+
+    def change(data: dict[str, Any]) -> None:
+        links = [link for link in data["addons"] if link["addonKey"] != addon_key]
+        links.append({"addonKey": addon_key, "fromPlanPhase": None, "maxQuantity": max_quantity})
+        data["addons"] = links
+
+    return plan_edit(
+        organization=organization, plan_id=plan_id, change=change, action="plan.addon_linked", actor=actor
+    )
+
+
+def plan_addon_unlink(
+    *, organization: Organization, plan_id: str, addon_key: str, actor: Actor = None
+) -> PlanVersion:
+    def change(data: dict[str, Any]) -> None:
+        if not any(link["addonKey"] == addon_key for link in data["addons"]):
+            raise NotFound(f"Add-on {addon_key!r} is not linked to this plan version.")
+        data["addons"] = [link for link in data["addons"] if link["addonKey"] != addon_key]
+
+    return plan_edit(
+        organization=organization, plan_id=plan_id, change=change, action="plan.addon_unlinked", actor=actor
+    )

@@ -8,6 +8,8 @@ P = "api/v1/plans/<str:plan_id>"
 A = "api/v1/addons/<str:addon_id>"
 C = "console/plans/<str:key>"
 V = "console/plans/<str:key>/v/<int:version>"
+AC = "console/addons/<str:key>"
+AV = "console/addons/<str:key>/v/<int:version>"
 
 urlpatterns = [
     path("api/v1/prices/preview", api.PricePreviewView.as_view(), name="catalog_price_preview"),
@@ -70,5 +72,33 @@ urlpatterns = [
         f"{V}/phases/<str:phase_key>/rate-cards/<str:card_key>/preview/",
         views.preview_card,
         name="catalog_console_rate_card_preview",
+    ),
+    path(f"{V}/addons/", views.plan_addon_link, name="catalog_console_plan_addon_link"),
+    path(
+        f"{V}/addons/<str:addon_key>/remove/",
+        views.plan_addon_unlink,
+        name="catalog_console_plan_addon_unlink",
+    ),
+    path("console/addons/", views.addon_list, name="catalog_console_addons"),
+    path(f"{AC}/", views.addon_detail, name="catalog_console_addon"),
+    path(f"{AC}/next/", views.addon_next, name="catalog_console_addon_next"),
+    path(f"{AV}/settings/", views.addon_settings, name="catalog_console_addon_settings"),
+    path(f"{AV}/publish/", views.addon_publish, name="catalog_console_addon_publish"),
+    path(f"{AV}/archive/", views.addon_archive, name="catalog_console_addon_archive"),
+    path(f"{AV}/rate-cards/new/", views.addon_rate_card_edit, name="catalog_console_addon_rate_card_new"),
+    path(
+        f"{AV}/rate-cards/<str:card_key>/",
+        views.addon_rate_card_edit,
+        name="catalog_console_addon_rate_card_edit",
+    ),
+    path(
+        f"{AV}/rate-cards/<str:card_key>/remove/",
+        views.addon_rate_card_remove,
+        name="catalog_console_addon_rate_card_remove",
+    ),
+    path(
+        f"{AV}/rate-cards/<str:card_key>/preview/",
+        views.addon_card_preview,
+        name="catalog_console_addon_rate_card_preview",
     ),
 ]

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from catalog import editor, selectors, services
-from catalog.models import PlanVersion, VersionStatus
+from catalog.models import AddonVersion, InstanceType, PlanVersion, VersionStatus
 from catalog.pricing import PriceInvalid, price_preview
 from core.console import console_view
 from core.errors import DomainError, NotFound, ValidationFailed
@@ -172,6 +172,10 @@ def _plan_context(request: ConsoleRequest, plan: PlanVersion) -> dict[str, Any]:
         "phases": phases,
         "history": history,
         "cadences": editor.PLAN_CADENCES,
+        "linkable_addons": (
+            list(selectors.addon_list(organization=org, status=VersionStatus.PUBLISHED)) if editable else []
+        ),
+        "addon_errors": {},
     }
 
 
@@ -314,17 +318,33 @@ def rate_card_edit(
         form = editor.form_from_card(existing)
     else:
         form = editor.RateCardForm(billing_cadence=plan.billing_cadence)
-    context = {
-        "plan": plan,
-        "phase": phase,
+    context = _rate_card_form_context(request, plan, form, card_key, section=phase["name"])
+    return render(request, "console/catalog/rate_card_form.html", context, status=status)
+
+
+def _rate_card_form_context(
+    request: ConsoleRequest,
+    owner: PlanVersion | AddonVersion,
+    form: editor.RateCardForm,
+    card_key: str | None,
+    *,
+    section: str,
+) -> dict[str, Any]:
+    """The shared rate card editor (plans and add-ons): same form, same live preview."""
+    is_plan = isinstance(owner, PlanVersion)
+    return {
+        "plan": owner,
+        "section": section,
         "card_key": card_key,
         "form": form,
         "features": _features(request),
         "price_models": editor.PRICE_MODELS,
         "cadences": editor.CADENCES,
         "preview_quantity": request.POST.get("previewQuantity", "1000"),
+        "list_url": reverse("catalog_console_plans" if is_plan else "catalog_console_addons"),
+        "list_label": "Plans" if is_plan else "Add-ons",
+        "back_url": _plan_url(owner) if isinstance(owner, PlanVersion) else _addon_url(owner),
     }
-    return render(request, "console/catalog/rate_card_form.html", context, status=status)
 
 
 @require_POST
@@ -434,11 +454,15 @@ def preview_card(
         from django.http import Http404
 
         raise Http404("No such rate card.")
+    return _saved_card_preview(request, card, plan.currency)
+
+
+def _saved_card_preview(request: ConsoleRequest, card: dict[str, Any], currency: str) -> HttpResponse:
     return _preview_response(
         request,
         price=card.get("price") or {"type": "flat", "amount": "0"},
         discounts=card.get("discounts"),
-        currency=plan.currency,
+        currency=currency,
         quantity=request.GET.get("quantity", "").strip(),
     )
 
@@ -460,15 +484,28 @@ def plan_publish(request: ConsoleRequest, key: str, version: int) -> HttpRespons
             return redirect(_plan_url(plan))
         except DomainError as exc:
             errors = _errors_of(exc)
-    settings_rows, rows = editor.version_rows(current, plan)
-    context = {
-        "plan": plan,
+    context = _publish_context(current, plan, errors)
+    return render(request, "console/catalog/plan_publish.html", context, status=400 if errors else 200)
+
+
+def _publish_context(
+    current: PlanVersion | AddonVersion | None,
+    draft: PlanVersion | AddonVersion,
+    errors: list[dict[str, str]],
+) -> dict[str, Any]:
+    """The publish confirmation (plans and add-ons): what changes versus the published version."""
+    is_plan = isinstance(draft, PlanVersion)
+    settings_rows, rows = editor.version_rows(current, draft)
+    return {
+        "plan": draft,
         "current": current,
         "settings_rows": [r for r in settings_rows if r.change != "same"],
         "rows": [r for r in rows if r.change != "same"],
         "errors": errors,
+        "list_url": reverse("catalog_console_plans" if is_plan else "catalog_console_addons"),
+        "list_label": "Plans" if is_plan else "Add-ons",
+        "back_url": _plan_url(draft) if isinstance(draft, PlanVersion) else _addon_url(draft),
     }
-    return render(request, "console/catalog/plan_publish.html", context, status=400 if errors else 200)
 
 
 @require_POST
@@ -539,3 +576,284 @@ def plan_compare(request: ConsoleRequest, key: str) -> HttpResponse:
         "rows": rows,
     }
     return render(request, "console/catalog/plan_compare.html", context)
+
+
+# --- plan <-> add-on links ------------------------------------------------------------------------
+@require_POST
+@console_view(min_role=EDIT)
+def plan_addon_link(request: ConsoleRequest, key: str, version: int) -> HttpResponse:
+    plan = _draft_or_readonly(request, key, version)
+    if isinstance(plan, HttpResponse):
+        return plan
+    raw = request.POST.get("maxQuantity", "").strip()
+    addon_key = request.POST.get("addonKey", "").strip()
+    try:
+        if raw and not raw.isdigit():
+            raise ValidationFailed(
+                "Must be a positive whole number (or empty for no limit).", field="maxQuantity"
+            )
+        services.plan_addon_link(
+            organization=request.organization,
+            plan_id=plan.id,
+            addon_key=addon_key,
+            max_quantity=int(raw) if raw else None,
+            actor=request.user,
+        )
+        messages.success(request, f"Add-on {addon_key} linked.")
+        return redirect(_plan_url(plan))
+    except DomainError as exc:
+        context = _plan_context(request, plan)
+        errors: dict[str, str] = {}
+        for name, reason in _field_errors(exc).items():
+            short = name.rsplit(".", 1)[-1]
+            errors.setdefault(short if short in ("addonKey", "maxQuantity") else "general", reason)
+        context.update(addon_errors=errors, addon_form=request.POST, settings_errors={}, phase_errors={})
+        return render(request, "console/catalog/plan_detail.html", context, status=400)
+
+
+@require_POST
+@console_view(min_role=EDIT)
+def plan_addon_unlink(request: ConsoleRequest, key: str, version: int, addon_key: str) -> HttpResponse:
+    plan = _draft_or_readonly(request, key, version)
+    if isinstance(plan, HttpResponse):
+        return plan
+    try:
+        services.plan_addon_unlink(
+            organization=request.organization, plan_id=plan.id, addon_key=addon_key, actor=request.user
+        )
+        messages.success(request, f"Add-on {addon_key} unlinked.")
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    return redirect(_plan_url(plan))
+
+
+# --- add-ons --------------------------------------------------------------------------------------
+def _addon(request: ConsoleRequest, key: str, version: int | None = None) -> AddonVersion:
+    try:
+        if version is None:
+            draft = selectors.addon_list(organization=request.organization, key=key, status="draft").first()
+            if draft is not None:
+                return draft
+        return selectors.addon_get(organization=request.organization, id_or_key=key, version=version)
+    except NotFound:
+        from django.http import Http404
+
+        raise Http404("No such add-on.") from None
+
+
+def _addon_url(addon: AddonVersion) -> str:
+    return reverse("catalog_console_addon", args=[addon.key]) + f"?version={addon.version}"
+
+
+def _addon_draft(request: ConsoleRequest, key: str, version: int) -> AddonVersion | HttpResponse:
+    addon = _addon(request, key, version)
+    if addon.status != VersionStatus.DRAFT:
+        messages.error(
+            request, f"Version {addon.version} is {addon.status} and read-only. Create a new version to edit."
+        )
+        return redirect(_addon_url(addon))
+    return addon
+
+
+def _addon_settings_data(post: Any) -> dict[str, str]:
+    return {
+        "name": post.get("name", "").strip(),
+        "description": post.get("description", "").strip(),
+        "instanceType": post.get("instanceType", "").strip(),
+    }
+
+
+@console_view()
+def addon_list(request: ConsoleRequest) -> HttpResponse:
+    org = request.organization
+    context: dict[str, Any] = {
+        "form": {"currency": org.default_currency, "instanceType": InstanceType.SINGLE},
+        "errors": {},
+        "instance_types": InstanceType.choices,
+    }
+    if request.method == "POST":
+        if not request.membership.has_role(EDIT):
+            return render(
+                request, "console/forbidden.html", {"needed": Role.PRICING_EDITOR.label}, status=403
+            )
+        post = request.POST
+        try:
+            addon = services.addon_create(
+                organization=org,
+                key=post.get("key", "").strip(),
+                data={
+                    **_addon_settings_data(post),
+                    "currency": post.get("currency", "").strip().upper(),
+                    "rateCards": [],
+                },
+                actor=request.user,
+            )
+            messages.success(request, f"Add-on {addon.key} created as a draft. Add rate cards, then publish.")
+            return redirect(_addon_url(addon))
+        except DomainError as exc:
+            context["errors"] = _field_errors(exc)
+            context["form"] = post
+    rows: dict[str, dict[str, Any]] = {}
+    for v in selectors.addon_list(organization=org):  # key, newest first: one query for the page
+        row = rows.setdefault(v.key, {"key": v.key, "latest": v, "published": None, "draft": None})
+        if v.status == VersionStatus.PUBLISHED:
+            row["published"] = v
+        elif v.status == VersionStatus.DRAFT:
+            row["draft"] = v
+    context["addons"] = list(rows.values())
+    return render(
+        request, "console/catalog/addon_list.html", context, status=400 if context["errors"] else 200
+    )
+
+
+def _addon_context(request: ConsoleRequest, addon: AddonVersion) -> dict[str, Any]:
+    org = request.organization
+    versions = list(selectors.addon_list(organization=org, key=addon.key))
+    cards = [{**card, "line": editor.card_summary(card)} for card in addon.rate_cards]
+    return {
+        "addon": addon,
+        "versions": versions,
+        "has_draft": any(v.status == VersionStatus.DRAFT for v in versions),
+        "editable": addon.status == VersionStatus.DRAFT and request.membership.has_role(EDIT),
+        "cards": cards,
+        "history": selectors.catalog_history(organization=org, object_type="addon", object_ids=[addon.key])[
+            :50
+        ],
+        "instance_types": InstanceType.choices,
+        "settings_errors": {},
+    }
+
+
+@console_view()
+def addon_detail(request: ConsoleRequest, key: str) -> HttpResponse:
+    version = request.GET.get("version")
+    addon = _addon(request, key, int(version) if version and version.isdigit() else None)
+    return render(request, "console/catalog/addon_detail.html", _addon_context(request, addon))
+
+
+@require_POST
+@console_view(min_role=EDIT)
+def addon_settings(request: ConsoleRequest, key: str, version: int) -> HttpResponse:
+    addon = _addon_draft(request, key, version)
+    if isinstance(addon, HttpResponse):
+        return addon
+    data = {**services.addon_to_document(addon), **_addon_settings_data(request.POST)}
+    try:
+        addon = services.addon_update(
+            organization=request.organization, addon_id=addon.id, data=data, actor=request.user
+        )
+        messages.success(request, "Add-on settings saved.")
+        return redirect(_addon_url(addon))
+    except DomainError as exc:
+        context = _addon_context(request, addon)
+        context.update(settings_errors=_field_errors(exc), settings_form=request.POST)
+        return render(request, "console/catalog/addon_detail.html", context, status=400)
+
+
+@console_view(min_role=EDIT)
+def addon_rate_card_edit(
+    request: ConsoleRequest, key: str, version: int, card_key: str | None = None
+) -> HttpResponse:
+    addon = _addon_draft(request, key, version)
+    if isinstance(addon, HttpResponse):
+        return addon
+    existing = next((c for c in addon.rate_cards if c["key"] == card_key), None) if card_key else None
+    if card_key and existing is None:
+        from django.http import Http404
+
+        raise Http404("No such rate card.")
+    status = 200
+    if request.method == "POST":
+        form = editor.form_from_post(request.POST)
+        try:
+            services.addon_rate_card_upsert(
+                organization=request.organization,
+                addon_id=addon.id,
+                rate_card=editor.rate_card_from_form(form),
+                replace_key=card_key,
+                actor=request.user,
+            )
+            messages.success(request, f"Rate card {form.name} saved.")
+            return redirect(_addon_url(addon))
+        except DomainError as exc:
+            editor.place_errors(form, _errors_of(exc))
+            status = 400
+    elif existing is not None:
+        form = editor.form_from_card(existing)
+    else:
+        form = editor.RateCardForm()
+    context = _rate_card_form_context(request, addon, form, card_key, section="Rate cards")
+    return render(request, "console/catalog/rate_card_form.html", context, status=status)
+
+
+@require_POST
+@console_view(min_role=EDIT)
+def addon_rate_card_remove(request: ConsoleRequest, key: str, version: int, card_key: str) -> HttpResponse:
+    addon = _addon_draft(request, key, version)
+    if isinstance(addon, HttpResponse):
+        return addon
+    try:
+        services.addon_rate_card_remove(
+            organization=request.organization, addon_id=addon.id, rate_card_key=card_key, actor=request.user
+        )
+        messages.success(request, "Rate card removed.")
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    return redirect(_addon_url(addon))
+
+
+@console_view()
+def addon_card_preview(request: ConsoleRequest, key: str, version: int, card_key: str) -> HttpResponse:
+    addon = _addon(request, key, version)
+    card = next((c for c in addon.rate_cards if c["key"] == card_key), None)
+    if card is None:
+        from django.http import Http404
+
+        raise Http404("No such rate card.")
+    return _saved_card_preview(request, card, addon.currency)
+
+
+@console_view(min_role=EDIT)
+def addon_publish(request: ConsoleRequest, key: str, version: int) -> HttpResponse:
+    addon = _addon_draft(request, key, version)
+    if isinstance(addon, HttpResponse):
+        return addon
+    org = request.organization
+    current = selectors.addon_list(organization=org, key=addon.key, status="published").first()
+    errors: list[dict[str, str]] = []
+    if request.method == "POST":
+        try:
+            services.addon_publish(organization=org, addon_id=addon.id, actor=request.user)
+            messages.success(request, f"Version {addon.version} of {addon.key} is published.")
+            return redirect(_addon_url(addon))
+        except DomainError as exc:
+            errors = _errors_of(exc)
+    context = _publish_context(current, addon, errors)
+    return render(request, "console/catalog/plan_publish.html", context, status=400 if errors else 200)
+
+
+@require_POST
+@console_view(min_role=EDIT)
+def addon_archive(request: ConsoleRequest, key: str, version: int) -> HttpResponse:
+    addon = _addon(request, key, version)
+    try:
+        services.addon_archive(organization=request.organization, addon_id=addon.id, actor=request.user)
+        messages.success(request, f"Version {addon.version} archived: plans can no longer link it.")
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    return redirect(_addon_url(addon))
+
+
+@require_POST
+@console_view(min_role=EDIT)
+def addon_next(request: ConsoleRequest, key: str) -> HttpResponse:
+    _addon(request, key)  # 404 for another organization's key
+    try:
+        addon = services.addon_next_version(
+            organization=request.organization, id_or_key=key, actor=request.user
+        )
+        messages.success(request, f"Draft version {addon.version} created.")
+        return redirect(_addon_url(addon))
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+        return redirect("catalog_console_addon", key=key)
