@@ -39,21 +39,42 @@ def _field_errors(exc: DomainError) -> dict[str, str]:
     return out
 
 
-def _plan(request: ConsoleRequest, key: str, version: int | None = None) -> PlanVersion:
+# Plans and add-ons are versioned the same way; these helpers serve both.
+_VERSIONED: dict[str, tuple[Any, Any, str]] = {
+    "plan": (selectors.plan_list, selectors.plan_get, "No such plan."),
+    "addon": (selectors.addon_list, selectors.addon_get, "No such add-on."),
+}
+
+
+def _version(request: ConsoleRequest, kind: str, key: str, version: int | None = None) -> Any:
+    """The requested version, or (no version given) the draft if there is one, else the newest."""
+    list_versions, get_version, missing = _VERSIONED[kind]
     try:
         if version is None:
-            draft = selectors.plan_list(organization=request.organization, key=key, status="draft").first()
+            draft = list_versions(organization=request.organization, key=key, status="draft").first()
             if draft is not None:
                 return draft
-        return selectors.plan_get(organization=request.organization, id_or_key=key, version=version)
+        return get_version(organization=request.organization, id_or_key=key, version=version)
     except NotFound:
         from django.http import Http404
 
-        raise Http404("No such plan.") from None
+        raise Http404(missing) from None
 
 
-def _plan_url(plan: PlanVersion) -> str:
-    return reverse("catalog_console_plan", args=[plan.key]) + f"?version={plan.version}"
+def _version_url(item: PlanVersion | AddonVersion) -> str:
+    name = "catalog_console_plan" if isinstance(item, PlanVersion) else "catalog_console_addon"
+    return reverse(name, args=[item.key]) + f"?version={item.version}"
+
+
+def _draft(request: ConsoleRequest, kind: str, key: str, version: int) -> Any:
+    """The draft version, or a redirect back with a message when that version is read-only."""
+    item = _version(request, kind, key, version)
+    if item.status != VersionStatus.DRAFT:
+        messages.error(
+            request, f"Version {item.version} is {item.status} and read-only. Create a new version to edit."
+        )
+        return redirect(_version_url(item))
+    return item
 
 
 # --- features -------------------------------------------------------------------------------------
@@ -131,7 +152,7 @@ def plan_list(request: ConsoleRequest) -> HttpResponse:
                 actor=request.user,
             )
             messages.success(request, f"Plan {plan.key} created as a draft. Add rate cards, then publish.")
-            return redirect(_plan_url(plan))
+            return redirect(_version_url(plan))
         except DomainError as exc:
             context["errors"] = _field_errors(exc)
             context["form"] = post
@@ -182,27 +203,17 @@ def _plan_context(request: ConsoleRequest, plan: PlanVersion) -> dict[str, Any]:
 @console_view()
 def plan_detail(request: ConsoleRequest, key: str) -> HttpResponse:
     version = request.GET.get("version")
-    plan = _plan(request, key, int(version) if version and version.isdigit() else None)
+    plan = _version(request, "plan", key, int(version) if version and version.isdigit() else None)
     context = _plan_context(request, plan)
     context["settings_errors"] = {}
     context["phase_errors"] = {}
     return render(request, "console/catalog/plan_detail.html", context)
 
 
-def _draft_or_readonly(request: ConsoleRequest, key: str, version: int) -> PlanVersion | HttpResponse:
-    plan = _plan(request, key, version)
-    if plan.status != VersionStatus.DRAFT:
-        messages.error(
-            request, f"Version {plan.version} is {plan.status} and read-only. Create a new version to edit."
-        )
-        return redirect(_plan_url(plan))
-    return plan
-
-
 @require_POST
 @console_view(min_role=EDIT)
 def plan_settings(request: ConsoleRequest, key: str, version: int) -> HttpResponse:
-    plan = _draft_or_readonly(request, key, version)
+    plan = _draft(request, "plan", key, version)
     if isinstance(plan, HttpResponse):
         return plan
     data = services.plan_to_document(plan)
@@ -213,7 +224,7 @@ def plan_settings(request: ConsoleRequest, key: str, version: int) -> HttpRespon
             organization=request.organization, plan_id=plan.id, data=data, actor=request.user
         )
         messages.success(request, "Plan settings saved.")
-        return redirect(_plan_url(plan))
+        return redirect(_version_url(plan))
     except DomainError as exc:
         context = _plan_context(request, plan)
         context["settings_errors"] = _field_errors(exc)
@@ -225,7 +236,7 @@ def plan_settings(request: ConsoleRequest, key: str, version: int) -> HttpRespon
 @require_POST
 @console_view(min_role=EDIT)
 def phase_add(request: ConsoleRequest, key: str, version: int) -> HttpResponse:
-    plan = _draft_or_readonly(request, key, version)
+    plan = _draft(request, "plan", key, version)
     if isinstance(plan, HttpResponse):
         return plan
     post = request.POST
@@ -249,7 +260,7 @@ def phase_add(request: ConsoleRequest, key: str, version: int) -> HttpResponse:
             actor=request.user,
         )
         messages.success(request, f"Phase {phase['name']} added.")
-        return redirect(_plan_url(plan))
+        return redirect(_version_url(plan))
     except DomainError as exc:
         context = _plan_context(request, plan)
         errors: dict[str, str] = {}
@@ -263,7 +274,7 @@ def phase_add(request: ConsoleRequest, key: str, version: int) -> HttpResponse:
 @require_POST
 @console_view(min_role=EDIT)
 def phase_remove(request: ConsoleRequest, key: str, version: int, phase_key: str) -> HttpResponse:
-    plan = _draft_or_readonly(request, key, version)
+    plan = _draft(request, "plan", key, version)
     if isinstance(plan, HttpResponse):
         return plan
     try:
@@ -273,7 +284,7 @@ def phase_remove(request: ConsoleRequest, key: str, version: int, phase_key: str
         messages.success(request, "Phase removed.")
     except DomainError as exc:
         messages.error(request, exc.detail)
-    return redirect(_plan_url(plan))
+    return redirect(_version_url(plan))
 
 
 def _features(request: ConsoleRequest) -> list[Any]:
@@ -284,7 +295,7 @@ def _features(request: ConsoleRequest) -> list[Any]:
 def rate_card_edit(
     request: ConsoleRequest, key: str, version: int, phase_key: str, card_key: str | None = None
 ) -> HttpResponse:
-    plan = _draft_or_readonly(request, key, version)
+    plan = _draft(request, "plan", key, version)
     if isinstance(plan, HttpResponse):
         return plan
     phase = next((p for p in plan.phases if p["key"] == phase_key), None)
@@ -310,7 +321,7 @@ def rate_card_edit(
                 actor=request.user,
             )
             messages.success(request, f"Rate card {form.name} saved.")
-            return redirect(_plan_url(plan))
+            return redirect(_version_url(plan))
         except DomainError as exc:
             editor.place_errors(form, _errors_of(exc))
             status = 400
@@ -343,7 +354,7 @@ def _rate_card_form_context(
         "preview_quantity": request.POST.get("previewQuantity", "1000"),
         "list_url": reverse("catalog_console_plans" if is_plan else "catalog_console_addons"),
         "list_label": "Plans" if is_plan else "Add-ons",
-        "back_url": _plan_url(owner) if isinstance(owner, PlanVersion) else _addon_url(owner),
+        "back_url": _version_url(owner),
     }
 
 
@@ -378,7 +389,7 @@ def rate_card_fields(request: ConsoleRequest) -> HttpResponse:
 def rate_card_remove(
     request: ConsoleRequest, key: str, version: int, phase_key: str, card_key: str
 ) -> HttpResponse:
-    plan = _draft_or_readonly(request, key, version)
+    plan = _draft(request, "plan", key, version)
     if isinstance(plan, HttpResponse):
         return plan
     try:
@@ -392,7 +403,7 @@ def rate_card_remove(
         messages.success(request, "Rate card removed.")
     except DomainError as exc:
         messages.error(request, exc.detail)
-    return redirect(_plan_url(plan))
+    return redirect(_version_url(plan))
 
 
 # --- live preview ---------------------------------------------------------------------------------
@@ -445,7 +456,7 @@ def preview_card(
     request: ConsoleRequest, key: str, version: int, phase_key: str, card_key: str
 ) -> HttpResponse:
     """htmx: the preview beside a saved rate card (any status: it is a read)."""
-    plan = _plan(request, key, version)
+    plan = _version(request, "plan", key, version)
     card = next(
         (c for p in plan.phases if p["key"] == phase_key for c in p["rateCards"] if c["key"] == card_key),
         None,
@@ -470,7 +481,7 @@ def _saved_card_preview(request: ConsoleRequest, card: dict[str, Any], currency:
 # --- publish, archive, versions, compare ---------------------------------------------------------
 @console_view(min_role=EDIT)
 def plan_publish(request: ConsoleRequest, key: str, version: int) -> HttpResponse:
-    plan = _draft_or_readonly(request, key, version)
+    plan = _draft(request, "plan", key, version)
     if isinstance(plan, HttpResponse):
         return plan
     current = selectors.plan_list(organization=request.organization, key=plan.key, status="published").first()
@@ -481,7 +492,7 @@ def plan_publish(request: ConsoleRequest, key: str, version: int) -> HttpRespons
             messages.success(
                 request, f"Version {plan.version} of {plan.key} is published. New subscriptions use it."
             )
-            return redirect(_plan_url(plan))
+            return redirect(_version_url(plan))
         except DomainError as exc:
             errors = _errors_of(exc)
     context = _publish_context(current, plan, errors)
@@ -504,14 +515,14 @@ def _publish_context(
         "errors": errors,
         "list_url": reverse("catalog_console_plans" if is_plan else "catalog_console_addons"),
         "list_label": "Plans" if is_plan else "Add-ons",
-        "back_url": _plan_url(draft) if isinstance(draft, PlanVersion) else _addon_url(draft),
+        "back_url": _version_url(draft),
     }
 
 
 @require_POST
 @console_view(min_role=EDIT)
 def plan_archive(request: ConsoleRequest, key: str, version: int) -> HttpResponse:
-    plan = _plan(request, key, version)
+    plan = _version(request, "plan", key, version)
     try:
         services.plan_archive(organization=request.organization, plan_id=plan.id, actor=request.user)
         messages.success(
@@ -519,7 +530,7 @@ def plan_archive(request: ConsoleRequest, key: str, version: int) -> HttpRespons
         )
     except DomainError as exc:
         messages.error(request, exc.detail)
-    return redirect(_plan_url(plan))
+    return redirect(_version_url(plan))
 
 
 @require_POST
@@ -530,7 +541,7 @@ def plan_next(request: ConsoleRequest, key: str) -> HttpResponse:
             organization=request.organization, id_or_key=key, actor=request.user
         )
         messages.success(request, f"Draft version {plan.version} created from the latest version.")
-        return redirect(_plan_url(plan))
+        return redirect(_version_url(plan))
     except DomainError as exc:
         messages.error(request, exc.detail)
         return redirect("catalog_console_plan", key=key)
@@ -539,13 +550,13 @@ def plan_next(request: ConsoleRequest, key: str) -> HttpResponse:
 @require_POST
 @console_view(min_role=EDIT)
 def plan_delete_draft(request: ConsoleRequest, key: str, version: int) -> HttpResponse:
-    plan = _plan(request, key, version)
+    plan = _version(request, "plan", key, version)
     try:
         services.plan_delete(organization=request.organization, plan_id=plan.id, actor=request.user)
         messages.success(request, f"Draft version {version} deleted.")
     except DomainError as exc:
         messages.error(request, exc.detail)
-        return redirect(_plan_url(plan))
+        return redirect(_version_url(plan))
     if selectors.plan_list(organization=request.organization, key=key).exists():
         return redirect("catalog_console_plan", key=key)
     return redirect("catalog_console_plans")
@@ -582,7 +593,7 @@ def plan_compare(request: ConsoleRequest, key: str) -> HttpResponse:
 @require_POST
 @console_view(min_role=EDIT)
 def plan_addon_link(request: ConsoleRequest, key: str, version: int) -> HttpResponse:
-    plan = _draft_or_readonly(request, key, version)
+    plan = _draft(request, "plan", key, version)
     if isinstance(plan, HttpResponse):
         return plan
     raw = request.POST.get("maxQuantity", "").strip()
@@ -600,7 +611,7 @@ def plan_addon_link(request: ConsoleRequest, key: str, version: int) -> HttpResp
             actor=request.user,
         )
         messages.success(request, f"Add-on {addon_key} linked.")
-        return redirect(_plan_url(plan))
+        return redirect(_version_url(plan))
     except DomainError as exc:
         context = _plan_context(request, plan)
         errors: dict[str, str] = {}
@@ -614,7 +625,7 @@ def plan_addon_link(request: ConsoleRequest, key: str, version: int) -> HttpResp
 @require_POST
 @console_view(min_role=EDIT)
 def plan_addon_unlink(request: ConsoleRequest, key: str, version: int, addon_key: str) -> HttpResponse:
-    plan = _draft_or_readonly(request, key, version)
+    plan = _draft(request, "plan", key, version)
     if isinstance(plan, HttpResponse):
         return plan
     try:
@@ -624,37 +635,10 @@ def plan_addon_unlink(request: ConsoleRequest, key: str, version: int, addon_key
         messages.success(request, f"Add-on {addon_key} unlinked.")
     except DomainError as exc:
         messages.error(request, exc.detail)
-    return redirect(_plan_url(plan))
+    return redirect(_version_url(plan))
 
 
 # --- add-ons --------------------------------------------------------------------------------------
-def _addon(request: ConsoleRequest, key: str, version: int | None = None) -> AddonVersion:
-    try:
-        if version is None:
-            draft = selectors.addon_list(organization=request.organization, key=key, status="draft").first()
-            if draft is not None:
-                return draft
-        return selectors.addon_get(organization=request.organization, id_or_key=key, version=version)
-    except NotFound:
-        from django.http import Http404
-
-        raise Http404("No such add-on.") from None
-
-
-def _addon_url(addon: AddonVersion) -> str:
-    return reverse("catalog_console_addon", args=[addon.key]) + f"?version={addon.version}"
-
-
-def _addon_draft(request: ConsoleRequest, key: str, version: int) -> AddonVersion | HttpResponse:
-    addon = _addon(request, key, version)
-    if addon.status != VersionStatus.DRAFT:
-        messages.error(
-            request, f"Version {addon.version} is {addon.status} and read-only. Create a new version to edit."
-        )
-        return redirect(_addon_url(addon))
-    return addon
-
-
 def _addon_settings_data(post: Any) -> dict[str, str]:
     return {
         "name": post.get("name", "").strip(),
@@ -689,7 +673,7 @@ def addon_list(request: ConsoleRequest) -> HttpResponse:
                 actor=request.user,
             )
             messages.success(request, f"Add-on {addon.key} created as a draft. Add rate cards, then publish.")
-            return redirect(_addon_url(addon))
+            return redirect(_version_url(addon))
         except DomainError as exc:
             context["errors"] = _field_errors(exc)
             context["form"] = post
@@ -727,14 +711,14 @@ def _addon_context(request: ConsoleRequest, addon: AddonVersion) -> dict[str, An
 @console_view()
 def addon_detail(request: ConsoleRequest, key: str) -> HttpResponse:
     version = request.GET.get("version")
-    addon = _addon(request, key, int(version) if version and version.isdigit() else None)
+    addon = _version(request, "addon", key, int(version) if version and version.isdigit() else None)
     return render(request, "console/catalog/addon_detail.html", _addon_context(request, addon))
 
 
 @require_POST
 @console_view(min_role=EDIT)
 def addon_settings(request: ConsoleRequest, key: str, version: int) -> HttpResponse:
-    addon = _addon_draft(request, key, version)
+    addon = _draft(request, "addon", key, version)
     if isinstance(addon, HttpResponse):
         return addon
     data = {**services.addon_to_document(addon), **_addon_settings_data(request.POST)}
@@ -743,7 +727,7 @@ def addon_settings(request: ConsoleRequest, key: str, version: int) -> HttpRespo
             organization=request.organization, addon_id=addon.id, data=data, actor=request.user
         )
         messages.success(request, "Add-on settings saved.")
-        return redirect(_addon_url(addon))
+        return redirect(_version_url(addon))
     except DomainError as exc:
         context = _addon_context(request, addon)
         context.update(settings_errors=_field_errors(exc), settings_form=request.POST)
@@ -754,7 +738,7 @@ def addon_settings(request: ConsoleRequest, key: str, version: int) -> HttpRespo
 def addon_rate_card_edit(
     request: ConsoleRequest, key: str, version: int, card_key: str | None = None
 ) -> HttpResponse:
-    addon = _addon_draft(request, key, version)
+    addon = _draft(request, "addon", key, version)
     if isinstance(addon, HttpResponse):
         return addon
     existing = next((c for c in addon.rate_cards if c["key"] == card_key), None) if card_key else None
@@ -774,7 +758,7 @@ def addon_rate_card_edit(
                 actor=request.user,
             )
             messages.success(request, f"Rate card {form.name} saved.")
-            return redirect(_addon_url(addon))
+            return redirect(_version_url(addon))
         except DomainError as exc:
             editor.place_errors(form, _errors_of(exc))
             status = 400
@@ -789,7 +773,7 @@ def addon_rate_card_edit(
 @require_POST
 @console_view(min_role=EDIT)
 def addon_rate_card_remove(request: ConsoleRequest, key: str, version: int, card_key: str) -> HttpResponse:
-    addon = _addon_draft(request, key, version)
+    addon = _draft(request, "addon", key, version)
     if isinstance(addon, HttpResponse):
         return addon
     try:
@@ -799,12 +783,12 @@ def addon_rate_card_remove(request: ConsoleRequest, key: str, version: int, card
         messages.success(request, "Rate card removed.")
     except DomainError as exc:
         messages.error(request, exc.detail)
-    return redirect(_addon_url(addon))
+    return redirect(_version_url(addon))
 
 
 @console_view()
 def addon_card_preview(request: ConsoleRequest, key: str, version: int, card_key: str) -> HttpResponse:
-    addon = _addon(request, key, version)
+    addon = _version(request, "addon", key, version)
     card = next((c for c in addon.rate_cards if c["key"] == card_key), None)
     if card is None:
         from django.http import Http404
@@ -815,7 +799,7 @@ def addon_card_preview(request: ConsoleRequest, key: str, version: int, card_key
 
 @console_view(min_role=EDIT)
 def addon_publish(request: ConsoleRequest, key: str, version: int) -> HttpResponse:
-    addon = _addon_draft(request, key, version)
+    addon = _draft(request, "addon", key, version)
     if isinstance(addon, HttpResponse):
         return addon
     org = request.organization
@@ -825,7 +809,7 @@ def addon_publish(request: ConsoleRequest, key: str, version: int) -> HttpRespon
         try:
             services.addon_publish(organization=org, addon_id=addon.id, actor=request.user)
             messages.success(request, f"Version {addon.version} of {addon.key} is published.")
-            return redirect(_addon_url(addon))
+            return redirect(_version_url(addon))
         except DomainError as exc:
             errors = _errors_of(exc)
     context = _publish_context(current, addon, errors)
@@ -835,25 +819,25 @@ def addon_publish(request: ConsoleRequest, key: str, version: int) -> HttpRespon
 @require_POST
 @console_view(min_role=EDIT)
 def addon_archive(request: ConsoleRequest, key: str, version: int) -> HttpResponse:
-    addon = _addon(request, key, version)
+    addon = _version(request, "addon", key, version)
     try:
         services.addon_archive(organization=request.organization, addon_id=addon.id, actor=request.user)
         messages.success(request, f"Version {addon.version} archived: plans can no longer link it.")
     except DomainError as exc:
         messages.error(request, exc.detail)
-    return redirect(_addon_url(addon))
+    return redirect(_version_url(addon))
 
 
 @require_POST
 @console_view(min_role=EDIT)
 def addon_next(request: ConsoleRequest, key: str) -> HttpResponse:
-    _addon(request, key)  # 404 for another organization's key
+    _version(request, "addon", key)  # 404 for another organization's key
     try:
         addon = services.addon_next_version(
             organization=request.organization, id_or_key=key, actor=request.user
         )
         messages.success(request, f"Draft version {addon.version} created.")
-        return redirect(_addon_url(addon))
+        return redirect(_version_url(addon))
     except DomainError as exc:
         messages.error(request, exc.detail)
         return redirect("catalog_console_addon", key=key)

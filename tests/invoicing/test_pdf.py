@@ -24,7 +24,7 @@ def test_pdf_of_an_issued_invoice(tenant_a, tenant_b, usage):
         supplier_address="Torstrasse 1\n10119 Berlin\nGermany",
         supplier_tax_id="DE123456789",
         supplier_email="billing@acme.test",
-        payment_instructions="Bank transfer: IBAN DE89 3704 0044 0532 0130 00, BIC COBADEFFXXX.",
+        payment_instructions="Bank transfer: IBAN DE89 3704 0044 0532 0130 00, BIC COBADEFF.",
     )
     tax_rate_create(organization=tenant_a.org, name="VAT", percentage="19", is_default=True)
     c = make_customer(tenant_a, "initech", name="Initech Corporation")
