@@ -39,6 +39,12 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 30.0,
         "options": {"expires": 25, "queue": "default"},
     },
+    # metering: store accepted ingest batches (web processes also ask for this right after accepting)
+    "metering-events-drain": {
+        "task": "metering.tasks.events_drain",
+        "schedule": 10.0,
+        "options": {"expires": 9, "queue": "default"},
+    },
     # metering: fold newly ingested events into hourly rollups (by ingestion order; idempotent)
     "metering-rollups-advance": {
         "task": "metering.tasks.rollups_advance",

@@ -17,7 +17,6 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, renderers, status
 from rest_framework.request import Request
@@ -27,7 +26,7 @@ from core.api import TenantAPIView
 from core.auth import ApiKeyAuthentication, CachedBearerAuthentication, api_key_lookup_cached
 from core.errors import PayloadTooLarge, ValidationFailed
 from metering import selectors, services
-from metering.ingest import parse_body, parse_time, validate_events
+from metering.ingest import check_events, dumps, inbox_body, parse_body, parse_time
 from metering.models import Meter
 
 INGEST_CONTENT_TYPES = (
@@ -125,9 +124,11 @@ class _IngestBase(TenantAPIView):
 
     def ingest(self, request: Request) -> None:
         body = read_ingest_body(request)
-        now = timezone.now()
-        events = validate_events(parse_body(body, ""), received_at=now, strict=self.strict)
-        services.events_ingest(organization=self.organization, events=events, received_at=now)
+        payload = parse_body(body)
+        count = check_events(payload, strict=self.strict)
+        services.events_accept(
+            organization=self.organization, body=inbox_body(body, payload), event_count=count
+        )
 
 
 class EventsView(_IngestBase):
@@ -215,16 +216,14 @@ class KongEventsView(TenantAPIView):
     def post(self, request: Request) -> HttpResponse:
         from metering.adapters.kong import kong_to_cloudevents
 
-        body = read_ingest_body(request)
-        now = timezone.now()
-        payload = parse_body(body, "")
+        payload = parse_body(read_ingest_body(request))
         events = kong_to_cloudevents(
             payload, subject_header=request.query_params.get("subjectHeader") or None
         )
         if not events:
             return HttpResponse(status=204)
-        rows = validate_events(events, received_at=now, prefix="events")
-        services.events_ingest(organization=self.organization, events=rows, received_at=now)
+        count = check_events(events, prefix="events")
+        services.events_accept(organization=self.organization, body=dumps(events).encode(), event_count=count)
         return HttpResponse(status=204)
 
 

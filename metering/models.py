@@ -173,3 +173,36 @@ class RollupState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.meter_id}@{self.watermark}"
+
+
+class InboxBatch(models.Model):
+    """One accepted ingest request, kept as received until the drain moves its events into `Event`.
+
+    `body` is the request's JSON array of validated CloudEvents (a single event is wrapped in `[...]`),
+    stored uncompressed and unparsed so that accepting a batch costs one row write. The drain
+    (`metering.store.inbox_drain`) parses it in PostgreSQL, dedups into `Event` in acceptance order and
+    deletes the row in the same transaction. A row PostgreSQL cannot parse is kept with `failed_at` and
+    `error` (never silently dropped) and skipped by later drains.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    received_at = models.DateTimeField()
+    event_count = models.IntegerField()
+    body = models.BinaryField()
+    failed_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["organization", "id"],
+                name="metering_inbox_pending",
+                condition=Q(failed_at__isnull=True),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"inbox {self.id} ({self.event_count} events)"

@@ -23,6 +23,14 @@ from metering.store import UsageRow
 WINDOW_SIZES = ("MINUTE", "HOUR", "DAY", "MONTH")
 
 
+def _fresh(organization_id: str) -> None:
+    """Read-your-writes: every read of events or usage first stores the batches this organization had
+    accepted (normally none are pending: one index probe). See services.events_flush."""
+    from metering import services
+
+    services.events_flush(organization_id=organization_id)
+
+
 def meter_list(*, organization: Organization, include_deleted: bool = False) -> QuerySet[Meter]:
     qs = Meter.objects.filter(organization=organization)
     if not include_deleted:
@@ -117,6 +125,7 @@ def meter_query(
             raise NotFound(f"No customer {missing[0]!r} in this organization.")
     if customers is not None:
         group_customer = True
+    _fresh(organization.id)
     return store.usage_query(
         spec=store.MeterSpec.of(meter),
         time_from=from_,
@@ -149,6 +158,7 @@ def meter_usage_total(
     m = meter_get(organization=organization, id_or_slug=meter)
     if not subjects:
         return Decimal(0)
+    _fresh(organization.id)
     rows = store.usage_query(
         spec=store.MeterSpec.of(m),
         time_from=start,
@@ -224,6 +234,7 @@ def meter_usage_totals(*, organization: Organization, requests: Sequence[UsageTo
             )
             out[i] = sum((r.value for r in rows), Decimal(0))
     if bulk:
+        _fresh(organization.id)
         totals = store.usage_totals_many(requests=[r for _, r in bulk])
         for (i, _), total in zip(bulk, totals, strict=True):
             out[i] = total
@@ -233,12 +244,14 @@ def meter_usage_totals(*, organization: Organization, requests: Sequence[UsageTo
 def meter_subjects(
     *, organization: Organization, meter: Meter, from_: datetime | None = None, to: datetime | None = None
 ) -> list[str]:
+    _fresh(organization.id)
     return store.subjects_list(spec=store.MeterSpec.of(meter), time_from=from_, time_to=to)
 
 
 def meter_group_values(*, organization: Organization, meter: Meter, key: str) -> list[str]:
     if key not in meter.group_by:
         raise NotFound(f"Meter {meter.slug!r} has no group-by dimension {key!r}.")
+    _fresh(organization.id)
     return store.group_values_list(spec=store.MeterSpec.of(meter), key=key)
 
 
@@ -301,7 +314,8 @@ def events_list(
 ) -> list[IngestedEvent]:
     """Recent events, newest ingested first, with `validation_error` for those that did not count:
     rejected ones (e.g. same id with a different payload) and stored ones that match no meter or
-    carry no usable value (computed now, against the current meters). Three queries at most."""
+    carry no usable value (computed now, against the current meters). Four queries at most."""
+    _fresh(organization.id)
     stored = store.events_list(
         organization_id=organization.id,
         subject=subject,
@@ -372,6 +386,7 @@ def meters_usage_last_24h(
     """{meter id: total over the last 24 h} for the console list: two queries whatever the number of
     meters (watermarks, then one UNION ALL statement over rollups and the fresh tail)."""
     now = timezone.now()
+    _fresh(organization.id)
     return store.usage_totals(
         specs=[store.MeterSpec.of(m) for m in meters if m.organization_id == organization.id],
         time_from=now - timedelta(hours=24),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -11,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.audit import Actor, audit_record
+from core.background import Coalescer
 from core.errors import Conflict, ValidationFailed
 from core.ids import is_ulid
 from core.models import Organization
@@ -21,16 +24,109 @@ from metering.selectors import meter_get
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:[_-][a-z0-9]+)*$")
 DIM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+logger = logging.getLogger(__name__)
 RESERVED_DIMS = {"subject", "customer_id", "customerId", "windowstart", "windowend", "value"}
 
 
 # --- events ------------------------------------------------------------------------------------
+#
+# The API accepts a validated request into the inbox (one row, `events_accept`) and answers; a drain
+# (`events_drain`: the Celery task, or any read of this organization's usage) moves accepted batches
+# into the event store, dedups them there and then calls the ingest listeners. `events_ingest` stores
+# already-built tuples synchronously (demo data, loaders, tests).
+
+
+def events_accept(
+    *, organization: Organization, body: bytes, event_count: int, received_at: datetime | None = None
+) -> int:
+    """Durably accept a validated request (`metering.ingest`); a drain is scheduled after commit."""
+    batch_id = store.inbox_append(
+        organization_id=organization.id,
+        body=body,
+        event_count=event_count,
+        received_at=received_at or timezone.now(),
+    )
+    transaction.on_commit(drain_soon)
+    return batch_id
+
+
+def _request_drain() -> None:
+    from metering import tasks
+
+    try:
+        tasks.events_drain.apply_async()
+    except Exception:  # the broker is down: beat's periodic drain (or the next read) stores the batches
+        logger.exception("could not queue metering.tasks.events_drain")
+
+
+# Accepting a batch asks for a drain; a daemon thread per process publishes at most one task per window.
+DRAIN_REQUEST_WINDOW_SECONDS = 0.2
+_drain_requests = Coalescer("metering-drain-request", _request_drain, DRAIN_REQUEST_WINDOW_SECONDS)
+
+
+def drain_soon() -> None:
+    """Have the accepted batches stored soon: inline with eager Celery (tests), else via the publisher."""
+    from config.celery import app
+
+    if app.conf.task_always_eager:
+        _request_drain()
+    else:
+        _drain_requests.poke()
+
+
+def _landed(result: store.DrainResult) -> None:
+    if result.inserted and result.earliest_event_time is not None and hooks.ingest_listeners():
+        transaction.on_commit(
+            partial(
+                _notify_landed,
+                organization_id=result.organization_id,
+                subjects=result.subjects,
+                earliest_event_time=result.earliest_event_time,
+                event_types=result.event_types,
+            )
+        )
+
+
+def _notify_landed(*, organization_id: str, **kwargs: Any) -> None:
+    organization = Organization.objects.filter(pk=organization_id).first()
+    if organization is not None:
+        hooks.ingest_landed(organization=organization, **kwargs)
+
+
+def events_drain(*, organization_id: str, up_to_id: int | None = None) -> list[store.DrainResult]:
+    """Store an organization's accepted batches (all, or those up to `up_to_id`), chunk by chunk; the
+    ingest listeners are called for each chunk that stored new events, after it commits."""
+    results = []
+    while (result := store.inbox_drain(organization_id=organization_id, up_to_id=up_to_id)) is not None:
+        results.append(result)
+        _landed(result)
+    return results
+
+
+def events_flush(*, organization_id: str) -> None:
+    """Read-your-writes: store what this organization had accepted before this call (one index probe
+    when nothing is pending). Reads of usage and events call it first."""
+    last = store.inbox_last_pending(organization_id=organization_id)
+    if last is not None:
+        events_drain(organization_id=organization_id, up_to_id=last)
+
+
+def events_drain_all(*, seconds: float | None = None) -> list[store.DrainResult]:
+    """Drain every organization's inbox (oldest first) until empty, or until `seconds` have passed."""
+    deadline = None if seconds is None else time.monotonic() + seconds
+    results: list[store.DrainResult] = []
+    while pending := store.inbox_pending():
+        for organization_id, _batches, _events in pending:
+            results.extend(events_drain(organization_id=organization_id))
+            if deadline is not None and time.monotonic() >= deadline:
+                return results
+    return results
 
 
 def events_ingest(
     *, organization: Organization, events: list[store.EventTuple], received_at: datetime | None = None
 ) -> store.InsertResult:
-    """Store validated events atomically; dedup on (organization, source, id) is done by the database.
+    """Store already-built events synchronously (demo data, loaders, tests); dedup as for the API.
 
     When new events were stored, the ingest listeners (`metering.hooks`) are called once, after the
     transaction commits (right away in autocommit)."""
@@ -248,7 +344,12 @@ def meter_delete(*, organization: Organization, id_or_slug: str, actor: Actor = 
 
 
 def rollups_advance(*, organization_id: str | None = None, max_chunks: int = 50) -> dict[str, int]:
-    """Advance every live meter's rollup watermark to the safe horizon. Safe to run concurrently/twice."""
+    """Store accepted batches, then advance every live meter's rollup watermark to the safe horizon.
+    Safe to run concurrently/twice."""
+    if organization_id:
+        events_flush(organization_id=organization_id)
+    else:
+        events_drain_all()
     horizon = store.safe_horizon()
     qs = Meter.objects.filter(deleted_at__isnull=True).exclude(aggregation=Aggregation.UNIQUE_COUNT)
     if organization_id:

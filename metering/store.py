@@ -28,7 +28,7 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from metering.jsonpath import NUMERIC_SQL_RE, compile_path
 
@@ -198,7 +198,186 @@ def events_purge(*, organization_id: str) -> int:
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("DELETE FROM metering_rollup WHERE organization_id = %s", [organization_id])
         cur.execute("DELETE FROM metering_event WHERE organization_id = %s", [organization_id])
-        return cur.rowcount
+        deleted = cur.rowcount
+        cur.execute("DELETE FROM metering_inboxbatch WHERE organization_id = %s", [organization_id])
+        return deleted
+
+
+# --- inbox: accepted requests waiting to be stored -------------------------------------------------
+
+DRAIN_LOCK_CLASS = 0x6D6C6472  # pg_advisory_xact_lock(DRAIN_LOCK_CLASS, hashtext(org)): one drainer per org
+DRAIN_MAX_EVENTS = 50_000  # events moved per drain transaction (several batches; at least one)
+UNPROCESSABLE_REASON = "unprocessable_batch"
+
+
+@dataclass(frozen=True)
+class DrainResult:
+    """One drain transaction of one organization's inbox."""
+
+    organization_id: str
+    batches: int
+    received: int
+    inserted: int
+    conflicts: int
+    failed: int
+    subjects: tuple[str, ...] = ()
+    event_types: tuple[str, ...] = ()
+    earliest_event_time: datetime | None = None
+
+    @property
+    def duplicates(self) -> int:
+        return self.received - self.inserted
+
+
+def inbox_append(*, organization_id: str, body: bytes, event_count: int, received_at: datetime) -> int:
+    """Accept a validated request durably: one row, the body as received (a JSON array of events)."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "INSERT INTO metering_inboxbatch (organization_id, received_at, event_count, body, error) "
+            "VALUES (%s, %s, %s, %s, '') RETURNING id",
+            [organization_id, received_at, event_count, body],
+        )
+        return int(cur.fetchone()[0])
+
+
+def inbox_pending(*, organization_id: str | None = None) -> list[tuple[str, int, int]]:
+    """[(organization id, pending batches, pending events)] for batches not yet stored nor failed."""
+    where, params = "failed_at IS NULL", []
+    if organization_id is not None:
+        where += " AND organization_id = %s"
+        params.append(organization_id)
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT organization_id, count(*), coalesce(sum(event_count), 0) FROM metering_inboxbatch "
+            f"WHERE {where} GROUP BY organization_id ORDER BY min(id)",
+            params,
+        )
+        return [(org, int(n), int(ev)) for org, n, ev in cur.fetchall()]
+
+
+def inbox_last_pending(*, organization_id: str) -> int | None:
+    """The newest pending batch id of an organization (None: nothing pending). One index probe."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT max(id) FROM metering_inboxbatch WHERE organization_id = %s AND failed_at IS NULL",
+            [organization_id],
+        )
+        found = cur.fetchone()[0]
+    return None if found is None else int(found)
+
+
+# The events of the given inbox rows, in acceptance order. Validation at accept time (metering.ingest)
+# guarantees these casts succeed; a row that still fails is isolated by `inbox_drain`.
+_INBOX_EVENTS = (
+    "SELECT b.id AS bid, x.ord, b.received_at, x.e ->> 'source' AS source, x.e ->> 'id' AS event_id, "
+    "x.e ->> 'type' AS type, x.e ->> 'subject' AS subject, "
+    "coalesce((x.e ->> 'time')::timestamptz, b.received_at) AS time, "
+    "CASE jsonb_typeof(x.e -> 'data') WHEN 'object' THEN x.e -> 'data' "
+    "  WHEN 'string' THEN (x.e ->> 'data')::jsonb END AS data "
+    "FROM metering_inboxbatch b, "
+    "jsonb_array_elements(convert_from(b.body, 'UTF8')::jsonb) WITH ORDINALITY AS x(e, ord) "
+    "WHERE b.id = ANY(%(ids)s)"
+)
+
+
+def inbox_drain(
+    *, organization_id: str, up_to_id: int | None = None, max_events: int = DRAIN_MAX_EVENTS
+) -> DrainResult | None:
+    """Move the oldest pending batches of one organization (up to `max_events` events, at least one
+    batch) into `metering_event`, in acceptance order, and delete them: one transaction, so a crash
+    redoes the whole chunk and the unique index keeps every event counted once. Drains of the same
+    organization are serialised by an advisory lock (first write wins stays first accepted wins).
+    `up_to_id` leaves batches accepted after that id alone. Returns None when nothing was pending."""
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [DRAIN_LOCK_CLASS, organization_id])
+        cur.execute(
+            "SELECT id, event_count FROM metering_inboxbatch WHERE organization_id = %s AND failed_at IS NULL "
+            "AND id <= %s ORDER BY id LIMIT 1000",
+            [organization_id, up_to_id if up_to_id is not None else 2**63 - 1],
+        )
+        ids: list[int] = []
+        received = 0
+        for bid, count in cur.fetchall():
+            if ids and received + count > max_events:
+                break
+            ids.append(int(bid))
+            received += int(count)
+        if not ids:
+            return None
+        cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", [INGEST_LOCK_KEY])
+        try:
+            with transaction.atomic():
+                stored = [_drain_rows(cur, organization_id, ids)]
+            failed: list[int] = []
+        except (DatabaseError, psycopg.Error):
+            stored, failed = _drain_one_by_one(cur, organization_id, ids)
+        cur.execute("DELETE FROM metering_inboxbatch WHERE id = ANY(%s) AND failed_at IS NULL", [ids])
+    subjects = sorted({s for r in stored for s in r[2]})
+    types = sorted({t for r in stored for t in r[3]})
+    times = [r[4] for r in stored if r[4] is not None]
+    return DrainResult(
+        organization_id=organization_id,
+        batches=len(ids),
+        received=received,
+        inserted=sum(r[0] for r in stored),
+        conflicts=sum(r[1] for r in stored),
+        failed=len(failed),
+        subjects=tuple(subjects),
+        event_types=tuple(types),
+        earliest_event_time=min(times) if times else None,
+    )
+
+
+def _drain_rows(cur, org: str, ids: list[int]) -> tuple[int, int, list[str], list[str], datetime | None]:
+    """(inserted, conflicts logged, subjects, types, earliest time) of the new events."""
+    params = {"org": org, "ids": ids}
+    cur.execute(
+        f"WITH ins AS (INSERT INTO metering_event ({_INSERT_COLS}) "
+        f"  SELECT %(org)s, source, event_id, type, subject, time, data, received_at FROM ({_INBOX_EVENTS}) v "
+        "  ORDER BY bid, ord ON CONFLICT (organization_id, source, event_id) DO NOTHING "
+        "  RETURNING subject, type, time) "
+        "SELECT count(*), coalesce(array_agg(DISTINCT subject), '{}'), coalesce(array_agg(DISTINCT type), '{}'), "
+        "min(time) FROM ins",
+        params,
+    )
+    inserted, subjects, types, earliest = cur.fetchone()
+    cur.execute("SELECT coalesce(sum(event_count), 0) FROM metering_inboxbatch WHERE id = ANY(%s)", [ids])
+    conflicts = 0
+    if int(inserted) < int(cur.fetchone()[0]):
+        cur.execute(
+            _CONFLICT_INSERT + "SELECT %(org)s, t.source, t.event_id, t.type, t.subject, t.time, t.data, "
+            "%(reason)s, %(detail)s, t.received_at "
+            f"FROM ({_INBOX_EVENTS}) t JOIN metering_event e ON e.organization_id = %(org)s "
+            "AND e.source = t.source AND e.event_id = t.event_id "
+            "WHERE (e.type, e.subject, e.time, e.data) IS DISTINCT FROM (t.type, t.subject, t.time, t.data)",
+            {**params, "reason": CONFLICT_REASON, "detail": CONFLICT_DETAIL},
+        )
+        conflicts = cur.rowcount
+    return int(inserted), conflicts, list(subjects), list(types), earliest
+
+
+def _drain_one_by_one(cur, org: str, ids: list[int]) -> tuple[list, list[int]]:
+    """A chunk PostgreSQL refused as a whole: store batch by batch; mark the ones that fail (kept, with
+    the error, and listed among the organization's rejected events) so they never block the inbox."""
+    stored, failed = [], []
+    for bid in ids:
+        try:
+            with transaction.atomic():
+                stored.append(_drain_rows(cur, org, [bid]))
+        except (DatabaseError, psycopg.Error) as exc:
+            failed.append(bid)
+            error = str(exc).splitlines()[0][:500]
+            cur.execute(
+                "UPDATE metering_inboxbatch SET failed_at = now(), error = %s WHERE id = %s", [error, bid]
+            )
+            cur.execute(
+                _CONFLICT_INSERT + "SELECT organization_id, '', '', '', '', NULL, NULL, %s, "
+                "'Accepted request (inbox batch ' || id || ', ' || event_count || ' events) could not be "
+                "stored: ' || %s || '. It is kept for an operator; none of its events count.', received_at "
+                "FROM metering_inboxbatch WHERE id = %s",
+                [UNPROCESSABLE_REASON, error, bid],
+            )
+    return stored, failed
 
 
 # --- listing -----------------------------------------------------------------------------------

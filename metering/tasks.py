@@ -7,3 +7,10 @@ from metering import services
 def rollups_advance(organization_id: str | None = None) -> None:
     """Fold newly ingested events into every meter's hourly rollups. Idempotent and resumable."""
     services.rollups_advance(organization_id=organization_id)
+
+
+@shared_task(name="metering.tasks.events_drain", ignore_result=True, acks_late=True)
+def events_drain() -> None:
+    """Store accepted ingest batches (the inbox) into the event store. Idempotent: a batch is deleted
+    in the transaction that stores its events; a crash redoes it and dedup keeps each event once."""
+    services.events_drain_all(seconds=50)

@@ -32,8 +32,12 @@ def post_events(
     content_type: str = "application/cloudevents-batch+json",
     path: str = "/api/v1/events",
 ):
+    """POST, then drain every accepted batch into the event store (what the Celery drain task does), so
+    tests can read `Event` directly. Tests of the accepted-but-not-yet-stored state post themselves."""
     body = events if isinstance(events, (bytes, str)) else json.dumps(events)
-    return client.post(path, data=body, content_type=content_type)
+    response = client.post(path, data=body, content_type=content_type)
+    services.events_drain_all()
+    return response
 
 
 @pytest.fixture

@@ -1,0 +1,48 @@
+"""`manage.py events_drain`: store accepted ingest batches now, with progress (the Celery task's work).
+
+Useful to catch up on a backlog by hand, or (`--follow`) as a dedicated drainer process next to or
+instead of the Celery task.
+"""
+
+import time
+
+from django.core.management.base import BaseCommand
+
+from metering import services, store
+
+
+class Command(BaseCommand):
+    help = "Store accepted ingest batches (the inbox) into the event store, printing progress."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--follow", action="store_true", help="keep draining until interrupted")
+        parser.add_argument(
+            "--idle", type=float, default=0.05, help="seconds to wait when nothing is pending"
+        )
+
+    def handle(self, *args, **opts):
+        pending = store.inbox_pending()
+        total = sum(events for _org, _n, events in pending)
+        self.stdout.write(f"{total:,} events pending in {sum(n for _o, n, _e in pending):,} batches")
+        started = time.monotonic()
+        stored = duplicates = failed = 0
+        last_report = started
+        while True:
+            results = services.events_drain_all(seconds=1.0)
+            for r in results:
+                stored += r.inserted
+                duplicates += r.duplicates
+                failed += r.failed
+            now = time.monotonic()
+            if results and now - last_report >= 1.0:
+                last_report = now
+                rate = (stored + duplicates) / (now - started)
+                self.stdout.write(f"  stored {stored:,}, duplicates {duplicates:,}, {rate:,.0f} events/s")
+            if not results:
+                if not opts["follow"]:
+                    break
+                time.sleep(opts["idle"])
+        self.stdout.write(
+            f"done: stored {stored:,} events, dropped {duplicates:,} duplicates, "
+            f"{failed} batches kept as unprocessable, in {time.monotonic() - started:.1f}s"
+        )
