@@ -111,13 +111,18 @@ def events_flush(*, organization_id: str) -> None:
         events_drain(organization_id=organization_id, up_to_id=last)
 
 
-def events_drain_all(*, seconds: float | None = None) -> list[store.DrainResult]:
-    """Drain every organization's inbox (oldest first) until empty, or until `seconds` have passed."""
+def events_drain_all(*, seconds: float | None = None, up_to_id: int | None = None) -> list[store.DrainResult]:
+    """Drain every organization's inbox, oldest first: everything accepted up to now (or up to batch id
+    `up_to_id`), stopping early once `seconds` have passed. Bounded, so it never chases a live stream."""
+    if up_to_id is None:
+        up_to_id = store.inbox_last_pending()
+        if up_to_id is None:
+            return []
     deadline = None if seconds is None else time.monotonic() + seconds
     results: list[store.DrainResult] = []
-    while pending := store.inbox_pending():
+    while pending := store.inbox_pending(up_to_id=up_to_id):
         for organization_id, _batches, _events in pending:
-            results.extend(events_drain(organization_id=organization_id))
+            results.extend(events_drain(organization_id=organization_id, up_to_id=up_to_id))
             if deadline is not None and time.monotonic() >= deadline:
                 return results
     return results

@@ -206,7 +206,7 @@ def events_purge(*, organization_id: str) -> int:
 # --- inbox: accepted requests waiting to be stored -------------------------------------------------
 
 DRAIN_LOCK_CLASS = 0x6D6C6472  # pg_advisory_xact_lock(DRAIN_LOCK_CLASS, hashtext(org)): one drainer per org
-DRAIN_MAX_EVENTS = 50_000  # events moved per drain transaction (several batches; at least one)
+DRAIN_MAX_EVENTS = 20_000  # events moved per drain transaction (several batches; at least one)
 UNPROCESSABLE_REASON = "unprocessable_batch"
 
 
@@ -240,12 +240,18 @@ def inbox_append(*, organization_id: str, body: bytes, event_count: int, receive
         return int(cur.fetchone()[0])
 
 
-def inbox_pending(*, organization_id: str | None = None) -> list[tuple[str, int, int]]:
-    """[(organization id, pending batches, pending events)] for batches not yet stored nor failed."""
+def inbox_pending(
+    *, organization_id: str | None = None, up_to_id: int | None = None
+) -> list[tuple[str, int, int]]:
+    """[(organization id, pending batches, pending events)] for batches not yet stored nor failed
+    (only those with id <= `up_to_id` when given), oldest organization first."""
     where, params = "failed_at IS NULL", []
     if organization_id is not None:
         where += " AND organization_id = %s"
         params.append(organization_id)
+    if up_to_id is not None:
+        where += " AND id <= %s"
+        params.append(up_to_id)
     with connection.cursor() as cur:
         cur.execute(
             "SELECT organization_id, count(*), coalesce(sum(event_count), 0) FROM metering_inboxbatch "
@@ -255,13 +261,14 @@ def inbox_pending(*, organization_id: str | None = None) -> list[tuple[str, int,
         return [(org, int(n), int(ev)) for org, n, ev in cur.fetchall()]
 
 
-def inbox_last_pending(*, organization_id: str) -> int | None:
-    """The newest pending batch id of an organization (None: nothing pending). One index probe."""
+def inbox_last_pending(*, organization_id: str | None = None) -> int | None:
+    """The newest pending batch id of an organization, or of all (None: nothing pending). One index probe."""
+    sql, params = "SELECT max(id) FROM metering_inboxbatch WHERE failed_at IS NULL", []
+    if organization_id is not None:
+        sql += " AND organization_id = %s"
+        params.append(organization_id)
     with connection.cursor() as cur:
-        cur.execute(
-            "SELECT max(id) FROM metering_inboxbatch WHERE organization_id = %s AND failed_at IS NULL",
-            [organization_id],
-        )
+        cur.execute(sql, params)
         found = cur.fetchone()[0]
     return None if found is None else int(found)
 

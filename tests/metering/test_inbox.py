@@ -228,3 +228,21 @@ def test_rollups_store_pending_batches_first(tenant_a, tokens_meter):
     services.rollups_advance()
     assert not InboxBatch.objects.exists()
     assert tokens(tenant_a.org, tokens_meter) == Decimal(15)
+
+
+def test_events_drain_command_stores_the_backlog_with_progress(tenant_a, tenant_b):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    accept(tenant_a.client("ingest"), [ce(f"c{i}") for i in range(3)])
+    accept(tenant_a.client("ingest"), [ce("c0")])  # a duplicate
+    accept(tenant_b.client("ingest"), [ce("c0")])  # same id, other tenant: its own event
+    out = StringIO()
+    call_command("events_drain", stdout=out)
+    text = out.getvalue()
+    assert text.startswith("5 events pending in 3 batches")
+    assert "done: stored 4 events, dropped 1 duplicates, 0 batches kept as unprocessable" in text
+    assert Event.objects.filter(organization=tenant_a.org).count() == 3
+    assert Event.objects.filter(organization=tenant_b.org).count() == 1
+    assert not InboxBatch.objects.exists()

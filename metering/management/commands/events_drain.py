@@ -24,11 +24,12 @@ class Command(BaseCommand):
         pending = store.inbox_pending()
         total = sum(events for _org, _n, events in pending)
         self.stdout.write(f"{total:,} events pending in {sum(n for _o, n, _e in pending):,} batches")
-        started = time.monotonic()
+        # without --follow: what is pending now, not what keeps arriving
+        up_to = None if opts["follow"] else (store.inbox_last_pending() or 0)
+        started = last_report = time.monotonic()
         stored = duplicates = failed = 0
-        last_report = started
         while True:
-            results = services.events_drain_all(seconds=1.0)
+            results = services.events_drain_all(seconds=1.0, up_to_id=up_to)
             for r in results:
                 stored += r.inserted
                 duplicates += r.duplicates
