@@ -24,11 +24,22 @@ WINDOW_SIZES = ("MINUTE", "HOUR", "DAY", "MONTH")
 
 
 def _fresh(organization_id: str) -> None:
-    """Read-your-writes: every read of events or usage first stores the batches this organization had
-    accepted (normally none are pending: one index probe). See services.events_flush."""
+    """Read-your-writes for event reads: store the batches this organization had accepted first (one
+    index probe when none are pending). See services.events_flush."""
     from metering import services
 
     services.events_flush(organization_id=organization_id)
+
+
+def _flusher(organization_id: str) -> store.Flush:
+    """Read-your-writes for usage reads: the store probes the inbox together with the watermarks (no extra
+    statement) and calls this only when batches are pending."""
+    from metering import services
+
+    def flush(up_to_id: int) -> object:
+        return services.events_drain(organization_id=organization_id, up_to_id=up_to_id)
+
+    return flush
 
 
 def meter_list(*, organization: Organization, include_deleted: bool = False) -> QuerySet[Meter]:
@@ -125,8 +136,8 @@ def meter_query(
             raise NotFound(f"No customer {missing[0]!r} in this organization.")
     if customers is not None:
         group_customer = True
-    _fresh(organization.id)
     return store.usage_query(
+        flush=_flusher(organization.id),
         spec=store.MeterSpec.of(meter),
         time_from=from_,
         time_to=to,
@@ -158,8 +169,8 @@ def meter_usage_total(
     m = meter_get(organization=organization, id_or_slug=meter)
     if not subjects:
         return Decimal(0)
-    _fresh(organization.id)
     rows = store.usage_query(
+        flush=_flusher(organization.id),
         spec=store.MeterSpec.of(m),
         time_from=start,
         time_to=end,
@@ -234,8 +245,7 @@ def meter_usage_totals(*, organization: Organization, requests: Sequence[UsageTo
             )
             out[i] = sum((r.value for r in rows), Decimal(0))
     if bulk:
-        _fresh(organization.id)
-        totals = store.usage_totals_many(requests=[r for _, r in bulk])
+        totals = store.usage_totals_many(requests=[r for _, r in bulk], flush=_flusher(organization.id))
         for (i, _), total in zip(bulk, totals, strict=True):
             out[i] = total
     return [v if v is not None else Decimal(0) for v in out]
@@ -386,9 +396,9 @@ def meters_usage_last_24h(
     """{meter id: total over the last 24 h} for the console list: two queries whatever the number of
     meters (watermarks, then one UNION ALL statement over rollups and the fresh tail)."""
     now = timezone.now()
-    _fresh(organization.id)
     return store.usage_totals(
         specs=[store.MeterSpec.of(m) for m in meters if m.organization_id == organization.id],
         time_from=now - timedelta(hours=24),
         time_to=now,
+        flush=_flusher(organization.id),
     )

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -529,6 +529,29 @@ def watermark_get(*, meter_id: str) -> int:
     return int(row[0]) if row else 0
 
 
+Flush = Callable[[int], object]  # drains the organization's inbox up to the given batch id
+
+
+def _prelude(organization_id: str, meter_ids: Sequence[str], flush: Flush | None) -> dict[str, int]:
+    """The meters' watermarks, after storing the organization's accepted batches when `flush` is given.
+
+    One statement in the usual case: the watermarks and the newest pending inbox batch are read together;
+    only when something is pending does `flush(batch id)` run (it drains up to that batch) and the
+    watermarks are read again (the drain does not move them, but a rollup may have meanwhile)."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT (SELECT max(id) FROM metering_inboxbatch WHERE organization_id = %s AND failed_at IS NULL), "
+            "(SELECT array_agg(meter_id) FROM metering_rollupstate WHERE meter_id = ANY(%s)), "
+            "(SELECT array_agg(watermark) FROM metering_rollupstate WHERE meter_id = ANY(%s))",
+            [organization_id, list(meter_ids), list(meter_ids)],
+        )
+        pending, ids, marks = cur.fetchone()
+    if pending is not None and flush is not None:
+        flush(int(pending))
+        return _watermarks(meter_ids)
+    return {mid: int(w) for mid, w in zip(ids or [], marks or [], strict=True)}
+
+
 def rollup_reset(*, meter_id: str) -> None:
     """Forget a meter's rollups (after its group-by changed); the next run rebuilds them from seq 0."""
     with transaction.atomic(), connection.cursor() as cur:
@@ -676,10 +699,13 @@ def usage_query(
     customers: Mapping[str, Sequence[str]] | None = None,
     group_by_customer: bool = False,
     use_rollups: bool = True,
+    flush: Flush | None = None,
 ) -> list[UsageRow]:
-    """Aggregate a meter over [time_from, time_to) (see docs/metering.md "Query algorithm")."""
+    """Aggregate a meter over [time_from, time_to) (see docs/metering.md "Query algorithm"). `flush`:
+    read-your-writes, see `_prelude`."""
     for _attempt in range(3):
-        w0 = watermark_get(meter_id=spec.id)
+        w0 = _prelude(spec.organization_id, [spec.id], flush).get(spec.id, 0)
+        flush = None
         rows = _usage_query_once(
             spec=spec,
             time_from=time_from,
@@ -915,17 +941,13 @@ _PARAM_RE = re.compile(r"%\((\w+)\)s")
 
 
 def usage_totals(
-    *, specs: Sequence[MeterSpec], time_from: datetime, time_to: datetime
+    *, specs: Sequence[MeterSpec], time_from: datetime, time_to: datetime, flush: Flush | None = None
 ) -> dict[str, Decimal | None]:
-    """{meter id: total over [time_from, time_to)} for many meters in one statement (console lists)."""
+    """{meter id: total over [time_from, time_to)} for many meters of one organization in one statement
+    (console lists). `flush`: read-your-writes, see `_prelude`."""
     if not specs:
         return {}
-    with connection.cursor() as cur:
-        cur.execute(
-            "SELECT meter_id, watermark FROM metering_rollupstate WHERE meter_id = ANY(%s)",
-            [[s.id for s in specs]],
-        )
-        marks = dict(cur.fetchall())
+    marks = _prelude(specs[0].organization_id, [s.id for s in specs], flush)
     parts: list[str] = []
     params: dict[str, Any] = {}
     for i, spec in enumerate(specs):
@@ -974,7 +996,7 @@ def _watermarks(meter_ids: Sequence[str]) -> dict[str, int]:
         return {mid: int(w) for mid, w in cur.fetchall()}
 
 
-def usage_totals_many(*, requests: Sequence[TotalRequest]) -> list[Decimal]:
+def usage_totals_many(*, requests: Sequence[TotalRequest], flush: Flush | None = None) -> list[Decimal]:
     """One total per request (ungrouped: all its subjects together; 0 when nothing counted), for any
     number of meters, subjects and spans in three statements: the watermarks, one `UNION ALL` of every
     request's usage statement (rollups below the watermark + raw tail, exactly as `usage_query`), and the
@@ -983,7 +1005,8 @@ def usage_totals_many(*, requests: Sequence[TotalRequest]) -> list[Decimal]:
         return []
     ids = [r.spec.id for r in requests]
     for _attempt in range(3):
-        marks = _watermarks(ids)
+        marks = _prelude(requests[0].spec.organization_id, ids, flush)
+        flush = None
         parts: list[str] = []
         params: dict[str, Any] = {}
         for i, r in enumerate(requests):

@@ -246,3 +246,18 @@ def test_events_drain_command_stores_the_backlog_with_progress(tenant_a, tenant_
     assert Event.objects.filter(organization=tenant_a.org).count() == 3
     assert Event.objects.filter(organization=tenant_b.org).count() == 1
     assert not InboxBatch.objects.exists()
+
+
+def test_usage_reads_probe_the_inbox_inside_the_watermark_statement(tenant_a, tokens_meter):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    accept(tenant_a.client("ingest"), [ce("p1", data={"tokens": 4, "model": "m"})])
+    with CaptureQueriesContext(connection) as ctx:
+        assert tokens(tenant_a.org, tokens_meter) == Decimal(4)  # pending: drained, then counted
+    assert any("INSERT INTO metering_event" in q["sql"] for q in ctx.captured_queries)
+    with CaptureQueriesContext(connection) as ctx:
+        assert tokens(tenant_a.org, tokens_meter) == Decimal(4)
+    sqls = [q["sql"] for q in ctx.captured_queries]
+    assert len(sqls) == 3  # watermarks + inbox probe, the query, watermark re-read
+    assert "metering_inboxbatch" in sqls[0] and "metering_rollupstate" in sqls[0]
