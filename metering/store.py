@@ -335,32 +335,45 @@ def inbox_drain(
     )
 
 
+# One statement stores a chunk and logs its conflicts, without probing metering_event by key (statistics
+# about a young organization are often stale, and a planned hash join over all its events took seconds):
+# - `f`: the first occurrence of each (source, id) in the chunk, in acceptance order;
+# - `ins`: inserts them; a key already stored with a *different* payload takes the no-op DO UPDATE
+#   (a HOT update of stored_at to itself) so that RETURNING reports the stored version; identical
+#   resends are left alone and not returned; `fresh` (xmax = 0) tells inserted rows from stored ones;
+# - `won`: the payload that counts for each key (the stored one when it differed, else the first one);
+# - `rej`: every incoming event whose payload differs from the one that counts is logged as a conflict.
+_DRAIN_CHUNK = (
+    f"WITH v AS ({_INBOX_EVENTS}), "
+    "f AS (SELECT DISTINCT ON (source, event_id) * FROM v ORDER BY source, event_id, bid, ord), "
+    f"ins AS (INSERT INTO metering_event AS m ({_INSERT_COLS}) "
+    "  SELECT %(org)s, source, event_id, type, subject, time, data, received_at FROM f ORDER BY bid, ord "
+    "  ON CONFLICT (organization_id, source, event_id) DO UPDATE SET stored_at = m.stored_at "
+    "  WHERE (m.type, m.subject, m.time, m.data) IS DISTINCT FROM "
+    "    (EXCLUDED.type, EXCLUDED.subject, EXCLUDED.time, EXCLUDED.data) "
+    "  RETURNING m.source, m.event_id, m.type, m.subject, m.time, m.data, m.xmax = 0 AS fresh), "
+    "won AS (SELECT f.source, f.event_id, "
+    "  CASE WHEN i.fresh IS FALSE THEN i.type ELSE f.type END AS type, "
+    "  CASE WHEN i.fresh IS FALSE THEN i.subject ELSE f.subject END AS subject, "
+    "  CASE WHEN i.fresh IS FALSE THEN i.time ELSE f.time END AS time, "
+    "  CASE WHEN i.fresh IS FALSE THEN i.data ELSE f.data END AS data "
+    "  FROM f LEFT JOIN ins i ON i.source = f.source AND i.event_id = f.event_id), "
+    f"rej AS ({_CONFLICT_INSERT}SELECT %(org)s, v.source, v.event_id, v.type, v.subject, v.time, v.data, "
+    "  %(reason)s, %(detail)s, v.received_at FROM v JOIN won w ON w.source = v.source AND w.event_id = v.event_id "
+    "  WHERE (w.type, w.subject, w.time, w.data) IS DISTINCT FROM (v.type, v.subject, v.time, v.data) "
+    "  RETURNING 1) "
+    "SELECT (SELECT count(*) FROM ins WHERE fresh), "
+    "(SELECT coalesce(array_agg(DISTINCT subject), '{}') FROM ins WHERE fresh), "
+    "(SELECT coalesce(array_agg(DISTINCT type), '{}') FROM ins WHERE fresh), "
+    "(SELECT min(time) FROM ins WHERE fresh), (SELECT count(*) FROM rej)"
+)
+
+
 def _drain_rows(cur, org: str, ids: list[int]) -> tuple[int, int, list[str], list[str], datetime | None]:
     """(inserted, conflicts logged, subjects, types, earliest time) of the new events."""
-    params = {"org": org, "ids": ids}
-    cur.execute(
-        f"WITH ins AS (INSERT INTO metering_event ({_INSERT_COLS}) "
-        f"  SELECT %(org)s, source, event_id, type, subject, time, data, received_at FROM ({_INBOX_EVENTS}) v "
-        "  ORDER BY bid, ord ON CONFLICT (organization_id, source, event_id) DO NOTHING "
-        "  RETURNING subject, type, time) "
-        "SELECT count(*), coalesce(array_agg(DISTINCT subject), '{}'), coalesce(array_agg(DISTINCT type), '{}'), "
-        "min(time) FROM ins",
-        params,
-    )
-    inserted, subjects, types, earliest = cur.fetchone()
-    cur.execute("SELECT coalesce(sum(event_count), 0) FROM metering_inboxbatch WHERE id = ANY(%s)", [ids])
-    conflicts = 0
-    if int(inserted) < int(cur.fetchone()[0]):
-        cur.execute(
-            _CONFLICT_INSERT + "SELECT %(org)s, t.source, t.event_id, t.type, t.subject, t.time, t.data, "
-            "%(reason)s, %(detail)s, t.received_at "
-            f"FROM ({_INBOX_EVENTS}) t JOIN metering_event e ON e.organization_id = %(org)s "
-            "AND e.source = t.source AND e.event_id = t.event_id "
-            "WHERE (e.type, e.subject, e.time, e.data) IS DISTINCT FROM (t.type, t.subject, t.time, t.data)",
-            {**params, "reason": CONFLICT_REASON, "detail": CONFLICT_DETAIL},
-        )
-        conflicts = cur.rowcount
-    return int(inserted), conflicts, list(subjects), list(types), earliest
+    cur.execute(_DRAIN_CHUNK, {"org": org, "ids": ids, "reason": CONFLICT_REASON, "detail": CONFLICT_DETAIL})
+    inserted, subjects, types, earliest, conflicts = cur.fetchone()
+    return int(inserted), int(conflicts), list(subjects), list(types), earliest
 
 
 def _drain_one_by_one(cur, org: str, ids: list[int]) -> tuple[list, list[int]]:

@@ -72,6 +72,25 @@ def test_pending_batches_keep_acceptance_order_first_accepted_wins(tenant_a, tok
     assert tokens(tenant_a.org, tokens_meter) == Decimal(4)
 
 
+def test_stored_event_wins_over_every_differing_copy_in_a_later_chunk(tenant_a, tenant_b, tokens_meter):
+    c = tenant_a.client("ingest")
+    accept(c, [ce("k", data={"tokens": 1, "model": "m"})])
+    services.events_drain(organization_id=tenant_a.org.id)
+    accept(
+        tenant_b.client("ingest"), [ce("k", data={"tokens": 9, "model": "m"})]
+    )  # B's own, never a conflict
+    accept(c, [ce("k", data={"tokens": 7, "model": "m"}), ce("k", data={"tokens": 1, "model": "m"})])
+    accept(c, [ce("k", data={"tokens": 7, "model": "m"})])
+    [result] = services.events_drain(organization_id=tenant_a.org.id)
+    assert (result.received, result.inserted, result.conflicts) == (3, 0, 2)
+    assert Event.objects.get(organization=tenant_a.org, event_id="k").data == {"tokens": 1, "model": "m"}
+    logged = RejectedEvent.objects.filter(organization=tenant_a.org).values_list("data", flat=True)
+    assert list(logged) == [{"tokens": 7, "model": "m"}] * 2
+    assert tokens(tenant_a.org, tokens_meter) == Decimal(1)
+    services.events_drain(organization_id=tenant_b.org.id)
+    assert not RejectedEvent.objects.filter(organization=tenant_b.org).exists()
+
+
 def test_drain_that_crashes_midway_is_redone_without_double_counting(tenant_a, tokens_meter, monkeypatch):
     c = tenant_a.client("ingest")
     accept(c, [ce(f"x{i}", data={"tokens": 1, "model": "m"}) for i in range(10)])
