@@ -26,7 +26,7 @@ from core.api import TenantAPIView
 from core.auth import ApiKeyAuthentication, CachedBearerAuthentication, api_key_lookup_cached
 from core.errors import PayloadTooLarge, ValidationFailed
 from metering import selectors, services
-from metering.ingest import check_events, dumps, inbox_body, parse_body, parse_time
+from metering.ingest import dumps, parse_body, parse_time, validate_body
 from metering.models import Meter
 
 INGEST_CONTENT_TYPES = (
@@ -123,12 +123,8 @@ class _IngestBase(TenantAPIView):
     authentication_classes = [CachedBearerAuthentication]
 
     def ingest(self, request: Request) -> None:
-        body = read_ingest_body(request)
-        payload = parse_body(body)
-        count = check_events(payload, strict=self.strict)
-        services.events_accept(
-            organization=self.organization, body=inbox_body(body, payload), event_count=count
-        )
+        body, count = validate_body(read_ingest_body(request), strict=self.strict)
+        services.events_accept(organization=self.organization, body=body, event_count=count)
 
 
 class EventsView(_IngestBase):
@@ -222,8 +218,8 @@ class KongEventsView(TenantAPIView):
         )
         if not events:
             return HttpResponse(status=204)
-        count = check_events(events, prefix="events")
-        services.events_accept(organization=self.organization, body=dumps(events).encode(), event_count=count)
+        body, count = validate_body(dumps(events).encode(), prefix="events")
+        services.events_accept(organization=self.organization, body=body, event_count=count)
         return HttpResponse(status=204)
 
 

@@ -1,12 +1,13 @@
-"""CloudEvents parsing and validation for the ingest hot path: by hand, no serializers.
+"""CloudEvents parsing and validation for the ingest hot path.
 
-- `parse_body(body)` parses JSON with orjson. Bodies orjson refuses only because a number does not
-  fit a double (e.g. `1e400`) are parsed again by the standard library, exactly, refusing numbers
-  PostgreSQL's `numeric` cannot hold.
-- `check_events(payload)` validates one event (object) or a batch (array) and returns the number of
-  events, or raises ValidationFailed listing every bad field as `events[3].subject` (batch) or
-  `subject` (single event). Any bad event rejects the whole request.
-- `inbox_body(body, payload)` is what the inbox stores: the request body itself, as a JSON array.
+- `validate_body(body)` is what the API calls: it returns the inbox form of the request (a JSON array of
+  events) and the number of events, or raises ValidationFailed listing every bad field as
+  `events[3].subject` (batch) or `subject` (single event). Any bad event rejects the whole request.
+  Fast path: msgspec decodes the body straight into typed structs (required strings, `specversion`,
+  RFC 3339 `time`), keeping `data` as raw JSON, about 1 µs per event. Any problem sends the body to the
+  slow path, which parses it generically and checks every event by hand to name every bad field.
+- `parse_body(body)` parses JSON generically (Kong logs), numbers exact: floats become Decimal, and
+  numbers PostgreSQL's `numeric` cannot hold are refused.
 
 Validation is what makes the drain's SQL casts safe: ids, source, type and subject are non-empty
 strings of at most 255 characters; `time` is RFC 3339 with seconds and an offset within PostgreSQL's
@@ -18,11 +19,11 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Annotated, Any, Literal
 
-import orjson
+import msgspec
 
 from core.errors import ValidationFailed
 
@@ -41,7 +42,7 @@ _PG_MAX_ADJUSTED = 131071
 _PG_MIN_EXPONENT = -16383
 
 
-def _exact_number(text: str) -> Decimal | int:
+def _exact_number(text: str) -> Decimal:
     try:
         value = Decimal(text)
     except InvalidOperation:
@@ -56,17 +57,15 @@ def _exact_number(text: str) -> Decimal | int:
     return value
 
 
-def _parse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+_generic = msgspec.json.Decoder(float_hook=_exact_number)
 
 
 def loads(raw: bytes | str) -> Any:
+    """JSON → Python, exactly (floats as Decimal, big integers as int); ValueError when invalid."""
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        if "when parsed as double" not in str(exc):
-            raise ValueError(str(exc)) from None
-    return json.loads(raw, parse_float=_exact_number, parse_int=_exact_number, parse_constant=_parse_constant)
+        return _generic.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ValueError(str(exc).replace("JSON is malformed: ", "")) from None
 
 
 def _dump_exact(value: Any) -> str:
@@ -120,21 +119,89 @@ def _event_time_error(value: Any) -> str | None:
     return None
 
 
-def parse_body(body: bytes) -> Any:
-    """The JSON payload (object or array), or ValidationFailed naming `body`."""
+def _refuse_nul(body: bytes) -> None:
     if b"\\u0000" in body:
         raise ValidationFailed(
             "The body contains a NUL character (\\u0000), which cannot be stored.", field="body"
         )
+
+
+def parse_body(body: bytes) -> Any:
+    """The JSON payload (object or array), or ValidationFailed naming `body`."""
+    _refuse_nul(body)
     try:
         return loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationFailed(f"The body is not valid JSON: {exc}.", field="body") from None
 
 
-def inbox_body(body: bytes, payload: Any) -> bytes:
-    """The stored form of an accepted request: its body, wrapped in `[...]` when it is one event."""
-    return body if isinstance(payload, list) else b"[" + body + b"]"
+# --- fast path ---------------------------------------------------------------------------------
+
+_Attr = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ATTR_LEN)]
+_Time = Annotated[datetime, msgspec.Meta(tz=True)]
+_MAX_OFFSET = timedelta(hours=16)  # PostgreSQL: "time zone displacement out of range" from ±16:00
+_HUGE_EXPONENT = re.compile(rb"\d[eE][+-]?\d{5}")  # 1e10000 and beyond: check exactly on the slow path
+
+
+class _Event(msgspec.Struct):
+    id: _Attr
+    source: _Attr
+    specversion: Literal["1.0"]
+    type: _Attr
+    subject: _Attr
+    time: _Time | None = None
+    data: msgspec.Raw = msgspec.Raw()  # raw JSON; checked below (object, string holding one, or null)
+    datacontenttype: str | None = None
+    dataschema: str | None = None
+
+
+class _StrictEvent(_Event, forbid_unknown_fields=True):
+    pass
+
+
+_FAST = {
+    False: msgspec.json.Decoder(list[_Event] | _Event),
+    True: msgspec.json.Decoder(list[_StrictEvent] | _StrictEvent),
+}
+
+
+def _fast_events(body: bytes, strict: bool) -> list[_Event] | None:
+    """The events when the whole body is valid by the fast path's rules, else None (slow path decides)."""
+    if _HUGE_EXPONENT.search(body) is not None:
+        return None
+    try:
+        decoded = _FAST[strict].decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    events = decoded if isinstance(decoded, list) else [decoded]
+    if not events:
+        return None
+    for ev in events:
+        t = ev.time
+        if t is not None and not -_MAX_OFFSET < t.utcoffset() < _MAX_OFFSET:  # type: ignore[operator]
+            return None
+        first = bytes(ev.data)[:1]
+        if first and first not in b"{n":  # not an object, not null (a string holding one: slow path)
+            return None
+    return events
+
+
+def validate_body(body: bytes, *, strict: bool = False, prefix: str = "events") -> tuple[bytes, int]:
+    """(the inbox form of the request: a JSON array of its events, how many), or ValidationFailed."""
+    _refuse_nul(body)
+    events = _fast_events(body, strict)
+    if events is None:  # name every problem (raises), or accept what only the fast path's rules refused
+        payload = parse_body(body)
+        check_events(payload, strict=strict, prefix=prefix)
+        count = len(payload) if isinstance(payload, list) else 1
+        is_batch = isinstance(payload, list)
+    else:
+        count = len(events)
+        is_batch = body.lstrip()[:1] == b"["
+    return (body if is_batch else b"[" + body + b"]"), count
+
+
+# --- slow path: every problem, by name ---------------------------------------------------------------
 
 
 def check_events(payload: Any, *, strict: bool = False, prefix: str = "events") -> int:

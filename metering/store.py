@@ -230,14 +230,21 @@ class DrainResult:
 
 
 def inbox_append(*, organization_id: str, body: bytes, event_count: int, received_at: datetime) -> int:
-    """Accept a validated request durably: one row, the body as received (a JSON array of events)."""
-    with connection.cursor() as cur:
+    """Accept a validated request durably: one row, the body as received (a JSON array of events).
+
+    Uses a psycopg cursor with a binary parameter on Django's connection (same transaction): Django's
+    client-side binding would inline the body as a hex literal in the SQL text, which made a 1000-event
+    insert three times slower (6.4 vs 2.2 ms). The statement is therefore not in Django's query log."""
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cur:
         cur.execute(
             "INSERT INTO metering_inboxbatch (organization_id, received_at, event_count, body, error) "
-            "VALUES (%s, %s, %s, %s, '') RETURNING id",
+            "VALUES (%s, %s, %s, %b, '') RETURNING id",
             [organization_id, received_at, event_count, body],
         )
-        return int(cur.fetchone()[0])
+        row = cur.fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def inbox_pending(

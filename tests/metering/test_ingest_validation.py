@@ -1,0 +1,99 @@
+"""The ingest validator's two paths: the msgspec fast path must never accept what the hand-written rules
+(the slow path, which names every bad field) refuse, and the API's decision is the same either way."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.errors import ValidationFailed
+from metering import ingest
+
+GOOD = {"id": "e1", "source": "app", "specversion": "1.0", "type": "prompt", "subject": "c1"}
+TIMES = [
+    "2025-01-01T12:00:00Z",
+    "2025-01-01t12:00:00z",
+    "2025-01-01 12:00:00+05:30",
+    "2025-01-01T12:00:00.123456789-15:59",
+    "2025-01-01T12:00:00+16:00",
+    "2025-01-01T12:00Z",
+    "2025-02-30T12:00:00Z",
+    "2025-01-01T24:00:00Z",
+    "2025-W01-1T12:00:00Z",
+    "",
+    12,
+    None,
+]
+DATA = [
+    {"tokens": 1},
+    {"n": "1e12345 as text"},
+    '{"tokens": 2}',
+    '"just a string"',
+    "[1, 2]",
+    [1, 2],
+    5,
+    None,
+    {"deep": {"list": [1, 2.5, None]}},
+]
+STRINGS = ["x", "", "y" * 255, "y" * 256, 7, None]
+
+
+def slow_accepts(body: bytes, strict: bool) -> bool:
+    try:
+        ingest.check_events(ingest.parse_body(body), strict=strict)
+    except ValidationFailed:
+        return False
+    return True
+
+
+event = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": st.sampled_from(STRINGS),
+        "source": st.sampled_from(STRINGS),
+        "type": st.sampled_from(STRINGS),
+        "subject": st.sampled_from(STRINGS),
+        "specversion": st.sampled_from(["1.0", "0.3", 1.0]),
+        "time": st.sampled_from(TIMES),
+        "data": st.sampled_from(DATA),
+        "extension": st.just("x"),
+    },
+)
+
+
+@given(events=st.lists(event, min_size=0, max_size=4), single=st.booleans(), strict=st.booleans())
+def test_fast_path_is_never_laxer_than_the_named_rules(events, single, strict):
+    payload = events[0] if single and events else events
+    body = json.dumps(payload).encode()
+    fast = ingest._fast_events(body, strict)
+    slow = slow_accepts(body, strict)
+    if fast is not None:
+        assert slow, body
+    try:
+        stored, count = ingest.validate_body(body, strict=strict)
+    except ValidationFailed:
+        assert not slow
+    else:
+        assert slow
+        assert json.loads(stored) == (payload if isinstance(payload, list) else [payload])
+        assert count == (len(payload) if isinstance(payload, list) else 1)
+
+
+def test_every_bad_field_is_named_whichever_path_refused():
+    batch = [dict(GOOD), dict(GOOD, subject="", time="2025-01-01T12:00:00+16:00"), dict(GOOD, data=5)]
+    with pytest.raises(ValidationFailed) as exc:
+        ingest.validate_body(json.dumps(batch).encode())
+    names = [e["name"] for e in exc.value.errors]
+    assert names == ["events[1].subject", "events[1].time", "events[2].data"]
+
+
+def test_numbers_are_checked_exactly_when_an_exponent_is_huge():
+    ok = json.dumps([dict(GOOD, data={"n": "1e12345 as text", "m": 1})]).encode()
+    assert ingest.validate_body(ok)[1] == 1
+    with pytest.raises(ValidationFailed, match="out of range"):
+        ingest.validate_body(json.dumps([dict(GOOD)])[:-2].encode() + b', "data": {"n": 1e999999}}]')
+    big = b'[{"id":"a","source":"s","specversion":"1.0","type":"t","subject":"u","data":{"n":1e12345}}]'
+    assert ingest.validate_body(big) == (big, 1)  # PostgreSQL's numeric holds it
