@@ -4,7 +4,7 @@
   events) and the number of events, or raises ValidationFailed listing every bad field as
   `events[3].subject` (batch) or `subject` (single event). Any bad event rejects the whole request.
   Fast path: msgspec decodes the body straight into typed structs (required strings, `specversion`,
-  RFC 3339 `time`), keeping `data` as raw JSON, about 1 µs per event. Any problem sends the body to the
+  RFC 3339 `time`, `data` an object), about 1 µs per event. Any problem sends the body to the
   slow path, which parses it generically and checks every event by hand to name every bad field.
 - `parse_body(body)` parses JSON generically (Kong logs), numbers exact: floats become Decimal, and
   numbers PostgreSQL's `numeric` cannot hold are refused.
@@ -140,7 +140,6 @@ def parse_body(body: bytes) -> Any:
 _Attr = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ATTR_LEN)]
 _Time = Annotated[datetime, msgspec.Meta(tz=True)]
 _MAX_OFFSET = timedelta(hours=16)  # PostgreSQL: "time zone displacement out of range" from ±16:00
-_HUGE_EXPONENT = re.compile(rb"\d[eE][+-]?\d{5}")  # 1e10000 and beyond: check exactly on the slow path
 
 
 class _Event(msgspec.Struct):
@@ -150,7 +149,9 @@ class _Event(msgspec.Struct):
     type: _Attr
     subject: _Attr
     time: _Time | None = None
-    data: msgspec.Raw = msgspec.Raw()  # raw JSON; checked below (object, string holding one, or null)
+    # an object; a number beyond a double's range (1e400) fails here and is judged exactly on the slow path,
+    # as is a string holding an object
+    data: dict[str, Any] | None = None
     datacontenttype: str | None = None
     dataschema: str | None = None
 
@@ -167,7 +168,7 @@ _FAST = {
 
 def _fast_events(body: bytes, strict: bool) -> list[_Event] | None:
     """The events when the whole body is valid by the fast path's rules, else None (slow path decides)."""
-    if _HUGE_EXPONENT.search(body) is not None:
+    if b"e-" in body or b"E-" in body:  # maybe a tiny number (1e-20000) a double rounds to 0: slow path
         return None
     try:
         decoded = _FAST[strict].decode(body)
@@ -179,9 +180,6 @@ def _fast_events(body: bytes, strict: bool) -> list[_Event] | None:
     for ev in events:
         t = ev.time
         if t is not None and not -_MAX_OFFSET < t.utcoffset() < _MAX_OFFSET:  # type: ignore[operator]
-            return None
-        first = bytes(ev.data)[:1]
-        if first and first not in b"{n":  # not an object, not null (a string holding one: slow path)
             return None
     return events
 
