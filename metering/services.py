@@ -128,6 +128,21 @@ def events_drain_all(*, seconds: float | None = None, up_to_id: int | None = Non
     return results
 
 
+def events_drain_background(*, seconds: float = 50.0) -> int:
+    """The Celery task's work: drain until the inbox is empty (or `seconds` pass), unless another worker
+    is already doing so (then return at once: tasks queued by busy web processes never pile up waiting
+    on each other). Returns the number of events stored."""
+    deadline = time.monotonic() + seconds
+    stored = 0
+    with store.drain_worker_slot() as mine:
+        while mine and (left := deadline - time.monotonic()) > 0:
+            results = events_drain_all(seconds=left)
+            if not results:
+                break
+            stored += sum(r.inserted for r in results)
+    return stored
+
+
 def events_ingest(
     *, organization: Organization, events: list[store.EventTuple], received_at: datetime | None = None
 ) -> store.InsertResult:

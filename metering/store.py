@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -266,6 +267,24 @@ def inbox_pending(
             params,
         )
         return [(org, int(n), int(ev)) for org, n, ev in cur.fetchall()]
+
+
+DRAIN_WORKER_LOCK = (DRAIN_LOCK_CLASS, 0)  # session lock: one background drainer at a time
+
+
+@contextmanager
+def drain_worker_slot() -> Iterator[bool]:
+    """Try to become the background drainer (a session-level advisory lock, released on exit). Yields
+    False when another process holds it: that drainer keeps going until the inbox is empty."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(%s, %s)", list(DRAIN_WORKER_LOCK))
+        got = bool(cur.fetchone()[0])
+    try:
+        yield got
+    finally:
+        if got:
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s, %s)", list(DRAIN_WORKER_LOCK))
 
 
 def inbox_last_pending(*, organization_id: str | None = None) -> int | None:

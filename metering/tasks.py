@@ -12,5 +12,6 @@ def rollups_advance(organization_id: str | None = None) -> None:
 @shared_task(name="metering.tasks.events_drain", ignore_result=True, acks_late=True)
 def events_drain() -> None:
     """Store accepted ingest batches (the inbox) into the event store. Idempotent: a batch is deleted
-    in the transaction that stores its events; a crash redoes it and dedup keeps each event once."""
-    services.events_drain_all(seconds=50)
+    in the transaction that stores its events; a crash redoes it and dedup keeps each event once. One
+    worker drains at a time; a task that finds another one draining returns at once."""
+    services.events_drain_background()

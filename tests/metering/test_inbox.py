@@ -280,3 +280,37 @@ def test_usage_reads_probe_the_inbox_inside_the_watermark_statement(tenant_a, to
     sqls = [q["sql"] for q in ctx.captured_queries]
     assert len(sqls) == 3  # watermarks + inbox probe, the query, watermark re-read
     assert "metering_inboxbatch" in sqls[0] and "metering_rollupstate" in sqls[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_background_drainer_at_a_time(tenant_a, tenant_b):
+    """A drain task that finds another worker draining returns at once instead of queueing behind it."""
+    import threading
+
+    from django.db import connection as default_connection
+
+    # appended directly: with a transactional database, accepting through the API drains on commit
+    for tenant in (tenant_a, tenant_b):
+        body = json.dumps([ce("q1")]).encode()
+        store.inbox_append(
+            organization_id=tenant.org.id, body=body, event_count=1, received_at=datetime.now(UTC)
+        )
+    holding, release = threading.Event(), threading.Event()
+
+    def other_worker():
+        with store.drain_worker_slot() as mine:
+            assert mine
+            holding.set()
+            release.wait(10)
+        default_connection.close()
+
+    t = threading.Thread(target=other_worker)
+    t.start()
+    assert holding.wait(10)
+    assert services.events_drain_background(seconds=5) == 0  # someone else is draining
+    assert InboxBatch.objects.count() == 2
+    release.set()
+    t.join()
+    assert services.events_drain_background(seconds=5) == 2  # both tenants' batches
+    assert not InboxBatch.objects.exists()
+    assert Event.objects.filter(organization=tenant_b.org).count() == 1
