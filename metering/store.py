@@ -253,7 +253,8 @@ def inbox_pending(
 ) -> list[tuple[str, int, int]]:
     """[(organization id, pending batches, pending events)] for batches not yet stored nor failed
     (only those with id <= `up_to_id` when given), oldest organization first."""
-    where, params = "failed_at IS NULL", []
+    where = "failed_at IS NULL"
+    params: list[Any] = []
     if organization_id is not None:
         where += " AND organization_id = %s"
         params.append(organization_id)
@@ -289,7 +290,8 @@ def drain_worker_slot() -> Iterator[bool]:
 
 def inbox_last_pending(*, organization_id: str | None = None) -> int | None:
     """The newest pending batch id of an organization, or of all (None: nothing pending). One index probe."""
-    sql, params = "SELECT max(id) FROM metering_inboxbatch WHERE failed_at IS NULL", []
+    sql = "SELECT max(id) FROM metering_inboxbatch WHERE failed_at IS NULL"
+    params: list[Any] = []
     if organization_id is not None:
         sql += " AND organization_id = %s"
         params.append(organization_id)
