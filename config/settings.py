@@ -179,6 +179,8 @@ HEALTH_BEAT_MAX_AGE_SECONDS = env_int("HEALTH_BEAT_MAX_AGE_SECONDS", 300, minimu
 # --- product settings -----------------------------------------------------------------------
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 5 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(INGEST_MAX_BODY_BYTES, 2_621_440) + 1024
+# Accepted events waiting to be stored beyond which ingest answers 503 + Retry-After (0 = no limit).
+INGEST_BACKLOG_MAX_EVENTS = env_int("INGEST_BACKLOG_MAX_EVENTS", 2_000_000, minimum=0)
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR"])
 

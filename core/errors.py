@@ -66,6 +66,18 @@ class PayloadTooLarge(DomainError):
     title = "Payload too large"
 
 
+class Unavailable(DomainError):
+    """Cannot take the request now (e.g. ingest backlog full); the client retries after `retry_after` s."""
+
+    status = 503
+    code = "unavailable"
+    title = "Service unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int, extra: dict[str, Any] | None = None):
+        super().__init__(detail, extra=extra)
+        self.retry_after = retry_after
+
+
 def problem(status: int, title: str, detail: str, *, code: str | None = None, **extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + (code or title.lower().replace(" ", "-")),
@@ -118,7 +130,8 @@ def domain_error_body(exc: DomainError) -> dict[str, Any]:
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
-        return problem_response(domain_error_body(exc))
+        retry = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Unavailable) else None
+        return problem_response(domain_error_body(exc), headers=retry)
     if isinstance(exc, Http404):
         return problem_response(problem(404, "Not found", str(exc) or "Not found.", code="not-found"))
     if isinstance(exc, DjangoPermissionDenied):

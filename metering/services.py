@@ -9,12 +9,13 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.audit import Actor, audit_record
 from core.background import Coalescer
-from core.errors import Conflict, ValidationFailed
+from core.errors import Conflict, Unavailable, ValidationFailed
 from core.ids import is_ulid
 from core.models import Organization
 from metering import hooks, store
@@ -36,10 +37,40 @@ RESERVED_DIMS = {"subject", "customer_id", "customerId", "windowstart", "windowe
 # already-built tuples synchronously (demo data, loaders, tests).
 
 
+class _Backlog:
+    """The inbox's pending event count, read from the database at most once per `ttl` seconds per process."""
+
+    def __init__(self, ttl: float = 1.0) -> None:
+        self.ttl = ttl
+        self.value = 0
+        self.read_at = float("-inf")
+
+    def pending(self) -> int:
+        now = time.monotonic()
+        if now - self.read_at >= self.ttl:
+            self.value, self.read_at = store.inbox_pending_events(), now
+        return self.value
+
+
+_backlog = _Backlog()
+
+
 def events_accept(
     *, organization: Organization, body: bytes, event_count: int, received_at: datetime | None = None
 ) -> int:
-    """Durably accept a validated request (`metering.ingest`); a drain is scheduled after commit."""
+    """Durably accept a validated request (`metering.ingest`); a drain is scheduled after commit.
+
+    Backpressure: while more than INGEST_BACKLOG_MAX_EVENTS accepted events wait to be stored, requests
+    are refused with 503 + Retry-After (nothing is stored; the client retries), so a burst beyond what
+    the drain sustains cannot grow the backlog, and the lag of reads, without bound."""
+    limit = settings.INGEST_BACKLOG_MAX_EVENTS
+    if limit and (pending := _backlog.pending()) > limit:
+        raise Unavailable(
+            f"{pending:,} accepted events are waiting to be stored, more than INGEST_BACKLOG_MAX_EVENTS "
+            f"({limit:,}); nothing of this request was stored, retry in a few seconds.",
+            retry_after=5,
+            extra={"pending": pending, "limit": limit},
+        )
     batch_id = store.inbox_append(
         organization_id=organization.id,
         body=body,

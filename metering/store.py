@@ -288,6 +288,13 @@ def drain_worker_slot() -> Iterator[bool]:
                 cur.execute("SELECT pg_advisory_unlock(%s, %s)", list(DRAIN_WORKER_LOCK))
 
 
+def inbox_pending_events() -> int:
+    """Events accepted and not yet stored, all organizations (the inbox is small: a scan of its rows)."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT coalesce(sum(event_count), 0) FROM metering_inboxbatch WHERE failed_at IS NULL")
+        return int(cur.fetchone()[0])
+
+
 def inbox_last_pending(*, organization_id: str | None = None) -> int | None:
     """The newest pending batch id of an organization, or of all (None: nothing pending). One index probe."""
     sql = "SELECT max(id) FROM metering_inboxbatch WHERE failed_at IS NULL"

@@ -314,3 +314,22 @@ def test_one_background_drainer_at_a_time(tenant_a, tenant_b):
     assert services.events_drain_background(seconds=5) == 2  # both tenants' batches
     assert not InboxBatch.objects.exists()
     assert Event.objects.filter(organization=tenant_b.org).count() == 1
+
+
+def test_a_full_backlog_answers_503_with_retry_after_and_stores_nothing(
+    tenant_a, tenant_b, settings, monkeypatch
+):
+    settings.INGEST_BACKLOG_MAX_EVENTS = 3
+    monkeypatch.setattr(services, "_backlog", services._Backlog(ttl=0))  # read the count on every request
+    accept(tenant_a.client("ingest"), [ce(f"f{i}") for i in range(4)])  # 0 pending: accepted
+    r = tenant_b.client("ingest").post(URL, data=json.dumps([ce("g1")]), content_type=BATCH)
+    assert r.status_code == 503
+    assert r["Retry-After"] == "5"
+    assert r["Content-Type"] == "application/problem+json"
+    body = r.json()
+    assert (body["pending"], body["limit"]) == (4, 3)
+    assert "INGEST_BACKLOG_MAX_EVENTS" in body["detail"]
+    assert InboxBatch.objects.filter(organization=tenant_b.org).count() == 0  # nothing of it stored
+    services.events_drain_all()
+    accept(tenant_b.client("ingest"), [ce("g1")])  # drained: accepted again
+    assert InboxBatch.objects.filter(organization=tenant_b.org).count() == 1
