@@ -96,11 +96,13 @@ _drain_requests = Coalescer("metering-drain-request", _request_drain, DRAIN_REQU
 
 
 def drain_soon() -> None:
-    """Have the accepted batches stored soon: inline with eager Celery (tests), else via the publisher."""
+    """Have the accepted batches stored soon: inline with eager Celery (tests, errors propagate), else via
+    the background publisher."""
     from config.celery import app
+    from metering import tasks
 
     if app.conf.task_always_eager:
-        _request_drain()
+        tasks.events_drain.apply_async()
     else:
         _drain_requests.poke()
 
