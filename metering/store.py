@@ -288,6 +288,13 @@ def drain_worker_slot() -> Iterator[bool]:
                 cur.execute("SELECT pg_advisory_unlock(%s, %s)", list(DRAIN_WORKER_LOCK))
 
 
+def inbox_failed_retry() -> int:
+    """Put batches kept as unprocessable back in line (after the cause was fixed); returns how many."""
+    with connection.cursor() as cur:
+        cur.execute("UPDATE metering_inboxbatch SET failed_at = NULL, error = '' WHERE failed_at IS NOT NULL")
+        return cur.rowcount
+
+
 def inbox_pending_events() -> int:
     """Events accepted and not yet stored, all organizations (the inbox is small: a scan of its rows)."""
     with connection.cursor() as cur:

@@ -138,6 +138,17 @@ def test_a_batch_postgres_refuses_is_kept_and_reported_not_blocking(tenant_a, te
     assert "1 events" in item["validationError"]
     assert InboxBatch.objects.filter(organization=tenant_b.org, failed_at__isnull=True).count() == 1
 
+    # an operator retries after fixing the cause: here it still fails, and is kept again, not lost
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("events_drain", "--retry-failed", stdout=out)
+    assert out.getvalue().startswith("1 unprocessable batches put back in line")
+    assert InboxBatch.objects.filter(failed_at__isnull=False).count() == 2  # A's again, and B's
+    assert Event.objects.count() == 2
+
 
 @pytest.mark.parametrize(
     ("body", "field", "reason"),

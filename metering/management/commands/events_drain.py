@@ -1,7 +1,7 @@
 """`manage.py events_drain`: store accepted ingest batches now, with progress (the Celery task's work).
 
 Useful to catch up on a backlog by hand, or (`--follow`) as a dedicated drainer process next to or
-instead of the Celery task.
+instead of the Celery task. `--retry-failed` first retries the batches kept as unprocessable.
 """
 
 import time
@@ -19,8 +19,15 @@ class Command(BaseCommand):
         parser.add_argument(
             "--idle", type=float, default=0.05, help="seconds to wait when nothing is pending"
         )
+        parser.add_argument(
+            "--retry-failed",
+            action="store_true",
+            help="first put batches kept as unprocessable back in line (after fixing the cause)",
+        )
 
     def handle(self, *args, **opts):
+        if opts["retry_failed"]:
+            self.stdout.write(f"{store.inbox_failed_retry():,} unprocessable batches put back in line")
         pending = store.inbox_pending()
         total = sum(events for _org, _n, events in pending)
         self.stdout.write(f"{total:,} events pending in {sum(n for _o, n, _e in pending):,} batches")
