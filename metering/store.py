@@ -1,16 +1,18 @@
-"""The raw event store (PostgreSQL backend). The only module that reads or writes `metering_event`
-and `metering_rollup` with SQL; swap this module for a ClickHouse one without touching callers.
+"""The raw event store (PostgreSQL backend). The only module that reads or writes `metering_inboxbatch`,
+`metering_event` and `metering_rollup` with SQL; swap this module for a ClickHouse one without touching
+callers.
 
 Storage (see docs/metering.md):
-- `metering_event`: one row per accepted event; `seq` (identity) is the ingestion order.
+- `metering_inboxbatch`: one row per accepted API request (the body as received); `inbox_drain` moves
+  its events into `metering_event` in acceptance order and deletes it, in one transaction.
+- `metering_event`: one row per stored event; `seq` (identity) is the ingestion order.
   Unique index (organization_id, source, event_id) = dedup, for as long as rows are retained
   (retention must stay >= 35 days; nothing here deletes events). Query index
   (organization_id, type, subject, time). JSONB `data`. No FK trigger on organization_id.
-- Bulk path: COPY into a per-transaction temp table, then one
-  `INSERT ... SELECT ... ORDER BY ord ON CONFLICT DO NOTHING`: the batch is atomic and the database
-  dedups. First write wins; a duplicate with a different payload is logged in
+- Both write paths (the drain, and `events_insert` for in-process loaders) are atomic per batch and
+  dedup in the database. First write wins; a duplicate with a different payload is logged in
   `metering_rejectedevent` (reason `duplicate_conflict`) and never counted.
-- Every ingest transaction takes a shared advisory lock; the rollup takes the same lock exclusively
+- Every transaction that stores events takes a shared advisory lock; the rollup takes the same lock exclusively
   for an instant to read a *safe horizon* (max seq) such that every seq <= horizon is committed.
   Rollups advance by seq (ingestion order), so late events (old `time`) are always caught.
 """
