@@ -332,17 +332,8 @@ def invoice_batch_build(
         audits: list[AuditLog] = []
         events: list[tuple[str, dict[str, Any]]] = []
         for n, (_p, invoice, drafts, _credits) in enumerate(builds):
-            t = L.totals([*drafts, *manual.get(invoice.id, [])])
-            invoice.amount, invoice.discounts_total, invoice.credits_total = (
-                t.amount,
-                t.discounts_total,
-                t.credits_total,
-            )
-            invoice.taxes_total, invoice.taxes_inclusive_total, invoice.total = (
-                t.taxes_total,
-                t.taxes_inclusive_total,
-                t.total,
-            )
+            for name, value in L.totals([*drafts, *manual.get(invoice.id, [])]).fields().items():
+                setattr(invoice, name, value)
             invoice.status = S.DRAFT
             invoice.drafted_at = now
             invoice.draft_until = now + timedelta(seconds=cfg.draft_period_seconds)

@@ -309,6 +309,10 @@ class Totals:
     taxes_inclusive_total: Decimal
     total: Decimal
 
+    def fields(self) -> dict[str, Decimal]:
+        """The Invoice fields these totals set, by name (for `update(**…)` or setattr)."""
+        return dataclasses.asdict(self)
+
 
 def totals(lines: Iterable[Any]) -> Totals:
     """Sums of rounded lines. Works on LineDraft and InvoiceLine alike (needs type/amount/detail)."""

@@ -720,15 +720,8 @@ def _write_lines(*, organization: Organization, invoice: Invoice, build: _Build)
             for draft, credit, take in build.credits
         ]
     )
-    t = L.totals(invoice.lines.all())
     Invoice.objects.filter(id=invoice.id).update(
-        amount=t.amount,
-        discounts_total=t.discounts_total,
-        credits_total=t.credits_total,
-        taxes_total=t.taxes_total,
-        taxes_inclusive_total=t.taxes_inclusive_total,
-        total=t.total,
-        updated_at=timezone.now(),
+        **L.totals(invoice.lines.all()).fields(), updated_at=timezone.now()
     )
     invoice.refresh_from_db()
 
@@ -983,15 +976,7 @@ def _retax(*, organization: Organization, invoice: Invoice) -> None:
             for i, t in enumerate(taxes)
         ]
     )
-    t = L.totals(invoice.lines.all())
-    Invoice.objects.filter(id=invoice.id).update(
-        amount=t.amount,
-        discounts_total=t.discounts_total,
-        credits_total=t.credits_total,
-        taxes_total=t.taxes_total,
-        taxes_inclusive_total=t.taxes_inclusive_total,
-        total=t.total,
-    )
+    Invoice.objects.filter(id=invoice.id).update(**L.totals(invoice.lines.all()).fields())
 
 
 # --- lifecycle --------------------------------------------------------------------------------------
