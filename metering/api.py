@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, renderers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -87,6 +87,15 @@ class IngestKeyAuthentication(ApiKeyAuthentication):
 
 # --- ingest ------------------------------------------------------------------------------------
 
+# Error answers every ingest path gives (application/problem+json, RFC 7807).
+INGEST_ERRORS = {
+    400: OpenApiResponse(description="invalid_params names each bad field (events[i].field); nothing stored"),
+    413: OpenApiResponse(description="body above INGEST_MAX_BODY_BYTES; `limit` names it"),
+    503: OpenApiResponse(
+        description="ingest backlog above INGEST_BACKLOG_MAX_EVENTS; Retry-After; nothing stored"
+    ),
+}
+
 
 def read_ingest_body(request: Request) -> bytes:
     limit = settings.INGEST_MAX_BODY_BYTES
@@ -133,7 +142,9 @@ class EventsView(_IngestBase):
     required_scopes = {"POST": "ingest", "GET": "read"}
 
     @extend_schema(
-        operation_id="ingestEvents", request={"application/cloudevents+json": dict}, responses={204: None}
+        operation_id="ingestEvents",
+        request={"application/cloudevents+json": dict},
+        responses={204: None, **INGEST_ERRORS},
     )
     def post(self, request: Request) -> HttpResponse:
         self.ingest(request)
@@ -193,7 +204,9 @@ class EventsV3View(_IngestBase):
     strict = True
 
     @extend_schema(
-        operation_id="ingestEventsV3", request={"application/cloudevents+json": dict}, responses={202: None}
+        operation_id="ingestEventsV3",
+        request={"application/cloudevents+json": dict},
+        responses={202: None, **INGEST_ERRORS},
     )
     def post(self, request: Request) -> HttpResponse:
         self.ingest(request)
@@ -208,7 +221,7 @@ class KongEventsView(TenantAPIView):
     required_scope = "ingest"
     authentication_classes = [IngestKeyAuthentication]
 
-    @extend_schema(operation_id="ingestKongHttpLog", request=dict, responses={204: None})
+    @extend_schema(operation_id="ingestKongHttpLog", request=dict, responses={204: None, **INGEST_ERRORS})
     def post(self, request: Request) -> HttpResponse:
         from metering.adapters.kong import kong_to_cloudevents
 

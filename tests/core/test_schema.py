@@ -10,6 +10,8 @@ def test_openapi_schema_lists_the_api(client):
     assert schema["openapi"].startswith("3.")
     assert "/api/v1/api-keys" in schema["paths"]
     assert "/api/v1/organization" in schema["paths"]
+    for path in ("/api/v1/events", "/api/v3/openmeter/events", "/api/v1/events/kong"):
+        assert {"400", "413", "503"} <= set(schema["paths"][path]["post"]["responses"]), path
 
 
 def test_docs_page_serves_local_assets_only(client):
