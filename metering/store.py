@@ -25,7 +25,7 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -760,45 +760,57 @@ def usage_query(
 ) -> list[UsageRow]:
     """Aggregate a meter over [time_from, time_to) (see docs/metering.md "Query algorithm"). `flush`:
     read-your-writes, see `_prelude`."""
+    q = _Query(
+        spec=spec,
+        time_from=time_from,
+        time_to=time_to,
+        window_size=window_size,
+        window_tz=window_tz,
+        subjects=list(subjects) if subjects is not None else None,
+        group_by=tuple(group_by),
+        group_by_subject=group_by_subject,
+        filter_group_by={k: list(v) for k, v in (filter_group_by or {}).items()},
+        customers=customers,
+        group_by_customer=group_by_customer,
+        use_rollups=use_rollups,
+    )
     for _attempt in range(3):
         w0 = _prelude(spec.organization_id, [spec.id], flush).get(spec.id, 0)
         flush = None
-        rows = _usage_query_once(
-            spec=spec,
-            time_from=time_from,
-            time_to=time_to,
-            window_size=window_size,
-            window_tz=window_tz,
-            subjects=subjects,
-            group_by=group_by,
-            group_by_subject=group_by_subject,
-            filter_group_by=filter_group_by or {},
-            customers=customers,
-            group_by_customer=group_by_customer,
-            use_rollups=use_rollups,
-            w0=w0,
-        )
+        rows = _usage_query_once(q, w0)
         if watermark_get(meter_id=spec.id) >= w0:  # no reset happened in between (see docs)
             return rows
     return rows  # pragma: no cover
 
 
-def _usage_sql(
-    *,
-    spec,
-    time_from,
-    time_to,
-    window_size,
-    window_tz,
-    subjects,
-    group_by,
-    group_by_subject,
-    filter_group_by,
-    customers,
-    group_by_customer,
-    use_rollups,
-    w0,
-) -> tuple[str, dict[str, Any]]:
+@dataclass(frozen=True)
+class _Query:
+    """One usage statement's inputs (see `usage_query` for their meaning)."""
+
+    spec: MeterSpec
+    time_from: datetime | None
+    time_to: datetime | None
+    window_size: str | None = None
+    window_tz: str = "UTC"
+    subjects: Sequence[str] | None = None
+    group_by: Sequence[str] = ()
+    group_by_subject: bool = False
+    filter_group_by: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    customers: Mapping[str, Sequence[str]] | None = None
+    group_by_customer: bool = False
+    use_rollups: bool = True
+
+
+def _usage_sql(q: _Query, w0: int) -> tuple[str, dict[str, Any]]:
+    spec, time_from, time_to, subjects = q.spec, q.time_from, q.time_to, q.subjects
+    window_size, window_tz, group_by, filter_group_by = (
+        q.window_size,
+        q.window_tz,
+        q.group_by,
+        q.filter_group_by,
+    )
+    customers, use_rollups = q.customers, q.use_rollups
+    group_by_subject, group_by_customer = q.group_by_subject, q.group_by_customer
     params: dict[str, Any] = {
         "org": spec.organization_id,
         "meter": spec.id,
@@ -948,49 +960,20 @@ def _usage_sql(
     return sql, params
 
 
-def _usage_query_once(
-    *,
-    spec,
-    time_from,
-    time_to,
-    window_size,
-    window_tz,
-    subjects,
-    group_by,
-    group_by_subject,
-    filter_group_by,
-    customers,
-    group_by_customer,
-    use_rollups,
-    w0,
-) -> list[UsageRow]:
-    sql, params = _usage_sql(
-        spec=spec,
-        time_from=time_from,
-        time_to=time_to,
-        window_size=window_size,
-        window_tz=window_tz,
-        subjects=subjects,
-        group_by=group_by,
-        group_by_subject=group_by_subject,
-        filter_group_by=filter_group_by,
-        customers=customers,
-        group_by_customer=group_by_customer,
-        use_rollups=use_rollups,
-        w0=w0,
-    )
+def _usage_query_once(q: _Query, w0: int) -> list[UsageRow]:
+    sql, params = _usage_sql(q, w0)
     with connection.cursor() as cur:
         cur.execute(sql, params)
         fetched = cur.fetchall()
     out: list[UsageRow] = []
     for rec in fetched:
         value, ws, we, subj, cust, *gvals = rec
-        if window_size is None:
-            ws = time_from or ws
-            we = time_to or we
+        if q.window_size is None:
+            ws = q.time_from or ws
+            we = q.time_to or we
         else:
-            we = _window_end(ws, window_size, window_tz)
-        out.append(UsageRow(Decimal(value), ws, we, subj, cust, dict(zip(group_by, gvals, strict=True))))
+            we = _window_end(ws, q.window_size, q.window_tz)
+        out.append(UsageRow(Decimal(value), ws, we, subj, cust, dict(zip(q.group_by, gvals, strict=True))))
     return out
 
 
@@ -1000,36 +983,10 @@ _PARAM_RE = re.compile(r"%\((\w+)\)s")
 def usage_totals(
     *, specs: Sequence[MeterSpec], time_from: datetime, time_to: datetime, flush: Flush | None = None
 ) -> dict[str, Decimal | None]:
-    """{meter id: total over [time_from, time_to)} for many meters of one organization in one statement
-    (console lists). `flush`: read-your-writes, see `_prelude`."""
-    if not specs:
-        return {}
-    marks = _prelude(specs[0].organization_id, [s.id for s in specs], flush)
-    parts: list[str] = []
-    params: dict[str, Any] = {}
-    for i, spec in enumerate(specs):
-        sql, p = _usage_sql(
-            spec=spec,
-            time_from=time_from,
-            time_to=time_to,
-            window_size=None,
-            window_tz="UTC",
-            subjects=None,
-            group_by=(),
-            group_by_subject=False,
-            filter_group_by={},
-            customers=None,
-            group_by_customer=False,
-            use_rollups=True,
-            w0=int(marks.get(spec.id, 0)),
-        )
-        renamed = _PARAM_RE.sub(f"%(m{i}_\\1)s", sql)
-        parts.append(f"SELECT {i} AS idx, value FROM ({renamed}) q{i}")
-        params.update({f"m{i}_{k}": v for k, v in p.items()})
-    with connection.cursor() as cur:
-        cur.execute(" UNION ALL ".join(parts), params)
-        found = {specs[idx].id: Decimal(value) for idx, value in cur.fetchall()}
-    return {s.id: found.get(s.id) for s in specs}
+    """{meter id: total over [time_from, time_to), None when nothing counted} for many meters of one
+    organization (console lists), as `_totals`."""
+    totals = _totals([_Query(spec, time_from, time_to) for spec in specs], flush)
+    return {spec.id: total for spec, total in zip(specs, totals, strict=True)}
 
 
 @dataclass(frozen=True)
@@ -1054,44 +1011,45 @@ def _watermarks(meter_ids: Sequence[str]) -> dict[str, int]:
 
 
 def usage_totals_many(*, requests: Sequence[TotalRequest], flush: Flush | None = None) -> list[Decimal]:
-    """One total per request (ungrouped: all its subjects together; 0 when nothing counted), for any
-    number of meters, subjects and spans in three statements: the watermarks, one `UNION ALL` of every
-    request's usage statement (rollups below the watermark + raw tail, exactly as `usage_query`), and the
-    watermarks again (a group-by change that reset a meter in between makes it run again)."""
-    if not requests:
+    """One total per request (ungrouped: all its subjects together; 0 when nothing counted), as `_totals`."""
+    queries = [
+        _Query(
+            r.spec,
+            r.time_from,
+            r.time_to,
+            subjects=list(r.subjects) if r.subjects is not None else None,
+            filter_group_by={k: list(v) for k, v in r.filter_group_by.items()},
+        )
+        for r in requests
+    ]
+    return [total if total is not None else Decimal(0) for total in _totals(queries, flush)]
+
+
+def _totals(queries: Sequence[_Query], flush: Flush | None) -> list[Decimal | None]:
+    """One ungrouped total per query (None when nothing counted), any number of meters of one organization,
+    in three statements: the watermarks (with the inbox probe), one `UNION ALL` of every query's usage
+    statement (rollups below the watermark + raw tail, exactly as `usage_query`), and the watermarks again
+    (a group-by change that reset a meter in between makes it run again)."""
+    if not queries:
         return []
-    ids = [r.spec.id for r in requests]
+    ids = [q.spec.id for q in queries]
     for _attempt in range(3):
-        marks = _prelude(requests[0].spec.organization_id, ids, flush)
+        marks = _prelude(queries[0].spec.organization_id, ids, flush)
         flush = None
         parts: list[str] = []
         params: dict[str, Any] = {}
-        for i, r in enumerate(requests):
-            sql, p = _usage_sql(
-                spec=r.spec,
-                time_from=r.time_from,
-                time_to=r.time_to,
-                window_size=None,
-                window_tz="UTC",
-                subjects=list(r.subjects) if r.subjects is not None else None,
-                group_by=(),
-                group_by_subject=False,
-                filter_group_by={k: list(v) for k, v in r.filter_group_by.items()},
-                customers=None,
-                group_by_customer=False,
-                use_rollups=True,
-                w0=marks.get(r.spec.id, 0),
-            )
-            renamed = _PARAM_RE.sub(f"%(r{i}_\\1)s", sql)
+        for i, q in enumerate(queries):
+            sql, p = _usage_sql(q, marks.get(q.spec.id, 0))
+            renamed = _PARAM_RE.sub(f"%(q{i}_\\1)s", sql)
             parts.append(f"SELECT {i} AS idx, value FROM ({renamed}) q{i}")
-            params.update({f"r{i}_{k}": v for k, v in p.items()})
+            params.update({f"q{i}_{k}": v for k, v in p.items()})
         with connection.cursor() as cur:
             cur.execute(" UNION ALL ".join(parts), params)
             found = {int(idx): Decimal(value) for idx, value in cur.fetchall()}
         after = _watermarks(ids)
         if all(after.get(mid, 0) >= w for mid, w in marks.items()):
             break
-    return [found.get(i, Decimal(0)) for i in range(len(requests))]
+    return [found.get(i) for i in range(len(queries))]
 
 
 def _window_end(start: datetime, window_size: str, tz: str) -> datetime:
