@@ -190,8 +190,7 @@ def validate_body(body: bytes, *, strict: bool = False, prefix: str = "events") 
     events = _fast_events(body, strict)
     if events is None:  # name every problem (raises), or accept what only the fast path's rules refused
         payload = parse_body(body)
-        check_events(payload, strict=strict, prefix=prefix)
-        count = len(payload) if isinstance(payload, list) else 1
+        count = check_events(payload, strict=strict, prefix=prefix)
         is_batch = isinstance(payload, list)
     else:
         count = len(events)
