@@ -7,6 +7,7 @@ field (status 400), never a 500. A published or archived version renders read-on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -78,6 +79,22 @@ def _draft(request: ConsoleRequest, kind: str, key: str, version: int) -> Any:
 
 
 # --- features -------------------------------------------------------------------------------------
+def _draft_action(
+    request: ConsoleRequest, kind: str, key: str, version: int, action: Callable[[Any], object], done: str
+) -> HttpResponse:
+    """A console POST that changes a draft version: run `action(draft)`, flash `done` or the domain error,
+    and go back to the version page."""
+    draft = _draft(request, kind, key, version)
+    if isinstance(draft, HttpResponse):
+        return draft
+    try:
+        action(draft)
+        messages.success(request, done)
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    return redirect(_version_url(draft))
+
+
 @console_view()
 def feature_list(request: ConsoleRequest) -> HttpResponse:
     org = request.organization
@@ -274,17 +291,16 @@ def phase_add(request: ConsoleRequest, key: str, version: int) -> HttpResponse:
 @require_POST
 @console_view(min_role=EDIT)
 def phase_remove(request: ConsoleRequest, key: str, version: int, phase_key: str) -> HttpResponse:
-    plan = _draft(request, "plan", key, version)
-    if isinstance(plan, HttpResponse):
-        return plan
-    try:
-        services.phase_remove(
+    return _draft_action(
+        request,
+        "plan",
+        key,
+        version,
+        lambda plan: services.phase_remove(
             organization=request.organization, plan_id=plan.id, phase_key=phase_key, actor=request.user
-        )
-        messages.success(request, "Phase removed.")
-    except DomainError as exc:
-        messages.error(request, exc.detail)
-    return redirect(_version_url(plan))
+        ),
+        "Phase removed.",
+    )
 
 
 def _features(request: ConsoleRequest) -> list[Any]:
@@ -389,21 +405,20 @@ def rate_card_fields(request: ConsoleRequest) -> HttpResponse:
 def rate_card_remove(
     request: ConsoleRequest, key: str, version: int, phase_key: str, card_key: str
 ) -> HttpResponse:
-    plan = _draft(request, "plan", key, version)
-    if isinstance(plan, HttpResponse):
-        return plan
-    try:
-        services.rate_card_remove(
+    return _draft_action(
+        request,
+        "plan",
+        key,
+        version,
+        lambda plan: services.rate_card_remove(
             organization=request.organization,
             plan_id=plan.id,
             phase_key=phase_key,
             rate_card_key=card_key,
             actor=request.user,
-        )
-        messages.success(request, "Rate card removed.")
-    except DomainError as exc:
-        messages.error(request, exc.detail)
-    return redirect(_version_url(plan))
+        ),
+        "Rate card removed.",
+    )
 
 
 # --- live preview ---------------------------------------------------------------------------------
@@ -625,17 +640,16 @@ def plan_addon_link(request: ConsoleRequest, key: str, version: int) -> HttpResp
 @require_POST
 @console_view(min_role=EDIT)
 def plan_addon_unlink(request: ConsoleRequest, key: str, version: int, addon_key: str) -> HttpResponse:
-    plan = _draft(request, "plan", key, version)
-    if isinstance(plan, HttpResponse):
-        return plan
-    try:
-        services.plan_addon_unlink(
+    return _draft_action(
+        request,
+        "plan",
+        key,
+        version,
+        lambda plan: services.plan_addon_unlink(
             organization=request.organization, plan_id=plan.id, addon_key=addon_key, actor=request.user
-        )
-        messages.success(request, f"Add-on {addon_key} unlinked.")
-    except DomainError as exc:
-        messages.error(request, exc.detail)
-    return redirect(_version_url(plan))
+        ),
+        f"Add-on {addon_key} unlinked.",
+    )
 
 
 # --- add-ons --------------------------------------------------------------------------------------
@@ -773,17 +787,16 @@ def addon_rate_card_edit(
 @require_POST
 @console_view(min_role=EDIT)
 def addon_rate_card_remove(request: ConsoleRequest, key: str, version: int, card_key: str) -> HttpResponse:
-    addon = _draft(request, "addon", key, version)
-    if isinstance(addon, HttpResponse):
-        return addon
-    try:
-        services.addon_rate_card_remove(
+    return _draft_action(
+        request,
+        "addon",
+        key,
+        version,
+        lambda addon: services.addon_rate_card_remove(
             organization=request.organization, addon_id=addon.id, rate_card_key=card_key, actor=request.user
-        )
-        messages.success(request, "Rate card removed.")
-    except DomainError as exc:
-        messages.error(request, exc.detail)
-    return redirect(_version_url(addon))
+        ),
+        "Rate card removed.",
+    )
 
 
 @console_view()

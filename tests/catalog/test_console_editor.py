@@ -209,3 +209,30 @@ def test_draft_links_to_simulation_with_plan_version_preselected(setup):
     draft.refresh_from_db()
     assert draft.status == "published"
     assert 'id="simulate-link"' not in client.get("/console/plans/pro/?version=1").content.decode()
+
+
+def test_remove_rate_card_and_phase_from_a_draft_only(setup):
+    a, _, client, b_plan = setup
+    plan = api(a.client(), "post", "/api/v1/plans", plan_body(key="pro")).json()
+    r = client.post("/console/plans/pro/v/1/phases/trial/rate-cards/base/remove/", follow=True)
+    assert b"Rate card removed." in r.content
+    version = PlanVersion.objects.get(id=plan["id"])
+    assert version.phases[0]["rateCards"] == []
+    r = client.post("/console/plans/pro/v/1/phases/trial/remove/", follow=True)
+    assert b"Phase removed." in r.content
+    version.refresh_from_db()
+    assert [p["key"] for p in version.phases] == ["standard"]
+    # an unknown phase: the domain error is shown, nothing changes
+    r = client.post("/console/plans/pro/v/1/phases/nope/remove/", follow=True)
+    assert b"Phase removed." not in r.content
+    version.refresh_from_db()
+    assert [p["key"] for p in version.phases] == ["standard"]
+    # published versions are read-only
+    assert api(a.client(), "post", f"/api/v1/plans/{plan['id']}/publish", {}).status_code == 200
+    r = client.post("/console/plans/pro/v/1/phases/standard/rate-cards/base/remove/", follow=True)
+    assert b"read-only" in r.content
+    version.refresh_from_db()
+    assert [c["key"] for c in version.phases[0]["rateCards"]] == ["base", "tokens"]
+    # another organization's plan does not exist here
+    assert client.post("/console/plans/globex_plan/v/1/phases/standard/remove/").status_code == 404
+    assert len(PlanVersion.objects.get(id=b_plan["id"]).phases) == 2
