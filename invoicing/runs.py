@@ -32,9 +32,13 @@ BATCH_SIZE = 500  # customer periods per task
 
 
 def invoice_runs_schedule(
-    *, now: datetime | None = None, organization: Organization | None = None
+    *,
+    now: datetime | None = None,
+    organization: Organization | None = None,
+    customer_id: str | None = None,
 ) -> list[str]:
-    """Record the due customer periods of every organization; returns the run item ids to process."""
+    """Record the due customer periods of every organization (or of one customer, `customer_id`);
+    returns the run item ids to process."""
     now = now or timezone.now()
     orgs = [organization] if organization else list(Organization.objects.all())
     item_ids: list[str] = []
@@ -42,6 +46,8 @@ def invoice_runs_schedule(
         cfg = invoicing_settings_get(organization=org)
         cutoff = now - timedelta(seconds=cfg.collection_delay_seconds)
         due = sources.due_periods(organization=org, cutoff=cutoff)
+        if customer_id is not None:
+            due = [d for d in due if d.customer_id == customer_id]
         if not due:
             continue
         earliest = min(d.period_start for d in due)
@@ -86,10 +92,14 @@ def invoice_runs_schedule(
 
 
 def invoice_runs_schedule_batches(
-    *, now: datetime | None = None, organization: Organization | None = None, batch_size: int = BATCH_SIZE
+    *,
+    now: datetime | None = None,
+    organization: Organization | None = None,
+    batch_size: int = BATCH_SIZE,
+    customer_id: str | None = None,
 ) -> list[list[str]]:
     """`invoice_runs_schedule`, cut into batches of run item ids (each batch within one run)."""
-    ids = invoice_runs_schedule(now=now, organization=organization)
+    ids = invoice_runs_schedule(now=now, organization=organization, customer_id=customer_id)
     runs: dict[str, list[str]] = {}
     for item_id, run_id in (
         InvoiceRunItem.objects.filter(id__in=ids).order_by("id").values_list("id", "run_id")
