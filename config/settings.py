@@ -6,23 +6,34 @@ from pathlib import Path
 
 import dj_database_url
 
-from config import embedded_pg
+from config import embedded_pg, keys
 from config.env import env_bool, env_choice, env_int, env_list, env_str
 from config.schedule import BEAT_SCHEDULE
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = env_str("SECRET_KEY") or ""
-if not SECRET_KEY:
-    if not (DEBUG or env_bool("MET_ALLOW_INSECURE_SECRET", True)):
-        from django.core.exceptions import ImproperlyConfigured
+# Where a local installation keeps its embedded PostgreSQL and its generated keys.
+DATA_DIR = Path(env_str("DATA_DIR") or BASE_DIR / ".data").resolve()
+DATABASE_URL = env_str("DATABASE_URL")
+EMBEDDED_DATABASE = not DATABASE_URL
 
-        raise ImproperlyConfigured(
-            "Environment variable SECRET_KEY is required when MET_ALLOW_INSECURE_SECRET=false."
-        )
-    # Development and tests: a fixed key. Production sets SECRET_KEY (checked by `check --deploy`).
-    SECRET_KEY = "insecure-development-key-set-SECRET_KEY-in-production"
+# --- secrets (config/keys.py: environment, else the installation's key files, else development keys) --
+# The development/test setting: public development keys allowed (`make dev`, the test suite).
+ALLOW_DEVELOPMENT_SECRETS = DEBUG or env_bool("MET_ALLOW_INSECURE_SECRET", False)
+SECRET_KEY = keys.resolve_secret_key(
+    environ_value=env_str("SECRET_KEY"),
+    data_dir=DATA_DIR,
+    create_local=EMBEDDED_DATABASE,
+    allow_development=ALLOW_DEVELOPMENT_SECRETS,
+)
+# Fernet keys for credentials stored encrypted (core.fields.EncryptedTextField); the first encrypts.
+FIELD_ENCRYPTION_KEYS = keys.resolve_field_encryption_keys(
+    environ_value=env_str("FIELD_ENCRYPTION_KEY"),
+    data_dir=DATA_DIR,
+    create_local=EMBEDDED_DATABASE,
+    allow_development=ALLOW_DEVELOPMENT_SECRETS,
+)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -80,10 +91,8 @@ TEMPLATES = [
 ]
 
 # --- database -------------------------------------------------------------------------
-DATABASE_URL = env_str("DATABASE_URL")
-EMBEDDED_DATABASE = not DATABASE_URL
 if EMBEDDED_DATABASE:
-    DATABASE_URL = embedded_pg.database_url(BASE_DIR)
+    DATABASE_URL = embedded_pg.database_url(DATA_DIR)
 assert DATABASE_URL is not None
 if not DATABASE_URL.startswith(("postgres://", "postgresql://")):
     from django.core.exceptions import ImproperlyConfigured
@@ -149,7 +158,7 @@ if not CELERY_BROKER_URL:
     _db = DATABASES["default"]
     if EMBEDDED_DATABASE:
         CELERY_BROKER_URL = (
-            f"sqla+postgresql+psycopg://postgres@/postgres?host={embedded_pg.data_dir(BASE_DIR)}"
+            f"sqla+postgresql+psycopg://postgres@/postgres?host={embedded_pg.pg_dir(DATA_DIR)}"
         )
     else:
         CELERY_BROKER_URL = "sqla+" + DATABASE_URL.replace("postgres://", "postgresql://", 1).replace(

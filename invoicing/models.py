@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models import Q
 
 from billing.models import Customer
+from core.fields import EncryptedTextField
 from core.models import TenantModel
 
 ZERO = 0
@@ -204,8 +205,9 @@ class CreditApplication(TenantModel):
 
 # --- Stripe -------------------------------------------------------------------------------------------
 class StripeSettings(TenantModel):
-    secret_key = models.CharField(max_length=255)
-    webhook_secret = models.CharField(max_length=255, blank=True, default="")
+    # Encrypted at rest (core.crypto, FIELD_ENCRYPTION_KEY); read and written in clear by the code.
+    secret_key = EncryptedTextField()
+    webhook_secret = EncryptedTextField(blank=True, default="")
     api_version = models.CharField(max_length=64, default="2026-10-28.endive")
     enabled = models.BooleanField(default=True)
     collection_method = models.CharField(max_length=32, default="send_invoice")
