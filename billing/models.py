@@ -133,6 +133,7 @@ class SubscriptionItem(TenantModel):
     addon_key = models.CharField(max_length=256, blank=True, default="")
     entitlement_template = models.JSONField(null=True, blank=True)
     discounts = models.JSONField(null=True, blank=True)
+    commitments = models.JSONField(null=True, blank=True)  # {"minimumAmount", "maximumAmount"} per period
     active_from = models.DateTimeField()
     active_to = models.DateTimeField(null=True, blank=True)
 

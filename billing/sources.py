@@ -28,6 +28,7 @@ class RateCardSpec:
     billing_cadence: str = "P1M"  # "" = one-time
     entitlement_template: dict[str, Any] | None = None  # OpenMeter's entitlementTemplate
     discounts: dict[str, Any] | None = None
+    commitments: dict[str, Any] | None = None  # {"minimumAmount", "maximumAmount"} per billing period
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -39,6 +40,7 @@ class RateCardSpec:
             "billingCadence": self.billing_cadence,
             "entitlementTemplate": self.entitlement_template,
             "discounts": self.discounts,
+            "commitments": self.commitments,
         }
 
     @classmethod
@@ -52,6 +54,7 @@ class RateCardSpec:
             billing_cadence=d.get("billingCadence") or "",  # none = one-time (catalog flat fees)
             entitlement_template=d.get("entitlementTemplate"),
             discounts=d.get("discounts"),
+            commitments=d.get("commitments"),
         )
 
 

@@ -254,6 +254,7 @@ def _create_items(
             addon_key=addon_key,
             entitlement_template=rc.entitlement_template,
             discounts=rc.discounts,
+            commitments=rc.commitments,
             active_from=start,
             active_to=end,
         )
@@ -690,6 +691,7 @@ def _addon_start(
             addon_key=addon_key,
             entitlement_template=None,
             discounts=rc.discounts,
+            commitments=rc.commitments,
             active_from=at,
             active_to=sub.active_to,
         )
