@@ -14,7 +14,9 @@ Rules (OpenMeter's, see ../shared/reference/openmeter-api.md §1.5):
   is paid first from that grant.
 - At each usage-period reset every active grant's balance becomes
   `min(max_rollover, max(balance, min_rollover))`, and usage and overage restart at 0 (unless
-  `preserve_overage_at_reset`, in which case the overage is carried and paid from the new balance).
+  `preserve_overage_at_reset`, in which case the overage is carried and paid from the new balance at
+  the reset instant: `issueAfterReset 100`, usage 150 → next period balance 50, overage 0; usage 250
+  → balance 0, overage 50 still outstanding, paid by the next grant or reset).
 - A grant stops counting at `expires_at` or `voided_at` (its balance is dropped); a grant with a
   recurrence refills to `amount` at each recurrence instant after it became effective.
 - Balance = sum of active grant balances (never negative). `has_access = is_soft_limit or balance > 0`.
@@ -100,7 +102,9 @@ class Segment:
 class BurnResult:
     state: EngineState
     segments: list[Segment]
-    total_available: Decimal  # balance at period start + grants added since (= balance + usage - overage)
+    # balance at period start (after paying a carried overage) + grants added since
+    # (= balance + usage - overage when no overage was carried into the period)
+    total_available: Decimal
 
     @property
     def balance(self) -> Decimal:
@@ -181,7 +185,9 @@ def burn_down(
         raise ValueError("Cannot burn backwards: end is before the state instant.")
     reset_set = {t for t in resets if start < t <= end}
     recurrences = {g.id: {t for t in g.recurrences(start, end) if start < t <= end} for g in grants}
-    added = st.balance + st.usage - st.overage  # available in the current period so far
+    # available in the current period so far (never negative: an overage carried into the period and
+    # not yet paid is not part of this period's usage)
+    added = max(ZERO, st.balance + st.usage - st.overage)
     # Grants active at the start but unknown to the state: effective before the first measured instant
     # (or exactly at it). Grants that ended are not active, burnt ones stay in the state at 0.
     for g in grants:
@@ -208,7 +214,8 @@ def burn_down(
             ends = by_id[gid].ends_at
             if ends is not None and ends <= point:
                 del st.grant_balances[gid]
-        if point in reset_set:
+        reset = point in reset_set
+        if reset:
             for gid, bal in st.grant_balances.items():
                 g = by_id[gid]
                 st.grant_balances[gid] = min(g.max_rollover, max(bal, g.min_rollover))
@@ -216,7 +223,8 @@ def burn_down(
             st.overage = st.overage if preserve_overage_at_reset else ZERO
             st.period_start = point
             added = st.balance
-        changed = False
+        # A carried overage is paid from the new period's balance at the reset instant itself.
+        changed = reset and st.overage > 0
         for g in grants:
             if not g.active_at(point):
                 continue
@@ -229,6 +237,9 @@ def burn_down(
                 added += g.amount
                 changed = True
         if changed and st.overage > 0:
+            before = st.balance
             st.overage = _burn(st.grant_balances, by_id, st.overage)
+            if reset:  # what paid the previous period's overage is not available to this period
+                added -= before - st.balance
     st.at = end
     return BurnResult(state=st, segments=segments, total_available=added)

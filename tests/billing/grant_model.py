@@ -55,11 +55,12 @@ def brute_force(*, grants, events, resets, start, end, preserve_overage=False):
     for t in instants:
         if t < start or t > end:
             continue
-        # happenings at t: ends, reset, new grants (+ pay back overage)
+        # happenings at t: ends, reset, new grants (+ pay back overage, also a carried one at a reset)
         for g in grants:
             e = ends(g)
             if g.id in balances and e is not None and e <= t:
                 del balances[g.id]
+        new = False
         if t in resets and t > start:
             for g in grants:
                 if g.id in balances:
@@ -67,7 +68,7 @@ def brute_force(*, grants, events, resets, start, end, preserve_overage=False):
             usage = Decimal(0)
             if not preserve_overage:
                 overage = Decimal(0)
-        new = False
+            new = True  # a carried overage is paid from the rolled-over balances
         for g in grants:
             e = ends(g)
             if g.effective_at == t and g.id not in balances and (e is None or t < e):
