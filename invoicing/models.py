@@ -183,7 +183,8 @@ class InvoiceLine(TenantModel):
 
 class CustomerCredit(TenantModel):
     """Prepaid or promotional money credit for a customer, applied to invoices as negative lines.
-    What is left is the amount minus its applications on invoices that are not voided."""
+    What is left is the amount minus its applications on invoices that are not voided. A voided credit
+    (`voided_at`) is never applied again; what it paid stays paid (`invoicing.credits`)."""
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
     currency = models.CharField(max_length=3)
@@ -191,6 +192,7 @@ class CustomerCredit(TenantModel):
     description = models.CharField(max_length=200, default="Credit")
     priority = models.PositiveSmallIntegerField(default=1)
     expires_at = models.DateTimeField(null=True, blank=True)
+    voided_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -23,9 +23,10 @@ from billing.models import Customer
 from core.audit import Actor, audit_record
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.models import Organization
-from core.money import is_currency, quantize, to_decimal
+from core.money import quantize, to_decimal
 from invoicing import lines as L
 from invoicing import sources
+from invoicing.credits import customer_credit_create as customer_credit_create  # re-export
 from invoicing.models import (
     CreditApplication,
     CustomerCredit,
@@ -408,43 +409,6 @@ def stripe_settings_set(
     return obj
 
 
-def customer_credit_create(
-    *,
-    organization: Organization,
-    customer: Customer,
-    amount: Decimal | str,
-    currency: str,
-    description: str = "Credit",
-    expires_at: datetime | None = None,
-    priority: int = 1,
-    actor: Actor = None,
-) -> CustomerCredit:
-    value = to_decimal(amount)
-    if value <= 0:
-        raise ValidationFailed("A credit must be positive.", field="amount")
-    if not is_currency(currency):
-        raise ValidationFailed("Unknown currency.", field="currency")
-    with transaction.atomic():
-        credit = CustomerCredit.objects.create(
-            organization=organization,
-            customer=customer,
-            amount=value,
-            currency=currency.upper(),
-            description=description,
-            expires_at=expires_at,
-            priority=priority,
-        )
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="credit.created",
-            object_type="credit",
-            object_id=credit.id,
-            after={"amount": str(value), "currency": credit.currency},
-        )
-    return credit
-
-
 # --- state machine ------------------------------------------------------------------------------------
 def _transition(invoice: Invoice, to: str, **fields: Any) -> Invoice:
     allowed = TRANSITIONS[to]
@@ -531,6 +495,7 @@ def _credit_lines(
     credits = list(
         CustomerCredit.objects.select_for_update()
         .filter(organization=organization, customer_id=customer_id, currency=currency)
+        .filter(voided_at__isnull=True)
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=at))
         .order_by("priority", "expires_at", "created_at", "id")
     )
