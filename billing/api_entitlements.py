@@ -18,7 +18,8 @@ from billing.api import page_params, paged
 from billing.entitlements import _num
 from billing.models import Customer, Entitlement, EntitlementType, Grant, NotificationEvent, NotificationRule
 from billing.periods import period_at
-from core.api import TenantAPIView
+from core import limits
+from core.api import ScheduleDateTimeField, TenantAPIView
 from core.auth import CachedBearerAuthentication
 from core.errors import NotFound, ValidationFailed
 
@@ -106,24 +107,35 @@ def value_out(value: selectors.EntitlementValue, *, v2: bool) -> dict[str, Any]:
 
 class PeriodInput(serializers.Serializer):
     interval = serializers.CharField()
-    anchor = serializers.DateTimeField(required=False, allow_null=True)
+    anchor = ScheduleDateTimeField(required=False, allow_null=True)
 
 
 class ExpirationInput(serializers.Serializer):
     duration = serializers.ChoiceField(choices=["HOUR", "DAY", "WEEK", "MONTH", "YEAR"])
-    count = serializers.IntegerField(min_value=1)
+    count = serializers.IntegerField(min_value=1, max_value=limits.MAX_COUNT)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        days = {"HOUR": 1 / 24, "DAY": 1, "WEEK": 7, "MONTH": 31, "YEAR": 366}[attrs["duration"]] * attrs[
+            "count"
+        ]
+        problem = limits.duration_days_problem(days)
+        if problem:
+            raise serializers.ValidationError({"count": problem})
+        return attrs
 
 
 class GrantInput(serializers.Serializer):
-    amount = serializers.DecimalField(max_digits=38, decimal_places=12, min_value=Decimal("0.000000000001"))
+    amount = serializers.DecimalField(
+        max_digits=limits.AMOUNT_DIGITS, decimal_places=12, min_value=Decimal("0.000000000001")
+    )
     priority = serializers.IntegerField(required=False, min_value=0, max_value=255, default=1)
-    effectiveAt = serializers.DateTimeField(required=False)
+    effectiveAt = ScheduleDateTimeField(required=False)
     expiration = ExpirationInput(required=False, allow_null=True)
     minRolloverAmount = serializers.DecimalField(
-        max_digits=38, decimal_places=12, required=False, min_value=0
+        max_digits=limits.AMOUNT_DIGITS, decimal_places=12, required=False, min_value=0
     )
     maxRolloverAmount = serializers.DecimalField(
-        max_digits=38, decimal_places=12, required=False, min_value=0
+        max_digits=limits.AMOUNT_DIGITS, decimal_places=12, required=False, min_value=0
     )
     recurrence = PeriodInput(required=False, allow_null=True)
     metadata = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False)
@@ -149,7 +161,7 @@ class EntitlementInput(serializers.Serializer):
     usagePeriod = PeriodInput(required=False)
     isSoftLimit = serializers.BooleanField(required=False, default=False)
     issueAfterReset = serializers.DecimalField(
-        max_digits=38, decimal_places=12, required=False, allow_null=True, min_value=0
+        max_digits=limits.AMOUNT_DIGITS, decimal_places=12, required=False, allow_null=True, min_value=0
     )
     issueAfterResetPriority = serializers.IntegerField(required=False, default=1, min_value=0, max_value=255)
     preserveOverageAtReset = serializers.BooleanField(required=False, default=False)
@@ -166,7 +178,7 @@ class EntitlementInput(serializers.Serializer):
         measure: Any = v.get("measureUsageFrom")
         if measure and measure not in ("CURRENT_PERIOD_START", "NOW"):
             try:
-                measure = serializers.DateTimeField().to_internal_value(measure)
+                measure = ScheduleDateTimeField().to_internal_value(measure)
             except serializers.ValidationError:
                 raise ValidationFailed(
                     "measureUsageFrom must be CURRENT_PERIOD_START, NOW or a timestamp.",
@@ -210,9 +222,10 @@ def _time_param(request: Request, name: str = "time") -> datetime | None:
     if not raw:
         return None
     try:
-        return serializers.DateTimeField().to_internal_value(raw)
-    except serializers.ValidationError:
-        raise ValidationFailed(f"{name} must be an RFC 3339 timestamp.", field=name) from None
+        return ScheduleDateTimeField().to_internal_value(raw)
+    except serializers.ValidationError as exc:
+        reason = exc.detail[0] if isinstance(exc.detail, list) else exc.detail
+        raise ValidationFailed(f"{name}: {reason}", field=name) from None
 
 
 class CustomerEntitlementsView(_CustomerScoped):
@@ -325,7 +338,7 @@ class CustomerEntitlementHistoryView(_CustomerScoped):
 
 class CustomerEntitlementResetView(_CustomerScoped):
     class CustomerEntitlementResetInput(serializers.Serializer):
-        effectiveAt = serializers.DateTimeField(required=False)
+        effectiveAt = ScheduleDateTimeField(required=False)
         retainAnchor = serializers.BooleanField(required=False)
 
     Input = CustomerEntitlementResetInput

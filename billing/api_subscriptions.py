@@ -13,7 +13,8 @@ from rest_framework.response import Response
 from billing import selectors, services
 from billing.api import page_params, paged
 from billing.models import Subscription, SubscriptionItem
-from core.api import TenantAPIView
+from core import limits
+from core.api import ScheduleDateTimeField, TenantAPIView
 from core.errors import ValidationFailed
 
 
@@ -85,7 +86,9 @@ def subscription_out(sub: Subscription, *, expand: bool = True) -> dict[str, Any
 
 class PlanRef(serializers.Serializer):
     key = serializers.CharField(max_length=256)
-    version = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    version = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=limits.MAX_COUNT
+    )
 
 
 TIMING_HELP = "immediate | next_billing_cycle | an RFC 3339 timestamp"
@@ -98,11 +101,12 @@ def parse_timing(value: Any, default: str = "immediate") -> Any:
         return value
     if value == "end_of_period":
         return "next_billing_cycle"
-    field = serializers.DateTimeField()
+    field = ScheduleDateTimeField()
     try:
         return field.to_internal_value(value)
-    except serializers.ValidationError:
-        raise ValidationFailed(f"timing must be {TIMING_HELP}.", field="timing") from None
+    except serializers.ValidationError as exc:
+        reason = exc.detail[0] if isinstance(exc.detail, list) and "between" in str(exc.detail[0]) else None
+        raise ValidationFailed(f"timing {reason or 'must be ' + TIMING_HELP}.", field="timing") from None
 
 
 class SubscriptionListCreateView(TenantAPIView):
@@ -113,9 +117,9 @@ class SubscriptionListCreateView(TenantAPIView):
         customerId = serializers.CharField(required=False)
         customerKey = serializers.CharField(required=False)
         plan = PlanRef()
-        activeFrom = serializers.DateTimeField(required=False, allow_null=True)
+        activeFrom = ScheduleDateTimeField(required=False, allow_null=True)
         timing = serializers.CharField(required=False, allow_null=True)
-        billingAnchor = serializers.DateTimeField(required=False, allow_null=True)
+        billingAnchor = ScheduleDateTimeField(required=False, allow_null=True)
         startingPhase = serializers.CharField(required=False, allow_null=True)
 
     Input = SubscriptionListCreateInput
@@ -208,7 +212,9 @@ class SubscriptionChangeView(_SubscriptionAction):
 
 class SubscriptionMigrateView(_SubscriptionAction):
     class SubscriptionMigrateInput(serializers.Serializer):
-        targetVersion = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+        targetVersion = serializers.IntegerField(
+            required=False, allow_null=True, min_value=1, max_value=limits.MAX_COUNT
+        )
         timing = serializers.CharField(required=False, allow_null=True, help_text=TIMING_HELP)
 
     Input = SubscriptionMigrateInput
@@ -261,7 +267,7 @@ class SubscriptionAddonsView(_SubscriptionAction):
     class SubscriptionAddonsInput(serializers.Serializer):
         addon = serializers.DictField(required=False)
         addonKey = serializers.CharField(required=False)
-        quantity = serializers.IntegerField(min_value=0)
+        quantity = serializers.IntegerField(min_value=0, max_value=limits.MAX_COUNT)
         timing = serializers.CharField(required=False, allow_null=True, help_text=TIMING_HELP)
 
     Input = SubscriptionAddonsInput

@@ -32,6 +32,9 @@ _ISO = re.compile(
 _NAMED = {"HOUR": "PT1H", "DAY": "P1D", "WEEK": "P1W", "MONTH": "P1M", "QUARTER": "P3M", "YEAR": "P1Y"}
 
 
+MAX_CADENCE_SECONDS = 36_525 * 86_400  # core.limits.MAX_DURATION_DAYS: 100 years
+
+
 class InvalidCadence(ValueError):
     pass
 
@@ -56,6 +59,8 @@ class Cadence:
         )
         if cadence.approx_seconds() <= 0:
             raise InvalidCadence(f"{value!r} is an empty duration.")
+        if cadence.approx_seconds() > MAX_CADENCE_SECONDS:
+            raise InvalidCadence(f"{value!r} is longer than 100 years.")
         return cadence
 
     def approx_seconds(self) -> float:

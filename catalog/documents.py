@@ -26,6 +26,7 @@ from catalog.pricing import (
     parse_decimal,
     price_to_json,
 )
+from core import limits
 
 KEY_RE = re.compile(r"^[a-z0-9]+(?:_[a-z0-9]+)*$")
 KEY_HELP = "Lowercase letters and digits separated by single underscores (e.g. gpt4o_input_tokens)."
@@ -61,6 +62,12 @@ def parse_duration(text: Any) -> tuple[int, ...] | None:
     if not match:
         return None
     parts = tuple(int(g) if g else 0 for g in match.groups())
+    years, months, weeks, days, hours, minutes, seconds = parts
+    approx_days = (
+        years * 366 + months * 31 + weeks * 7 + days + (hours * 3600 + minutes * 60 + seconds) / 86400
+    )
+    if limits.duration_days_problem(approx_days):  # longer than 100 years: no period can hold it
+        return None
     return parts if any(parts) else None
 
 
@@ -101,7 +108,10 @@ def _duration(obj: Mapping[str, Any], name: str, path: str, errors: _Errors, *, 
             errors.add(full, "This field is required (an ISO 8601 duration such as P1M).")
         return None
     if parse_duration(value) is None:
-        errors.add(full, f"{value!r} is not a positive ISO 8601 duration (e.g. P14D, P1M, P3M, P1Y).")
+        errors.add(
+            full,
+            f"{value!r} is not a positive ISO 8601 duration of at most 100 years (e.g. P14D, P1M, P3M, P1Y).",
+        )
         return None
     return str(value).strip().upper()
 

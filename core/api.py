@@ -19,7 +19,19 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core import limits
 from core.models import ApiKey, Organization
+
+
+class ScheduleDateTimeField(serializers.DateTimeField):
+    """An input date-time held to the schedule range of `core.limits` ([1970, 2100), offset within ±15:59)."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        parsed = super().to_internal_value(value)
+        problem = limits.time_problem(parsed) if parsed is not None else None
+        if problem:
+            raise serializers.ValidationError(problem)
+        return parsed
 
 
 class TenantAPIView(APIView):

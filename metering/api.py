@@ -22,6 +22,7 @@ from rest_framework import exceptions, renderers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core import limits
 from core.api import TenantAPIView
 from core.auth import ApiKeyAuthentication, CachedBearerAuthentication, api_key_lookup_cached
 from core.errors import PayloadTooLarge, ValidationFailed
@@ -257,6 +258,7 @@ class MeterListView(TenantAPIView):
                 event_from = parse_time(d["eventFrom"])
             except ValueError as exc:
                 raise ValidationFailed(f"eventFrom {exc}.", field="eventFrom") from None
+            limits.check_time(event_from, field="eventFrom")
         meter = services.meter_create(
             organization=self.organization,
             slug=d.get("slug") or d.get("key") or "",
@@ -326,9 +328,29 @@ def _param_time(q, name: str) -> datetime | None:
     if value in (None, ""):
         return None
     try:
-        return parse_time(value)
+        parsed = parse_time(value)
     except ValueError as exc:
         raise ValidationFailed(f"{name} {exc}.", field=name) from None
+    return limits.check_time(parsed, field=name)
+
+
+def _strings(d: dict[str, Any], name: str) -> list[str] | None:
+    """A query body's `subject`, `filterCustomerId` or `groupBy`: a string or a list of strings."""
+    value = d.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValidationFailed(f"{name} must be a string or an array of strings.", field=name)
+    return value
+
+
+def _string(d: dict[str, Any], name: str) -> str | None:
+    value = d.get(name)
+    if value is not None and not isinstance(value, str):
+        raise ValidationFailed(f"{name} must be a string.", field=name)
+    return value or None
 
 
 class CSVRenderer(renderers.BaseRenderer):
@@ -380,11 +402,18 @@ def _merge_filter(out: dict[str, list[str]], value: Any, field: str) -> None:
                 raise ValidationFailed(
                     f"{field}.{dim}: only $eq and $in are supported.", field=f"{field}.{dim}"
                 )
-            vals = list(cond.get("$in") or []) + ([cond["$eq"]] if "$eq" in cond else [])
+            listed = cond.get("$in") or []
+            if not isinstance(listed, list):
+                raise ValidationFailed(f"{field}.{dim}.$in must be an array.", field=f"{field}.{dim}")
+            vals = listed + ([cond["$eq"]] if "$eq" in cond else [])
         elif isinstance(cond, list):
             vals = cond
         else:
             vals = [cond]
+        if any(isinstance(v, (dict, list)) for v in vals):
+            raise ValidationFailed(
+                f"{field}.{dim}: values must be strings or numbers.", field=f"{field}.{dim}"
+            )
         out.setdefault(str(dim), []).extend(str(v) for v in vals)
 
 
@@ -418,29 +447,27 @@ class MeterQueryView(TenantAPIView):
             if d.get(name) in (None, ""):
                 return None
             try:
-                return parse_time(d[name])
+                parsed = parse_time(d[name])
             except ValueError as exc:
                 raise ValidationFailed(f"{name} {exc}.", field=name) from None
+            return limits.check_time(parsed, field=name)
 
         fgb: dict[str, list[str]] = {}
         if d.get("filterGroupBy") is not None:
             _merge_filter(fgb, d["filterGroupBy"], "filterGroupBy")
         if d.get("advancedMeterGroupByFilters") is not None:
             _merge_filter(fgb, d["advancedMeterGroupByFilters"], "advancedMeterGroupByFilters")
-        for name in ("subject", "filterCustomerId", "groupBy"):
-            if d.get(name) is not None and not isinstance(d[name], list):
-                d[name] = [d[name]]
         return self.answer(
             request,
             id_or_slug,
             {
                 "from": body_time("from"),
                 "to": body_time("to"),
-                "windowSize": d.get("windowSize"),
-                "windowTimeZone": d.get("windowTimeZone") or "UTC",
-                "subject": d.get("subject"),
-                "filterCustomerId": d.get("filterCustomerId"),
-                "groupBy": d.get("groupBy") or [],
+                "windowSize": _string(d, "windowSize"),
+                "windowTimeZone": _string(d, "windowTimeZone") or "UTC",
+                "subject": _strings(d, "subject"),
+                "filterCustomerId": _strings(d, "filterCustomerId"),
+                "groupBy": _strings(d, "groupBy") or [],
                 "filterGroupBy": fgb,
             },
         )

@@ -9,14 +9,17 @@
 - `parse_body(body)` parses JSON generically (Kong logs), numbers exact: floats become Decimal, and
   numbers PostgreSQL's `numeric` cannot hold are refused.
 
-Validation is what makes the drain's SQL casts safe: ids, source, type and subject are non-empty
-strings of at most 255 characters; `time` is RFC 3339 with seconds and an offset within PostgreSQL's
-range (±15:59); `data` is an object, or a string holding one. PostgreSQL parses the stored body (its
-`numeric` keeps every digit), so the values Python saw here are used for checking only.
+Validation is what makes the drain's SQL casts safe and every accepted event countable (`core.limits`):
+ids, source, type and subject are non-empty strings of at most 255 characters; `time` is RFC 3339 with
+seconds and an offset within PostgreSQL's range (±15:59), from 1970 up to now + INGEST_MAX_FUTURE_SECONDS;
+`data` is an object, or a string holding one, nested at most MAX_JSON_DEPTH levels, its numbers below
+EVENT_NUMBER_MAX in absolute value. PostgreSQL parses the stored body (its `numeric` keeps every digit), so
+the values Python saw here are used for checking only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from datetime import datetime, timedelta
@@ -25,6 +28,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from core import limits
 from core.errors import ValidationFailed
 
 CE_FIELDS = frozenset(
@@ -107,16 +111,23 @@ def parse_time(value: Any) -> datetime:
     return parsed
 
 
-def _event_time_error(value: Any) -> str | None:
+def _event_time_error(value: Any, latest: datetime) -> str | None:
     if type(value) is not str:
         return "must be an RFC 3339 date-time string"
     if _RFC3339.match(value) is None:
         return "must be an RFC 3339 date-time with seconds and an offset, e.g. 2025-01-01T12:00:00Z"
     try:
-        parse_time(value)  # calendar and clock ranges
+        parsed = parse_time(value)  # calendar and clock ranges
     except ValueError as exc:
         return str(exc)
-    return None
+    return limits.event_time_problem(parsed, latest=latest)
+
+
+def _refuse_deep(body: bytes) -> None:
+    if limits.json_depth_exceeds(body):
+        raise ValidationFailed(
+            f"The body nests more than {limits.MAX_JSON_DEPTH} levels deep; nothing was stored.", field="body"
+        )
 
 
 def _refuse_nul(body: bytes) -> None:
@@ -129,6 +140,7 @@ def _refuse_nul(body: bytes) -> None:
 def parse_body(body: bytes) -> Any:
     """The JSON payload (object or array), or ValidationFailed naming `body`."""
     _refuse_nul(body)
+    _refuse_deep(body)
     try:
         return loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -140,6 +152,9 @@ def parse_body(body: bytes) -> Any:
 _Attr = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ATTR_LEN)]
 _Time = Annotated[datetime, msgspec.Meta(tz=True)]
 _MAX_OFFSET = timedelta(hours=16)  # PostgreSQL: "time zone displacement out of range" from ±16:00
+# A number that may reach EVENT_NUMBER_MAX (10^20: 21 digits, or an exponent of 10 or more), or a tiny one
+# (1e-20000) a double rounds to 0: such bodies are judged exactly on the slow path.
+_MAYBE_BIG_NUMBER = re.compile(rb"\d{20}|[eE][+-]?\d\d|[eE]-")
 
 
 class _Event(msgspec.Struct):
@@ -160,7 +175,7 @@ class _StrictEvent(_Event, forbid_unknown_fields=True):
     pass
 
 
-_FAST = {
+_FAST: dict[bool, msgspec.json.Decoder[Any]] = {
     False: msgspec.json.Decoder(list[_Event] | _Event),
     True: msgspec.json.Decoder(list[_StrictEvent] | _StrictEvent),
 }
@@ -168,7 +183,7 @@ _FAST = {
 
 def _fast_events(body: bytes, strict: bool) -> list[_Event] | None:
     """The events when the whole body is valid by the fast path's rules, else None (slow path decides)."""
-    if b"e-" in body or b"E-" in body:  # maybe a tiny number (1e-20000) a double rounds to 0: slow path
+    if _MAYBE_BIG_NUMBER.search(body) is not None:
         return None
     try:
         decoded = _FAST[strict].decode(body)
@@ -177,9 +192,14 @@ def _fast_events(body: bytes, strict: bool) -> list[_Event] | None:
     events = decoded if isinstance(decoded, list) else [decoded]
     if not events:
         return None
+    latest = limits.event_time_max()
+    earliest = limits.EVENT_TIME_MIN
     for ev in events:
         t = ev.time
-        if t is not None and not -_MAX_OFFSET < t.utcoffset() < _MAX_OFFSET:  # type: ignore[operator]
+        if t is not None and (
+            not -_MAX_OFFSET < t.utcoffset() < _MAX_OFFSET  # type: ignore[operator]
+            or not earliest <= t <= latest
+        ):
             return None
     return events
 
@@ -187,6 +207,7 @@ def _fast_events(body: bytes, strict: bool) -> list[_Event] | None:
 def validate_body(body: bytes, *, strict: bool = False, prefix: str = "events") -> tuple[bytes, int]:
     """(the inbox form of the request: a JSON array of its events, how many), or ValidationFailed."""
     _refuse_nul(body)
+    _refuse_deep(body)
     events = _fast_events(body, strict)
     if events is None:  # name every problem (raises), or accept what only the fast path's rules refused
         payload = parse_body(body)
@@ -212,13 +233,14 @@ def check_events(payload: Any, *, strict: bool = False, prefix: str = "events") 
     else:
         raise ValidationFailed("The body must be a CloudEvent object or an array of them.", field="body")
     errors: list[dict[str, str]] = []
+    latest = limits.event_time_max()
     for index, item in enumerate(items):
         if type(item) is not dict:
             errors.append(
                 {"name": f"{prefix}[{index}]" if batch else "body", "reason": "must be a JSON object"}
             )
             continue
-        _check_one(item, f"{prefix}[{index}]." if batch else "", errors, strict)
+        _check_one(item, f"{prefix}[{index}]." if batch else "", errors, strict, latest)
     if errors:
         first = errors[0]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
@@ -228,7 +250,7 @@ def check_events(payload: Any, *, strict: bool = False, prefix: str = "events") 
     return len(items)
 
 
-def _check_one(ev: dict, where: str, errors: list[dict[str, str]], strict: bool) -> None:
+def _check_one(ev: dict, where: str, errors: list[dict[str, str]], strict: bool, latest: datetime) -> None:
     """Append this event's problems to `errors`. Fast when the event is fine: no strings are built."""
     for name in REQUIRED_STRINGS:
         v = ev.get(name)
@@ -240,20 +262,26 @@ def _check_one(ev: dict, where: str, errors: list[dict[str, str]], strict: bool)
         errors.append({"name": where + "specversion", "reason": 'required, must be "1.0"'})
     t = ev.get("time")
     if t is not None:
-        problem = _event_time_error(t)
+        problem = _event_time_error(t, latest)
         if problem is not None:
             errors.append({"name": where + "time", "reason": problem})
     data = ev.get("data")
     if data is not None and type(data) is not dict:
         if type(data) is str:
-            try:
-                inner = loads(data)
-            except ValueError:
-                inner = None
+            inner = None
+            if not limits.json_depth_exceeds(data.encode(errors="replace")):
+                with contextlib.suppress(ValueError):
+                    inner = loads(data)
             if type(inner) is not dict:
                 errors.append({"name": where + "data", "reason": "a string must hold a JSON object"})
+            data = inner
         else:
             errors.append({"name": where + "data", "reason": "must be a JSON object"})
+    if type(data) is dict and data:
+        for name, reason in limits.json_problems(
+            data, path=where + "data", max_abs=limits.EVENT_NUMBER_MAX, depth=1
+        ):
+            errors.append({"name": name, "reason": reason})
     if strict and not ev.keys() <= CE_FIELDS:
         for key in ev:
             if key not in CE_FIELDS:

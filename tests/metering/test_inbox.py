@@ -158,6 +158,11 @@ def test_a_batch_postgres_refuses_is_kept_and_reported_not_blocking(tenant_a, te
             "body",
             "out of range",
         ),
+        (
+            b'{"id":"a","source":"s","specversion":"1.0","type":"t","subject":"u","data":{"n":1e400}}',
+            "data.n",
+            "less than 1e20",
+        ),
         (json.dumps(ce("a", time="2025-01-01T12:00Z")).encode(), "time", "with seconds"),
         (json.dumps(ce("a", time="2025-01-01T12:00:00+16:00")).encode(), "time", "offset"),
         (json.dumps(ce("a", time="2025-02-30T12:00:00Z")).encode(), "time", "RFC 3339"),
@@ -174,13 +179,13 @@ def test_what_postgres_could_not_store_is_refused_at_the_door(tenant_a, body, fi
 
 
 def test_big_numbers_are_accepted_and_stored_digit_for_digit(tenant_a):
-    body = b'{"id":"n","source":"s","specversion":"1.0","type":"t","subject":"u","data":{"big":1e400,"i":123456789012345678901234567890}}'
+    body = b'{"id":"n","source":"s","specversion":"1.0","type":"t","subject":"u","data":{"big":9.9e19,"i":12345678901234567890}}'
     r = tenant_a.client("ingest").post(URL, data=body, content_type="application/cloudevents+json")
     assert r.status_code == 204, r.content
     services.events_flush(organization_id=tenant_a.org.id)
     data = Event.objects.get().data
-    assert Decimal(str(data["big"])) == Decimal("1e400")
-    assert data["i"] == 123456789012345678901234567890
+    assert Decimal(str(data["big"])) == Decimal("9.9e19")
+    assert data["i"] == 12345678901234567890
 
 
 def test_listeners_run_when_the_drain_stores_events_not_when_accepted(
