@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
@@ -145,3 +147,35 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.last_run_at.isoformat()}"
+
+
+class Invitation(TenantModel):
+    """An invitation to join an organization with a role, sent by e-mail as a signed, expiring link.
+
+    The link carries `<id>.<secret>` signed with SECRET_KEY (core.invitations); only the SHA-256 of the
+    secret is stored. Pending until accepted once, revoked, or expired.
+    """
+
+    email = models.EmailField(max_length=254)
+    role = models.CharField(max_length=20, choices=Role.choices)
+    secret_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organization", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.email} as {self.role} ({self.organization_id})"
+
+    def is_pending(self, now: datetime) -> bool:
+        return self.accepted_at is None and self.revoked_at is None and self.expires_at > now

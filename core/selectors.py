@@ -10,7 +10,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from core.models import ApiKey, AuditLog, Heartbeat, Membership, Organization
+from core.models import ApiKey, AuditLog, Heartbeat, Invitation, Membership, Organization
 
 
 def organizations_for_user(*, user) -> QuerySet[Organization]:
@@ -34,6 +34,19 @@ def api_key_list(*, organization: Organization) -> QuerySet[ApiKey]:
 def member_list(*, organization: Organization) -> QuerySet[Membership]:
     return (
         Membership.objects.filter(organization=organization).select_related("user").order_by("user__username")
+    )
+
+
+def invitation_pending_list(*, organization: Organization) -> QuerySet[Invitation]:
+    return (
+        Invitation.objects.filter(
+            organization=organization,
+            accepted_at__isnull=True,
+            revoked_at__isnull=True,
+            expires_at__gt=timezone.now(),
+        )
+        .select_related("invited_by")
+        .order_by("-created_at")
     )
 
 

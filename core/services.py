@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -146,16 +145,6 @@ def membership_remove(*, organization: Organization, membership_id: int, actor: 
             before={"user": membership.user.get_username(), "role": membership.role},
         )
         membership.delete()
-
-
-def user_create_member(
-    *, organization: Organization, username: str, email: str, password: str, role: str, actor: Actor = None
-) -> Membership:
-    User = get_user_model()
-    user = User.objects.filter(username=username).first()
-    if user is None:
-        user = User.objects.create_user(username=username, email=email, password=password)
-    return membership_set(organization=organization, user=user, role=role, actor=actor)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ urlpatterns = [
         "console/settings/api-keys/<str:key_id>/revoke/", views.api_key_revoke, name="console_api_key_revoke"
     ),
     path("console/settings/members/", views.members, name="console_members"),
+    path("console/invitations/<str:token>/", views.invitation, name="console_invitation"),
     path("console/settings/organization/", views.organization_settings, name="console_org_settings"),
     path("console/settings/audit/", views.audit, name="console_audit"),
 ]

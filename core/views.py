@@ -6,14 +6,17 @@ from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from django.contrib import messages
+from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from core import selectors, services
+from core import invitations, selectors, services
 from core.console import console_view
-from core.errors import DomainError, ValidationFailed
+from core.errors import DomainError, NotFound, ValidationFailed
+from core.forms import InvitationForm, SignupForm
 from core.http import ConsoleRequest
 from core.middleware import SESSION_KEY
 from core.models import Role, Scope
@@ -97,33 +100,79 @@ def api_key_revoke(request: ConsoleRequest, key_id: str) -> HttpResponse:
 
 @console_view(min_role=Role.ADMIN)
 def members(request: ConsoleRequest) -> HttpResponse:
+    """Members and pending invitations. People join only through an e-mailed invitation link; the answer
+    to an invitation never depends on whether the address already has an account."""
     org = request.organization
-    context: dict = {"roles": Role.choices}
+    form = InvitationForm()
+    context: dict = {}
     if request.method == "POST":
+        action = request.POST.get("action", "invite")
         try:
-            if request.POST.get("action") == "remove":
+            if action == "remove":
+                membership_id = request.POST.get("membership", "")
+                if not membership_id.isdigit():
+                    raise NotFound("No such member in this organization.")
                 services.membership_remove(
-                    organization=org, membership_id=int(request.POST["membership"]), actor=request.user
+                    organization=org, membership_id=int(membership_id), actor=request.user
                 )
                 messages.success(request, "Member removed.")
-            else:
-                username = request.POST.get("username", "").strip()
-                if not username:
-                    raise services.ValidationFailed("Enter a username.", field="username")
-                services.user_create_member(
+                return redirect("console_members")
+            if action == "revoke":
+                invitations.invitation_revoke(
+                    organization=org, invitation_id=request.POST.get("invitation", ""), actor=request.user
+                )
+                messages.success(request, "Invitation revoked.")
+                return redirect("console_members")
+            form = InvitationForm(request.POST)
+            if form.is_valid():
+                created = invitations.invitation_create(
                     organization=org,
-                    username=username,
-                    email=request.POST.get("email", ""),
-                    password=request.POST.get("password") or "",
-                    role=request.POST.get("role", Role.VIEWER),
+                    email=form.cleaned_data["email"],
+                    role=form.cleaned_data["role"],
+                    inviter=request.membership,
                     actor=request.user,
                 )
-                messages.success(request, f"{username} is now a member.")
-            return redirect("console_members")
+                messages.success(request, f"Invitation sent to {created.invitation.email}.")
+                return redirect("console_members")
         except DomainError as exc:
             context["form_error"] = exc.detail
+    context["form"] = form
     context["members"] = selectors.member_list(organization=org)
-    return render(request, "console/members.html", context, status=400 if context.get("form_error") else 200)
+    context["invitations"] = selectors.invitation_pending_list(organization=org)
+    failed = bool(context.get("form_error") or form.errors)
+    return render(request, "console/members.html", context, status=400 if failed else 200)
+
+
+@require_http_methods(["GET", "POST"])
+def invitation(request: HttpRequest, token: str) -> HttpResponse:
+    """The page an invitation link opens: create an account, or accept with the login you have."""
+    try:
+        invite = invitations.invitation_from_token(token)
+    except invitations.InvitationInvalid as exc:
+        return render(request, "console/invitation.html", {"invalid": exc.detail}, status=404)
+    form = SignupForm()
+    if request.method == "POST":
+        try:
+            if request.user.is_authenticated:
+                membership = invitations.invitation_accept(token=token, user=request.user)
+            else:
+                form = SignupForm(request.POST)
+                if not form.is_valid():
+                    raise ValidationFailed("Check the form.")
+                user, membership = invitations.invitation_signup(
+                    token=token, password=form.cleaned_data["password"]
+                )
+                login(request, user, backend="django.contrib.auth.backends.ModelBackend")  # type: ignore[arg-type]
+            request.session[SESSION_KEY] = membership.organization_id
+            messages.success(request, f"Welcome to {invite.organization.name}.")
+            return redirect("console_home")
+        except invitations.InvitationInvalid as exc:
+            return render(request, "console/invitation.html", {"invalid": exc.detail}, status=404)
+        except DomainError as exc:
+            if not form.errors:
+                form.add_error(None, exc.detail)
+    context = {"invitation": invite, "form": form, "login_url": f"{reverse('login')}?next={request.path}"}
+    return render(request, "console/invitation.html", context, status=400 if form.errors else 200)
 
 
 @console_view(min_role=Role.ADMIN)

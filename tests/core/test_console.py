@@ -80,15 +80,18 @@ def test_viewer_cannot_manage_keys(client, tenant_a):
     assert client.get("/console/").status_code == 200
 
 
-def test_members_add_and_remove_with_audit(logged_in, tenant_a, tenant_b):
-    logged_in.post(
-        "/console/settings/members/",
-        {"username": "newbie", "email": "n@acme.test", "password": "x" * 12, "role": Role.PRICING_EDITOR},
-    )
-    m = Membership.objects.get(organization=tenant_a.org, user__username="newbie")
-    assert m.role == Role.PRICING_EDITOR
+def test_members_remove_with_audit(logged_in, tenant_a, tenant_b):
+    from django.contrib.auth import get_user_model
+
+    from core.services import membership_set
+
+    newbie = get_user_model().objects.create_user(username="newbie", email="n@acme.test", password="x" * 12)
+    m = membership_set(organization=tenant_a.org, user=newbie, role=Role.PRICING_EDITOR)
     html = logged_in.get("/console/settings/members/").content.decode()
     assert "newbie" in html and "globex-owner" not in html
+    other = Membership.objects.get(organization=tenant_b.org)
+    r = logged_in.post("/console/settings/members/", {"action": "remove", "membership": other.pk})
+    assert r.status_code == 400 and Membership.objects.filter(pk=other.pk).exists()
     logged_in.post("/console/settings/members/", {"action": "remove", "membership": m.pk})
     assert not Membership.objects.filter(pk=m.pk).exists()
     assert AuditLog.objects.filter(organization=tenant_a.org, action="membership.removed").count() == 1
