@@ -1,16 +1,18 @@
-"""The batched invoice run: a few hundred customer periods of one organization built in one transaction.
+"""The batched invoice run: a few hundred billing moments of one organization built in one transaction.
 
-Same rules and the same line computation as the single path (`services.invoice_draft_for_period` then
-`services.invoice_issue`), with the reads and writes done in bulk (docs/invoicing.md "Invoice runs"):
+The lines come from `invoicing.builder.InvoiceBuilder`, the same code the single path
+(`services.invoice_draft_for_period` then `services.invoice_issue`) uses; only the reads and writes are
+in bulk (docs/invoicing.md "Invoice runs"):
 
 1. upsert the batch's invoices on the natural key (`INSERT … ON CONFLICT DO NOTHING`), lock them
    (`SELECT … FOR UPDATE` ordered by id); invoices already past `gathering` are left as they are;
-2. read subscription items, billed line keys (this and the previous period), previous period invoices,
-   manual lines, customers, tax rates and credits, each in one query for the whole batch;
-3. usage of every (customer, feature, span) through `sources.usage_bulk`: one grouped metering query per
-   (feature, span) for all the batch's customers;
-4. compute lines in memory (`invoicing.lines`), `bulk_create` lines, credit applications, audit rows
-   and webhook messages, `bulk_update` the invoices;
+2. the builder reads items, the ledger of billed lines, tax rates and which customers have credits, one
+   query each for the whole batch, and the usage of every (customer, feature, span) through
+   `sources.usage_bulk` (one grouped metering query per span);
+3. lines in memory in due order (a customer's earlier moment is booked before its later one); a moment
+   with nothing due gets no invoice;
+4. `bulk_create` lines, credit applications, audit rows and webhook messages; one `UPDATE … FROM
+   unnest(…)` for the invoices;
 5. reserve the batch's invoice numbers in one locked step (`UPDATE … SET last_value = last_value + n
    RETURNING`) at the very end, so the sequence row is held as briefly as possible; a rollback gives
    every number back (gapless).
@@ -24,12 +26,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from billing.models import Customer
@@ -37,9 +37,9 @@ from core.audit import audit_build, audit_record_many
 from core.models import AuditLog, Organization
 from invoicing import lines as L
 from invoicing import sources
+from invoicing.builder import Build, InvoiceBuilder
 from invoicing.models import (
     CreditApplication,
-    CustomerCredit,
     Invoice,
     InvoiceLine,
     InvoiceStatus,
@@ -48,16 +48,14 @@ from invoicing.models import (
     StripeSettings,
 )
 from invoicing.services import (
-    BILLED_STATUSES,
-    _build_finish,
     _customer_snapshot,
     _line_rows,
     _supplier_snapshot,
-    _tax_specs,
+    invoice_moment,
     invoice_payload,
     invoicing_settings_get,
 )
-from invoicing.sources import DuePeriod, UsageRequest
+from invoicing.sources import DuePeriod
 from invoicing.webhooks import webhook_events_emit_bulk
 
 S = InvoiceStatus
@@ -85,78 +83,9 @@ def invoice_numbers_reserve(
     return [f"{series}-{n:06d}" for n in range(last - count + 1, last + 1)]
 
 
-def _billed_bulk(
-    *, organization: Organization, customer_ids: list[str], period_starts: set[datetime]
-) -> dict[tuple[str, datetime | None, str], dict[str, L.Billed]]:
-    """{(customer, billing period start, invoice id): {key: Billed}} per invoice; callers sum the
-    invoices other than the one being built (what `services._billed` does with `exclude_invoice_id`)."""
-    rows = (
-        InvoiceLine.objects.filter(
-            organization=organization,
-            invoice__customer_id__in=customer_ids,
-            invoice__status__in=BILLED_STATUSES,
-            billing_period_start__in=list(period_starts),
-        )
-        .exclude(key="")
-        .values_list(
-            "invoice__customer_id",
-            "billing_period_start",
-            "invoice_id",
-            "key",
-            "amount",
-            "quantity",
-            "period_end",
-        )
-    )
-    out: dict[tuple[str, datetime | None, str], dict[str, L.Billed]] = {}
-    for cid, bps, inv_id, key, amount, qty, until in rows:
-        book = out.setdefault((cid, bps, inv_id), {})
-        prev = book.get(key, L.Billed())
-        book[key] = L.Billed(
-            prev.amount + amount,
-            prev.quantity + (qty or 0),
-            max(until, prev.until) if prev.until and until else (until or prev.until),
-        )
-    return out
-
-
-def _billed_for(
-    billed: dict[tuple[str, datetime | None, str], dict[str, L.Billed]],
-    customer_id: str,
-    period_start: datetime,
-    exclude: str,
-) -> dict[str, L.Billed]:
-    out: dict[str, L.Billed] = {}
-    for (cid, bps, inv_id), book in billed.items():
-        if cid != customer_id or bps != period_start or inv_id == exclude:
-            continue
-        for key, b in book.items():
-            prev = out.get(key, L.Billed())
-            out[key] = L.Billed(
-                prev.amount + b.amount,
-                prev.quantity + b.quantity,
-                max(b.until, prev.until) if prev.until and b.until else (b.until or prev.until),
-            )
-    return out
-
-
-def _usage_requests(
-    customer_id: str, items: list[sources.BillableItem], *, only_keys: set[str] | None = None
-) -> list[UsageRequest]:
-    out = []
-    for item in items:
-        if not item.price or item.price.get("type") == "flat" or not item.feature_key:
-            continue
-        if only_keys is not None and f"{item.item_id}:{item.period_start.isoformat()}:usage" not in only_keys:
-            continue
-        if item.span_end > item.span_start:
-            out.append(UsageRequest(customer_id, item.feature_key, item.span_start, item.span_end))
-    return out
-
-
 @dataclass
 class BatchResult:
-    invoices: dict[DuePeriod, Invoice]  # every key of the batch → its invoice (built now or before)
+    invoices: dict[DuePeriod, Invoice | None]  # every key of the batch → its invoice (None: nothing due)
     built: int
     issued: int
 
@@ -164,10 +93,11 @@ class BatchResult:
 def invoice_batch_build(
     *, organization: Organization, periods: list[DuePeriod], now: datetime | None = None
 ) -> BatchResult:
-    """Draft (and, with auto-advance and no draft period, issue) the period invoices of `periods` (one
-    organization) in one transaction. Idempotent on the natural key."""
+    """Draft (and, with auto-advance and no draft period, issue) the invoices of `periods` (one
+    organization) in one transaction. Idempotent on the natural key. A moment with nothing due gets no
+    invoice."""
     now = now or timezone.now()
-    periods = sorted(set(periods), key=lambda p: (p.customer_id, p.currency, p.period_start))
+    periods = sorted(set(periods), key=sources.due_order)
     cfg = invoicing_settings_get(organization=organization)
     issue = cfg.auto_advance and cfg.draft_period_seconds == 0
     with transaction.atomic():
@@ -181,7 +111,7 @@ def invoice_batch_build(
                     period_start=p.period_start,
                     period_end=p.period_end,
                     status=S.GATHERING,
-                    kind="period",
+                    kind=p.kind,
                 )
                 for p in periods
             ],
@@ -193,131 +123,75 @@ def invoice_batch_build(
             organization=organization,
             customer_id__in=customer_ids,
             period_start__in={p.period_start for p in periods},
-        ).values_list("id", "customer_id", "currency", "period_start", "period_end")
+        ).values_list("id", "customer_id", "currency", "period_start", "period_end", "kind")
         ids = [row[0] for row in candidates if DuePeriod(*row[1:]) in wanted]
         locked = list(Invoice.objects.select_for_update().filter(id__in=ids).order_by("id"))
-        by_key = {DuePeriod(i.customer_id, i.currency, i.period_start, i.period_end): i for i in locked}
-        todo = [p for p in periods if by_key[p].status == S.GATHERING]
+        by_key: dict[DuePeriod, Invoice | None] = {
+            DuePeriod(i.customer_id, i.currency, i.period_start, i.period_end, i.kind): i for i in locked
+        }
+        todo = [p for p in periods if (inv := by_key[p]) is not None and inv.status == S.GATHERING]
         if not todo:
             return BatchResult(by_key, 0, 0)
-        todo_cids = sorted({p.customer_id for p in todo})
 
-        # 2. bulk reads
-        items = sources.billable_items_bulk(organization=organization, periods=todo)
-        prev_invoices = {
-            (i.customer_id, i.currency, i.period_end): i
-            for i in Invoice.objects.filter(
-                organization=organization,
-                customer_id__in=todo_cids,
-                period_end__in={p.period_start for p in todo},
-                status__in=BILLED_STATUSES,
-                kind="period",
-            ).order_by("period_start")
-        }
-        prev_keys = {
-            p: DuePeriod(p.customer_id, p.currency, prev.period_start, prev.period_end)
-            for p in todo
-            if (prev := prev_invoices.get((p.customer_id, p.currency, p.period_start))) is not None
-            and prev.id != by_key[p].id
-        }
-        prev_items = sources.billable_items_bulk(
-            organization=organization, periods=list(set(prev_keys.values()))
-        )
-        billed = _billed_bulk(
+        # 2. bulk reads and usage (a few grouped metering queries for the whole batch)
+        builder = InvoiceBuilder(
             organization=organization,
-            customer_ids=todo_cids,
-            period_starts={p.period_start for p in todo} | {k.period_start for k in prev_keys.values()},
+            customer_ids=sorted({p.customer_id for p in todo}),
+            moments=[p.moment for p in todo],
         )
+        moments = {p: invoice_moment(by_key[p]) for p in todo}  # type: ignore[arg-type]
+        builder.prefetch(list(moments.values()))
         manual: dict[str, list[InvoiceLine]] = {}
         for line in InvoiceLine.objects.filter(
-            organization=organization, invoice_id__in=[by_key[p].id for p in todo], type=LineType.MANUAL
+            organization=organization,
+            invoice_id__in=[by_key[p].id for p in todo],  # type: ignore[union-attr]
+            type=LineType.MANUAL,
         ):
             manual.setdefault(line.invoice_id, []).append(line)
-        default_tax, rates = _tax_specs(organization)
-        with_credit = set(
-            CustomerCredit.objects.filter(organization=organization, customer_id__in=todo_cids)
-            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-            .values_list("customer_id", "currency")
-        )
 
-        # 3. usage, a few grouped metering queries for the whole batch
-        requests: list[UsageRequest] = []
-        prev_billed: dict[DuePeriod, dict[str, L.Billed]] = {}
-        for p in todo:
-            requests += _usage_requests(p.customer_id, items[p])
-            if p in prev_keys:
-                pk = prev_keys[p]
-                prev_billed[p] = _billed_for(billed, p.customer_id, pk.period_start, by_key[p].id)
-                requests += _usage_requests(p.customer_id, prev_items[pk], only_keys=set(prev_billed[p]))
-        usage = sources.usage_bulk(organization=organization, requests=list(dict.fromkeys(requests)))
-
-        # 4. lines in memory
-        builds: list[
-            tuple[DuePeriod, Invoice, list[L.LineDraft], list[tuple[L.LineDraft, CustomerCredit, Decimal]]]
-        ] = []
+        # 3. lines in memory, in due order (each build is booked in the builder's ledger)
+        builds: list[tuple[Invoice, Build]] = []
+        empty: list[Invoice] = []
         for p in todo:
             invoice = by_key[p]
+            assert invoice is not None
+            build = builder.build(moments[p], manual=manual.get(invoice.id, []))
+            if build.empty and not manual.get(invoice.id):
+                empty.append(invoice)
+                by_key[p] = None
+            else:
+                builds.append((invoice, build))
+        if empty:
+            Invoice.objects.filter(id__in=[i.id for i in empty]).delete()
 
-            def usage_fn(
-                feature_key: str, start: datetime, end: datetime, _cid: str = p.customer_id
-            ) -> Decimal:
-                req = UsageRequest(_cid, feature_key, start, end)
-                if req in usage:
-                    return usage[req]
-                return sources.usage(
-                    organization=organization, customer_id=_cid, feature_key=feature_key, start=start, end=end
-                )
-
-            book = _billed_for(billed, p.customer_id, p.period_start, invoice.id)
-            drafts: list[L.LineDraft] = []
-            for item in items[p]:
-                drafts.extend(
-                    L.item_lines(
-                        item, upto=p.period_end, final=True, currency=p.currency, usage=usage_fn, billed=book
-                    )
-                )
-            if p in prev_keys:
-                drafts.extend(
-                    L.adjustment_lines(
-                        prev_items[prev_keys[p]], currency=p.currency, usage=usage_fn, billed=prev_billed[p]
-                    )
-                )
-            build = _build_finish(
-                organization=organization,
-                customer_id=p.customer_id,
-                currency=p.currency,
-                drafts=drafts,
-                manual=manual.get(invoice.id, []),
-                default_tax=default_tax,
-                rates=rates,
-                apply_credits=(p.customer_id, p.currency) in with_credit,
-                at=p.period_end,
-            )
-            builds.append((p, invoice, build.lines, build.credits))
-
-        # 5. writes
-        InvoiceLine.objects.filter(invoice_id__in=[b[1].id for b in builds]).exclude(
+        # 4. writes
+        InvoiceLine.objects.filter(invoice_id__in=[b[0].id for b in builds]).exclude(
             type=LineType.MANUAL
         ).delete()
         rows: list[InvoiceLine] = []
-        for _p, invoice, drafts, _credits in builds:
+        for invoice, build in builds:
             start = 1000 if manual.get(invoice.id) else 0
-            rows += _line_rows(organization=organization, invoice=invoice, drafts=drafts, start=start)
+            rows += _line_rows(organization=organization, invoice=invoice, drafts=build.lines, start=start)
         created = InvoiceLine.objects.bulk_create(rows, batch_size=2000)
         by_draft: dict[int, InvoiceLine] = {}
         it = iter(created)
-        for _p, _invoice, drafts, _credits in builds:
-            for d in drafts:
+        for _invoice, build in builds:
+            for d in build.lines:
                 by_draft[id(d)] = next(it)
         applications = [
             CreditApplication(organization=organization, credit=credit, line=by_draft[id(draft)], amount=take)
-            for _p, _invoice, _drafts, credits in builds
-            for draft, credit, take in credits
+            for _invoice, build in builds
+            for draft, credit, take in build.credits
         ]
         if applications:
             CreditApplication.objects.bulk_create(applications)
 
-        customers = {c.id: c for c in Customer.objects.filter(organization=organization, id__in=todo_cids)}
+        customers = {
+            c.id: c
+            for c in Customer.objects.filter(
+                organization=organization, id__in=sorted({i.customer_id for i, _b in builds})
+            )
+        }
         supplier = _supplier_snapshot(organization) if issue else {}
         numbers = (
             invoice_numbers_reserve(
@@ -331,8 +205,8 @@ def invoice_batch_build(
         )
         audits: list[AuditLog] = []
         events: list[tuple[str, dict[str, Any]]] = []
-        for n, (_p, invoice, drafts, _credits) in enumerate(builds):
-            for name, value in L.totals([*drafts, *manual.get(invoice.id, [])]).fields().items():
+        for n, (invoice, build) in enumerate(builds):
+            for name, value in L.totals([*build.lines, *manual.get(invoice.id, [])]).fields().items():
                 setattr(invoice, name, value)
             invoice.status = S.DRAFT
             invoice.drafted_at = now
@@ -351,13 +225,18 @@ def invoice_batch_build(
                 issued_payload = invoice_payload(invoice)
                 audits.append(_audit(organization, "invoice.issued", invoice.id, issued_payload))
                 events.append(("invoice.issued", issued_payload))
-        _invoices_update([b[1] for b in builds])
+        if builds:
+            _invoices_update([b[0] for b in builds])
         audit_record_many(audits)
         webhook_events_emit_bulk(organization=organization, events=events)
-        if issue and StripeSettings.objects.filter(organization=organization, enabled=True).exists():
+        if (
+            issue
+            and builds
+            and StripeSettings.objects.filter(organization=organization, enabled=True).exists()
+        ):
             from invoicing.tasks import invoice_stripe_push
 
-            issued_ids = [b[1].id for b in builds]
+            issued_ids = [b[0].id for b in builds]
             transaction.on_commit(lambda: [invoice_stripe_push.delay(i) for i in issued_ids])
     return BatchResult(by_key, len(builds), len(builds) if issue else 0)
 

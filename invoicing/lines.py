@@ -1,16 +1,28 @@
-"""Invoice line computation: subscription items + usage → rounded lines, then taxes and credits.
+"""The line engine: what a customer owes at a billing moment, minus what earlier invoices billed. Pure: no
+database; the caller passes the subscription items, the ledger of billed lines and a usage reader.
 
-Rules (docs/invoicing.md):
-- Each line is rounded once with `core.money.quantize`; totals are sums of rounded lines.
-- Usage is priced by the catalog engine (`catalog.pricing.rate`) on the **cumulative** usage of the item
-  over [span_start, to) of its billing period; a line bills that cumulative rounded amount minus what
-  earlier invoices already billed under the same line key (`<item>:<period start>:<kind>`). That is
-  progressive billing: an on-demand invoice mid-period, then the period-end invoice, bill the whole
-  period exactly once, and graduated tiers stay correct across the split.
-- Minimum commitments apply only on the final invoice of a period (`final=True`).
-- Flat fees are prorated by the item's share of the period; in-advance fees are billed by the first
-  invoice that touches the period, in-arrears fees by the final one.
-- Late usage of a period that was already invoiced becomes an `adjustment` line on the next invoice.
+Rules (docs/invoicing.md states them with worked examples):
+
+- **Service periods.** Each item is billed on its own cadence (`billing_cadence`: monthly, yearly, …;
+  empty = one-time), anchored on its subscription's billing anchor, in its billing time zone. A period the
+  item covers only in part (started or ended inside it) is its *span*.
+- **What is due at moment T.** A flat fee in advance is due when its span starts (`span_start <= T`), in
+  arrears when its span ends (`span_end <= T`); a one-time fee is due when the item starts. An end after
+  T (a change or cancelation taking effect later) does not shorten the span yet: the unused time is
+  credited by the invoice at or after that end. Usage of a span
+  is due when the span has ended (`span_end <= T`). `progressive=True` (on-demand invoices, the upcoming
+  invoice preview) also bills the usage of open spans so far, without commitments.
+- **Amounts.** A flat fee is `amount * quantity * covered share of the period` (exact seconds). Usage is
+  rated by `catalog.pricing.rate` on the span's cumulative usage. Minimum and maximum commitments are
+  prorated by the same share and applied once the span has ended.
+- **Rounding once per line.** The usage line is the rounded base amount, the discount line the rounded
+  percentage discount; a commitment top-up (or cap) is the rounded prorated commitment minus those two
+  rounded lines, so the item's lines add up exactly to the commitment.
+- **The ledger.** Every line carries a key `<item>:<service period start>:<kind>`. A line bills the amount
+  due under its key minus what the ledger says was billed under it: progressive billing, credits for
+  unused in-advance time after a change or a cancelation (negative lines), and late usage of a period that
+  was already invoiced (an `adjustment` line for that period) all follow from that one rule, and nothing
+  is billed twice.
 """
 
 from __future__ import annotations
@@ -18,15 +30,75 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
+from billing.periods import Cadence, InvalidCadence, periods_between
+from billing.proration import proration_fraction
+from catalog.pricing import (
+    Commitments,
+    FlatPrice,
+    PercentagePrice,
+    dec_str,
+    line_to_json,
+    parse_commitments,
+    parse_discounts,
+    parse_price,
+    rate,
+)
 from core.money import quantize
-from invoicing.sources import BillableItem
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
+TINY = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class BillableItem:
+    """One rate card on a subscription over its whole life [active_from, active_to)."""
+
+    item_id: str
+    subscription_id: str
+    key: str
+    name: str
+    feature_key: str
+    price: dict[str, Any] | None
+    discounts: dict[str, Any] | None
+    commitments: dict[str, Any] | None
+    payment_term: str
+    billing_cadence: str  # "" = one-time
+    quantity: Decimal
+    currency: str
+    active_from: datetime
+    active_to: datetime | None
+    anchor: datetime
+    timezone: str
+    plan_cadence: str = "P1M"
+
+
+@dataclass(frozen=True)
+class ServicePeriod:
+    """A period of the item's cadence ([start, end); a one-time item has start == end) and the part of it
+    the item covers ([span_start, span_end))."""
+
+    start: datetime
+    end: datetime
+    span_start: datetime
+    span_end: datetime
+
+    @property
+    def one_time(self) -> bool:
+        return self.start == self.end
+
+    @property
+    def share(self) -> Fraction:
+        if self.one_time:
+            return Fraction(1)
+        return proration_fraction(
+            span_start=self.span_start, span_end=self.span_end, period_start=self.start, period_end=self.end
+        )
 
 
 @dataclass
@@ -58,195 +130,282 @@ class Billed:
     quantity: Decimal = ZERO
     until: datetime | None = None
 
+    def plus(self, amount: Decimal, quantity: Decimal | None, until: datetime | None) -> Billed:
+        latest = max(until, self.until) if until and self.until else (until or self.until)
+        return Billed(self.amount + amount, self.quantity + (quantity or ZERO), latest)
+
+
+class Ledger:
+    """Billed amounts by line key, for one customer. `add` books the lines of an invoice being built, so a
+    run that builds several invoices of a customer in one go sees its own earlier invoices."""
+
+    def __init__(self, rows: Iterable[tuple[str, Decimal, Decimal | None, datetime | None]] = ()) -> None:
+        self.book: dict[str, Billed] = {}
+        for key, amount, quantity, until in rows:
+            self._add(key, amount, quantity, until)
+
+    def _add(self, key: str, amount: Decimal, quantity: Decimal | None, until: datetime | None) -> None:
+        if key:
+            self.book[key] = self.book.get(key, Billed()).plus(amount, quantity, until)
+
+    def add(self, lines: Iterable[LineDraft]) -> None:
+        for line in lines:
+            self._add(line.key, line.amount, line.quantity, line.period_end)
+
+    def get(self, key: str) -> Billed | None:
+        return self.book.get(key)
+
 
 UsageFn = Callable[[str, datetime, datetime], Decimal]  # (feature_key, start, end) -> quantity
-
-_DISCOUNT_KINDS = {"percentage_discount", "maximum_cap"}
-_COMMITMENT_KINDS = {"minimum_topup"}
+CountFn = Callable[[str, datetime, datetime], int]  # (feature_key, start, end) -> number of events
 
 
-def _key(item: BillableItem, kind: str) -> str:
-    return f"{item.item_id}:{item.period_start.isoformat()}:{kind}"
+def _cadence(item: BillableItem) -> str:
+    if item.billing_cadence:
+        return item.billing_cadence
+    if item.price and item.price.get("type") != "flat":
+        return item.plan_cadence or "P1M"  # usage is always periodic
+    return ""
 
 
-def _dec(value: Decimal) -> str:
-    from catalog.pricing import dec_str
+def service_periods(item: BillableItem, *, at: datetime, since: datetime) -> list[ServicePeriod]:
+    """The item's service periods that start at or before `at` and end at or after `since`."""
+    cadence = _cadence(item)
+    if not cadence:
+        if since <= item.active_from <= at:
+            return [ServicePeriod(item.active_from, item.active_from, item.active_from, item.active_from)]
+        return []
+    try:
+        cad = Cadence.parse(cadence)
+    except InvalidCadence:
+        return []
+    lo = max(item.active_from, since)
+    hi = min(item.active_to, at + TINY) if item.active_to else at + TINY
+    if hi <= lo:
+        return []
+    out = []
+    for p in periods_between(item.anchor, cad, lo, hi, item.timezone):
+        span_start = max(p.start, item.active_from)
+        span_end = min(p.end, item.active_to) if item.active_to else p.end
+        if span_end > span_start and span_start <= at and p.end >= since:
+            out.append(ServicePeriod(p.start, p.end, span_start, span_end))
+    return out
 
-    return dec_str(value)
+
+def _key(item: BillableItem, sp: ServicePeriod, kind: str) -> str:
+    return f"{item.item_id}:{sp.start.isoformat()}:{kind}"
 
 
-def _base(item: BillableItem, **kw: Any) -> dict[str, Any]:
+def _base(item: BillableItem, sp: ServicePeriod) -> dict[str, Any]:
     return {
         "subscription_id": item.subscription_id,
         "subscription_item_id": item.item_id,
         "rate_card_key": item.key,
         "feature_key": item.feature_key,
-        "billing_period_start": item.period_start,
-        "billing_period_end": item.period_end,
-        **kw,
+        "billing_period_start": sp.start,
+        "billing_period_end": sp.end,
     }
 
 
-def _flat_lines(
-    item: BillableItem, price: Any, discounts: Any, *, final: bool, currency: str, billed: dict[str, Billed]
-) -> list[LineDraft]:
-    term = getattr(price, "payment_term", item.payment_term) or item.payment_term
-    if term == "in_arrears" and not final:
-        return []
-    key = _key(item, "flat")
-    if key in billed:
-        return []
-    fraction = item.proration
-    exact = price.amount * item.quantity * Decimal(fraction.numerator) / Decimal(fraction.denominator)
-    prorated = fraction != 1
-    desc = item.name + (f" × {_dec(item.quantity)}" if item.quantity != 1 else "")
-    if prorated:
-        desc += f" (prorated {_dec(Decimal(fraction.numerator * 100) / Decimal(fraction.denominator))[:6]}%)"
-    detail = [
-        {
-            "type": "flat",
-            "description": f"Flat fee ({term})",
-            "amount": _dec(price.amount),
-            "quantity": _dec(item.quantity),
-            "proration": f"{fraction.numerator}/{fraction.denominator}",
-        }
-    ]
-    lines = [
-        LineDraft(
+def _pct(share: Fraction) -> str:
+    return dec_str((Decimal(share.numerator * 100) / Decimal(share.denominator)).quantize(Decimal("0.01")))
+
+
+@dataclass
+class _Due:
+    """One amount due under a line key (rounded once), with what the line shows."""
+
+    kind: str
+    type: str
+    description: str
+    amount: Decimal
+    quantity: Decimal | None = None
+    unit_price: Decimal | None = None
+    detail: list[dict[str, Any]] = field(default_factory=list)
+    until: datetime | None = None
+
+
+def _flat_due(item: BillableItem, price: FlatPrice, sp: ServicePeriod, currency: str) -> list[_Due]:
+    share = sp.share
+    exact = price.amount * item.quantity * Decimal(share.numerator) / Decimal(share.denominator)
+    desc = item.name + (f" × {dec_str(item.quantity)}" if item.quantity != 1 else "")
+    if share != 1:
+        desc += f" (prorated {_pct(share)}%)"
+    term = "one-time" if sp.one_time else item.payment_term
+    out = [
+        _Due(
+            "flat",
             "flat_fee",
             desc,
             quantize(exact, currency),
             quantity=item.quantity,
             unit_price=price.amount,
-            period_start=item.span_start,
-            period_end=item.span_end,
-            detail=detail,
-            key=key,
-            **_base(item),
+            detail=[
+                {
+                    "type": "flat",
+                    "description": f"Flat fee ({term})",
+                    "amount": dec_str(price.amount),
+                    "quantity": dec_str(item.quantity),
+                    "proration": f"{share.numerator}/{share.denominator}",
+                }
+            ],
+            until=sp.span_end,
         )
     ]
+    discounts = parse_discounts(item.discounts) if item.discounts else None
     if discounts is not None and discounts.percentage:
-        dkey = _key(item, "flat_discount")
-        off = -(exact * discounts.percentage / HUNDRED)
-        lines.append(
-            LineDraft(
+        out.append(
+            _Due(
+                "flat_discount",
                 "discount",
-                f"{item.name}: discount {_dec(discounts.percentage)}%",
-                quantize(off, currency),
-                period_start=item.span_start,
-                period_end=item.span_end,
-                key=dkey,
-                **_base(item),
+                f"{item.name}: discount {dec_str(discounts.percentage)}%",
+                quantize(-(exact * discounts.percentage / HUNDRED), currency),
+                until=sp.span_end,
             )
         )
-    return lines
+    return out
+
+
+def _usage_due(
+    item: BillableItem,
+    price: Any,
+    sp: ServicePeriod,
+    *,
+    upto: datetime,
+    closed: bool,
+    currency: str,
+    usage: UsageFn,
+    count: CountFn,
+) -> list[_Due]:
+    end = sp.span_end if closed else min(sp.span_end, upto)
+    quantity = usage(item.feature_key, sp.span_start, end)
+    events = 0
+    if isinstance(price, PercentagePrice) and price.fixed_amount_per_event is not None:
+        events = int(count(item.feature_key, sp.span_start, end))
+    discounts = parse_discounts(item.discounts) if item.discounts else None
+    bare = dataclasses.replace(price, minimum_amount=None, maximum_amount=None)
+    rating = rate(bare, quantity, event_count=events, discounts=discounts)
+    base = sum((x.amount for x in rating.lines if x.kind != "percentage_discount"), ZERO)
+    off = sum((x.amount for x in rating.lines if x.kind == "percentage_discount"), ZERO)
+    usage_r, off_r = quantize(base, currency), quantize(off, currency)
+    detail = [line_to_json(x) for x in rating.lines if x.kind != "percentage_discount"]
+    if not closed:
+        detail.append({"type": "open", "description": f"Usage so far (until {end.isoformat()})"})
+    unit = getattr(price, "amount", None) if price.type == "unit" else None
+    out = [
+        _Due("usage", "usage", item.name, usage_r, quantity, unit, detail, until=end),
+        _Due(
+            "discount",
+            "discount",
+            f"{item.name}: discount",
+            off_r,
+            until=end,
+        ),
+    ]
+    commit = _commitments(item, price)
+    if closed and (commit.minimum_amount is not None or commit.maximum_amount is not None):
+        share = sp.share
+        ratio = Decimal(share.numerator) / Decimal(share.denominator)
+        paid = usage_r + off_r
+        adjust = ZERO
+        label = ""
+        if commit.minimum_amount is not None:
+            minimum = quantize(commit.minimum_amount * ratio, currency)
+            if paid < minimum:
+                adjust, label = minimum - paid, f"minimum commitment top-up (minimum {dec_str(minimum)})"
+        if commit.maximum_amount is not None:
+            maximum = quantize(commit.maximum_amount * ratio, currency)
+            if paid > maximum:
+                adjust, label = maximum - paid, f"maximum commitment cap (maximum {dec_str(maximum)})"
+        if share != 1 and label:
+            label += f", prorated {_pct(share)}%"
+        out.append(_Due("commitment", "commitment", f"{item.name}: {label}", adjust, until=end))
+    return out
+
+
+def _commitments(item: BillableItem, price: Any) -> Commitments:
+    card = parse_commitments(item.commitments) if item.commitments else None
+    if card is not None and (card.minimum_amount is not None or card.maximum_amount is not None):
+        return card
+    return Commitments(getattr(price, "minimum_amount", None), getattr(price, "maximum_amount", None))
 
 
 def item_lines(
     item: BillableItem,
     *,
-    upto: datetime,
-    final: bool,
+    at: datetime,
+    since: datetime,
+    usage_upto: datetime,
+    progressive: bool,
     currency: str,
     usage: UsageFn,
-    billed: dict[str, Billed],
+    count: CountFn,
+    ledger: Ledger,
 ) -> list[LineDraft]:
-    """The lines one item adds to an invoice that bills its period up to `upto`."""
-    from catalog.pricing import FlatPrice, line_to_json, parse_discounts, parse_price, rate
-
+    """The lines one item adds to an invoice at moment `at`: every amount due under its keys minus what
+    the ledger says was billed. Usage is read up to `usage_upto` (`at`, or now for a preview)."""
     if not item.price:
         return []
-    to = min(item.span_end, upto)
-    if to <= item.span_start:
-        return []
     price = parse_price(item.price)
-    discounts = parse_discounts(item.discounts) if item.discounts else None
-    if isinstance(price, FlatPrice):
-        return _flat_lines(item, price, discounts, final=final, currency=currency, billed=billed)
-    if not final and getattr(price, "minimum_amount", None) is not None:
-        price = dataclasses.replace(price, minimum_amount=None)  # commitments close the period, not before
-    quantity = usage(item.feature_key, item.span_start, to)
-    rating = rate(price, quantity, discounts=discounts)
-    groups: dict[str, Decimal] = {"usage": ZERO, "discount": ZERO, "commitment": ZERO}
-    for line in rating.lines:
-        kind = (
-            "discount"
-            if line.kind in _DISCOUNT_KINDS
-            else "commitment"
-            if line.kind in _COMMITMENT_KINDS
-            else "usage"
-        )
-        groups[kind] += line.amount
-    detail = [line_to_json(x) for x in rating.lines if x.kind not in _DISCOUNT_KINDS | _COMMITMENT_KINDS]
     out: list[LineDraft] = []
-    for kind, exact in groups.items():
-        key = _key(item, kind)
-        before = billed.get(key, Billed())
-        amount = quantize(exact, currency) - before.amount
-        if kind == "usage":
-            qty = quantity - before.quantity
-            if amount == 0 and qty == 0 and key in billed:
+    for sp in service_periods(item, at=at, since=since):
+        if isinstance(price, FlatPrice):
+            term = "in_advance" if sp.one_time else (item.payment_term or "in_advance")
+            if (sp.span_start if term == "in_advance" else sp.span_end) > at:
                 continue
-            unit = getattr(price, "amount", None) if price.type == "unit" else None
-            out.append(
-                LineDraft(
-                    "usage",
-                    item.name,
-                    amount,
-                    quantity=qty,
-                    unit_price=unit,
-                    period_start=before.until or item.span_start,
-                    period_end=to,
-                    detail=[
-                        *detail,
-                        {
-                            "type": "cumulative",
-                            "quantity": _dec(quantity),
-                            "description": "Usage in the billing period so far",
-                        },
-                    ]
-                    if key in billed
-                    else detail,
-                    key=key,
-                    **_base(item),
-                )
+            if sp.span_end > at:  # as known at the moment: an end after it is not billed (credited) yet
+                sp = dataclasses.replace(sp, span_end=sp.end)
+            dues = _flat_due(item, price, sp, currency)
+        else:
+            closed = sp.span_end <= usage_upto
+            if not closed and not progressive:
+                continue
+            dues = _usage_due(
+                item, price, sp, upto=usage_upto, closed=closed, currency=currency, usage=usage, count=count
             )
-        elif amount != 0:
-            label = "discount" if kind == "discount" else "minimum commitment top-up"
-            out.append(
-                LineDraft(
-                    kind,
-                    f"{item.name}: {label}",
-                    amount,
-                    period_start=item.span_start,
-                    period_end=to,
-                    key=key,
-                    **_base(item),
-                )
-            )
+        for due in dues:
+            out.extend(_line_for(item, sp, due, ledger))
     return out
 
 
-def adjustment_lines(
-    items: Iterable[BillableItem], *, currency: str, usage: UsageFn, billed: dict[str, Billed]
-) -> list[LineDraft]:
-    """Late usage of an already invoiced period: the difference, as adjustment lines."""
-    out = []
-    for item in items:
-        if not item.price or item.price.get("type") == "flat" or _key(item, "usage") not in billed:
-            continue
-        for line in item_lines(
-            item, upto=item.period_end, final=True, currency=currency, usage=usage, billed=billed
-        ):
-            if line.amount == 0 and not line.quantity:
-                continue
-            line.type = "adjustment"
-            line.description = (
-                f"Late usage adjustment: {line.description} "
-                f"({item.period_start:%Y-%m-%d} – {item.period_end:%Y-%m-%d})"
-            )
-            out.append(line)
-    return out
+def _line_for(item: BillableItem, sp: ServicePeriod, due: _Due, ledger: Ledger) -> list[LineDraft]:
+    key = _key(item, sp, due.kind)
+    before = ledger.get(key)
+    amount = due.amount - (before.amount if before else ZERO)
+    cumulative = due.kind == "usage"
+    if cumulative and due.quantity is not None:
+        qty: Decimal | None = due.quantity - (before.quantity if before else ZERO)
+    else:
+        qty = due.quantity if before is None else None
+    if before is not None and amount == 0 and not (cumulative and qty):
+        return []
+    if before is None and amount == 0 and due.type != "usage":
+        return []
+    line_type, description, period_start = due.type, due.description, sp.span_start
+    label = f"{sp.start:%Y-%m-%d}" if sp.one_time else f"{sp.start:%Y-%m-%d} – {sp.end:%Y-%m-%d}"
+    if before is not None and due.kind in ("flat", "flat_discount"):
+        # the span changed after the fee was billed (a plan change or a cancelation): the difference
+        what = "unused time after" if amount < 0 else "added time until"
+        description = f"{due.description}: {what} {sp.span_end:%Y-%m-%d} ({label})"
+    elif before is not None and before.until is not None and before.until >= sp.span_end:
+        line_type = "adjustment"  # the span was billed in full already: late usage
+        description = f"Late usage adjustment: {due.description} ({label})"
+    elif before is not None and before.until is not None and cumulative:
+        period_start = before.until  # progressive: the rest of the span
+    return [
+        LineDraft(
+            line_type,
+            description,
+            amount,
+            quantity=qty,
+            unit_price=due.unit_price,
+            period_start=period_start,
+            period_end=due.until or sp.span_end,
+            detail=due.detail,
+            key=key,
+            **_base(item, sp),
+        )
+    ]
 
 
 @dataclass(frozen=True)
@@ -281,7 +440,7 @@ def tax_lines(
         out.append(
             LineDraft(
                 "tax",
-                f"{spec.name} {_dec(spec.percentage)}% ({kind})",
+                f"{spec.name} {dec_str(spec.percentage)}% ({kind})",
                 quantize(tax, currency),
                 quantity=base,
                 unit_price=spec.percentage,
@@ -291,7 +450,7 @@ def tax_lines(
                     {
                         "type": "tax",
                         "base": str(base),
-                        "percentage": _dec(spec.percentage),
+                        "percentage": dec_str(spec.percentage),
                         "inclusive": spec.inclusive,
                     }
                 ],

@@ -105,7 +105,7 @@ class Invoice(TenantModel):
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=20, choices=InvoiceStatus.choices, default=InvoiceStatus.GATHERING)
-    kind = models.CharField(max_length=16, default="period")  # period | on_demand | manual
+    kind = models.CharField(max_length=16, default="period")  # period | start | on_demand
     period_start = models.DateTimeField()
     period_end = models.DateTimeField()
     number = models.CharField(max_length=64, blank=True, default="")
@@ -133,9 +133,9 @@ class Invoice(TenantModel):
     class Meta:
         ordering = ["-period_start", "-id"]
         constraints = [
-            # The natural key that makes invoice runs idempotent.
+            # The natural key that makes invoice runs idempotent (one invoice per billing moment).
             models.UniqueConstraint(
-                fields=["organization", "customer", "currency", "period_start", "period_end"],
+                fields=["organization", "customer", "currency", "kind", "period_start", "period_end"],
                 name="invoicing_invoice_natural_key",
             ),
             models.UniqueConstraint(
@@ -317,6 +317,7 @@ class InvoiceRunItem(TenantModel):
     run = models.ForeignKey(InvoiceRun, on_delete=models.CASCADE, related_name="items")
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
     currency = models.CharField(max_length=3)
+    kind = models.CharField(max_length=16, default="period")  # the invoice kind: period | start
     period_start = models.DateTimeField()
     period_end = models.DateTimeField()
     status = models.CharField(max_length=16, default="pending")  # pending | done | failed
@@ -329,7 +330,7 @@ class InvoiceRunItem(TenantModel):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["organization", "run", "customer", "currency", "period_start"],
+                fields=["organization", "run", "customer", "currency", "kind", "period_start"],
                 name="invoicing_runitem_unique",
             )
         ]

@@ -45,16 +45,21 @@ def invoice_runs_schedule(
     for org in orgs:
         cfg = invoicing_settings_get(organization=org)
         cutoff = now - timedelta(seconds=cfg.collection_delay_seconds)
-        due = sources.due_periods(organization=org, cutoff=cutoff)
+        due = sources.due_periods(organization=org, cutoff=cutoff, now=now)
         if customer_id is not None:
             due = [d for d in due if d.customer_id == customer_id]
         if not due:
             continue
         earliest = min(d.period_start for d in due)
+        # done: an invoice past gathering, or a run item done without one (nothing was due)
         done = set(
-            Invoice.objects.filter(organization=org, period_start__gte=earliest, kind="period")
+            Invoice.objects.filter(organization=org, period_start__gte=earliest, kind__in=("period", "start"))
             .exclude(status=InvoiceStatus.GATHERING)
-            .values_list("customer_id", "currency", "period_start", "period_end")
+            .values_list("customer_id", "currency", "period_start", "period_end", "kind")
+        ) | set(
+            InvoiceRunItem.objects.filter(
+                organization=org, period_start__gte=earliest, status="done", invoice__isnull=True
+            ).values_list("customer_id", "currency", "period_start", "period_end", "kind")
         )
         in_flight = set(
             InvoiceRunItem.objects.filter(
@@ -62,13 +67,13 @@ def invoice_runs_schedule(
                 period_start__gte=earliest,
                 status="pending",
                 updated_at__gt=now - STALE_PENDING,
-            ).values_list("customer_id", "currency", "period_start")
+            ).values_list("customer_id", "currency", "period_start", "period_end", "kind")
         )
         todo = [
             d
             for d in due
-            if (d.customer_id, d.currency, d.period_start, d.period_end) not in done
-            and (d.customer_id, d.currency, d.period_start) not in in_flight
+            if (key := (d.customer_id, d.currency, d.period_start, d.period_end, d.kind)) not in done
+            and key not in in_flight
         ]
         if not todo:
             continue
@@ -81,6 +86,7 @@ def invoice_runs_schedule(
                         run=run,
                         customer_id=d.customer_id,
                         currency=d.currency,
+                        kind=d.kind,
                         period_start=d.period_start,
                         period_end=d.period_end,
                     )
@@ -124,8 +130,10 @@ def invoice_run_batch_process(*, item_ids: list[str], now: datetime | None = Non
         org = group[0].organization
         InvoiceRunItem.objects.filter(id__in=[i.id for i in group]).update(attempts=F("attempts") + 1)
         keys = {
-            i.id: sources.DuePeriod(i.customer_id, i.currency, i.period_start, i.period_end) for i in group
+            i.id: sources.DuePeriod(i.customer_id, i.currency, i.period_start, i.period_end, i.kind)
+            for i in group
         }
+        group.sort(key=lambda i: sources.due_order(keys[i.id]))
         try:
             with transaction.atomic():
                 result = invoice_batch_build(organization=org, periods=list(keys.values()), now=now)
@@ -136,7 +144,7 @@ def invoice_run_batch_process(*, item_ids: list[str], now: datetime | None = Non
                         "UPDATE invoicing_invoicerunitem r SET status = 'done', error = '', invoice_id = v.inv, "
                         "updated_at = now() FROM unnest(%s::text[], %s::text[]) AS v(id, inv) "
                         "WHERE r.id = v.id AND r.status <> 'done'",
-                        [[i.id for i in group], [result.invoices[keys[i.id]].id for i in group]],
+                        [[i.id for i in group], [_invoice_id(result.invoices[keys[i.id]]) for i in group]],
                     )
                     count = cur.rowcount
                 InvoiceRun.objects.filter(id=run_id).update(
@@ -153,6 +161,10 @@ def invoice_run_batch_process(*, item_ids: list[str], now: datetime | None = Non
                     logger.exception("invoice run item %s failed", item.id)
         _finish_if_complete(run_id)
     return done
+
+
+def _invoice_id(invoice: Invoice | None) -> str | None:
+    return invoice.id if invoice is not None else None
 
 
 def _finish_if_complete(run_id: str) -> None:
@@ -176,10 +188,16 @@ def invoice_run_item_process(*, item_id: str, now: datetime | None = None) -> In
             currency=item.currency,
             period_start=item.period_start,
             period_end=item.period_end,
+            kind=item.kind,
             now=now,
         )
         cfg = invoicing_settings_get(organization=org)
-        if invoice.status == InvoiceStatus.DRAFT and cfg.auto_advance and cfg.draft_period_seconds == 0:
+        if (
+            invoice is not None
+            and invoice.status == InvoiceStatus.DRAFT
+            and cfg.auto_advance
+            and cfg.draft_period_seconds == 0
+        ):
             invoice = invoice_issue(organization=org, invoice=invoice, actor="invoice_run", now=now)
     except Exception as exc:
         with transaction.atomic():

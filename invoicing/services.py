@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
-from django.db.models import Q, Sum
+from django.db.models import Q
 from django.utils import timezone
 
 from billing.models import Customer
@@ -26,10 +25,11 @@ from core.models import Organization
 from core.money import quantize, to_decimal
 from invoicing import lines as L
 from invoicing import sources
+from invoicing.builder import Build, InvoiceBuilder, Moment
+from invoicing.builder import _tax_specs as builder_tax_specs
 from invoicing.credits import customer_credit_create as customer_credit_create  # re-export
 from invoicing.models import (
     CreditApplication,
-    CustomerCredit,
     Invoice,
     InvoiceLine,
     InvoiceStatus,
@@ -51,7 +51,6 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     S.UNCOLLECTIBLE: (S.ISSUED, S.PAYMENT_FAILED, S.OVERDUE),
     S.VOIDED: (S.DRAFT, S.ISSUED, S.PAYMENT_FAILED, S.OVERDUE, S.UNCOLLECTIBLE),
 }
-BILLED_STATUSES = (S.DRAFT, S.ISSUED, S.PAID, S.PAYMENT_FAILED, S.OVERDUE, S.UNCOLLECTIBLE)
 WEBHOOK_ON = {
     S.ISSUED: "invoice.issued",
     S.PAID: "invoice.paid",
@@ -445,200 +444,39 @@ def invoice_number_assign(*, organization: Organization, prefix: str, at: dateti
 
 
 # --- line building ------------------------------------------------------------------------------------
-def _billed(
-    *,
-    organization: Organization,
-    customer_id: str,
-    keys_like: list[str] | None = None,
-    period_start: datetime,
-    exclude_invoice_id: str | None,
-) -> dict[str, L.Billed]:
-    qs = InvoiceLine.objects.filter(
-        organization=organization,
-        invoice__customer_id=customer_id,
-        invoice__status__in=BILLED_STATUSES,
-        billing_period_start=period_start,
-    ).exclude(key="")
-    if exclude_invoice_id:
-        qs = qs.exclude(invoice_id=exclude_invoice_id)
-    out: dict[str, L.Billed] = {}
-    for key, amount, qty, until in qs.values_list("key", "amount", "quantity", "period_end"):
-        prev = out.get(key, L.Billed())
-        out[key] = L.Billed(
-            prev.amount + amount,
-            prev.quantity + (qty or 0),
-            max(until, prev.until) if prev.until and until else (until or prev.until),
-        )
-    return out
-
-
 def _tax_specs(organization: Organization) -> tuple[L.TaxSpec | None, dict[str, L.TaxSpec]]:
-    rates = {
-        r.id: L.TaxSpec(r.id, r.name, r.percentage, r.inclusive)
-        for r in TaxRate.objects.filter(organization=organization)
-    }
-    default = next(
-        (
-            rates[r.id]
-            for r in TaxRate.objects.filter(organization=organization, is_default=True, archived_at=None)
-        ),
-        None,
-    )
-    return default, rates
+    return builder_tax_specs(organization)
 
 
-def _credit_lines(
-    *, organization: Organization, customer_id: str, currency: str, due: Decimal, at: datetime
-) -> list[tuple[L.LineDraft, CustomerCredit, Decimal]]:
-    if due <= 0:
-        return []
-    credits = list(
-        CustomerCredit.objects.select_for_update()
-        .filter(organization=organization, customer_id=customer_id, currency=currency)
-        .filter(voided_at__isnull=True)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=at))
-        .order_by("priority", "expires_at", "created_at", "id")
-    )
-    out = []
-    for credit in credits:
-        used = (
-            CreditApplication.objects.filter(credit=credit)
-            .exclude(line__invoice__status__in=(S.VOIDED, S.GATHERING))
-            .aggregate(s=Sum("amount"))["s"]
-            or 0
+def invoice_moment(invoice: Invoice, *, now: datetime | None = None) -> Moment:
+    """What an invoice bills: a period invoice everything due at its end; a start invoice the in-advance
+    fees due at its start; an on-demand invoice everything due by its end plus the usage so far."""
+    if invoice.kind == "start":
+        return Moment(
+            invoice.customer_id,
+            invoice.currency,
+            invoice.period_start,
+            "start",
+            exclude_invoice_id=invoice.id,
         )
-        left = quantize(credit.amount - used, currency)
-        take = min(left, due)
-        if take <= 0:
-            continue
-        line = L.LineDraft(
-            "credit",
-            credit.description,
-            -take,
-            taxable=False,
-            key="",
-            detail=[{"type": "credit", "creditId": credit.id, "remainingBefore": str(left)}],
+    if invoice.kind == "on_demand":
+        return Moment(
+            invoice.customer_id,
+            invoice.currency,
+            invoice.period_end,
+            progressive=True,
+            exclude_invoice_id=invoice.id,
         )
-        out.append((line, credit, take))
-        due -= take
-        if due <= 0:
-            break
-    return out
+    return Moment(invoice.customer_id, invoice.currency, invoice.period_end, exclude_invoice_id=invoice.id)
 
 
-@dataclass
-class _Build:
-    lines: list[L.LineDraft]
-    credits: list[tuple[L.LineDraft, CustomerCredit, Decimal]]
-
-
-def _compute(
-    *,
-    organization: Organization,
-    invoice: Invoice,
-    upto: datetime,
-    final: bool,
-    apply_credits: bool,
-    billing_end: datetime | None = None,
-) -> _Build:
-    """Lines for the invoice's billing period [invoice.period_start, billing_end or invoice.period_end),
-    billing usage up to `upto`."""
-    currency = invoice.currency
-    org, cid = organization, invoice.customer_id
-
-    def usage(feature_key: str, start: datetime, end: datetime) -> Decimal:
-        return sources.usage(organization=org, customer_id=cid, feature_key=feature_key, start=start, end=end)
-
-    billing_start = invoice.period_start
-    items = sources.billable_items(
-        organization=org,
-        customer_id=cid,
-        currency=currency,
-        period_start=billing_start,
-        period_end=billing_end or invoice.period_end,
+def _build_one(*, organization: Organization, invoice: Invoice, moment: Moment, apply_credits: bool) -> Build:
+    builder = InvoiceBuilder(
+        organization=organization, customer_ids=[invoice.customer_id], moments=[moment.at]
     )
-    billed = _billed(
-        organization=org, customer_id=cid, period_start=billing_start, exclude_invoice_id=invoice.id
-    )
-    drafts: list[L.LineDraft] = []
-    for item in items:
-        drafts.extend(
-            L.item_lines(item, upto=upto, final=final, currency=currency, usage=usage, billed=billed)
-        )
-    # Late usage of the previous period, if it was invoiced already.
-    if invoice.kind == "period":
-        prev = (
-            Invoice.objects.filter(
-                organization=org,
-                customer_id=cid,
-                currency=currency,
-                period_end=invoice.period_start,
-                status__in=BILLED_STATUSES,
-                kind="period",
-            )
-            .exclude(id=invoice.id)
-            .order_by("-period_start")
-            .first()
-        )
-        if prev is not None:
-            prev_items = sources.billable_items(
-                organization=org,
-                customer_id=cid,
-                currency=currency,
-                period_start=prev.period_start,
-                period_end=prev.period_end,
-            )
-            prev_billed = _billed(
-                organization=org,
-                customer_id=cid,
-                period_start=prev.period_start,
-                exclude_invoice_id=invoice.id,
-            )
-            drafts.extend(L.adjustment_lines(prev_items, currency=currency, usage=usage, billed=prev_billed))
     manual = list(invoice.lines.filter(type=LineType.MANUAL)) if invoice.pk else []
-    default_tax, rates = _tax_specs(org)
-    return _build_finish(
-        organization=org,
-        customer_id=cid,
-        currency=currency,
-        drafts=drafts,
-        manual=manual,
-        default_tax=default_tax,
-        rates=rates,
-        apply_credits=apply_credits,
-        at=upto,
-    )
-
-
-def _build_finish(
-    *,
-    organization: Organization,
-    customer_id: str,
-    currency: str,
-    drafts: list[L.LineDraft],
-    manual: list[InvoiceLine],
-    default_tax: L.TaxSpec | None,
-    rates: dict[str, L.TaxSpec],
-    apply_credits: bool,
-    at: datetime,
-) -> _Build:
-    """The computed lines plus their tax lines (manual lines count towards tax) and, when asked, the
-    credits that cover what is due, usable at `at`."""
-    taxable = drafts + [_manual_as_draft(m) for m in manual]
-    taxes = L.tax_lines(taxable, currency=currency, default=default_tax, rates=rates)
-    credits: list[tuple[L.LineDraft, CustomerCredit, Decimal]] = []
-    if apply_credits:
-        due = L.totals(taxable + taxes).total
-        credits = _credit_lines(
-            organization=organization, customer_id=customer_id, currency=currency, due=due, at=at
-        )
-    return _Build(drafts + taxes + [c[0] for c in credits], credits)
-
-
-def _manual_as_draft(line: InvoiceLine) -> L.LineDraft:
-    return L.LineDraft(
-        line.type, line.description, line.amount, taxable=line.taxable, tax_rate_id=line.tax_rate_id
-    )
+    builder.prefetch([moment])
+    return builder.build(moment, manual=manual, apply_credits=apply_credits)
 
 
 def _line_rows(
@@ -672,7 +510,7 @@ def _line_rows(
     ]
 
 
-def _write_lines(*, organization: Organization, invoice: Invoice, build: _Build) -> None:
+def _write_lines(*, organization: Organization, invoice: Invoice, build: Build) -> None:
     """Replace the computed lines (manual lines stay), apply credits, store the totals."""
     invoice.lines.exclude(type=LineType.MANUAL).delete()
     start = (invoice.lines.count() and 1000) or 0
@@ -732,17 +570,31 @@ def invoice_gathering_get(
         organization=organization,
         customer_id=customer_id,
         currency=currency,
+        kind=kind,
         period_start=period_start,
         period_end=period_end,
-        defaults={"status": S.GATHERING, "kind": kind},
+        defaults={"status": S.GATHERING},
     )
     return invoice
+
+
+def invoice_upcoming_build(
+    *, organization: Organization, customer_id: str, currency: str, period_end: datetime, now: datetime
+) -> Build:
+    """What the invoice at the end of the current period would hold if usage stopped now (the upcoming
+    invoice): everything due at `period_end`, with the open periods' usage so far and no commitments yet,
+    before credits. Writes nothing."""
+    moment = Moment(customer_id, currency, period_end, progressive=True, usage_upto=min(now, period_end))
+    builder = InvoiceBuilder(organization=organization, customer_ids=[customer_id], moments=[period_end])
+    builder.prefetch([moment])
+    return builder.build(moment, apply_credits=False)
 
 
 def invoice_gathering_refresh(
     *, organization: Organization, customer: Customer, now: datetime | None = None
 ) -> list[Invoice]:
-    """The customer's gathering invoice(s) of the current period, with lines for [period start, now)."""
+    """The customer's gathering invoice(s) of the current period: the upcoming invoice as of `now`
+    (`invoice_upcoming_build`), stored so the portal and the console can show it."""
     now = now or timezone.now()
     out = []
     for cp in sources.current_periods(organization=organization, customer_id=customer.id, at=now):
@@ -756,8 +608,12 @@ def invoice_gathering_refresh(
             )
             invoice = _invoice_lock(invoice.id, organization)
             if invoice.status == S.GATHERING:
-                build = _compute(
-                    organization=organization, invoice=invoice, upto=now, final=False, apply_credits=False
+                build = invoice_upcoming_build(
+                    organization=organization,
+                    customer_id=customer.id,
+                    currency=cp.currency,
+                    period_end=cp.period_end,
+                    now=now,
                 )
                 _write_lines(organization=organization, invoice=invoice, build=build)
             out.append(invoice)
@@ -771,10 +627,12 @@ def invoice_draft_for_period(
     currency: str,
     period_start: datetime,
     period_end: datetime,
+    kind: str = "period",
     now: datetime | None = None,
     actor: Actor = "invoice_run",
-) -> Invoice:
-    """Idempotent: the invoice of this (customer, currency, period) as a draft with its final lines.
+) -> Invoice | None:
+    """Idempotent: the invoice of this billing moment as a draft with its final lines, or None when
+    nothing is due at that moment (no invoice is created).
 
     The natural key makes a second run (or a rerun after a crash) find the same row; anything past
     `gathering` is returned unchanged. The whole build is one transaction, so a crash leaves nothing."""
@@ -786,13 +644,17 @@ def invoice_draft_for_period(
             currency=currency,
             period_start=period_start,
             period_end=period_end,
+            kind=kind,
         )
         invoice = _invoice_lock(invoice.id, organization)
         if invoice.status != S.GATHERING:
             return invoice
-        build = _compute(
-            organization=organization, invoice=invoice, upto=period_end, final=True, apply_credits=True
+        build = _build_one(
+            organization=organization, invoice=invoice, moment=invoice_moment(invoice), apply_credits=True
         )
+        if build.empty and not invoice.lines.filter(type=LineType.MANUAL).exists():
+            invoice.delete()
+            return None
         _write_lines(organization=organization, invoice=invoice, build=build)
         cfg = invoicing_settings_get(organization=organization)
         invoice = _transition(
@@ -820,22 +682,26 @@ def _invoice_event_record(*, organization: Organization, invoice: Invoice, actio
 def invoice_on_demand_create(
     *, organization: Organization, customer: Customer, now: datetime | None = None, actor: Actor = None
 ) -> list[Invoice]:
-    """Bill what the customer used so far this period ([period start, now)); the period-end invoice will
-    bill only the remainder (progressive billing)."""
+    """Bill now what is due and not billed yet, with the usage of open periods so far (progressive
+    billing: the period-end invoice bills only the remainder). One invoice per currency."""
     now = now or timezone.now()
-    periods = sources.current_periods(organization=organization, customer_id=customer.id, at=now)
-    if not periods:
-        raise Conflict("The customer has no active subscription to invoice.", field="customerId")
+    currencies = sorted(
+        {
+            cp.currency
+            for cp in sources.current_periods(organization=organization, customer_id=customer.id, at=now)
+        }
+        | ({customer.currency} if customer.currency else set())
+    )
     out = []
-    for cp in periods:
+    for currency in currencies:
         with transaction.atomic():
             try:
                 with transaction.atomic():
                     invoice = Invoice.objects.create(
                         organization=organization,
                         customer=customer,
-                        currency=cp.currency,
-                        period_start=cp.period_start,
+                        currency=currency,
+                        period_start=_on_demand_start(organization, customer.id, currency, now),
                         period_end=now,
                         kind="on_demand",
                         status=S.GATHERING,
@@ -844,23 +710,31 @@ def invoice_on_demand_create(
                 raise Conflict(
                     "An invoice for exactly this span exists already.", field="customerId"
                 ) from None
-            build = _compute(
-                organization=organization,
-                invoice=invoice,
-                upto=now,
-                final=False,
-                apply_credits=True,
-                billing_end=cp.period_end,
+            build = _build_one(
+                organization=organization, invoice=invoice, moment=invoice_moment(invoice), apply_credits=True
             )
+            if build.empty:
+                invoice.delete()
+                continue
             _write_lines(organization=organization, invoice=invoice, build=build)
-            if not invoice.lines.exists():
-                raise Conflict("Nothing to invoice yet.", field="customerId")
             invoice = _transition(invoice, S.DRAFT, drafted_at=now, draft_until=now)
             _invoice_event_record(
                 organization=organization, invoice=invoice, action="invoice.created", actor=actor
             )
         out.append(invoice_issue(organization=organization, invoice=invoice, actor=actor, now=now))
+    if not out:
+        raise Conflict("Nothing to invoice yet.", field="customerId")
     return out
+
+
+def _on_demand_start(organization: Organization, customer_id: str, currency: str, now: datetime) -> datetime:
+    """The start an on-demand invoice shows: the current billing period's, or now."""
+    starts = [
+        cp.period_start
+        for cp in sources.current_periods(organization=organization, customer_id=customer_id, at=now)
+        if cp.currency == currency
+    ]
+    return min(starts) if starts else now
 
 
 # --- manual lines -----------------------------------------------------------------------------------
@@ -986,13 +860,9 @@ def invoice_issue(
                 field="status",
                 extra={"invoiceStatus": locked.status},
             )
-        if rebuild and locked.kind == "period":
-            build = _compute(
-                organization=organization,
-                invoice=locked,
-                upto=locked.period_end,
-                final=True,
-                apply_credits=True,
+        if rebuild and locked.kind in ("period", "start"):
+            build = _build_one(
+                organization=organization, invoice=locked, moment=invoice_moment(locked), apply_credits=True
             )
             _write_lines(organization=organization, invoice=locked, build=build)
         cfg = invoicing_settings_get(organization=organization)
@@ -1069,14 +939,18 @@ def invoice_advance(*, organization: Organization, invoice: Invoice, actor: Acto
             raise Conflict(
                 "The period is not over yet; use on-demand invoicing to bill it early.", field="status"
             )
-        return invoice_draft_for_period(
+        drafted = invoice_draft_for_period(
             organization=organization,
             customer_id=invoice.customer_id,
             currency=invoice.currency,
             period_start=invoice.period_start,
             period_end=invoice.period_end,
+            kind=invoice.kind,
             actor=actor,
         )
+        if drafted is None:
+            raise Conflict("Nothing is due on this invoice; it was removed.", field="status")
+        return drafted
     raise Conflict(
         f"Invoice {invoice.id} cannot be advanced: it is {invoice.status}.",
         field="status",

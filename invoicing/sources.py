@@ -8,56 +8,36 @@ benchmark use in-memory providers for what they do not exercise).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any
 
 from django.apps import apps
 from django.db.models import Q
 
 from core.models import Organization
+from invoicing.lines import BillableItem
 
-
-@dataclass(frozen=True)
-class BillableItem:
-    """One rate card active on a subscription inside one billing period, clipped to it."""
-
-    item_id: str
-    subscription_id: str
-    key: str
-    name: str
-    feature_key: str
-    price: dict[str, Any] | None
-    discounts: dict[str, Any] | None
-    payment_term: str
-    quantity: Decimal
-    currency: str
-    span_start: datetime  # [span_start, span_end) inside [period_start, period_end)
-    span_end: datetime
-    period_start: datetime
-    period_end: datetime
-
-    @property
-    def proration(self) -> Fraction:
-        from billing.proration import proration_fraction
-
-        return proration_fraction(
-            span_start=self.span_start,
-            span_end=self.span_end,
-            period_start=self.period_start,
-            period_end=self.period_end,
-        )
+__all__ = ["BillableItem", "CurrentPeriod", "DuePeriod", "UsageRequest"]
 
 
 @dataclass(frozen=True)
 class DuePeriod:
+    """A billing moment of a customer: the invoice with this natural key bills what is due at its moment
+    (`period_end`, or `period_start` for a subscription's start invoice, `kind="start"`)."""
+
     customer_id: str
     currency: str
     period_start: datetime
     period_end: datetime
+    kind: str = "period"
+
+    @property
+    def moment(self) -> datetime:
+        return self.period_start if self.kind == "start" else self.period_end
 
 
 @dataclass(frozen=True)
@@ -67,74 +47,137 @@ class CurrentPeriod:
     period_end: datetime
 
 
+# How far back an invoice looks for service periods that are due and not billed, or billed and changed
+# since (late usage, a back-filled clock, a change after billing). About three monthly periods.
+LOOKBACK = timedelta(days=93)
+BACKFILL_PERIODS = 3  # billing moments per subscription the clock schedules when it was down
+
+
 # --- default providers (billing and metering) ---------------------------------------------------------
 def _subscription_model() -> Any:
     return apps.get_model("billing", "Subscription")
 
 
-def _billing_items(
-    *,
-    organization: Organization,
-    customer_id: str,
-    currency: str,
-    period_start: datetime,
-    period_end: datetime,
-) -> list[BillableItem]:
+_ITEM_FIELDS = (
+    "id",
+    "subscription_id",
+    "key",
+    "name",
+    "feature_key",
+    "price",
+    "discounts",
+    "commitments",
+    "payment_term",
+    "billing_cadence",
+    "quantity",
+    "active_from",
+    "active_to",
+    "subscription__currency",
+    "subscription__customer_id",
+    "subscription__billing_anchor",
+    "subscription__timezone",
+    "subscription__billing_cadence",
+)
+
+
+def _billing_items_bulk(
+    *, organization: Organization, customer_ids: list[str], since: datetime, until: datetime
+) -> dict[str, list[BillableItem]]:
+    """{customer id: items active at some point in [since, until]} in one query, ordered by start."""
     item_model = apps.get_model("billing", "SubscriptionItem")
+    out: dict[str, list[BillableItem]] = {c: [] for c in customer_ids}
+    if not customer_ids:
+        return out
     rows = (
         item_model.objects.filter(
             organization=organization,
-            subscription__customer_id=customer_id,
-            subscription__currency=currency,
-            active_from__lt=period_end,
+            subscription__customer_id__in=list(customer_ids),
+            active_from__lte=until,
         )
-        .filter(Q(active_to__isnull=True) | Q(active_to__gt=period_start))
-        .select_related("subscription")
+        .filter(Q(active_to__isnull=True) | Q(active_to__gte=since))
         .order_by("active_from", "key", "id")
+        .values_list(*_ITEM_FIELDS)
     )
-    out = []
-    for row in rows:
-        out.append(
+    for (
+        iid,
+        sid,
+        key,
+        name,
+        fkey,
+        price,
+        discounts,
+        commitments,
+        term,
+        cadence,
+        qty,
+        a_from,
+        a_to,
+        currency,
+        cid,
+        anchor,
+        tz,
+        plan_cadence,
+    ) in rows:
+        if a_to is not None and a_to <= a_from:
+            continue
+        out[cid].append(
             BillableItem(
-                item_id=row.id,
-                subscription_id=row.subscription_id,
-                key=row.key,
-                name=row.name,
-                feature_key=row.feature_key,
-                price=row.price,
-                discounts=row.discounts,
-                payment_term=row.payment_term or "in_advance",
-                quantity=row.quantity,
-                currency=row.subscription.currency,
-                span_start=max(row.active_from, period_start),
-                span_end=min(row.active_to or period_end, period_end),
-                period_start=period_start,
-                period_end=period_end,
+                item_id=iid,
+                subscription_id=sid,
+                key=key,
+                name=name,
+                feature_key=fkey,
+                price=price,
+                discounts=discounts,
+                commitments=commitments,
+                payment_term=term or "in_advance",
+                billing_cadence=cadence,
+                quantity=qty,
+                currency=currency,
+                active_from=a_from,
+                active_to=a_to,
+                anchor=anchor,
+                timezone=tz or "UTC",
+                plan_cadence=plan_cadence or "P1M",
             )
         )
     return out
 
 
-def _sub_period(sub: Any, at: datetime) -> tuple[datetime, datetime, int]:
-    from billing.periods import period_at
+def _invoicing_cadence(plan_cadence: str, item_cadences: set[str]) -> Any:
+    """The shortest of the plan's cadence and its recurring items' cadences: an annual plan with monthly
+    usage is invoiced monthly."""
+    from billing.periods import Cadence, InvalidCadence
 
-    p = period_at(sub.billing_anchor, sub.billing_cadence, at, sub.timezone)
-    return p.start, p.end, p.index
+    best = None
+    for text in {plan_cadence or "P1M", *item_cadences}:
+        if not text:
+            continue
+        try:
+            cad = Cadence.parse(text)
+        except InvalidCadence:
+            continue
+        if best is None or cad.approx_seconds() < best.approx_seconds():
+            best = cad
+    return best or Cadence.parse("P1M")
 
 
-BACKFILL_PERIODS = 3  # closed periods per subscription the clock looks at (the latest and two before)
+def _billing_due_periods(
+    *, organization: Organization, cutoff: datetime, now: datetime | None = None
+) -> list[DuePeriod]:
+    """The billing moments of every subscription that are due: its start (`kind="start"`, at once: it
+    bills in-advance fees), each period boundary of its invoicing cadence up to `cutoff` (after the
+    collection delay), and its end when it ended inside a period. At most `BACKFILL_PERIODS` moments per
+    subscription (a clock that was down back-fills what it missed; the scheduler drops those already
+    invoiced). A start that coincides with another moment of the customer is left to that one."""
+    from billing.periods import period_at, period_start
 
-
-def _billing_due_periods(*, organization: Organization, cutoff: datetime) -> list[DuePeriod]:
-    """The closed billing periods (end <= `cutoff`) of every subscription: the latest one and up to
-    `BACKFILL_PERIODS - 1` before it, so a clock that was down for a period back-fills what it missed
-    (the scheduler drops those already invoiced)."""
-    from billing.periods import Cadence, period_start
-
-    subs = (
+    now = now or cutoff
+    item_model = apps.get_model("billing", "SubscriptionItem")
+    subs = list(
         _subscription_model()
-        .objects.filter(organization=organization, active_from__lt=cutoff)
-        .filter(Q(active_to__isnull=True) | Q(active_to__gt=cutoff - timedelta(days=400)))
+        .objects.filter(organization=organization, active_from__lte=now)
+        .filter(Q(active_to__isnull=True) | Q(active_to__gt=cutoff - LOOKBACK))
         .only(
             "id",
             "customer_id",
@@ -146,27 +189,56 @@ def _billing_due_periods(*, organization: Organization, cutoff: datetime) -> lis
             "active_to",
         )
     )
-    out: set[DuePeriod] = set()
+    cadences: dict[str, set[str]] = {}
+    for sid, cadence in (
+        item_model.objects.filter(organization=organization, subscription_id__in=[s.id for s in subs])
+        .values_list("subscription_id", "billing_cadence")
+        .distinct()
+    ):
+        cadences.setdefault(sid, set()).add(cadence)
+    moments: dict[tuple[str, str, datetime], DuePeriod] = {}
+    starts: list[DuePeriod] = []
     for sub in subs:
-        at = min(cutoff, sub.active_to - timedelta(microseconds=1)) if sub.active_to else cutoff
-        _start, end, index = _sub_period(sub, at)
-        latest = index if end <= cutoff else index - 1  # an ended subscription's last period is closed
-        cadence = Cadence.parse(sub.billing_cadence)
-        due_end = period_start(sub.billing_anchor, cadence, latest + 1, sub.timezone)
-        # the latest closed period and up to BACKFILL_PERIODS - 1 before it (a clock that was down)
-        for k in range(latest, latest - BACKFILL_PERIODS, -1):
-            due_start = period_start(sub.billing_anchor, cadence, k, sub.timezone)
-            if sub.active_from >= due_end:
-                break
-            if sub.active_to is None or sub.active_to > due_start:
-                out.add(DuePeriod(sub.customer_id, sub.currency, due_start, due_end))
-            due_end = due_start
-    return sorted(out, key=lambda d: (d.customer_id, d.period_start))
+        cad = _invoicing_cadence(sub.billing_cadence, cadences.get(sub.id, set()))
+        end = sub.active_to
+        found: list[DuePeriod] = []
+        last = min(cutoff, end) if end else cutoff
+        if last > sub.active_from:
+            p = period_at(sub.billing_anchor, cad, last - TINY, sub.timezone)
+            if end is not None and end <= cutoff and end != p.end:
+                found.append(DuePeriod(sub.customer_id, sub.currency, p.start, end))  # ended mid-period
+            k = p.index if p.end <= last else p.index - 1
+            while len(found) < BACKFILL_PERIODS:
+                b_start = period_start(sub.billing_anchor, cad, k, sub.timezone)
+                b_end = period_start(sub.billing_anchor, cad, k + 1, sub.timezone)
+                if b_end <= sub.active_from:
+                    break
+                found.append(DuePeriod(sub.customer_id, sub.currency, b_start, b_end))
+                k -= 1
+        for d in found:
+            moments.setdefault((d.customer_id, d.currency, d.moment), d)
+        if sub.active_from > cutoff - LOOKBACK:
+            first = period_at(sub.billing_anchor, cad, sub.active_from, sub.timezone)
+            starts.append(DuePeriod(sub.customer_id, sub.currency, sub.active_from, first.end, "start"))
+    for d in starts:
+        moments.setdefault((d.customer_id, d.currency, d.moment), d)
+    return sorted(moments.values(), key=due_order)
+
+
+def due_order(d: DuePeriod) -> tuple[str, str, datetime, int]:
+    """The order invoices of a customer are built in (both paths): by moment, starts first."""
+    return (d.customer_id, d.currency, d.moment, 0 if d.kind == "start" else 1)
+
+
+TINY = timedelta(microseconds=1)
 
 
 def _billing_current_periods(
     *, organization: Organization, customer_id: str, at: datetime
 ) -> list[CurrentPeriod]:
+    from billing.periods import period_at
+
+    item_model = apps.get_model("billing", "SubscriptionItem")
     subs = (
         _subscription_model()
         .objects.filter(organization=organization, customer_id=customer_id, active_from__lte=at)
@@ -174,29 +246,27 @@ def _billing_current_periods(
     )
     out = []
     for sub in subs:
-        start, end, _ = _sub_period(sub, at)
-        out.append(CurrentPeriod(sub.currency, start, end))
+        item_cadences = set(
+            item_model.objects.filter(subscription=sub).values_list("billing_cadence", flat=True)
+        )
+        p = period_at(
+            sub.billing_anchor, _invoicing_cadence(sub.billing_cadence, item_cadences), at, sub.timezone
+        )
+        out.append(CurrentPeriod(sub.currency, p.start, p.end))
     return out
 
 
 def _billing_usage(
-    *, organization: Organization, customer_id: str, feature_key: str, start: datetime, end: datetime
+    *,
+    organization: Organization,
+    customer_id: str,
+    feature_key: str,
+    start: datetime,
+    end: datetime,
+    measure: str = "value",
 ) -> Decimal:
-    from billing import sources as billing_sources
-    from billing.selectors import subjects_for_customers
-
-    feature = billing_sources.feature_spec_get(organization=organization, key_or_id=feature_key)
-    if not feature.meter_slug:
-        return Decimal(0)
-    subjects = subjects_for_customers(organization=organization, customer_ids=[customer_id])[customer_id]
-    return billing_sources.usage_total(
-        organization=organization,
-        meter_slug=feature.meter_slug,
-        subject_keys=subjects,
-        start=start,
-        end=end,
-        group_by_filters=feature.meter_group_by_filters,
-    )
+    request = UsageRequest(customer_id, feature_key, start, end, measure)
+    return _billing_usage_bulk(organization=organization, requests=[request])[request]
 
 
 @dataclass(frozen=True)
@@ -207,72 +277,7 @@ class UsageRequest:
     feature_key: str
     start: datetime
     end: datetime
-
-
-def _billing_items_bulk(
-    *, organization: Organization, periods: list[DuePeriod]
-) -> dict[DuePeriod, list[BillableItem]]:
-    """`_billing_items` for many (customer, currency, period) keys in one query."""
-    item_model = apps.get_model("billing", "SubscriptionItem")
-    out: dict[DuePeriod, list[BillableItem]] = {p: [] for p in periods}
-    if not periods:
-        return out
-    lo = min(p.period_start for p in periods)
-    hi = max(p.period_end for p in periods)
-    by_customer: dict[str, list[DuePeriod]] = {}
-    for p in periods:
-        by_customer.setdefault(p.customer_id, []).append(p)
-    rows = (
-        item_model.objects.filter(
-            organization=organization,
-            subscription__customer_id__in=list(by_customer),
-            active_from__lt=hi,
-        )
-        .filter(Q(active_to__isnull=True) | Q(active_to__gt=lo))
-        .order_by("active_from", "key", "id")
-        .values_list(
-            "id",
-            "subscription_id",
-            "key",
-            "name",
-            "feature_key",
-            "price",
-            "discounts",
-            "payment_term",
-            "quantity",
-            "active_from",
-            "active_to",
-            "subscription__currency",
-            "subscription__customer_id",
-        )
-    )
-    for iid, sid, key, name, fkey, price, discounts, term, qty, a_from, a_to, currency, cid in rows:
-        for p in by_customer[cid]:
-            if (
-                currency != p.currency
-                or a_from >= p.period_end
-                or (a_to is not None and a_to <= p.period_start)
-            ):
-                continue
-            out[p].append(
-                BillableItem(
-                    item_id=iid,
-                    subscription_id=sid,
-                    key=key,
-                    name=name,
-                    feature_key=fkey,
-                    price=price,
-                    discounts=discounts,
-                    payment_term=term or "in_advance",
-                    quantity=qty,
-                    currency=currency,
-                    span_start=max(a_from, p.period_start),
-                    span_end=min(a_to or p.period_end, p.period_end),
-                    period_start=p.period_start,
-                    period_end=p.period_end,
-                )
-            )
-    return out
+    measure: str = "value"  # "value": the meter's aggregate; "count": its number of events
 
 
 def _billing_usage_bulk(
@@ -286,10 +291,10 @@ def _billing_usage_bulk(
     from metering import selectors as metering
 
     out: dict[UsageRequest, Decimal] = {r: Decimal(0) for r in requests}
-    groups: dict[tuple[str, datetime, datetime], list[UsageRequest]] = {}
+    groups: dict[tuple[str, datetime, datetime, str], list[UsageRequest]] = {}
     for r in requests:
         if r.end > r.start and r.feature_key:
-            groups.setdefault((r.feature_key, r.start, r.end), []).append(r)
+            groups.setdefault((r.feature_key, r.start, r.end, r.measure), []).append(r)
     if not groups:
         return out
     subjects = subjects_for_customers(
@@ -297,7 +302,7 @@ def _billing_usage_bulk(
     )
     features: dict[str, Any] = {}
     meters: dict[str, Any] = {}
-    for (feature_key, start, end), reqs in groups.items():
+    for (feature_key, start, end, measure), reqs in groups.items():
         if feature_key not in features:
             features[feature_key] = billing_sources.feature_spec_get(
                 organization=organization, key_or_id=feature_key
@@ -312,9 +317,13 @@ def _billing_usage_bulk(
         customers = {r.customer_id: subjects[r.customer_id] for r in reqs if subjects.get(r.customer_id)}
         if not customers:
             continue
+        meter = meters[feature.meter_slug]
+        if measure == "count":  # the same events, counted (rollups keep event counts too)
+            meter = copy.copy(meter)
+            meter.aggregation = "COUNT"
         rows = metering.meter_query(
             organization=organization,
-            meter=meters[feature.meter_slug],
+            meter=meter,
             from_=start,
             to=end,
             customers=customers,
@@ -327,7 +336,6 @@ def _billing_usage_bulk(
 
 
 _PROVIDERS: dict[str, Callable[..., Any]] = {
-    "items": _billing_items,
     "items_bulk": _billing_items_bulk,
     "usage_bulk": _billing_usage_bulk,
     "due_periods": _billing_due_periods,
@@ -345,24 +353,18 @@ def set_provider(name: str, fn: Callable[..., Any] | None) -> None:
 
 
 def billable_items(
-    *,
-    organization: Organization,
-    customer_id: str,
-    currency: str,
-    period_start: datetime,
-    period_end: datetime,
-) -> list[BillableItem]:
-    return _PROVIDERS["items"](
-        organization=organization,
-        customer_id=customer_id,
-        currency=currency,
-        period_start=period_start,
-        period_end=period_end,
+    *, organization: Organization, customer_ids: list[str], since: datetime, until: datetime
+) -> dict[str, list[BillableItem]]:
+    """Every subscription item of these customers active at some point in [since, until] (one query)."""
+    return _PROVIDERS["items_bulk"](
+        organization=organization, customer_ids=customer_ids, since=since, until=until
     )
 
 
-def due_periods(*, organization: Organization, cutoff: datetime) -> list[DuePeriod]:
-    return _PROVIDERS["due_periods"](organization=organization, cutoff=cutoff)
+def due_periods(
+    *, organization: Organization, cutoff: datetime, now: datetime | None = None
+) -> list[DuePeriod]:
+    return _PROVIDERS["due_periods"](organization=organization, cutoff=cutoff, now=now)
 
 
 def current_periods(*, organization: Organization, customer_id: str, at: datetime) -> list[CurrentPeriod]:
@@ -370,38 +372,32 @@ def current_periods(*, organization: Organization, customer_id: str, at: datetim
 
 
 def usage(
-    *, organization: Organization, customer_id: str, feature_key: str, start: datetime, end: datetime
+    *,
+    organization: Organization,
+    customer_id: str,
+    feature_key: str,
+    start: datetime,
+    end: datetime,
+    measure: str = "value",
 ) -> Decimal:
-    """Metered usage of the customer for the feature over [start, end)."""
+    """Metered usage of the customer for the feature over [start, end) (`measure="count"`: the number of
+    events the feature's meter counts, for per-event fees)."""
     if end <= start or not feature_key:
         return Decimal(0)
     return Decimal(
         _PROVIDERS["usage"](
-            organization=organization, customer_id=customer_id, feature_key=feature_key, start=start, end=end
+            organization=organization,
+            customer_id=customer_id,
+            feature_key=feature_key,
+            start=start,
+            end=end,
+            measure=measure,
         )
     )
 
 
-def billable_items_bulk(
-    *, organization: Organization, periods: list[DuePeriod]
-) -> dict[DuePeriod, list[BillableItem]]:
-    """`billable_items` for many keys (one query with the default provider)."""
-    if _PROVIDERS["items"] is not _DEFAULTS["items"]:  # a replaced single provider wins (tests)
-        return {
-            p: billable_items(
-                organization=organization,
-                customer_id=p.customer_id,
-                currency=p.currency,
-                period_start=p.period_start,
-                period_end=p.period_end,
-            )
-            for p in periods
-        }
-    return _PROVIDERS["items_bulk"](organization=organization, periods=periods)
-
-
 def usage_bulk(*, organization: Organization, requests: list[UsageRequest]) -> dict[UsageRequest, Decimal]:
-    """`usage` for many (customer, feature, span) at once (a few grouped metering queries)."""
+    """`usage` for many (customer, feature, span, measure) at once (a few grouped metering queries)."""
     if _PROVIDERS["usage"] is not _DEFAULTS["usage"]:  # a replaced single provider wins (tests)
         return {
             r: usage(
@@ -410,6 +406,7 @@ def usage_bulk(*, organization: Organization, requests: list[UsageRequest]) -> d
                 feature_key=r.feature_key,
                 start=r.start,
                 end=r.end,
+                measure=r.measure,
             )
             for r in requests
         }

@@ -40,12 +40,10 @@ class UsageBook:
     def add(self, customer: Customer, feature: str, at: datetime, value: str | int) -> None:
         self.events.append((customer.id, feature, at, Decimal(str(value))))
 
-    def provider(self, *, organization, customer_id, feature_key, start, end) -> Decimal:
+    def provider(self, *, organization, customer_id, feature_key, start, end, measure="value") -> Decimal:
         self.calls += 1
-        return sum(
-            (v for c, f, t, v in self.events if c == customer_id and f == feature_key and start <= t < end),
-            Decimal(0),
-        )
+        hits = [v for c, f, t, v in self.events if c == customer_id and f == feature_key and start <= t < end]
+        return Decimal(len(hits)) if measure == "count" else sum(hits, Decimal(0))
 
 
 @pytest.fixture
