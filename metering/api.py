@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, renderers, status
+from rest_framework import exceptions, renderers, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -27,7 +27,8 @@ from core.api import TenantAPIView
 from core.auth import ApiKeyAuthentication, CachedBearerAuthentication, api_key_lookup_cached
 from core.errors import PayloadTooLarge, ValidationFailed
 from metering import selectors, services
-from metering.ingest import dumps, parse_body, parse_time, validate_body
+from metering.adapters.kong import KongBatch, kong_map, kong_parse
+from metering.ingest import dumps, parse_time, validate_body
 from metering.models import Meter
 
 INGEST_CONTENT_TYPES = (
@@ -214,27 +215,84 @@ class EventsV3View(_IngestBase):
         return HttpResponse(status=202)
 
 
-class KongEventsView(TenantAPIView):
-    """Kong http-log JSON (one entry or a batch) → CloudEvents, stored like any batch (204).
+class KongRejectionOutput(serializers.Serializer):
+    index = serializers.IntegerField(
+        allow_null=True, help_text="position in Kong's batch; null for one object"
+    )
+    requestId = serializers.CharField(source="request_id", help_text="Kong's request.id, when readable")
+    invalid_params = serializers.ListField(
+        source="errors",
+        child=serializers.DictField(child=serializers.CharField()),
+        help_text="each bad field: {name, reason}, named by the entry's position in Kong's batch",
+    )
 
-    `?subjectHeader=x-customer` names a request header to use as subject when no consumer is set."""
+
+class KongIngestOutput(serializers.Serializer):
+    accepted = serializers.IntegerField(help_text="log entries accepted (their events are stored)")
+    rejected = serializers.IntegerField(help_text="log entries refused, each kept in the event log")
+    events = serializers.IntegerField(help_text="CloudEvents accepted from the accepted entries")
+    unresolvedSubjects = serializers.IntegerField(help_text='accepted entries stored with subject "unknown"')
+    rejections = KongRejectionOutput(many=True)
+
+
+class KongEventsView(TenantAPIView):
+    """Kong http-log JSON (one entry or a batch) → CloudEvents, entry by entry (docs/kong.md).
+
+    Good entries are accepted like any ingest batch; a bad entry is kept as a rejected event (event log,
+    with its reason and position in Kong's batch) and the answer is still 200, because Kong retries a
+    non-2xx answer and then drops the whole batch. `?subjectHeader=x-customer` names a request header to
+    use as subject when no consumer is set."""
 
     required_scope = "ingest"
     authentication_classes = [IngestKeyAuthentication]
+    source = "kong"
 
-    @extend_schema(operation_id="ingestKongHttpLog", request=dict, responses={204: None, **INGEST_ERRORS})
-    def post(self, request: Request) -> HttpResponse:
-        from metering.adapters.kong import kong_to_cloudevents
-
-        payload = parse_body(read_ingest_body(request))
-        events = kong_to_cloudevents(
-            payload, subject_header=request.query_params.get("subjectHeader") or None
+    @extend_schema(
+        operation_id="ingestKongHttpLog",
+        request=dict,
+        responses={200: KongIngestOutput, **INGEST_ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        batch = kong_map(
+            kong_parse(read_ingest_body(request)),
+            subject_header=request.query_params.get("subjectHeader") or None,
+            source=self.source,
         )
-        if not events:
-            return HttpResponse(status=204)
-        body, count = validate_body(dumps(events).encode(), prefix="events")
-        services.events_accept(organization=self.organization, body=body, event_count=count)
-        return HttpResponse(status=204)
+        body, count = _kong_inbox_body(batch)
+        services.events_accept_partial(
+            organization=self.organization,
+            body=body,
+            event_count=count,
+            rejected=[r.rejected_event(source=self.source) for r in batch.rejections],
+        )
+        result = {
+            "accepted": len(batch.entries),
+            "rejected": len(batch.rejections),
+            "events": count,
+            "unresolvedSubjects": sum(entry.subject_unresolved for entry in batch.entries),
+            "rejections": batch.rejections,
+        }
+        return Response(KongIngestOutput(result).data)
+
+
+def _kong_inbox_body(batch: KongBatch) -> tuple[bytes | None, int]:
+    """The inbox body of the accepted entries' events. The adapter already keeps ingest's rules; should an
+    entry still break one (a rule the mapping does not know, such as the future-time limit), that entry is
+    moved to the rejections and the others are accepted."""
+    if not batch.entries:
+        return None, 0
+    try:
+        return validate_body(dumps(batch.events).encode())
+    except ValidationFailed:
+        pass
+    for entry in list(batch.entries):
+        try:
+            validate_body(dumps(entry.events).encode())
+        except ValidationFailed as exc:
+            batch.reject(entry, exc.errors)
+    if not batch.entries:
+        return None, 0
+    return validate_body(dumps(batch.events).encode())
 
 
 # --- meters ------------------------------------------------------------------------------------

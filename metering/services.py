@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -20,7 +22,7 @@ from core.ids import is_ulid
 from core.models import Organization
 from metering import hooks, store
 from metering.jsonpath import JsonPathError, compile_path
-from metering.models import Aggregation, Meter
+from metering.models import Aggregation, Meter, RejectedEvent
 from metering.selectors import meter_get
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:[_-][a-z0-9]+)*$")
@@ -79,6 +81,45 @@ def events_accept(
     )
     transaction.on_commit(drain_soon)
     return batch_id
+
+
+def events_accept_partial(
+    *,
+    organization: Organization,
+    body: bytes | None,
+    event_count: int,
+    rejected: Sequence[Mapping[str, Any]],
+) -> int | None:
+    """Accept the good part of a request whose other items were refused (the Kong path): the validated
+    events (`body`, None when there are none) go to the inbox as in `events_accept`, and each refused item
+    is logged as a rejected event (`RejectedEvent` fields, shown by the event log), in one transaction.
+    An item logged identically before (the client resent the request) is not logged twice."""
+    with transaction.atomic():
+        batch_id = None
+        if body is not None:
+            batch_id = events_accept(organization=organization, body=body, event_count=event_count)
+        if rejected:
+            seen = {
+                _rejected_key(row)
+                for row in RejectedEvent.objects.filter(
+                    organization=organization,
+                    reason__in={row["reason"] for row in rejected},
+                    event_id__in={row["event_id"] for row in rejected},
+                ).values("source", "event_id", "reason", "detail", "data")
+            }
+            new = []
+            for row in rejected:
+                key = _rejected_key(row)
+                if key not in seen:
+                    seen.add(key)
+                    new.append(row)
+            store.rejected_insert(organization_id=organization.id, rows=new, received_at=timezone.now())
+    return batch_id
+
+
+def _rejected_key(row: Mapping[str, Any]) -> tuple[str, ...]:
+    data = json.dumps(row["data"], sort_keys=True, default=str)
+    return (row["source"], row["event_id"], row["reason"], row["detail"], data)
 
 
 def _request_drain() -> None:
