@@ -186,10 +186,14 @@ class KongBatch:
         prefix = "" if entry.index is None else f"[{entry.index}]."
         where = "" if entry.index is None else f" (Kong batch entry {entry.index})"
         first = entry.events[0]
-        renamed = [
-            {"name": prefix + _kong_field(e.get("name") or ""), "reason": f"{e.get('reason', '')}{where}"}
-            for e in errors
-        ]
+        renamed: list[dict[str, str]] = []
+        for error in errors:  # the entry's events share fields (time, subject): name each problem once
+            item = {
+                "name": prefix + _kong_field(error.get("name") or ""),
+                "reason": f"{error.get('reason', '')}{where}",
+            }
+            if item not in renamed:
+                renamed.append(item)
         self.entries.remove(entry)
         self.rejections.append(
             KongRejection(

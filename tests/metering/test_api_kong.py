@@ -337,3 +337,32 @@ def test_meter_totals_by_model_and_type_equal_the_fixtures_sums(tenant_a, tenant
     assert [row["value"] for row in read.get("/api/v1/meters/cost/query").json()["data"]] == [float(cost)]
     # tenant B's copy of the 3.9 fixture never shows in A's totals
     assert Event.objects.filter(organization=tenant_a.org, subject="cust_b").count() == 0
+
+
+def test_an_entry_breaking_an_ingest_limit_is_rejected_alone_by_its_kong_field(tenant_a, client, settings):
+    """The mapping does not know every ingest rule (here: no event time beyond now + skew); the endpoint
+    still names the entry's position and Kong field, and stores the others."""
+    settings.INGEST_MAX_FUTURE_SECONDS = 300
+    batch = json.loads(raw("batch_3.json"))
+    batch[2]["started_at"] = 7258118400000  # 2200-01-01
+
+    r = post(client, json.dumps(batch), HTTP_X_API_KEY=tenant_a.keys["ingest"])
+
+    reason = "must not be more than 300 s in the future (INGEST_MAX_FUTURE_SECONDS) (Kong batch entry 2)"
+    assert r.status_code == 200
+    assert r.json()["rejections"] == [
+        {
+            "index": 2,
+            "requestId": "b0000000000000000000000000000003",
+            "invalid_params": [{"name": "[2].started_at", "reason": reason}],
+        }
+    ]
+    assert event_ids(tenant_a) == ["b0000000000000000000000000000001", "b0000000000000000000000000000002"]
+    (logged,) = rejected_in_event_log(tenant_a)
+    assert logged["event"]["time"] == "2200-01-01T00:00:00Z"
+    assert logged["event"]["data"]["kong_index"] == 2
+    assert [e["type"] for e in logged["event"]["data"]["entry"]["events"]] == [
+        "api_request",
+        "llm_tokens",
+        "llm_tokens",
+    ]
