@@ -1,12 +1,16 @@
-"""Invoicing API: invoices (list, get, on-demand, advance/approve/void/retry, manual lines, PDF) and the
-Stripe webhook receiver (no API key: the Stripe signature is the authentication)."""
+"""Invoicing API: invoices (list, get, on-demand, advance/approve/void/retry, manual lines, PDF), customer
+credits, invoice runs (started now, progress), settings, and the Stripe webhook receiver (no API key: the
+Stripe signature is the authentication)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
@@ -18,11 +22,14 @@ from rest_framework.response import Response
 from billing.api import page_params, paged
 from billing.selectors import customer_get
 from core.api import TenantAPIView, paginate
-from core.errors import DomainError, ValidationFailed, domain_error_body
-from invoicing import selectors, services, webhooks
+from core.errors import DomainError, NotFound, ValidationFailed, domain_error_body
+from invoicing import credits, runs, selectors, services, tasks, webhooks
 from invoicing.models import (
+    CustomerCredit,
     Invoice,
     InvoiceLine,
+    InvoiceRun,
+    InvoiceRunItem,
     InvoiceStatus,
     StripeSettings,
     TaxRate,
@@ -567,3 +574,251 @@ class EndpointDeliveriesView(TenantAPIView):
         endpoint = selectors.webhook_endpoint_get(organization=self.organization, endpoint_id=endpoint_id)
         qs = self.get_queryset().filter(endpoint_id=endpoint.id).select_related("message")
         return paginate(self, request, qs, DeliveryOutput)
+
+
+# --- customer credits -------------------------------------------------------------------------------
+def _money(**kwargs: Any) -> serializers.DecimalField:
+    return serializers.DecimalField(max_digits=38, decimal_places=12, normalize_output=True, **kwargs)
+
+
+class CreditOutput(serializers.Serializer):
+    """A credit with what is left of it (`remaining` = amount - applications on invoices not voided or
+    gathering) and its status (active, expired, voided, used) now."""
+
+    id = serializers.CharField()
+    customerId = serializers.CharField(source="customer_id")
+    currency = serializers.CharField()
+    amount = _money()
+    applied = _money()
+    remaining = _money()
+    status = serializers.ChoiceField(choices=["active", "expired", "voided", "used"])
+    description = serializers.CharField()
+    priority = serializers.IntegerField()
+    expiresAt = serializers.DateTimeField(source="expires_at", allow_null=True)
+    voidedAt = serializers.DateTimeField(source="voided_at", allow_null=True)
+    createdAt = serializers.DateTimeField(source="created_at")
+
+
+class CreditApplicationOutput(serializers.Serializer):
+    id = serializers.CharField()
+    invoiceId = serializers.CharField(source="line.invoice_id")
+    invoiceNumber = serializers.CharField(source="line.invoice.number")
+    invoiceStatus = serializers.CharField(source="line.invoice.status")
+    lineId = serializers.CharField(source="line_id")
+    amount = _money()
+    at = serializers.DateTimeField()
+
+
+class CreditDetailOutput(CreditOutput):
+    applications = CreditApplicationOutput(many=True, source="application_rows")
+
+
+class CreditListView(TenantAPIView):
+    """GET (page-paginated, burn order) and POST /api/v1/customers/{customerIdOrKey}/credits."""
+
+    model = CustomerCredit
+    required_scopes = {"GET": "read", "POST": "admin"}
+
+    class Input(serializers.Serializer):
+        amount = serializers.CharField(max_length=60)  # a decimal string; parsed by the service
+        currency = serializers.CharField(max_length=3, required=False, allow_blank=True)
+        description = serializers.CharField(max_length=200, required=False, default="Credit")
+        priority = serializers.IntegerField(
+            required=False, default=1, min_value=0, max_value=credits.MAX_PRIORITY
+        )
+        expiresAt = serializers.DateTimeField(required=False, allow_null=True)
+
+        def validate_amount(self, value: Any) -> Any:
+            if not isinstance(self.initial_data.get("amount"), str):
+                raise serializers.ValidationError('Send the amount as a decimal string, e.g. "25.00".')
+            return value
+
+    @extend_schema(responses=CreditOutput(many=True), operation_id="listCustomerCredits")
+    def get(self, request: Request, customer: str) -> Response:
+        cust = customer_get(organization=self.organization, id_or_key=customer)
+        statuses = [s for raw in request.query_params.getlist("status") for s in raw.split(",") if s]
+        bad = sorted(set(statuses) - set(credits.CREDIT_STATUSES))
+        if bad:
+            raise ValidationFailed(f"Unknown status: {', '.join(bad)}.", field="status")
+        qs = credits.customer_credit_list(
+            organization=self.organization, customer_id=cust.id, statuses=statuses
+        )
+        page, size = page_params(request)
+        return Response(paged(qs, page, size, lambda items: CreditOutput(items, many=True).data))
+
+    @extend_schema(request=Input, responses=CreditOutput, operation_id="createCustomerCredit")
+    def post(self, request: Request, customer: str) -> Response:
+        cust = customer_get(organization=self.organization, id_or_key=customer)
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        credit = credits.customer_credit_create(
+            organization=self.organization,
+            customer=cust,
+            amount=v["amount"],
+            currency=v.get("currency") or None,
+            description=v["description"],
+            priority=v["priority"],
+            expires_at=v.get("expiresAt"),
+            actor=self.actor,
+        )
+        out = credits.customer_credit_get(
+            organization=self.organization, customer_id=cust.id, credit_id=credit.id
+        )
+        return Response(CreditOutput(out).data, status=status.HTTP_201_CREATED)
+
+
+def _credit_detail(organization: Any, credit: CustomerCredit) -> dict[str, Any]:
+    credit.application_rows = list(  # type: ignore[attr-defined]
+        credits.credit_application_list(organization=organization, credit=credit)
+    )
+    return dict(CreditDetailOutput(credit).data)
+
+
+class CreditDetailView(TenantAPIView):
+    """GET /api/v1/customers/{customerIdOrKey}/credits/{creditId}: the credit and where it was applied."""
+
+    required_scope = "read"
+
+    @extend_schema(responses=CreditDetailOutput, operation_id="getCustomerCredit")
+    def get(self, request: Request, customer: str, credit_id: str) -> Response:
+        cust = customer_get(organization=self.organization, id_or_key=customer)
+        credit = credits.customer_credit_get(
+            organization=self.organization, customer_id=cust.id, credit_id=credit_id
+        )
+        return Response(_credit_detail(self.organization, credit))
+
+
+class CreditVoidView(TenantAPIView):
+    """POST .../credits/{creditId}/void: never applied again; what it paid stays paid (409 when voided)."""
+
+    required_scope = "admin"
+
+    @extend_schema(request=None, responses=CreditDetailOutput, operation_id="voidCustomerCredit")
+    def post(self, request: Request, customer: str, credit_id: str) -> Response:
+        cust = customer_get(organization=self.organization, id_or_key=customer)
+        credit = credits.customer_credit_get(
+            organization=self.organization, customer_id=cust.id, credit_id=credit_id
+        )
+        voided = credits.customer_credit_void(organization=self.organization, credit=credit, actor=self.actor)
+        return Response(_credit_detail(self.organization, voided))
+
+
+# --- invoice runs -----------------------------------------------------------------------------------
+class RunOutput(serializers.Serializer):
+    id = serializers.CharField()
+    status = serializers.CharField()
+    startedAt = serializers.DateTimeField(source="started_at")
+    finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
+    total = serializers.IntegerField()
+    done = serializers.IntegerField()
+    failed = serializers.IntegerField()
+
+
+class RunItemOutput(serializers.Serializer):
+    id = serializers.CharField()
+    customerId = serializers.CharField(source="customer_id")
+    customerKey = serializers.CharField(source="customer.key", allow_null=True)
+    customerName = serializers.CharField(source="customer.name")
+    currency = serializers.CharField()
+    kind = serializers.CharField()  # the billing moment: "start" (in-advance fees) or "period" (its end)
+    periodStart = serializers.DateTimeField(source="period_start")
+    periodEnd = serializers.DateTimeField(source="period_end")
+    status = serializers.CharField()
+    error = serializers.CharField()
+    attempts = serializers.IntegerField()
+    invoiceId = serializers.CharField(source="invoice_id", allow_null=True)
+
+
+class RunItemsPage(serializers.Serializer):
+    totalCount = serializers.IntegerField()
+    page = serializers.IntegerField()
+    pageSize = serializers.IntegerField()
+    items = RunItemOutput(many=True)
+
+
+class RunDetailOutput(RunOutput):
+    items = RunItemsPage()
+
+
+class RunsStartedOutput(serializers.Serializer):
+    items = RunOutput(many=True)
+    message = serializers.CharField()
+
+
+def invoice_runs_start(*, organization: Any, customer_id: str | None) -> tuple[list[InvoiceRun], int]:
+    """Schedule the due invoices of the organization (or of one customer) now, through the clock's own
+    scheduler, and queue one batch task per batch after commit. Returns the new runs and the number of
+    billing moments scheduled (0: nothing due)."""
+    batches = runs.invoice_runs_schedule_batches(
+        now=timezone.now(), organization=organization, customer_id=customer_id
+    )
+    item_ids = [i for batch in batches for i in batch]
+    run_ids = set(
+        InvoiceRunItem.objects.filter(organization=organization, id__in=item_ids).values_list(
+            "run_id", flat=True
+        )
+    )
+    for batch in batches:
+        transaction.on_commit(partial(tasks.invoice_run_batch.delay, batch))
+    return list(InvoiceRun.objects.filter(organization=organization, id__in=run_ids)), len(item_ids)
+
+
+class InvoiceRunListView(TenantAPIView):
+    """GET /api/v1/billing/invoice-runs (newest first, page-paginated); POST starts a run now."""
+
+    model = InvoiceRun
+    required_scopes = {"GET": "read", "POST": "admin"}
+
+    class Input(serializers.Serializer):
+        customerId = serializers.CharField(required=False, allow_blank=True)
+
+    @extend_schema(responses=RunOutput(many=True), operation_id="listInvoiceRuns")
+    def get(self, request: Request) -> Response:
+        page, size = page_params(request)
+        qs = selectors.invoice_run_list(organization=self.organization)
+        return Response(paged(qs, page, size, lambda items: RunOutput(items, many=True).data))
+
+    @extend_schema(
+        request=Input,
+        responses={202: RunsStartedOutput, 200: RunsStartedOutput},
+        operation_id="startInvoiceRun",
+    )
+    def post(self, request: Request) -> Response:
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        ref = data.validated_data.get("customerId") or ""
+        customer = customer_get(organization=self.organization, id_or_key=ref) if ref else None
+        started, count = invoice_runs_start(
+            organization=self.organization, customer_id=customer.id if customer else None
+        )
+        if not started:
+            who = f"customer {customer.key or customer.id}" if customer else "the organization"
+            message = f"Nothing is due for {who}: every closed billing period is invoiced or in a run."
+            return Response({"items": [], "message": message}, status=status.HTTP_200_OK)
+        message = f"{count} due billing moment(s) scheduled in {len(started)} run(s)."
+        body = {"items": RunOutput(started, many=True).data, "message": message}
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class InvoiceRunDetailView(TenantAPIView):
+    """GET /api/v1/billing/invoice-runs/{id}: progress and the items (page-paginated, `?status=`)."""
+
+    required_scope = "read"
+
+    @extend_schema(responses=RunDetailOutput, operation_id="getInvoiceRun")
+    def get(self, request: Request, run_id: str) -> Response:
+        run = selectors.invoice_run_list(organization=self.organization).filter(id=run_id).first()
+        if run is None:
+            raise NotFound(f"No such invoice run: {run_id!r}.")
+        items = selectors.invoice_run_items(organization=self.organization, run_id=run.id).order_by("id")
+        wanted = [s for raw in request.query_params.getlist("status") for s in raw.split(",") if s]
+        bad = sorted(set(wanted) - {"pending", "done", "failed"})
+        if bad:
+            raise ValidationFailed(f"Unknown status: {', '.join(bad)}.", field="status")
+        if wanted:
+            items = items.filter(status__in=wanted)
+        page, size = page_params(request)
+        body = dict(RunOutput(run).data)
+        body["items"] = paged(items, page, size, lambda rows: RunItemOutput(rows, many=True).data)
+        return Response(body)

@@ -53,6 +53,9 @@ class CreditStatus:
     USED = "used"
 
 
+CREDIT_STATUSES = (CreditStatus.ACTIVE, CreditStatus.EXPIRED, CreditStatus.VOIDED, CreditStatus.USED)
+
+
 # --- writes -------------------------------------------------------------------------------------------
 def customer_credit_validate(
     *,
@@ -172,13 +175,14 @@ def customer_credit_void(
         voided = customer_credit_get(
             organization=organization, customer_id=credit.customer_id, credit_id=credit.id
         )
+        left = quantize(voided.remaining, voided.currency)  # type: ignore[attr-defined]
         audit_record(
             organization=organization,
             actor=actor,
             action="credit.voided",
             object_type="credit",
             object_id=credit.id,
-            before={"voidedAt": None, "remaining": str(voided.remaining)},  # type: ignore[attr-defined]
+            before={"voidedAt": None, "remaining": str(left)},
             after={"voidedAt": now.isoformat()},
         )
     return voided
@@ -186,9 +190,14 @@ def customer_credit_void(
 
 # --- reads --------------------------------------------------------------------------------------------
 def customer_credit_list(
-    *, organization: Organization, customer_id: str, at: datetime | None = None
+    *,
+    organization: Organization,
+    customer_id: str,
+    at: datetime | None = None,
+    statuses: list[str] | None = None,
 ) -> QuerySet[CustomerCredit]:
-    """The customer's credits in burn order, each annotated with `applied`, `remaining` and `status` at `at`."""
+    """The customer's credits in burn order, each annotated with `applied`, `remaining` and `status` at `at`
+    (only those with one of `statuses`, when given)."""
     at = at or timezone.now()
     applied = (
         CreditApplication.objects.filter(organization=organization, credit=OuterRef("pk"))
@@ -198,7 +207,7 @@ def customer_credit_list(
         .annotate(total=Sum("amount"))
         .values("total")
     )
-    return (
+    qs = (
         CustomerCredit.objects.filter(organization=organization, customer_id=customer_id)
         .annotate(
             applied=Coalesce(Subquery(applied, output_field=MONEY), Value(Decimal(0)), output_field=MONEY)
@@ -215,6 +224,7 @@ def customer_credit_list(
         )
         .order_by("priority", F("expires_at").asc(nulls_last=True), "created_at", "id")
     )
+    return qs.filter(status__in=statuses) if statuses else qs
 
 
 def customer_credit_get(

@@ -5,6 +5,7 @@ from django.urls import path
 from invoicing import api, views
 
 INV = "api/v1/billing/invoices"
+CREDITS = "api/v1/customers/<str:customer>/credits"
 
 urlpatterns: list = [
     path(INV, api.InvoiceListView.as_view(), name="invoicing_invoice_list"),
@@ -24,6 +25,15 @@ urlpatterns: list = [
         name="invoicing_invoice_line_create",
     ),
     path(f"{INV}/<str:invoice_id>/pdf", api.InvoicePdfView.as_view(), name="invoicing_invoice_pdf"),
+    path("api/v1/billing/invoice-runs", api.InvoiceRunListView.as_view(), name="invoicing_run_list"),
+    path(
+        "api/v1/billing/invoice-runs/<str:run_id>",
+        api.InvoiceRunDetailView.as_view(),
+        name="invoicing_run_detail",
+    ),
+    path(CREDITS, api.CreditListView.as_view(), name="invoicing_credit_list"),
+    path(f"{CREDITS}/<str:credit_id>", api.CreditDetailView.as_view(), name="invoicing_credit_detail"),
+    path(f"{CREDITS}/<str:credit_id>/void", api.CreditVoidView.as_view(), name="invoicing_credit_void"),
     path(
         "api/v1/apps/stripe/webhook/<str:org>",
         api.StripeWebhookView.as_view(),

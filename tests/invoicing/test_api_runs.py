@@ -1,0 +1,166 @@
+"""Invoice runs API: start a run now for one customer or the whole organization (202 with the run and its
+progress; nothing due → 200 with an empty list and a message), list and detail with items, scopes,
+a query budget, and tenant B's runs and customers never visible to A."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from invoicing.models import Invoice, InvoiceRun
+from tests.invoicing.conftest import make_customer, make_subscription
+
+OCT = datetime(2026, 10, 1, tzinfo=UTC)
+NOW = datetime(2026, 11, 1, 2, tzinfo=UTC)  # October closed 2 h ago; collection delay 1 h
+RUNS = "/api/v1/billing/invoice-runs"
+
+
+def subscribe(tenant, usage, key: str, calls: int):
+    """0.25 per call, `calls` calls in October: the October invoice is calls x 0.25."""
+    c = make_customer(tenant, key)
+    make_subscription(
+        tenant,
+        c,
+        anchor=OCT,
+        items=[{"key": "calls", "feature_key": "calls", "price": {"type": "unit", "amount": "0.25"}}],
+    )
+    usage.add(c, "calls", datetime(2026, 10, 5, tzinfo=UTC), calls)
+    return c
+
+
+@pytest.fixture(autouse=True)
+def frozen():
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+def test_start_for_one_customer_then_the_rest(tenant_a, tenant_b, usage, django_capture_on_commit_callbacks):
+    initech = subscribe(tenant_a, usage, "initech", 40)  # 40 x 0.25 = 10.00
+    hooli = subscribe(tenant_a, usage, "hooli", 8)  # 8 x 0.25 = 2.00
+    umbrella = subscribe(tenant_b, usage, "umbrella", 4)  # B's: 4 x 0.25 = 1.00
+    make_customer(tenant_b, "initech")  # B has a customer with A's key, and nothing due
+    admin = tenant_a.client()
+
+    assert tenant_a.client("read").post(RUNS, {}, format="json").status_code == 403
+    assert admin.post(RUNS, {"customerId": "nobody"}, format="json").status_code == 404
+    assert admin.post(RUNS, {"customerId": umbrella.id}, format="json").status_code == 404
+    assert InvoiceRun.objects.count() == 0
+
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        r = admin.post(RUNS, {"customerId": "initech"}, format="json")
+    assert r.status_code == 202, r.content
+    body = r.json()
+    [run] = body["items"]
+    # two billing moments of initech are due: its start (Oct 1, in-advance fees: none here) and the end
+    # of October. The answer is written before the queued batch runs: the run is in progress.
+    assert run == {
+        "id": run["id"],
+        "status": "running",
+        "startedAt": "2026-11-01T02:00:00Z",
+        "finishedAt": None,
+        "total": 2,
+        "done": 0,
+        "failed": 0,
+    }
+    assert body["message"] == "2 due billing moment(s) scheduled in 1 run(s)."
+    assert len(queued) == 1  # one batch task, queued after commit (run eagerly here)
+
+    invoice = Invoice.objects.get(organization=tenant_a.org, customer=initech)
+    assert (invoice.kind, invoice.status, invoice.total) == ("period", "issued", 10)
+    detail = tenant_a.client("read").get(f"{RUNS}/{run['id']}").json()
+    assert {k: detail[k] for k in ("status", "total", "done", "failed", "finishedAt")} == {
+        "status": "done",
+        "total": 2,
+        "done": 2,
+        "failed": 0,
+        "finishedAt": "2026-11-01T02:00:00Z",
+    }
+    page = detail["items"]
+    assert (page["totalCount"], page["page"], page["pageSize"]) == (2, 1, 100)
+    common = {
+        "customerId": initech.id,
+        "customerKey": "initech",
+        "customerName": "Initech Ltd",
+        "currency": "USD",
+        "periodStart": "2026-10-01T00:00:00Z",
+        "periodEnd": "2026-11-01T00:00:00Z",
+        "status": "done",
+        "error": "",
+        "attempts": 1,
+    }
+    items = sorted(page["items"], key=lambda i: i["kind"])
+    assert [{k: v for k, v in i.items() if k != "id"} for i in items] == [
+        {**common, "kind": "period", "invoiceId": invoice.id},
+        {**common, "kind": "start", "invoiceId": None},  # nothing billed at the start: no invoice
+    ]
+    assert not Invoice.objects.filter(customer=hooli).exclude(status="gathering").exists()
+
+    # the same customer again: nothing due is not an error
+    again = admin.post(RUNS, {"customerId": initech.id}, format="json")
+    assert again.status_code == 200
+    assert again.json() == {
+        "items": [],
+        "message": "Nothing is due for customer initech: every closed billing period is invoiced or in a run.",
+    }
+
+    # the whole organization: only hooli is left; B's umbrella is not A's to invoice
+    later = datetime(2026, 11, 1, 2, 5, tzinfo=UTC)
+    with time_machine.travel(later, tick=False), django_capture_on_commit_callbacks(execute=True):
+        rest = admin.post(RUNS, {}, format="json")
+    assert rest.status_code == 202 and rest.json()["items"][0]["total"] == 2  # hooli's start and October
+    assert Invoice.objects.get(organization=tenant_a.org, customer=hooli).total == 2
+    assert not Invoice.objects.filter(customer=umbrella).exists()
+    nothing = admin.post(RUNS, {}, format="json")
+    assert nothing.status_code == 200 and nothing.json()["items"] == []
+    assert nothing.json()["message"].startswith("Nothing is due for the organization")
+
+    listed = tenant_a.client("read").get(RUNS).json()
+    assert listed["totalCount"] == 2
+    assert [x["id"] for x in listed["items"]] == [rest.json()["items"][0]["id"], run["id"]]  # newest first
+    only_failed = tenant_a.client("read").get(f"{RUNS}/{run['id']}", {"status": "failed"}).json()
+    assert only_failed["items"]["totalCount"] == 0
+    assert tenant_a.client("read").get(f"{RUNS}/{run['id']}", {"status": "x"}).status_code == 400
+
+    # tenant B sees none of A's runs, and its own run invoices only its customer
+    assert tenant_b.client("read").get(RUNS).json()["totalCount"] == 0
+    assert tenant_b.client("read").get(f"{RUNS}/{run['id']}").status_code == 404
+    assert tenant_b.client().post(RUNS, {"customerId": "hooli"}, format="json").status_code == 404
+    with django_capture_on_commit_callbacks(execute=True):
+        b_run = tenant_b.client().post(RUNS, {}, format="json")
+    assert b_run.status_code == 202
+    b_detail = tenant_b.client("read").get(f"{RUNS}/{b_run.json()['items'][0]['id']}").json()
+    assert [i["customerKey"] for i in b_detail["items"]["items"]] == ["umbrella", "umbrella"]
+    assert Invoice.objects.get(customer=umbrella).total == 1
+    assert tenant_a.client("read").get(RUNS).json()["totalCount"] == 2
+
+
+def test_list_and_detail_query_budget(tenant_a, tenant_b, usage, django_capture_on_commit_callbacks):
+    subscribe(tenant_b, usage, "umbrella", 4)
+    with django_capture_on_commit_callbacks(execute=True):
+        tenant_b.client().post(RUNS, {}, format="json")
+    first = subscribe(tenant_a, usage, "initech", 40)
+
+    def count(path: str) -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert tenant_a.client("read").get(path).status_code == 200
+        return len(ctx.captured_queries)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run_id = (
+            tenant_a.client().post(RUNS, {"customerId": first.id}, format="json").json()["items"][0]["id"]
+        )
+    count(RUNS)  # warm the API key cache
+    # list: API key, count, page; detail: API key, run, item count, item page (customers joined);
+    # the first run holds 2 items (initech's start and October), the second 6 (3 customers x 2)
+    small = (count(RUNS), count(f"{RUNS}/{run_id}"))
+    assert small == (3, 4)
+    for key in ("hooli", "globex", "soylent"):
+        subscribe(tenant_a, usage, key, 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        big_id = tenant_a.client().post(RUNS, {}, format="json").json()["items"][0]["id"]
+    assert (count(RUNS), count(f"{RUNS}/{big_id}")) == small
+    assert tenant_a.client("read").get(f"{RUNS}/{big_id}").json()["items"]["totalCount"] == 6  # 3 x 2
