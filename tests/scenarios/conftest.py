@@ -17,7 +17,12 @@ import time_machine
 
 from billing.models import Customer, Subscription
 from billing.services import customer_create
-from billing.subscriptions import subscription_cancel, subscription_change, subscription_create
+from billing.subscriptions import (
+    subscription_addon_set,
+    subscription_cancel,
+    subscription_change,
+    subscription_create,
+)
 from catalog import services as catalog
 from config.celery import app as celery_app
 from invoicing.credits import customer_credit_create
@@ -100,7 +105,16 @@ class World:
             )
             catalog.feature_create(organization=self.org, key=slug, name=slug.title(), meter_slug=slug)
 
-    def plan(self, key: str, cards: list[dict], *, cadence: str = "P1M", currency: str | None = None) -> str:
+    def plan(
+        self,
+        key: str,
+        cards: list[dict],
+        *,
+        cadence: str = "P1M",
+        currency: str | None = None,
+        phases: list[dict] | None = None,
+    ) -> str:
+        """Publish a plan with one phase of `cards` (or the given `phases`)."""
         with time_machine.travel(at("2026-01-01"), tick=False):
             plan = catalog.plan_create(
                 organization=self.org,
@@ -110,18 +124,42 @@ class World:
                     "name": key.title(),
                     "currency": currency or self.currency,
                     "billingCadence": cadence,
-                    "phases": [{"key": "default", "name": "Default", "duration": None, "rateCards": cards}],
+                    "phases": phases
+                    or [{"key": "default", "name": "Default", "duration": None, "rateCards": cards}],
                 },
             )
             catalog.plan_publish(organization=self.org, plan_id=plan.id)
         return key
 
-    def customer(self, key: str, *, currency: str | None = None) -> Customer:
+    def addon(self, key: str, cards: list[dict]) -> str:
+        with time_machine.travel(at("2026-01-01"), tick=False):
+            addon = catalog.addon_create(
+                organization=self.org,
+                key=key,
+                data={
+                    "key": key,
+                    "name": key.title(),
+                    "currency": self.currency,
+                    "instanceType": "multiple",
+                    "rateCards": cards,
+                },
+            )
+            catalog.addon_publish(organization=self.org, addon_id=addon.id)
+        return key
+
+    def addon_set(self, sub: Subscription, addon: str, quantity: int, when: str) -> None:
+        with time_machine.travel(at(when), tick=False):
+            subscription_addon_set(
+                organization=self.org, subscription=sub, addon_key=addon, quantity=quantity
+            )
+
+    def customer(self, key: str, *, currency: str | None = None, timezone_name: str = "") -> Customer:
         with time_machine.travel(at("2026-01-01"), tick=False):
             cust = customer_create(
                 organization=self.org,
                 name=key.title(),
                 key=key,
+                timezone_name=timezone_name,
                 currency=currency or self.currency,
                 subject_keys=[f"{key}-subject"],
             )
@@ -146,7 +184,7 @@ class World:
             )
         return new
 
-    def cancel(self, sub: Subscription, when: str, *, timing: str = "immediate") -> None:
+    def cancel(self, sub: Subscription, when: str, *, timing: Any = "immediate") -> None:
         with time_machine.travel(at(when), tick=False):
             subscription_cancel(organization=self.org, subscription=sub, timing=timing)
 
