@@ -1,7 +1,9 @@
 """`make run`: migrate, load the demo, then run web (gunicorn), a Celery worker and Celery beat.
 
-This process holds the embedded PostgreSQL (when DATABASE_URL is unset) for as long as the
-children run, and stops them all on Ctrl-C / SIGTERM.
+This process owns the embedded PostgreSQL (when DATABASE_URL is unset): it holds it while the
+children run, and on Ctrl-C / SIGINT / SIGTERM (at any moment, also during migrate) it stops the
+children, then the embedded server itself (`embedded_pg.server_stop`: pgserver's own last-process
+bookkeeping cannot be trusted once a child was killed).
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import time
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.db import connections
+
+from config import embedded_pg
 
 QUEUES = "default,metering,billing"
 
@@ -28,9 +33,42 @@ class Command(BaseCommand):
         parser.add_argument("--no-demo", action="store_true")
 
     def handle(self, *args, **opts):
+        procs: dict[str, subprocess.Popen] = {}
+        stopping = False
+
+        def stop(signum, _frame):
+            nonlocal stopping
+            if not procs and not stopping:
+                stopping = True
+                raise _Stop(128 + signum)  # still migrating: unwind to the finally below
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        exit_code = 0
+        try:
+            exit_code = self._run(opts, procs, lambda: stopping)
+        except _Stop as exc:
+            exit_code = exc.code
+        finally:
+            # A second Ctrl-C must not interrupt the shutdown itself.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            self._stop_children(procs)
+            stopped = "Stopped web, worker and beat"
+            if settings.EMBEDDED_DATABASE:
+                connections.close_all()
+                embedded_pg.server_stop(embedded_pg.pg_dir(settings.DATA_DIR))
+                stopped += " and the embedded PostgreSQL"
+            self.stdout.write(stopped + ".")
+        if exit_code:
+            sys.exit(exit_code)
+
+    def _run(self, opts, procs: dict[str, subprocess.Popen], stopping) -> int:
         call_command("migrate", interactive=False, verbosity=1)
         if not opts["no_demo"]:
             call_command("demo_load", base_url=f"http://{opts['host']}:{opts['port']}")
+        connections.close_all()  # the children open their own
         python = sys.executable
         web_workers = os.environ.get("WEB_CONCURRENCY", "4")
         commands = {
@@ -82,30 +120,24 @@ class Command(BaseCommand):
             ],
         }
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        procs = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}
+        for name, cmd in commands.items():
+            procs[name] = subprocess.Popen(cmd, env=env)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Serving on http://{opts['host']}:{opts['port']}/console/  (broker: {settings.CELERY_BROKER_KIND}; "
                 "Ctrl-C stops everything)"
             )
         )
-        stopping = False
-
-        def stop(*_):
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
-        exit_code = 0
-        while not stopping:
+        while not stopping():
             for name, proc in procs.items():
                 if proc.poll() is not None:
                     self.stderr.write(f"{name} exited with status {proc.returncode}; stopping the stack.")
-                    exit_code = proc.returncode or 1
-                    stopping = True
-                    break
-            time.sleep(0.5)
+                    return proc.returncode or 1
+            time.sleep(0.2)
+        return 0
+
+    @staticmethod
+    def _stop_children(procs: dict[str, subprocess.Popen]) -> None:
         for proc in procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -115,6 +147,9 @@ class Command(BaseCommand):
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
-        self.stdout.write("Stopped web, worker and beat.")
-        if exit_code:
-            sys.exit(exit_code)
+                proc.wait()
+
+
+class _Stop(Exception):
+    def __init__(self, code: int):
+        self.code = code
