@@ -71,7 +71,7 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> dict:
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"runstack exited early with status {proc.returncode}"
         try:
-            with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - a local test server
+            with urllib.request.urlopen(url, timeout=2) as r:
                 return json.loads(r.read())
         except Exception as exc:
             last = exc
@@ -110,7 +110,7 @@ def run_and_stop(data_dir: Path, signum: int) -> tuple[int, str, dict]:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    gone, alive = psutil.wait_procs(children, timeout=10)
+    _gone, alive = psutil.wait_procs(children, timeout=10)
     assert alive == [], f"children left running: {alive}"
     return proc.returncode, output, health
 
