@@ -330,7 +330,7 @@ class InvoiceRunItem(TenantModel):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["organization", "run", "customer", "currency", "kind", "period_start"],
+                fields=["organization", "run", "customer", "currency", "kind", "period_start", "period_end"],
                 name="invoicing_runitem_unique",
             )
         ]

@@ -2,7 +2,7 @@
 were invoiced, over a past period, computed from their real usage.
 
 Same engine as invoicing: for each rate card of the plan's final (steady-state) phase we build an
-`invoicing.sources.BillableItem` spanning the whole period and ask `invoicing.lines.item_lines` for the
+`invoicing.lines.BillableItem` over the whole period and ask `invoicing.lines.item_lines` for the
 lines it would put on a final invoice, with usage from `invoicing.sources.usage` (feature → meter +
 filters → `metering` rollups), then `invoicing.lines.totals`. Taxes are left out on both sides: the
 comparison is net of tax (lines of type flat_fee/usage/commitment/discount/adjustment).
@@ -83,7 +83,7 @@ def plan_simulate_customer(
     for card in phase.get("rateCards", []):
         if not card.get("price"):
             continue
-        item = invoicing_sources.BillableItem(
+        item = invoicing_lines.BillableItem(
             item_id=f"sim:{card['key']}",
             subscription_id="simulation",
             key=card["key"],
@@ -91,17 +91,37 @@ def plan_simulate_customer(
             feature_key=card.get("featureKey") or "",
             price=card["price"],
             discounts=card.get("discounts"),
+            commitments=card.get("commitments"),
             payment_term=card.get("paymentTerm") or card["price"].get("paymentTerm") or "in_advance",
+            billing_cadence=card.get("billingCadence") or "",
             quantity=Decimal(1),
             currency=currency,
-            span_start=period_start,
-            span_end=period_end,
-            period_start=period_start,
-            period_end=period_end,
+            active_from=period_start,
+            active_to=period_end,
+            anchor=period_start,
+            timezone="UTC",
+            plan_cadence=plan.billing_cadence or "P1M",
         )
         drafts.extend(
             invoicing_lines.item_lines(
-                item, upto=period_end, final=True, currency=currency, usage=usage, billed={}
+                item,
+                at=period_end,
+                since=period_start,
+                usage_upto=period_end,
+                progressive=False,
+                currency=currency,
+                usage=usage,
+                count=lambda f, s, e: int(
+                    invoicing_sources.usage(
+                        organization=organization,
+                        customer_id=customer_id,
+                        feature_key=f,
+                        start=s,
+                        end=e,
+                        measure="count",
+                    )
+                ),
+                ledger=invoicing_lines.Ledger(),
             )
         )
     net = [d for d in drafts if d.type in NET_LINE_TYPES]

@@ -30,6 +30,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='invoicerunitem',
-            constraint=models.UniqueConstraint(fields=('organization', 'run', 'customer', 'currency', 'kind', 'period_start'), name='invoicing_runitem_unique'),
+            constraint=models.UniqueConstraint(fields=('organization', 'run', 'customer', 'currency', 'kind', 'period_start', 'period_end'), name='invoicing_runitem_unique'),
         ),
     ]
