@@ -164,3 +164,43 @@ def test_list_and_detail_query_budget(tenant_a, tenant_b, usage, django_capture_
         big_id = tenant_a.client().post(RUNS, {}, format="json").json()["items"][0]["id"]
     assert (count(RUNS), count(f"{RUNS}/{big_id}")) == small
     assert tenant_a.client("read").get(f"{RUNS}/{big_id}").json()["items"]["totalCount"] == 6  # 3 x 2
+
+
+def test_one_bad_customer_fails_alone(tenant_a, tenant_b, usage, django_capture_on_commit_callbacks):
+    """A stored price the engine cannot rate (NaN) fails its customer's October item with the reason;
+    the batch falls back to one item at a time, so initech is still invoiced (40 x 0.25 = 10.00)."""
+    initech = subscribe(tenant_a, usage, "initech", 40)
+    wonka = make_customer(tenant_a, "wonka")
+    make_subscription(
+        tenant_a,
+        wonka,
+        anchor=OCT,
+        items=[{"key": "calls", "feature_key": "calls", "price": {"type": "unit", "amount": "NaN"}}],
+    )
+    usage.add(wonka, "calls", datetime(2026, 10, 5, tzinfo=UTC), 3)
+    subscribe(tenant_b, usage, "wonka", 2)  # B's wonka is fine and not part of A's run
+    with django_capture_on_commit_callbacks(execute=True):
+        run_id = tenant_a.client().post(RUNS, {}, format="json").json()["items"][0]["id"]
+    detail = tenant_a.client("read").get(f"{RUNS}/{run_id}").json()
+    # 4 moments: the start and October of each customer; wonka's October fails
+    assert {k: detail[k] for k in ("status", "total", "done", "failed")} == {
+        "status": "failed",
+        "total": 4,
+        "done": 3,
+        "failed": 1,
+    }
+    failed = tenant_a.client("read").get(f"{RUNS}/{run_id}", {"status": "failed"}).json()["items"]
+    assert failed["totalCount"] == 1
+    [item] = failed["items"]
+    assert (item["customerKey"], item["kind"], item["status"], item["invoiceId"]) == (
+        "wonka",
+        "period",
+        "failed",
+        None,
+    )
+    assert item["error"] == (
+        "PriceInvalid: price.amount: 'NaN' must be a plain decimal (no exponent, infinity or NaN)."
+    )
+    assert Invoice.objects.get(organization=tenant_a.org, customer=initech).total == 10
+    assert not Invoice.objects.filter(customer=wonka).exclude(status="gathering").exists()
+    assert tenant_b.client("read").get(RUNS).json()["totalCount"] == 0
