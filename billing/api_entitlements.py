@@ -115,9 +115,9 @@ class ExpirationInput(serializers.Serializer):
     count = serializers.IntegerField(min_value=1, max_value=limits.MAX_COUNT)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        days = {"HOUR": 1 / 24, "DAY": 1, "WEEK": 7, "MONTH": 31, "YEAR": 366}[attrs["duration"]] * attrs[
-            "count"
-        ]
+        days = {"HOUR": 1 / 24, "DAY": 1, "WEEK": 7, "MONTH": 30.4375, "YEAR": 365.25}[
+            attrs["duration"]
+        ] * attrs["count"]
         problem = limits.duration_days_problem(days)
         if problem:
             raise serializers.ValidationError({"count": problem})

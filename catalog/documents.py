@@ -64,7 +64,7 @@ def parse_duration(text: Any) -> tuple[int, ...] | None:
     parts = tuple(int(g) if g else 0 for g in match.groups())
     years, months, weeks, days, hours, minutes, seconds = parts
     approx_days = (
-        years * 366 + months * 31 + weeks * 7 + days + (hours * 3600 + minutes * 60 + seconds) / 86400
+        years * 365.25 + months * 30.4375 + weeks * 7 + days + (hours * 3600 + minutes * 60 + seconds) / 86400
     )
     if limits.duration_days_problem(approx_days):  # longer than 100 years: no period can hold it
         return None

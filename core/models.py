@@ -138,6 +138,34 @@ class AuditLog(models.Model):
         return f"{self.action} {self.object_type}:{self.object_id} by {self.actor_label}"
 
 
+class JobFailure(models.Model):
+    """A background job that failed for one organization's object (a meter's rollup, an inbox batch, an
+    entitlement snapshot, a notification, a webhook delivery, a Stripe event). Written only through
+    `core.jobs`. While open (`resolved_at` null) the object is quarantined: the job skips it and goes on
+    with the others, until an operator retries it (`manage.py job_failures --retry`)."""
+
+    job = models.CharField(max_length=64)
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64)
+    error = models.TextField()
+    attempts = models.PositiveIntegerField(default=1)
+    first_failed_at = models.DateTimeField()
+    last_failed_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "object_type", "object_id"], name="core_jobfailure_unique")
+        ]
+        indexes = [models.Index(fields=["organization", "resolved_at"], name="core_jobfail_org_open")]
+
+    def __str__(self) -> str:
+        return f"{self.job} {self.object_type}:{self.object_id} ({self.attempts}×)"
+
+
 class Heartbeat(models.Model):
     """Last run of a periodic task; the health endpoint reads it to prove beat and a worker run."""
 

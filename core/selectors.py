@@ -108,4 +108,17 @@ def health_status(*, now: datetime | None = None) -> tuple[bool, dict[str, Any]]
         }
         healthy = healthy and ok
     report["beat"] = beat
+    # Background jobs' open failures (core.jobs): reported, but they do not make the service unhealthy,
+    # since one organization's bad data must not take every organization's service out of rotation.
+    try:
+        from core.jobs import job_failures_summary
+
+        by_job = job_failures_summary()
+        report["jobs"] = {
+            "status": "degraded" if by_job else "ok",
+            "openFailures": sum(by_job.values()),
+            "byJob": by_job,
+        }
+    except Exception as exc:  # report, never raise
+        report["jobs"] = {"status": "unknown", "error": str(exc)[:200]}
     return healthy, report

@@ -12,6 +12,7 @@ urlpatterns = [
     path("console/login/", views.LoginView.as_view(), name="login"),
     path("console/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("console/", views.home, name="console_home"),
+    path("console/jobs/retry/", views.job_failures_retry, name="console_job_failures_retry"),
     path("console/switch/", views.switch_organization, name="console_switch_org"),
     path("console/settings/api-keys/", views.api_keys, name="console_api_keys"),
     path(

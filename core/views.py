@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from core import invitations, selectors, services
+from core import invitations, jobs, selectors, services
 from core.console import console_view
 from core.errors import DomainError, NotFound, ValidationFailed
 from core.forms import InvitationForm, SignupForm
@@ -37,7 +37,17 @@ class LoginView(auth_views.LoginView):
 @console_view()
 def home(request: ConsoleRequest) -> HttpResponse:
     _, health = selectors.health_status()
-    return render(request, "console/home.html", {"health": health})
+    failures = jobs.job_failures_open(organization=request.organization)
+    return render(request, "console/home.html", {"health": health, "job_failures": failures})
+
+
+@require_POST
+@console_view(min_role=Role.ADMIN)
+def job_failures_retry(request: ConsoleRequest) -> HttpResponse:
+    """Retry this organization's failed background-job objects on the next run (after fixing the cause)."""
+    n = jobs.job_failures_retry(organization=request.organization)
+    messages.success(request, f"{n} failed job items will be retried on the next run.")
+    return redirect("console_home")
 
 
 @require_POST

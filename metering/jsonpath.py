@@ -14,9 +14,13 @@ from typing import Any
 _TOKEN = re.compile(
     r"""\.([A-Za-z_$@][\w$@-]*)|\[(\d+)\]|\[\s*'((?:[^'\\]|\\.)*)'\s*\]|\[\s*"((?:[^"\\]|\\.)*)"\s*\]"""
 )
-NUMERIC_RE = re.compile(r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$")
-# The same test in SQL (kept in sync with NUMERIC_RE).
-NUMERIC_SQL_RE = r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
+# A countable number (core.limits.EVENT_NUMBER_MAX): below 10^20 in absolute value, so any sum the money code
+# forms stays in range. At most 20 digits before the point (a negative exponent only shrinks it), or one digit
+# and an exponent up to +19. jsonb prints numbers without exponents, so a stored 1e30 fails the first form.
+# Values that fail (only rows stored before the limit) are not counted, as missing values are not.
+NUMERIC_SQL_RE = r"^-?(?:[0-9]{1,20}(?:\.[0-9]+)?(?:[eE]-[0-9]+)?|[0-9](?:\.[0-9]+)?[eE]\+?1?[0-9])$"
+NUMERIC_RE = re.compile(NUMERIC_SQL_RE)  # the same test in Python and in SQL
+_COUNTABLE_MAX = Decimal(10) ** 20
 
 
 class JsonPathError(ValueError):
@@ -66,13 +70,16 @@ def as_number(value: Any) -> Decimal | None:
     """The numeric reading of a value for SUM/AVG/MIN/MAX/LATEST: JSON numbers and numeric strings."""
     if value is None or isinstance(value, bool):
         return None
+    number: Decimal | None = None
     if isinstance(value, (int, Decimal)):
-        return Decimal(value)
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    if isinstance(value, str) and NUMERIC_RE.match(value):
+        number = Decimal(value)
+    elif isinstance(value, float):
+        number = Decimal(repr(value))
+    elif isinstance(value, str) and NUMERIC_RE.match(value):
         try:
-            return Decimal(value)
+            number = Decimal(value)
         except InvalidOperation:  # pragma: no cover - the regex admits only valid numbers
             return None
-    return None
+    if number is None or not number.is_finite() or number.copy_abs() >= _COUNTABLE_MAX:
+        return None
+    return number

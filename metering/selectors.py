@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -274,6 +275,16 @@ class IngestedEvent:
     ingested_at: datetime
     stored_at: datetime
     validation_error: str | None
+
+    @property
+    def data_text(self) -> str:
+        """The data as compact JSON for pages, at most 2000 characters; never fails on a row stored before
+        the ingest limits (nested too deep to print)."""
+        try:
+            text = json.dumps(self.event.get("data"), default=str, ensure_ascii=False, separators=(",", ":"))
+        except (RecursionError, ValueError):
+            return "(nested too deep to show)"
+        return text if len(text) <= 2000 else text[:2000] + "…"
 
 
 def _reasons(ev_type: str, time: datetime, data: Any, meters: list[Meter]) -> str | None:

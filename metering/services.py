@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core import jobs
 from core.audit import Actor, audit_record
 from core.background import Coalescer
 from core.errors import Conflict, Unavailable, ValidationFailed
@@ -28,6 +29,8 @@ from metering.selectors import meter_get
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:[_-][a-z0-9]+)*$")
 DIM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 logger = logging.getLogger(__name__)
+DRAIN_JOB = "events_drain"
+ROLLUP_JOB = "rollups_advance"
 RESERVED_DIMS = {"subject", "customer_id", "customerId", "windowstart", "windowend", "value"}
 
 
@@ -194,9 +197,20 @@ def events_drain_all(*, seconds: float | None = None, up_to_id: int | None = Non
             return []
     deadline = None if seconds is None else time.monotonic() + seconds
     results: list[store.DrainResult] = []
-    while pending := store.inbox_pending(up_to_id=up_to_id):
+    # an organization whose drain fails (beyond the batches the drain keeps as unprocessable itself) is
+    # recorded and skipped (core.jobs), so every other organization's batches are still stored
+    skip = jobs.quarantined(DRAIN_JOB, "organization")
+    while pending := [p for p in store.inbox_pending(up_to_id=up_to_id) if p[0] not in skip]:
         for organization_id, _batches, _events in pending:
-            results.extend(events_drain(organization_id=organization_id, up_to_id=up_to_id))
+            with jobs.isolated(
+                DRAIN_JOB,
+                organization_id=organization_id,
+                object_type="organization",
+                object_id=organization_id,
+            ) as outcome:
+                results.extend(events_drain(organization_id=organization_id, up_to_id=up_to_id))
+            if outcome.failed:
+                skip.add(organization_id)
             if deadline is not None and time.monotonic() >= deadline:
                 return results
     return results
@@ -448,12 +462,19 @@ def rollups_advance(*, organization_id: str | None = None, max_chunks: int = 50)
     qs = Meter.objects.filter(deleted_at__isnull=True).exclude(aggregation=Aggregation.UNIQUE_COUNT)
     if organization_id:
         qs = qs.filter(organization_id=organization_id)
+    # a meter whose rollup fails is recorded and quarantined (core.jobs): every other meter, of every
+    # organization, still advances; `manage.py job_failures --retry` tries it again after a fix
+    skip = jobs.quarantined(ROLLUP_JOB, "meter")
     done: dict[str, int] = {}
-    for meter in qs.order_by("id"):
-        spec = store.MeterSpec.of(meter)
-        for _ in range(max_chunks):
-            low, high = store.rollup_advance(spec=spec, horizon=horizon)
-            if high == low or high >= horizon:
-                break
-        done[meter.id] = high
+    for meter in qs.exclude(id__in=skip).order_by("id"):
+        with jobs.isolated(
+            ROLLUP_JOB, organization_id=meter.organization_id, object_type="meter", object_id=meter.id
+        ) as outcome:
+            spec = store.MeterSpec.of(meter)
+            for _ in range(max_chunks):
+                low, high = store.rollup_advance(spec=spec, horizon=horizon)
+                if high == low or high >= horizon:
+                    break
+        if not outcome.failed:
+            done[meter.id] = high
     return done

@@ -33,6 +33,7 @@ from typing import Any
 import psycopg
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
+from core.limits import TIME_MAX, TIME_MIN
 from metering.jsonpath import NUMERIC_SQL_RE, compile_path
 
 INGEST_LOCK_KEY = 0x6D65746572  # "meter": shared by ingest transactions, exclusive for the horizon read
@@ -854,8 +855,23 @@ def _usage_sql(q: _Query, w0: int) -> tuple[str, dict[str, Any]]:
     g_cols = "".join(f", {c}" for c in raw_g)
     rg_cols = "".join(f", {c}" for c in roll_g)
 
-    raw_where = ["e.organization_id = %(org)s", "e.type = %(type)s", *raw_f]
-    roll_where = ["r.organization_id = %(org)s", "r.meter_id = %(meter)s", *roll_f]
+    # events stored before core.limits with a time outside [1970, 2100) are never counted (their windows
+    # could not be computed or shown)
+    params["t_min"], params["t_max"] = TIME_MIN, TIME_MAX
+    raw_where = [
+        "e.organization_id = %(org)s",
+        "e.type = %(type)s",
+        *raw_f,
+        "e.time >= %(t_min)s",
+        "e.time < %(t_max)s",
+    ]
+    roll_where = [
+        "r.organization_id = %(org)s",
+        "r.meter_id = %(meter)s",
+        *roll_f,
+        "r.bucket >= %(t_min)s",
+        "r.bucket < %(t_max)s",
+    ]
     if subject_list is not None:
         raw_where.append("e.subject = ANY(%(subjects)s)")
         roll_where.append("r.subject = ANY(%(subjects)s)")

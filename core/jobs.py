@@ -1,0 +1,133 @@
+"""Tenant fault isolation for background jobs: one organization's poison input never stalls the others.
+
+A job that works through many organizations or objects runs each one inside `isolated(...)`: an exception
+is recorded as an open `JobFailure` (job, organization, object, reason, attempts) in its own transaction,
+logged, and swallowed, so the job goes on with the next object. While a failure is open the object is
+quarantined: jobs ask `quarantined(job, object_type)` and skip it, so a poison meter does not fail every
+minute. After fixing the cause, an operator retries (`manage.py job_failures --retry`, or the organization's
+console home): the failure is resolved and the next run tries the object again (a new failure reopens it).
+
+Open failures show on `/healthz` (`jobs`: counts by job; they do not turn the service unhealthy, since one
+tenant's bad data must not take the service out of a load balancer) and on the organization's console home.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.db.models import Count, F
+from django.utils import timezone
+
+from core.models import JobFailure, Organization
+
+logger = logging.getLogger(__name__)
+MAX_ERROR_CHARS = 2000
+
+
+@dataclass
+class Outcome:
+    """Set by `isolated`: whether the body failed (and was recorded)."""
+
+    failed: bool = False
+    error: str = ""
+
+
+def job_failure_record(
+    *, job: str, organization_id: str | None, object_type: str, object_id: str, error: str
+) -> JobFailure:
+    """Open (or reopen) the failure of `job` on one object; attempts count every failure since the first."""
+    now = timezone.now()
+    error = error[:MAX_ERROR_CHARS]
+    with transaction.atomic():
+        updated = JobFailure.objects.filter(job=job, object_type=object_type, object_id=object_id).update(
+            attempts=F("attempts") + 1, error=error, last_failed_at=now, resolved_at=None
+        )
+        if not updated:
+            JobFailure.objects.create(
+                job=job,
+                organization_id=organization_id,
+                object_type=object_type,
+                object_id=object_id,
+                error=error,
+                first_failed_at=now,
+                last_failed_at=now,
+            )
+    return JobFailure.objects.get(job=job, object_type=object_type, object_id=object_id)
+
+
+@contextmanager
+def isolated(job: str, *, organization_id: str | None, object_type: str, object_id: str) -> Iterator[Outcome]:
+    """Run the body for one object; on any exception the failure is recorded and the exception swallowed
+    (`outcome.failed` tells the caller). Use inside loops over tenants; the body keeps the database
+    consistent on its own (each of its writes is atomic), as every job here does."""
+    outcome = Outcome()
+    # Inside a transaction (an outer atomic block, e.g. a test) the body gets a savepoint, so its failure
+    # leaves the transaction usable; in autocommit (a Celery task) the body's own transactions commit as
+    # they go, so a long drain is not turned into one huge transaction.
+    guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    try:
+        with guard:
+            yield outcome
+    except Exception as exc:
+        outcome.failed = True
+        outcome.error = f"{type(exc).__name__}: {exc}"
+        logger.exception(
+            "%s failed for %s %s (organization %s); recorded, the job goes on",
+            job,
+            object_type,
+            object_id,
+            organization_id,
+        )
+        job_failure_record(
+            job=job,
+            organization_id=organization_id,
+            object_type=object_type,
+            object_id=object_id,
+            error=outcome.error,
+        )
+
+
+def quarantined(job: str, object_type: str) -> set[str]:
+    """Ids of the objects `job` skips until they are retried (open failures)."""
+    return set(
+        JobFailure.objects.filter(job=job, object_type=object_type, resolved_at__isnull=True).values_list(
+            "object_id", flat=True
+        )
+    )
+
+
+def job_failures_open(*, organization: Organization | None = None) -> list[JobFailure]:
+    qs = JobFailure.objects.filter(resolved_at__isnull=True)
+    if organization is not None:
+        qs = qs.filter(organization=organization)
+    return list(qs.order_by("-last_failed_at", "id")[:200])
+
+
+def job_failures_summary() -> dict[str, int]:
+    """{job: open failures} over every organization (for /healthz)."""
+    rows = (
+        JobFailure.objects.filter(resolved_at__isnull=True)
+        .values("job")
+        .annotate(n=Count("id"))
+        .order_by("job")
+    )
+    return {row["job"]: row["n"] for row in rows}
+
+
+def job_failures_retry(
+    *, organization: Organization | None = None, job: str | None = None, failure_id: int | None = None
+) -> int:
+    """Resolve open failures (all, or one organization's, one job's, one failure) so the next run tries
+    their objects again. Returns how many."""
+    qs = JobFailure.objects.filter(resolved_at__isnull=True)
+    if organization is not None:
+        qs = qs.filter(organization=organization)
+    if job is not None:
+        qs = qs.filter(job=job)
+    if failure_id is not None:
+        qs = qs.filter(id=failure_id)
+    return qs.update(resolved_at=timezone.now())
