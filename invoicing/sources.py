@@ -190,12 +190,15 @@ def _billing_due_periods(
         )
     )
     cadences: dict[str, set[str]] = {}
-    for sid, cadence in (
+    advance: set[str] = set()  # subscriptions with a fee billed at their start
+    for sid, cadence, term, price_type in (
         item_model.objects.filter(organization=organization, subscription_id__in=[s.id for s in subs])
-        .values_list("subscription_id", "billing_cadence")
+        .values_list("subscription_id", "billing_cadence", "payment_term", "price__type")
         .distinct()
     ):
         cadences.setdefault(sid, set()).add(cadence)
+        if price_type == "flat" and (term != "in_arrears" or not cadence):
+            advance.add(sid)
     moments: dict[tuple[str, str, datetime], DuePeriod] = {}
     starts: list[DuePeriod] = []
     for sub in subs:
@@ -217,7 +220,7 @@ def _billing_due_periods(
                 k -= 1
         for d in found:
             moments.setdefault((d.customer_id, d.currency, d.moment), d)
-        if sub.active_from > cutoff - LOOKBACK:
+        if sub.id in advance and sub.active_from > cutoff - LOOKBACK:
             first = period_at(sub.billing_anchor, cad, sub.active_from, sub.timezone)
             starts.append(DuePeriod(sub.customer_id, sub.currency, sub.active_from, first.end, "start"))
     for d in starts:

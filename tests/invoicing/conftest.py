@@ -230,3 +230,17 @@ def stripe_signed(
     ts = at if at is not None else int(time.time())
     sig = hmac.new(secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
     return body, f"t={ts},v1={sig}"
+
+
+def run_period(tenant, now: datetime, **kw: Any):
+    """Run every due billing moment of the organization at `now` (single path, in order) and return the
+    period invoice that ends at `now`'s latest closed boundary (a subscription's start invoice, billing its
+    first in-advance fees, is built before it)."""
+    from invoicing.runs import invoice_run_item_process, invoice_runs_schedule
+
+    out = None
+    for item_id in invoice_runs_schedule(now=now, organization=tenant.org, **kw):
+        invoice = invoice_run_item_process(item_id=item_id, now=now)
+        if invoice is not None and invoice.kind == "period":
+            out = invoice
+    return out

@@ -9,10 +9,9 @@ import time_machine
 from django.test import Client
 
 from invoicing.models import Invoice
-from invoicing.runs import invoice_run_item_process, invoice_runs_schedule
 from invoicing.services import invoicing_settings_update, tax_rate_create
 from tests.conftest import PASSWORD
-from tests.invoicing.conftest import make_customer, make_subscription
+from tests.invoicing.conftest import make_customer, make_subscription, run_period
 
 OCT = datetime(2026, 10, 1, tzinfo=UTC)
 NOW = datetime(2026, 11, 1, 2, tzinfo=UTC)
@@ -39,8 +38,7 @@ def build(tenant, usage, key: str, *, auto: bool = True) -> Invoice:
     )
     usage.add(c, "calls", datetime(2026, 10, 5, tzinfo=UTC), 40)
     with time_machine.travel(NOW, tick=False):
-        [item] = invoice_runs_schedule(now=NOW, organization=tenant.org)
-        return invoice_run_item_process(item_id=item, now=NOW)
+        return run_period(tenant, NOW)
 
 
 @pytest.fixture

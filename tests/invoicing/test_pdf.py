@@ -9,9 +9,8 @@ import time_machine
 from fpdf import FPDF  # noqa: F401 - the renderer's dependency must import
 
 from invoicing.pdf import invoice_pdf
-from invoicing.runs import invoice_run_item_process, invoice_runs_schedule
 from invoicing.services import customer_credit_create, invoicing_settings_update, tax_rate_create
-from tests.invoicing.conftest import GRADUATED, make_customer, make_subscription
+from tests.invoicing.conftest import GRADUATED, make_customer, make_subscription, run_period
 
 OCT = datetime(2026, 10, 1, tzinfo=UTC)
 NOW = datetime(2026, 11, 1, 2, tzinfo=UTC)
@@ -52,8 +51,7 @@ def test_pdf_of_an_issued_invoice(tenant_a, tenant_b, usage):
     )
     usage.add(c, "tokens", datetime(2026, 10, 7, tzinfo=UTC), 6250)
     with time_machine.travel(NOW, tick=False):
-        [item] = invoice_runs_schedule(now=NOW, organization=tenant_a.org)
-        invoice = invoice_run_item_process(item_id=item, now=NOW)
+        invoice = run_period(tenant_a, NOW)
     data = invoice_pdf(invoice)
     assert data.startswith(b"%PDF") and len(data) > 1500
     if os.environ.get("INVOICE_PDF_OUT"):

@@ -18,11 +18,10 @@ from django.test.utils import CaptureQueriesContext
 from core.models import AuditLog
 from invoicing import stripe_gateway
 from invoicing.models import Invoice, InvoicingSettings, StripeSettings, TaxRate
-from invoicing.runs import invoice_run_item_process, invoice_runs_schedule
 from invoicing.services import tax_rate_create
 from invoicing.webhooks import webhook_endpoint_create
 from tests.conftest import PASSWORD
-from tests.invoicing.conftest import make_customer, make_subscription
+from tests.invoicing.conftest import make_customer, make_subscription, run_period
 
 pytestmark = pytest.mark.django_db
 
@@ -218,8 +217,7 @@ def _period_invoice(tenant, usage, key: str) -> Invoice:
         ],
     )
     with time_machine.travel(NOW, tick=False):
-        [item_id] = invoice_runs_schedule(now=NOW, organization=tenant.org)
-        return invoice_run_item_process(item_id=item_id, now=NOW)
+        return run_period(tenant, NOW)
 
 
 def test_tax_rate_set_in_console_is_applied_by_the_next_draft(tenant_a, tenant_b, usage):

@@ -14,9 +14,14 @@ from rest_framework.test import APIClient
 
 from billing.models import Customer
 from invoicing.models import Invoice, StripeEvent
-from invoicing.runs import invoice_run_item_process, invoice_runs_schedule
 from invoicing.services import customer_credit_create, stripe_settings_set, tax_rate_create
-from tests.invoicing.conftest import WEBHOOK_SECRET, make_customer, make_subscription, stripe_signed
+from tests.invoicing.conftest import (
+    WEBHOOK_SECRET,
+    make_customer,
+    make_subscription,
+    run_period,
+    stripe_signed,
+)
 
 # Real commits: the Stripe push and event processing are queued with transaction.on_commit.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,7 +41,8 @@ def issue_one(tenant, usage, *, currency: str = "USD", unit: str = "0.015") -> I
             {
                 "key": "base",
                 "name": "Base fee",
-                "price": {"type": "flat", "amount": "25", "paymentTerm": "in_advance"},
+                "payment_term": "in_arrears",  # one invoice for October: the fee and the usage
+                "price": {"type": "flat", "amount": "25", "paymentTerm": "in_arrears"},
             },
             {
                 "key": "calls",
@@ -49,8 +55,7 @@ def issue_one(tenant, usage, *, currency: str = "USD", unit: str = "0.015") -> I
     )
     usage.add(cust, "calls", datetime(2026, 10, 9, tzinfo=UTC), 1001)
     with time_machine.travel(NOW, tick=False):
-        [item_id] = invoice_runs_schedule(now=NOW, organization=tenant.org)
-        return invoice_run_item_process(item_id=item_id, now=NOW)
+        return run_period(tenant, NOW)
 
 
 @pytest.fixture
