@@ -136,6 +136,13 @@ def _find_invoice(organization_id: str, obj: dict[str, Any]) -> Invoice | None:
     return None
 
 
+def _event_object(payload: Any) -> dict[str, Any]:
+    """`data.object` of a stored event, or {} when the payload has no such object."""
+    data = payload.get("data") if isinstance(payload, dict) else None
+    obj = data.get("object") if isinstance(data, dict) else None
+    return obj if isinstance(obj, dict) else {}
+
+
 PROCESS_JOB = "stripe_event_process"
 logger = logging.getLogger(__name__)
 
@@ -170,9 +177,7 @@ def _process(event_row_id: str) -> str:
         if not claimed:
             return "already processed"
         row = StripeEvent.objects.select_related("organization").get(id=event_row_id)
-        payload = row.payload if isinstance(row.payload, dict) else {}
-        data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
-        obj = data.get("object") if isinstance(data.get("object"), dict) else {}
+        obj = _event_object(row.payload)
         target = EVENT_STATUS.get(row.type)
         if target is None:
             result = "ignored: unhandled type"
