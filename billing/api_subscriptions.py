@@ -94,7 +94,7 @@ class PlanRef(serializers.Serializer):
 TIMING_HELP = "immediate | next_billing_cycle | an RFC 3339 timestamp"
 
 
-def parse_timing(value: Any, default: str = "immediate") -> Any:
+def parse_timing(value: Any, default: str | None = "immediate") -> Any:
     if value in (None, ""):
         return default
     if value in ("immediate", "next_billing_cycle"):
@@ -203,7 +203,7 @@ class SubscriptionChangeView(_SubscriptionAction):
             subscription=self._sub(subscription_id),
             plan_key=v["plan"]["key"],
             plan_version=v["plan"].get("version"),
-            timing=parse_timing(v.get("timing")),
+            timing=parse_timing(v.get("timing"), default=None),  # None: upgrade now, downgrade at period end
             starting_phase=v.get("startingPhase"),
             actor=self.actor,
         )

@@ -453,18 +453,21 @@ def subscription_change(
     subscription: Subscription,
     plan_key: str,
     plan_version: int | None = None,
-    timing: str | datetime = IMMEDIATE,
+    timing: str | datetime | None = IMMEDIATE,
     starting_phase: str | int | None = None,
     actor: Actor = None,
     action: str = "subscription.changed",
 ) -> tuple[Subscription, Subscription]:
     """End `subscription` at the change instant and start the new plan there (same billing anchor).
     Returns (old, new). In-advance flat fees of the partial period are prorated by invoicing from the
-    item spans (see billable_items)."""
+    item spans. `timing=None`: an upgrade now, a downgrade at the end of the billing period
+    (`change_default_timing`)."""
     now = timezone.now()
     plan = sources.plan_spec_get(organization=organization, key=plan_key, version=plan_version)
     if not plan.published:
         raise Conflict(f"Plan {plan_key!r} version {plan.version} is not published.", field="plan")
+    if timing is None:
+        timing = change_default_timing(sources.PlanSpec.from_json(subscription.plan_snapshot), plan)
     with transaction.atomic():
         _lock_customer(organization, subscription.customer)
         old = Subscription.objects.select_for_update().get(pk=subscription.pk, organization=organization)
@@ -524,6 +527,25 @@ def subscription_change(
             previous=old,
         )
     return old, new
+
+
+def _flat_per_period(plan: sources.PlanSpec) -> Decimal:
+    """The recurring flat fees of the plan's last (steady-state) phase, summed."""
+    total = Decimal(0)
+    for card in plan.phases[-1].rate_cards if plan.phases else ():
+        price = card.price or {}
+        if price.get("type") == "flat" and card.billing_cadence:
+            try:
+                total += Decimal(str(price.get("amount", "0")))
+            except (ArithmeticError, ValueError):
+                continue
+    return total
+
+
+def change_default_timing(current: sources.PlanSpec, new: sources.PlanSpec) -> str:
+    """Upgrades apply now, downgrades at the end of the billing period (Stripe's and Lago's habit): a
+    change is a downgrade when the new plan's recurring flat fees are lower than the current plan's."""
+    return NEXT_BILLING_CYCLE if _flat_per_period(new) < _flat_per_period(current) else IMMEDIATE
 
 
 def subscription_migrate(

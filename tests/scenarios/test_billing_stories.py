@@ -316,3 +316,28 @@ def test_future_cancelation_credits_at_its_instant(world):
     assert world.clock("2026-11-05 01:00") == []  # the cancelation is still ahead
     # Nov 11: 30 x 10/30 = 10 due of 30 billed -> -20
     assert totals(world.clock("2026-11-11 01:00")) == [D("-20.00")]
+
+
+def test_change_without_timing_upgrades_now_and_downgrades_at_period_end(world):
+    world.plan("small", [flat("base", "31")])
+    world.plan("large", [flat("base", "62")])
+    cust = world.customer("acme")
+    sub = world.subscribe(cust, "small", "2026-10-01")
+    client = world.tenant.client("admin")
+    with time_machine.travel(at("2026-10-16"), tick=False):
+        up = client.post(f"/api/v1/subscriptions/{sub.id}/change", {"plan": {"key": "large"}}, format="json")
+    assert up.status_code == 200, up.content
+    assert up.json()["next"]["activeFrom"].startswith("2026-10-16")  # upgrade: now
+    with time_machine.travel(at("2026-10-20"), tick=False):
+        down = client.post(
+            f"/api/v1/subscriptions/{up.json()['next']['id']}/change",
+            {"plan": {"key": "small"}},
+            format="json",
+        )
+    assert down.status_code == 200, down.content
+    assert down.json()["next"]["activeFrom"].startswith("2026-11-01")  # downgrade: at the period end
+    world.clock("2026-10-16 01:00")
+    # Oct 1-16 on small: 15.00; Oct 16 - Nov 1 on large: 32.00; from Nov 1 small again: 31.00
+    (nov,) = world.clock("2026-11-01 01:00")
+    assert nov.total == D("31.00")
+    assert world.billed(cust) == D("78.00")  # 15 + 32 + 31
