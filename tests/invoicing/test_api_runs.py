@@ -19,17 +19,29 @@ NOW = datetime(2026, 11, 1, 2, tzinfo=UTC)  # October closed 2 h ago; collection
 RUNS = "/api/v1/billing/invoice-runs"
 
 
-def subscribe(tenant, usage, key: str, calls: int):
-    """0.25 per call, `calls` calls in October: the October invoice is calls x 0.25."""
+BASE = {"key": "base", "price": {"type": "flat", "amount": "5", "paymentTerm": "in_advance"}}
+
+
+def subscribe(tenant, usage, key: str, calls: int, *, unit: str = "0.25"):
+    """From Oct 1: a base fee of 5.00 in advance and `unit` per call, `calls` calls in October. Two billing
+    moments are due on Nov 1, 02:00: the start (Oct 1: October's base fee, 5.00) and the end of October
+    (November's base fee in advance + October's calls: 5.00 + calls x 0.25)."""
     c = make_customer(tenant, key)
     make_subscription(
         tenant,
         c,
         anchor=OCT,
-        items=[{"key": "calls", "feature_key": "calls", "price": {"type": "unit", "amount": "0.25"}}],
+        items=[
+            BASE,
+            {"key": "calls", "feature_key": "calls", "price": {"type": "unit", "amount": unit}},
+        ],
     )
     usage.add(c, "calls", datetime(2026, 10, 5, tzinfo=UTC), calls)
     return c
+
+
+def invoices(tenant, customer) -> dict[str, Invoice]:
+    return {i.kind: i for i in Invoice.objects.filter(organization=tenant.org, customer=customer)}
 
 
 @pytest.fixture(autouse=True)
@@ -39,9 +51,9 @@ def frozen():
 
 
 def test_start_for_one_customer_then_the_rest(tenant_a, tenant_b, usage, django_capture_on_commit_callbacks):
-    initech = subscribe(tenant_a, usage, "initech", 40)  # 40 x 0.25 = 10.00
-    hooli = subscribe(tenant_a, usage, "hooli", 8)  # 8 x 0.25 = 2.00
-    umbrella = subscribe(tenant_b, usage, "umbrella", 4)  # B's: 4 x 0.25 = 1.00
+    initech = subscribe(tenant_a, usage, "initech", 40)  # start 5.00; October 5.00 + 40 x 0.25 = 15.00
+    hooli = subscribe(tenant_a, usage, "hooli", 8)  # start 5.00; October 5.00 + 8 x 0.25 = 7.00
+    umbrella = subscribe(tenant_b, usage, "umbrella", 4)  # B's: start 5.00; October 5.00 + 1.00 = 6.00
     make_customer(tenant_b, "initech")  # B has a customer with A's key, and nothing due
     admin = tenant_a.client()
 
@@ -55,8 +67,8 @@ def test_start_for_one_customer_then_the_rest(tenant_a, tenant_b, usage, django_
     assert r.status_code == 202, r.content
     body = r.json()
     [run] = body["items"]
-    # two billing moments of initech are due: its start (Oct 1, in-advance fees: none here) and the end
-    # of October. The answer is written before the queued batch runs: the run is in progress.
+    # two billing moments of initech are due: its start and the end of October. The answer is written
+    # before the queued batch runs: the run is in progress.
     assert run == {
         "id": run["id"],
         "status": "running",
@@ -69,8 +81,11 @@ def test_start_for_one_customer_then_the_rest(tenant_a, tenant_b, usage, django_
     assert body["message"] == "2 due billing moment(s) scheduled in 1 run(s)."
     assert len(queued) == 1  # one batch task, queued after commit (run eagerly here)
 
-    invoice = Invoice.objects.get(organization=tenant_a.org, customer=initech)
-    assert (invoice.kind, invoice.status, invoice.total) == ("period", "issued", 10)
+    got = invoices(tenant_a, initech)
+    assert {k: (i.status, i.total) for k, i in got.items()} == {
+        "start": ("issued", 5),
+        "period": ("issued", 15),
+    }
     detail = tenant_a.client("read").get(f"{RUNS}/{run['id']}").json()
     assert {k: detail[k] for k in ("status", "total", "done", "failed", "finishedAt")} == {
         "status": "done",
@@ -94,8 +109,8 @@ def test_start_for_one_customer_then_the_rest(tenant_a, tenant_b, usage, django_
     }
     items = sorted(page["items"], key=lambda i: i["kind"])
     assert [{k: v for k, v in i.items() if k != "id"} for i in items] == [
-        {**common, "kind": "period", "invoiceId": invoice.id},
-        {**common, "kind": "start", "invoiceId": None},  # nothing billed at the start: no invoice
+        {**common, "kind": "period", "invoiceId": got["period"].id},
+        {**common, "kind": "start", "invoiceId": got["start"].id},
     ]
     assert not Invoice.objects.filter(customer=hooli).exclude(status="gathering").exists()
 
@@ -112,7 +127,7 @@ def test_start_for_one_customer_then_the_rest(tenant_a, tenant_b, usage, django_
     with time_machine.travel(later, tick=False), django_capture_on_commit_callbacks(execute=True):
         rest = admin.post(RUNS, {}, format="json")
     assert rest.status_code == 202 and rest.json()["items"][0]["total"] == 2  # hooli's start and October
-    assert Invoice.objects.get(organization=tenant_a.org, customer=hooli).total == 2
+    assert {k: i.total for k, i in invoices(tenant_a, hooli).items()} == {"start": 5, "period": 7}
     assert not Invoice.objects.filter(customer=umbrella).exists()
     nothing = admin.post(RUNS, {}, format="json")
     assert nothing.status_code == 200 and nothing.json()["items"] == []
@@ -134,7 +149,7 @@ def test_start_for_one_customer_then_the_rest(tenant_a, tenant_b, usage, django_
     assert b_run.status_code == 202
     b_detail = tenant_b.client("read").get(f"{RUNS}/{b_run.json()['items'][0]['id']}").json()
     assert [i["customerKey"] for i in b_detail["items"]["items"]] == ["umbrella", "umbrella"]
-    assert Invoice.objects.get(customer=umbrella).total == 1
+    assert {k: i.total for k, i in invoices(tenant_b, umbrella).items()} == {"start": 5, "period": 6}
     assert tenant_a.client("read").get(RUNS).json()["totalCount"] == 2
 
 
@@ -167,29 +182,23 @@ def test_list_and_detail_query_budget(tenant_a, tenant_b, usage, django_capture_
 
 
 def test_one_bad_customer_fails_alone(tenant_a, tenant_b, usage, django_capture_on_commit_callbacks):
-    """A stored price the engine cannot rate (NaN) fails its customer's October item with the reason;
-    the batch falls back to one item at a time, so initech is still invoiced (40 x 0.25 = 10.00)."""
+    """A stored price the engine cannot rate (NaN) fails its customer's October moment with the reason;
+    the batch falls back to one item at a time, so initech is still invoiced (15.00 for October)."""
     initech = subscribe(tenant_a, usage, "initech", 40)
-    wonka = make_customer(tenant_a, "wonka")
-    make_subscription(
-        tenant_a,
-        wonka,
-        anchor=OCT,
-        items=[{"key": "calls", "feature_key": "calls", "price": {"type": "unit", "amount": "NaN"}}],
-    )
-    usage.add(wonka, "calls", datetime(2026, 10, 5, tzinfo=UTC), 3)
+    wonka = subscribe(tenant_a, usage, "wonka", 3, unit="NaN")
     subscribe(tenant_b, usage, "wonka", 2)  # B's wonka is fine and not part of A's run
     with django_capture_on_commit_callbacks(execute=True):
         run_id = tenant_a.client().post(RUNS, {}, format="json").json()["items"][0]["id"]
     detail = tenant_a.client("read").get(f"{RUNS}/{run_id}").json()
-    # 4 moments: the start and October of each customer; wonka's October fails
+    failed = tenant_a.client("read").get(f"{RUNS}/{run_id}", {"status": "failed"}).json()["items"]
+    # 4 moments: the start and October of each customer; wonka's start bills only its base fee and is
+    # invoiced, its October rates the NaN price and fails
     assert {k: detail[k] for k in ("status", "total", "done", "failed")} == {
         "status": "failed",
         "total": 4,
         "done": 3,
         "failed": 1,
     }
-    failed = tenant_a.client("read").get(f"{RUNS}/{run_id}", {"status": "failed"}).json()["items"]
     assert failed["totalCount"] == 1
     [item] = failed["items"]
     assert (item["customerKey"], item["kind"], item["status"], item["invoiceId"]) == (
@@ -201,6 +210,8 @@ def test_one_bad_customer_fails_alone(tenant_a, tenant_b, usage, django_capture_
     assert item["error"] == (
         "PriceInvalid: price.amount: 'NaN' must be a plain decimal (no exponent, infinity or NaN)."
     )
-    assert Invoice.objects.get(organization=tenant_a.org, customer=initech).total == 10
-    assert not Invoice.objects.filter(customer=wonka).exclude(status="gathering").exists()
+    assert {k: i.total for k, i in invoices(tenant_a, initech).items()} == {"start": 5, "period": 15}
+    assert {k: i.total for k, i in invoices(tenant_a, wonka).items() if i.status != "gathering"} == {
+        "start": 5
+    }
     assert tenant_b.client("read").get(RUNS).json()["totalCount"] == 0
