@@ -822,3 +822,53 @@ class InvoiceRunDetailView(TenantAPIView):
         body = dict(RunOutput(run).data)
         body["items"] = paged(items, page, size, lambda rows: RunItemOutput(rows, many=True).data)
         return Response(body)
+
+
+class UpcomingLineOutput(serializers.Serializer):
+    type = serializers.CharField()
+    description = serializers.CharField()
+    quantity = serializers.DecimalField(
+        max_digits=38, decimal_places=12, allow_null=True, normalize_output=True
+    )
+    unitPrice = serializers.DecimalField(
+        source="unit_price", max_digits=38, decimal_places=12, allow_null=True, normalize_output=True
+    )
+    amount = serializers.DecimalField(max_digits=38, decimal_places=12, normalize_output=True)
+    periodStart = serializers.DateTimeField(source="period_start", allow_null=True)
+    periodEnd = serializers.DateTimeField(source="period_end", allow_null=True)
+    billingPeriodStart = serializers.DateTimeField(source="billing_period_start", allow_null=True)
+    billingPeriodEnd = serializers.DateTimeField(source="billing_period_end", allow_null=True)
+    subscriptionId = serializers.CharField(source="subscription_id")
+    rateCardKey = serializers.CharField(source="rate_card_key")
+    featureKey = serializers.CharField(source="feature_key")
+
+
+class UpcomingInvoiceOutput(serializers.Serializer):
+    currency = serializers.CharField()
+    periodStart = serializers.DateTimeField(source="period_start")
+    periodEnd = serializers.DateTimeField(source="period_end")
+    lines = UpcomingLineOutput(many=True)
+    totals = serializers.SerializerMethodField()
+
+    def get_totals(self, obj: Any) -> dict[str, str]:
+        t = obj.totals
+        return {
+            "amount": str(t.amount),
+            "discountsTotal": str(t.discounts_total),
+            "taxesTotal": str(t.taxes_total),
+            "total": str(t.total),
+        }
+
+
+class UpcomingInvoiceView(TenantAPIView):
+    """GET /api/v1/customers/{customerIdOrKey}/upcoming-invoice: the next invoice per currency as it
+    stands now (what is due at the end of the current period, usage so far, before credits). Nothing is
+    stored."""
+
+    required_scope = "read"
+
+    @extend_schema(responses=UpcomingInvoiceOutput(many=True), operation_id="getUpcomingInvoice")
+    def get(self, request: Request, customer: str) -> Response:
+        cust = customer_get(organization=self.organization, id_or_key=customer)
+        upcoming = services.invoice_upcoming(organization=self.organization, customer=cust)
+        return Response({"items": UpcomingInvoiceOutput(upcoming, many=True).data})

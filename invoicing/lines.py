@@ -358,7 +358,7 @@ def item_lines(
             dues = _flat_due(item, price, sp, currency)
         else:
             closed = sp.span_end <= usage_upto
-            if not closed and not progressive:
+            if not closed and (not progressive or sp.span_start >= usage_upto):
                 continue
             dues = _usage_due(
                 item, price, sp, upto=usage_upto, closed=closed, currency=currency, usage=usage, count=count

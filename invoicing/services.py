@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -588,6 +589,34 @@ def invoice_upcoming_build(
     builder = InvoiceBuilder(organization=organization, customer_ids=[customer_id], moments=[period_end])
     builder.prefetch([moment])
     return builder.build(moment, apply_credits=False)
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    currency: str
+    period_start: datetime
+    period_end: datetime
+    lines: list[L.LineDraft]
+    totals: L.Totals
+
+
+def invoice_upcoming(
+    *, organization: Organization, customer: Customer, now: datetime | None = None
+) -> list[Upcoming]:
+    """The customer's next invoice per currency as it stands now (nothing stored): what is due at the end
+    of the current billing period, with the open periods' usage so far, before credits."""
+    now = now or timezone.now()
+    out = []
+    for cp in sources.current_periods(organization=organization, customer_id=customer.id, at=now):
+        build = invoice_upcoming_build(
+            organization=organization,
+            customer_id=customer.id,
+            currency=cp.currency,
+            period_end=cp.period_end,
+            now=now,
+        )
+        out.append(Upcoming(cp.currency, cp.period_start, cp.period_end, build.lines, L.totals(build.lines)))
+    return out
 
 
 def invoice_gathering_refresh(

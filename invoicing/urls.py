@@ -40,6 +40,11 @@ urlpatterns: list = [
         name="invoicing_stripe_webhook",
     ),
     # settings
+    path(
+        "api/v1/customers/<str:customer>/upcoming-invoice",
+        api.UpcomingInvoiceView.as_view(),
+        name="invoicing_upcoming_invoice",
+    ),
     path("api/v1/apps/stripe", api.StripeAppView.as_view(), name="invoicing_stripe_app"),
     path("api/v1/tax-rates", api.TaxRateListView.as_view(), name="invoicing_tax_rate_list"),
     path(

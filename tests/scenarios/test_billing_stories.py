@@ -341,3 +341,29 @@ def test_change_without_timing_upgrades_now_and_downgrades_at_period_end(world):
     (nov,) = world.clock("2026-11-01 01:00")
     assert nov.total == D("31.00")
     assert world.billed(cust) == D("78.00")  # 15 + 32 + 31
+
+
+def test_upcoming_invoice_preview(world, tenant_b):
+    world.meter("calls")
+    world.plan(
+        "p", [flat("base", "10"), usage("calls", "calls", UNIT_1, commitments={"minimumAmount": "50"})]
+    )
+    cust = world.customer("acme")
+    world.subscribe(cust, "p", "2026-10-01")
+    world.use(cust, "calls", "2026-10-05", 7)
+    with time_machine.travel(at("2026-10-20"), tick=False):
+        r = world.tenant.client("read").get(f"/api/v1/customers/{cust.key}/upcoming-invoice")
+        other = tenant_b.client("read").get(f"/api/v1/customers/{cust.id}/upcoming-invoice")
+    assert r.status_code == 200, r.content
+    (inv,) = r.json()["items"]
+    assert (inv["periodStart"][:10], inv["periodEnd"][:10]) == ("2026-10-01", "2026-11-01")
+    # October's usage so far (7.00, no commitment before the period ends) and November's fee (10.00);
+    # October's fee is due at the start and not billed yet either (10.00)
+    assert sorted((x["type"], x["amount"]) for x in inv["lines"]) == [
+        ("flat_fee", "10"),
+        ("flat_fee", "10"),
+        ("usage", "7"),
+    ]
+    assert inv["totals"]["total"] == "27.00"
+    assert other.status_code == 404  # another organization's customer
+    assert not Invoice.objects.filter(organization=world.org).exists()  # a preview stores nothing
