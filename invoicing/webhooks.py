@@ -4,18 +4,29 @@
 `WebhookMessage` and one `WebhookDelivery` per enabled endpoint subscribed to the type, and after commit
 queues one Celery task per delivery. The task POSTs the signed body; non-2xx or a network error is
 recorded (status code, response snippet, attempts) and retried with exponential backoff.
+
+Server-side request forgery: an endpoint must be a public address. Its host is resolved when the endpoint is
+created or changed (an address that is private, loopback, link-local, multicast, reserved or otherwise not
+globally routable, IPv4 or IPv6, is refused with 400; a name that does not resolve yet is accepted), and
+every delivery checks the address it actually connected to before sending anything (so DNS that changes
+after the check cannot point a delivery inward). Redirects are never followed (a 3xx is a failed attempt),
+timeouts are short, and at most SNIPPET_CHARS of the answer are kept. `WEBHOOK_ALLOW_PRIVATE_TARGETS=true`
+allows private targets for on-premise installations.
 """
 
 from __future__ import annotations
 
 import base64
+import http.client
+import ipaddress
 import json
 import secrets
-import urllib.error
-import urllib.request
+import socket
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import URLValidator
@@ -25,6 +36,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
+from core import jobs
 from core.audit import Actor, audit_record
 from core.errors import NotFound, ValidationFailed
 from core.models import Organization
@@ -43,13 +55,63 @@ EVENT_TYPES = (
 )
 MAX_ATTEMPTS = 8
 BACKOFF_BASE_SECONDS = 30  # 30 s, 1 min, 2 min, 4 min, ... capped at 6 h
-TIMEOUT_SECONDS = 10
-SNIPPET_CHARS = 500
+TIMEOUT_SECONDS = 5  # connect, and each read
+SNIPPET_CHARS = 200
 NOTIFICATION_LOOKBACK_DAYS = 7
+FORWARD_JOB = "billing_notifications_forward"
 
 
 def backoff_seconds(attempt: int) -> int:
     return min(BACKOFF_BASE_SECONDS * 2 ** max(attempt - 1, 0), 6 * 3600)
+
+
+class TargetRefused(OSError):
+    """The endpoint's address is not a public one (server-side request forgery guard)."""
+
+
+def address_problem(address: str) -> str | None:
+    """Why a delivery may not go to this IP address (None when it may): only globally routable unicast
+    addresses, unless WEBHOOK_ALLOW_PRIVATE_TARGETS."""
+    if settings.WEBHOOK_ALLOW_PRIVATE_TARGETS:
+        return None
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return f"{address} is not an IP address"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if not ip.is_global or ip.is_multicast:
+        return (
+            f"{ip} is not a public address (private, loopback, link-local, multicast and reserved "
+            "addresses are refused; WEBHOOK_ALLOW_PRIVATE_TARGETS allows them on premises)"
+        )
+    return None
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
+
+
+def target_problem(url: str) -> str | None:
+    """Why an endpoint URL is refused at create/update time: a host that resolves to a non-public address.
+    A name that does not resolve (yet) is accepted; each delivery checks the address it connects to."""
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        return "Credentials in the URL are not allowed; use the signing secret to authenticate."
+    host = parts.hostname or ""
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return "The port is not valid."
+    try:
+        addresses = _resolve(host, port)
+    except (OSError, UnicodeError):
+        return None
+    for address in addresses:
+        problem = address_problem(address)
+        if problem:
+            return f"The host resolves to {problem}."
+    return None
 
 
 def _endpoint_clean(
@@ -58,11 +120,15 @@ def _endpoint_clean(
     errors: list[dict[str, str]] = []
     if url is not None:
         try:
-            if not url.startswith(("http://", "https://")):
+            if not url.startswith(("http://", "https://")) or len(url) > 2000 or "\x00" in url:
                 raise DjangoValidationError("scheme")
             URLValidator(schemes=["http", "https"])(url)
         except DjangoValidationError:
             errors.append({"name": "url", "reason": "An http:// or https:// URL is required."})
+        else:
+            problem = target_problem(url)
+            if problem:
+                errors.append({"name": "url", "reason": problem})
     if event_types is not None:
         unknown = sorted({str(t) for t in event_types} - set(EVENT_TYPES))
         if unknown:
@@ -267,7 +333,8 @@ def _envelope(message: WebhookMessage) -> bytes:
 
 def signed_request(
     endpoint: WebhookEndpoint, message: WebhookMessage, *, now: datetime
-) -> urllib.request.Request:
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of one signed delivery (Standard Webhooks)."""
     body = _envelope(message)
     msg_id = f"msg_{message.id}"
     signature = Webhook(endpoint.secret).sign(msg_id, now, body.decode())
@@ -278,7 +345,43 @@ def signed_request(
         "webhook-timestamp": str(int(now.timestamp())),
         "webhook-signature": signature,
     }
-    return urllib.request.Request(endpoint.url, data=body, headers=headers, method="POST")  # noqa: S310
+    return body, headers
+
+
+def _guarded_connection(
+    address: tuple[str, int], timeout: Any = None, source_address: Any = None
+) -> socket.socket:
+    """socket.create_connection that refuses (before sending a byte) a peer that is not a public address."""
+    sock = socket.create_connection(address, timeout, source_address)
+    problem = address_problem(sock.getpeername()[0])
+    if problem:
+        sock.close()
+        raise TargetRefused(f"Refused to deliver: {problem}.")
+    return sock
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+    """POST once, never following redirects; (status code, the first SNIPPET_CHARS of the answer)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("not an http(s) URL")
+    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = cls(parts.hostname, parts.port, timeout=TIMEOUT_SECONDS)
+    conn._create_connection = _guarded_connection  # type: ignore[attr-defined]
+    try:
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        conn.request("POST", path, body=body, headers=headers)
+        response = conn.getresponse()
+        raw = response.read(SNIPPET_CHARS * 4)
+        return response.status, _snippet(raw)
+    finally:
+        conn.close()
+
+
+def _snippet(raw: bytes) -> str:
+    text = raw.decode("utf-8", "replace")
+    text = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in text)
+    return text[:SNIPPET_CHARS]
 
 
 def webhook_delivery_attempt(*, delivery_id: str) -> bool:
@@ -291,15 +394,10 @@ def webhook_delivery_attempt(*, delivery_id: str) -> bool:
     snippet = ""
     error = ""
     try:
-        request = signed_request(delivery.endpoint, delivery.message, now=now)
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
-            status_code = response.status
-            snippet = response.read(SNIPPET_CHARS).decode("utf-8", "replace")
-    except urllib.error.HTTPError as exc:
-        status_code = exc.code
-        snippet = exc.read(SNIPPET_CHARS).decode("utf-8", "replace") if exc.fp else ""
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        error = str(getattr(exc, "reason", exc))[:SNIPPET_CHARS]
+        body, headers = signed_request(delivery.endpoint, delivery.message, now=now)
+        status_code, snippet = _post(delivery.endpoint.url, body, headers)
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        error = (str(exc) or type(exc).__name__)[:SNIPPET_CHARS]
     ok = status_code is not None and 200 <= status_code < 300
     attempts = delivery.attempts + 1
     if ok:
@@ -369,17 +467,30 @@ def billing_notifications_forward(*, organization: Organization | None = None, l
     )
     if organization is not None:
         qs = qs.filter(organization=organization)
+    # a notification that cannot be forwarded is recorded and quarantined (core.jobs); the others go on
+    skip = jobs.quarantined(FORWARD_JOB, "notification")
+    if skip:
+        qs = qs.exclude(id__in=skip)
     count = 0
     for event in qs[:limit]:
         ref = f"billing-notification:{event.id}"
         type_ = "entitlement.balance.threshold" if "threshold" in event.type else event.type
         if type_ not in EVENT_TYPES:
             continue
-        with transaction.atomic():
-            if webhook_event_emit(
+        with (
+            jobs.isolated(
+                FORWARD_JOB,
+                organization_id=event.organization_id,
+                object_type="notification",
+                object_id=str(event.id),
+            ) as outcome,
+            transaction.atomic(),
+        ):
+            emitted = webhook_event_emit(
                 organization=event.organization, type=type_, payload=event.payload, source_ref=ref
-            ):
-                count += 1
+            )
+        if not outcome.failed and emitted:
+            count += 1
         if count >= limit:
             break
     return count

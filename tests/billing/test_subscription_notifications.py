@@ -35,7 +35,8 @@ def eager_celery():
 
 
 @pytest.fixture
-def receiver():
+def receiver(settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True  # the stand-in endpoint listens on 127.0.0.1
     got: list[dict] = []
 
     class Handler(BaseHTTPRequestHandler):
