@@ -11,17 +11,23 @@ from datetime import datetime
 from celery import shared_task
 
 from billing.models import Entitlement, EntitlementType
+from core import jobs
 from core.background import Coalescer
 from core.models import Organization
 
 logger = logging.getLogger(__name__)
+SNAPSHOT_JOB = "entitlement_snapshot_refresh"
+USAGE_LANDED_JOB = "usage_landed"
 
 
 @shared_task(name="billing.tasks.entitlement_snapshots_refresh", ignore_result=True)
 def entitlement_snapshots_refresh() -> int:
     """Beat (every minute): enqueue a snapshot refresh for every live metered entitlement."""
-    rows = Entitlement.objects.filter(type=EntitlementType.METERED, deleted_at__isnull=True).values_list(
-        "organization_id", "id"
+    # an entitlement whose snapshot failed is quarantined (core.jobs) until retried
+    rows = (
+        Entitlement.objects.filter(type=EntitlementType.METERED, deleted_at__isnull=True)
+        .exclude(id__in=jobs.quarantined(SNAPSHOT_JOB, "entitlement"))
+        .values_list("organization_id", "id")
     )
     count = 0
     for organization_id, entitlement_id in rows.iterator():
@@ -34,10 +40,15 @@ def entitlement_snapshots_refresh() -> int:
 
 @shared_task(name="billing.tasks.entitlement_snapshot_refresh", ignore_result=True)
 def entitlement_snapshot_refresh(organization_id: str, entitlement_id: str) -> None:
+    """A failure is recorded for this entitlement (console, /healthz) and never raised: every other
+    entitlement's task runs on."""
     from billing import services
 
-    organization = Organization.objects.get(id=organization_id)
-    services.entitlement_snapshot_refresh(organization=organization, entitlement_id=entitlement_id)
+    with jobs.isolated(
+        SNAPSHOT_JOB, organization_id=organization_id, object_type="entitlement", object_id=entitlement_id
+    ):
+        organization = Organization.objects.get(id=organization_id)
+        services.entitlement_snapshot_refresh(organization=organization, entitlement_id=entitlement_id)
 
 
 @shared_task(name="billing.tasks.usage_landed", ignore_result=True)
@@ -45,12 +56,18 @@ def usage_landed(organization_id: str, subject_keys: list[str], earliest_event_t
     """After ingest: invalidate snapshots older than late events and evaluate threshold rules."""
     from billing import services
 
-    organization = Organization.objects.get(id=organization_id)
-    services.entitlements_usage_landed(
-        organization=organization,
-        subject_keys=subject_keys,
-        earliest_event_time=datetime.fromisoformat(earliest_event_time),
-    )
+    with jobs.isolated(
+        USAGE_LANDED_JOB,
+        organization_id=organization_id,
+        object_type="organization",
+        object_id=organization_id,
+    ):
+        organization = Organization.objects.get(id=organization_id)
+        services.entitlements_usage_landed(
+            organization=organization,
+            subject_keys=subject_keys,
+            earliest_event_time=datetime.fromisoformat(earliest_event_time),
+        )
 
 
 # --- ingest listener ---------------------------------------------------------------------------------
