@@ -13,6 +13,7 @@ answers them all, the second computes the lines.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -113,7 +114,9 @@ class InvoiceBuilder:
         if missing:
             self._usage.update(sources.usage_bulk(organization=self.organization, requests=missing))
 
-    def _reader(self, customer_id: str, measure: str, record: list[UsageRequest] | None):  # type: ignore[no-untyped-def]
+    def _reader(
+        self, customer_id: str, measure: str, record: list[UsageRequest] | None
+    ) -> Callable[[str, datetime, datetime], Decimal]:
         def read(feature_key: str, start: datetime, end: datetime) -> Decimal:
             req = UsageRequest(customer_id, feature_key, start, end, measure)
             if record is not None:
@@ -145,7 +148,11 @@ class InvoiceBuilder:
     def _lines(self, m: Moment, record: list[UsageRequest] | None = None) -> list[L.LineDraft]:
         ledger = self.ledger(m.customer_id, m.exclude_invoice_id)
         usage = self._reader(m.customer_id, "value", record)
-        count = self._reader(m.customer_id, "count", record)
+        events = self._reader(m.customer_id, "count", record)
+
+        def count(feature_key: str, start: datetime, end: datetime) -> int:
+            return int(events(feature_key, start, end))
+
         out: list[L.LineDraft] = []
         for item in self.items.get(m.customer_id, []):
             if item.currency != m.currency:
@@ -161,7 +168,7 @@ class InvoiceBuilder:
                     progressive=m.progressive,
                     currency=m.currency,
                     usage=usage,
-                    count=lambda f, s, e, _c=count: int(_c(f, s, e)),
+                    count=count,
                     ledger=ledger,
                 )
             )
