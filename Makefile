@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install run dev test test-fast lint format bench migrations-check clean-data
+.PHONY: install run dev test test-fast test-faults lint format bench migrations-check clean-data
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found %s)" % sys.version.split()[0])'
@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## Web server (gunicorn), Celery worker and beat, on the embedded PostgreSQL unless DATABASE_URL is set.
+## Generates this installation's keys under .data/ on first start; SIGTERM or Ctrl-C stops everything.
 run: install
 	$(PY) manage.py runstack
 
@@ -32,8 +33,13 @@ test: install
 	$(PY) manage.py makemigrations --check --dry-run > /dev/null || (echo "Missing migrations: run manage.py makemigrations" && exit 1)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+## Everything but browser tests and the tests that start whole stacks of real processes.
 test-fast: install
-	$(PY) -m pytest -m "not browser" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not browser and not processes" $(PYTEST_ARGS)
+
+## The fault-injection suite alone (tests/faults/: database and broker killed under load; `make test` runs it too).
+test-faults: install
+	$(PY) -m pytest -m faults $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

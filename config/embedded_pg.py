@@ -94,18 +94,20 @@ def _pg_ctl(path: Path, args: list[str]) -> None:
     )
 
 
-def server_stop(path: Path) -> None:
+def server_stop(path: Path, *, forget_handles: bool = True) -> None:
     """Stop the server of the data directory `path` now (fast shutdown: open sessions are ended), and
-    forget every process handle pgserver recorded, so no exit handler tries again."""
+    (unless told not to: a restart) forget every process handle pgserver recorded, so no exit handler
+    tries again."""
     global _server
-    if _server is not None and Path(_server.pgdata) == path.resolve():
+    if forget_handles and _server is not None and Path(_server.pgdata) == path.resolve():
         import atexit
 
         atexit.unregister(_server._cleanup)
         _server = None
     if server_running(path):
         _pg_ctl(path, ["-w", "-m", "fast", "stop"])
-    (path / ".handle_pids.json").unlink(missing_ok=True)
+    if forget_handles:
+        (path / ".handle_pids.json").unlink(missing_ok=True)
 
 
 def server_start(path: Path) -> None:
