@@ -41,7 +41,9 @@ from core.money import quantize
 # squared fits); the only rounding happens in `price_total`.
 ENGINE_CONTEXT = Context(prec=100)
 MAX_PRICE_DECIMALS = 12  # NUMERIC(38,12): what billing stores
-MAX_ABS = Decimal(10) ** 26
+# core.limits.AMOUNT_MAX: prices, tier bounds and commitments below 10^18, so a price times any countable
+# quantity still fits the money columns (NUMERIC(38,12))
+MAX_ABS = Decimal(10) ** 18
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -208,7 +210,7 @@ def parse_decimal(
         errors.add(path, "Must be greater than zero.")
         return None
     if abs(result) >= MAX_ABS:
-        errors.add(path, "Is too large.")
+        errors.add(path, "Must be less than 10^18.")
         return None
     exponent = result.as_tuple().exponent
     assert isinstance(exponent, int)

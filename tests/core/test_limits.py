@@ -241,6 +241,32 @@ def test_a_bounded_grant_is_accepted(tenant_a, tenant_b, subscribed):
             {"slug": "m", "eventType": "x", "aggregation": "COUNT", "eventFrom": "2100-01-01T00:00:00Z"},
             "eventFrom",
         ),
+        (
+            "/api/v1/plans",
+            {
+                "key": "huge",
+                "name": "Huge",
+                "currency": "USD",
+                "billingCadence": "P1M",
+                "phases": [
+                    {
+                        "key": "default",
+                        "name": "Default",
+                        "rateCards": [
+                            {
+                                "type": "usage_based",
+                                "key": "tokens",
+                                "name": "Tokens",
+                                "featureKey": "tokens",
+                                "billingCadence": "P1M",
+                                "price": {"type": "unit", "amount": "1" + "0" * 25},
+                            }
+                        ],
+                    }
+                ],
+            },
+            "phases[0].rateCards[0].price.amount",
+        ),
     ],
 )
 def test_bodies_the_limits_refuse(tenant_a, tenant_b, subscribed, url, body, field):
