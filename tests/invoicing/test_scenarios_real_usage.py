@@ -116,7 +116,7 @@ def run_clock(at: datetime) -> int:
 
 
 def invoice_of(customer) -> Invoice:
-    return Invoice.objects.get(customer=customer, period_start=OCT, period_end=NOV)
+    return Invoice.objects.get(customer=customer, kind="period", period_start=OCT, period_end=NOV)
 
 
 def lines(invoice: Invoice) -> list[tuple[str, str, Decimal]]:
@@ -167,13 +167,15 @@ def test_graduated_tiers_with_minimum_commitment_from_ingested_events(tenant_a, 
             etype="api",
         )
 
+    # each subscription's start invoice bills October's base fee (in advance) at once
+    assert run_clock(datetime(2026, 10, 1, 0, 5, tzinfo=UTC)) == 3
     assert run_clock(datetime(2026, 11, 1, 0, 30, tzinfo=UTC)) == 0  # still inside the collection delay
     assert run_clock(CLOCK_NOV) == 3
     assert run_clock(CLOCK_NOV) == 0  # idempotent
 
     # initech: 600 + 900 + 2000 = 3500 calls (the resent a1 counts once; subjects summed per customer)
     #   tier 1: 1000 x 0.10 = 100.00; tier 2: 2500 x 0.05 = 125.00 -> 225.00 >= minimum 150: no top-up
-    #   base fee 20.00 (in advance, first invoice of the period) -> amount 245.00; tax 10% 24.50; total 269.50
+    #   November's base fee 20.00 (in advance) -> amount 245.00; tax 10% 24.50; total 269.50
     inv = invoice_of(initech)
     assert inv.status == "issued"
     assert lines(inv) == [  # items in rate card key order
@@ -193,12 +195,11 @@ def test_graduated_tiers_with_minimum_commitment_from_ingested_events(tenant_a, 
     #   amount 20 + 30 + 120 = 170.00; tax 17.00; total 187.00
     inv = invoice_of(hooli)
     assert sorted(Invoice.objects.filter(organization=tenant_a.org).values_list("number", flat=True)) == [
-        "ACME-2026-000001",
-        "ACME-2026-000002",
+        f"ACME-2026-{n:06d}" for n in range(1, 5)
     ]
     assert lines(inv) == [
         ("usage", "Api Calls", D("30.00")),
-        ("commitment", "Api Calls: minimum commitment top-up", D("120.00")),
+        ("commitment", "Api Calls: minimum commitment top-up (minimum 150)", D("120.00")),
         ("flat_fee", "Base fee", D("20.00")),
         ("tax", "Sales tax 10% (added)", D("17.00")),
     ]
@@ -207,14 +208,17 @@ def test_graduated_tiers_with_minimum_commitment_from_ingested_events(tenant_a, 
     # tenant B: only its own 40000 calls (no tax rate): 100 + 4000 x 0.05 = 200 + 35000 x 0.01 = 350
     #   -> 650.00 + base 20.00 = 670.00; its own numbering
     inv = invoice_of(b_cust)
-    assert (inv.number, inv.total) == ("GLOBEX-2026-000001", D("670.00"))
+    assert (inv.number, inv.total) == ("GLOBEX-2026-000002", D("670.00"))
     assert InvoiceLine.objects.get(invoice=inv, type="usage").quantity == D("40000")
-    assert Invoice.objects.filter(organization=tenant_b.org).count() == 1
-    assert Invoice.objects.filter(organization=tenant_a.org).count() == 2
+    assert Invoice.objects.filter(organization=tenant_b.org).count() == 2  # start + October
+    assert Invoice.objects.filter(organization=tenant_a.org).count() == 4
     # B's API sees only B's invoice
     r = tenant_b.client("read").get("/api/v1/billing/invoices")
     assert r.status_code == 200
-    assert [i["id"] for i in r.json()["items"]] == [inv.id]
+    assert sorted(i["id"] for i in r.json()["items"]) == sorted(
+        Invoice.objects.filter(organization=tenant_b.org).values_list("id", flat=True)
+    )
+    assert inv.id in [i["id"] for i in r.json()["items"]]
 
 
 # --- 2. the AI example: input/output tokens per million, two features on one meter -----------------
