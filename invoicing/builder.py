@@ -59,7 +59,7 @@ class Build:
         return not self.lines
 
 
-def _tax_specs(organization: Organization) -> tuple[L.TaxSpec | None, dict[str, L.TaxSpec]]:
+def tax_specs(organization: Organization) -> tuple[L.TaxSpec | None, dict[str, L.TaxSpec]]:
     rates = {}
     default = None
     for r in TaxRate.objects.filter(organization=organization):
@@ -101,7 +101,7 @@ class InvoiceBuilder:
             .filter(**_not_voided())
             .values_list("customer_id", "currency")
         )
-        self.default_tax, self.rates = _tax_specs(organization)
+        self.default_tax, self.rates = tax_specs(organization)
         self._usage: dict[UsageRequest, Decimal] = {}
 
     # --- usage -------------------------------------------------------------------------------------

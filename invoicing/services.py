@@ -26,8 +26,7 @@ from core.models import Organization
 from core.money import quantize, to_decimal
 from invoicing import lines as L
 from invoicing import sources
-from invoicing.builder import Build, InvoiceBuilder, Moment
-from invoicing.builder import _tax_specs as builder_tax_specs
+from invoicing.builder import Build, InvoiceBuilder, Moment, tax_specs
 from invoicing.credits import customer_credit_create as customer_credit_create  # re-export
 from invoicing.models import (
     CreditApplication,
@@ -445,10 +444,6 @@ def invoice_number_assign(*, organization: Organization, prefix: str, at: dateti
 
 
 # --- line building ------------------------------------------------------------------------------------
-def _tax_specs(organization: Organization) -> tuple[L.TaxSpec | None, dict[str, L.TaxSpec]]:
-    return builder_tax_specs(organization)
-
-
 def invoice_moment(invoice: Invoice, *, now: datetime | None = None) -> Moment:
     """What an invoice bills: a period invoice everything due at its end; a start invoice the in-advance
     fees due at its start; an on-demand invoice everything due by its end plus the usage so far."""
@@ -819,7 +814,7 @@ def invoice_line_add_manual(
 def _retax(*, organization: Organization, invoice: Invoice) -> None:
     """Recompute the tax lines and totals of a draft after a manual edit (credits are kept)."""
     invoice.lines.filter(type=LineType.TAX).delete()
-    default_tax, rates = _tax_specs(organization)
+    default_tax, rates = tax_specs(organization)
     current = list(invoice.lines.all())
     drafts = [
         L.LineDraft(x.type, x.description, x.amount, taxable=x.taxable, tax_rate_id=x.tax_rate_id)

@@ -51,6 +51,7 @@ class CurrentPeriod:
 # since (late usage, a back-filled clock, a change after billing). About three monthly periods.
 LOOKBACK = timedelta(days=93)
 BACKFILL_PERIODS = 3  # billing moments per subscription the clock schedules when it was down
+TINY = timedelta(microseconds=1)
 
 
 # --- default providers (billing and metering) ---------------------------------------------------------
@@ -231,9 +232,6 @@ def _billing_due_periods(
 def due_order(d: DuePeriod) -> tuple[str, str, datetime, int]:
     """The order invoices of a customer are built in (both paths): by moment, starts first."""
     return (d.customer_id, d.currency, d.moment, 0 if d.kind == "start" else 1)
-
-
-TINY = timedelta(microseconds=1)
 
 
 def _billing_current_periods(
