@@ -154,7 +154,18 @@ _Time = Annotated[datetime, msgspec.Meta(tz=True)]
 _MAX_OFFSET = timedelta(hours=16)  # PostgreSQL: "time zone displacement out of range" from ±16:00
 # A number that may reach EVENT_NUMBER_MAX (10^20: 21 digits, or an exponent of 10 or more), or a tiny one
 # (1e-20000) a double rounds to 0: such bodies are judged exactly on the slow path.
-_MAYBE_BIG_NUMBER = re.compile(rb"\d{20}|[eE][+-]?\d\d|[eE]-")
+# Judged on the body's "number shape" (digits -> 0, e/E -> e, + and - kept, the rest blank: one C-speed
+# translate, then substring searches; a regex took 7 ms per 1000 events).
+_NUMBER_SHAPE = bytes(
+    ord("0") if chr(c).isdigit() and c < 128 else ord("e") if c in b"eE" else c if c in b"+-" else ord(" ")
+    for c in range(256)
+)
+_BIG_SHAPES = (b"0" * 20, b"0e00", b"0e+00", b"0e-")
+
+
+def _maybe_big_number(body: bytes) -> bool:
+    shape = body.translate(_NUMBER_SHAPE)
+    return any(pattern in shape for pattern in _BIG_SHAPES)
 
 
 class _Event(msgspec.Struct):
@@ -183,7 +194,7 @@ _FAST: dict[bool, msgspec.json.Decoder[Any]] = {
 
 def _fast_events(body: bytes, strict: bool) -> list[_Event] | None:
     """The events when the whole body is valid by the fast path's rules, else None (slow path decides)."""
-    if _MAYBE_BIG_NUMBER.search(body) is not None:
+    if _maybe_big_number(body):
         return None
     try:
         decoded = _FAST[strict].decode(body)
