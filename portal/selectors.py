@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.apps import apps
 from django.contrib.postgres.aggregates import ArrayAgg
-from django.db.models import QuerySet, Value
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db.models import OuterRef, Q, QuerySet, Value
 from django.utils import timezone
 
 from core.models import Organization
@@ -22,6 +24,12 @@ class PortalScope:
     token: PortalToken
     customer: object | None  # billing.models.Customer
     subjects: list[str] = field(default_factory=list)
+    # The features of the customer's current subscription (plan and add-on items active now) and of its
+    # live entitlements; None for a token without a customer (a bare subject), which has no subscription.
+    feature_keys: frozenset[str] | None = None
+
+    def feature_visible(self, key: str) -> bool:
+        return self.feature_keys is None or key in self.feature_keys
 
     @property
     def allowed_meter_slugs(self) -> list[str]:
@@ -57,14 +65,49 @@ def portal_token_verify(*, raw: str) -> PortalToken:
     return portal_token_check(organization_id=claims.organization_id, token_id=claims.token_id)
 
 
+def _live(prefix: str, now) -> Q:
+    return Q(**{f"{prefix}active_from__lte": now}) & (
+        Q(**{f"{prefix}active_to__isnull": True}) | Q(**{f"{prefix}active_to__gt": now})
+    )
+
+
+def _customer_feature_subqueries() -> dict[str, ArraySubquery]:
+    """The feature keys of the token's customer, as two array subqueries of the token's one query: the
+    items (plan and add-ons) of the subscription active now, and the live entitlements (a grant-only or
+    overridden entitlement has no item)."""
+    now = timezone.now()
+    item = apps.get_model("billing", "SubscriptionItem")
+    entitlement = apps.get_model("billing", "Entitlement")
+    items = (
+        item.objects.filter(
+            organization_id=OuterRef("organization_id"), subscription__customer_id=OuterRef("customer_id")
+        )
+        .filter(_live("subscription__", now), _live("", now))
+        .exclude(feature_key="")
+        .values("feature_key")
+    )
+    entitlements = (
+        entitlement.objects.filter(
+            organization_id=OuterRef("organization_id"),
+            customer_id=OuterRef("customer_id"),
+            deleted_at__isnull=True,
+        )
+        .filter(_live("", now))
+        .values("feature_key")
+    )
+    return {"item_features": ArraySubquery(items), "entitlement_features": ArraySubquery(entitlements)}
+
+
 def portal_token_check(*, organization_id: str, token_id: str) -> PortalToken:
-    """The live token with its organization, customer and the customer's subject keys: one query."""
+    """The live token with its organization, customer, the customer's subject keys and the features of
+    its current subscription and entitlements: one query."""
     row = (
         PortalToken.objects.select_related("organization", "customer")
         .annotate(
             subject_keys=ArrayAgg(
                 "customer__subjects__subject_key", distinct=True, default=Value([]), ordering=()
-            )
+            ),
+            **_customer_feature_subqueries(),
         )
         .filter(id=token_id, organization_id=organization_id)
         .first()
@@ -90,7 +133,21 @@ def portal_scope_for_token(*, token: PortalToken) -> PortalScope:
         subjects = sorted(k for k in getattr(token, "subject_keys", None) or [] if k)
     else:
         subjects = []
-    return PortalScope(organization=token.organization, token=token, customer=customer, subjects=subjects)
+    feature_keys = None
+    if customer is not None:
+        feature_keys = frozenset(
+            [
+                *(getattr(token, "item_features", None) or []),
+                *(getattr(token, "entitlement_features", None) or []),
+            ]
+        )
+    return PortalScope(
+        organization=token.organization,
+        token=token,
+        customer=customer,
+        subjects=subjects,
+        feature_keys=feature_keys,
+    )
 
 
 def simulation_run_get(*, organization: Organization, run_id: str) -> SimulationRun | None:

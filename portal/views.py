@@ -111,23 +111,36 @@ def logout(request: HttpRequest) -> HttpResponse:
 def home(request: HttpRequest, scope: PortalScope) -> HttpResponse:
     meters = [m for m in sources.meter_list(organization=scope.organization) if scope.meter_allowed(m.slug)]
     slugs = {m.slug for m in meters}
-    # One chart per feature on a visible meter; meters without a feature get a chart of their own.
+    # One chart per feature of the customer's current subscription (plan and add-ons) or entitlements on a
+    # visible meter. Only a token without a customer (a bare subject) sees the meters no feature uses.
+    features = [
+        f
+        for f in sources.feature_list(organization=scope.organization)
+        if not getattr(f, "archived_at", None) and scope.feature_visible(f.key)
+    ]
     charts = [
         {"slug": f.meter_slug, "feature": f.key, "title": f.name or f.key}
-        for f in sources.feature_list(organization=scope.organization)
-        if f.meter_slug in slugs and not getattr(f, "archived_at", None)
+        for f in features
+        if f.meter_slug in slugs
     ]
-    with_feature = {c["slug"] for c in charts}
-    charts += [
-        {"slug": m.slug, "feature": "", "title": m.name or m.slug}
-        for m in meters
-        if m.slug not in with_feature
-    ]
+    if scope.feature_keys is None:
+        with_feature = {c["slug"] for c in charts}
+        charts += [
+            {"slug": m.slug, "feature": "", "title": m.name or m.slug}
+            for m in meters
+            if m.slug not in with_feature
+        ]
     subscription = sources.subscription_current(organization=scope.organization, customer=scope.customer)
     return render(
         request,
         "portal/home.html",
-        _ctx(scope, charts=charts, subscription=subscription, addons=_addons(subscription)),
+        _ctx(
+            scope,
+            charts=charts,
+            subscription=subscription,
+            addons=_addons(subscription),
+            plan_features=[f.name or f.key for f in features] if scope.feature_keys is not None else [],
+        ),
     )
 
 
@@ -216,10 +229,13 @@ def usage(request: HttpRequest, scope: PortalScope, slug: str) -> HttpResponse:
     meter = sources.meter_get(organization=scope.organization, slug=slug)
     if meter is None:
         return _section(request, scope, "usage", {"meter": None, "error": "No such meter."})
+    if not request.GET.get("feature") and scope.feature_keys is not None:
+        # a customer sees a meter's usage only through a feature of its subscription
+        return _section(request, scope, "usage", {"meter": None, "error": "No such feature."})
     feature, filters = None, None
     if request.GET.get("feature"):
         feature = sources.feature_get(organization=scope.organization, key=request.GET["feature"])
-        if feature is None or feature.meter_slug != meter.slug:
+        if feature is None or feature.meter_slug != meter.slug or not scope.feature_visible(feature.key):
             return _section(request, scope, "usage", {"meter": None, "error": "No such feature."})
         filters = {
             k: v if isinstance(v, list) else [v] for k, v in (feature.meter_group_by_filters or {}).items()
@@ -255,7 +271,6 @@ def usage(request: HttpRequest, scope: PortalScope, slug: str) -> HttpResponse:
         filter_group_by=filters,
     )
     period_total = sum((Decimal(str(r.get("value") or 0)) for r in so_far["data"]), Decimal(0))
-    title = (feature.name or feature.key) if feature else (meter.name or meter.slug)
     title = (feature.name or feature.key) if feature else (meter.name or meter.slug)
     chart = bar_chart(
         bars,

@@ -66,3 +66,36 @@ def make_token_meter(tenant):
         group_by={"model": "$.model", "type": "$.type"},
         name="AI tokens",
     )
+
+
+def subscribe(tenant, customer, *, feature_keys=(), addon_feature_keys=(), since=None, plan_key="pro"):
+    """An active subscription of `customer` whose plan items bill `feature_keys` (and add-on items
+    `addon_feature_keys`), stored directly (what billing materializes from a plan), active since `since`."""
+    from datetime import UTC, datetime
+
+    from billing.models import Subscription, SubscriptionItem
+
+    since = since or datetime(2026, 1, 1, tzinfo=UTC)
+    sub = Subscription.objects.create(
+        organization=tenant.org,
+        customer=customer,
+        plan_key=plan_key,
+        plan_version=1,
+        name=plan_key.title(),
+        currency="USD",
+        billing_anchor=since,
+        active_from=since,
+    )
+    for key, addon in [*((k, "") for k in feature_keys), *((k, "extra") for k in addon_feature_keys)]:
+        SubscriptionItem.objects.create(
+            organization=tenant.org,
+            subscription=sub,
+            key=key,
+            name=key,
+            feature_key=key,
+            addon_key=addon,
+            price={"type": "unit", "amount": "0.01"},
+            billing_cadence="P1M",
+            active_from=since,
+        )
+    return sub

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rest_framework.test import APIClient
 
-from tests.portal.conftest import ingest, make_portal_customer, make_token_meter
+from tests.portal.conftest import ingest, make_portal_customer, make_token_meter, subscribe
 
 pytestmark = pytest.mark.django_db
 
@@ -88,16 +88,26 @@ def test_subject_token_sees_only_that_subject(tenant_a, usage):
     assert [(d["subject"], d["value"]) for d in data] == [("acme-subj-2", 50.0)]
 
 
-def test_portal_usage_page_charts_the_customers_usage(client, usage, time_machine):
+def test_portal_usage_page_charts_the_customers_usage(client, tenant_a, usage, time_machine):
+    from tests.catalog.factories import make_feature
+
     a, _, _ = usage
+    make_feature(tenant_a, key="tokens", meter="tokens")
+    subscribe(tenant_a, a.customer, feature_keys=["tokens"])
     time_machine.move_to(datetime(2026, 11, 25, 12, tzinfo=UTC), tick=False)
     client.get(f"/portal/{a.token}")
-    html = client.get("/portal/usage/tokens/?window=day", HTTP_HX_REQUEST="true").content.decode()
+    html = client.get(
+        "/portal/usage/tokens/?window=day&feature=tokens", HTTP_HX_REQUEST="true"
+    ).content.decode()
     assert "<svg" in html and "<title>Nov 20: 150</title>" in html and "<title>Nov 21: 7</title>" in html
     assert "99999" not in html and "1,000" not in html
-    html = client.get("/portal/usage/tokens/?window=week", HTTP_HX_REQUEST="true").content.decode()
+    html = client.get(
+        "/portal/usage/tokens/?window=week&feature=tokens", HTTP_HX_REQUEST="true"
+    ).content.decode()
     assert "<title>wk Nov 16: 157</title>" in html
-    html = client.get("/portal/usage/tokens/?window=month", HTTP_HX_REQUEST="true").content.decode()
+    html = client.get(
+        "/portal/usage/tokens/?window=month&feature=tokens", HTTP_HX_REQUEST="true"
+    ).content.decode()
     assert "<title>Nov 2026: 157</title>" in html
     assert 'class="period-total">157<' in html
 
@@ -107,6 +117,7 @@ def test_portal_feature_chart_applies_the_feature_filter(client, tenant_a, usage
 
     a, _, _ = usage
     make_feature(tenant_a, key="gpt_out", meter="tokens", filters={"model": "gpt-4o", "type": "output"})
+    subscribe(tenant_a, a.customer, feature_keys=["gpt_out"])
     time_machine.move_to(datetime(2026, 11, 25, 12, tzinfo=UTC), tick=False)
     client.get(f"/portal/{a.token}")
     home = client.get("/portal/").content.decode()

@@ -142,3 +142,69 @@ def test_tampered_link_shows_a_clear_page(page, tenant_a, tenant_b):
     assert "We can't open this portal" in page.locator("h1").inner_text()
     page.goto("/portal/")
     assert "link you were sent" in page.locator("#portal-denied").inner_text()
+
+
+def test_customer_on_one_plan_sees_only_that_plans_features(page, tenant_a, tenant_b):
+    """Two plans share a meter: the customer on "basic" sees the one chart of its plan (not the other
+    plan's filtered feature, not the other tenant's), its soft limit as such, and its billing details."""
+    from billing.services import customer_update
+    from metering.services import meter_create
+    from tests.portal.conftest import subscribe
+
+    now = timezone.now()
+    for tenant in (tenant_a, tenant_b):
+        make_token_meter(tenant)
+        meter_create(organization=tenant.org, slug="images", event_type="image", aggregation="COUNT")
+        make_feature(tenant, key="tokens", meter="tokens")
+        make_feature(tenant, key="gpt_out", meter="tokens", filters={"model": "gpt-4o", "type": "output"})
+        make_feature(tenant, key="images", meter="images")
+    pc = make_portal_customer(tenant_a, subjects=("app",))
+    rich = make_portal_customer(tenant_a, key="rich", subjects=("rich",))
+    other = make_portal_customer(tenant_b, subjects=("app",))
+    since = now - timedelta(days=10)
+    subscribe(tenant_a, pc.customer, feature_keys=["tokens"], since=since, plan_key="basic")
+    subscribe(tenant_a, rich.customer, feature_keys=["gpt_out", "images"], since=since, plan_key="studio")
+    subscribe(tenant_b, other.customer, feature_keys=["images"], since=since)
+    entitlement_create(
+        organization=tenant_a.org,
+        customer=pc.customer,
+        feature_key="tokens",
+        type="metered",
+        is_soft_limit=True,
+        usage_period_interval="MONTH",
+        usage_period_anchor=since,
+        issue_after_reset=Decimal(1000),
+    )
+    customer_update(
+        organization=tenant_a.org,
+        customer=pc.customer,
+        billing_address={"line1": "1 Main St", "city": "Berlin", "postalCode": "10115", "country": "DE"},
+        tax_ids=[{"type": "eu_vat", "value": "DE123456789"}],
+    )
+    ingest(
+        tenant_a,
+        [
+            (
+                "acme-app",
+                now - timedelta(days=1),
+                {"tokens": 1500, "model": "gpt-4o", "type": "output"},
+                "prompt",
+            )
+        ],
+    )
+    ingest(tenant_b, [("globex-app", now - timedelta(days=1), {"n": 1}, "image")])
+    page.goto(f"/portal/{pc.token}")
+    page.wait_for_url("**/portal/")
+    page.locator("#usage .usage-section h2").first.wait_for()
+    assert page.locator("#usage .usage-section").count() == 1
+    assert page.locator("#usage .usage-section h2").inner_text() == "Tokens"
+    assert page.locator("#usage .period-total").inner_text() == "1,500"
+    assert page.locator("#plan-features").inner_text() == "Includes: Tokens"
+    page.locator("#balances #ent-tokens").wait_for()
+    balance = page.locator("#balances #ent-tokens").inner_text()
+    assert "soft limit" in balance and "1,500 used of 1,000 included" in balance and "left" not in balance
+    details = page.locator("#billing-details").inner_text()
+    assert "1 Main St" in details and "10115 Berlin" in details and "Tax ID: DE123456789 (eu_vat)" in details
+    content = page.content()
+    assert "Gpt_Out" not in content and "Images" not in content and "Globex" not in content
+    page.screenshot(path="/tmp/portal-scoped.png", full_page=True)

@@ -189,10 +189,10 @@ def setup_org(tenant_a):
 
 PORTAL_URLS = [
     "/portal/",
-    "/portal/usage/tokens/?window=day",
-    "/portal/usage/tokens/?window=week",
-    "/portal/usage/tokens/?window=month",
-    "/portal/usage/tokens/?window=week&feature=tokens",
+    "/portal/usage/tokens/?window=day&feature=tokens",
+    "/portal/usage/tokens/?window=week&feature=gpt4o_output",
+    "/portal/usage/tokens/?window=month&feature=tokens",
+    "/portal/usage/requests/?window=week&feature=requests",
     "/portal/estimate/",
     "/portal/balances/",
     "/portal/invoices/",
