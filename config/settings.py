@@ -209,7 +209,9 @@ INGEST_BACKLOG_MAX_EVENTS = env_int("INGEST_BACKLOG_MAX_EVENTS", 2_000_000, mini
 INGEST_MAX_FUTURE_SECONDS = env_int("INGEST_MAX_FUTURE_SECONDS", 300, minimum=0)
 # Outbound webhooks may target private, loopback and link-local addresses (on-premise use only).
 WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
-PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000")
+# Where users reach the service (links in portal tokens, the Stripe webhook URL, e-mails); unset, links are
+# built from the request (core/links.py).
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "")
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ["DEBUG", "INFO", "WARNING", "ERROR"])
 
 LOGGING = {

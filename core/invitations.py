@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from core.audit import Actor, audit_record
 from core.errors import Conflict, NotFound, ValidationFailed
+from core.links import absolute_url
 from core.models import ROLE_RANK, Invitation, Membership, Organization, Role
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def _hash(secret: str) -> str:
 
 def invitation_link(*, invitation: Invitation, secret: str) -> str:
     token = signing.TimestampSigner(salt=_SALT).sign(f"{invitation.id}.{secret}")
-    return (settings.PUBLIC_BASE_URL or "").rstrip("/") + reverse("console_invitation", args=[token])
+    return absolute_url(reverse("console_invitation", args=[token]))
 
 
 def _normalise_email(email: str) -> str:

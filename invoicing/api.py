@@ -274,7 +274,7 @@ class StripeAppOutput(serializers.Serializer):
     webhookUrl = serializers.CharField()
 
 
-def stripe_app_payload(organization: Any) -> dict[str, Any]:
+def stripe_app_payload(organization: Any, request: Any = None) -> dict[str, Any]:
     cfg = selectors.stripe_settings_get(organization=organization)
     return {
         "configured": cfg is not None,
@@ -285,7 +285,7 @@ def stripe_app_payload(organization: Any) -> dict[str, Any]:
         "webhookSecretLast4": selectors.secret_hint(cfg.webhook_secret) if cfg else "",
         "apiVersion": cfg.api_version if cfg else StripeSettings._meta.get_field("api_version").default,
         "collectionMethod": cfg.collection_method if cfg else "send_invoice",
-        "webhookUrl": selectors.stripe_webhook_url(organization=organization),
+        "webhookUrl": selectors.stripe_webhook_url(organization=organization, request=request),
     }
 
 
@@ -303,7 +303,7 @@ class StripeAppView(TenantAPIView):
 
     @extend_schema(responses=StripeAppOutput, operation_id="getStripeApp")
     def get(self, request: Request) -> Response:
-        return Response(stripe_app_payload(self.organization))
+        return Response(stripe_app_payload(self.organization, request))
 
     @extend_schema(request=Input, responses=StripeAppOutput, operation_id="updateStripeApp")
     def put(self, request: Request) -> Response:
@@ -319,7 +319,7 @@ class StripeAppView(TenantAPIView):
             collection_method=v.get("collectionMethod"),
             actor=self.actor,
         )
-        return Response(stripe_app_payload(self.organization))
+        return Response(stripe_app_payload(self.organization, request))
 
 
 class TaxRateOutput(serializers.Serializer):

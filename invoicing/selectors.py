@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db.models import Count, Prefetch, QuerySet, Sum
+from django.http import HttpRequest
 
 from core.errors import NotFound
+from core.links import absolute_url
 from core.models import Organization
 from invoicing.models import (
     Invoice,
@@ -99,12 +101,10 @@ def stripe_settings_get(*, organization: Organization) -> StripeSettings | None:
     return StripeSettings.objects.filter(organization=organization).first()
 
 
-def stripe_webhook_url(*, organization: Organization) -> str:
-    """What the tenant pastes into Stripe's dashboard (Developers → Webhooks)."""
-    from django.conf import settings
-
-    base = str(settings.PUBLIC_BASE_URL or "").rstrip("/")
-    return f"{base}/api/v1/apps/stripe/webhook/{organization.slug}"
+def stripe_webhook_url(*, organization: Organization, request: HttpRequest | None = None) -> str:
+    """What the tenant pastes into Stripe's dashboard (Developers → Webhooks): under PUBLIC_BASE_URL, or
+    the address of the request that shows it (core/links.py)."""
+    return absolute_url(f"/api/v1/apps/stripe/webhook/{organization.slug}", request=request)
 
 
 def secret_hint(secret: str) -> str:

@@ -192,13 +192,13 @@ def _errors(exc: ValidationFailed) -> dict[str, str]:
     return {e["name"]: e["reason"] for e in exc.errors} or {"form": exc.detail}
 
 
-def _stripe_context(org: Organization) -> dict[str, Any]:
+def _stripe_context(org: Organization, request: ConsoleRequest) -> dict[str, Any]:
     cfg = selectors.stripe_settings_get(organization=org)
     return {
         "stripe": cfg,
         "stripe_key_hint": selectors.secret_hint(cfg.secret_key) if cfg else "",
         "stripe_hook_hint": selectors.secret_hint(cfg.webhook_secret) if cfg else "",
-        "stripe_webhook_url": selectors.stripe_webhook_url(organization=org),
+        "stripe_webhook_url": selectors.stripe_webhook_url(organization=org, request=request),
         "stripe_errors": {},
     }
 
@@ -235,14 +235,14 @@ def _partial(
     org = request.organization
     if request.htmx:
         return render(request, f"{SETTINGS_PAGE}#{name}", context, status=status)
-    full = {**_stripe_context(org), **_settings_context(org), **_rates_context(org), **context}
+    full = {**_stripe_context(org, request), **_settings_context(org), **_rates_context(org), **context}
     return render(request, SETTINGS_PAGE, full, status=status)
 
 
 @console_view(min_role=Role.ADMIN)
 def billing_settings(request: ConsoleRequest) -> HttpResponse:
     org = request.organization
-    context = {**_stripe_context(org), **_settings_context(org), **_rates_context(org)}
+    context = {**_stripe_context(org, request), **_settings_context(org), **_rates_context(org)}
     return render(request, SETTINGS_PAGE, context)
 
 
@@ -263,12 +263,15 @@ def billing_settings_stripe(request: ConsoleRequest) -> HttpResponse:
         )
     except ValidationFailed as exc:
         return _partial(
-            request, "stripe-card", {**_stripe_context(org), "stripe_errors": _errors(exc)}, status=400
+            request,
+            "stripe-card",
+            {**_stripe_context(org, request), "stripe_errors": _errors(exc)},
+            status=400,
         )
     if not request.htmx:
         messages.success(request, "Stripe settings saved.")
         return redirect("invoicing_console_billing_settings")
-    return _partial(request, "stripe-card", {**_stripe_context(org), "stripe_saved": True})
+    return _partial(request, "stripe-card", {**_stripe_context(org, request), "stripe_saved": True})
 
 
 @require_POST

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.conf import settings
 from django.utils.dateparse import parse_datetime, parse_duration
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -15,6 +14,7 @@ from rest_framework.response import Response
 
 from core.api import TenantAPIView
 from core.errors import NotFound, ValidationFailed
+from core.links import absolute_url
 from portal import sources
 from portal.auth import PortalAPIView
 from portal.models import PortalToken
@@ -28,14 +28,17 @@ class ExpiresInField(serializers.Field):
     def to_internal_value(self, data) -> timedelta:
         if isinstance(data, bool):
             raise serializers.ValidationError("Give seconds or an ISO 8601 duration.")
-        if isinstance(data, int):
-            return timedelta(seconds=data)
-        if isinstance(data, str):
-            if data.isdigit():
-                return timedelta(seconds=int(data))
-            parsed = parse_duration(data)
-            if parsed is not None:
-                return parsed
+        try:  # a duration no timedelta can hold (P99999999999D, 10^20 s) is out of range, not a 500
+            if isinstance(data, int):
+                return timedelta(seconds=data)
+            if isinstance(data, str):
+                if data.isdigit() and len(data) <= 18:
+                    return timedelta(seconds=int(data))
+                parsed = parse_duration(data) if len(data) <= 64 else None
+                if parsed is not None:
+                    return parsed
+        except OverflowError:
+            raise serializers.ValidationError("The duration is out of range.") from None
         raise serializers.ValidationError("Give seconds or an ISO 8601 duration such as PT1H.")
 
     def to_representation(self, value):
@@ -99,8 +102,7 @@ class PortalTokenListCreateView(TenantAPIView):
             actor=self.actor,
         )
         row.token = token  # type: ignore[attr-defined]
-        base = (settings.PUBLIC_BASE_URL or "").rstrip("/")
-        row.url = f"{base}/portal/{token}"  # type: ignore[attr-defined]
+        row.url = absolute_url(f"/portal/{token}", request=request)  # type: ignore[attr-defined]
         return Response(self.Output(row).data, status=201)
 
 

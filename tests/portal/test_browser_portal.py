@@ -208,3 +208,15 @@ def test_customer_on_one_plan_sees_only_that_plans_features(page, tenant_a, tena
     content = page.content()
     assert "Gpt_Out" not in content and "Images" not in content and "Globex" not in content
     page.screenshot(path="/tmp/portal-scoped.png", full_page=True)
+
+
+def test_links_shown_in_the_console_point_at_the_server_in_use(page, tenant_a, tenant_b, settings):
+    """The Billing settings page shows the Stripe webhook URL of the address the browser used."""
+    from tests.conftest import console_login
+
+    settings.PUBLIC_BASE_URL = ""
+    console_login(page, tenant_a.user.username)
+    page.goto("/console/billing-settings/")
+    text = page.locator("body").inner_text()
+    assert f"{page.url.split('/console/')[0]}/api/v1/apps/stripe/webhook/acme" in text
+    assert ":8000/" not in text and "/webhook/globex" not in text

@@ -1,7 +1,7 @@
-from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from core.demo import demo_load
+from core.links import public_base_url
 
 
 class Command(BaseCommand):
@@ -12,7 +12,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         info = demo_load()
-        base = (opts.get("base_url") or settings.PUBLIC_BASE_URL).rstrip("/")
+        base = (opts.get("base_url") or public_base_url()).rstrip("/")
         self.stdout.write(
             f"Demo organization: {info.organization.name} ({info.organization.slug}, id {info.organization.id})"
         )
