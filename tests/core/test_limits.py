@@ -280,6 +280,18 @@ def test_bodies_the_limits_refuse(tenant_a, tenant_b, subscribed, url, body, fie
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("expires_in", ["P99999999999D", 10**20, "9" * 30])
+def test_portal_token_lifetimes_beyond_any_date_are_refused(tenant_a, tenant_b, subscribed, expires_in):
+    from portal.models import PortalToken
+
+    r = tenant_a.client().post(
+        "/api/v1/portal/tokens", {"customerId": "acme", "expiresIn": expires_in}, format="json"
+    )
+    assert list(problem_names(r)) == ["expiresIn"]
+    assert not PortalToken.objects.exists()
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("path", "field"),
     [
