@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("billing.urls")),
     path("", include("invoicing.urls")),
     path("", include("portal.urls")),
+    path("", include("lago.urls")),
 ]
 
 if settings.SERVE_STATIC:

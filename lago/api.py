@@ -1,0 +1,438 @@
+"""Lago's REST API (v1) under `/lago/api/v1/`, so `lago-python-client` works with
+`api_url="https://<host>/lago/"` and one of our API keys.
+
+Each view unwraps Lago's envelope (`{"customer": {...}}`), calls one service or selector of `lago/`, and
+answers in Lago's envelope. Errors come out in Lago's shape (`{"status", "error", "code",
+"error_details"}`): 422 `validation_errors` with the bad fields, 404 `<object>_not_found`, 401, 403, 405.
+These views are not in our OpenAPI schema (`/api/schema/` describes our own API; Lago publishes its own).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from rest_framework import exceptions as drf_exc
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from core.api import TenantAPIView
+from core.auth import CachedBearerAuthentication
+from core.errors import Conflict, DomainError, NotFound, PayloadTooLarge, Unavailable, ValidationFailed
+from invoicing.pdf import invoice_pdf
+from lago import mapping, selectors, services
+from lago.mapping import LagoInvalid, error_body
+
+# --- errors ----------------------------------------------------------------------------------------
+
+
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name)
+
+
+def lago_error(status: int, code: str, details: dict[str, Any] | None = None) -> Response:
+    return Response(error_body(status, code, details=details), status=status)
+
+
+def lago_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Every error of this API in Lago's shape."""
+    if isinstance(exc, LagoInvalid):
+        return lago_error(422, "validation_errors", exc.details)
+    if isinstance(exc, NotFound):
+        code = (
+            exc.detail if exc.detail.endswith("_not_found") or exc.detail.startswith("no_") else "not_found"
+        )
+        return lago_error(404, code)
+    if isinstance(exc, ValidationFailed):
+        details: dict[str, list[str]] = {}
+        for e in exc.errors or [{"name": exc.field or "base", "reason": exc.detail}]:
+            details.setdefault(_snake(e["name"]), []).append(e["reason"])
+        return lago_error(422, "validation_errors", details)
+    if isinstance(exc, Conflict):
+        return lago_error(422, "validation_errors", {_snake(exc.field or "base"): [exc.detail]})
+    if isinstance(exc, PayloadTooLarge):
+        return lago_error(413, "payload_too_large")
+    if isinstance(exc, Unavailable):
+        response = lago_error(503, "service_unavailable")
+        response["Retry-After"] = str(exc.retry_after)
+        return response
+    if isinstance(exc, DomainError):
+        return lago_error(exc.status, exc.code.replace("-", "_"))
+    if isinstance(exc, (drf_exc.NotAuthenticated, drf_exc.AuthenticationFailed)):
+        return lago_error(401, "unauthorized")
+    if isinstance(exc, drf_exc.PermissionDenied):
+        return lago_error(403, "forbidden")
+    if isinstance(exc, drf_exc.ParseError):
+        return lago_error(400, "bad_request", {"body": [str(exc.detail)]})
+    if isinstance(exc, drf_exc.MethodNotAllowed):
+        return lago_error(405, "method_not_allowed")
+    if isinstance(exc, drf_exc.UnsupportedMediaType):
+        return lago_error(415, "unsupported_media_type")
+    if isinstance(exc, drf_exc.Throttled):
+        return lago_error(429, "too_many_requests")
+    if isinstance(exc, drf_exc.NotFound):
+        return lago_error(404, "not_found")
+    if isinstance(exc, drf_exc.APIException):
+        return lago_error(exc.status_code, "error")
+    return None
+
+
+def not_found_view(request: HttpRequest, path: str = "") -> HttpResponse:
+    """Any other path under /lago/: Lago's 404."""
+    return JsonResponse(error_body(404, "not_found"), status=404)
+
+
+# --- base --------------------------------------------------------------------------------------------
+
+
+class LagoView(TenantAPIView):
+    abstract = True
+    schema = None  # Lago's API is described by Lago; ours at /api/schema/
+    required_scopes: ClassVar[dict[str, str] | None] = {
+        "GET": "read",
+        "POST": "admin",
+        "PUT": "admin",
+        "DELETE": "admin",
+    }
+    root: ClassVar[str] = ""
+
+    def get_exception_handler(self):
+        return lago_exception_handler
+
+    def body(self, root: str | None = None) -> Any:
+        """The object inside Lago's envelope; a missing envelope is Lago's 400 (`param is missing`)."""
+        root = root or self.root
+        data = self.request.data
+        if not isinstance(data, dict) or root not in data:
+            raise drf_exc.ParseError(f"param is missing or the value is empty: {root}")
+        return data[root]
+
+    def page(self) -> selectors.Page:
+        errors: dict[str, list[str]] = {}
+        values = []
+        for name, default, top in (("page", 1, 1_000_000), ("per_page", 20, 100)):
+            raw = self.request.query_params.get(name)
+            try:
+                value = int(raw) if raw not in (None, "") else default
+            except ValueError:
+                errors[name] = ["invalid_value"]
+                value = default
+            if not 1 <= value <= top:
+                errors[name] = ["invalid_value"]
+            values.append(value)
+        if errors:
+            raise LagoInvalid(errors)
+        return selectors.Page(values[0], values[1])
+
+
+# --- billable metrics ------------------------------------------------------------------------------
+
+
+class BillableMetricsView(LagoView):
+    root = "billable_metric"
+
+    def get(self, request: Request) -> Response:
+        items, meta = selectors.metric_list(organization=self.organization, page=self.page())
+        return Response({"billable_metrics": items, "meta": meta})
+
+    def post(self, request: Request) -> Response:
+        feature_id = services.metric_create(
+            organization=self.organization, data=self.body(), actor=self.actor
+        )
+        return Response(
+            {"billable_metric": selectors.metric_get(organization=self.organization, code=feature_id)}
+        )
+
+
+class BillableMetricView(LagoView):
+    def get(self, request: Request, code: str) -> Response:
+        return Response({"billable_metric": selectors.metric_get(organization=self.organization, code=code)})
+
+    def delete(self, request: Request, code: str) -> Response:
+        body = selectors.metric_get(organization=self.organization, code=code)
+        services.metric_delete(organization=self.organization, code=code, actor=self.actor)
+        return Response({"billable_metric": body})
+
+
+# --- plans -------------------------------------------------------------------------------------------
+
+
+class PlansView(LagoView):
+    root = "plan"
+
+    def get(self, request: Request) -> Response:
+        items, meta = selectors.plan_list(organization=self.organization, page=self.page())
+        return Response({"plans": items, "meta": meta})
+
+    def post(self, request: Request) -> Response:
+        code = services.plan_create(organization=self.organization, data=self.body(), actor=self.actor)
+        return Response({"plan": selectors.plan_get(organization=self.organization, code=code)})
+
+
+class PlanView(LagoView):
+    root = "plan"
+
+    def get(self, request: Request, code: str) -> Response:
+        return Response({"plan": selectors.plan_get(organization=self.organization, code=code)})
+
+    def put(self, request: Request, code: str) -> Response:
+        selectors.plan_get(organization=self.organization, code=code)
+        services.plan_update(organization=self.organization, code=code, data=self.body(), actor=self.actor)
+        return Response({"plan": selectors.plan_get(organization=self.organization, code=code)})
+
+    def delete(self, request: Request, code: str) -> Response:
+        body = selectors.plan_get(organization=self.organization, code=code)
+        services.plan_delete(organization=self.organization, code=code, actor=self.actor)
+        return Response({"plan": body})
+
+
+# --- customers ------------------------------------------------------------------------------------
+
+
+class CustomersView(LagoView):
+    root = "customer"
+
+    def get(self, request: Request) -> Response:
+        items, meta = selectors.customer_list(organization=self.organization, page=self.page())
+        return Response({"customers": items, "meta": meta})
+
+    def post(self, request: Request) -> Response:
+        customer = services.customer_upsert(
+            organization=self.organization, data=self.body(), actor=self.actor
+        )
+        return Response({"customer": selectors.customer_json(customer, organization=self.organization)})
+
+
+class CustomerView(LagoView):
+    def get(self, request: Request, external_id: str) -> Response:
+        customer = selectors.customer_by_external_id(organization=self.organization, external_id=external_id)
+        return Response({"customer": selectors.customer_json(customer, organization=self.organization)})
+
+    def delete(self, request: Request, external_id: str) -> Response:
+        customer = selectors.customer_by_external_id(organization=self.organization, external_id=external_id)
+        body = selectors.customer_json(customer, organization=self.organization)
+        services.customer_delete(organization=self.organization, external_id=customer.id, actor=self.actor)
+        return Response({"customer": body})
+
+
+class CurrentUsageView(LagoView):
+    def get(self, request: Request, external_id: str) -> Response:
+        customer = selectors.customer_by_external_id(organization=self.organization, external_id=external_id)
+        sub_id = request.query_params.get("external_subscription_id")
+        if not sub_id:
+            raise LagoInvalid({"external_subscription_id": ["value_is_mandatory"]})
+        sub = services.subscription_current(organization=self.organization, external_id=sub_id)
+        if sub.customer_id != customer.id:
+            raise NotFound("subscription_not_found")
+        usage = selectors.current_usage(organization=self.organization, customer=customer, subscription=sub)
+        return Response({"customer_usage": usage})
+
+
+# --- subscriptions -------------------------------------------------------------------------------
+
+SUBSCRIPTION_STATUSES = ("active", "pending", "terminated", "canceled")
+
+
+class SubscriptionsView(LagoView):
+    root = "subscription"
+
+    def get(self, request: Request) -> Response:
+        q = request.query_params
+        statuses = q.getlist("status[]") or q.getlist("status")
+        if any(s not in SUBSCRIPTION_STATUSES for s in statuses):
+            raise LagoInvalid({"status": ["value_is_invalid"]})
+        items, meta = selectors.subscription_list(
+            organization=self.organization,
+            page=self.page(),
+            external_customer_id=q.get("external_customer_id", ""),
+            plan_code=q.get("plan_code", ""),
+            statuses=statuses,
+        )
+        return Response({"subscriptions": items, "meta": meta})
+
+    def post(self, request: Request) -> Response:
+        data = self.body()
+        sub = services.subscription_create(organization=self.organization, data=data, actor=self.actor)
+        external_id = data.get("external_id") or data.get("external_customer_id")
+        return Response({"subscription": selectors.subscription_json(sub, external_id=external_id)})
+
+
+class SubscriptionView(LagoView):
+    def get(self, request: Request, external_id: str) -> Response:
+        sub = services.subscription_current(organization=self.organization, external_id=external_id)
+        return Response({"subscription": selectors.subscription_json(sub, external_id=external_id)})
+
+    def delete(self, request: Request, external_id: str) -> Response:
+        sub = services.subscription_terminate(
+            organization=self.organization, external_id=external_id, actor=self.actor
+        )
+        return Response({"subscription": selectors.subscription_json(sub, external_id=external_id)})
+
+
+# --- events ----------------------------------------------------------------------------------------
+
+
+class EventsView(LagoView):
+    required_scopes = {"POST": "ingest"}
+    authentication_classes = [CachedBearerAuthentication]
+    root = "event"
+
+    def post(self, request: Request) -> Response:
+        (cloud,) = services.events_ingest(organization=self.organization, events=[self.body()], single=True)
+        return Response({"event": selectors.event_json(cloud)})
+
+
+class EventsBatchView(LagoView):
+    required_scopes = {"POST": "ingest"}
+    authentication_classes = [CachedBearerAuthentication]
+    root = "events"
+    MAX_EVENTS = 100  # Lago's batch limit
+
+    def post(self, request: Request) -> Response:
+        events = self.body()
+        if not isinstance(events, list) or not events:
+            raise LagoInvalid({"events": ["value_is_mandatory"]})
+        if len(events) > self.MAX_EVENTS:
+            raise LagoInvalid({"events": ["too_many_events"]})
+        clouds = services.events_ingest(organization=self.organization, events=events, single=False)
+        return Response({"events": [selectors.event_json(c) for c in clouds]})
+
+
+class EventView(LagoView):
+    def get(self, request: Request, transaction_id: str) -> Response:
+        return Response(
+            {"event": selectors.event_get(organization=self.organization, transaction_id=transaction_id)}
+        )
+
+
+# --- invoices ---------------------------------------------------------------------------------------
+
+
+class _InvoiceBase(LagoView):
+    abstract = True
+
+    def answer(self, invoice: Any, *, with_fees: bool = True) -> dict[str, Any]:
+        token = selectors.invoice_file_token(invoice)
+        url = self.request.build_absolute_uri(f"/lago/files/invoices/{token}")
+        return selectors.invoice_json(
+            invoice, organization=self.organization, file_url=url, with_fees=with_fees
+        )
+
+
+class InvoicesView(_InvoiceBase):
+    def get(self, request: Request) -> Response:
+        q = request.query_params
+        status = q.get("status", "")
+        if status and status not in mapping.INVOICE_STATUS_FILTER:
+            raise LagoInvalid({"status": ["value_is_invalid"]})
+        qs = selectors.invoice_list(
+            organization=self.organization,
+            external_customer_id=q.get("external_customer_id", ""),
+            status=status,
+        )
+        chunk, meta = selectors.paginate(qs, self.page())
+        return Response({"invoices": [self.answer(i, with_fees=False) for i in chunk], "meta": meta})
+
+
+class InvoiceView(_InvoiceBase):
+    def get(self, request: Request, invoice_id: str) -> Response:
+        invoice = selectors.invoice_get(organization=self.organization, invoice_id=invoice_id)
+        return Response({"invoice": self.answer(invoice)})
+
+
+class InvoiceDownloadView(_InvoiceBase):
+    """Lago answers the invoice with `file_url` (a link to the PDF, valid 7 days, no key needed)."""
+
+    required_scopes = {"POST": "read"}
+
+    def post(self, request: Request, invoice_id: str) -> Response:
+        invoice = selectors.invoice_get(organization=self.organization, invoice_id=invoice_id)
+        if invoice.status == "draft":  # Lago renders no PDF for drafts
+            return Response(status=200)
+        return Response({"invoice": self.answer(invoice)})
+
+
+class InvoiceRefreshView(_InvoiceBase):
+    """Our drafts are rebuilt from raw usage when they are finalized, so refresh answers the invoice."""
+
+    def put(self, request: Request, invoice_id: str) -> Response:
+        invoice = selectors.invoice_get(organization=self.organization, invoice_id=invoice_id)
+        return Response({"invoice": self.answer(invoice)})
+
+
+class InvoiceFinalizeView(_InvoiceBase):
+    def put(self, request: Request, invoice_id: str) -> Response:
+        invoice = selectors.invoice_get(organization=self.organization, invoice_id=invoice_id)
+        services.invoice_finalize(organization=self.organization, invoice=invoice, actor=self.actor)
+        invoice = selectors.invoice_get(organization=self.organization, invoice_id=invoice_id)
+        return Response({"invoice": self.answer(invoice)})
+
+
+def invoice_file(request: HttpRequest, token: str) -> HttpResponse:
+    """The PDF behind `file_url`: the signed token is the credential (like Lago's storage links)."""
+    try:
+        invoice = selectors.invoice_from_file_token(token)
+    except NotFound:
+        return JsonResponse(error_body(404, "invoice_not_found"), status=404)
+    response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="{invoice.number or invoice.id}.pdf"'
+    return response
+
+
+# --- wallets -----------------------------------------------------------------------------------------
+
+
+class WalletsView(LagoView):
+    root = "wallet"
+
+    def get(self, request: Request) -> Response:
+        external_customer_id = request.query_params.get("external_customer_id")
+        if not external_customer_id:
+            raise LagoInvalid({"external_customer_id": ["value_is_mandatory"]})
+        items = selectors.wallet_list(
+            organization=self.organization, external_customer_id=external_customer_id
+        )
+        chunk, meta = selectors.paginate(items, self.page())
+        return Response({"wallets": chunk, "meta": meta})
+
+    def post(self, request: Request) -> Response:
+        customer, _ = services.wallet_create(
+            organization=self.organization, data=self.body(), actor=self.actor
+        )
+        return Response({"wallet": selectors.wallet_json(organization=self.organization, customer=customer)})
+
+
+class WalletView(LagoView):
+    def get(self, request: Request, wallet_id: str) -> Response:
+        customer = services.wallet_customer(organization=self.organization, wallet_id=wallet_id)
+        return Response({"wallet": selectors.wallet_json(organization=self.organization, customer=customer)})
+
+    def delete(self, request: Request, wallet_id: str) -> Response:
+        customer = services.wallet_terminate(
+            organization=self.organization, wallet_id=wallet_id, actor=self.actor
+        )
+        return Response({"wallet": selectors.wallet_json(organization=self.organization, customer=customer)})
+
+
+class WalletTransactionsView(LagoView):
+    root = "wallet_transaction"
+
+    def post(self, request: Request) -> Response:
+        customer, credits = services.wallet_transaction_create(
+            organization=self.organization, data=self.body(), actor=self.actor
+        )
+        return Response(
+            {
+                "wallet_transactions": [
+                    selectors.credit_transaction_json(c, customer=customer) for c in credits
+                ]
+            }
+        )
+
+
+class WalletTransactionListView(LagoView):
+    def get(self, request: Request, wallet_id: str) -> Response:
+        customer = services.wallet_customer(organization=self.organization, wallet_id=wallet_id)
+        items = selectors.wallet_transactions(organization=self.organization, customer=customer)
+        chunk, meta = selectors.paginate(items, self.page())
+        return Response({"wallet_transactions": chunk, "meta": meta})

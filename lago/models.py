@@ -1,0 +1,27 @@
+"""The one mapping Lago needs stored: its `external_id` of a subscription.
+
+Lago keys a subscription by the tenant's `external_id` and keeps it across plan changes; ours ends a
+subscription at a plan change and starts a new one (`Subscription.previous`). Each of our subscriptions
+that carries a Lago subscription gets one row, so the id finds the current one (the newest started) and
+its history. Everything else Lago keys by is an existing field: a customer's `external_id` is the
+customer key, a billable metric's `code` the feature key and meter slug, a plan's `code` the plan key.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from billing.models import Subscription
+from core.models import TenantModel
+
+
+class SubscriptionExternalId(TenantModel):
+    external_id = models.CharField(max_length=255)
+    subscription = models.OneToOneField(Subscription, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "external_id"])]
+
+    def __str__(self) -> str:
+        return self.external_id

@@ -1,0 +1,588 @@
+"""Lago's writes, each mapped onto our own services (nothing is stored twice).
+
+| Lago | ours |
+|---|---|
+| billable metric | a meter (slug and event type = the code) + a feature (key = the code) |
+| plan | a published plan version (key = the code); an update publishes the next version |
+| customer | a customer (key = `external_id`, which is also its first subject) |
+| subscription | a subscription; its `external_id` is a subject of the customer and a `SubscriptionExternalId` |
+| event | a CloudEvent (`id` = `transaction_id`, `source` = "lago", `type` = code, `subject` = the external id) |
+| wallet transaction | a customer credit |
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing import selectors as billing_selectors
+from billing import services as billing_services
+from billing import subscriptions as billing_subscriptions
+from billing.models import Customer, Subscription
+from catalog import selectors as catalog_selectors
+from catalog import services as catalog_services
+from catalog.documents import is_valid_key
+from core.errors import NotFound, ValidationFailed
+from core.models import ApiKey, Organization
+from core.money import is_currency
+from invoicing import credits as invoicing_credits
+from invoicing import services as invoicing_services
+from invoicing.models import CustomerCredit, Invoice
+from lago import mapping
+from lago.mapping import LagoInvalid
+from lago.models import SubscriptionExternalId
+from metering import services as metering_services
+from metering.ingest import validate_body
+
+EVENT_SOURCE = "lago"
+Actor = ApiKey | None
+
+
+# --- billable metrics ------------------------------------------------------------------------------
+
+
+def metric_create(*, organization: Organization, data: Any, actor: Actor = None) -> str:
+    """A meter and its feature, both keyed by the metric's code; returns the feature's id (the `lago_id`)."""
+    spec = mapping.metric_from_lago(data, key_valid=is_valid_key)
+    if catalog_selectors.feature_list(organization=organization).filter(key=spec.key).exists():
+        raise LagoInvalid({"code": ["value_already_exist"]})
+    with transaction.atomic():
+        metering_services.meter_create(
+            organization=organization,
+            slug=spec.key,
+            event_type=spec.key,
+            aggregation=spec.aggregation,
+            value_property=spec.value_property,
+            group_by=spec.group_by,
+            name=spec.name,
+            description=spec.description,
+            actor=actor,
+        )
+        feature = catalog_services.feature_create(
+            organization=organization, key=spec.key, name=spec.name, meter_slug=spec.key, actor=actor
+        )
+    return feature.id
+
+
+def metric_delete(*, organization: Organization, code: str, actor: Actor = None) -> None:
+    """The feature is deleted (archived when a plan uses it) and its meter deleted (history kept)."""
+    with transaction.atomic():
+        feature = catalog_selectors.feature_get(organization=organization, id_or_key=code)
+        catalog_services.feature_delete(organization=organization, id_or_key=feature.id, actor=actor)
+        if feature.meter_slug:
+            metering_services.meter_delete(
+                organization=organization, id_or_slug=feature.meter_slug, actor=actor
+            )
+
+
+# --- plans -------------------------------------------------------------------------------------------
+
+
+def plan_metrics(*, organization: Organization) -> dict[str, mapping.Metric]:
+    """Every live feature with a meter, by id (the `billable_metric_id` Lago's charges carry)."""
+    return {
+        f.id: mapping.Metric(id=f.id, code=f.key)
+        for f in catalog_selectors.feature_list(organization=organization)
+        if f.meter_slug
+    }
+
+
+def plan_create(*, organization: Organization, data: Any, actor: Actor = None) -> str:
+    """A Lago plan becomes version 1 of our plan, published at once (Lago plans are live when created)."""
+    doc = mapping.plan_from_lago(
+        data, metrics=plan_metrics(organization=organization), key_valid=is_valid_key
+    )
+    if catalog_selectors.plan_list(organization=organization, key=doc.key).exists():
+        raise LagoInvalid({"code": ["value_already_exist"]})
+    with transaction.atomic():
+        plan = catalog_services.plan_create(
+            organization=organization, key=doc.key, data=doc.document, actor=actor
+        )
+        catalog_services.plan_publish(organization=organization, plan_id=plan.id, actor=actor)
+    return doc.key
+
+
+def plan_update(*, organization: Organization, code: str, data: Any, actor: Actor = None) -> str:
+    """Lago edits a plan in place; we publish its next version (running subscriptions keep theirs, as
+    Lago's do unless `cascade_updates`)."""
+    current = catalog_selectors.plan_version_get(organization=organization, plan_key=code)
+    merged = {**mapping_plan_defaults(current), **(data if isinstance(data, dict) else {}), "code": code}
+    doc = mapping.plan_from_lago(
+        merged, metrics=plan_metrics(organization=organization), key_valid=is_valid_key
+    )
+    with transaction.atomic():
+        draft = catalog_services.plan_next_version(
+            organization=organization, id_or_key=current.id, actor=actor
+        )
+        catalog_services.plan_update(
+            organization=organization, plan_id=draft.id, data=doc.document, actor=actor
+        )
+        catalog_services.plan_publish(organization=organization, plan_id=draft.id, actor=actor)
+    return code
+
+
+def mapping_plan_defaults(plan: Any) -> dict[str, Any]:
+    """The Lago fields of a published version, so a partial update keeps what it does not name."""
+    metrics = {
+        f.key: mapping.Metric(id=f.id, code=f.key)
+        for f in catalog_selectors.feature_list(organization=plan.organization)
+    }
+    lago = mapping.plan_to_lago(
+        lago_id=plan.id,
+        key=plan.key,
+        name=plan.name,
+        description=plan.description,
+        currency=plan.currency,
+        cadence=plan.billing_cadence,
+        phases=plan.phases,
+        metadata=plan.metadata or {},
+        created_at=plan.created_at,
+        metrics={m.id: m for m in metrics.values()},
+    )
+    for charge in lago["charges"]:
+        charge["billable_metric_id"] = charge.pop("lago_billable_metric_id")
+    return {
+        k: v for k, v in lago.items() if k not in ("lago_id", "created_at", "minimum_commitment", "taxes")
+    }
+
+
+def plan_delete(*, organization: Organization, code: str, actor: Actor = None) -> Any:
+    plan = catalog_selectors.plan_version_get(organization=organization, plan_key=code)
+    return catalog_services.plan_archive(organization=organization, plan_id=plan.id, actor=actor)
+
+
+# --- customers ------------------------------------------------------------------------------------
+
+ADDRESS_FIELDS = {
+    "address_line1": "line1",
+    "address_line2": "line2",
+    "city": "city",
+    "zipcode": "postalCode",
+    "state": "state",
+    "country": "country",
+    "phone": "phoneNumber",
+}
+
+
+def _customer_fields(data: dict[str, Any], *, existing: Customer | None) -> dict[str, Any]:
+    errors: dict[str, list[str]] = {}
+    fields: dict[str, Any] = {}
+    for attr in ("name", "email", "currency", "timezone", "tax_identification_number", "legal_name"):
+        value = data.get(attr)
+        if value is not None and not isinstance(value, str):
+            errors[attr] = ["invalid_value"]
+    if errors:
+        raise LagoInvalid(errors)
+    currency = data.get("currency")
+    if currency:
+        if not is_currency(currency):
+            raise LagoInvalid({"currency": ["value_is_invalid"]})
+        if existing is not None and existing.currency and existing.currency != currency.upper():
+            raise LagoInvalid({"currency": ["currencies_does_not_match"]})
+        fields["currency"] = currency.upper()
+    tz = data.get("timezone")
+    if tz is not None:
+        from core.limits import check_timezone
+
+        try:
+            check_timezone(tz, field="timezone")
+        except ValidationFailed:
+            raise LagoInvalid({"timezone": ["invalid_timezone"]}) from None
+        fields["timezone_name"] = tz
+    name = data.get("name") or data.get("legal_name")
+    if name:
+        fields["name"] = name[:256]
+    elif existing is None:
+        fields["name"] = data["external_id"][:256]
+    if data.get("email") is not None:
+        fields["primary_email"] = data["email"][:320]
+    address = {ours: data[lago] for lago, ours in ADDRESS_FIELDS.items() if isinstance(data.get(lago), str)}
+    if address:
+        fields["billing_address"] = {**((existing.billing_address or {}) if existing else {}), **address}
+    if data.get("tax_identification_number"):
+        fields["tax_ids"] = [{"value": data["tax_identification_number"]}]
+    meta = {k: data[k] for k in ("legal_name", "legal_number", "firstname", "lastname", "url") if data.get(k)}
+    if meta:
+        fields["metadata"] = {
+            **((existing.metadata or {}) if existing else {}),
+            **{k: str(v) for k, v in meta.items()},
+        }
+    return fields
+
+
+def customer_upsert(*, organization: Organization, data: Any, actor: Actor = None) -> Customer:
+    """Lago's `POST /customers` creates or updates by `external_id`."""
+    if not isinstance(data, dict):
+        raise LagoInvalid({"customer": ["invalid_value"]})
+    external_id = data.get("external_id")
+    if not isinstance(external_id, str) or not external_id.strip() or len(external_id) > 255:
+        raise LagoInvalid({"external_id": ["value_is_mandatory"]})
+    existing = billing_selectors.customer_list(organization=organization, key=external_id).first()
+    fields = _customer_fields(data, existing=existing)
+    if existing is not None:
+        return billing_services.customer_update(
+            organization=organization, customer=existing, actor=actor, **fields
+        )
+    if billing_selectors.customer_for_subject(organization=organization, subject_key=external_id):
+        raise LagoInvalid({"external_id": ["value_already_exist"]})
+    return billing_services.customer_create(
+        organization=organization, key=external_id, subject_keys=[external_id], actor=actor, **fields
+    )
+
+
+def customer_delete(*, organization: Organization, external_id: str, actor: Actor = None) -> Customer:
+    customer = billing_selectors.customer_get(organization=organization, id_or_key=external_id)
+    return billing_services.customer_delete(organization=organization, customer=customer, actor=actor)
+
+
+# --- subscriptions -------------------------------------------------------------------------------
+
+
+def subscription_current(*, organization: Organization, external_id: str) -> Subscription:
+    """The subscription an external id names now: the newest one started (else the first scheduled)."""
+    now = timezone.now()
+    rows = list(
+        SubscriptionExternalId.objects.filter(organization=organization, external_id=external_id)
+        .select_related("subscription", "subscription__customer")
+        .order_by("subscription__active_from")
+    )
+    if not rows:
+        raise NotFound("subscription_not_found")
+    started = [r.subscription for r in rows if r.subscription.active_from <= now]
+    return started[-1] if started else rows[0].subscription
+
+
+def subscription_create(*, organization: Organization, data: Any, actor: Actor = None) -> Subscription:
+    """Lago's `POST /subscriptions`: a new external id subscribes the customer; a known one with another
+    `plan_code` changes the plan (an upgrade now, a downgrade at the end of the period, as Lago does)."""
+    if not isinstance(data, dict):
+        raise LagoInvalid({"subscription": ["invalid_value"]})
+    errors: dict[str, list[str]] = {}
+    customer_id = data.get("external_customer_id")
+    plan_code = data.get("plan_code")
+    external_id = data.get("external_id") or customer_id
+    if not isinstance(customer_id, str) or not customer_id:
+        errors["external_customer_id"] = ["value_is_mandatory"]
+    if not isinstance(plan_code, str) or not plan_code:
+        errors["plan_code"] = ["value_is_mandatory"]
+    if not isinstance(external_id, str) or not external_id or len(external_id) > 255:
+        errors["external_id"] = ["value_is_mandatory"]
+    billing_time = data.get("billing_time") or "calendar"
+    if billing_time not in ("calendar", "anniversary"):
+        errors["billing_time"] = ["value_is_invalid"]
+    start = None
+    if data.get("subscription_at") is not None:
+        start = mapping.parse_datetime(data["subscription_at"])
+        if start is None:
+            errors["subscription_at"] = ["invalid_date"]
+    if data.get("ending_at") is not None:
+        errors["ending_at"] = ["not_supported"]
+    if data.get("plan_overrides"):
+        errors["plan_overrides"] = ["not_supported"]
+    if errors:
+        raise LagoInvalid(errors)
+    assert isinstance(customer_id, str) and isinstance(plan_code, str) and isinstance(external_id, str)
+    customer = billing_selectors.customer_list(organization=organization, key=customer_id).first()
+    if customer is None:
+        raise NotFound("customer_not_found")
+    if not catalog_selectors.plan_list(organization=organization, key=plan_code, status="published").exists():
+        raise NotFound("plan_not_found")
+    existing = SubscriptionExternalId.objects.filter(organization=organization, external_id=external_id)
+    if existing.exists():
+        current = subscription_current(organization=organization, external_id=external_id)
+        if current.customer_id != customer.id:
+            raise LagoInvalid({"external_id": ["value_already_exist"]})
+        if current.plan_key == plan_code:
+            return current  # Lago answers the subscription unchanged
+        with transaction.atomic():
+            _old, new = billing_subscriptions.subscription_change(
+                organization=organization, subscription=current, plan_key=plan_code, timing=None, actor=actor
+            )
+            SubscriptionExternalId.objects.create(
+                organization=organization, external_id=external_id, subscription=new
+            )
+        return new
+    subject_owner = billing_selectors.customer_for_subject(organization=organization, subject_key=external_id)
+    if subject_owner is not None and subject_owner.id != customer.id:
+        raise LagoInvalid({"external_id": ["value_already_exist"]})
+    now = timezone.now()
+    active_from = start or now
+    plan = catalog_selectors.plan_version_get(organization=organization, plan_key=plan_code)
+    tz = customer.timezone or organization.timezone or "UTC"
+    from zoneinfo import ZoneInfo
+
+    local = active_from.astimezone(ZoneInfo(tz))
+    anchor = (
+        mapping.calendar_anchor(local, plan.billing_cadence) if billing_time == "calendar" else active_from
+    )
+    with transaction.atomic():
+        subjects = billing_selectors.customer_subject_keys(customer=customer)
+        if external_id not in subjects:
+            billing_services.customer_update(
+                organization=organization,
+                customer=customer,
+                subject_keys=[*subjects, external_id],
+                actor=actor,
+            )
+        sub = billing_subscriptions.subscription_create(
+            organization=organization,
+            customer=customer,
+            plan_key=plan_code,
+            active_from=active_from,
+            billing_anchor=anchor,
+            actor=actor,
+        )
+        SubscriptionExternalId.objects.create(
+            organization=organization, external_id=external_id, subscription=sub
+        )
+    return sub
+
+
+def subscription_terminate(
+    *, organization: Organization, external_id: str, actor: Actor = None
+) -> Subscription:
+    """Lago's `DELETE /subscriptions/{external_id}`: ends it now (a pending one is ended at its start)."""
+    sub = subscription_current(organization=organization, external_id=external_id)
+    later = Subscription.objects.filter(organization=organization, previous=sub).first()
+    if later is not None:  # a scheduled downgrade: end the subscription that would start
+        sub = later
+    return billing_subscriptions.subscription_cancel(
+        organization=organization, subscription=sub, timing="immediate", actor=actor
+    )
+
+
+# --- events --------------------------------------------------------------------------------------
+
+
+def _event_cloud(raw: Any, index: int | None) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    prefix = "" if index is None else f"events[{index}]."
+    errors: dict[str, list[str]] = {}
+    if not isinstance(raw, dict):
+        return {}, {prefix.rstrip(".") or "event": ["invalid_value"]}
+    transaction_id = raw.get("transaction_id")
+    code = raw.get("code")
+    subject = raw.get("external_subscription_id") or raw.get("external_customer_id")
+    if not isinstance(transaction_id, str) or not transaction_id or len(transaction_id) > 255:
+        errors[prefix + "transaction_id"] = ["value_is_mandatory"]
+    if not isinstance(code, str) or not code or len(code) > 255:
+        errors[prefix + "code"] = ["value_is_mandatory"]
+    if not isinstance(subject, str) or len(subject) > 255:
+        errors[prefix + "external_subscription_id"] = ["value_is_mandatory"]
+    when = timezone.now()
+    if raw.get("timestamp") is not None:
+        parsed = mapping.parse_timestamp(raw["timestamp"])
+        if parsed is None:
+            errors[prefix + "timestamp"] = ["invalid_format"]
+        else:
+            when = parsed
+    props = raw.get("properties")
+    if props is None:
+        props = {}
+    if not isinstance(props, dict):
+        errors[prefix + "properties"] = ["invalid_value"]
+    return {
+        "id": transaction_id,
+        "source": EVENT_SOURCE,
+        "specversion": "1.0",
+        "type": code,
+        "subject": subject,
+        "time": when.isoformat(),
+        "data": props,
+    }, errors
+
+
+def events_ingest(*, organization: Organization, events: list[Any], single: bool) -> list[dict[str, Any]]:
+    """Lago events → CloudEvents through the same durable path as `POST /api/v1/events` (validated, one inbox
+    row, drained after commit, deduplicated on (organization, "lago", transaction_id)). All or nothing."""
+    clouds: list[dict[str, Any]] = []
+    errors: dict[str, list[str]] = {}
+    for i, raw in enumerate(events):
+        cloud, problems = _event_cloud(raw, None if single else i)
+        clouds.append(cloud)
+        errors.update(problems)
+    if errors:
+        raise LagoInvalid(errors)
+    body = json.dumps(clouds if not single else clouds[0]).encode()
+    try:
+        validated, count = validate_body(body)
+    except ValidationFailed as exc:  # our limits (time range, numbers): named the Lago way
+        details: dict[str, list[str]] = {}
+        for e in exc.errors or [{"name": "event", "reason": exc.detail}]:
+            name = e["name"].replace("time", "timestamp").replace("data", "properties")
+            details.setdefault(name, []).append("invalid_value")
+        raise LagoInvalid(details) from None
+    metering_services.events_accept(organization=organization, body=validated, event_count=count)
+    return clouds
+
+
+# --- wallets (customer credits) ---------------------------------------------------------------------
+
+
+def _credit(
+    *,
+    organization: Organization,
+    customer: Customer,
+    amount: Decimal,
+    description: str,
+    expires_at: datetime | None,
+    priority: int,
+    actor: Actor,
+) -> CustomerCredit:
+    return invoicing_credits.customer_credit_create(
+        organization=organization,
+        customer=customer,
+        amount=amount,
+        currency=customer.currency or None,
+        description=description,
+        expires_at=expires_at,
+        priority=priority,
+        actor=actor,
+    )
+
+
+def _credits_amounts(data: dict[str, Any], errors: dict[str, list[str]]) -> tuple[Decimal, Decimal]:
+    out = []
+    for name in ("paid_credits", "granted_credits"):
+        raw = data.get(name)
+        if raw in (None, ""):
+            out.append(Decimal(0))
+            continue
+        value = mapping.decimal_string(raw)
+        if value is None or value < 0:
+            errors[name] = ["invalid_amount"]
+            value = Decimal(0)
+        out.append(value)
+    return out[0], out[1]
+
+
+def wallet_create(
+    *, organization: Organization, data: Any, actor: Actor = None
+) -> tuple[Customer, list[CustomerCredit]]:
+    """A Lago wallet is the customer's credits in its currency (1 credit = 1 unit of the currency): paid and
+    granted credits become one credit each. The wallet's id is the customer's id."""
+    if not isinstance(data, dict):
+        raise LagoInvalid({"wallet": ["invalid_value"]})
+    errors: dict[str, list[str]] = {}
+    external_customer_id = data.get("external_customer_id")
+    if not isinstance(external_customer_id, str) or not external_customer_id:
+        errors["external_customer_id"] = ["value_is_mandatory"]
+    rate = data.get("rate_amount", "1")
+    if mapping.decimal_string(rate) != Decimal(1):
+        errors["rate_amount"] = ["not_supported"]
+    paid, granted = _credits_amounts(data, errors)
+    expires_at = None
+    if data.get("expiration_at"):
+        expires_at = mapping.parse_datetime(data["expiration_at"])
+        if expires_at is None or expires_at <= timezone.now():
+            errors["expiration_at"] = ["invalid_date"]
+    priority = data.get("priority", 1)
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 50:
+        errors["priority"] = ["invalid_value"]
+    if data.get("recurring_transaction_rules"):
+        errors["recurring_transaction_rules"] = ["not_supported"]
+    if errors:
+        raise LagoInvalid(errors)
+    assert isinstance(external_customer_id, str)
+    customer = billing_selectors.customer_list(organization=organization, key=external_customer_id).first()
+    if customer is None:
+        raise NotFound("customer_not_found")
+    currency = data.get("currency")
+    if currency and customer.currency and str(currency).upper() != customer.currency:
+        raise LagoInvalid({"currency": ["currencies_does_not_match"]})
+    if currency and not customer.currency:
+        if not isinstance(currency, str) or not is_currency(currency):
+            raise LagoInvalid({"currency": ["value_is_invalid"]})
+        customer = billing_services.customer_update(
+            organization=organization, customer=customer, currency=currency.upper(), actor=actor
+        )
+    return customer, wallet_top_up(
+        organization=organization,
+        customer=customer,
+        paid=paid,
+        granted=granted,
+        expires_at=expires_at,
+        priority=priority,
+        actor=actor,
+    )
+
+
+def wallet_top_up(
+    *,
+    organization: Organization,
+    customer: Customer,
+    paid: Decimal,
+    granted: Decimal,
+    expires_at: datetime | None = None,
+    priority: int = 1,
+    actor: Actor = None,
+) -> list[CustomerCredit]:
+    out = []
+    with transaction.atomic():
+        for amount, label in ((paid, "Paid credits"), (granted, "Granted credits")):
+            if amount > 0:
+                out.append(
+                    _credit(
+                        organization=organization,
+                        customer=customer,
+                        amount=amount,
+                        description=label,
+                        expires_at=expires_at,
+                        priority=priority,
+                        actor=actor,
+                    )
+                )
+    return out
+
+
+def wallet_transaction_create(
+    *, organization: Organization, data: Any, actor: Actor = None
+) -> tuple[Customer, list[CustomerCredit]]:
+    if not isinstance(data, dict):
+        raise LagoInvalid({"wallet_transaction": ["invalid_value"]})
+    errors: dict[str, list[str]] = {}
+    wallet_id = data.get("wallet_id")
+    if not isinstance(wallet_id, str) or not wallet_id:
+        errors["wallet_id"] = ["value_is_mandatory"]
+    paid, granted = _credits_amounts(data, errors)
+    if data.get("voided_credits") not in (None, "", "0", 0):
+        errors["voided_credits"] = ["not_supported"]
+    if errors:
+        raise LagoInvalid(errors)
+    assert isinstance(wallet_id, str)
+    customer = wallet_customer(organization=organization, wallet_id=wallet_id)
+    return customer, wallet_top_up(
+        organization=organization, customer=customer, paid=paid, granted=granted, actor=actor
+    )
+
+
+def wallet_customer(*, organization: Organization, wallet_id: str) -> Customer:
+    customer = billing_selectors.customer_list(organization=organization).filter(id=wallet_id.upper()).first()
+    if customer is None:
+        raise NotFound("wallet_not_found")
+    return customer
+
+
+def wallet_terminate(*, organization: Organization, wallet_id: str, actor: Actor = None) -> Customer:
+    """Voids every credit of the wallet that is still active."""
+    customer = wallet_customer(organization=organization, wallet_id=wallet_id)
+    with transaction.atomic():
+        for credit in invoicing_credits.customer_credit_list(
+            organization=organization, customer_id=customer.id, statuses=["active"]
+        ):
+            invoicing_credits.customer_credit_void(organization=organization, credit=credit, actor=actor)
+    return customer
+
+
+# --- invoices ---------------------------------------------------------------------------------------
+
+
+def invoice_finalize(*, organization: Organization, invoice: Invoice, actor: Actor = None) -> Invoice:
+    """Lago's finalize = approving a draft (numbered, issued, late usage included by the rebuild)."""
+    if invoice.status != "draft":
+        return invoice  # Lago answers a finalized invoice unchanged
+    return invoicing_services.invoice_approve(organization=organization, invoice=invoice, actor=actor)

@@ -1,0 +1,30 @@
+"""The official `lago-python-client`, unchanged, against the live test server (`api_url=<server>/lago/`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+
+def at(text: str) -> datetime:
+    """'2026-10-16' or '2026-10-16 12:30' as UTC."""
+    fmt = "%Y-%m-%d %H:%M" if " " in text else "%Y-%m-%d"
+    return datetime.strptime(text, fmt).replace(tzinfo=UTC)
+
+
+def unix(text: str, fraction: str = "") -> str:
+    """Lago's event timestamp: Unix seconds (with fractions), as a string."""
+    return f"{int(at(text).timestamp())}{fraction}"
+
+
+@pytest.fixture
+def lago_clients(live_server, tenant_a, tenant_b):
+    """(A's client, B's client): each with its organization's admin key."""
+    from lago_python_client.client import Client
+
+    url = f"{live_server.url}/lago/"
+    return (
+        Client(api_key=tenant_a.keys["admin"], api_url=url, max_retries=0),
+        Client(api_key=tenant_b.keys["admin"], api_url=url, max_retries=0),
+    )
