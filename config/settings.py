@@ -105,6 +105,9 @@ if not DATABASE_URL.startswith(("postgres://", "postgresql://")):
     )
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Row-level security on tenant tables, entered by the tenant-scoped views (core/rls.py). The database user
+# must be a superuser or may create roles; false disables the wall.
+DATABASE_RLS = env_bool("DATABASE_RLS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- auth, i18n, static -------------------------------------------------------------------

@@ -9,6 +9,7 @@ happen by accident.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Any, ClassVar
 
 from django.core.exceptions import ImproperlyConfigured
@@ -19,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core import limits
+from core import limits, rls
 from core.models import ApiKey, Organization
 
 
@@ -54,11 +55,17 @@ class TenantAPIView(APIView):
                 f"{cls.__module__}.{cls.__qualname__} declares no required_scope or required_scopes."
             )
 
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        # The tenant scope (core/rls.py) entered in initial() ends with the request, whatever happens.
+        with ExitStack() as self._tenant_scope:
+            return super().dispatch(request, *args, **kwargs)
+
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # authenticates and checks scopes
         assert isinstance(request.auth, ApiKey)
         self.api_key = request.auth
         self.organization = request.auth.organization
+        self._tenant_scope.enter_context(rls.tenant_scope(self.organization.id))
 
     def get_queryset(self) -> QuerySet:
         if self.model is None:

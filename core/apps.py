@@ -6,8 +6,13 @@ class CoreConfig(AppConfig):
     verbose_name = "Core: tenancy, keys, audit"
 
     def ready(self) -> None:
-        from core import navigation
+        from django.db.models.signals import post_migrate
+
+        from core import navigation, rls
         from core.models import Role
+
+        # After every migrate (all apps' tables exist by then): the row-level security wall (core/rls.py).
+        post_migrate.connect(rls.post_migrate, sender=self, dispatch_uid="core.rls.install")
 
         navigation.register("Overview", "console_home", order=0)
         navigation.register(

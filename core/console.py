@@ -11,12 +11,14 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from core import rls
 from core.errors import DomainError
 from core.models import ROLE_RANK, Role
 
 
 def console_view(min_role: str = Role.VIEWER) -> Callable:
-    """Require a logged-in member of the current organization with at least `min_role`."""
+    """Require a logged-in member of the current organization with at least `min_role`; the page runs in
+    that organization's tenant scope (core/rls.py)."""
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(view)
@@ -26,9 +28,12 @@ def console_view(min_role: str = Role.VIEWER) -> Callable:
             membership = getattr(request, "membership", None)
             if membership is None:
                 return render(request, "console/no_organization.html", status=403)
-            if ROLE_RANK[Role(membership.role)] < ROLE_RANK[Role(min_role)]:
-                return render(request, "console/forbidden.html", {"needed": Role(min_role).label}, status=403)
-            return view(request, *args, **kwargs)
+            with rls.tenant_scope(membership.organization_id, user_id=request.user.pk):
+                if ROLE_RANK[Role(membership.role)] < ROLE_RANK[Role(min_role)]:
+                    return render(
+                        request, "console/forbidden.html", {"needed": Role(min_role).label}, status=403
+                    )
+                return view(request, *args, **kwargs)
 
         return wrapper
 

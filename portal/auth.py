@@ -8,12 +8,14 @@ read to that scope.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Any
 
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from core import rls
 from core.models import Organization
 from portal.models import PortalToken
 from portal.selectors import PortalScope, portal_scope_for_token, portal_token_verify
@@ -56,6 +58,10 @@ class PortalAPIView(APIView):
     organization: Organization
     scope: PortalScope
 
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        with ExitStack() as self._tenant_scope:
+            return super().dispatch(request, *args, **kwargs)
+
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         assert isinstance(request.auth, PortalToken)
@@ -64,3 +70,4 @@ class PortalAPIView(APIView):
         except PortalTokenInvalid as exc:
             raise exceptions.AuthenticationFailed(exc.reason) from None
         self.organization = request.auth.organization
+        self._tenant_scope.enter_context(rls.tenant_scope(self.organization.id))  # core/rls.py

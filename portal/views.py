@@ -19,6 +19,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from core import rls
 from portal import sources
 from portal.charts import Bar, bar_chart, brand_color, fmt_number
 from portal.selectors import PortalScope, portal_scope_for_token, portal_token_check, portal_token_verify
@@ -53,7 +54,8 @@ def portal_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
             response.delete_cookie(COOKIE, path="/portal/")
             return response
         request.portal = scope  # type: ignore[attr-defined]
-        return view(request, scope, *args, **kwargs)
+        with rls.tenant_scope(scope.organization.id):  # the second wall (core/rls.py)
+            return view(request, scope, *args, **kwargs)
 
     return wrapper
 

@@ -1,0 +1,208 @@
+"""The second wall: PostgreSQL row-level security on every tenant-owned table.
+
+Every table with an `organization_id` column gets a policy `tenant_wall`: a row is visible and
+writable only when its `organization_id` equals the session setting `app.organization_id`
+(`core_membership` also shows the current user's own memberships, which the organization switcher
+lists). The policies bind the role `TENANT_ROLE` (no login, no BYPASSRLS, not an owner); superusers
+and table owners are not bound, so the database user the app logs in with (the embedded server's
+`postgres`, a CI's `root`, a deployment's owner) keeps migrating and running background jobs as it is.
+
+`tenant_scope(organization_id)` switches the connection to `TENANT_ROLE` with the organization set
+and back at the end. The tenant-scoped base classes enter it once the organization is known:
+`core.api.TenantAPIView` (API), `core.console.console_view` (console pages) and the portal's views.
+Inside a scope a query that forgets its organization filter sees no other tenant's rows, and writes
+with another tenant's `organization_id` fail.
+
+Outside scopes nothing is walled: authentication (an API key or portal token is looked up before the
+organization is known), the console middleware, Celery tasks, management commands and migrations
+run as the login user and may read across tenants. That is the declared bypass: Celery tasks always
+run outside a scope (`config.celery.UnscopedTask`, also when executed eagerly inside a request), and
+code inside a scope that must work across tenants says so with `unscoped()`.
+
+The role and session settings are set at session level (`set_config(..., false)`) and reset when the
+scope ends, not with SET LOCAL: views run in autocommit (no transaction around a request), and
+wrapping every request in one would move every `on_commit` hook and lock to the end of the request.
+The two statements go through the raw driver connection, so they are not counted as queries.
+
+`DATABASE_RLS=false` disables both the policies and the scopes (for a database user that may not
+create roles).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.db import connection
+
+log = logging.getLogger(__name__)
+
+TENANT_ROLE = "meterline_tenant"
+POLICY = "tenant_wall"
+_ORG = "current_setting('app.organization_id', true)"
+_USER = "nullif(current_setting('app.user_id', true), '')::integer"
+# Tables whose rows a scope may see beyond its organization (the switcher lists the user's memberships).
+_EXTRA = {"core_membership": f"OR user_id = {_USER}"}
+
+_state = threading.local()
+
+
+def enabled() -> bool:
+    return bool(getattr(settings, "DATABASE_RLS", False))
+
+
+def _stack() -> list[tuple[str, int | None] | None]:
+    stack = getattr(_state, "stack", None)
+    if stack is None:
+        stack = _state.stack = []
+    return stack
+
+
+def _apply(scope: tuple[str, int | None] | None) -> None:
+    # What Django does before a query (the raw driver connection skips it): a persistent connection that
+    # died (a database restart) is replaced by a fresh one instead of failing this request.
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    raw = connection.connection
+    if scope is None:
+        raw.execute(
+            "SELECT set_config('role', 'none', false), set_config('app.organization_id', '', false), "
+            "set_config('app.user_id', '', false)"
+        )
+    else:
+        organization_id, user_id = scope
+        raw.execute(
+            "SELECT set_config('role', %s, false), set_config('app.organization_id', %s, false), "
+            "set_config('app.user_id', %s, false)",
+            [TENANT_ROLE, organization_id, "" if user_id is None else str(user_id)],
+        )
+
+
+def _restore(previous: tuple[str, int | None] | None) -> None:
+    try:
+        _apply(previous)
+    except Exception:
+        # The connection cannot run the reset (a broken transaction, a lost server): its session state
+        # must not outlive this request, so drop the connection; the next query opens a fresh one.
+        log.warning("could not reset the tenant scope; closing the database connection", exc_info=True)
+        connection.close()
+
+
+@contextmanager
+def tenant_scope(organization_id: str, *, user_id: int | None = None) -> Iterator[None]:
+    """Run the block as `TENANT_ROLE` with `app.organization_id` set (nested scopes restore the outer)."""
+    if not enabled():
+        yield
+        return
+    stack = _stack()
+    previous = stack[-1] if stack else None
+    scope = (organization_id, user_id)
+    _apply(scope)
+    stack.append(scope)
+    try:
+        yield
+    finally:
+        stack.pop()
+        _restore(previous)
+
+
+@contextmanager
+def unscoped() -> Iterator[None]:
+    """Leave the tenant scope for a block that legitimately works across tenants (a declared bypass)."""
+    stack = _stack()
+    if not enabled() or not stack or stack[-1] is None:
+        yield
+        return
+    previous = stack[-1]
+    _apply(None)
+    stack.append(None)
+    try:
+        yield
+    finally:
+        stack.pop()
+        _restore(previous)
+
+
+def current_organization_id() -> str | None:
+    stack = _stack()
+    return stack[-1][0] if stack and stack[-1] is not None else None
+
+
+# --- installation (post_migrate) ------------------------------------------------------------------
+def tenant_tables(cursor) -> list[str]:
+    cursor.execute(
+        "SELECT c.table_name FROM information_schema.columns c "
+        "JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name "
+        "WHERE c.table_schema = current_schema() AND c.column_name = 'organization_id' "
+        "AND t.table_type = 'BASE TABLE' ORDER BY c.table_name"
+    )
+    return [row[0] for row in cursor.fetchall()]
+
+
+def install(using_connection=None) -> list[str]:
+    """Create the role, grant it the app's tables, and (re)create the policy on every tenant table.
+    Idempotent; runs after every `migrate`, so a table added later is walled too."""
+    conn = using_connection or connection
+    role = conn.ops.quote_name(TENANT_ROLE)
+    with conn.cursor() as cursor:
+        tables = tenant_tables(cursor)
+        cursor.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_policies p ON p.tablename = c.relname "
+            "AND p.schemaname = current_schema() WHERE p.policyname = %s AND c.relrowsecurity",
+            [POLICY],
+        )
+        walled = {row[0] for row in cursor.fetchall()}
+        missing = [t for t in tables if t not in walled]
+        if not missing:
+            return tables  # nothing new since the last migrate (flush runs this after every test too)
+        cursor.execute(
+            "DO $$ BEGIN "
+            f"CREATE ROLE {role} NOLOGIN NOSUPERUSER NOBYPASSRLS; "
+            "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        )
+        cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        if not cursor.fetchone()[0]:
+            cursor.execute(f"GRANT {role} TO CURRENT_USER")  # SET ROLE needs membership
+        cursor.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
+        cursor.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
+        cursor.execute(f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}")
+        cursor.execute(
+            f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}"
+        )
+        cursor.execute(
+            f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {role}"
+        )
+        for table in missing:
+            quoted = conn.ops.quote_name(table)
+            rule = f"(organization_id = {_ORG} {_EXTRA.get(table, '')})"
+            cursor.execute(f"ALTER TABLE {quoted} ENABLE ROW LEVEL SECURITY")
+            cursor.execute(f"DROP POLICY IF EXISTS {POLICY} ON {quoted}")
+            cursor.execute(
+                f"CREATE POLICY {POLICY} ON {quoted} TO {role} USING {rule} "
+                f"WITH CHECK (organization_id = {_ORG})"
+            )
+    return tables
+
+
+def uninstall(using_connection=None) -> None:
+    conn = using_connection or connection
+    with conn.cursor() as cursor:
+        for table in tenant_tables(cursor):
+            quoted = conn.ops.quote_name(table)
+            cursor.execute(f"DROP POLICY IF EXISTS {POLICY} ON {quoted}")
+            cursor.execute(f"ALTER TABLE {quoted} DISABLE ROW LEVEL SECURITY")
+
+
+def post_migrate(sender, using="default", **kwargs) -> None:
+    from django.db import connections
+
+    conn = connections[using]
+    if conn.vendor != "postgresql":
+        return
+    if enabled():
+        install(conn)
+    else:
+        uninstall(conn)
