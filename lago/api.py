@@ -88,12 +88,8 @@ def not_found_view(request: HttpRequest, path: str = "") -> HttpResponse:
 class LagoView(TenantAPIView):
     abstract = True
     schema = None  # Lago's API is described by Lago; ours at /api/schema/
-    required_scopes: ClassVar[dict[str, str] | None] = {
-        "GET": "read",
-        "POST": "admin",
-        "PUT": "admin",
-        "DELETE": "admin",
-    }
+    # Reads need `read`, writes `admin`; any other method is an admin's 405.
+    required_scopes: ClassVar[dict[str, str] | None] = {"GET": "read", "*": "admin"}
     root: ClassVar[str] = ""
 
     def get_exception_handler(self):
@@ -273,7 +269,7 @@ class SubscriptionView(LagoView):
 
 
 class EventsView(LagoView):
-    required_scopes = {"POST": "ingest"}
+    required_scopes = {"POST": "ingest", "*": "admin"}
     authentication_classes = [CachedBearerAuthentication]
     root = "event"
 
@@ -283,7 +279,7 @@ class EventsView(LagoView):
 
 
 class EventsBatchView(LagoView):
-    required_scopes = {"POST": "ingest"}
+    required_scopes = {"POST": "ingest", "*": "admin"}
     authentication_classes = [CachedBearerAuthentication]
     root = "events"
     MAX_EVENTS = 100  # Lago's batch limit
@@ -343,7 +339,7 @@ class InvoiceView(_InvoiceBase):
 class InvoiceDownloadView(_InvoiceBase):
     """Lago answers the invoice with `file_url` (a link to the PDF, valid 7 days, no key needed)."""
 
-    required_scopes = {"POST": "read"}
+    required_scopes = {"POST": "read", "*": "admin"}
 
     def post(self, request: Request, invoice_id: str) -> Response:
         invoice = selectors.invoice_get(organization=self.organization, invoice_id=invoice_id)

@@ -24,10 +24,11 @@ from billing import selectors as billing_selectors
 from billing import services as billing_services
 from billing import subscriptions as billing_subscriptions
 from billing.models import Customer, Subscription
+from billing.subscriptions import SubscriptionNotActive
 from catalog import selectors as catalog_selectors
 from catalog import services as catalog_services
 from catalog.documents import is_valid_key
-from core.errors import NotFound, ValidationFailed
+from core.errors import Conflict, NotFound, ValidationFailed
 from core.models import ApiKey, Organization
 from core.money import is_currency
 from invoicing import credits as invoicing_credits
@@ -300,13 +301,14 @@ def subscription_create(*, organization: Organization, data: Any, actor: Actor =
         if current.plan_key == plan_code:
             return current  # Lago answers the subscription unchanged
         with transaction.atomic():
-            _old, new = billing_subscriptions.subscription_change(
+            old, new = billing_subscriptions.subscription_change(
                 organization=organization, subscription=current, plan_key=plan_code, timing=None, actor=actor
             )
             SubscriptionExternalId.objects.create(
                 organization=organization, external_id=external_id, subscription=new
             )
-        return new
+        # A downgrade waits for the end of the period: Lago answers the current one with `next_plan_code`.
+        return new if new.active_from <= timezone.now() else old
     subject_owner = billing_selectors.customer_for_subject(organization=organization, subject_key=external_id)
     if subject_owner is not None and subject_owner.id != customer.id:
         raise LagoInvalid({"external_id": ["value_already_exist"]})
@@ -346,14 +348,17 @@ def subscription_create(*, organization: Organization, data: Any, actor: Actor =
 def subscription_terminate(
     *, organization: Organization, external_id: str, actor: Actor = None
 ) -> Subscription:
-    """Lago's `DELETE /subscriptions/{external_id}`: ends it now (a pending one is ended at its start)."""
+    """Lago's `DELETE /subscriptions/{external_id}`: ends it now (a pending one ends at its start, i.e. never
+    runs). A subscription with a scheduled plan change cannot be ended in our billing (422)."""
     sub = subscription_current(organization=organization, external_id=external_id)
-    later = Subscription.objects.filter(organization=organization, previous=sub).first()
-    if later is not None:  # a scheduled downgrade: end the subscription that would start
-        sub = later
-    return billing_subscriptions.subscription_cancel(
-        organization=organization, subscription=sub, timing="immediate", actor=actor
-    )
+    try:
+        return billing_subscriptions.subscription_cancel(
+            organization=organization, subscription=sub, timing="immediate", actor=actor
+        )
+    except SubscriptionNotActive:
+        raise LagoInvalid({"subscription": ["not_active"]}) from None
+    except Conflict:
+        raise LagoInvalid({"subscription": ["pending_plan_change"]}) from None
 
 
 # --- events --------------------------------------------------------------------------------------
