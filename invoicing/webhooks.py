@@ -20,6 +20,7 @@ import base64
 import http.client
 import ipaddress
 import json
+import logging
 import secrets
 import socket
 from datetime import datetime, timedelta
@@ -59,6 +60,7 @@ TIMEOUT_SECONDS = 5  # connect, and each read
 SNIPPET_CHARS = 200
 NOTIFICATION_LOOKBACK_DAYS = 7
 FORWARD_JOB = "billing_notifications_forward"
+logger = logging.getLogger(__name__)
 
 
 def backoff_seconds(attempt: int) -> int:
@@ -398,6 +400,10 @@ def webhook_delivery_attempt(*, delivery_id: str) -> bool:
         status_code, snippet = _post(delivery.endpoint.url, body, headers)
     except (OSError, http.client.HTTPException, ValueError) as exc:
         error = (str(exc) or type(exc).__name__)[:SNIPPET_CHARS]
+    except Exception as exc:  # anything else (a secret that cannot be read, a payload that cannot be signed):
+        # this delivery records it and backs off like a failed attempt; no other delivery is affected
+        logger.exception("webhook delivery %s failed before sending", delivery.id)
+        error = f"{type(exc).__name__}: {exc}"[:SNIPPET_CHARS]
     ok = status_code is not None and 200 <= status_code < 300
     attempts = delivery.attempts + 1
     if ok:

@@ -308,3 +308,20 @@ def test_a_notification_that_cannot_be_forwarded_is_quarantined_and_the_others_g
     assert job_failures_retry(job="billing_notifications_forward") == 1
     assert billing_notifications_forward() == 1
     assert WebhookMessage.objects.filter(organization=tenant_a.org).count() == 1
+
+
+def test_a_delivery_that_fails_before_sending_is_logged_and_others_go_on(tenant_a, tenant_b, receiver):
+    from invoicing.models import WebhookEndpoint
+
+    url, got, _ = receiver
+    broken = webhook_endpoint_create(organization=tenant_a.org, url=url)
+    webhook_endpoint_create(organization=tenant_b.org, url=url)
+    WebhookEndpoint.objects.filter(id=broken.id).update(secret="whsec_not-base64!")
+    with pytest.raises(Retry):
+        webhook_event_emit(organization=tenant_a.org, type="invoice.created", payload={"n": 1})
+    webhook_event_emit(organization=tenant_b.org, type="invoice.created", payload={"n": 2})
+    failed = WebhookDelivery.objects.get(organization=tenant_a.org)
+    assert (failed.status, failed.attempts, failed.last_status_code) == ("pending", 1, None)
+    assert failed.last_error
+    assert WebhookDelivery.objects.get(organization=tenant_b.org).status == "succeeded"
+    assert len(got) == 1
