@@ -4,7 +4,7 @@ Two gunicorn servers on the same database, one with `DATABASE_RLS=true` (the def
 `DATABASE_RLS=false`, are timed in alternating rounds on keep-alive connections:
 the entitlement value check (`GET /api/v1/customers/acme/entitlements/tokens/value`, the tenant of
 bench/entitlements.py with BENCH_RLS_EVENTS events) and single-event ingest (`POST /api/v1/events`,
-one CloudEvent per request, sequential). The wall adds two statements per request (enter and leave
+one CloudEvent per request, sequential, into an organization of its own). The wall adds two statements per request (enter and leave
 the scope) and the policy's filter on each query.
 
 Env: BENCH_RLS_EVENTS (default 100_000), BENCH_RLS_REQUESTS (default 1000 per server and path).
@@ -81,10 +81,34 @@ def _timed(
     return elapsed
 
 
+INGEST_SLUG = "bench-rls-ingest"
+INGEST_KEY = "ml_bench_rls_ingest_0000000000000000000000000000000"
+
+
+def _ingest_tenant() -> None:
+    """Ingest goes to an organization of its own: a read flushes its organization's accepted events first,
+    which would add a drain to every value check."""
+    from core.auth import hash_secret
+    from core.models import ApiKey, Organization
+    from core.services import organization_create
+
+    org = Organization.objects.filter(slug=INGEST_SLUG).first() or organization_create(
+        slug=INGEST_SLUG, name="Bench RLS ingest"
+    )
+    if not ApiKey.objects.filter(secret_hash=hash_secret(INGEST_KEY)).exists():
+        ApiKey.objects.create(
+            organization=org,
+            name="bench",
+            prefix=INGEST_KEY[:11],
+            secret_hash=hash_secret(INGEST_KEY),
+            scopes=["ingest"],
+        )
+
+
 def _round(port: int, key: str, n: int, run: str, offset: int) -> tuple[list[float], list[float]]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     read = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
-    write = {"Authorization": f"Bearer {key}", "Content-Type": "application/cloudevents+json"}
+    write = {"Authorization": f"Bearer {INGEST_KEY}", "Content-Type": "application/cloudevents+json"}
     values, ingests = [], []
     for i in range(n):
         values.append(_timed(conn, "GET", "/api/v1/customers/acme/entitlements/tokens/value", None, read))
@@ -107,6 +131,7 @@ def run() -> list[dict]:
     n_events = int(os.environ.get("BENCH_RLS_EVENTS", "100000"))
     n = int(os.environ.get("BENCH_RLS_REQUESTS", "1000"))
     entitlements._setup(n_events)
+    _ingest_tenant()
     run_id = uuid.uuid4().hex[:8]
     ports = {True: _free_port(), False: _free_port()}
     servers = {flag: _start(port, flag) for flag, port in ports.items()}
@@ -126,20 +151,23 @@ def run() -> list[dict]:
             server.wait(timeout=10)
     on_v, on_i = (statistics.median(x) for x in results[True])
     off_v, off_i = (statistics.median(x) for x in results[False])
-    note = f"{n} requests per server and path, alternating rounds; 1 gunicorn worker x 2 threads each"
+    note = (
+        f"{n} requests per server and path, alternating rounds; 1 gunicorn worker x 2 threads each; "
+        f"load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
     return [
         {
             "benchmark": "RLS cost: entitlement value p50 (on / off)",
             "measured": f"{on_v:.2f} / {off_v:.2f} ms ({on_v - off_v:+.2f} ms)",
-            "target": "within the value-check target",
-            "ok": on_v <= 5,
+            "target": "a small fraction of the check",
+            "ok": None,
             "notes": note,
         },
         {
             "benchmark": "RLS cost: single-event ingest p50 (on / off)",
             "measured": f"{on_i:.2f} / {off_i:.2f} ms ({on_i - off_i:+.2f} ms)",
-            "target": "p99 <= 25 ms budget",
-            "ok": on_i <= 25,
+            "target": "a small fraction of the request",
+            "ok": None,
             "notes": note,
         },
     ]
