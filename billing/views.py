@@ -6,12 +6,12 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from billing import selectors, services, sources
-from billing.models import Subscription
+from billing.forms import CustomerDetailsForm
 from core.console import console_view
 from core.errors import DomainError
 from core.http import ConsoleRequest
@@ -65,36 +65,30 @@ def customer_create(request: HttpRequest) -> HttpResponse:
 
 
 def _detail_context(request: HttpRequest, customer_id: str) -> dict:
+    """The hub's own data in a constant number of queries: the customer with its subjects, its last
+    subscriptions (the current, the scheduled and the history come from the same read), the current
+    one's phases and items, and the plans to pick from. Usage, the upcoming invoice, invoices, credits
+    and the portal link load as sections of their own (htmx) from the apps that own them."""
     org = request.organization  # type: ignore[attr-defined]
     cust = selectors.customer_get(organization=org, id_or_key=customer_id)
     now = timezone.now()
-    selectors.customers_annotate_current_subscription(organization=org, customers=[cust])
-    sub = cust.current_subscription  # type: ignore[attr-defined]
-    upcoming = (
-        Subscription.objects.filter(organization=org, customer=cust, active_from__gt=now)
-        .order_by("active_from")
-        .first()
+    history = list(
+        selectors.subscription_list(organization=org, customer=cust).prefetch_related("phases", "items")[:20]
     )
-    entitlements = []
-    subjects = selectors.customer_subject_keys(customer=cust)
-    for ent in selectors.entitlement_list(organization=org, customer=cust, active_at=now):
-        try:
-            value = selectors.entitlement_value(organization=org, entitlement=ent, at=now, subjects=subjects)
-        except DomainError:
-            value = None
-        entitlements.append({"entitlement": ent, "value": value})
+    current = [s for s in history if s.active_from <= now and (s.active_to is None or s.active_to > now)]
+    sub = min(current, key=lambda s: s.active_from) if current else None
+    scheduled = sorted((s for s in history if s.active_from > now), key=lambda s: s.active_from)
     period = selectors.subscription_current_period(subscription=sub, at=now) if sub else None
     return {
         "customer": cust,
-        "subjects": subjects,
+        "subjects": selectors.customer_subject_keys(customer=cust),
         "subscription": sub,
-        "upcoming": upcoming,
+        "upcoming": scheduled[0] if scheduled else None,
         "period": period,
         "phases": list(sub.phases.all()) if sub else [],
         "items": [i for i in sub.items.all() if i.active_to is None or i.active_to > now] if sub else [],
-        "entitlements": entitlements,
         "plans": sources.plan_choices(organization=org),
-        "subscriptions": selectors.subscription_list(organization=org, customer=cust)[:20],
+        "subscriptions": [{"sub": s, "status": selectors.subscription_status(s, at=now)} for s in history],
     }
 
 
@@ -105,6 +99,72 @@ def customer_detail(request: HttpRequest, customer_id: str) -> HttpResponse:
     except DomainError as exc:
         return render(request, "console/billing/not_found.html", {"detail": exc.detail}, status=404)
     return render(request, "console/billing/customer_detail.html", context)
+
+
+@console_view()
+def customer_usage(request: ConsoleRequest, customer_id: str) -> HttpResponse:
+    """Usage this period: every live entitlement with its balance, usage and overage (one bulk read)."""
+    org = request.organization  # type: ignore[attr-defined]
+    try:
+        cust = selectors.customer_get(organization=org, id_or_key=customer_id)
+    except DomainError as exc:
+        return render(request, "console/billing/not_found.html", {"detail": exc.detail}, status=404)
+    rows = selectors.customer_entitlement_values(organization=org, customer=cust)
+    template = "console/billing/customer_detail.html#usage-section"
+    return render(
+        request,
+        template if request.htmx else "console/billing/customer_section.html",
+        {
+            "customer": cust,
+            "entitlements": rows,
+            "section": "usage-section",
+        },
+    )
+
+
+@console_view(min_role=Role.ADMIN)
+def customer_edit(request: ConsoleRequest, customer_id: str) -> HttpResponse:
+    """Edit details (name, e-mail, address, tax ids, subjects): GET the form, POST saves it."""
+    org = request.organization  # type: ignore[attr-defined]
+    try:
+        cust = selectors.customer_get(organization=org, id_or_key=customer_id)
+    except DomainError as exc:
+        return render(request, "console/billing/not_found.html", {"detail": exc.detail}, status=404)
+    subjects = selectors.customer_subject_keys(customer=cust)
+    if request.method == "POST":
+        form = CustomerDetailsForm(request.POST)
+        if form.is_valid():
+            try:
+                services.customer_update(
+                    organization=org, customer=cust, actor=request.user, **form.service_kwargs()
+                )
+            except DomainError as exc:
+                form.add_error(_FORM_FIELDS.get(exc.field or ""), exc.detail)
+            else:
+                messages.success(request, "Customer details saved.")
+                if request.htmx:
+                    response = HttpResponse(status=204)
+                    response["HX-Redirect"] = reverse("billing_console_customer", args=[cust.id])
+                    return response
+                return redirect("billing_console_customer", customer_id=cust.id)
+    else:
+        form = CustomerDetailsForm(initial=CustomerDetailsForm.initial_for(customer=cust, subjects=subjects))
+    context = {"customer": cust, "form": form, "section": "details-form"}
+    if request.htmx:
+        return render(request, "console/billing/customer_detail.html#details-form", context)
+    status = 400 if form.is_bound and form.errors else 200
+    return render(request, "console/billing/customer_section.html", context, status=status)
+
+
+_FORM_FIELDS = {  # service field names -> form fields, for domain errors
+    "name": "name",
+    "primary_email": "primary_email",
+    "primaryEmail": "primary_email",
+    "subject_keys": "subjects",
+    "subjectKeys": "subjects",
+    "usageAttribution.subjectKeys": "subjects",
+    "tax_ids": "tax_ids",
+}
 
 
 @require_POST
@@ -166,6 +226,8 @@ def customer_subscription(request: ConsoleRequest, customer_id: str) -> HttpResp
             context,
             status=400 if error else 200,
         )
+        if not error:
+            response["HX-Trigger"] = "subscription-changed"  # usage and the upcoming invoice reload
         return response
     if error:
         messages.error(request, error)
@@ -193,5 +255,7 @@ urlpatterns = [
         customer_subscription,
         name="billing_console_customer_subscription",
     ),
+    path("console/customers/<str:customer_id>/usage/", customer_usage, name="billing_console_customer_usage"),
+    path("console/customers/<str:customer_id>/edit/", customer_edit, name="billing_console_customer_edit"),
     path("console/subscriptions/", subscriptions, name="billing_console_subscriptions"),
 ]

@@ -77,6 +77,7 @@ urlpatterns: list = [
         views.invoice_action,
         name="invoicing_console_invoice_action",
     ),
+    *views.customer_urlpatterns,  # the customer page's invoicing sections
     path("console/invoice-runs/", views.invoice_runs, name="invoicing_console_runs"),
     path(
         "console/invoice-runs/<str:run_id>/retry", views.invoice_run_retry, name="invoicing_console_run_retry"

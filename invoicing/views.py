@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import path
 from django.views.decorators.http import require_POST
 
 from billing.selectors import customer_list
@@ -16,8 +17,10 @@ from core.console import console_view, flash_domain_error
 from core.errors import DomainError, NotFound, ValidationFailed
 from core.http import ConsoleRequest
 from core.models import Organization, Role
+from invoicing import credits as credits_module
 from invoicing import runs, selectors, services
 from invoicing import webhooks as webhooks_module
+from invoicing.forms import CreditForm
 from invoicing.models import InvoiceStatus
 from invoicing.pdf import invoice_pdf
 
@@ -374,3 +377,119 @@ class _RateForm:
         self.id, self.name, self.percentage = id, name, percentage
         self.inclusive, self.is_default = inclusive, is_default
         self.errors = errors or {}
+
+
+# --- the customer hub's invoicing sections ------------------------------------------------------------
+# The customer page (billing) loads these with htmx from their own URLs, so billing never imports
+# invoicing: the upcoming invoice, the customer's invoices and its credits (create and void).
+CUSTOMER_SECTIONS = "console/invoicing/customer_sections.html"
+
+
+def _customer(org: Organization, customer_id: str) -> Any:
+    from billing.selectors import customer_get
+
+    try:
+        return customer_get(organization=org, id_or_key=customer_id)
+    except NotFound:
+        raise Http404 from None
+
+
+def _section(request: ConsoleRequest, name: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
+    if request.htmx:
+        return render(request, f"{CUSTOMER_SECTIONS}#{name}", context, status=status)
+    return render(request, CUSTOMER_SECTIONS, {**context, "section": name}, status=status)
+
+
+@console_view()
+def customer_upcoming(request: ConsoleRequest, customer_id: str) -> HttpResponse:
+    """The customer's next invoice per currency as it stands now (nothing stored)."""
+    org = request.organization
+    customer = _customer(org, customer_id)
+    upcoming = services.invoice_upcoming(organization=org, customer=customer)
+    return _section(request, "upcoming", {"customer": customer, "upcoming": upcoming})
+
+
+def _billing_context(org: Organization, customer: Any, form: CreditForm | None = None) -> dict[str, Any]:
+    invoices = selectors.invoice_list(organization=org, customer_id=customer.id, include_gathering=False)
+    return {
+        "customer": customer,
+        "invoices": list(invoices.order_by("-period_start", "-id")[:24]),
+        "credits": list(credits_module.customer_credit_list(organization=org, customer_id=customer.id)),
+        "credit_form": form or CreditForm(initial={"description": "Credit", "priority": 1}),
+    }
+
+
+@console_view()
+def customer_billing(request: ConsoleRequest, customer_id: str) -> HttpResponse:
+    org = request.organization
+    return _section(request, "billing", _billing_context(org, _customer(org, customer_id)))
+
+
+@require_POST
+@console_view(min_role=Role.ADMIN)
+def customer_credit_create(request: ConsoleRequest, customer_id: str) -> HttpResponse:
+    org = request.organization
+    customer = _customer(org, customer_id)
+    form = CreditForm(request.POST)
+    if form.is_valid():
+        try:
+            credits_module.customer_credit_create(
+                organization=org, customer=customer, actor=request.user, **form.service_kwargs()
+            )
+        except DomainError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.detail)
+    if form.errors:
+        # htmx 2 does not swap 4xx answers: the form with its errors comes back as 200
+        return _section(
+            request, "billing", _billing_context(org, customer, form), status=200 if request.htmx else 400
+        )
+    response = _section(request, "billing", _billing_context(org, customer))
+    response["HX-Trigger"] = "credits-changed"
+    return response
+
+
+@require_POST
+@console_view(min_role=Role.ADMIN)
+def customer_credit_void(request: ConsoleRequest, customer_id: str, credit_id: str) -> HttpResponse:
+    org = request.organization
+    customer = _customer(org, customer_id)
+    context_error = ""
+    try:
+        credit = credits_module.customer_credit_get(
+            organization=org, customer_id=customer.id, credit_id=credit_id
+        )
+        credits_module.customer_credit_void(organization=org, credit=credit, actor=request.user)
+    except NotFound:
+        raise Http404 from None
+    except DomainError as exc:
+        context_error = exc.detail
+    response = _section(
+        request, "billing", {**_billing_context(org, customer), "credit_error": context_error}
+    )
+    if not context_error:
+        response["HX-Trigger"] = "credits-changed"
+    return response
+
+
+customer_urlpatterns = [
+    path(
+        "console/customers/<str:customer_id>/upcoming/",
+        customer_upcoming,
+        name="invoicing_console_customer_upcoming",
+    ),
+    path(
+        "console/customers/<str:customer_id>/billing/",
+        customer_billing,
+        name="invoicing_console_customer_billing",
+    ),
+    path(
+        "console/customers/<str:customer_id>/credits/",
+        customer_credit_create,
+        name="invoicing_console_customer_credit_create",
+    ),
+    path(
+        "console/customers/<str:customer_id>/credits/<str:credit_id>/void",
+        customer_credit_void,
+        name="invoicing_console_customer_credit_void",
+    ),
+]

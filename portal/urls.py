@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from portal import api, dashboards, simulation, views
+from portal import api, console, dashboards, simulation, views
 
 urlpatterns = [
     path("api/v1/portal/tokens", api.PortalTokenListCreateView.as_view(), name="portal_api_tokens"),
@@ -24,6 +24,11 @@ urlpatterns = [
     path("portal/invoices/", views.invoices, name="portal_invoices"),
     path("portal/invoices/<str:invoice_id>/pdf/", views.invoice_pdf, name="portal_invoice_pdf"),
     re_path(r"^portal/(?P<token>mlp_[A-Za-z0-9_\-:.]+)/?$", views.magic_link, name="portal_magic_link"),
+    path(
+        "console/customers/<str:customer_id>/portal-link/",
+        console.customer_portal_link,
+        name="portal_console_customer_link",
+    ),
     path("console/dashboards/", dashboards.revenue, name="portal_dashboard_revenue"),
     path("console/dashboards/usage/", dashboards.usage, name="portal_dashboard_usage"),
     path(
