@@ -14,9 +14,10 @@ tenant's bad data must not take the service out of a load balancer) and on the o
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 
 from django.db import connection, transaction
 from django.db.models import Count, F
@@ -118,11 +119,22 @@ def job_failures_summary() -> dict[str, int]:
     return {row["job"]: row["n"] for row in rows}
 
 
+RetryHook = Callable[[list[str]], object]
+_retry_hooks: dict[str, RetryHook] = {}
+
+
+def on_retry(job: str, hook: RetryHook) -> None:
+    """Register what puts `job`'s objects back in line when their failures are retried, for jobs that no
+    periodic run picks up again by itself (e.g. re-queue a Stripe event's processing). Called from an app's
+    `ready()`; the hook gets the object ids, after the retry commits."""
+    _retry_hooks[job] = hook
+
+
 def job_failures_retry(
     *, organization: Organization | None = None, job: str | None = None, failure_id: int | None = None
 ) -> int:
     """Resolve open failures (all, or one organization's, one job's, one failure) so the next run tries
-    their objects again. Returns how many."""
+    their objects again (or the job's retry hook re-queues them). Returns how many."""
     qs = JobFailure.objects.filter(resolved_at__isnull=True)
     if organization is not None:
         qs = qs.filter(organization=organization)
@@ -130,4 +142,13 @@ def job_failures_retry(
         qs = qs.filter(job=job)
     if failure_id is not None:
         qs = qs.filter(id=failure_id)
-    return qs.update(resolved_at=timezone.now())
+    retried: dict[str, list[str]] = {}
+    with transaction.atomic():
+        for failed_job, object_id in qs.select_for_update().values_list("job", "object_id"):
+            retried.setdefault(failed_job, []).append(object_id)
+        count = qs.update(resolved_at=timezone.now())
+        for failed_job, ids in retried.items():
+            hook = _retry_hooks.get(failed_job)
+            if hook is not None:
+                transaction.on_commit(partial(hook, ids))
+    return count

@@ -5,8 +5,12 @@ class InvoicingConfig(AppConfig):
     name = "invoicing"
 
     def ready(self) -> None:
+        from core import jobs
         from core.models import Role
         from core.navigation import register
+        from invoicing.stripe_events import PROCESS_JOB, stripe_events_requeue
+
+        jobs.on_retry(PROCESS_JOB, stripe_events_requeue)  # `job_failures --retry` re-queues Stripe events
 
         register("Invoices", "invoicing_console_invoice_list", order=50)
         register("Invoice runs", "invoicing_console_runs", order=55)

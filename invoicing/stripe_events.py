@@ -166,6 +166,14 @@ def stripe_event_process(*, event_row_id: str) -> str:
         return f"failed: {type(exc).__name__}"
 
 
+def stripe_events_requeue(event_row_ids: list[str]) -> None:
+    """Queue the processing of stored events again (the retry hook of PROCESS_JOB, core.jobs)."""
+    from invoicing.tasks import stripe_event_process_task
+
+    for row_id in event_row_ids:
+        stripe_event_process_task.delay(row_id)
+
+
 def _process(event_row_id: str) -> str:
     from invoicing.services import invoice_set_status
 

@@ -107,3 +107,38 @@ def test_processing_a_malformed_stored_event_never_crashes(tenant_a, tenant_b, s
     assert stripe_event_process(event_row_id=odd.id) == "ignored: unknown invoice"
     assert stripe_event_process(event_row_id=listed.id) == "ignored: unknown invoice"
     assert not JobFailure.objects.exists()
+
+
+def test_a_failing_event_is_recorded_and_requeued_when_retried(
+    tenant_a, tenant_b, stripe_on, monkeypatch, django_capture_on_commit_callbacks
+):
+    from core.jobs import job_failures_retry
+    from invoicing import stripe_events
+
+    row = StripeEvent.objects.create(
+        organization=tenant_a.org,
+        stripe_event_id="evt_x",
+        type="invoice.paid",
+        payload={"id": "evt_x", "data": {"object": {"id": "in_1"}}},
+    )
+
+    def broken(organization_id, obj):
+        raise RuntimeError("database hiccup")
+
+    monkeypatch.setattr(stripe_events, "_find_invoice", broken)
+    assert stripe_event_process(event_row_id=row.id) == "failed: RuntimeError"
+    row.refresh_from_db()
+    assert row.processed_at is None and row.result == ""
+    failure = JobFailure.objects.get()
+    assert (failure.job, failure.object_id, failure.organization_id, failure.error) == (
+        "stripe_event_process",
+        row.id,
+        tenant_a.org.id,
+        "RuntimeError: database hiccup",
+    )
+    monkeypatch.undo()
+    assert job_failures_retry(organization=tenant_b.org) == 0  # B cannot retry A's
+    with django_capture_on_commit_callbacks(execute=True):
+        assert job_failures_retry(organization=tenant_a.org) == 1
+    row.refresh_from_db()
+    assert row.processed_at is not None and row.result == "ignored: unknown invoice"
