@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from core.api import TenantAPIView
 from core.auth import CachedBearerAuthentication
 from core.errors import Conflict, DomainError, NotFound, PayloadTooLarge, Unavailable, ValidationFailed
+from invoicing import services as invoicing_services
 from invoicing.pdf import invoice_pdf
 from lago import mapping, selectors, services
 from lago.mapping import LagoInvalid, error_body
@@ -360,6 +361,19 @@ class InvoiceFinalizeView(_InvoiceBase):
     def put(self, request: Request, invoice_id: str) -> Response:
         invoice = selectors.invoice_get(organization=self.organization, invoice_id=invoice_id)
         services.invoice_finalize(organization=self.organization, invoice=invoice, actor=self.actor)
+        invoice = selectors.invoice_get(organization=self.organization, invoice_id=invoice_id)
+        return Response({"invoice": self.answer(invoice)})
+
+
+class InvoiceVoidView(_InvoiceBase):
+    """Lago voids finalized invoices; ours voids drafts too (a voided invoice keeps its number)."""
+
+    def post(self, request: Request, invoice_id: str) -> Response:
+        invoice = selectors.invoice_get(organization=self.organization, invoice_id=invoice_id)
+        try:
+            invoicing_services.invoice_void(organization=self.organization, invoice=invoice, actor=self.actor)
+        except Conflict:
+            raise LagoInvalid({"invoice": ["not_voidable"]}) from None
         invoice = selectors.invoice_get(organization=self.organization, invoice_id=invoice_id)
         return Response({"invoice": self.answer(invoice)})
 

@@ -196,12 +196,19 @@ def customer_list(*, organization: Organization, page: Page) -> tuple[list[dict[
 # --- subscriptions -------------------------------------------------------------------------------
 
 
-def subscription_json(sub: Subscription, *, external_id: str, now: datetime | None = None) -> dict[str, Any]:
+_UNKNOWN: Any = object()
+
+
+def subscription_json(
+    sub: Subscription, *, external_id: str, now: datetime | None = None, nxt: Any = _UNKNOWN
+) -> dict[str, Any]:
+    """`nxt`: the subscription scheduled to follow (None when there is none; looked up when not given)."""
     now = now or timezone.now()
     status = mapping.subscription_status(active_from=sub.active_from, active_to=sub.active_to, now=now)
     if status == "terminated" and sub.cancel_requested_at is not None and sub.active_to == sub.active_from:
         status = "canceled"  # ended before it started: Lago's canceled
-    nxt = Subscription.objects.filter(organization_id=sub.organization_id, previous=sub).first()
+    if nxt is _UNKNOWN:
+        nxt = Subscription.objects.filter(organization_id=sub.organization_id, previous=sub).first()
     period = None
     if status == "active":
         from billing.periods import period_at
@@ -260,9 +267,13 @@ def subscription_list(
         sub = row.subscription
         if row.external_id not in current or sub.active_from <= now:
             current[row.external_id] = sub
+    following = {
+        s.previous_id: s
+        for s in Subscription.objects.filter(organization=organization, previous__in=list(current.values()))
+    }
     out = []
     for external_id, sub in current.items():
-        body = subscription_json(sub, external_id=external_id, now=now)
+        body = subscription_json(sub, external_id=external_id, now=now, nxt=following.get(sub.id))
         if plan_code and body["plan_code"] != plan_code:
             continue
         if body["status"] not in (statuses or ["active"]):

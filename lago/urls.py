@@ -40,6 +40,7 @@ urlpatterns: list = [
         api.InvoiceFinalizeView.as_view(),
         name="lago_invoice_finalize",
     ),
+    path(f"{V1}/invoices/<str:invoice_id>/void", api.InvoiceVoidView.as_view(), name="lago_invoice_void"),
     path(f"{V1}/wallets", api.WalletsView.as_view(), name="lago_wallets"),
     path(f"{V1}/wallets/<str:wallet_id>", api.WalletView.as_view(), name="lago_wallet"),
     path(
