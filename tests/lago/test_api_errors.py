@@ -307,3 +307,135 @@ def test_customer_subscription_and_event_errors(tenant_a, b_world):
     not_found(c.get(f"{V1}/wallets/{b_wallet}"), "wallet_not_found")
     assert counts(tenant_a.org) == (0, 0, 0, 0, 0, 0, 0)
     assert counts(b_world.org) == (1, 1, 1, 1, 1, 1, 0)
+
+
+JUNK = [None, [], "x", 0, 1.5, True, {}, {"a": {"b": [None]}}]
+FIELDS = {
+    "billable_metric": [
+        "name",
+        "code",
+        "aggregation_type",
+        "field_name",
+        "filters",
+        "recurring",
+        "expression",
+    ],
+    "plan": [
+        "name",
+        "code",
+        "interval",
+        "amount_cents",
+        "amount_currency",
+        "pay_in_advance",
+        "trial_period",
+        "charges",
+        "bill_charges_monthly",
+        "minimum_commitment",
+        "description",
+    ],
+    "customer": [
+        "external_id",
+        "name",
+        "email",
+        "currency",
+        "timezone",
+        "city",
+        "country",
+        "tax_identification_number",
+        "legal_name",
+    ],
+    "subscription": [
+        "external_customer_id",
+        "plan_code",
+        "external_id",
+        "subscription_at",
+        "billing_time",
+        "ending_at",
+        "plan_overrides",
+    ],
+    "event": [
+        "transaction_id",
+        "external_subscription_id",
+        "external_customer_id",
+        "code",
+        "timestamp",
+        "properties",
+    ],
+    "wallet": [
+        "external_customer_id",
+        "rate_amount",
+        "paid_credits",
+        "granted_credits",
+        "expiration_at",
+        "priority",
+        "currency",
+    ],
+    "wallet_transaction": ["wallet_id", "paid_credits", "granted_credits", "voided_credits"],
+}
+PATHS = {
+    "billable_metric": "billable_metrics",
+    "plan": "plans",
+    "customer": "customers",
+    "subscription": "subscriptions",
+    "event": "events",
+    "wallet": "wallets",
+    "wallet_transaction": "wallet_transactions",
+}
+
+
+def test_no_input_causes_a_500(tenant_a, b_world):
+    """Every field of every write set to values of the wrong kind (alone, on top of a valid-looking base),
+    whole bodies of the wrong kind, and charges of every model with junk properties: 4xx, never 5xx."""
+    c = tenant_a.client()
+    post(c, "customers", {"customer": {"external_id": "cust-1", "currency": "USD"}})
+    metric = post(
+        c,
+        "billable_metrics",
+        {"billable_metric": {"name": "Calls", "code": "calls", "aggregation_type": "count_agg"}},
+    )
+    metric_id = metric.json()["billable_metric"]["lago_id"]
+    base = {
+        "billable_metric": {"name": "N", "code": "n", "aggregation_type": "sum_agg", "field_name": "v"},
+        "plan": {
+            "name": "P",
+            "code": "p",
+            "interval": "monthly",
+            "amount_cents": 100,
+            "amount_currency": "USD",
+        },
+        "customer": {"external_id": "cust-9"},
+        "subscription": {"external_customer_id": "cust-1", "plan_code": "p", "external_id": "s"},
+        "event": {"transaction_id": "t", "external_subscription_id": "s", "code": "calls"},
+        "wallet": {"external_customer_id": "cust-1", "granted_credits": "1"},
+        "wallet_transaction": {"wallet_id": "nope", "granted_credits": "1"},
+    }
+    statuses = set()
+    for root, fields in FIELDS.items():
+        for junk in JUNK:
+            r = post(c, PATHS[root], {root: junk})
+            statuses.add(r.status_code)
+            assert r.status_code < 500, (root, junk, r.content)
+            for name in fields:
+                r = post(c, PATHS[root], {root: {**base[root], name: junk}})
+                statuses.add(r.status_code)
+                assert r.status_code < 500, (root, name, junk, r.content)
+    for model in ("standard", "graduated", "volume", "package", "percentage", "dynamic", None, 3):
+        for props in JUNK + [
+            {
+                "graduated_ranges": JUNK,
+                "volume_ranges": [{"from_value": "a"}],
+                "amount": [],
+                "package_size": "x",
+                "rate": {},
+                "free_units": -1,
+            }
+        ]:
+            charge = {"billable_metric_id": metric_id, "charge_model": model, "properties": props}
+            r = post(c, "plans", {"plan": {**base["plan"], "charges": [charge, junk]}})
+            assert r.status_code in (400, 422), (model, props, r.content)
+    for junk in JUNK:
+        r = post(c, "events/batch", {"events": [junk]})
+        assert r.status_code == 422, r.content
+        r = c.get(f"{V1}/customers/cust-1/current_usage", {"external_subscription_id": str(junk)})
+        assert r.status_code == 404, r.content
+    assert 500 not in statuses and max(statuses) < 500
