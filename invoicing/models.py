@@ -335,3 +335,19 @@ class InvoiceRunItem(TenantModel):
             )
         ]
         indexes = [models.Index(fields=["organization", "customer", "period_start", "status"])]
+
+
+class InvoicePayment(TenantModel):
+    """A payment that settled an invoice outside Stripe (bank transfer, cheque), recorded by a person
+    when they mark the invoice paid: amount, the date it was received and a reference."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="payments")
+    amount = models.DecimalField(max_digits=38, decimal_places=12)
+    currency = models.CharField(max_length=3)
+    paid_at = models.DateTimeField()
+    reference = models.CharField(max_length=256, blank=True, default="")
+    method = models.CharField(max_length=32, default="manual")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["paid_at", "id"]

@@ -4,12 +4,12 @@ WeasyPrint: it needs the system Pango libraries, which a fresh machine does not 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from fpdf import FPDF
 
 from core.money import format_money
+from invoicing import display
 from invoicing.models import Invoice
 
 INK = (33, 37, 41)
@@ -38,13 +38,6 @@ def _d(value: datetime | None) -> str:
 def _end(value: datetime | None) -> str:
     """Periods are half-open [start, end): print the last day they cover."""
     return _d(value - timedelta(microseconds=1)) if value else "-"
-
-
-def _qty(value: Decimal | None) -> str:
-    if value is None:
-        return ""
-    text = format(value.normalize(), "f")
-    return text
 
 
 def _address(data: dict[str, Any] | None) -> list[str]:
@@ -154,24 +147,19 @@ def invoice_pdf(invoice: Invoice) -> bytes:
         pdf.set_text_color(*MUTED)
         pdf.cell(cols[1], 6, _t(period))
         pdf.set_text_color(*INK)
-        pdf.cell(cols[2], 6, _qty(line.quantity), align="R")
-        pdf.cell(cols[3], 6, money(line.unit_price) if line.unit_price is not None else "", align="R")
+        pdf.cell(cols[2], 6, display.quantity(line.quantity), align="R")
+        # unit prices keep their precision (0.0000025 is not 0.00); amounts are rounded
+        pdf.cell(cols[3], 6, _t(display.unit_price(line.unit_price, cur)), align="R")
         pdf.cell(cols[4], 6, money(line.amount), align="R")
         pdf.ln(6)
-        if line.type in ("usage", "adjustment"):
-            pdf.set_font("Helvetica", "", 7.5)
-            pdf.set_text_color(*MUTED)
-            for d in line.detail or []:
-                if d.get("type") in ("cumulative",) or not d.get("description"):
-                    continue
-                qty = d.get("quantity")
-                unit = d.get("unitAmount") or d.get("unit_amount")
-                text = f"    {d['description']}"
-                pdf.cell(cols[0] + cols[1], 4.4, _t(text)[:90])
-                pdf.cell(cols[2], 4.4, _t(qty or ""), align="R")
-                pdf.cell(cols[3], 4.4, _t(unit or ""), align="R")
-                pdf.cell(cols[4], 4.4, _t(d.get("amount", "")), align="R")
-                pdf.ln(4.4)
+        pdf.set_font("Helvetica", "", 7.5)
+        pdf.set_text_color(*MUTED)
+        for d in display.detail_rows(line, cur):  # tiers and packages, 0.00 sub-lines left out
+            pdf.cell(cols[0] + cols[1], 4.4, _t(f"    {d.description}")[:90])
+            pdf.cell(cols[2], 4.4, _t(d.quantity), align="R")
+            pdf.cell(cols[3], 4.4, _t(d.unit_price), align="R")
+            pdf.cell(cols[4], 4.4, _t(d.amount), align="R")
+            pdf.ln(4.4)
         pdf.set_draw_color(*RULE)
         pdf.line(18, pdf.get_y() + 0.8, 18 + width, pdf.get_y() + 0.8)
         pdf.ln(1.6)

@@ -117,3 +117,28 @@ def webhook_endpoint_get(*, organization: Organization, endpoint_id: str) -> Web
     if endpoint is None:
         raise NotFound(f"No webhook endpoint {endpoint_id}.")
     return endpoint
+
+
+ISSUED_STATUSES = ("issued", "paid", "payment_failed", "overdue", "uncollectible")
+ESTIMATE_STATUSES = ("gathering", "draft")
+
+
+def invoice_list_totals_split(qs: QuerySet[Invoice]) -> list[dict]:
+    """Per currency, issued invoices (numbered: issued, paid, failed, overdue, uncollectible) apart from
+    estimates (gathering and draft, still moving): count and total of each; voided ones count in neither.
+    One query."""
+    from django.db.models import Q
+
+    issued, estimate = Q(status__in=ISSUED_STATUSES), Q(status__in=ESTIMATE_STATUSES)
+    rows = (
+        qs.order_by()
+        .values("currency")
+        .annotate(
+            issued_count=Count("id", filter=issued),
+            issued_total=Sum("total", filter=issued, default=0),
+            estimate_count=Count("id", filter=estimate),
+            estimate_total=Sum("total", filter=estimate, default=0),
+        )
+        .order_by("currency")
+    )
+    return [dict(row) for row in rows if row["issued_count"] or row["estimate_count"]]

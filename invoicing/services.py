@@ -1085,3 +1085,56 @@ def invoice_get_for_update(*, organization: Organization, invoice_id: str) -> In
     if invoice is None:
         raise NotFound(f"No such invoice: {invoice_id!r}.")
     return invoice
+
+
+# --- payments recorded by hand ------------------------------------------------------------------------
+def invoice_mark_paid(
+    *,
+    organization: Organization,
+    invoice: Invoice,
+    amount: Decimal,
+    paid_at: datetime,
+    reference: str = "",
+    actor: Actor = None,
+) -> Invoice:
+    """An issued (or failed, overdue, uncollectible) invoice settled outside Stripe: record the payment
+    (amount, date received, reference) and move the invoice to paid at that date, in one transaction.
+    The amount must be the invoice total (partial payments are not tracked); the date may not be in the
+    future."""
+    from invoicing.models import InvoicePayment
+
+    amount = to_decimal(amount)
+    total = quantize(invoice.total, invoice.currency)
+    if quantize(amount, invoice.currency) != total:
+        raise ValidationFailed(
+            f"The payment must settle the invoice total of {total} {invoice.currency}.", field="amount"
+        )
+    if paid_at > timezone.now():
+        raise ValidationFailed("The payment date cannot be in the future.", field="paidAt")
+    with transaction.atomic():
+        paid = invoice_set_status(
+            organization=organization, invoice=invoice, status=S.PAID, actor=actor, now=paid_at
+        )
+        payment = InvoicePayment.objects.create(
+            organization=organization,
+            invoice=paid,
+            amount=total,
+            currency=paid.currency,
+            paid_at=paid_at,
+            reference=reference.strip(),
+        )
+        audit_record(
+            organization=organization,
+            actor=actor,
+            action="invoice.payment_recorded",
+            object_type="invoice",
+            object_id=paid.id,
+            after={
+                "paymentId": payment.id,
+                "amount": str(total),
+                "currency": paid.currency,
+                "paidAt": paid_at.isoformat(),
+                "reference": payment.reference,
+            },
+        )
+    return paid

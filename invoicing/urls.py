@@ -84,6 +84,11 @@ urlpatterns: list = [
     ),
     path("console/billing-settings/", views.billing_settings, name="invoicing_console_billing_settings"),
     path(
+        "console/billing-settings/supplier",
+        views.billing_settings_supplier,
+        name="invoicing_console_billing_settings_supplier",
+    ),
+    path(
         "console/billing-settings/stripe",
         views.billing_settings_stripe,
         name="invoicing_console_billing_settings_stripe",

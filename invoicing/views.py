@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from billing.selectors import customer_list
@@ -17,10 +18,11 @@ from core.console import console_view, flash_domain_error
 from core.errors import DomainError, NotFound, ValidationFailed
 from core.http import ConsoleRequest
 from core.models import Organization, Role
+from core.money import quantize
 from invoicing import credits as credits_module
 from invoicing import runs, selectors, services
 from invoicing import webhooks as webhooks_module
-from invoicing.forms import CreditForm
+from invoicing.forms import CreditForm, PaymentForm, SupplierForm
 from invoicing.models import InvoiceStatus
 from invoicing.pdf import invoice_pdf
 
@@ -31,6 +33,14 @@ ACTIONS = {  # status -> actions offered on the detail page
     "payment_failed": ["void", "retry"],
     "overdue": ["void", "retry"],
     "uncollectible": ["void"],
+}
+
+
+DONE = {
+    "advance": "Invoice advanced.",
+    "approve": "Invoice approved and issued.",
+    "void": "Invoice voided.",
+    "retry": "Stripe sync queued again.",
 }
 
 
@@ -58,7 +68,7 @@ def invoice_list(request: ConsoleRequest) -> HttpResponse:
     )
     context = {
         "invoices": list(qs[:200]),
-        "totals": selectors.invoice_list_totals(qs),
+        "totals": selectors.invoice_list_totals_split(qs),
         "statuses": InvoiceStatus.values,
         "customers": list(customer_list(organization=org)[:500]),
         "filters": {"status": status, "customer": customer, "from": period_from, "to": period_to},
@@ -71,23 +81,61 @@ def invoice_list(request: ConsoleRequest) -> HttpResponse:
     return render(request, template, context)
 
 
+PAYABLE = ("issued", "payment_failed", "overdue", "uncollectible")  # may be marked paid by hand
+
+
+def _detail_context(request: ConsoleRequest, invoice: Any, payment_form: PaymentForm | None = None) -> dict:
+    stripe = selectors.stripe_settings_get(organization=request.organization)
+    stripe_on = bool(stripe and stripe.enabled and stripe.secret_key)
+    lines = list(invoice.lines.all())
+    return {
+        "invoice": invoice,
+        "lines": [x for x in lines if x.type != "tax"],
+        "taxes": [x for x in lines if x.type == "tax"],
+        # Stripe sync is offered only when Stripe is connected
+        "actions": [a for a in ACTIONS.get(invoice.status, []) if a != "retry" or stripe_on],
+        "stripe_on": stripe_on,
+        "payments": list(invoice.payments.all()),
+        "payment_form": (
+            payment_form
+            or PaymentForm(
+                initial={"amount": quantize(invoice.total, invoice.currency), "paid_on": timezone.localdate()}
+            )
+            if invoice.status in PAYABLE
+            else None
+        ),
+    }
+
+
 @console_view()
 def invoice_detail(request: ConsoleRequest, invoice_id: str) -> HttpResponse:
     try:
         invoice = selectors.invoice_get(organization=request.organization, invoice_id=invoice_id)
     except NotFound:
         raise Http404 from None
-    lines = list(invoice.lines.all())
-    return render(
-        request,
-        "console/invoicing/invoice_detail.html",
-        {
-            "invoice": invoice,
-            "lines": [x for x in lines if x.type != "tax"],
-            "taxes": [x for x in lines if x.type == "tax"],
-            "actions": ACTIONS.get(invoice.status, []),
-        },
-    )
+    return render(request, "console/invoicing/invoice_detail.html", _detail_context(request, invoice))
+
+
+def _mark_paid(request: ConsoleRequest, invoice: Any) -> HttpResponse:
+    """Mark paid with a payment record (amount, date received, reference) through one service."""
+    form = PaymentForm(request.POST)
+    if form.is_valid():
+        try:
+            services.invoice_mark_paid(
+                organization=request.organization,
+                invoice=invoice,
+                actor=request.user,
+                **form.service_kwargs(),
+            )
+        except DomainError as exc:
+            field = {"paidAt": "paid_on"}.get(exc.field or "", exc.field)
+            form.add_error(field if field in form.fields else None, exc.detail)
+    if form.errors:
+        invoice = selectors.invoice_get(organization=request.organization, invoice_id=invoice.id)
+        context = _detail_context(request, invoice, payment_form=form)
+        return render(request, "console/invoicing/invoice_detail.html", context, status=400)
+    messages.success(request, "Payment recorded; the invoice is paid.")
+    return redirect("invoicing_console_invoice_detail", invoice_id=invoice.id)
 
 
 @console_view()
@@ -109,6 +157,8 @@ def invoice_action(request: ConsoleRequest, invoice_id: str, action: str) -> Htt
         invoice = selectors.invoice_get(organization=org, invoice_id=invoice_id)
     except NotFound:
         raise Http404 from None
+    if action == "mark_paid":
+        return _mark_paid(request, invoice)
     handlers = {
         "advance": services.invoice_advance,
         "approve": services.invoice_approve,
@@ -119,7 +169,7 @@ def invoice_action(request: ConsoleRequest, invoice_id: str, action: str) -> Htt
         raise Http404
     try:
         handlers[action](organization=org, invoice=invoice, actor=request.user)
-        messages.success(request, f"Invoice: {action} done.")
+        messages.success(request, DONE[action])
     except DomainError as exc:
         flash_domain_error(request, exc)
     return redirect("invoicing_console_invoice_detail", invoice_id=invoice.id)
@@ -214,6 +264,12 @@ def _settings_context(org: Organization) -> dict[str, Any]:
     }
 
 
+def _supplier_context(org: Organization, form: SupplierForm | None = None) -> dict[str, Any]:
+    cfg = services.invoicing_settings_get(organization=org)
+    initial = {f: getattr(cfg, f) for f in SupplierForm.base_fields}
+    return {"supplier_form": form or SupplierForm(initial=initial), "supplier_default_name": org.name}
+
+
 def _rates_context(org: Organization) -> dict[str, Any]:
     return {
         "rates": [
@@ -238,15 +294,58 @@ def _partial(
     org = request.organization
     if request.htmx:
         return render(request, f"{SETTINGS_PAGE}#{name}", context, status=status)
-    full = {**_stripe_context(org, request), **_settings_context(org), **_rates_context(org), **context}
+    full = {
+        **_stripe_context(org, request),
+        **_settings_context(org),
+        **_rates_context(org),
+        **_supplier_context(org),
+        **context,
+    }
     return render(request, SETTINGS_PAGE, full, status=status)
 
 
 @console_view(min_role=Role.ADMIN)
 def billing_settings(request: ConsoleRequest) -> HttpResponse:
     org = request.organization
-    context = {**_stripe_context(org, request), **_settings_context(org), **_rates_context(org)}
+    context = {
+        **_stripe_context(org, request),
+        **_settings_context(org),
+        **_rates_context(org),
+        **_supplier_context(org),
+    }
     return render(request, SETTINGS_PAGE, context)
+
+
+@require_POST
+@console_view(min_role=Role.ADMIN)
+def billing_settings_supplier(request: ConsoleRequest) -> HttpResponse:
+    """Supplier details (name, address, tax id, e-mail, payment instructions) printed on invoices."""
+    org = request.organization
+    form = SupplierForm(request.POST)
+    if form.is_valid():
+        try:
+            services.invoicing_settings_update(organization=org, actor=request.user, **form.cleaned_data)
+        except ValidationFailed as exc:
+            for name, reason in _errors(exc).items():
+                field = SNAKE_SUPPLIER.get(name)
+                form.add_error(field if field in form.fields else None, reason)
+    if form.errors:
+        return _partial(
+            request, "supplier-card", _supplier_context(org, form), status=200 if request.htmx else 400
+        )
+    if not request.htmx:
+        messages.success(request, "Supplier details saved.")
+        return redirect("invoicing_console_billing_settings")
+    return _partial(request, "supplier-card", {**_supplier_context(org), "supplier_saved": True})
+
+
+SNAKE_SUPPLIER = {
+    "supplierName": "supplier_name",
+    "supplierAddress": "supplier_address",
+    "supplierTaxId": "supplier_tax_id",
+    "supplierEmail": "supplier_email",
+    "paymentInstructions": "payment_instructions",
+}
 
 
 @require_POST
