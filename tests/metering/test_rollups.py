@@ -10,6 +10,8 @@ import pytest
 from django.db import connection, connections
 from rest_framework.test import APIClient
 
+from core.jobs import job_failures_retry
+from core.models import JobFailure
 from metering import services, store
 from metering.models import Event, Rollup, RollupState
 from metering.selectors import meter_query
@@ -43,11 +45,12 @@ def test_crash_mid_run_is_redone_without_double_counting(
         raise RuntimeError("worker killed after the upsert, before the watermark moved")
 
     monkeypatch.setattr(store, "_watermark_set", boom)
-    with pytest.raises(RuntimeError):
-        services.rollups_advance(organization_id=tenant_a.org.id)
+    assert services.rollups_advance(organization_id=tenant_a.org.id) == {}  # the failure is recorded
     assert not Rollup.objects.exists()  # the upsert was rolled back with the failed run
     assert store.watermark_get(meter_id=tokens_meter.id) == 0
+    assert JobFailure.objects.get().object_id == tokens_meter.id  # quarantined until retried
     monkeypatch.undo()
+    assert job_failures_retry() == 1
 
     rollups_advance()  # the Celery task body (all organizations)
     rollups_advance()  # and again: nothing new, nothing changes
