@@ -71,14 +71,18 @@ def metric_create(*, organization: Organization, data: Any, actor: Actor = None)
 
 
 def metric_delete(*, organization: Organization, code: str, actor: Actor = None) -> None:
-    """The feature is deleted (archived when a plan uses it) and its meter deleted (history kept)."""
+    """The feature and its meter are deleted (the meter's events stay). A metric that a plan version uses is
+    refused: running subscriptions bill from it (Lago would remove the plans' charges instead)."""
     with transaction.atomic():
-        feature = catalog_selectors.feature_get(organization=organization, id_or_key=code)
+        try:
+            feature = catalog_selectors.feature_get(organization=organization, id_or_key=code)
+        except NotFound:
+            raise NotFound("billable_metric_not_found") from None
+        if catalog_selectors.plans_using_feature(organization=organization, feature_key=feature.key).exists():
+            raise LagoInvalid({"billable_metric": ["used_by_plans"]})
         catalog_services.feature_delete(organization=organization, id_or_key=feature.id, actor=actor)
         if feature.meter_slug:
-            metering_services.meter_delete(
-                organization=organization, id_or_slug=feature.meter_slug, actor=actor
-            )
+            metering_services.meter_delete(organization=organization, id_or_slug=feature.meter_slug, actor=actor)
 
 
 # --- plans -------------------------------------------------------------------------------------------
@@ -112,7 +116,7 @@ def plan_update(*, organization: Organization, code: str, data: Any, actor: Acto
     """Lago edits a plan in place; we publish its next version (running subscriptions keep theirs, as
     Lago's do unless `cascade_updates`)."""
     current = catalog_selectors.plan_version_get(organization=organization, plan_key=code)
-    merged = {**mapping_plan_defaults(current), **(data if isinstance(data, dict) else {}), "code": code}
+    merged = {**_plan_as_lago_input(current), **(data if isinstance(data, dict) else {}), "code": code}
     doc = mapping.plan_from_lago(
         merged, metrics=plan_metrics(organization=organization), key_valid=is_valid_key
     )
@@ -127,7 +131,7 @@ def plan_update(*, organization: Organization, code: str, data: Any, actor: Acto
     return code
 
 
-def mapping_plan_defaults(plan: Any) -> dict[str, Any]:
+def _plan_as_lago_input(plan: Any) -> dict[str, Any]:
     """The Lago fields of a published version, so a partial update keeps what it does not name."""
     metrics = {
         f.key: mapping.Metric(id=f.id, code=f.key)

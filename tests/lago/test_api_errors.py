@@ -420,18 +420,17 @@ def test_no_input_causes_a_500(tenant_a, b_world):
                 statuses.add(r.status_code)
                 assert r.status_code < 500, (root, name, junk, r.content)
     for model in ("standard", "graduated", "volume", "package", "percentage", "dynamic", None, 3):
-        for props in JUNK + [
-            {
-                "graduated_ranges": JUNK,
-                "volume_ranges": [{"from_value": "a"}],
-                "amount": [],
-                "package_size": "x",
-                "rate": {},
-                "free_units": -1,
-            }
-        ]:
+        bad_ranges = {
+            "graduated_ranges": JUNK,
+            "volume_ranges": [{"from_value": "a"}],
+            "amount": [],
+            "package_size": "x",
+            "rate": {},
+            "free_units": -1,
+        }
+        for props in [*JUNK, bad_ranges]:
             charge = {"billable_metric_id": metric_id, "charge_model": model, "properties": props}
-            r = post(c, "plans", {"plan": {**base["plan"], "charges": [charge, junk]}})
+            r = post(c, "plans", {"plan": {**base["plan"], "charges": [charge, "not a charge"]}})
             assert r.status_code in (400, 422), (model, props, r.content)
     for junk in JUNK:
         r = post(c, "events/batch", {"events": [junk]})
@@ -439,3 +438,52 @@ def test_no_input_causes_a_500(tenant_a, b_world):
         r = c.get(f"{V1}/customers/cust-1/current_usage", {"external_subscription_id": str(junk)})
         assert r.status_code == 404, r.content
     assert 500 not in statuses and max(statuses) < 500
+
+
+def test_deleting_metrics_and_plans(tenant_a, b_world):
+    c = tenant_a.client()
+    calls = post(
+        c,
+        "billable_metrics",
+        {"billable_metric": {"name": "Calls", "code": "calls", "aggregation_type": "count_agg"}},
+    )
+    post(
+        c,
+        "billable_metrics",
+        {"billable_metric": {"name": "Spare", "code": "spare", "aggregation_type": "count_agg"}},
+    )
+    charge = {
+        "billable_metric_id": calls.json()["billable_metric"]["lago_id"],
+        "charge_model": "standard",
+        "properties": {"amount": "1"},
+    }
+    plan = {
+        "name": "Basic",
+        "code": "basic",
+        "interval": "monthly",
+        "amount_currency": "USD",
+        "charges": [charge],
+    }
+    assert post(c, "plans", {"plan": plan}).status_code == 200
+
+    gone = c.delete(f"{V1}/billable_metrics/spare")
+    assert (gone.status_code, gone.json()["billable_metric"]["code"]) == (200, "spare")
+    not_found(c.get(f"{V1}/billable_metrics/spare"), "billable_metric_not_found")
+    assert list(
+        Meter.objects.filter(organization=tenant_a.org, deleted_at__isnull=True).values_list(
+            "slug", flat=True
+        )
+    ) == ["calls"]
+    assert not Feature.objects.filter(organization=tenant_a.org, key="spare").exists()
+    invalid(c.delete(f"{V1}/billable_metrics/calls"), {"billable_metric": ["used_by_plans"]})
+    not_found(c.delete(f"{V1}/billable_metrics/spare"), "billable_metric_not_found")
+
+    archived = c.delete(f"{V1}/plans/basic")
+    assert (archived.status_code, archived.json()["plan"]["code"]) == (200, "basic")
+    not_found(c.get(f"{V1}/plans/basic"), "plan_not_found")
+    assert list(PlanVersion.objects.filter(organization=tenant_a.org).values_list("status", flat=True)) == [
+        "archived"
+    ]
+    # B's namesakes are untouched.
+    assert b_world.client().get(f"{V1}/plans/basic").status_code == 200
+    assert b_world.client().get(f"{V1}/billable_metrics/calls").status_code == 200
