@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import pytest
+
+M = TypeVar("M")
+
+
+def build(model: type[M], **fields: Any) -> M:
+    """A lago-python-client model from its fields (the client's own validation, fields left out are None)."""
+    return model.parse_obj(fields)  # type: ignore[attr-defined]
 
 
 def at(text: str) -> datetime:

@@ -309,7 +309,7 @@ def test_customer_subscription_and_event_errors(tenant_a, b_world):
     assert counts(b_world.org) == (1, 1, 1, 1, 1, 1, 0)
 
 
-JUNK = [None, [], "x", 0, 1.5, True, {}, {"a": {"b": [None]}}]
+JUNK: list[Any] = [None, [], "x", 0, 1.5, True, {}, {"a": {"b": [None]}}]
 FIELDS = {
     "billable_metric": [
         "name",

@@ -11,7 +11,7 @@ import time_machine
 
 from invoicing.services import invoicing_settings_update
 from invoicing.tasks import invoice_clock
-from tests.lago.conftest import at
+from tests.lago.conftest import at, build
 
 pytestmark = pytest.mark.django_db(transaction=True)
 D = Decimal
@@ -22,25 +22,28 @@ def _plans(client, fees: dict[str, int]) -> None:
     from lago_python_client.models.charge import Charges
 
     metric = client.billable_metrics.create(
-        BillableMetric(name="Calls", code="calls", aggregation_type="count_agg")
+        build(BillableMetric, name="Calls", code="calls", aggregation_type="count_agg")
     )
     for code, cents in fees.items():
         client.plans.create(
-            Plan(
+            build(
+                Plan,
                 name=code.title(),
                 code=code,
                 interval="monthly",
                 amount_cents=cents,
                 amount_currency="USD",
                 pay_in_advance=True,
-                charges=Charges(
+                charges=build(
+                    Charges,
                     __root__=[
-                        Charge(
+                        build(
+                            Charge,
                             billable_metric_id=metric.lago_id,
                             charge_model="standard",
                             properties={"amount": "0.10"},
                         )
-                    ]
+                    ],
                 ),
             )
         )
@@ -49,9 +52,10 @@ def _plans(client, fees: dict[str, int]) -> None:
 def _subscribe(client, customer: str, plan: str, sub: str) -> None:
     from lago_python_client.models import Customer, Subscription
 
-    client.customers.create(Customer(external_id=customer, name=customer.title(), currency="USD"))
+    client.customers.create(build(Customer, external_id=customer, name=customer.title(), currency="USD"))
     client.subscriptions.create(
-        Subscription(
+        build(
+            Subscription,
             external_customer_id=customer,
             plan_code=plan,
             external_id=sub,
@@ -110,7 +114,7 @@ def test_plan_changes_termination_and_drafts(lago_clients, tenant_a, tenant_b):
     with time_machine.travel(at("2026-10-16 00:00"), tick=True):
         # An upgrade (62.00 > 31.00) applies now.
         upgraded = a.subscriptions.create(
-            Subscription(external_customer_id="cust-1", plan_code="pro", external_id="sub-1")
+            build(Subscription, external_customer_id="cust-1", plan_code="pro", external_id="sub-1")
         )
         assert (upgraded.plan_code, upgraded.previous_plan_code, upgraded.status) == (
             "pro",
@@ -120,7 +124,7 @@ def test_plan_changes_termination_and_drafts(lago_clients, tenant_a, tenant_b):
         assert upgraded.subscription_at == "2026-10-16T00:00:00Z"
         # A downgrade (15.50 < 62.00) waits for the end of the period.
         kept = a.subscriptions.create(
-            Subscription(external_customer_id="cust-2", plan_code="mini", external_id="sub-2")
+            build(Subscription, external_customer_id="cust-2", plan_code="mini", external_id="sub-2")
         )
         assert (kept.plan_code, kept.next_plan_code, kept.downgrade_plan_date) == (
             "pro",
@@ -129,7 +133,7 @@ def test_plan_changes_termination_and_drafts(lago_clients, tenant_a, tenant_b):
         )
         assert a.subscriptions.find("sub-2").next_plan_code == "mini"
         # The plan's next version: new subscriptions pay 35.00; running ones keep their version.
-        updated = a.plans.update(Plan(name="Basic", amount_cents=3500), "basic")
+        updated = a.plans.update(build(Plan, name="Basic", amount_cents=3500), "basic")
         assert (updated.code, updated.amount_cents, len(updated.charges.__root__)) == ("basic", 3500, 1)
         assert b.plans.find("basic").amount_cents == 100
 
@@ -169,16 +173,22 @@ def test_wallet_top_ups_and_termination(lago_clients):
 
     a, b = lago_clients
     with time_machine.travel(at("2026-10-01 00:00"), tick=True):
-        a.customers.create(Customer(external_id="cust-1", name="Acme", currency="EUR"))
-        b.customers.create(Customer(external_id="cust-1", name="Other", currency="EUR"))
-        b.wallets.create(Wallet(external_customer_id="cust-1", granted_credits="999"))
+        a.customers.create(build(Customer, external_id="cust-1", name="Acme", currency="EUR"))
+        b.customers.create(build(Customer, external_id="cust-1", name="Other", currency="EUR"))
+        b.wallets.create(build(Wallet, external_customer_id="cust-1", granted_credits="999"))
         assert a.wallets.find_all({"external_customer_id": "cust-1"})["wallets"] == []
         wallet = a.wallets.create(
-            Wallet(external_customer_id="cust-1", paid_credits="10.50", granted_credits="5", currency="EUR")
+            build(
+                Wallet,
+                external_customer_id="cust-1",
+                paid_credits="10.50",
+                granted_credits="5",
+                currency="EUR",
+            )
         )
         assert (wallet.currency, wallet.balance_cents, wallet.credits_balance) == ("EUR", 1550, "15.5")
         moves = a.wallet_transactions.create(
-            WalletTransaction(wallet_id=wallet.lago_id, granted_credits="2.25")
+            build(WalletTransaction, wallet_id=wallet.lago_id, granted_credits="2.25")
         )
         assert [
             (t.transaction_type, t.transaction_status, t.amount) for t in moves["wallet_transactions"]

@@ -14,7 +14,7 @@ import time_machine
 
 from invoicing.models import Invoice
 from invoicing.tasks import invoice_clock
-from tests.lago.conftest import at, unix
+from tests.lago.conftest import at, build, unix
 
 pytestmark = pytest.mark.django_db(transaction=True)
 D = Decimal
@@ -35,10 +35,10 @@ def _catalog(client, *, fee_cents: int = 4900) -> None:
     from lago_python_client.models.charge import Charges
 
     requests = client.billable_metrics.create(
-        BillableMetric(name="API requests", code="api_requests", aggregation_type="count_agg")
+        build(BillableMetric, name="API requests", code="api_requests", aggregation_type="count_agg")
     )
     tokens = client.billable_metrics.create(
-        BillableMetric(name="Tokens", code="tokens", aggregation_type="sum_agg", field_name="tokens")
+        build(BillableMetric, name="Tokens", code="tokens", aggregation_type="sum_agg", field_name="tokens")
     )
     assert (requests.code, requests.aggregation_type, requests.field_name) == (
         "api_requests",
@@ -47,20 +47,27 @@ def _catalog(client, *, fee_cents: int = 4900) -> None:
     )
     assert (tokens.code, tokens.aggregation_type, tokens.field_name) == ("tokens", "sum_agg", "tokens")
     plan = client.plans.create(
-        Plan(
+        build(
+            Plan,
             name="Startup",
             code="startup",
             interval="monthly",
             amount_cents=fee_cents,
             amount_currency="USD",
             pay_in_advance=True,
-            charges=Charges(
+            charges=build(
+                Charges,
                 __root__=[
-                    Charge(
-                        billable_metric_id=requests.lago_id, charge_model="graduated", properties=GRADUATED
+                    build(
+                        Charge,
+                        billable_metric_id=requests.lago_id,
+                        charge_model="graduated",
+                        properties=GRADUATED,
                     ),
-                    Charge(billable_metric_id=tokens.lago_id, charge_model="package", properties=PACKAGE),
-                ]
+                    build(
+                        Charge, billable_metric_id=tokens.lago_id, charge_model="package", properties=PACKAGE
+                    ),
+                ],
             ),
         )
     )
@@ -76,13 +83,19 @@ def _catalog(client, *, fee_cents: int = 4900) -> None:
     assert charges["tokens"].charge_model == "package"
     assert charges["tokens"].properties == PACKAGE
     customer = client.customers.create(
-        Customer(
-            external_id="cust-1", name="Acme Corp", currency="USD", email="billing@acme.test", country="FR"
+        build(
+            Customer,
+            external_id="cust-1",
+            name="Acme Corp",
+            currency="USD",
+            email="billing@acme.test",
+            country="FR",
         )
     )
     assert (customer.external_id, customer.currency, customer.country) == ("cust-1", "USD", "FR")
     sub = client.subscriptions.create(
-        Subscription(
+        build(
+            Subscription,
             external_customer_id="cust-1",
             plan_code="startup",
             external_id="sub-1",
@@ -105,7 +118,8 @@ def _catalog(client, *, fee_cents: int = 4900) -> None:
 def _event(txn: str, code: str, when: str, **properties):
     from lago_python_client.models import Event
 
-    return Event(
+    return build(
+        Event,
         transaction_id=txn,
         external_subscription_id="sub-1",
         code=code,
@@ -141,13 +155,14 @@ def test_quickstart_through_the_lago_client(
             _event("tok-2", "tokens", "2026-10-04 08:00", tokens=800),
             _event("tok-3", "tokens", "2026-10-09 08:00", tokens=1500),
         ]
-        a.events.batch_create(BatchEvent(events=batch))
+        a.events.batch_create(build(BatchEvent, events=batch))
         a.events.create(_event("req-1", "api_requests", "2026-10-02 09:00"))  # resent alone: still once
         # B: the same transaction ids with usage of its own (40 requests, 10,000 tokens).
         b.events.batch_create(
-            BatchEvent(
+            build(
+                BatchEvent,
                 events=[_event(f"req-{i}", "api_requests", "2026-10-05 10:00") for i in range(1, 41)]
-                + [_event("tok-1", "tokens", "2026-10-03 08:00", tokens=10000)]
+                + [_event("tok-1", "tokens", "2026-10-03 08:00", tokens=10000)],
             )
         )
         found = a.events.find("tok-1")
@@ -182,7 +197,7 @@ def test_quickstart_through_the_lago_client(
         assert other == {"api_requests": 1600, "tokens": 2000}
 
         wallet = a.wallets.create(
-            Wallet(external_customer_id="cust-1", rate_amount="1", granted_credits="20.00")
+            build(Wallet, external_customer_id="cust-1", rate_amount="1", granted_credits="20.00")
         )
         assert (wallet.balance_cents, wallet.credits_balance, wallet.status) == (2000, "20", "active")
         # Lago's ongoing balance: 20.00 less the usage so far (9.50) = 10.50.
