@@ -10,8 +10,10 @@ makes a background job, a page or an invoice fail. Each check returns a reason (
 - **Numbers**: finite; in event data |x| < `EVENT_NUMBER_MAX` (10^20); amounts, prices and quantities in
   API inputs |x| < `AMOUNT_MAX` (10^18) with at most `AMOUNT_PLACES` (12) decimal places, so any sum or
   product the money code forms fits `NUMERIC(38,12)`; anywhere else in a JSON body |x| < 10^26.
-- **JSON**: at most `MAX_JSON_DEPTH` (32) levels of nesting; no NUL character in any string or key.
-- **Text**: no NUL character; paths and query values at most `MAX_QUERY_VALUE` characters.
+- **JSON**: at most `MAX_JSON_DEPTH` (32) levels of nesting; no NUL character in any string or key; an
+  API body other than ingest at most `MAX_BODY_BYTES` (1 MiB), its strings at most `MAX_STRING` characters.
+- **Text**: no NUL character; paths and query values at most `MAX_QUERY_VALUE` characters, at most
+  `MAX_QUERY_PARAMS` query parameters.
 - **Durations and counts**: ISO 8601 durations at most `MAX_DURATION_DAYS` (100 years); counts at most
   `MAX_COUNT`.
 - **Time zones**: IANA names known to `zoneinfo`.
@@ -43,6 +45,9 @@ AMOUNT_DIGITS = 30  # a DecimalField with 12 decimal places and 18 before the po
 BODY_NUMBER_MAX = Decimal(10) ** 26  # NUMERIC(38,12) holds 26 digits before the point
 
 MAX_JSON_DEPTH = 32
+MAX_BODY_BYTES = 1024 * 1024  # an API body other than ingest (plans, customers, ...): 1 MiB
+MAX_STRING = 65_536  # characters of one string in such a body
+MAX_QUERY_PARAMS = 1000
 MAX_QUERY_VALUE = 2048
 MAX_PATH = 2048
 MAX_DURATION_DAYS = 36_525  # 100 years
@@ -192,35 +197,48 @@ def json_depth_exceeds(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
 
 
 def json_problems(
-    value: Any, *, path: str = "", max_abs: Decimal = BODY_NUMBER_MAX, depth: int = 0
+    value: Any,
+    *,
+    path: str = "",
+    max_abs: Decimal = BODY_NUMBER_MAX,
+    max_string: int | None = None,
+    depth: int = 0,
 ) -> Iterator[tuple[str, str]]:
-    """(field path, reason) for every NUL character, non-finite or too-large number and nesting beyond
-    MAX_JSON_DEPTH in a decoded JSON value (paths look like `metadata.a` or `events[3].data.tokens`)."""
+    """(field path, reason) for every NUL character, string longer than `max_string`, non-finite or
+    too-large number and nesting beyond MAX_JSON_DEPTH in a decoded JSON value (paths look like
+    `metadata.a` or `events[3].data.tokens`)."""
     if depth > MAX_JSON_DEPTH:
         yield path or "body", f"nested more than {MAX_JSON_DEPTH} levels deep"
         return
     if isinstance(value, str):
         if "\x00" in value:
             yield path or "body", "must not contain a NUL character (\\u0000)"
+        elif max_string is not None and len(value) > max_string:
+            yield path or "body", f"at most {max_string} characters"
     elif isinstance(value, dict):
         for key, item in value.items():
             name = f"{path}.{key}" if path else str(key)
             if "\x00" in str(key):
                 yield path or "body", "keys must not contain a NUL character (\\u0000)"
                 continue
-            yield from json_problems(item, path=name, max_abs=max_abs, depth=depth + 1)
+            yield from json_problems(item, path=name, max_abs=max_abs, max_string=max_string, depth=depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from json_problems(item, path=f"{path}[{index}]", max_abs=max_abs, depth=depth + 1)
+            yield from json_problems(
+                item, path=f"{path}[{index}]", max_abs=max_abs, max_string=max_string, depth=depth + 1
+            )
     elif isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
         problem = number_problem(value, max_abs=max_abs, places=None)
         if problem:
             yield path or "body", problem
 
 
-def check_json(value: Any, *, path: str = "", max_abs: Decimal = BODY_NUMBER_MAX) -> None:
+def check_json(
+    value: Any, *, path: str = "", max_abs: Decimal = BODY_NUMBER_MAX, max_string: int | None = MAX_STRING
+) -> None:
     errors = [
-        {"name": name, "reason": reason} for name, reason in json_problems(value, path=path, max_abs=max_abs)
+        {"name": name, "reason": reason}
+        for name, reason in json_problems(value, path=path, max_abs=max_abs, max_string=max_string)
     ]
     if errors:
         first = errors[0]

@@ -49,6 +49,8 @@ def request_line_problem(request: HttpRequest) -> tuple[str, str] | None:
     if len(path) > limits.MAX_PATH:
         return "path", f"at most {limits.MAX_PATH} characters"
     query = request.META.get("QUERY_STRING", "")
+    if query.count("&") >= limits.MAX_QUERY_PARAMS:
+        return "query", f"at most {limits.MAX_QUERY_PARAMS} parameters"
     if query:
         for name, value in parse_qsl(query, keep_blank_values=True):
             problem = limits.text_problem(name, max_length=256) or limits.text_problem(value)

@@ -329,3 +329,27 @@ def test_query_bodies_with_wrong_json_types(tenant_a, subscribed, body, field):
 def test_console_paths_with_nul_are_a_plain_400(client):
     r = client.get("/console/meters/%00/edit/")
     assert r.status_code == 400 and r["Content-Type"].startswith("text/plain")
+
+
+@pytest.mark.django_db
+def test_api_bodies_are_bounded_in_bytes_and_string_length(tenant_a, tenant_b):
+    client = tenant_a.client()
+    huge = json.dumps({"name": "n", "key": "k", "metadata": {"a": "x" * (1024 * 1024)}})
+    r = client.generic("POST", "/api/v1/customers", huge, content_type="application/json")
+    assert (r.status_code, r["Content-Type"], r.json()["limit"]) == (413, "application/problem+json", 1048576)
+    r = client.post(
+        "/api/v1/customers", {"name": "n", "key": "k", "metadata": {"a": "x" * 65537}}, format="json"
+    )
+    assert problem_names(r) == {"metadata.a": "at most 65536 characters"}
+    assert not Customer.objects.exists()
+    r = client.post(
+        "/api/v1/customers", {"name": "n", "key": "k", "metadata": {"a": "x" * 65536}}, format="json"
+    )
+    assert r.status_code == 201
+    assert list(Customer.objects.values_list("organization_id", flat=True)) == [tenant_a.org.id]
+
+
+@pytest.mark.django_db
+def test_too_many_query_parameters(tenant_a):
+    r = tenant_a.client("read").get("/api/v1/events?" + "&".join(f"p{i}=1" for i in range(1001)))
+    assert problem_names(r) == {"query": "at most 1000 parameters"}
