@@ -12,6 +12,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core import limits
 from core.api import TenantAPIView
 from core.errors import NotFound, ValidationFailed
 from core.links import absolute_url
@@ -189,7 +190,10 @@ class PortalMeterQueryView(PortalAPIView):
 def _parse_time(value: str | None, name: str):
     if not value:
         return None
-    parsed = parse_datetime(value)
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:  # well formed but not a date (2025-02-30)
+        parsed = None
     if parsed is None or parsed.tzinfo is None:
         raise ValidationFailed(f"{name} must be an RFC 3339 timestamp with a time zone.", field=name)
-    return parsed
+    return limits.check_time(parsed, field=name)

@@ -353,3 +353,26 @@ def test_api_bodies_are_bounded_in_bytes_and_string_length(tenant_a, tenant_b):
 def test_too_many_query_parameters(tenant_a):
     r = tenant_a.client("read").get("/api/v1/events?" + "&".join(f"p{i}=1" for i in range(1001)))
     assert problem_names(r) == {"query": "at most 1000 parameters"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("from=0001-01-01T00:00:00%2B15:00", "between 1970"),
+        ("to=9999-12-31T23:59:59-15:00", "between 1970"),
+        ("from=2025-02-30T00:00:00Z", "RFC 3339"),
+    ],
+)
+def test_portal_meter_query_times_are_bounded(tenant_a, tenant_b, query, reason):
+    from rest_framework.test import APIClient
+
+    from tests.portal.conftest import make_portal_customer, make_token_meter
+
+    make_token_meter(tenant_a)
+    portal = make_portal_customer(tenant_a)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {portal.token}")
+    r = client.get(f"/api/v1/portal/meters/tokens/query?{query}")
+    [(name, text)] = problem_names(r).items()
+    assert name in ("from", "to") and reason in text
