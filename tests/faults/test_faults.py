@@ -159,3 +159,121 @@ def test_broker_unreachable_ingest_still_accepts_and_the_drain_catches_up(stack)
     wait_for(lambda: _stored(stack, source) == (200, 200), 60, "the drain to store the 200 events")
     assert _counted(stack) - before == 200
     assert _bystander_rows(stack) == 0
+
+
+def _pool_children(stack: Stack) -> list:
+    """The Celery worker's pool processes (children of the `celery ... worker` process)."""
+    import psutil
+
+    workers = [
+        p
+        for p in psutil.Process(stack.proc.pid).children(recursive=True)
+        if "worker" in " ".join(p.cmdline()) and "celery" in " ".join(p.cmdline())
+    ]
+    mains = [w for w in workers if w.ppid() == stack.proc.pid]
+    return [c for m in mains for c in m.children()]
+
+
+def _invoicing_tenant(stack: Stack, customers: int) -> None:
+    plan = {
+        "key": "flat",
+        "name": "Flat",
+        "currency": "USD",
+        "billingCadence": "P1M",
+        "phases": [
+            {
+                "key": "standard",
+                "name": "Standard",
+                "duration": None,
+                "rateCards": [
+                    {
+                        "type": "flat_fee",
+                        "key": "base",
+                        "name": "Base fee",
+                        "billingCadence": "P1M",
+                        "price": {"type": "flat", "amount": "10", "paymentTerm": "in_advance"},
+                    }
+                ],
+            }
+        ],
+    }
+    status, body = stack.request("POST", "/api/v1/plans", plan)
+    assert status == 201, body
+    status, body = stack.request("POST", f"/api/v1/plans/{json.loads(body)['id']}/publish", {})
+    assert status == 200, body
+    for i in range(customers):
+        status, body = stack.request(
+            "POST",
+            "/api/v1/customers",
+            {
+                "key": f"c{i:03}",
+                "name": f"Customer {i}",
+                "currency": "USD",
+                "usageAttribution": {"subjectKeys": [f"s{i}"]},
+            },
+        )
+        assert status == 201, body
+        status, body = stack.request(
+            "POST",
+            "/api/v1/subscriptions",
+            {"customerKey": f"c{i:03}", "plan": {"key": "flat"}, "activeFrom": "2026-09-01T00:00:00Z"},
+        )
+        assert status == 201, body
+
+
+def test_worker_killed_in_the_middle_of_an_invoice_run_then_rerun(stack):
+    """An invoice run over 150 customers (subscribed since September 1: the start and three closed monthly
+    periods are due) while the Celery worker's pool process is killed with SIGKILL once the first batch
+    is done. Celery requeues the lost batch (acks late, reject on worker lost), the operator starts a
+    rerun, and in the end every run item is done, no billing moment has two invoices, and the numbers
+    are gapless."""
+    import signal as signals
+
+    _invoicing_tenant(stack, customers=150)
+    org = stack.sql("SELECT id FROM core_organization WHERE slug = 'faults'")[0][0]
+    status, body = stack.request("POST", "/api/v1/billing/invoice-runs", {})
+    assert status == 202, body
+    due = sum(run["total"] for run in json.loads(body)["items"])
+    assert due == 600
+
+    def items_done() -> int:
+        return stack.sql(
+            "SELECT count(*) FROM invoicing_invoicerunitem WHERE organization_id = %s AND status = 'done'",
+            (org,),
+        )[0][0]
+
+    wait_for(lambda: items_done() > 0, 90, "the first batch", interval=0.02)
+    killed = _pool_children(stack)
+    assert killed, "a pool process to kill"
+    for proc in killed:
+        proc.send_signal(signals.SIGKILL)
+    assert items_done() < due, "the run should still have been in progress when the worker was killed"
+    status, body = stack.request("POST", "/api/v1/billing/invoice-runs", {})  # the operator's rerun
+    assert status in (200, 202), body
+    wait_for(lambda: items_done() == due, 120, f"all {due} run items done")
+    time.sleep(2)  # nothing more arrives
+    duplicates = stack.sql(
+        "SELECT customer_id, kind, period_start FROM invoicing_invoice WHERE organization_id = %s "
+        "GROUP BY 1, 2, 3 HAVING count(*) > 1",
+        (org,),
+    )
+    assert duplicates == []
+    invoices, linked, pending = stack.sql(
+        "SELECT (SELECT count(*) FROM invoicing_invoice WHERE organization_id = %s), "
+        "(SELECT count(DISTINCT invoice_id) FROM invoicing_invoicerunitem WHERE organization_id = %s), "
+        "(SELECT count(*) FROM invoicing_invoicerunitem WHERE organization_id = %s AND status <> 'done')",
+        (org, org, org),
+    )[0]
+    assert (invoices, pending) == (linked, 0)
+    assert invoices >= 570  # a run item may end without an invoice when nothing was due
+    numbers = sorted(
+        int(n.rsplit("-", 1)[-1])
+        for (n,) in stack.sql(
+            "SELECT number FROM invoicing_invoice WHERE organization_id = %s AND number <> ''", (org,)
+        )
+    )
+    assert numbers == list(range(1, len(numbers) + 1))  # gapless
+    assert stack.sql(
+        "SELECT count(*) FROM invoicing_invoice i JOIN core_organization o ON o.id = i.organization_id "
+        "WHERE o.slug = 'bystander'"
+    ) == [(0,)]
