@@ -7,9 +7,10 @@ makes a background job, a page or an invoice fail. Each check returns a reason (
 - **Times**: events between `EVENT_TIME_MIN` (1970) and now + `INGEST_MAX_FUTURE_SECONDS`; schedules
   (subscription start and change timing, billing anchors, grant effective dates, meter `eventFrom`) and
   query bounds in [`TIME_MIN`, `TIME_MAX`) = [1970-01-01, 2100-01-01). UTC offsets are at most ±15:59.
-- **Numbers**: finite; in event data |x| < `EVENT_NUMBER_MAX` (10^20); amounts, prices and quantities in
-  API inputs |x| < `AMOUNT_MAX` (10^18) with at most `AMOUNT_PLACES` (12) decimal places, so any sum or
-  product the money code forms fits `NUMERIC(38,12)`; anywhere else in a JSON body |x| < 10^26.
+- **Numbers**: finite; in event data |x| < `EVENT_NUMBER_MAX` (10^20); amounts and prices in API inputs
+  |x| < `AMOUNT_MAX` (10^18) with at most `AMOUNT_PLACES` (12) decimal places (catalog/pricing.py holds
+  prices to the same bound), well inside the 26 digits before the point of the money columns
+  (`NUMERIC(38,12)`); anywhere else in a JSON body |x| < 10^26.
 - **JSON**: at most `MAX_JSON_DEPTH` (32) levels of nesting; no NUL character in any string or key; an
   API body other than ingest at most `MAX_BODY_BYTES` (1 MiB), its strings at most `MAX_STRING` characters.
 - **Text**: no NUL character; paths and query values at most `MAX_QUERY_VALUE` characters, at most
