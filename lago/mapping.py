@@ -15,6 +15,8 @@ from typing import Any
 
 from core.money import from_minor_units, is_currency, to_decimal, to_minor_units
 
+EVENT_SOURCE = "lago"  # the CloudEvents `source` of events sent through this API (dedup key: source + id)
+
 # --- errors -----------------------------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.core import signing
 from django.db.models import QuerySet
@@ -13,6 +14,7 @@ from django.utils import timezone
 
 from billing import selectors as billing_selectors
 from billing.models import Customer, Subscription
+from billing.periods import period_at
 from catalog import selectors as catalog_selectors
 from catalog.models import PlanVersion
 from core.errors import NotFound
@@ -211,11 +213,7 @@ def subscription_json(
         nxt = Subscription.objects.filter(organization_id=sub.organization_id, previous=sub).first()
     period = None
     if status == "active":
-        from billing.periods import period_at
-
         period = period_at(sub.billing_anchor, sub.billing_cadence, now, sub.timezone)
-    from zoneinfo import ZoneInfo
-
     local_anchor = sub.billing_anchor.astimezone(ZoneInfo(sub.timezone or "UTC"))
     calendar = mapping.calendar_anchor(local_anchor, sub.billing_cadence) == local_anchor
     billing_time = "calendar" if calendar else "anniversary"
@@ -304,12 +302,10 @@ def event_json(cloud: dict[str, Any], *, created_at: datetime | None = None) -> 
 
 
 def event_get(*, organization: Organization, transaction_id: str) -> dict[str, Any]:
-    from lago.services import EVENT_SOURCE
-
     found = [
         e
         for e in metering_selectors.events_list(organization=organization, id=transaction_id, limit=1000)
-        if e.event["source"] == EVENT_SOURCE
+        if e.event["source"] == mapping.EVENT_SOURCE
     ]
     found.sort(key=lambda e: e.validation_error is not None)  # a counted event before a rejected resend
     if found:

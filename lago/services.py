@@ -16,6 +16,7 @@ import json
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.utils import timezone
@@ -28,8 +29,10 @@ from billing.subscriptions import SubscriptionNotActive
 from catalog import selectors as catalog_selectors
 from catalog import services as catalog_services
 from catalog.documents import is_valid_key
+from core.audit import Actor
 from core.errors import Conflict, NotFound, ValidationFailed
-from core.models import ApiKey, Organization
+from core.limits import check_timezone
+from core.models import Organization
 from core.money import is_currency
 from invoicing import credits as invoicing_credits
 from invoicing import services as invoicing_services
@@ -39,10 +42,6 @@ from lago.mapping import LagoInvalid
 from lago.models import SubscriptionExternalId
 from metering import services as metering_services
 from metering.ingest import validate_body
-
-EVENT_SOURCE = "lago"
-Actor = ApiKey | None
-
 
 # --- billable metrics ------------------------------------------------------------------------------
 
@@ -82,7 +81,9 @@ def metric_delete(*, organization: Organization, code: str, actor: Actor = None)
             raise LagoInvalid({"billable_metric": ["used_by_plans"]})
         catalog_services.feature_delete(organization=organization, id_or_key=feature.id, actor=actor)
         if feature.meter_slug:
-            metering_services.meter_delete(organization=organization, id_or_slug=feature.meter_slug, actor=actor)
+            metering_services.meter_delete(
+                organization=organization, id_or_slug=feature.meter_slug, actor=actor
+            )
 
 
 # --- plans -------------------------------------------------------------------------------------------
@@ -192,8 +193,6 @@ def _customer_fields(data: dict[str, Any], *, existing: Customer | None) -> dict
         fields["currency"] = currency.upper()
     tz = data.get("timezone")
     if tz is not None:
-        from core.limits import check_timezone
-
         try:
             check_timezone(tz, field="timezone")
         except ValidationFailed:
@@ -320,8 +319,6 @@ def subscription_create(*, organization: Organization, data: Any, actor: Actor =
     active_from = start or now
     plan = catalog_selectors.plan_version_get(organization=organization, plan_key=plan_code)
     tz = customer.timezone or organization.timezone or "UTC"
-    from zoneinfo import ZoneInfo
-
     local = active_from.astimezone(ZoneInfo(tz))
     anchor = (
         mapping.calendar_anchor(local, plan.billing_cadence) if billing_time == "calendar" else active_from
@@ -396,7 +393,7 @@ def _event_cloud(raw: Any, index: int | None) -> tuple[dict[str, Any], dict[str,
         errors[prefix + "properties"] = ["invalid_value"]
     return {
         "id": transaction_id,
-        "source": EVENT_SOURCE,
+        "source": mapping.EVENT_SOURCE,
         "specversion": "1.0",
         "type": code,
         "subject": subject,
