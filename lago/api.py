@@ -270,9 +270,28 @@ class SubscriptionView(LagoView):
 
 
 class EventsView(LagoView):
-    required_scopes = {"POST": "ingest", "*": "admin"}
+    required_scopes = {"POST": "ingest", "GET": "read", "*": "admin"}
     authentication_classes = [CachedBearerAuthentication]
     root = "event"
+
+    def get(self, request: Request) -> Response:
+        q = request.query_params
+        bounds = {}
+        for name in ("timestamp_from", "timestamp_to"):
+            raw = q.get(name)
+            if raw:
+                bounds[name] = mapping.parse_datetime(raw) or mapping.parse_timestamp(raw)
+                if bounds[name] is None:
+                    raise LagoInvalid({name: ["invalid_date"]})
+        items, meta = selectors.event_list(
+            organization=self.organization,
+            page=self.page(),
+            external_subscription_id=q.get("external_subscription_id") or None,
+            code=q.get("code") or None,
+            timestamp_from=bounds.get("timestamp_from"),
+            timestamp_to=bounds.get("timestamp_to"),
+        )
+        return Response({"events": items, "meta": meta})
 
     def post(self, request: Request) -> Response:
         (cloud,) = services.events_ingest(organization=self.organization, events=[self.body()], single=True)

@@ -306,11 +306,42 @@ def event_get(*, organization: Organization, transaction_id: str) -> dict[str, A
         e
         for e in metering_selectors.events_list(organization=organization, id=transaction_id, limit=1000)
         if e.event["source"] == mapping.EVENT_SOURCE
+        and not str(e.validation_error or "").startswith("duplicate")  # a resend that conflicted
     ]
-    found.sort(key=lambda e: e.validation_error is not None)  # a counted event before a rejected resend
     if found:
         return event_json(found[0].event, created_at=found[0].stored_at)
     raise NotFound("event_not_found")
+
+
+EVENTS_LIST_MAX = 1000  # metering's event log reads at most this many of the newest events
+
+
+def event_list(
+    *,
+    organization: Organization,
+    page: Page,
+    external_subscription_id: str | None = None,
+    code: str | None = None,
+    timestamp_from: datetime | None = None,
+    timestamp_to: datetime | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Lago's `GET /events`: events sent through this API, newest first, from the newest 1000 that match
+    (`metering.selectors.events_list`); a resend that conflicted with the stored event is not listed."""
+    found = metering_selectors.events_list(
+        organization=organization,
+        subject=external_subscription_id,
+        type=code,
+        from_=timestamp_from,
+        to=timestamp_to,
+        limit=EVENTS_LIST_MAX,
+    )
+    rows = [
+        event_json(e.event, created_at=e.stored_at)
+        for e in found
+        if e.event["source"] == mapping.EVENT_SOURCE
+        and not str(e.validation_error or "").startswith("duplicate")
+    ]
+    return paginate(rows, page)
 
 
 # --- current usage ---------------------------------------------------------------------------------

@@ -116,7 +116,30 @@ def test_export_import_verify(tenant_a, tenant_b, tmp_path):
         (tmp_path / "wallets.json").write_text(
             json.dumps(b.get(f"{V1}/wallets?external_customer_id=cust-1").json())
         )
-        (tmp_path / "events.json").write_text(json.dumps(events))
+        # Events through Lago's GET /events, page by page (newest first), as the recipe exports them.
+        first = b.get(f"{V1}/events", {"per_page": 20}).json()
+        assert first["meta"] == {
+            "current_page": 1,
+            "next_page": 2,
+            "prev_page": None,
+            "total_pages": 2,
+            "total_count": 26,
+        }
+        second = b.get(f"{V1}/events", {"per_page": 20, "page": 2}).json()
+        exported = first["events"] + second["events"]
+        assert sorted(e["transaction_id"] for e in exported) == sorted(e["transaction_id"] for e in events)
+        gb_only = b.get(f"{V1}/events", {"code": "gb", "timestamp_from": "2026-10-06T00:00:00Z"}).json()[
+            "events"
+        ]
+        assert [(e["transaction_id"], e["timestamp"], e["properties"]) for e in gb_only] == [
+            ("g1", "2026-10-06T10:00:00Z", {"gb": "12.5"})
+        ]
+        assert (
+            b.get(f"{V1}/events", {"code": "gb", "timestamp_to": "2026-10-06T00:00:00Z"}).json()["events"]
+            == []
+        )
+        assert tenant_a.client().get(f"{V1}/events").json()["events"] == []  # A has none of B's
+        (tmp_path / "events.json").write_text(json.dumps(exported))
         usage = b.get(f"{V1}/customers/cust-1/current_usage?external_subscription_id=sub-1").json()[
             "customer_usage"
         ]
