@@ -103,7 +103,8 @@ def test_export_import_verify(tenant_a, tenant_b, tmp_path):
                     "external_customer_id": "cust-1",
                     "plan_code": "team",
                     "external_id": "sub-1",
-                    "subscription_at": "2026-10-01T00:00:00Z",
+                    "subscription_at": "2026-08-15T00:00:00Z",  # its current period: Sep 15 - Oct 15
+                    "billing_time": "anniversary",
                 }
             },
         )
@@ -176,6 +177,13 @@ def test_export_import_verify(tenant_a, tenant_b, tmp_path):
         ]
         a = tenant_a.client()
         assert a.get(f"{V1}/customers/cust-1").json()["customer"]["city"] == "Austin"
+        # Imported from the start of its current period (Lago invoiced the months before), same anniversary.
+        sub = a.get(f"{V1}/subscriptions/sub-1").json()["subscription"]
+        assert (sub["subscription_at"], sub["billing_time"], sub["current_billing_period_ending_at"]) == (
+            "2026-09-15T00:00:00Z",
+            "anniversary",
+            "2026-10-15T00:00:00Z",
+        )
         wallet = a.get(f"{V1}/wallets?external_customer_id=cust-1").json()["wallets"]
         assert [w["balance_cents"] for w in wallet] == [750]
 

@@ -10,7 +10,7 @@ each file either the list itself or Lago's envelope (`{"plans": [...]}`); every 
 | billable_metrics.json | GET /billable_metrics | meters + features |
 | plans.json | GET /plans | published plans (charges matched by `billable_metric_code`) |
 | customers.json | GET /customers | customers |
-| subscriptions.json | GET /subscriptions (active and pending) | subscriptions, same `external_id` |
+| subscriptions.json | GET /subscriptions (active and pending) | subscriptions, same `external_id`, from the current period |
 | wallets.json | GET /wallets | the remaining balance as one credit per wallet |
 | events.json | your event log (Lago's event shape) | events, deduplicated by `transaction_id` |
 | current_usage.json | GET /customers/{id}/current_usage per subscription, `[{external_customer_id, external_subscription_id, customer_usage}]` | compared by `--verify` |
@@ -112,10 +112,18 @@ class Command(BaseCommand):
         return self._each(rows, "customer", one)
 
     def _import_subscriptions(self, org: Organization, rows: list[dict[str, Any]]) -> tuple[int, int]:
+        """Active subscriptions start here at the start of their current billing period (Lago invoiced
+        everything before it), keeping `billing_time`; pending ones at their `subscription_at`."""
+
+        def one(row: dict[str, Any]) -> None:
+            start = row.get("subscription_at")
+            current = row.get("current_billing_period_started_at")
+            if row.get("status") == "active" and current:
+                start = current
+            services.subscription_create(organization=org, data={**row, "subscription_at": start})
+
         live = [r for r in rows if r.get("status", "active") in ("active", "pending")]
-        done, skipped = self._each(
-            live, "subscription", lambda r: services.subscription_create(organization=org, data=r)
-        )
+        done, skipped = self._each(live, "subscription", one)
         return done, skipped + len(rows) - len(live)
 
     def _import_wallets(self, org: Organization, rows: list[dict[str, Any]]) -> tuple[int, int]:
