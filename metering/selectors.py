@@ -413,3 +413,39 @@ def meters_usage_last_24h(
         time_to=now,
         flush=_flusher(organization.id),
     )
+
+
+# --- path tester (no database) -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class PathReading:
+    name: str  # "value" or a group-by dimension
+    path: str
+    value: Any  # what the path finds in data (None when missing)
+    number: Decimal | None  # the value as the meter counts it (value path only)
+    problem: str  # why the path cannot be used or finds nothing; "" when fine
+
+
+def meter_paths_try(
+    *, sample: dict[str, Any], aggregation: str, value_property: str, group_by: Mapping[str, str]
+) -> tuple[Any, list[PathReading]]:
+    """What a meter would read from a pasted event, before saving it: `sample` is a CloudEvent (its `data`
+    is read) or the data itself. Returns (data, readings) with the value path first, then each dimension."""
+    from metering.services import value_path_problem  # services import selectors
+
+    is_event = "data" in sample and ("specversion" in sample or "type" in sample or "subject" in sample)
+    data = sample["data"] if is_event else sample
+    paths = [("value", value_property)] if aggregation != "COUNT" else []
+    paths += list(group_by.items())
+    readings = []
+    for name, path in paths:
+        problem = value_path_problem(path) or ""
+        value, number = None, None
+        if not problem:
+            value = extract(data, compile_path(path))
+            number = as_number(value) if name == "value" else None
+            if value is None:
+                problem = "nothing at this path in the event's data"
+            elif name == "value" and number is None:
+                problem = "not a number, so the meter would not count this event"
+        readings.append(PathReading(name=name, path=path, value=value, number=number, problem=problem))
+    return data, readings

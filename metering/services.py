@@ -287,10 +287,9 @@ def _check_group_by(group_by: Any, errors: list[dict[str, str]]) -> dict[str, st
                 }
             )
             continue
-        try:
-            compile_path(path)
-        except JsonPathError as exc:
-            errors.append({"name": f"groupBy.{dim}", "reason": str(exc)})
+        reason = value_path_problem(path)
+        if reason:
+            errors.append({"name": f"groupBy.{dim}", "reason": reason})
     return dict(group_by)
 
 
@@ -325,10 +324,9 @@ def meter_validate(
         if not value_property:
             errors.append({"name": "valueProperty", "reason": f"required for {aggregation}, e.g. $.tokens"})
         else:
-            try:
-                compile_path(value_property)
-            except JsonPathError as exc:
-                errors.append({"name": "valueProperty", "reason": str(exc)})
+            reason = value_path_problem(value_property)
+            if reason:
+                errors.append({"name": "valueProperty", "reason": reason})
     _check_group_by(group_by, errors)
     if name is not None and (not isinstance(name, str) or len(name) > 200):
         errors.append({"name": "name", "reason": "a string of at most 200 characters"})
@@ -478,3 +476,17 @@ def rollups_advance(*, organization_id: str | None = None, max_chunks: int = 50)
         if not outcome.failed:
             done[meter.id] = high
     return done
+
+
+# --- value paths -----------------------------------------------------------------------------------
+def value_path_problem(path: Any) -> str | None:
+    """Why a meter's value or group-by path cannot be used, or None. Paths are relative to the event's
+    `data`, so `$.data.tokens` (which would look for data.data.tokens) is refused with the fix."""
+    try:
+        keys = compile_path(path)
+    except JsonPathError as exc:
+        return str(exc)
+    if keys[0] == "data" and len(keys) > 1:
+        fixed = "$." + ".".join(keys[1:])
+        return f"paths are read inside the event's data: write {fixed}, not {path}"
+    return None

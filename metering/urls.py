@@ -23,6 +23,11 @@ urlpatterns = [
     ),
     path("console/meters/", views.meter_list, name="metering_console_meters"),
     path("console/meters/new/", views.meter_edit, name="metering_console_meter_new"),
+    path("console/meters/try-paths/", views.meter_paths_test, name="metering_console_meter_paths_test"),
     path("console/meters/<str:meter_id>/edit/", views.meter_edit, name="metering_console_meter_edit"),
+    path(
+        "console/meters/<str:meter_id>/archive/", views.meter_archive, name="metering_console_meter_archive"
+    ),
+    path("console/meters/<str:slug>/", views.meter_explore, name="metering_console_meter_explore"),
     path("console/events/", views.event_list, name="metering_console_events"),
 ]

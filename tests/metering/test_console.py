@@ -106,10 +106,19 @@ def test_create_meter_with_inline_errors_then_success(tenant_a, tenant_b):
     assert r.status_code == 204 and r["HX-Redirect"] == "/console/meters/"
     m = Meter.objects.get(organization=tenant_a.org, slug="llm")
     assert m.group_by == {"model": "$.model", "type": "$.type"}
+    # editing keeps the existing dimensions (removing one is refused) and may add new ones
     r = c.post(f"/console/meters/{m.id}/edit/", {"name": "Tokens", "group_by": "model=$.model"})
+    assert (
+        r.status_code == 400
+        and "Existing dimensions cannot be removed or changed (type)" in r.content.decode()
+    )
+    r = c.post(
+        f"/console/meters/{m.id}/edit/",
+        {"name": "Tokens", "group_by": "model=$.model\ntype=$.type\nregion=$.region"},
+    )
     assert r.status_code == 302
     m.refresh_from_db()
-    assert (m.name, m.group_by) == ("Tokens", {"model": "$.model"})
+    assert (m.name, m.group_by) == ("Tokens", {"model": "$.model", "type": "$.type", "region": "$.region"})
     assert console(tenant_b).get(f"/console/meters/{m.id}/edit/").status_code in (404, 400)
 
 
