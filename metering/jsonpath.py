@@ -30,7 +30,7 @@ class JsonPathError(ValueError):
 def compile_path(path: str) -> list[str]:
     """`$.a.b[0]` -> ["a", "b", "0"]. Raises JsonPathError with a human reason."""
     if not isinstance(path, str) or not path.startswith("$"):
-        raise JsonPathError("must be a JSONPath starting with `$`, e.g. `$.tokens`")
+        raise JsonPathError("must be a JSONPath starting with $, e.g. $.tokens")
     rest = path[1:]
     keys: list[str] = []
     pos = 0
@@ -38,13 +38,13 @@ def compile_path(path: str) -> list[str]:
         m = _TOKEN.match(rest, pos)
         if not m:
             raise JsonPathError(
-                f"unsupported JSONPath syntax at `{rest[pos:]}` (use `$.a.b`, `$.a[0]` or `$['a b']`)"
+                f"unsupported JSONPath syntax at {rest[pos:]!r} (use $.a.b, $.a[0] or $['a b'])"
             )
         key = next(g for g in m.groups() if g is not None)
         keys.append(key)
         pos = m.end()
     if not keys:
-        raise JsonPathError("must select a property, e.g. `$.tokens`")
+        raise JsonPathError("must select a property, e.g. $.tokens")
     return keys
 
 

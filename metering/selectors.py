@@ -99,7 +99,7 @@ def meter_query(
     except (ZoneInfoNotFoundError, ValueError):
         raise ValidationFailed(f"Unknown time zone {window_tz!r}.", field="windowTimeZone") from None
     if from_ is not None and to is not None and from_ >= to:
-        raise ValidationFailed("`from` must be before `to`.", field="from")
+        raise ValidationFailed("from must be before to.", field="from")
     dims: list[str] = []
     group_subject = subjects is not None
     group_customer = False

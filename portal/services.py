@@ -31,7 +31,7 @@ def portal_token_create(
     """Mint a portal token for a subject or a customer (id or key). Returns (row, token); the token
     string is shown once and never stored."""
     if not subject and not customer:
-        raise ValidationFailed("Give a `subject` or a `customer`.", field="subject")
+        raise ValidationFailed("Give a subject or a customer.", field="subject")
     ttl = DEFAULT_TTL if expires_in is None else expires_in
     if not MIN_TTL <= ttl <= MAX_TTL:
         raise ValidationFailed(
@@ -86,7 +86,7 @@ def portal_token_invalidate(
 ) -> int:
     """Invalidate tokens by id, subject or customer (at least one). Returns how many were invalidated."""
     if not (token_id or subject or customer_id):
-        raise ValidationFailed("Give an `id`, a `subject` or a `customer`.", field="id")
+        raise ValidationFailed("Give an id, a subject or a customer.", field="id")
     qs = PortalToken.objects.filter(organization=organization, invalidated_at__isnull=True)
     if token_id:
         qs = qs.filter(id=token_id)
