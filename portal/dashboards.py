@@ -39,6 +39,7 @@ class Dataset:
     rows: list[list[Any]] = field(default_factory=list)
     bars: list[Bar] | None = None
     note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def chart(self):
@@ -61,15 +62,18 @@ def _month_starts(now: datetime, count: int = 12) -> list[datetime]:
 
 # --- revenue ----------------------------------------------------------------------------------------
 def revenue_billed(*, organization: Organization, now: datetime) -> Dataset:
-    """Invoiced totals per month of issue (last 12 months), per currency. One query."""
+    """Invoiced totals per month of the service period they bill (an October invoice issued on November 1
+    counts in October), last 12 months, per currency. One query."""
     months = _month_starts(now)
-    ds = Dataset("billed", "Billed per month", ["Month", "Currency", "Invoices", "Billed"])
+    ds = Dataset(
+        "billed", "Billed per month (by billing period)", ["Month", "Currency", "Invoices", "Billed"]
+    )
     qs = sources.invoices_queryset(organization=organization)
     totals: dict[tuple[datetime, str], tuple[int, Decimal]] = {}
     if qs is not None:
         rows = (
-            qs.filter(status__in=BILLED_STATUSES, issued_at__gte=months[0])
-            .annotate(month=TruncMonth("issued_at", tzinfo=now.tzinfo))
+            qs.filter(status__in=BILLED_STATUSES, period_start__gte=months[0])
+            .annotate(month=TruncMonth("period_start", tzinfo=now.tzinfo))
             .values("month", "currency")
             .annotate(n=Count("id"), total=Sum("total"))
             .order_by("month", "currency")
@@ -112,9 +116,13 @@ def mrr_by_plan(*, organization: Organization, now: datetime) -> Dataset:
     if qs is None:
         return ds
     by_plan: dict[tuple[str, str], list] = defaultdict(lambda: [set(), Decimal(0)])
+    customers: set[str] = set()
+    names: dict[str, str] = {}
     for sub in qs.prefetch_related("items"):
         key = (sub.plan_key, sub.currency)
         by_plan[key][0].add(sub.id)
+        customers.add(sub.customer_id)
+        names.setdefault(sub.plan_key, sub.name or sub.plan_key)
         for item in sub.items.all():
             if item.active_from > now or (item.active_to is not None and item.active_to <= now):
                 continue
@@ -124,7 +132,8 @@ def mrr_by_plan(*, organization: Organization, now: datetime) -> Dataset:
                 continue
             by_plan[key][1] += Decimal(str(price.get("amount", "0"))) * item.quantity * factor
     for (plan, cur), (subs, mrr) in sorted(by_plan.items(), key=lambda kv: -kv[1][1]):
-        ds.rows.append([plan, cur, len(subs), quantize(mrr, cur)])
+        ds.rows.append([names.get(plan, plan), cur, len(subs), quantize(mrr, cur)])
+    ds.extra = {"customers": len(customers), "subscriptions": sum(len(v[0]) for v in by_plan.values())}
     ds.bars = [Bar(r[0], r[3], f"{r[0]}: {fmt_number(r[3])} {r[1]}") for r in ds.rows]
     ds.note = "Recurring flat fees of active subscriptions, normalised to a month; usage charges excluded."
     return ds
@@ -327,6 +336,44 @@ def _revenue_datasets(request: HttpRequest) -> list[Dataset]:
     ]
 
 
+@dataclass(frozen=True)
+class Headline:
+    currency: str
+    mrr: Decimal
+    arr: Decimal
+    active_customers: int
+    churn_rate: Decimal | None  # last full month, percent; None without subscriptions at its start
+    churn_month: datetime
+
+
+def headline(*, organization: Organization, now: datetime, mrr: Dataset, churn: Dataset) -> Headline:
+    """The figures on top of the revenue page, from the datasets below plus one query:
+    MRR (recurring flat fees of active subscriptions in the organization's currency, as the MRR chart),
+    ARR = 12 x MRR, active customers (with an active subscription), and the churn rate of the last full
+    month: subscriptions that ended in it without being replaced / subscriptions active at its start."""
+    currency = organization.default_currency
+    total = sum((Decimal(r[3]) for r in mrr.rows if r[1] == currency), Decimal(0))
+    month = _month_starts(now, 2)[0]
+    churned = next((int(r[1]) for r in churn.rows if r[0] == month.strftime("%Y-%m")), 0)
+    qs = sources.subscriptions_queryset(organization=organization)
+    at_start = 0
+    if qs is not None:
+        at_start = (
+            qs.filter(active_from__lte=month)
+            .filter(Q(active_to__isnull=True) | Q(active_to__gt=month))
+            .count()
+        )
+    rate = (Decimal(churned) * 100 / at_start).quantize(Decimal("0.1")) if at_start else None
+    return Headline(
+        currency=currency,
+        mrr=quantize(total, currency),
+        arr=quantize(total * 12, currency),
+        active_customers=int(mrr.extra.get("customers", 0)),
+        churn_rate=rate,
+        churn_month=month,
+    )
+
+
 def _usage_params(request: HttpRequest) -> dict[str, Any]:
     now = timezone.now()
     period = request.GET.get("period", "this_month")
@@ -391,7 +438,13 @@ def revenue(request: HttpRequest) -> HttpResponse:
     datasets = _revenue_datasets(request)
     if request.GET.get("format") == "csv":
         return _csv(_pick(datasets, request.GET.get("chart", "")))
-    return render(request, "console/dashboards/revenue.html", {"datasets": datasets})
+    figures = headline(
+        organization=request.organization,  # type: ignore[attr-defined]
+        now=timezone.now(),
+        mrr=_pick(datasets, "mrr"),
+        churn=_pick(datasets, "churn"),
+    )
+    return render(request, "console/dashboards/revenue.html", {"datasets": datasets, "headline": figures})
 
 
 @console_view()

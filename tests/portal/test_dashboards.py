@@ -121,7 +121,7 @@ def test_revenue_dashboard_figures_and_csv(logged_in):
     assert "Billed per month" in html and "<svg" in html and "Globex" not in html
     assert rows(logged_in.get("/console/dashboards/?chart=billed&format=csv")) == [
         ["Month", "Currency", "Invoices", "Billed"],
-        ["2026-11", "USD", "1", "10.00"],
+        ["2026-10", "USD", "1", "10.00"],  # the October invoice (issued November 1) counts in October
     ]
     assert rows(logged_in.get("/console/dashboards/?chart=mrr&format=csv"))[1:] == [
         ["pro", "USD", "1", "10.00"]
@@ -164,3 +164,42 @@ def test_csv_cells_cannot_inject_formulas(logged_in, tenant_a):
 
 def test_dashboards_need_login(client):
     assert client.get("/console/dashboards/").status_code == 302
+
+
+def test_revenue_headline_equals_the_database(logged_in, tenant_b):
+    """MRR 10 (a 120/year plan), ARR 120, 1 active customer (the other ended on Nov 15), October's churn
+    0 of 2; tenant B's extra 999/month subscription never counts."""
+    from django.db.models import Q
+
+    other = make_portal_customer(tenant_b, key="extra", subjects=("x",))
+    sub = Subscription.objects.create(
+        organization=tenant_b.org,
+        customer=other.customer,
+        plan_key="whale",
+        plan_version=1,
+        name="Whale",
+        currency="USD",
+        billing_anchor=NOW - timedelta(days=5),
+        active_from=NOW - timedelta(days=5),
+    )
+    SubscriptionItem.objects.create(
+        organization=tenant_b.org,
+        subscription=sub,
+        key="base",
+        name="Base",
+        price={"type": "flat", "amount": "999"},
+        billing_cadence="P1M",
+        active_from=NOW - timedelta(days=5),
+    )
+    html = logged_in.get("/console/dashboards/").content.decode()
+    assert 'id="headline-mrr">10.00 USD<' in html and 'id="headline-arr">120.00 USD<' in html
+    assert 'id="headline-customers">1<' in html and 'id="headline-churn">0.0 %<' in html
+    assert "Churn rate, October 2026" in html
+    # the same figures straight from the database
+    active = Subscription.objects.filter(organization__slug="acme", active_from__lte=NOW).filter(
+        Q(active_to__isnull=True) | Q(active_to__gt=NOW)
+    )
+    assert active.values("customer").distinct().count() == 1
+    assert rows(logged_in.get("/console/dashboards/?chart=mrr&format=csv"))[1:] == [
+        ["pro", "USD", "1", "10.00"]
+    ]
