@@ -190,6 +190,10 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 HEALTH_BEAT_MAX_AGE_SECONDS = env_int("HEALTH_BEAT_MAX_AGE_SECONDS", 300, minimum=10)
 
+# --- Stripe --------------------------------------------------------------------------------------
+STRIPE_API_BASE = env_str("STRIPE_API_BASE")  # unset: Stripe's own endpoint
+STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 30, minimum=1)
+
 # --- e-mail (invitation links) ----------------------------------------------------------------
 EMAIL_HOST = env_str("EMAIL_HOST")
 if EMAIL_HOST:

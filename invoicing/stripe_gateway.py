@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import stripe
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -39,11 +40,15 @@ def set_http_client(client: Any) -> None:
 
 
 def client_for(config: StripeSettings) -> stripe.StripeClient:
+    """A client with the organization's secret key (decrypted by its model field). STRIPE_API_BASE points
+    it at another endpoint (stripe-mock, a proxy); STRIPE_TIMEOUT_SECONDS bounds each attempt, and the
+    library retries connection errors, timeouts and 5xx with the same idempotency key."""
     return stripe.StripeClient(
         config.secret_key,
         stripe_version=config.api_version or None,
-        http_client=_HTTP_CLIENT,
+        http_client=_HTTP_CLIENT or stripe.new_default_http_client(timeout=settings.STRIPE_TIMEOUT_SECONDS),
         max_network_retries=2,
+        base_addresses={"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None,
     )
 
 

@@ -91,7 +91,12 @@ class Stack:
     port: int
     redis: Redis
     proc: subprocess.Popen
+    stripe_port: int = 0
     key: str = ""
+
+    @property
+    def stripe_log(self) -> Path:
+        return self.data_dir / "stripe.jsonl"
 
     @property
     def pg(self) -> Path:
@@ -119,6 +124,8 @@ class Stack:
             HEALTH_BEAT_MAX_AGE_SECONDS="600",
             LOG_LEVEL="WARNING",
             MET_ALLOW_INSECURE_SECRET="false",
+            STRIPE_API_BASE=f"http://127.0.0.1:{self.stripe_port}",
+            STRIPE_TIMEOUT_SECONDS="1",
         )
         return env
 
@@ -168,7 +175,15 @@ def stack():
     redis = Redis(port=free_port())
     redis.start()
     port = free_port()
-    stack = Stack(data_dir=data_dir, port=port, redis=redis, proc=None)  # type: ignore[arg-type]
+    stack = Stack(data_dir=data_dir, port=port, redis=redis, proc=None, stripe_port=free_port())  # type: ignore[arg-type]
+    fake_stripe = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "tests/faults/fake_stripe.py"),
+            str(stack.stripe_port),
+            str(stack.stripe_log),
+        ]
+    )
     stack.proc = subprocess.Popen(
         [sys.executable, "manage.py", "runstack", "--no-demo", "--port", str(port)],
         cwd=ROOT,
@@ -197,4 +212,6 @@ def stack():
         if embedded_pg.server_running(stack.pg):
             embedded_pg.server_stop(stack.pg)
         redis.kill()
+        fake_stripe.kill()
+        fake_stripe.wait()
         shutil.rmtree(data_dir, ignore_errors=True)

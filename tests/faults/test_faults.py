@@ -174,7 +174,7 @@ def _pool_children(stack: Stack) -> list:
     return [c for m in mains for c in m.children()]
 
 
-def _invoicing_tenant(stack: Stack, customers: int) -> None:
+def _invoicing_tenant(stack: Stack, customers: int, since: str = "2026-09-01T00:00:00Z") -> None:
     plan = {
         "key": "flat",
         "name": "Flat",
@@ -216,7 +216,7 @@ def _invoicing_tenant(stack: Stack, customers: int) -> None:
         status, body = stack.request(
             "POST",
             "/api/v1/subscriptions",
-            {"customerKey": f"c{i:03}", "plan": {"key": "flat"}, "activeFrom": "2026-09-01T00:00:00Z"},
+            {"customerKey": f"c{i:03}", "plan": {"key": "flat"}, "activeFrom": since},
         )
         assert status == 201, body
 
@@ -277,3 +277,58 @@ def test_worker_killed_in_the_middle_of_an_invoice_run_then_rerun(stack):
         "SELECT count(*) FROM invoicing_invoice i JOIN core_organization o ON o.id = i.organization_id "
         "WHERE o.slug = 'bystander'"
     ) == [(0,)]
+
+
+def test_stripe_errors_and_timeouts_are_retried_with_the_same_idempotency_key(stack):
+    """Stripe (tests/faults/fake_stripe.py, its own process) answers 429, 500 and too late (a timeout
+    after doing the work) on the first attempts of every call. The pushes still complete, every retry
+    carries the same idempotency key as the attempt it repeats, and nothing is created twice: one Stripe
+    customer, one Stripe invoice per invoice, one item per line, one finalize per invoice."""
+    stack.manage("org_create", "--slug", "stripeco", "--name", "Stripe Co")
+    key = stack.manage("apikey_create", "--org", "stripeco", "--scopes", "admin").strip().splitlines()[-1]
+    admin = Stack(**{**stack.__dict__, "key": key})
+    status, body = admin.request(
+        "PUT",
+        "/api/v1/apps/stripe",
+        {"secretKey": "sk_test_faultsuite0000000000", "collectionMethod": "send_invoice"},
+    )
+    assert status == 200, body
+    _invoicing_tenant(admin, customers=1, since="2026-11-01T00:00:00Z")
+    status, body = admin.request("POST", "/api/v1/billing/invoice-runs", {})
+    assert status == 202, body
+    org = stack.sql("SELECT id FROM core_organization WHERE slug = 'stripeco'")[0][0]
+
+    def pushed() -> list[tuple]:
+        return stack.sql(
+            "SELECT id, stripe_invoice_id, stripe_status FROM invoicing_invoice WHERE organization_id = %s",
+            (org,),
+        )
+
+    wait_for(
+        lambda: (rows := pushed()) and all(r[2] == "open" for r in rows), 90, "the invoices to be finalized"
+    )
+    invoices = pushed()
+    assert len(invoices) == 2  # the start (November in advance) and the end of November (December)
+    assert len({r[1] for r in invoices}) == 2
+    lines = stack.sql(
+        "SELECT count(*) FROM invoicing_invoiceline l JOIN invoicing_invoice i ON i.id = l.invoice_id "
+        "WHERE i.organization_id = %s AND l.stripe_invoice_item_id <> ''",
+        (org,),
+    )[0][0]
+    log = [json.loads(line) for line in stack.stripe_log.read_text().splitlines()]
+    created = [e for e in log if "created" in e]
+    by_path: dict[str, int] = {}
+    for e in created:
+        kind = "finalize" if e["path"].endswith("/finalize") else e["path"]
+        by_path[kind] = by_path.get(kind, 0) + 1
+    assert by_path == {"/v1/customers": 1, "/v1/invoices": 2, "/v1/invoiceitems": lines, "finalize": 2}
+    assert lines == 2
+    assert all(e["key"] for e in log)  # every request carries an idempotency key
+    keys = {e["key"] for e in log}
+    assert len(keys) == len(created)  # one key per object: a retry never mints a new key
+    for k in keys:  # each key's attempts are 1, 2, ... and exactly one of them created the object
+        attempts = [e for e in log if e["key"] == k]
+        assert [e["attempt"] for e in attempts] == list(range(1, len(attempts) + 1))
+        assert sum("created" in e for e in attempts) == 1
+    actions = {e["action"] for e in log}
+    assert {"429", "500", "create-slow", "replay"} <= actions  # every fault was injected and survived
