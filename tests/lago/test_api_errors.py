@@ -487,3 +487,35 @@ def test_deleting_metrics_and_plans(tenant_a, b_world):
     # B's namesakes are untouched.
     assert b_world.client().get(f"{V1}/plans/basic").status_code == 200
     assert b_world.client().get(f"{V1}/billable_metrics/calls").status_code == 200
+
+
+def test_one_live_subscription_per_customer(tenant_a, b_world):
+    from billing.models import CustomerSubject
+
+    b = b_world.client()
+    before = (
+        counts(b_world.org),
+        sorted(
+            CustomerSubject.objects.filter(organization=b_world.org).values_list("subject_key", flat=True)
+        ),
+    )
+    r = post(
+        b,
+        "subscriptions",
+        {"subscription": {"external_customer_id": "cust-1", "plan_code": "basic", "external_id": "sub-2"}},
+    )
+    assert (r.status_code, r.json()["code"], list(r.json()["error_details"])) == (
+        422,
+        "validation_errors",
+        ["customer_id"],
+    )
+    after = (
+        counts(b_world.org),
+        sorted(
+            CustomerSubject.objects.filter(organization=b_world.org).values_list("subject_key", flat=True)
+        ),
+    )
+    assert (
+        after == before == ((1, 1, 1, 1, 1, 1, 0), ["cust-1", "sub-1"])
+    )  # nothing changed, no subject added
+    assert counts(tenant_a.org) == (0, 0, 0, 0, 0, 0, 0)
