@@ -88,7 +88,7 @@ def not_found_view(request: HttpRequest, path: str = "") -> HttpResponse:
 
 class LagoView(TenantAPIView):
     abstract = True
-    schema = None  # Lago's API is described by Lago; ours at /api/schema/
+    schema = None  # type: ignore[assignment]  # Lago describes its API; ours is at /api/schema/
     # Reads need `read`, writes `admin`; any other method is an admin's 405.
     required_scopes: ClassVar[dict[str, str] | None] = {"GET": "read", "*": "admin"}
     root: ClassVar[str] = ""
