@@ -255,6 +255,14 @@ class SubscriptionsView(LagoView):
 
 
 class SubscriptionView(LagoView):
+    root = "subscription"
+
+    def put(self, request: Request, external_id: str) -> Response:
+        sub = services.subscription_update(
+            organization=self.organization, external_id=external_id, data=self.body(), actor=self.actor
+        )
+        return Response({"subscription": selectors.subscription_json(sub, external_id=external_id)})
+
     def get(self, request: Request, external_id: str) -> Response:
         sub = services.subscription_current(organization=self.organization, external_id=external_id)
         return Response({"subscription": selectors.subscription_json(sub, external_id=external_id)})

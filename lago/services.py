@@ -284,8 +284,11 @@ def subscription_create(*, organization: Organization, data: Any, actor: Actor =
         start = mapping.parse_datetime(data["subscription_at"])
         if start is None:
             errors["subscription_at"] = ["invalid_date"]
+    ending = None
     if data.get("ending_at") is not None:
-        errors["ending_at"] = ["not_supported"]
+        ending = mapping.parse_datetime(data["ending_at"])
+        if ending is None or ending <= max(start or timezone.now(), timezone.now()):
+            errors["ending_at"] = ["invalid_date"]
     if data.get("plan_overrides"):
         errors["plan_overrides"] = ["not_supported"]
     if errors:
@@ -343,7 +346,42 @@ def subscription_create(*, organization: Organization, data: Any, actor: Actor =
         SubscriptionExternalId.objects.create(
             organization=organization, external_id=external_id, subscription=sub
         )
+        if ending is not None:
+            sub = billing_subscriptions.subscription_cancel(
+                organization=organization, subscription=sub, timing=ending, actor=actor
+            )
     return sub
+
+
+def subscription_update(
+    *, organization: Organization, external_id: str, data: Any, actor: Actor = None
+) -> Subscription:
+    """Lago's `PUT /subscriptions/{external_id}`: `ending_at` schedules the end (our cancel at that instant);
+    `name` is accepted and ignored (the subscription is named after its plan); the rest is not supported."""
+    if not isinstance(data, dict):
+        raise LagoInvalid({"subscription": ["invalid_value"]})
+    errors: dict[str, list[str]] = {}
+    for name in ("subscription_at", "plan_overrides", "plan_code"):
+        if data.get(name) is not None:
+            errors[name] = ["not_supported"]
+    ending = None
+    if data.get("ending_at") is not None:
+        ending = mapping.parse_datetime(data["ending_at"])
+        if ending is None or ending <= timezone.now():
+            errors["ending_at"] = ["invalid_date"]
+    if errors:
+        raise LagoInvalid(errors)
+    sub = subscription_current(organization=organization, external_id=external_id)
+    if ending is None:
+        return sub
+    try:
+        return billing_subscriptions.subscription_cancel(
+            organization=organization, subscription=sub, timing=ending, actor=actor
+        )
+    except SubscriptionNotActive:
+        raise LagoInvalid({"subscription": ["not_active"]}) from None
+    except Conflict:
+        raise LagoInvalid({"subscription": ["pending_plan_change"]}) from None
 
 
 def subscription_terminate(

@@ -66,7 +66,7 @@ def _subscribe(client, customer: str, plan: str, sub: str) -> None:
 
 def test_plan_changes_termination_and_drafts(lago_clients, tenant_a, tenant_b):
     from lago_python_client.exceptions import LagoApiError
-    from lago_python_client.models import Plan, Subscription
+    from lago_python_client.models import Customer, Plan, Subscription
 
     a, b = lago_clients
     invoicing_settings_update(organization=tenant_a.org, auto_advance=False)  # A's invoices wait as drafts
@@ -166,6 +166,29 @@ def test_plan_changes_termination_and_drafts(lago_clients, tenant_a, tenant_b):
         assert [(s.external_id, s.status) for s in b.subscriptions.find_all()["subscriptions"]] == [
             ("sub-1", "active")
         ]
+
+        # A subscription with an end date, then moved earlier (our cancel at that instant).
+        a.customers.create(build(Customer, external_id="cust-3", currency="USD"))
+        ending = a.subscriptions.create(
+            build(
+                Subscription,
+                external_customer_id="cust-3",
+                plan_code="basic",
+                external_id="sub-3",
+                ending_at="2026-12-01T00:00:00Z",
+            )
+        )
+        assert (ending.status, ending.ending_at, ending.plan_code) == (
+            "active",
+            "2026-12-01T00:00:00Z",
+            "basic",
+        )
+        moved = a.subscriptions.update(build(Subscription, ending_at="2026-11-15T00:00:00Z"), "sub-3")
+        assert (moved.status, moved.ending_at) == ("active", "2026-11-15T00:00:00Z")
+        with pytest.raises(LagoApiError) as exc:
+            a.subscriptions.update(build(Subscription, ending_at="2026-10-01T00:00:00Z"), "sub-3")
+        assert exc.value.response["error_details"] == {"ending_at": ["invalid_date"]}
+        assert a.subscriptions.find("sub-3").ending_at == "2026-11-15T00:00:00Z"
 
 
 def test_wallet_top_ups_and_termination(lago_clients):
