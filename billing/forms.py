@@ -99,3 +99,39 @@ class CustomerDetailsForm(forms.Form):
             "tax_ids": data["tax_ids"],
             "subject_keys": data["subjects"],
         }
+
+
+class CustomerCreateForm(forms.Form):
+    name = forms.CharField(max_length=256)
+    key = forms.CharField(max_length=256, required=False)
+    email = forms.EmailField(max_length=320, required=False)
+    currency = forms.CharField(max_length=3, required=False)
+    subjects = forms.CharField(required=False)
+
+    def service_kwargs(self) -> dict[str, Any]:
+        d = self.cleaned_data
+        return {
+            "name": d["name"].strip(),
+            "key": d["key"].strip() or None,
+            "primary_email": d["email"].strip(),
+            "currency": d["currency"].strip().upper(),
+            "subject_keys": _split(d["subjects"]),
+        }
+
+
+class SubscriptionActionForm(forms.Form):
+    """One form for the subscription panel: assign, change, cancel or unschedule (field `action`)."""
+
+    action = forms.ChoiceField(
+        choices=[(a, a) for a in ("assign", "change", "cancel", "unschedule")], required=False
+    )
+    plan = forms.CharField(max_length=256, required=False)
+    timing = forms.ChoiceField(
+        choices=[("immediate", "now"), ("next_billing_cycle", "at period end")], required=False
+    )
+
+    def clean_action(self) -> str:
+        return self.cleaned_data["action"] or "assign"
+
+    def clean_timing(self) -> str:
+        return self.cleaned_data["timing"] or "immediate"

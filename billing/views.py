@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
@@ -11,7 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from billing import selectors, services, sources
-from billing.forms import CustomerDetailsForm
+from billing.forms import CustomerCreateForm, CustomerDetailsForm, SubscriptionActionForm
 from core.console import console_view
 from core.errors import DomainError
 from core.http import ConsoleRequest
@@ -39,29 +41,33 @@ def customers(request: ConsoleRequest) -> HttpResponse:
 @console_view(min_role=Role.ADMIN)
 def customer_create(request: HttpRequest) -> HttpResponse:
     org = request.organization  # type: ignore[attr-defined]
+    form = CustomerCreateForm(request.POST if request.method == "POST" else None)
     context: dict = {"form": request.POST}
     if request.method == "POST":
-        subjects = [s.strip() for s in request.POST.get("subjects", "").split(",") if s.strip()]
-        try:
-            cust = services.customer_create(
-                organization=org,
-                name=request.POST.get("name", "").strip(),
-                key=request.POST.get("key", "").strip() or None,
-                primary_email=request.POST.get("email", "").strip(),
-                currency=request.POST.get("currency", "").strip().upper(),
-                subject_keys=subjects,
-                actor=request.user,
-            )
-            messages.success(request, f"Customer {cust.name} created.")
-            return redirect("billing_console_customer", customer_id=cust.id)
-        except DomainError as exc:
-            context["form_error"] = exc.detail
+        if form.is_valid():
+            try:
+                cust = services.customer_create(organization=org, actor=request.user, **form.service_kwargs())
+                messages.success(request, f"Customer {cust.name} created.")
+                return redirect("billing_console_customer", customer_id=cust.id)
+            except DomainError as exc:
+                context["form_error"] = exc.detail
+        else:
+            context["form_error"] = _form_error(form)
     return render(
         request,
         "console/billing/customer_new.html",
         context,
         status=400 if context.get("form_error") else 200,
     )
+
+
+def _form_error(form: Any) -> str:
+    """A form's errors as one sentence per field ("Email: Enter a valid email address.")."""
+    parts = []
+    for name, errors in form.errors.items():
+        label = form.fields[name].label or name.replace("_", " ").capitalize() if name in form.fields else ""
+        parts.append(f"{label}: {' '.join(errors)}" if label else " ".join(errors))
+    return " ".join(parts)
 
 
 def _detail_context(request: HttpRequest, customer_id: str) -> dict:
@@ -172,7 +178,11 @@ _FORM_FIELDS = {  # service field names -> form fields, for domain errors
 def customer_subscription(request: ConsoleRequest, customer_id: str) -> HttpResponse:
     """One form endpoint for assign / change / cancel / unschedule (field `action`); htmx swaps the panel."""
     org = request.organization  # type: ignore[attr-defined]
-    action = request.POST.get("action", "assign")
+    form = SubscriptionActionForm(request.POST)
+    form.is_valid()
+    action = form.cleaned_data.get("action") or ""
+    plan_key = form.cleaned_data.get("plan", "")
+    timing = form.cleaned_data.get("timing") or "immediate"
     error = None
     try:
         cust = selectors.customer_get(organization=org, id_or_key=customer_id)
@@ -181,9 +191,7 @@ def customer_subscription(request: ConsoleRequest, customer_id: str) -> HttpResp
     try:
         selectors.customers_annotate_current_subscription(organization=org, customers=[cust])
         sub = cust.current_subscription  # type: ignore[attr-defined]
-        timing = request.POST.get("timing") or "immediate"
         if action == "assign":
-            plan_key = request.POST.get("plan", "")
             if not plan_key:
                 raise services.ValidationFailed("Choose a plan.", field="plan")
             services.subscription_create(
@@ -196,7 +204,7 @@ def customer_subscription(request: ConsoleRequest, customer_id: str) -> HttpResp
             services.subscription_change(
                 organization=org,
                 subscription=sub,
-                plan_key=request.POST.get("plan", ""),
+                plan_key=plan_key,
                 timing=timing,
                 actor=request.user,
             )

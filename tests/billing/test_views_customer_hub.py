@@ -262,3 +262,25 @@ def test_sections_within_budget_and_constant_in_rows(tenant_a, tenant_b, hub):
     assert big[2] == 17, big
     assert max(big[:2] + big[3:]) <= BUDGET, dict(zip(urls, big, strict=True))
     assert Customer.objects.filter(organization=tenant_a.org).count() == 1
+
+
+def test_create_customer_through_the_form(tenant_a, tenant_b):
+    client = login(tenant_a)
+    r = client.post("/console/customers/new/", {"name": "Bad", "email": "not-an-email"})
+    assert r.status_code == 400 and "Email: Enter a valid email address." in r.content.decode()
+    assert not Customer.objects.filter(name="Bad").exists()
+    r = client.post(
+        "/console/customers/new/",
+        {
+            "name": "Initech",
+            "key": "initech",
+            "email": "ap@initech.test",
+            "currency": "eur",
+            "subjects": "i-1, i-2",
+        },
+    )
+    customer = Customer.objects.get(organization=tenant_a.org, key="initech")
+    assert r.status_code == 302 and r["Location"] == f"/console/customers/{customer.id}/"
+    assert (customer.primary_email, customer.currency) == ("ap@initech.test", "EUR")
+    assert sorted(customer.subjects.values_list("subject_key", flat=True)) == ["i-1", "i-2"]
+    assert not Customer.objects.filter(organization=tenant_b.org, key="initech").exists()
