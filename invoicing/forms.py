@@ -77,3 +77,61 @@ class SupplierForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
         label="Payment instructions (bank details)",
     )
+
+
+# The forms below only shape what was typed; the services validate it (every problem at once, named as
+# the API names it), so the console and the API refuse the same values with the same reasons.
+class StripeForm(forms.Form):
+    """Secrets are write-only: an empty field keeps the stored value."""
+
+    secret_key = forms.CharField(max_length=255, required=False, strip=True)
+    webhook_secret = forms.CharField(max_length=255, required=False, strip=True)
+    api_version = forms.CharField(max_length=64, required=False, strip=True)
+    enabled = forms.BooleanField(required=False)
+
+    def service_kwargs(self) -> dict[str, Any]:
+        d = self.cleaned_data
+        return {
+            "secret_key": d.get("secret_key") or None,
+            "webhook_secret": d.get("webhook_secret") or None,
+            "api_version": d.get("api_version") or None,
+            "enabled": d.get("enabled", False),
+        }
+
+
+class InvoiceSettingsForm(forms.Form):
+    collection_delay_seconds = forms.CharField(required=False)
+    draft_period_seconds = forms.CharField(required=False)
+    due_days = forms.CharField(required=False)
+    number_prefix = forms.CharField(max_length=64, required=False)
+    auto_advance = forms.BooleanField(required=False)
+
+
+class TaxRateForm(forms.Form):
+    name = forms.CharField(max_length=200, required=False, strip=False)
+    percentage = forms.CharField(max_length=32, required=False)
+    behavior = forms.ChoiceField(
+        choices=[("exclusive", "exclusive"), ("inclusive", "inclusive")], required=False
+    )
+    is_default = forms.BooleanField(required=False)
+
+    def service_kwargs(self) -> dict[str, Any]:
+        d = self.cleaned_data
+        return {
+            "name": d.get("name", ""),
+            "percentage": d.get("percentage", ""),
+            "inclusive": d.get("behavior") == "inclusive",
+            "is_default": d.get("is_default", False),
+        }
+
+
+class WebhookEndpointForm(forms.Form):
+    url = forms.CharField(max_length=2048, required=False)
+    event_types = forms.MultipleChoiceField(choices=[], required=False)
+    description = forms.CharField(max_length=500, required=False, strip=False)
+
+    def __init__(self, *args: Any, event_types: tuple[str, ...], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["event_types"]
+        assert isinstance(field, forms.MultipleChoiceField)
+        field.choices = [(t, t) for t in event_types]

@@ -22,7 +22,15 @@ from core.money import quantize
 from invoicing import credits as credits_module
 from invoicing import runs, selectors, services
 from invoicing import webhooks as webhooks_module
-from invoicing.forms import CreditForm, PaymentForm, SupplierForm
+from invoicing.forms import (
+    CreditForm,
+    InvoiceSettingsForm,
+    PaymentForm,
+    StripeForm,
+    SupplierForm,
+    TaxRateForm,
+    WebhookEndpointForm,
+)
 from invoicing.models import InvoiceStatus
 from invoicing.pdf import invoice_pdf
 
@@ -200,12 +208,16 @@ def invoice_run_retry(request: ConsoleRequest, run_id: str) -> HttpResponse:
 def webhooks(request: ConsoleRequest) -> HttpResponse:
     org = request.organization
     if request.method == "POST":
+        form = WebhookEndpointForm(request.POST, event_types=webhooks_module.EVENT_TYPES)
+        if not form.is_valid():
+            messages.error(request, " ".join(str(e) for errs in form.errors.values() for e in errs))
+            return redirect("invoicing_console_webhooks")
         try:
             endpoint = webhooks_module.webhook_endpoint_create(
                 organization=org,
-                url=request.POST.get("url", "").strip(),
-                event_types=request.POST.getlist("event_types"),
-                description=request.POST.get("description", ""),
+                url=form.cleaned_data["url"],
+                event_types=form.cleaned_data["event_types"],
+                description=form.cleaned_data["description"],
                 actor=request.user,
             )
             messages.success(request, f"Endpoint added. Signing secret: {endpoint.secret}")
@@ -352,17 +364,11 @@ SNAKE_SUPPLIER = {
 @console_view(min_role=Role.ADMIN)
 def billing_settings_stripe(request: ConsoleRequest) -> HttpResponse:
     org = request.organization
-    post = request.POST
+    form = StripeForm(request.POST)
+    form.is_valid()  # every field is optional; the service validates the values
     try:
-        services.stripe_settings_set(
-            organization=org,
-            # empty secret inputs keep the stored secret (write-only fields are never filled back)
-            secret_key=post.get("secret_key", "").strip() or None,
-            webhook_secret=post.get("webhook_secret", "").strip() or None,
-            api_version=post.get("api_version", "").strip() or None,
-            enabled=post.get("enabled") == "on",
-            actor=request.user,
-        )
+        # empty secret inputs keep the stored secret (write-only fields are never filled back)
+        services.stripe_settings_set(organization=org, actor=request.user, **form.service_kwargs())
     except ValidationFailed as exc:
         return _partial(
             request,
@@ -380,8 +386,10 @@ def billing_settings_stripe(request: ConsoleRequest) -> HttpResponse:
 @console_view(min_role=Role.ADMIN)
 def billing_settings_invoicing(request: ConsoleRequest) -> HttpResponse:
     org = request.organization
-    fields: dict[str, Any] = {f: request.POST.get(f, "") for f in INVOICE_FORM_FIELDS}
-    fields["auto_advance"] = request.POST.get("auto_advance") == "on"
+    form = InvoiceSettingsForm(request.POST)
+    form.is_valid()  # every field is optional; the service validates the values
+    fields: dict[str, Any] = {f: form.cleaned_data.get(f, "") for f in INVOICE_FORM_FIELDS}
+    fields["auto_advance"] = form.cleaned_data.get("auto_advance", False)
     try:
         services.invoicing_settings_update(organization=org, actor=request.user, **fields)
     except ValidationFailed as exc:
@@ -407,13 +415,9 @@ SNAKE = {
 def billing_settings_tax_rate(request: ConsoleRequest, tax_rate_id: str = "") -> HttpResponse:
     """Create (no id) or edit a tax rate; answers with the tax rate table."""
     org = request.organization
-    post = request.POST
-    values: dict[str, Any] = {
-        "name": post.get("name", ""),
-        "percentage": post.get("percentage", "").strip(),
-        "inclusive": post.get("behavior") == "inclusive",
-        "is_default": post.get("is_default") == "on",
-    }
+    form = TaxRateForm(request.POST)
+    form.is_valid()  # every field is optional; the service validates the values
+    values: dict[str, Any] = form.service_kwargs()
     try:
         if tax_rate_id:
             services.tax_rate_update(organization=org, tax_rate_id=tax_rate_id, actor=request.user, **values)
