@@ -261,3 +261,33 @@ def test_invoice_pages_within_budget_and_constant(tenant_a, tenant_b, books):
     )
     big = counts()
     assert small == big and max(big) <= BUDGET, (small, big)
+
+
+def test_webhook_endpoint_added_from_the_console(tenant_a, tenant_b, settings):
+    from invoicing.models import WebhookEndpoint
+
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    client = login(tenant_a)
+    r = client.post(
+        "/console/webhooks/",
+        {
+            "url": "http://127.0.0.1:9/hook",
+            "event_types": ["invoice.issued", "invoice.paid"],
+            "description": "ERP",
+        },
+        follow=True,
+    )
+    endpoint = WebhookEndpoint.objects.get(organization=tenant_a.org)
+    assert (endpoint.url, sorted(endpoint.event_types), endpoint.description) == (
+        "http://127.0.0.1:9/hook",
+        ["invoice.issued", "invoice.paid"],
+        "ERP",
+    )
+    assert "Endpoint added. Signing secret:" in r.content.decode()
+    r = client.post(
+        "/console/webhooks/", {"url": "http://127.0.0.1:9/x", "event_types": ["nope"]}, follow=True
+    )
+    assert "Select a valid choice" in r.content.decode()
+    assert WebhookEndpoint.objects.count() == 1 and not WebhookEndpoint.objects.filter(
+        organization=tenant_b.org
+    )
