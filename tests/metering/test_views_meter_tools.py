@@ -261,3 +261,25 @@ def test_meter_pages_within_budget_and_constant(tenant_a, tenant_b, usage):
         feature_create(organization=tenant_a.org, key=f"f{i}", name=f"F{i}", meter_slug="tokens")
     big = counts()
     assert small == big and max(big) <= 10, (small, big)
+
+
+def test_event_log_marks_partly_counted_events_as_such(tenant_a, tenant_b, tokens_meter):
+    services.meter_create(
+        organization=tenant_a.org,
+        slug="latency",
+        event_type="prompt",
+        aggregation="MAX",
+        value_property="$.ms",
+    )
+    post_events(
+        tenant_a.client("ingest"),
+        [ce("p1", data={"tokens": 5, "model": "m"}), ce("p2", type_="other", data={"x": 1})],
+    )
+    post_events(tenant_b.client("ingest"), [ce("b1", data={"tokens": 5})])
+    html = console(tenant_a).get("/console/events/").content.decode()
+    p1 = html[html.index("app/p1") :].split("</tr>")[0]
+    assert '<span class="badge amber">partly counted</span>' in p1 and "meter latency: $.ms is missing" in p1
+    assert "badge red" not in p1
+    p2 = html[html.index("app/p2") :].split("</tr>")[0]
+    assert '<span class="badge red">not counted</span>' in p2 and "matched no meter" in p2
+    assert "app/b1" not in html
