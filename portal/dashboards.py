@@ -108,35 +108,84 @@ def monthly_factor(cadence: str) -> Decimal | None:
     return Decimal(1) / in_months if in_months else None
 
 
-def mrr_by_plan(*, organization: Organization, now: datetime) -> Dataset:
-    """MRR from active subscriptions: recurring flat fees normalised to a month (usage excluded), by plan.
-    Two queries (subscriptions, their items)."""
+def _live(span, at: datetime) -> bool:
+    return span.active_from <= at and (span.active_to is None or span.active_to > at)
+
+
+def _item_mrr(item) -> Decimal | None:
+    """An item's monthly recurring amount: a flat price with a recurring cadence, normalised to a month."""
+    price = item.price or {}
+    factor = monthly_factor(item.billing_cadence)
+    if str(price.get("type", "")).lower() != "flat" or factor is None:
+        return None
+    return Decimal(str(price.get("amount", "0"))) * item.quantity * factor
+
+
+def mrr_datasets(*, organization: Organization, now: datetime) -> tuple[Dataset, Dataset]:
+    """MRR by plan now (active subscriptions: recurring flat fees normalised to a month, usage excluded) and
+    the MRR trend at the start of each of the last 12 months and now, with the net revenue retention over
+    the period (MRR now of the customers who had MRR 12 months ago / their MRR then). Two queries
+    (subscriptions overlapping the period, their items)."""
     ds = Dataset("mrr", "MRR by plan", ["Plan", "Currency", "Subscriptions", "MRR"])
-    qs = sources.subscriptions_queryset(organization=organization, status="active")
+    trend = Dataset("mrr-trend", "MRR over 12 months", ["Month", "Currency", "MRR"])
+    qs = sources.subscriptions_queryset(organization=organization)
     if qs is None:
-        return ds
+        return ds, trend
+    currency = organization.default_currency
+    moments = [*_month_starts(now), now]
+    qs = qs.filter(active_from__lte=now).filter(Q(active_to__isnull=True) | Q(active_to__gt=moments[0]))
     by_plan: dict[tuple[str, str], list] = defaultdict(lambda: [set(), Decimal(0)])
+    by_moment: dict[datetime, Decimal] = defaultdict(Decimal)
+    first: dict[str, Decimal] = defaultdict(Decimal)  # customer -> MRR at the start of the period
+    last: dict[str, Decimal] = defaultdict(Decimal)  # customer -> MRR now
     customers: set[str] = set()
     names: dict[str, str] = {}
     for sub in qs.prefetch_related("items"):
+        active_now = _live(sub, now)
         key = (sub.plan_key, sub.currency)
-        by_plan[key][0].add(sub.id)
-        customers.add(sub.customer_id)
-        names.setdefault(sub.plan_key, sub.name or sub.plan_key)
+        if active_now:
+            by_plan[key][0].add(sub.id)
+            customers.add(sub.customer_id)
+            names.setdefault(sub.plan_key, sub.name or sub.plan_key)
         for item in sub.items.all():
-            if item.active_from > now or (item.active_to is not None and item.active_to <= now):
+            amount = _item_mrr(item)
+            if amount is None:
                 continue
-            price = item.price or {}
-            factor = monthly_factor(item.billing_cadence)
-            if str(price.get("type", "")).lower() != "flat" or factor is None:
+            if active_now and _live(item, now):
+                by_plan[key][1] += amount
+            if sub.currency != currency:
                 continue
-            by_plan[key][1] += Decimal(str(price.get("amount", "0"))) * item.quantity * factor
+            for at in moments:
+                if _live(sub, at) and _live(item, at):
+                    by_moment[at] += amount
+            if _live(sub, moments[0]) and _live(item, moments[0]):
+                first[sub.customer_id] += amount
+            if active_now and _live(item, now):
+                last[sub.customer_id] += amount
     for (plan, cur), (subs, mrr) in sorted(by_plan.items(), key=lambda kv: -kv[1][1]):
         ds.rows.append([names.get(plan, plan), cur, len(subs), quantize(mrr, cur)])
-    ds.extra = {"customers": len(customers), "subscriptions": sum(len(v[0]) for v in by_plan.values())}
+    start_mrr = sum(first.values(), Decimal(0))
+    retained = sum((last.get(c, Decimal(0)) for c in first), Decimal(0))
+    ds.extra = {
+        "customers": len(customers),
+        "subscriptions": sum(len(v[0]) for v in by_plan.values()),
+        "nrr": (retained * 100 / start_mrr).quantize(Decimal("0.1")) if start_mrr else None,
+    }
     ds.bars = [Bar(r[0], r[3], f"{r[0]}: {fmt_number(r[3])} {r[1]}") for r in ds.rows]
     ds.note = "Recurring flat fees of active subscriptions, normalised to a month; usage charges excluded."
-    return ds
+    for at in moments:
+        label = "now" if at == now else at.strftime("%Y-%m")
+        trend.rows.append([label, currency, quantize(by_moment[at], currency)])
+    trend.bars = [
+        Bar(
+            "now" if at == now else at.strftime("%b %y"),
+            quantize(by_moment[at], currency),
+            f"{'Now' if at == now else f'{at:%b 1, %Y}'}: {fmt_number(quantize(by_moment[at], currency))} {currency}",
+        )
+        for at in moments
+    ]
+    trend.note = f"MRR at the start of each month and now, in {currency} (as the MRR by plan)."
+    return ds, trend
 
 
 def churn_by_month(*, organization: Organization, now: datetime) -> Dataset:
@@ -328,9 +377,11 @@ def chargeback(*, organization: Organization, start: datetime, end: datetime, li
 # --- views ----------------------------------------------------------------------------------------
 def _revenue_datasets(request: HttpRequest) -> list[Dataset]:
     org, now = request.organization, timezone.now()  # type: ignore[attr-defined]
+    mrr, trend = mrr_datasets(organization=org, now=now)
     return [
         revenue_billed(organization=org, now=now),
-        mrr_by_plan(organization=org, now=now),
+        mrr,
+        trend,
         top_customers(organization=org, now=now),
         churn_by_month(organization=org, now=now),
     ]
@@ -344,6 +395,7 @@ class Headline:
     active_customers: int
     churn_rate: Decimal | None  # last full month, percent; None without subscriptions at its start
     churn_month: datetime
+    nrr: Decimal | None  # net revenue retention over 12 months, percent; None without MRR back then
 
 
 def headline(*, organization: Organization, now: datetime, mrr: Dataset, churn: Dataset) -> Headline:
@@ -371,6 +423,7 @@ def headline(*, organization: Organization, now: datetime, mrr: Dataset, churn: 
         active_customers=int(mrr.extra.get("customers", 0)),
         churn_rate=rate,
         churn_month=month,
+        nrr=mrr.extra.get("nrr"),
     )
 
 

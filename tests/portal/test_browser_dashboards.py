@@ -22,7 +22,7 @@ def test_dashboards_and_simulation(page, tenant_a, tenant_b):
     console_login(page, tenant_a.user.username)
     page.click("nav >> text=Dashboards")
     page.wait_for_url("**/console/dashboards/")
-    assert page.locator("section.dataset").count() == 4
+    assert page.locator("section.dataset").count() == 5
     # the headline equals the database: the active annual plan of 120 is 10 a month; the monthly plan
     # that ended on Nov 15 (not replaced) is last month's churn, 1 of the 2 active on Nov 1
     from django.db.models import Q

@@ -195,6 +195,17 @@ def test_revenue_headline_equals_the_database(logged_in, tenant_b):
     assert 'id="headline-mrr">10.00 USD<' in html and 'id="headline-arr">120.00 USD<' in html
     assert 'id="headline-customers">1<' in html and 'id="headline-churn">0.0 %<' in html
     assert "Churn rate, October 2026" in html
+    assert 'id="headline-nrr">—<' in html  # nobody paid 12 months ago
+    trend = rows(logged_in.get("/console/dashboards/?chart=mrr-trend&format=csv"))
+    assert trend[0] == ["Month", "Currency", "MRR"] and len(trend) == 14
+    # both plans from Aug 27 (10 + 10 a month), the monthly one ended on Nov 15
+    assert trend[-5:] == [
+        ["2026-08", "USD", "0.00"],
+        ["2026-09", "USD", "20.00"],
+        ["2026-10", "USD", "20.00"],
+        ["2026-11", "USD", "20.00"],
+        ["now", "USD", "10.00"],
+    ]
     # the same figures straight from the database
     active = Subscription.objects.filter(organization__slug="acme", active_from__lte=NOW).filter(
         Q(active_to__isnull=True) | Q(active_to__gt=NOW)
