@@ -190,7 +190,8 @@ def install(using_connection=None) -> list[str]:
 def uninstall(using_connection=None) -> None:
     conn = using_connection or connection
     with conn.cursor() as cursor:
-        for table in tenant_tables(cursor):
+        cursor.execute("SELECT tablename FROM pg_policies WHERE policyname = %s", [POLICY])
+        for (table,) in cursor.fetchall():
             quoted = conn.ops.quote_name(table)
             cursor.execute(f"DROP POLICY IF EXISTS {POLICY} ON {quoted}")
             cursor.execute(f"ALTER TABLE {quoted} DISABLE ROW LEVEL SECURITY")
