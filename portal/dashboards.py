@@ -451,7 +451,37 @@ def _usage_data(request: HttpRequest, section: str) -> tuple[dict[str, Any], lis
     if meter is None:
         raise Http404("No such meter.")
     ctx["meter"] = meter
+    if section == "trend":
+        return ctx, [usage_trend(organization=org, meter=meter, now=timezone.now())]
     return ctx, usage_datasets(organization=org, meter=meter, start=ctx["start"], end=ctx["end"])
+
+
+def usage_trend(*, organization: Organization, meter, now: datetime) -> Dataset:
+    """The meter's usage per calendar month (UTC) over the last 12 months, all subjects: one meter query
+    with MONTH windows (rollups below the watermark plus the raw tail)."""
+    months = _month_starts(now)
+    title = f"{meter.name or meter.slug} over 12 months"
+    ds = Dataset("usage-trend", title, ["Month", "Usage"])
+    rows = sources.meter_rows(
+        organization=organization, meter=meter, from_=months[0], to=now, window_size="MONTH"
+    )
+    by_month: dict[str, Decimal] = defaultdict(Decimal)
+    for r in rows:
+        by_month[r.window_start.strftime("%Y-%m")] += r.value or Decimal(0)
+    for m in months:
+        ds.rows.append([m.strftime("%Y-%m"), plain(by_month[m.strftime("%Y-%m")])])
+    ds.bars = [
+        Bar(
+            m.strftime("%b %y"),
+            by_month[m.strftime("%Y-%m")],
+            f"{m:%b %Y}: {fmt_number(by_month[m.strftime('%Y-%m')])}",
+        )
+        for m in months
+    ]
+    ds.note = "This month so far; months in UTC." + (
+        "" if meter.aggregation in ADDITIVE else f" {meter.aggregation} of each month."
+    )
+    return ds
 
 
 def _csv(dataset: Dataset) -> HttpResponse:
@@ -514,7 +544,7 @@ def usage(request: HttpRequest) -> HttpResponse:
 def usage_section(request: HttpRequest, section: str) -> HttpResponse:
     """`/console/dashboards/usage/<usage|chargeback>/?meter=&period=`: datasets (htmx partial, full page
     without JS, or `format=csv&chart=<key>`)."""
-    if section not in ("usage", "chargeback"):
+    if section not in ("usage", "chargeback", "trend"):
         raise Http404("No such section.")
     ctx, datasets = _usage_data(request, section)
     if request.GET.get("format") == "csv":

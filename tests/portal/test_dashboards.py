@@ -214,3 +214,13 @@ def test_revenue_headline_equals_the_database(logged_in, tenant_b):
     assert rows(logged_in.get("/console/dashboards/?chart=mrr&format=csv"))[1:] == [
         ["pro", "USD", "1", "10.00"]
     ]
+
+
+def test_usage_trend_over_12_months(logged_in):
+    html = logged_in.get("/console/dashboards/usage/").content.decode()
+    assert "/console/dashboards/usage/trend/?meter=tokens" in html
+    trend = rows(logged_in.get("/console/dashboards/usage/trend/?meter=tokens&chart=usage-trend&format=csv"))
+    assert trend[0] == ["Month", "Usage"] and len(trend) == 13
+    assert trend[-1] == ["2026-11", "145"] and all(r[1] == "0" for r in trend[1:-1])  # tenant B: 145,000
+    section = logged_in.get("/console/dashboards/usage/trend/?meter=tokens", HTTP_HX_REQUEST="true")
+    assert section.status_code == 200 and "<svg" in section.content.decode()

@@ -204,6 +204,7 @@ CONSOLE_URLS = [
     "/console/dashboards/usage/usage/?meter=tokens",
     "/console/dashboards/usage/usage/?meter=tokens&chart=ai-usage&format=csv",
     "/console/dashboards/usage/chargeback/?period=last_30_days",
+    "/console/dashboards/usage/trend/?meter=tokens",
     "/console/simulations/",
 ]
 
