@@ -475,6 +475,7 @@ class EndpointOutput(serializers.Serializer):
     description = serializers.CharField()
     eventTypes = serializers.ListField(source="event_types", child=serializers.CharField())
     enabled = serializers.BooleanField()
+    format = serializers.CharField(help_text="`standard` (Standard Webhooks) or `lago` (Lago's envelope).")
     createdAt = serializers.DateTimeField(source="created_at")
 
 
@@ -492,6 +493,7 @@ class EndpointListView(TenantAPIView):
         url = serializers.CharField(max_length=1000)
         description = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
         eventTypes = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+        format = serializers.CharField(max_length=32, required=False, default="standard")
 
     @extend_schema(responses=EndpointOutput(many=True), operation_id="listNotificationEndpoints")
     def get(self, request: Request) -> Response:
@@ -507,6 +509,7 @@ class EndpointListView(TenantAPIView):
             url=v["url"],
             event_types=v["eventTypes"],
             description=v["description"],
+            format=v["format"],
             actor=self.actor,
         )
         return Response(EndpointCreatedOutput(endpoint).data, status=status.HTTP_201_CREATED)
@@ -520,6 +523,7 @@ class EndpointDetailView(TenantAPIView):
         description = serializers.CharField(max_length=200, required=False, allow_blank=True)
         eventTypes = serializers.ListField(child=serializers.CharField(), required=False)
         enabled = serializers.BooleanField(required=False)
+        format = serializers.CharField(max_length=32, required=False)
 
     @extend_schema(responses=EndpointOutput, operation_id="getNotificationEndpoint")
     def get(self, request: Request, endpoint_id: str) -> Response:
@@ -539,6 +543,7 @@ class EndpointDetailView(TenantAPIView):
             event_types=v.get("eventTypes"),
             description=v.get("description"),
             enabled=v.get("enabled"),
+            format=v.get("format"),
             actor=self.actor,
         )
         return Response(EndpointOutput(endpoint).data)

@@ -244,6 +244,9 @@ class WebhookEndpoint(TenantModel):
     secret = models.CharField(max_length=100)  # whsec_<base64>
     event_types = ArrayField(models.CharField(max_length=100), default=list, blank=True)  # empty = all
     enabled = models.BooleanField(default=True)
+    # the envelope and signature of its deliveries: `standard` (Standard Webhooks) or a format another app
+    # registers with `invoicing.webhooks.register_envelope` (`lago`)
+    format = models.CharField(max_length=32, default="standard")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -12,6 +12,13 @@ every delivery checks the address it actually connected to before sending anythi
 after the check cannot point a delivery inward). Redirects are never followed (a 3xx is a failed attempt),
 timeouts are short, and at most SNIPPET_CHARS of the answer are kept. `WEBHOOK_ALLOW_PRIVATE_TARGETS=true`
 allows private targets for on-premise installations.
+
+Envelopes: an endpoint's `format` picks the body and signature of its deliveries. `standard` (the default) is
+the Standard Webhooks envelope above; another app adds a format with `register_envelope(format, render,
+accepts=...)` in its `AppConfig.ready()` (the `lago` app registers `lago`, Lago's envelope and signature).
+`accepts(type, payload)` says whether an event has a counterpart in that format: an endpoint is given a
+delivery only for the events its format accepts. Delivery, retries, the address checks and the delivery log
+are the same for every format.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ import json
 import logging
 import secrets
 import socket
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -61,6 +70,47 @@ SNIPPET_CHARS = 200
 NOTIFICATION_LOOKBACK_DAYS = 7
 FORWARD_JOB = "billing_notifications_forward"
 logger = logging.getLogger(__name__)
+
+
+STANDARD_FORMAT = "standard"
+FORMAT_MAX_CHARS = 32
+
+# render(endpoint, message, now) -> (body, headers): the signed request of one delivery in this format.
+Render = Callable[[WebhookEndpoint, WebhookMessage, datetime], tuple[bytes, dict[str, str]]]
+# accepts(type, payload) -> whether the format has a counterpart for this event (else it is not sent).
+Accepts = Callable[[str, dict[str, Any]], bool]
+
+
+@dataclass(frozen=True)
+class Envelope:
+    render: Render
+    accepts: Accepts
+
+
+_ENVELOPES: dict[str, Envelope] = {}
+
+
+def register_envelope(format: str, fn: Render, *, accepts: Accepts | None = None) -> None:
+    """Add (or replace) an endpoint format. Call it from an `AppConfig.ready()`."""
+    if format == STANDARD_FORMAT or not format or len(format) > FORMAT_MAX_CHARS:
+        raise ValueError(f"Cannot register the envelope format {format!r}.")
+    _ENVELOPES[format] = Envelope(render=fn, accepts=accepts or (lambda type_, payload: True))
+
+
+def envelope_formats() -> tuple[str, ...]:
+    """The formats an endpoint may have: `standard` and the registered ones."""
+    return (STANDARD_FORMAT, *sorted(_ENVELOPES))
+
+
+def _endpoint_wants(endpoint: WebhookEndpoint, type_: str, payload: dict[str, Any]) -> bool:
+    """Whether this endpoint gets a delivery of the event: subscribed to the type (no types = all), and its
+    format has a counterpart for it (a format no app registers any more gets nothing)."""
+    if endpoint.event_types and type_ not in endpoint.event_types:
+        return False
+    if endpoint.format == STANDARD_FORMAT:
+        return True
+    envelope = _ENVELOPES.get(endpoint.format)
+    return envelope is not None and envelope.accepts(type_, payload)
 
 
 def backoff_seconds(attempt: int) -> int:
@@ -117,7 +167,7 @@ def target_problem(url: str) -> str | None:
 
 
 def _endpoint_clean(
-    *, url: str | None, event_types: list[str] | None, description: str | None
+    *, url: str | None, event_types: list[str] | None, description: str | None, format: str | None = None
 ) -> list[dict[str, str]]:
     errors: list[dict[str, str]] = []
     if url is not None:
@@ -142,6 +192,10 @@ def _endpoint_clean(
             )
     if description is not None and len(description) > 200:
         errors.append({"name": "description", "reason": "At most 200 characters."})
+    if format is not None and format not in envelope_formats():
+        errors.append(
+            {"name": "format", "reason": f"Unknown format (known: {', '.join(envelope_formats())})."}
+        )
     return errors
 
 
@@ -159,6 +213,7 @@ def _endpoint_audit(endpoint: WebhookEndpoint) -> dict[str, Any]:
         "eventTypes": list(endpoint.event_types),
         "description": endpoint.description,
         "enabled": endpoint.enabled,
+        "format": endpoint.format,
     }
 
 
@@ -168,11 +223,13 @@ def webhook_endpoint_create(
     url: str,
     event_types: list[str] | None = None,
     description: str = "",
+    format: str = STANDARD_FORMAT,
     actor: Actor = None,
 ) -> WebhookEndpoint:
-    """A new endpoint with a fresh `whsec_` signing secret (show it to the caller once)."""
+    """A new endpoint with a fresh `whsec_` signing secret (show it to the caller once). `format` picks the
+    envelope of its deliveries (`envelope_formats()`)."""
     url = (url or "").strip()
-    _raise(_endpoint_clean(url=url, event_types=event_types or [], description=description))
+    _raise(_endpoint_clean(url=url, event_types=event_types or [], description=description, format=format))
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.create(
@@ -180,6 +237,7 @@ def webhook_endpoint_create(
             url=url,
             event_types=list(dict.fromkeys(event_types or [])),
             description=description,
+            format=format,
             secret=secret,
         )
         audit_record(
@@ -201,11 +259,12 @@ def webhook_endpoint_update(
     event_types: list[str] | None = None,
     description: str | None = None,
     enabled: bool | None = None,
+    format: str | None = None,
     actor: Actor = None,
 ) -> WebhookEndpoint:
     """Change an endpoint (None keeps a value). The signing secret never changes here."""
     url = url.strip() if url is not None else None
-    _raise(_endpoint_clean(url=url, event_types=event_types, description=description))
+    _raise(_endpoint_clean(url=url, event_types=event_types, description=description, format=format))
     with transaction.atomic():
         endpoint = (
             WebhookEndpoint.objects.select_for_update()
@@ -223,6 +282,8 @@ def webhook_endpoint_update(
             endpoint.description = description
         if enabled is not None:
             endpoint.enabled = bool(enabled)
+        if format is not None:
+            endpoint.format = format
         after = _endpoint_audit(endpoint)
         if after != before:
             endpoint.save()
@@ -278,7 +339,7 @@ def webhook_event_emit(
     endpoints = [
         e
         for e in WebhookEndpoint.objects.filter(organization=organization, enabled=True)
-        if not e.event_types or type in e.event_types
+        if _endpoint_wants(e, type, body)
     ]
     deliveries = WebhookDelivery.objects.bulk_create(
         [WebhookDelivery(organization=organization, endpoint=e, message=message) for e in endpoints]
@@ -315,7 +376,7 @@ def webhook_events_emit_bulk(*, organization: Organization, events: list[tuple[s
             WebhookDelivery(organization=organization, endpoint=e, message=m)
             for m in messages
             for e in endpoints
-            if not e.event_types or m.type in e.event_types
+            if _endpoint_wants(e, m.type, m.payload)
         ]
     )
     if deliveries:
@@ -336,7 +397,12 @@ def _envelope(message: WebhookMessage) -> bytes:
 def signed_request(
     endpoint: WebhookEndpoint, message: WebhookMessage, *, now: datetime
 ) -> tuple[bytes, dict[str, str]]:
-    """The body and headers of one signed delivery (Standard Webhooks)."""
+    """The body and headers of one signed delivery, in the endpoint's format (Standard Webhooks by default)."""
+    if endpoint.format != STANDARD_FORMAT:
+        envelope = _ENVELOPES.get(endpoint.format)
+        if envelope is None:
+            raise ValueError(f"No envelope is registered for the format {endpoint.format!r}.")
+        return envelope.render(endpoint, message, now)
     body = _envelope(message)
     msg_id = f"msg_{message.id}"
     signature = Webhook(endpoint.secret).sign(msg_id, now, body.decode())

@@ -473,3 +473,45 @@ class WalletTransactionListView(LagoView):
         items = selectors.wallet_transactions(organization=self.organization, customer=customer)
         chunk, meta = selectors.paginate(items, self.page())
         return Response({"wallet_transactions": chunk, "meta": meta})
+
+
+# --- webhook endpoints ----------------------------------------------------------------------------
+
+
+class WebhookEndpointsView(LagoView):
+    """Lago's webhook endpoints: our endpoints with `format="lago"`. The create answer carries `hmac_key`,
+    the signing secret of `X-Lago-Signature` (shown once)."""
+
+    root = "webhook_endpoint"
+
+    def get(self, request: Request) -> Response:
+        items, meta = selectors.webhook_endpoint_list(organization=self.organization, page=self.page())
+        return Response({"webhook_endpoints": items, "meta": meta})
+
+    def post(self, request: Request) -> Response:
+        endpoint = services.webhook_endpoint_create(
+            organization=self.organization, data=self.body(), actor=self.actor
+        )
+        return Response(
+            {"webhook_endpoint": {**selectors.webhook_endpoint_json(endpoint), "hmac_key": endpoint.secret}}
+        )
+
+
+class WebhookEndpointView(LagoView):
+    root = "webhook_endpoint"
+
+    def get(self, request: Request, lago_id: str) -> Response:
+        endpoint = services.webhook_endpoint_get(organization=self.organization, lago_id=lago_id)
+        return Response({"webhook_endpoint": selectors.webhook_endpoint_json(endpoint)})
+
+    def put(self, request: Request, lago_id: str) -> Response:
+        endpoint = services.webhook_endpoint_update(
+            organization=self.organization, lago_id=lago_id, data=self.body(), actor=self.actor
+        )
+        return Response({"webhook_endpoint": selectors.webhook_endpoint_json(endpoint)})
+
+    def delete(self, request: Request, lago_id: str) -> Response:
+        endpoint = services.webhook_endpoint_delete(
+            organization=self.organization, lago_id=lago_id, actor=self.actor
+        )
+        return Response({"webhook_endpoint": selectors.webhook_endpoint_json(endpoint)})

@@ -703,3 +703,39 @@ def calendar_anchor(start: datetime, cadence: str) -> datetime:
         return day.replace(month=1, day=1)
     months = {"P3M": 3, "P6M": 6}.get(cadence, 1)
     return day.replace(month=((day.month - 1) // months) * months + 1, day=1)
+
+
+# --- webhooks -------------------------------------------------------------------------------------
+
+FORMAT = "lago"
+SIGNATURE_ALGO = "hmac"
+
+INVOICE_TYPES = {
+    "invoice.created": "invoice.drafted",
+    "invoice.issued": "invoice.created",
+    "invoice.paid": "invoice.payment_status_updated",
+    "invoice.payment_failed": "invoice.payment_status_updated",
+    "invoice.voided": "invoice.voided",
+}
+# Lago's webhook types we send, with the events of ours each comes from (the Lago API's `event_types`).
+LAGO_EVENT_TYPES: dict[str, tuple[str, ...]] = {
+    "invoice.drafted": ("invoice.created",),
+    "invoice.created": ("invoice.issued",),
+    "invoice.payment_status_updated": ("invoice.paid", "invoice.payment_failed"),
+    "invoice.voided": ("invoice.voided",),
+    "subscription.started": ("subscription.created", "subscription.changed"),
+    "subscription.updated": ("subscription.changed", "subscription.canceled"),
+    "subscription.terminated": ("subscription.canceled",),
+}
+
+
+def our_event_types(lago_types: list[str]) -> list[str]:
+    """The Lago API's `event_types` (Lago's names) → ours (an endpoint filters on ours)."""
+    return sorted({ours for t in lago_types for ours in LAGO_EVENT_TYPES[t]})
+
+
+def lago_event_types(ours: list[str]) -> list[str] | None:
+    """An endpoint's event types (ours) → the Lago names they can produce (None: all)."""
+    if not ours:
+        return None
+    return sorted(t for t, sources in LAGO_EVENT_TYPES.items() if set(sources) & set(ours))

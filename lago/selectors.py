@@ -24,9 +24,10 @@ from invoicing import lines as L
 from invoicing import selectors as invoicing_selectors
 from invoicing import services as invoicing_services
 from invoicing import sources as invoicing_sources
-from invoicing.models import CustomerCredit, Invoice
+from invoicing.models import CustomerCredit, Invoice, WebhookEndpoint
 from lago import mapping
-from lago.mapping import cents, iso, plain
+from lago.mapping import FORMAT as LAGO_FORMAT
+from lago.mapping import SIGNATURE_ALGO, cents, iso, lago_event_types, plain
 from lago.models import SubscriptionExternalId
 from metering import selectors as metering_selectors
 
@@ -693,3 +694,29 @@ def wallet_transactions(*, organization: Organization, customer: Customer) -> li
             )
     out.sort(key=lambda t: (t["created_at"] or "", t["lago_id"]))
     return out
+
+
+# --- webhook endpoints ------------------------------------------------------------------------------
+
+
+def webhook_endpoint_json(endpoint: WebhookEndpoint) -> dict[str, Any]:
+    return {
+        "lago_id": endpoint.id,
+        "lago_organization_id": endpoint.organization_id,
+        "webhook_url": endpoint.url,
+        "signature_algo": SIGNATURE_ALGO,
+        "name": endpoint.description or None,
+        "event_types": lago_event_types(list(endpoint.event_types)),
+        "created_at": iso(endpoint.created_at),
+    }
+
+
+def webhook_endpoint_list(
+    *, organization: Organization, page: Page
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The organization's Lago-format endpoints (its Standard Webhooks endpoints are not Lago's)."""
+    qs = WebhookEndpoint.objects.filter(organization=organization, format=LAGO_FORMAT).order_by(
+        "created_at", "id"
+    )
+    chunk, meta = paginate(qs, page)
+    return [webhook_endpoint_json(e) for e in chunk], meta

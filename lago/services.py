@@ -8,6 +8,7 @@
 | subscription | a subscription; its `external_id` is a subject of the customer and a `SubscriptionExternalId` |
 | event | a CloudEvent (`id` = `transaction_id`, `source` = "lago", `type` = code, `subject` = the external id) |
 | wallet transaction | a customer credit |
+| webhook endpoint | a webhook endpoint with `format="lago"` (`name` = its description) |
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ from core.models import Organization
 from core.money import is_currency
 from invoicing import credits as invoicing_credits
 from invoicing import services as invoicing_services
-from invoicing.models import CustomerCredit, Invoice
+from invoicing import webhooks as invoicing_webhooks
+from invoicing.models import CustomerCredit, Invoice, WebhookEndpoint
 from lago import mapping
-from lago.mapping import LagoInvalid
+from lago.mapping import FORMAT as LAGO_FORMAT
+from lago.mapping import LAGO_EVENT_TYPES, SIGNATURE_ALGO, LagoInvalid, our_event_types
 from lago.models import SubscriptionExternalId
 from metering import services as metering_services
 from metering.ingest import validate_body
@@ -630,3 +633,106 @@ def invoice_finalize(*, organization: Organization, invoice: Invoice, actor: Act
     if invoice.status != "draft":
         return invoice  # Lago answers a finalized invoice unchanged
     return invoicing_services.invoice_approve(organization=organization, invoice=invoice, actor=actor)
+
+
+# --- webhook endpoints ------------------------------------------------------------------------------
+
+_ENDPOINT_FIELDS = {"url": "webhook_url", "description": "name", "eventTypes": "event_types"}
+
+
+def _webhook_endpoint_fields(data: Any, *, partial: bool) -> dict[str, Any]:
+    """Lago's `webhook_endpoint` → the arguments of our endpoint services. Only `signature_algo: hmac` is
+    signed (the default here; Lago's `jwt` needs its installation key pair and is refused)."""
+    if not isinstance(data, dict):
+        raise LagoInvalid({"webhook_endpoint": ["invalid_value"]})
+    errors: dict[str, list[str]] = {}
+    fields: dict[str, Any] = {}
+    url = data.get("webhook_url")
+    if url is None:
+        if not partial:
+            errors["webhook_url"] = ["value_is_mandatory"]
+    elif not isinstance(url, str) or not url.strip():
+        errors["webhook_url"] = ["url_is_invalid"]
+    else:
+        fields["url"] = url.strip()
+    algo = data.get("signature_algo")
+    if algo is not None and algo != SIGNATURE_ALGO:
+        errors["signature_algo"] = ["not_supported" if algo == "jwt" else "value_is_invalid"]
+    name = data.get("name")
+    if name is not None:
+        if not isinstance(name, str) or len(name) > 200:
+            errors["name"] = ["value_is_invalid"]
+        else:
+            fields["description"] = name
+    types = data.get("event_types")
+    if types is not None:
+        if not isinstance(types, list) or not all(
+            isinstance(t, str) and t in LAGO_EVENT_TYPES for t in types
+        ):
+            errors["event_types"] = ["value_is_invalid"]
+        else:
+            fields["event_types"] = our_event_types(types)
+    if errors:
+        raise LagoInvalid(errors)
+    return fields
+
+
+def _endpoint_invalid(exc: ValidationFailed) -> LagoInvalid:
+    details: dict[str, list[str]] = {}
+    for e in exc.errors or [{"name": exc.field or "base", "reason": exc.detail}]:
+        name = _ENDPOINT_FIELDS.get(e["name"], e["name"])
+        details.setdefault(name, []).append("url_is_invalid" if name == "webhook_url" else "value_is_invalid")
+    return LagoInvalid(details)
+
+
+def webhook_endpoint_get(*, organization: Organization, lago_id: str) -> WebhookEndpoint:
+    """One of the organization's Lago-format endpoints (the others are not Lago's to see)."""
+    endpoint = WebhookEndpoint.objects.filter(
+        organization=organization, id=lago_id.upper(), format=LAGO_FORMAT
+    ).first()
+    if endpoint is None:
+        raise NotFound("webhook_endpoint_not_found")
+    return endpoint
+
+
+def webhook_endpoint_create(*, organization: Organization, data: Any, actor: Actor = None) -> WebhookEndpoint:
+    fields = _webhook_endpoint_fields(data, partial=False)
+    try:
+        return invoicing_webhooks.webhook_endpoint_create(
+            organization=organization,
+            url=fields["url"],
+            event_types=fields.get("event_types"),
+            description=fields.get("description", ""),
+            format=LAGO_FORMAT,
+            actor=actor,
+        )
+    except ValidationFailed as exc:
+        raise _endpoint_invalid(exc) from None
+
+
+def webhook_endpoint_update(
+    *, organization: Organization, lago_id: str, data: Any, actor: Actor = None
+) -> WebhookEndpoint:
+    endpoint = webhook_endpoint_get(organization=organization, lago_id=lago_id)
+    fields = _webhook_endpoint_fields(data, partial=True)
+    try:
+        return invoicing_webhooks.webhook_endpoint_update(
+            organization=organization,
+            endpoint_id=endpoint.id,
+            url=fields.get("url"),
+            event_types=fields.get("event_types"),
+            description=fields.get("description"),
+            actor=actor,
+        )
+    except ValidationFailed as exc:
+        raise _endpoint_invalid(exc) from None
+
+
+def webhook_endpoint_delete(
+    *, organization: Organization, lago_id: str, actor: Actor = None
+) -> WebhookEndpoint:
+    endpoint = webhook_endpoint_get(organization=organization, lago_id=lago_id)
+    invoicing_webhooks.webhook_endpoint_delete(
+        organization=organization, endpoint_id=endpoint.id, actor=actor
+    )
+    return endpoint

@@ -49,6 +49,12 @@ urlpatterns: list = [
         name="lago_wallet_transaction_list",
     ),
     path(f"{V1}/wallet_transactions", api.WalletTransactionsView.as_view(), name="lago_wallet_transactions"),
+    path(f"{V1}/webhook_endpoints", api.WebhookEndpointsView.as_view(), name="lago_webhook_endpoints"),
+    path(
+        f"{V1}/webhook_endpoints/<str:lago_id>",
+        api.WebhookEndpointView.as_view(),
+        name="lago_webhook_endpoint",
+    ),
     path("lago/files/invoices/<str:token>", api.invoice_file, name="lago_invoice_file"),
     re_path(r"^lago/(?P<path>.*)$", api.not_found_view, name="lago_not_found"),
 ]
