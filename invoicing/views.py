@@ -574,7 +574,30 @@ def customer_credit_void(request: ConsoleRequest, customer_id: str, credit_id: s
     return response
 
 
+@require_POST
+@console_view(min_role=Role.ADMIN)
+def customer_invoice_now(request: ConsoleRequest, customer_id: str) -> HttpResponse:
+    """On-demand invoice: bill now what is due and not billed yet, with the usage of the open periods so
+    far (the period-end invoice then bills only the rest); issued at once, one per currency."""
+    org = request.organization
+    customer = _customer(org, customer_id)
+    try:
+        issued = services.invoice_on_demand_create(organization=org, customer=customer, actor=request.user)
+    except DomainError as exc:
+        return _section(request, "billing", {**_billing_context(org, customer), "invoice_error": exc.detail})
+    numbers = ", ".join(i.number for i in issued)
+    context = {**_billing_context(org, customer), "invoice_done": f"Issued {numbers}."}
+    response = _section(request, "billing", context)
+    response["HX-Trigger"] = "credits-changed"  # the upcoming invoice reloads
+    return response
+
+
 customer_urlpatterns = [
+    path(
+        "console/customers/<str:customer_id>/invoice-now",
+        customer_invoice_now,
+        name="invoicing_console_customer_invoice_now",
+    ),
     path(
         "console/customers/<str:customer_id>/upcoming/",
         customer_upcoming,

@@ -284,3 +284,20 @@ def test_create_customer_through_the_form(tenant_a, tenant_b):
     assert (customer.primary_email, customer.currency) == ("ap@initech.test", "EUR")
     assert sorted(customer.subjects.values_list("subject_key", flat=True)) == ["i-1", "i-2"]
     assert not Customer.objects.filter(organization=tenant_b.org, key="initech").exists()
+
+
+def test_invoice_now_bills_what_is_due_so_far(tenant_a, hub):
+    acme, other = hub
+    client = login(tenant_a)
+    r = client.post(f"/console/customers/{acme.id}/invoice-now", **HTMX)
+    html = r.content.decode()
+    invoice = Invoice.objects.get(organization=tenant_a.org, customer=acme, kind="on_demand")
+    # due now: the setup fee, November's base fee and the tokens so far (December's fee is due on Dec 1)
+    assert invoice.status == "issued" and invoice.total == Decimal("132.50")
+    assert r["HX-Trigger"] == "credits-changed" and f"Issued {invoice.number}." in html
+    assert f'id="invoice-{invoice.id}"' in html
+    r = client.post(f"/console/customers/{acme.id}/invoice-now", **HTMX)
+    assert 'id="invoice-now-error"' in r.content.decode()  # nothing more is due
+    assert Invoice.objects.filter(customer=acme, kind="on_demand").count() == 1
+    assert client.post(f"/console/customers/{other.id}/invoice-now").status_code == 404
+    assert not Invoice.objects.filter(customer=other).exists()
