@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from core import services
 from core.api import IdCursorPagination, TenantAPIView, paginate
 from core.models import ApiKey, AuditLog, Scope
+from core.pagination import CURSOR_PARAMETERS, cursor_page_of
 
 
 class OrganizationView(TenantAPIView):
@@ -48,7 +49,9 @@ class ApiKeyListCreateView(TenantAPIView):
         scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.values), allow_empty=False)
         expiresAt = serializers.DateTimeField(required=False, allow_null=True)
 
-    @extend_schema(responses=ApiKeyOutput(many=True), operation_id="listApiKeys")
+    @extend_schema(
+        responses=cursor_page_of(ApiKeyOutput), parameters=CURSOR_PARAMETERS, operation_id="listApiKeys"
+    )
     def get(self, request: Request) -> Response:
         return paginate(self, request, self.get_queryset(), ApiKeyOutput)
 
@@ -111,6 +114,14 @@ class AuditLogView(TenantAPIView):
             qs = qs.filter(object_id=params["objectId"])
         return qs
 
-    @extend_schema(responses=Output(many=True), operation_id="listAuditLog")
+    @extend_schema(
+        responses=cursor_page_of(Output),
+        parameters=[
+            OpenApiParameter("objectType", str),
+            OpenApiParameter("objectId", str),
+            *CURSOR_PARAMETERS,
+        ],
+        operation_id="listAuditLog",
+    )
     def get(self, request: Request) -> Response:
         return paginate(self, request, self.get_queryset(), self.Output, self.Pagination)
