@@ -11,25 +11,33 @@ import binascii
 import csv
 import io
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import exceptions, renderers, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core import limits
 from core.api import TenantAPIView
+from core.api import iso as core_iso
 from core.auth import ApiKeyAuthentication, CachedBearerAuthentication, api_key_lookup_cached
 from core.errors import PayloadTooLarge, ValidationFailed
 from metering import selectors, services
 from metering.adapters.kong import KongBatch, kong_map, kong_parse
 from metering.ingest import dumps, parse_time, validate_body
-from metering.models import Meter
+from metering.models import Aggregation, Meter
 
 INGEST_CONTENT_TYPES = (
     "application/cloudevents+json",
@@ -39,10 +47,7 @@ INGEST_CONTENT_TYPES = (
 )
 
 
-def iso(dt: datetime | None) -> str | None:
-    if dt is None:
-        return None
-    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+iso = core_iso
 
 
 def meter_json(m: Meter) -> dict[str, Any]:
@@ -60,6 +65,172 @@ def meter_json(m: Meter) -> dict[str, Any]:
         "updatedAt": iso(m.updated_at),
         "deletedAt": iso(m.deleted_at),
     }
+
+
+# --- serializers: what the wire carries (OpenMeter's shapes) ----------------------------------------
+class CloudEventSerializer(serializers.Serializer):
+    """A CloudEvents 1.0 event, as OpenMeter ingests it. Validated by metering.ingest (every bad field
+    named as events[i].field); `time` defaults to now, `data` is any JSON."""
+
+    id = serializers.CharField(help_text="Deduplicated per (source, id): a resent event counts once.")
+    source = serializers.CharField()  # type: ignore[assignment]
+    specversion = serializers.CharField(help_text='"1.0"')
+    type = serializers.CharField(help_text="Matched by meters' eventType.")
+    subject = serializers.CharField(help_text="The customer's subject key.")
+    time = serializers.DateTimeField(required=False, allow_null=True)
+    datacontenttype = serializers.CharField(required=False, allow_null=True)
+    dataschema = serializers.CharField(required=False, allow_null=True)
+    data = serializers.JSONField(required=False, allow_null=True)  # type: ignore[assignment]
+
+
+@extend_schema_field(CloudEventSerializer)
+class CloudEventField(serializers.JSONField):
+    """A stored event, rendered as stored (its time in RFC 3339)."""
+
+
+class IngestedEventOutput(serializers.Serializer):
+    event = CloudEventField()
+    ingestedAt = serializers.DateTimeField()
+    storedAt = serializers.DateTimeField(allow_null=True)
+    validationError = serializers.CharField(
+        required=False, help_text="Why the event does not count (only on refused events)."
+    )
+
+
+# One media type in the schema: `application/json` takes an event or an array. The same bodies are taken as
+# application/cloudevents+json and application/cloudevents-batch+json (the SDK sends those); listing them as
+# separate media types makes generated clients pick the media type by isinstance on a list type, which fails.
+INGEST_BODY = {
+    "application/json": PolymorphicProxySerializer(
+        component_name="CloudEventOrBatch",
+        serializers=[CloudEventSerializer, CloudEventSerializer(many=True)],
+        resource_type_field_name=None,
+        many=False,
+    ),
+}
+INGEST_MEDIA_TYPES = (
+    "Body: one CloudEvent or an array of them, sent as `application/json`, `application/cloudevents+json` "
+    "(one event) or `application/cloudevents-batch+json` (an array)."
+)
+
+
+class KongLogEntrySerializer(serializers.Serializer):
+    """One Kong http-log entry (the plugin's JSON); unknown fields are kept. See docs/kong.md."""
+
+    request = serializers.JSONField(required=False, help_text="id, method, uri, headers, size, ...")
+    response = serializers.JSONField(required=False, help_text="status, size, headers, ...")
+    consumer = serializers.JSONField(required=False, allow_null=True, help_text="id, username, custom_id")
+    route = serializers.JSONField(required=False, allow_null=True)
+    service = serializers.JSONField(required=False, allow_null=True)
+    latencies = serializers.JSONField(required=False)
+    started_at = serializers.IntegerField(required=False, help_text="Milliseconds since the epoch.")
+    ai = serializers.JSONField(required=False, help_text="AI proxy usage: tokens, model, provider.")
+
+
+class MeterOutput(serializers.Serializer):
+    id = serializers.CharField()
+    slug = serializers.CharField()
+    name = serializers.CharField(allow_blank=True)
+    description = serializers.CharField(allow_null=True)
+    eventType = serializers.CharField()
+    aggregation = serializers.ChoiceField(choices=Aggregation.choices)
+    valueProperty = serializers.CharField(allow_null=True, help_text="JSONPath into data, e.g. $.tokens.")
+    groupBy = serializers.DictField(child=serializers.CharField(), help_text="Dimension -> JSONPath.")
+    eventFrom = serializers.DateTimeField(allow_null=True)
+    createdAt = serializers.DateTimeField()
+    updatedAt = serializers.DateTimeField()
+    deletedAt = serializers.DateTimeField(allow_null=True)
+
+
+class MeterCreateInput(serializers.Serializer):
+    slug = serializers.CharField(help_text="Unique key (OpenMeter's `key` is accepted too).")
+    name = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    description = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    eventType = serializers.CharField()
+    aggregation = serializers.ChoiceField(choices=Aggregation.choices)
+    valueProperty = serializers.CharField(required=False, allow_null=True)
+    groupBy = serializers.DictField(child=serializers.CharField(), required=False, allow_null=True)
+    eventFrom = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class MeterUpdateInput(serializers.Serializer):
+    """name, description and new groupBy dimensions change; eventType, aggregation, valueProperty and slug
+    may be sent but must equal the meter's (history is never rewritten)."""
+
+    name = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    description = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    groupBy = serializers.DictField(child=serializers.CharField(), required=False, allow_null=True)
+    slug = serializers.CharField(required=False)
+    eventType = serializers.CharField(required=False)
+    aggregation = serializers.ChoiceField(choices=Aggregation.choices, required=False)
+    valueProperty = serializers.CharField(required=False, allow_null=True)
+
+
+WINDOW_SIZES = ["MINUTE", "HOUR", "DAY", "MONTH"]
+
+
+class MeterQueryRowOutput(serializers.Serializer):
+    value = serializers.FloatField()
+    windowStart = serializers.DateTimeField()
+    windowEnd = serializers.DateTimeField()
+    subject = serializers.CharField(allow_null=True)
+    customerId = serializers.CharField(allow_null=True)
+    groupBy = serializers.DictField(child=serializers.CharField(allow_null=True))
+
+
+class MeterQueryResultOutput(serializers.Serializer):
+    # `from` is a keyword: the field is declared under another name and renamed on the wire below.
+    from_ = serializers.DateTimeField(allow_null=True)
+    to = serializers.DateTimeField(allow_null=True)
+    windowSize = serializers.ChoiceField(choices=WINDOW_SIZES, allow_null=True)
+    data = MeterQueryRowOutput(many=True)  # type: ignore[assignment]
+
+
+MeterQueryResultOutput._declared_fields["from"] = MeterQueryResultOutput._declared_fields.pop("from_")
+
+
+class MeterQueryInput(serializers.Serializer):
+    from_ = serializers.DateTimeField(required=False, allow_null=True)
+    to = serializers.DateTimeField(required=False, allow_null=True)
+    windowSize = serializers.ChoiceField(choices=WINDOW_SIZES, required=False, allow_null=True)
+    windowTimeZone = serializers.CharField(
+        required=False, allow_null=True, help_text="IANA zone; default UTC."
+    )
+    subject = serializers.ListField(child=serializers.CharField(), required=False, allow_null=True)
+    filterCustomerId = serializers.ListField(child=serializers.CharField(), required=False, allow_null=True)
+    groupBy = serializers.ListField(child=serializers.CharField(), required=False, allow_null=True)
+    filterGroupBy = serializers.DictField(child=serializers.CharField(), required=False, allow_null=True)
+    advancedMeterGroupByFilters = serializers.DictField(
+        child=serializers.JSONField(), required=False, allow_null=True, help_text='{"model": {"$in": [...]}}'
+    )
+
+
+MeterQueryInput._declared_fields["from"] = MeterQueryInput._declared_fields.pop("from_")
+
+TIME_PARAMS = [
+    OpenApiParameter("from", OpenApiTypes.DATETIME, description="RFC 3339, inclusive."),
+    OpenApiParameter("to", OpenApiTypes.DATETIME, description="RFC 3339, exclusive."),
+]
+METER_QUERY_PARAMS = [
+    *TIME_PARAMS,
+    OpenApiParameter("windowSize", OpenApiTypes.STR, enum=WINDOW_SIZES),
+    OpenApiParameter("windowTimeZone", OpenApiTypes.STR, description="IANA zone; default UTC."),
+    OpenApiParameter("subject", OpenApiTypes.STR, many=True, explode=True),
+    OpenApiParameter("filterCustomerId", OpenApiTypes.STR, many=True, explode=True),
+    OpenApiParameter("groupBy", OpenApiTypes.STR, many=True, explode=True),
+    OpenApiParameter(
+        "filterGroupBy",
+        OpenApiTypes.OBJECT,
+        style="deepObject",
+        explode=True,
+        description="filterGroupBy[dimension]=value (deprecated by OpenMeter).",
+    ),
+    OpenApiParameter(
+        "advancedMeterGroupByFilters",
+        OpenApiTypes.STR,
+        description='A JSON object: {"model": {"$in": ["gpt-4o"]}} ($eq and $in).',
+    ),
+]
 
 
 # --- authentication for ingest ------------------------------------------------------------
@@ -145,7 +316,9 @@ class EventsView(_IngestBase):
 
     @extend_schema(
         operation_id="ingestEvents",
-        request={"application/cloudevents+json": dict},
+        description="OpenMeter's ingest: 204 with an empty body; a resent event (same source and id) is "
+        "accepted and counted once.\n\n" + INGEST_MEDIA_TYPES,
+        request=INGEST_BODY,
         responses={204: None, **INGEST_ERRORS},
     )
     def post(self, request: Request) -> HttpResponse:
@@ -154,14 +327,15 @@ class EventsView(_IngestBase):
 
     @extend_schema(
         operation_id="listEvents",
-        responses=dict,
+        responses=IngestedEventOutput(many=True),
         parameters=[
             OpenApiParameter("subject", str),
             OpenApiParameter("type", str),
             OpenApiParameter("id", str),
-            OpenApiParameter("from", str),
-            OpenApiParameter("to", str),
-            OpenApiParameter("limit", int),
+            *TIME_PARAMS,
+            OpenApiParameter("ingestedAtFrom", OpenApiTypes.DATETIME),
+            OpenApiParameter("ingestedAtTo", OpenApiTypes.DATETIME),
+            OpenApiParameter("limit", int, description="1 to 1000 (default 100)."),
             OpenApiParameter("hasError", bool),
         ],
     )
@@ -196,7 +370,7 @@ class EventsView(_IngestBase):
             if e.validation_error:
                 item["validationError"] = e.validation_error
             out.append(item)
-        return Response(out)
+        return Response(IngestedEventOutput(out, many=True).data)
 
 
 class EventsV3View(_IngestBase):
@@ -207,7 +381,9 @@ class EventsV3View(_IngestBase):
 
     @extend_schema(
         operation_id="ingestEventsV3",
-        request={"application/cloudevents+json": dict},
+        description="The path Kong's Metering & Billing plugin posts to: 202, unknown event properties "
+        "refused.\n\n" + INGEST_MEDIA_TYPES,
+        request=INGEST_BODY,
         responses={202: None, **INGEST_ERRORS},
     )
     def post(self, request: Request) -> HttpResponse:
@@ -249,7 +425,15 @@ class KongEventsView(TenantAPIView):
 
     @extend_schema(
         operation_id="ingestKongHttpLog",
-        request=dict,
+        request=PolymorphicProxySerializer(
+            component_name="KongLogBody",
+            serializers=[KongLogEntrySerializer, KongLogEntrySerializer(many=True)],
+            resource_type_field_name=None,
+            many=False,
+        ),
+        parameters=[
+            OpenApiParameter("subjectHeader", str, description="A request header to use as subject.")
+        ],
         responses={200: KongIngestOutput, **INGEST_ERRORS},
     )
     def post(self, request: Request) -> Response:
@@ -301,13 +485,17 @@ def _kong_inbox_body(batch: KongBatch) -> tuple[bytes | None, int]:
 class MeterListView(TenantAPIView):
     required_scopes = {"GET": "read", "POST": "admin"}
 
-    @extend_schema(operation_id="listMeters", responses=dict)
+    @extend_schema(
+        operation_id="listMeters",
+        responses=MeterOutput(many=True),
+        parameters=[OpenApiParameter("includeDeleted", bool)],
+    )
     def get(self, request: Request) -> Response:
         include_deleted = (request.query_params.get("includeDeleted") or "").lower() == "true"
         meters = selectors.meter_list(organization=self.organization, include_deleted=include_deleted)
-        return Response([meter_json(m) for m in meters])
+        return Response(MeterOutput([meter_json(m) for m in meters], many=True).data)
 
-    @extend_schema(operation_id="createMeter", request=dict, responses={201: dict})
+    @extend_schema(operation_id="createMeter", request=MeterCreateInput, responses={201: MeterOutput})
     def post(self, request: Request) -> Response:
         d = _body_object(request)
         event_from = None
@@ -329,19 +517,18 @@ class MeterListView(TenantAPIView):
             event_from=event_from,
             actor=self.actor,
         )
-        return Response(meter_json(meter), status=status.HTTP_201_CREATED)
+        return Response(MeterOutput(meter_json(meter)).data, status=status.HTTP_201_CREATED)
 
 
 class MeterDetailView(TenantAPIView):
     required_scopes = {"GET": "read", "PUT": "admin", "DELETE": "admin"}
 
-    @extend_schema(operation_id="getMeter", responses=dict)
+    @extend_schema(operation_id="getMeter", responses=MeterOutput)
     def get(self, request: Request, id_or_slug: str) -> Response:
-        return Response(
-            meter_json(selectors.meter_get(organization=self.organization, id_or_slug=id_or_slug))
-        )
+        meter = selectors.meter_get(organization=self.organization, id_or_slug=id_or_slug)
+        return Response(MeterOutput(meter_json(meter)).data)
 
-    @extend_schema(operation_id="updateMeter", request=dict, responses=dict)
+    @extend_schema(operation_id="updateMeter", request=MeterUpdateInput, responses=MeterOutput)
     def put(self, request: Request, id_or_slug: str) -> Response:
         d = _body_object(request)
         meter = selectors.meter_get(organization=self.organization, id_or_slug=id_or_slug)
@@ -366,7 +553,7 @@ class MeterDetailView(TenantAPIView):
             group_by=d.get("groupBy"),
             actor=self.actor,
         )
-        return Response(meter_json(meter))
+        return Response(MeterOutput(meter_json(meter)).data)
 
     @extend_schema(operation_id="deleteMeter", responses={204: None})
     def delete(self, request: Request, id_or_slug: str) -> Response:
@@ -479,7 +666,14 @@ class MeterQueryView(TenantAPIView):
     required_scope = "read"
     renderer_classes = [renderers.JSONRenderer, CSVRenderer]
 
-    @extend_schema(operation_id="queryMeter", responses=dict)
+    @extend_schema(
+        operation_id="queryMeter",
+        parameters=METER_QUERY_PARAMS,
+        responses={
+            (200, "application/json"): MeterQueryResultOutput,
+            (200, "text/csv"): OpenApiTypes.STR,
+        },
+    )
     def get(self, request: Request, id_or_slug: str) -> Response:
         q = request.query_params
         return self.answer(
@@ -497,7 +691,14 @@ class MeterQueryView(TenantAPIView):
             },
         )
 
-    @extend_schema(operation_id="queryMeterPost", request=dict, responses=dict)
+    @extend_schema(
+        operation_id="queryMeterPost",
+        request=MeterQueryInput,
+        responses={
+            (200, "application/json"): MeterQueryResultOutput,
+            (200, "text/csv"): OpenApiTypes.STR,
+        },
+    )
     def post(self, request: Request, id_or_slug: str) -> Response:
         d = _body_object(request)
 
@@ -563,29 +764,35 @@ class MeterQueryView(TenantAPIView):
                 )
             return Response(buf.getvalue(), content_type="text/csv; charset=utf-8")
         return Response(
-            {
-                "from": iso(p["from"]),
-                "to": iso(p["to"]),
-                "windowSize": p["windowSize"],
-                "data": [
-                    {
-                        "value": r.value,
-                        "windowStart": iso(r.window_start),
-                        "windowEnd": iso(r.window_end),
-                        "subject": r.subject,
-                        "customerId": r.customer_id,
-                        "groupBy": r.group_by,
-                    }
-                    for r in rows
-                ],
-            }
+            MeterQueryResultOutput(
+                {
+                    "from": iso(p["from"]),
+                    "to": iso(p["to"]),
+                    "windowSize": p["windowSize"],
+                    "data": [
+                        {
+                            "value": r.value,
+                            "windowStart": iso(r.window_start),
+                            "windowEnd": iso(r.window_end),
+                            "subject": r.subject,
+                            "customerId": r.customer_id,
+                            "groupBy": r.group_by,
+                        }
+                        for r in rows
+                    ],
+                }
+            ).data
         )
 
 
 class MeterSubjectsView(TenantAPIView):
     required_scope = "read"
 
-    @extend_schema(operation_id="listMeterSubjects", responses=dict)
+    @extend_schema(
+        operation_id="listMeterSubjects",
+        responses={200: {"type": "array", "items": {"type": "string"}}},
+        parameters=TIME_PARAMS,
+    )
     def get(self, request: Request, id_or_slug: str) -> Response:
         meter = selectors.meter_get(organization=self.organization, id_or_slug=id_or_slug)
         q = request.query_params
@@ -602,7 +809,9 @@ class MeterSubjectsView(TenantAPIView):
 class MeterGroupValuesView(TenantAPIView):
     required_scope = "read"
 
-    @extend_schema(operation_id="listMeterGroupByValues", responses=dict)
+    @extend_schema(
+        operation_id="listMeterGroupByValues", responses={200: {"type": "array", "items": {"type": "string"}}}
+    )
     def get(self, request: Request, id_or_slug: str, key: str) -> Response:
         meter = selectors.meter_get(organization=self.organization, id_or_slug=id_or_slug)
         return Response(selectors.meter_group_values(organization=self.organization, meter=meter, key=key))
