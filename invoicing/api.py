@@ -14,15 +14,24 @@ from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from billing.api import page_params, paged
 from billing.selectors import customer_get
 from core.api import TenantAPIView, paginate
 from core.errors import DomainError, NotFound, ValidationFailed, domain_error_body
+from core.pagination import (
+    CURSOR_PARAMETERS,
+    PAGE_PARAMETERS,
+    cursor_page_of,
+    items_of,
+    page_of,
+    page_params,
+    paged,
+)
 from invoicing import credits, runs, selectors, services, tasks, webhooks
 from invoicing.models import (
     CustomerCredit,
@@ -107,11 +116,29 @@ class InvoiceWithLinesOutput(InvoiceOutput):
         return list(LineOutput(obj.lines.all(), many=True).data)
 
 
+class InvoiceListItemOutput(InvoiceOutput):
+    """An invoice in a list (the schema of both renderings): `lines` only with `expand=lines`."""
+
+    lines = LineOutput(many=True, required=False)
+
+
 class InvoiceListView(TenantAPIView):
     model = Invoice
     required_scope = "read"
 
-    @extend_schema(responses=InvoiceOutput(many=True), operation_id="listInvoices")
+    @extend_schema(
+        responses=page_of(InvoiceListItemOutput),
+        parameters=[
+            OpenApiParameter("statuses", str, many=True, description="Comma-separated or repeated."),
+            OpenApiParameter("customerId", str),
+            OpenApiParameter("periodFrom", OpenApiTypes.DATETIME),
+            OpenApiParameter("periodTo", OpenApiTypes.DATETIME),
+            OpenApiParameter("expand", str, description="`lines` adds each invoice's lines."),
+            *PAGE_PARAMETERS,
+        ],
+        description="Invoices, newest first; `lines` only with `expand=lines`.",
+        operation_id="listInvoices",
+    )
     def get(self, request: Request) -> Response:
         qp = request.query_params
         statuses = [s for raw in qp.getlist("statuses") + qp.getlist("status") for s in raw.split(",") if s]
@@ -146,7 +173,9 @@ class InvoiceOnDemandView(TenantAPIView):
         customerId = serializers.CharField()
 
     @extend_schema(
-        request=Input, responses=InvoiceWithLinesOutput(many=True), operation_id="invoicePendingLinesAction"
+        request=Input,
+        responses={201: InvoiceWithLinesOutput(many=True)},
+        operation_id="invoicePendingLinesAction",
     )
     def post(self, request: Request) -> Response:
         data = self.Input(data=request.data)
@@ -185,18 +214,22 @@ class _InvoiceAction(TenantAPIView):
         )
 
 
+@extend_schema_view(post=extend_schema(operation_id="advanceInvoice"))
 class InvoiceAdvanceView(_InvoiceAction):
     service = staticmethod(services.invoice_advance)
 
 
+@extend_schema_view(post=extend_schema(operation_id="approveInvoice"))
 class InvoiceApproveView(_InvoiceAction):
     service = staticmethod(services.invoice_approve)
 
 
+@extend_schema_view(post=extend_schema(operation_id="voidInvoice"))
 class InvoiceVoidView(_InvoiceAction):
     service = staticmethod(services.invoice_void)
 
 
+@extend_schema_view(post=extend_schema(operation_id="retryInvoiceSync"))
 class InvoiceRetryView(_InvoiceAction):
     service = staticmethod(services.invoice_retry_sync)
 
@@ -354,7 +387,11 @@ class TaxRateListView(TenantAPIView):
 
     Input = _TaxRateInput
 
-    @extend_schema(responses=TaxRateOutput(many=True), operation_id="listTaxRates")
+    @extend_schema(
+        responses=items_of(TaxRateOutput),
+        parameters=[OpenApiParameter("includeArchived", bool)],
+        operation_id="listTaxRates",
+    )
     def get(self, request: Request) -> Response:
         include = request.query_params.get("includeArchived", "") in ("1", "true")
         qs = selectors.tax_rate_list(organization=self.organization, include_archived=include)
@@ -495,7 +532,11 @@ class EndpointListView(TenantAPIView):
         eventTypes = serializers.ListField(child=serializers.CharField(), required=False, default=list)
         format = serializers.CharField(max_length=32, required=False, default="standard")
 
-    @extend_schema(responses=EndpointOutput(many=True), operation_id="listNotificationEndpoints")
+    @extend_schema(
+        responses=cursor_page_of(EndpointOutput),
+        parameters=CURSOR_PARAMETERS,
+        operation_id="listNotificationEndpoints",
+    )
     def get(self, request: Request) -> Response:
         return paginate(self, request, self.get_queryset(), EndpointOutput)
 
@@ -574,7 +615,11 @@ class EndpointDeliveriesView(TenantAPIView):
     model = WebhookDelivery
     required_scope = "read"
 
-    @extend_schema(responses=DeliveryOutput(many=True), operation_id="listNotificationEndpointDeliveries")
+    @extend_schema(
+        responses=cursor_page_of(DeliveryOutput),
+        parameters=CURSOR_PARAMETERS,
+        operation_id="listNotificationEndpointDeliveries",
+    )
     def get(self, request: Request, endpoint_id: str) -> Response:
         endpoint = selectors.webhook_endpoint_get(organization=self.organization, endpoint_id=endpoint_id)
         qs = self.get_queryset().filter(endpoint_id=endpoint.id).select_related("message")
@@ -638,7 +683,11 @@ class CreditListView(TenantAPIView):
                 raise serializers.ValidationError('Send the amount as a decimal string, e.g. "25.00".')
             return value
 
-    @extend_schema(responses=CreditOutput(many=True), operation_id="listCustomerCredits")
+    @extend_schema(
+        responses=page_of(CreditOutput),
+        parameters=[OpenApiParameter("status", str, many=True), *PAGE_PARAMETERS],
+        operation_id="listCustomerCredits",
+    )
     def get(self, request: Request, customer: str) -> Response:
         cust = customer_get(organization=self.organization, id_or_key=customer)
         statuses = [s for raw in request.query_params.getlist("status") for s in raw.split(",") if s]
@@ -778,7 +827,7 @@ class InvoiceRunListView(TenantAPIView):
     class Input(serializers.Serializer):
         customerId = serializers.CharField(required=False, allow_blank=True)
 
-    @extend_schema(responses=RunOutput(many=True), operation_id="listInvoiceRuns")
+    @extend_schema(responses=page_of(RunOutput), parameters=PAGE_PARAMETERS, operation_id="listInvoiceRuns")
     def get(self, request: Request) -> Response:
         page, size = page_params(request)
         qs = selectors.invoice_run_list(organization=self.organization)
@@ -811,7 +860,11 @@ class InvoiceRunDetailView(TenantAPIView):
 
     required_scope = "read"
 
-    @extend_schema(responses=RunDetailOutput, operation_id="getInvoiceRun")
+    @extend_schema(
+        responses=RunDetailOutput,
+        parameters=[OpenApiParameter("status", str, many=True), *PAGE_PARAMETERS],
+        operation_id="getInvoiceRun",
+    )
     def get(self, request: Request, run_id: str) -> Response:
         run = selectors.invoice_run_list(organization=self.organization).filter(id=run_id).first()
         if run is None:
@@ -872,7 +925,7 @@ class UpcomingInvoiceView(TenantAPIView):
 
     required_scope = "read"
 
-    @extend_schema(responses=UpcomingInvoiceOutput(many=True), operation_id="getUpcomingInvoice")
+    @extend_schema(responses=items_of(UpcomingInvoiceOutput), operation_id="getUpcomingInvoice")
     def get(self, request: Request, customer: str) -> Response:
         cust = customer_get(organization=self.organization, id_or_key=customer)
         upcoming = services.invoice_upcoming(organization=self.organization, customer=cust)
