@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,31 +13,7 @@ from rest_framework.response import Response
 from billing import selectors, services
 from billing.models import Customer
 from core.api import TenantAPIView
-from core.errors import ValidationFailed
-
-MAX_PAGE_SIZE = 1000
-
-
-def page_params(request: Request, default_size: int = 100) -> tuple[int, int]:
-    def as_int(name: str, default: int, minimum: int, maximum: int) -> int:
-        raw = request.query_params.get(name)
-        if raw in (None, ""):
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ValidationFailed(f"{name} must be an integer.", field=name) from None
-        if not minimum <= value <= maximum:
-            raise ValidationFailed(f"{name} must be between {minimum} and {maximum}.", field=name)
-        return value
-
-    return as_int("page", 1, 1, 10**9), as_int("pageSize", default_size, 1, MAX_PAGE_SIZE)
-
-
-def paged(qs: QuerySet | list, page: int, page_size: int, serialize: Any) -> dict[str, Any]:
-    total = len(qs) if isinstance(qs, list) else qs.count()
-    items = list(qs[(page - 1) * page_size : page * page_size])
-    return {"totalCount": total, "page": page, "pageSize": page_size, "items": serialize(items)}
+from core.pagination import PAGE_PARAMETERS, page_of, page_params, paged
 
 
 class AddressSerializer(serializers.Serializer):
@@ -138,7 +113,20 @@ class CustomerListCreateView(TenantAPIView):
     required_scopes = {"GET": "read", "POST": "admin"}
     model = Customer
 
-    @extend_schema(responses=CustomerOutput(many=True), operation_id="listCustomers")
+    @extend_schema(
+        responses=page_of(CustomerOutput),
+        parameters=[
+            OpenApiParameter("search", str, description="Matches key, name, email or a subject."),
+            OpenApiParameter("key", str),
+            OpenApiParameter("name", str),
+            OpenApiParameter("primaryEmail", str),
+            OpenApiParameter("subject", str),
+            OpenApiParameter("includeDeleted", bool),
+            OpenApiParameter("orderBy", str, description="name (default), id, key or createdAt."),
+            *PAGE_PARAMETERS,
+        ],
+        operation_id="listCustomers",
+    )
     def get(self, request: Request) -> Response:
         page, page_size = page_params(request)
         p = request.query_params

@@ -8,26 +8,164 @@ from decimal import Decimal
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing import selectors, services
-from billing.api import page_params, paged
 from billing.entitlements import _num
 from billing.models import Customer, Entitlement, EntitlementType, Grant, NotificationEvent, NotificationRule
 from billing.periods import period_at
 from core import limits
-from core.api import ScheduleDateTimeField, TenantAPIView
+from core.api import ScheduleDateTimeField, TenantAPIView, iso
 from core.auth import CachedBearerAuthentication
 from core.errors import NotFound, ValidationFailed
+from core.pagination import PAGE_PARAMETERS, page_of, page_params, paged
 
 _NAMED = {"P1D": "DAY", "P1W": "WEEK", "P1M": "MONTH", "P1Y": "YEAR"}
 
 
-def _dt(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+_dt = iso
+
+
+# --- serializers: OpenMeter's shapes ----------------------------------------------------------------
+@extend_schema_field(OpenApiTypes.NUMBER)
+class NumberField(serializers.JSONField):
+    """A JSON number rendered as computed (OpenMeter sends balances as numbers, integral ones as ints)."""
+
+
+class UsagePeriodOutput(serializers.Serializer):
+    interval = serializers.CharField(help_text="DAY, WEEK, MONTH, YEAR or an ISO 8601 duration.")
+    anchor = serializers.DateTimeField(allow_null=True)
+
+
+class FromToOutput(serializers.Serializer):
+    from_ = serializers.DateTimeField()
+    to = serializers.DateTimeField()
+
+
+FromToOutput._declared_fields["from"] = FromToOutput._declared_fields.pop("from_")
+
+
+class IssueOutput(serializers.Serializer):
+    amount = NumberField()
+    priority = serializers.IntegerField()
+
+
+class EntitlementOutput(serializers.Serializer):
+    """An entitlement (OpenMeter's EntitlementV2): the metered fields only on `metered`, `config` only on
+    `static`."""
+
+    id = serializers.CharField()
+    type = serializers.ChoiceField(choices=EntitlementType.values)
+    featureId = serializers.CharField()
+    featureKey = serializers.CharField()
+    customerId = serializers.CharField()
+    customerKey = serializers.CharField(allow_null=True)
+    subscriptionId = serializers.CharField(allow_null=True)
+    metadata = serializers.DictField(child=serializers.CharField(allow_blank=True))
+    activeFrom = serializers.DateTimeField(allow_null=True)
+    activeTo = serializers.DateTimeField(allow_null=True)
+    createdAt = serializers.DateTimeField()
+    updatedAt = serializers.DateTimeField()
+    deletedAt = serializers.DateTimeField(allow_null=True)
+    config = serializers.CharField(required=False, allow_null=True, help_text="static: a JSON document.")
+    isSoftLimit = serializers.BooleanField(required=False)
+    preserveOverageAtReset = serializers.BooleanField(required=False)
+    issueAfterReset = NumberField(required=False, allow_null=True)
+    issueAfterResetPriority = serializers.IntegerField(required=False, allow_null=True)
+    usagePeriod = UsagePeriodOutput(required=False)
+    currentUsagePeriod = FromToOutput(required=False)
+    measureUsageFrom = serializers.DateTimeField(required=False, allow_null=True)
+    lastReset = serializers.DateTimeField(required=False, allow_null=True)
+    issue = IssueOutput(required=False)
+
+
+class ExpirationOutput(serializers.Serializer):
+    duration = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class GrantOutput(serializers.Serializer):
+    id = serializers.CharField()
+    entitlementId = serializers.CharField()
+    amount = NumberField()
+    priority = serializers.IntegerField()
+    effectiveAt = serializers.DateTimeField()
+    expiresAt = serializers.DateTimeField(allow_null=True)
+    voidedAt = serializers.DateTimeField(allow_null=True)
+    minRolloverAmount = NumberField(allow_null=True)
+    maxRolloverAmount = NumberField(allow_null=True)
+    metadata = serializers.DictField(child=serializers.CharField(allow_blank=True))
+    createdAt = serializers.DateTimeField()
+    updatedAt = serializers.DateTimeField()
+    deletedAt = serializers.DateTimeField(allow_null=True)
+    expiration = ExpirationOutput(required=False)
+    recurrence = UsagePeriodOutput(required=False)
+
+
+class EntitlementValueOutput(serializers.Serializer):
+    """OpenMeter's EntitlementValue (v1 and the SDK's `access` map): balances only on metered
+    entitlements, `config` only on static ones."""
+
+    hasAccess = serializers.BooleanField()
+    balance = NumberField(required=False)
+    usage = NumberField(required=False)
+    overage = NumberField(required=False)
+    totalAvailableGrantAmount = NumberField(required=False)
+    config = serializers.CharField(required=False)
+
+
+class EntitlementValueV2Output(EntitlementValueOutput):
+    grantBalances = serializers.DictField(
+        child=NumberField(), required=False, help_text="Grant id -> what is left of it."
+    )
+
+
+class CustomerAccessOutput(serializers.Serializer):
+    entitlements = serializers.DictField(child=EntitlementValueOutput(), help_text="Feature key -> value.")
+
+
+class WindowedUsageOutput(FromToOutput):
+    usage = NumberField()
+
+
+class BurndownSegmentOutput(serializers.Serializer):
+    period = FromToOutput()
+    usage = NumberField()
+    overage = NumberField()
+    balanceAtEnd = NumberField()
+
+
+class EntitlementHistoryOutput(serializers.Serializer):
+    windowedHistory = WindowedUsageOutput(many=True)
+    burndownHistory = BurndownSegmentOutput(many=True)
+
+
+class NotificationEventOutput(serializers.Serializer):
+    id = serializers.CharField()
+    type = serializers.CharField()
+    createdAt = serializers.DateTimeField()
+    ruleId = serializers.CharField(allow_null=True)
+    payload = serializers.JSONField()
+
+
+class NotificationRuleOutput(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    type = serializers.CharField()
+    featureKey = serializers.CharField()
+    thresholds = serializers.ListField(child=serializers.DictField())
+    disabled = serializers.BooleanField()
+    createdAt = serializers.DateTimeField()
+
+
+INCLUDE_DELETED = OpenApiParameter("includeDeleted", bool)
+TIME_PARAM = OpenApiParameter(
+    "time", OpenApiTypes.DATETIME, description="The moment to evaluate (default now)."
+)
 
 
 def entitlement_out(ent: Entitlement, customer: Customer) -> dict[str, Any]:
@@ -103,6 +241,10 @@ def value_out(value: selectors.EntitlementValue, *, v2: bool) -> dict[str, Any]:
     if v2 and value.grant_balances is not None:
         out["grantBalances"] = {k: _num(v) for k, v in value.grant_balances.items()}
     return out
+
+
+def _entitlements(items: list[Entitlement], customer: Customer | None = None) -> Any:
+    return EntitlementOutput([entitlement_out(e, customer or e.customer) for e in items], many=True).data
 
 
 class PeriodInput(serializers.Serializer):
@@ -229,7 +371,11 @@ def _time_param(request: Request, name: str = "time") -> datetime | None:
 
 
 class CustomerEntitlementsView(_CustomerScoped):
-    @extend_schema(responses=dict, operation_id="listCustomerEntitlementsV2")
+    @extend_schema(
+        responses=page_of(EntitlementOutput),
+        parameters=[INCLUDE_DELETED, *PAGE_PARAMETERS],
+        operation_id="listCustomerEntitlementsV2",
+    )
     def get(self, request: Request, customer: str) -> Response:
         cust = self._customer(customer)
         page, page_size = page_params(request)
@@ -239,10 +385,12 @@ class CustomerEntitlementsView(_CustomerScoped):
             include_deleted=request.query_params.get("includeDeleted") == "true",
         )
         qs = qs.prefetch_related("resets")
-        return Response(paged(qs, page, page_size, lambda items: [entitlement_out(e, cust) for e in items]))
+        return Response(paged(qs, page, page_size, lambda items: _entitlements(items, cust)))
 
     @extend_schema(
-        request=EntitlementInput, responses={201: dict}, operation_id="createCustomerEntitlementV2"
+        request=EntitlementInput,
+        responses={201: EntitlementOutput},
+        operation_id="createCustomerEntitlementV2",
     )
     def post(self, request: Request, customer: str) -> Response:
         cust = self._customer(customer)
@@ -251,14 +399,14 @@ class CustomerEntitlementsView(_CustomerScoped):
         ent = services.entitlement_create(
             organization=self.organization, customer=cust, actor=self.actor, **data.kwargs()
         )
-        return Response(entitlement_out(ent, cust), status=status.HTTP_201_CREATED)
+        return Response(EntitlementOutput(entitlement_out(ent, cust)).data, status=status.HTTP_201_CREATED)
 
 
 class CustomerEntitlementDetailView(_CustomerScoped):
-    @extend_schema(responses=dict, operation_id="getCustomerEntitlementV2")
+    @extend_schema(responses=EntitlementOutput, operation_id="getCustomerEntitlementV2")
     def get(self, request: Request, customer: str, entitlement: str) -> Response:
         cust = self._customer(customer)
-        return Response(entitlement_out(self._entitlement(cust, entitlement), cust))
+        return Response(EntitlementOutput(entitlement_out(self._entitlement(cust, entitlement), cust)).data)
 
     @extend_schema(responses={204: None}, operation_id="deleteCustomerEntitlementV2")
     def delete(self, request: Request, customer: str, entitlement: str) -> Response:
@@ -271,7 +419,9 @@ class CustomerEntitlementDetailView(_CustomerScoped):
 
 class CustomerEntitlementOverrideView(_CustomerScoped):
     @extend_schema(
-        request=EntitlementInput, responses={201: dict}, operation_id="overrideCustomerEntitlementV2"
+        request=EntitlementInput,
+        responses={201: EntitlementOutput},
+        operation_id="overrideCustomerEntitlementV2",
     )
     def put(self, request: Request, customer: str, entitlement: str) -> Response:
         cust = self._customer(customer)
@@ -281,7 +431,7 @@ class CustomerEntitlementOverrideView(_CustomerScoped):
         new = services.entitlement_override(
             organization=self.organization, customer=cust, old=old, actor=self.actor, **data.kwargs()
         )
-        return Response(entitlement_out(new, cust), status=status.HTTP_201_CREATED)
+        return Response(EntitlementOutput(entitlement_out(new, cust)).data, status=status.HTTP_201_CREATED)
 
 
 class CustomerEntitlementValueView(_CustomerScoped):
@@ -293,7 +443,11 @@ class CustomerEntitlementValueView(_CustomerScoped):
 
     v2 = True
 
-    @extend_schema(responses=dict, operation_id="getCustomerEntitlementValue")
+    @extend_schema(
+        responses=EntitlementValueV2Output,
+        parameters=[TIME_PARAM],
+        operation_id="getCustomerEntitlementValueV2",
+    )
     def get(self, request: Request, customer: str, entitlement: str) -> Response:
         at = _time_param(request) or timezone.now()
         found = selectors.entitlement_value_lookup(
@@ -307,15 +461,31 @@ class CustomerEntitlementValueView(_CustomerScoped):
         value = selectors.entitlement_value(
             organization=self.organization, entitlement=ent, at=at, subjects=subjects, preloaded=preloaded
         )
-        return Response(value_out(value, v2=self.v2))
+        out = EntitlementValueV2Output if self.v2 else EntitlementValueOutput
+        return Response(out(value_out(value, v2=self.v2)).data)
 
 
 class CustomerEntitlementValueV1View(CustomerEntitlementValueView):
     v2 = False
 
+    @extend_schema(
+        responses=EntitlementValueOutput, parameters=[TIME_PARAM], operation_id="getCustomerEntitlementValue"
+    )
+    def get(self, request: Request, customer: str, entitlement: str) -> Response:
+        return super().get(request, customer, entitlement)
+
 
 class CustomerEntitlementHistoryView(_CustomerScoped):
-    @extend_schema(responses=dict, operation_id="getCustomerEntitlementHistoryV2")
+    @extend_schema(
+        responses=EntitlementHistoryOutput,
+        parameters=[
+            OpenApiParameter("from", OpenApiTypes.DATETIME),
+            OpenApiParameter("to", OpenApiTypes.DATETIME),
+            OpenApiParameter("windowSize", str, description="MINUTE, HOUR, DAY (default) or MONTH."),
+            OpenApiParameter("windowTimeZone", str, description="IANA zone; default UTC."),
+        ],
+        operation_id="getCustomerEntitlementHistoryV2",
+    )
     def get(self, request: Request, customer: str, entitlement: str) -> Response:
         cust = self._customer(customer)
         ent = self._entitlement(cust, entitlement)
@@ -333,7 +503,7 @@ class CustomerEntitlementHistoryView(_CustomerScoped):
             w["from"], w["to"] = _dt(w["from"]), _dt(w["to"])
         for b in body["burndownHistory"]:
             b["period"] = {"from": _dt(b["period"]["from"]), "to": _dt(b["period"]["to"])}
-        return Response(body)
+        return Response(EntitlementHistoryOutput(body).data)
 
 
 class CustomerEntitlementResetView(_CustomerScoped):
@@ -358,7 +528,11 @@ class CustomerEntitlementResetView(_CustomerScoped):
 
 
 class CustomerEntitlementGrantsView(_CustomerScoped):
-    @extend_schema(responses=dict, operation_id="listCustomerEntitlementGrantsV2")
+    @extend_schema(
+        responses=page_of(GrantOutput),
+        parameters=[INCLUDE_DELETED, *PAGE_PARAMETERS],
+        operation_id="listCustomerEntitlementGrantsV2",
+    )
     def get(self, request: Request, customer: str, entitlement: str) -> Response:
         cust = self._customer(customer)
         ent = self._entitlement(cust, entitlement)
@@ -368,9 +542,15 @@ class CustomerEntitlementGrantsView(_CustomerScoped):
             entitlement=ent,
             include_deleted=request.query_params.get("includeDeleted") == "true",
         )
-        return Response(paged(qs, page, page_size, lambda items: [grant_out(g) for g in items]))
+        return Response(
+            paged(
+                qs, page, page_size, lambda items: GrantOutput([grant_out(g) for g in items], many=True).data
+            )
+        )
 
-    @extend_schema(request=GrantInput, responses={201: dict}, operation_id="createCustomerEntitlementGrantV2")
+    @extend_schema(
+        request=GrantInput, responses={201: GrantOutput}, operation_id="createCustomerEntitlementGrantV2"
+    )
     def post(self, request: Request, customer: str, entitlement: str) -> Response:
         cust = self._customer(customer)
         ent = self._entitlement(cust, entitlement)
@@ -382,7 +562,7 @@ class CustomerEntitlementGrantsView(_CustomerScoped):
             actor=self.actor,
             **GrantInput.kwargs(data.validated_data),
         )
-        return Response(grant_out(grant), status=status.HTTP_201_CREATED)
+        return Response(GrantOutput(grant_out(grant)).data, status=status.HTTP_201_CREATED)
 
 
 class GrantVoidView(TenantAPIView):
@@ -398,18 +578,27 @@ class GrantVoidView(TenantAPIView):
 class CustomerAccessView(_CustomerScoped):
     authentication_classes = [CachedBearerAuthentication]
 
-    @extend_schema(responses=dict, operation_id="getCustomerAccess")
+    @extend_schema(responses=CustomerAccessOutput, operation_id="getCustomerAccess")
     def get(self, request: Request, customer: str) -> Response:
         cust = self._customer(customer)
         access = selectors.customer_access(organization=self.organization, customer=cust)
-        return Response({"entitlements": {k: value_out(v, v2=False) for k, v in access.items()}})
+        body = {"entitlements": {k: value_out(v, v2=False) for k, v in access.items()}}
+        return Response(CustomerAccessOutput(body).data)
 
 
 class NotificationEventListView(TenantAPIView):
     required_scope = "read"
     model = NotificationEvent
 
-    @extend_schema(responses=dict, operation_id="listNotificationEvents")
+    @extend_schema(
+        responses=page_of(NotificationEventOutput),
+        parameters=[
+            OpenApiParameter("type", str),
+            OpenApiParameter("from", OpenApiTypes.DATETIME),
+            *PAGE_PARAMETERS,
+        ],
+        operation_id="listNotificationEvents",
+    )
     def get(self, request: Request) -> Response:
         page, page_size = page_params(request)
         qs = self.get_queryset().order_by("-created_at", "-id")
@@ -423,16 +612,21 @@ class NotificationEventListView(TenantAPIView):
                 qs,
                 page,
                 page_size,
-                lambda items: [
-                    {
-                        "id": e.id,
-                        "type": e.type,
-                        "createdAt": _dt(e.created_at),
-                        "ruleId": e.rule_id,
-                        "payload": e.payload,
-                    }
-                    for e in items
-                ],
+                lambda items: (
+                    NotificationEventOutput(
+                        [
+                            {
+                                "id": e.id,
+                                "type": e.type,
+                                "createdAt": _dt(e.created_at),
+                                "ruleId": e.rule_id,
+                                "payload": e.payload,
+                            }
+                            for e in items
+                        ],
+                        many=True,
+                    ).data
+                ),
             )
         )
 
@@ -460,14 +654,25 @@ class NotificationRuleListCreateView(TenantAPIView):
             "createdAt": _dt(r.created_at),
         }
 
-    @extend_schema(responses=dict, operation_id="listNotificationRules")
+    @extend_schema(
+        responses=page_of(NotificationRuleOutput),
+        parameters=PAGE_PARAMETERS,
+        operation_id="listNotificationRules",
+    )
     def get(self, request: Request) -> Response:
         page, page_size = page_params(request)
         return Response(
-            paged(self.get_queryset(), page, page_size, lambda items: [self.out(r) for r in items])
+            paged(
+                self.get_queryset(),
+                page,
+                page_size,
+                lambda items: NotificationRuleOutput([self.out(r) for r in items], many=True).data,
+            )
         )
 
-    @extend_schema(request=Input, responses={201: dict}, operation_id="createNotificationRule")
+    @extend_schema(
+        request=Input, responses={201: NotificationRuleOutput}, operation_id="createNotificationRule"
+    )
     def post(self, request: Request) -> Response:
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
@@ -479,7 +684,7 @@ class NotificationRuleListCreateView(TenantAPIView):
             thresholds=v["thresholds"],
             actor=self.actor,
         )
-        return Response(self.out(rule), status=status.HTTP_201_CREATED)
+        return Response(NotificationRuleOutput(self.out(rule)).data, status=status.HTTP_201_CREATED)
 
 
 class EntitlementAdminListView(TenantAPIView):
@@ -488,7 +693,11 @@ class EntitlementAdminListView(TenantAPIView):
     required_scope = "read"
     model = Entitlement
 
-    @extend_schema(responses=dict, operation_id="listEntitlementsV2")
+    @extend_schema(
+        responses=page_of(EntitlementOutput),
+        parameters=[INCLUDE_DELETED, OpenApiParameter("featureKey", str), *PAGE_PARAMETERS],
+        operation_id="listEntitlementsV2",
+    )
     def get(self, request: Request) -> Response:
         page, page_size = page_params(request)
         qs = selectors.entitlement_list(
@@ -498,9 +707,7 @@ class EntitlementAdminListView(TenantAPIView):
         if request.query_params.get("featureKey"):
             qs = qs.filter(feature_key=request.query_params["featureKey"])
         qs = qs.prefetch_related("resets")
-        return Response(
-            paged(qs, page, page_size, lambda items: [entitlement_out(e, e.customer) for e in items])
-        )
+        return Response(paged(qs, page, page_size, lambda items: _entitlements(items)))
 
 
 class GrantAdminListView(TenantAPIView):
@@ -509,11 +716,19 @@ class GrantAdminListView(TenantAPIView):
     required_scope = "read"
     model = Grant
 
-    @extend_schema(responses=dict, operation_id="listGrantsV2")
+    @extend_schema(
+        responses=page_of(GrantOutput),
+        parameters=[INCLUDE_DELETED, *PAGE_PARAMETERS],
+        operation_id="listGrantsV2",
+    )
     def get(self, request: Request) -> Response:
         page, page_size = page_params(request)
         qs = selectors.grant_list(
             organization=self.organization,
             include_deleted=request.query_params.get("includeDeleted") == "true",
         )
-        return Response(paged(qs, page, page_size, lambda items: [grant_out(g) for g in items]))
+        return Response(
+            paged(
+                qs, page, page_size, lambda items: GrantOutput([grant_out(g) for g in items], many=True).data
+            )
+        )

@@ -5,21 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing import selectors, services
-from billing.api import page_params, paged
 from billing.models import Subscription, SubscriptionItem
+from catalog.api import EntitlementTemplateSerializer, PriceField
 from core import limits
-from core.api import ScheduleDateTimeField, TenantAPIView
+from core.api import ScheduleDateTimeField, TenantAPIView, iso
 from core.errors import ValidationFailed
+from core.pagination import PAGE_PARAMETERS, page_of, page_params, paged
 
-
-def _dt(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+_dt = iso
 
 
 def _item(item: SubscriptionItem) -> dict[str, Any]:
@@ -84,6 +83,100 @@ def subscription_out(sub: Subscription, *, expand: bool = True) -> dict[str, Any
     return out
 
 
+# --- serializers: what the wire carries -------------------------------------------------------------
+@extend_schema_field(EntitlementTemplateSerializer(allow_null=True))
+class EntitlementTemplateField(serializers.JSONField):
+    """The rate card's entitlement template, copied onto the item; rendered as stored."""
+
+
+class SubscriptionItemOutput(serializers.Serializer):
+    id = serializers.CharField()
+    key = serializers.CharField()
+    name = serializers.CharField()
+    featureKey = serializers.CharField(allow_null=True)
+    price = PriceField(allow_null=True)
+    paymentTerm = serializers.CharField(allow_null=True)
+    billingCadence = serializers.CharField(allow_null=True)
+    quantity = serializers.CharField(help_text="A decimal string.")
+    addonKey = serializers.CharField(allow_null=True)
+    entitlementTemplate = EntitlementTemplateField(allow_null=True)
+    activeFrom = serializers.DateTimeField()
+    activeTo = serializers.DateTimeField(allow_null=True)
+
+
+class SubscriptionPhaseOutput(serializers.Serializer):
+    id = serializers.CharField()
+    key = serializers.CharField()
+    name = serializers.CharField()
+    activeFrom = serializers.DateTimeField()
+    activeTo = serializers.DateTimeField(allow_null=True)
+    items = SubscriptionItemOutput(many=True)
+
+
+class AddonRefOutput(serializers.Serializer):
+    key = serializers.CharField()
+    version = serializers.IntegerField()
+
+
+class SubscriptionAddonOutput(serializers.Serializer):
+    id = serializers.CharField()
+    addon = AddonRefOutput()
+    name = serializers.CharField()
+    quantity = serializers.IntegerField()
+    activeFrom = serializers.DateTimeField()
+    activeTo = serializers.DateTimeField(allow_null=True)
+
+
+class SubscriptionPlanRefOutput(serializers.Serializer):
+    id = serializers.CharField(allow_null=True)
+    key = serializers.CharField()
+    version = serializers.IntegerField()
+
+
+class CurrentPeriodOutput(serializers.Serializer):
+    from_ = serializers.DateTimeField()
+    to = serializers.DateTimeField()
+
+
+CurrentPeriodOutput._declared_fields["from"] = CurrentPeriodOutput._declared_fields.pop("from_")
+
+
+class SubscriptionOutput(serializers.Serializer):
+    """A subscription; lists leave out `phases` and `addons` (get one to see them)."""
+
+    id = serializers.CharField()
+    customerId = serializers.CharField()
+    name = serializers.CharField()
+    plan = SubscriptionPlanRefOutput()
+    status = serializers.CharField(help_text="active, inactive, canceled or scheduled.")
+    currency = serializers.CharField()
+    billingCadence = serializers.CharField()
+    billingAnchor = serializers.DateTimeField()
+    activeFrom = serializers.DateTimeField()
+    activeTo = serializers.DateTimeField(allow_null=True)
+    currentPeriod = CurrentPeriodOutput()
+    previousSubscriptionId = serializers.CharField(allow_null=True)
+    createdAt = serializers.DateTimeField()
+    updatedAt = serializers.DateTimeField()
+    phases = SubscriptionPhaseOutput(many=True, required=False)
+    addons = SubscriptionAddonOutput(many=True, required=False)
+
+
+class SubscriptionChangeOutput(serializers.Serializer):
+    current = SubscriptionOutput(help_text="The subscription that ends.")
+    next = SubscriptionOutput(help_text="The subscription that follows it.")
+
+
+def _out(sub: Subscription, *, expand: bool = True) -> dict[str, Any]:
+    return dict(SubscriptionOutput(subscription_out(sub, expand=expand)).data)
+
+
+def _change_out(old: Subscription, new: Subscription) -> dict[str, Any]:
+    return dict(
+        SubscriptionChangeOutput({"current": subscription_out(old), "next": subscription_out(new)}).data
+    )
+
+
 class PlanRef(serializers.Serializer):
     key = serializers.CharField(max_length=256)
     version = serializers.IntegerField(
@@ -124,7 +217,15 @@ class SubscriptionListCreateView(TenantAPIView):
 
     Input = SubscriptionListCreateInput
 
-    @extend_schema(responses=dict, operation_id="listSubscriptions")
+    @extend_schema(
+        responses=page_of(SubscriptionOutput),
+        parameters=[
+            OpenApiParameter("customerId", str, description="A customer id or key."),
+            OpenApiParameter("status", str),
+            *PAGE_PARAMETERS,
+        ],
+        operation_id="listSubscriptions",
+    )
     def get(self, request: Request) -> Response:
         page, page_size = page_params(request)
         customer = None
@@ -137,11 +238,9 @@ class SubscriptionListCreateView(TenantAPIView):
         qs = selectors.subscription_list(
             organization=self.organization, customer=customer, status=request.query_params.get("status", "")
         )
-        return Response(
-            paged(qs, page, page_size, lambda items: [subscription_out(s, expand=False) for s in items])
-        )
+        return Response(paged(qs, page, page_size, lambda items: [_out(s, expand=False) for s in items]))
 
-    @extend_schema(request=Input, responses={201: dict}, operation_id="createSubscription")
+    @extend_schema(request=Input, responses={201: SubscriptionOutput}, operation_id="createSubscription")
     def post(self, request: Request) -> Response:
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
@@ -164,17 +263,17 @@ class SubscriptionListCreateView(TenantAPIView):
             starting_phase=v.get("startingPhase"),
             actor=self.actor,
         )
-        return Response(subscription_out(sub), status=status.HTTP_201_CREATED)
+        return Response(_out(sub), status=status.HTTP_201_CREATED)
 
 
 class SubscriptionDetailView(TenantAPIView):
     required_scope = "read"
     model = Subscription
 
-    @extend_schema(responses=dict, operation_id="getSubscription")
+    @extend_schema(responses=SubscriptionOutput, operation_id="getSubscription")
     def get(self, request: Request, subscription_id: str) -> Response:
         sub = selectors.subscription_get(organization=self.organization, subscription_id=subscription_id)
-        return Response(subscription_out(sub))
+        return Response(_out(sub))
 
 
 class _SubscriptionAction(TenantAPIView):
@@ -193,7 +292,7 @@ class SubscriptionChangeView(_SubscriptionAction):
 
     Input = SubscriptionChangeInput
 
-    @extend_schema(request=Input, responses=dict, operation_id="changeSubscription")
+    @extend_schema(request=Input, responses=SubscriptionChangeOutput, operation_id="changeSubscription")
     def post(self, request: Request, subscription_id: str) -> Response:
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
@@ -207,7 +306,7 @@ class SubscriptionChangeView(_SubscriptionAction):
             starting_phase=v.get("startingPhase"),
             actor=self.actor,
         )
-        return Response({"current": subscription_out(old), "next": subscription_out(new)})
+        return Response(_change_out(old, new))
 
 
 class SubscriptionMigrateView(_SubscriptionAction):
@@ -219,7 +318,7 @@ class SubscriptionMigrateView(_SubscriptionAction):
 
     Input = SubscriptionMigrateInput
 
-    @extend_schema(request=Input, responses=dict, operation_id="migrateSubscription")
+    @extend_schema(request=Input, responses=SubscriptionChangeOutput, operation_id="migrateSubscription")
     def post(self, request: Request, subscription_id: str) -> Response:
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
@@ -230,7 +329,7 @@ class SubscriptionMigrateView(_SubscriptionAction):
             timing=parse_timing(data.validated_data.get("timing")),
             actor=self.actor,
         )
-        return Response({"current": subscription_out(old), "next": subscription_out(new)})
+        return Response(_change_out(old, new))
 
 
 class SubscriptionCancelView(_SubscriptionAction):
@@ -239,7 +338,7 @@ class SubscriptionCancelView(_SubscriptionAction):
 
     Input = SubscriptionCancelInput
 
-    @extend_schema(request=Input, responses=dict, operation_id="cancelSubscription")
+    @extend_schema(request=Input, responses=SubscriptionOutput, operation_id="cancelSubscription")
     def post(self, request: Request, subscription_id: str) -> Response:
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
@@ -249,16 +348,16 @@ class SubscriptionCancelView(_SubscriptionAction):
             timing=parse_timing(data.validated_data.get("timing")),
             actor=self.actor,
         )
-        return Response(subscription_out(sub))
+        return Response(_out(sub))
 
 
 class SubscriptionUnscheduleCancelationView(_SubscriptionAction):
-    @extend_schema(request=None, responses=dict, operation_id="unscheduleCancelation")
+    @extend_schema(request=None, responses=SubscriptionOutput, operation_id="unscheduleCancelation")
     def post(self, request: Request, subscription_id: str) -> Response:
         sub = services.subscription_unschedule_cancelation(
             organization=self.organization, subscription=self._sub(subscription_id), actor=self.actor
         )
-        return Response(subscription_out(sub))
+        return Response(_out(sub))
 
 
 class SubscriptionAddonsView(_SubscriptionAction):
@@ -272,11 +371,11 @@ class SubscriptionAddonsView(_SubscriptionAction):
 
     Input = SubscriptionAddonsInput
 
-    @extend_schema(responses=dict, operation_id="listSubscriptionAddons")
+    @extend_schema(responses=SubscriptionAddonOutput(many=True), operation_id="listSubscriptionAddons")
     def get(self, request: Request, subscription_id: str) -> Response:
-        return Response(subscription_out(self._sub(subscription_id))["addons"])
+        return Response(_out(self._sub(subscription_id))["addons"])
 
-    @extend_schema(request=Input, responses=dict, operation_id="setSubscriptionAddon")
+    @extend_schema(request=Input, responses=SubscriptionOutput, operation_id="setSubscriptionAddon")
     def post(self, request: Request, subscription_id: str) -> Response:
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
@@ -293,4 +392,4 @@ class SubscriptionAddonsView(_SubscriptionAction):
             timing=parse_timing(v.get("timing")),
             actor=self.actor,
         )
-        return Response(subscription_out(self._sub(subscription_id)), status=status.HTTP_200_OK)
+        return Response(_out(self._sub(subscription_id)), status=status.HTTP_200_OK)
