@@ -6,16 +6,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.utils.dateparse import parse_datetime, parse_duration
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core import limits
-from core.api import TenantAPIView
+from core.api import ApiAutoSchema, TenantAPIView
 from core.errors import NotFound, ValidationFailed
 from core.links import absolute_url
+from metering.api import METER_QUERY_PARAMS, MeterQueryResultOutput
 from portal import sources
 from portal.auth import PortalAPIView
 from portal.models import PortalToken
@@ -23,6 +24,9 @@ from portal.selectors import portal_token_list
 from portal.services import portal_token_create, portal_token_invalidate
 
 
+@extend_schema_field(
+    {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string"}], "description": "Seconds or PT2H."}
+)
 class ExpiresInField(serializers.Field):
     """Seconds (int) or an ISO 8601 duration ("PT2H")."""
 
@@ -79,7 +83,11 @@ class PortalTokenListCreateView(TenantAPIView):
         token = serializers.CharField()
         url = serializers.CharField(help_text="The magic link that opens the portal pages with this token.")
 
-    @extend_schema(responses=PortalTokenOutput(many=True))
+    @extend_schema(
+        responses=PortalTokenOutput(many=True),
+        parameters=[OpenApiParameter("subject", str), OpenApiParameter("limit", int)],
+        operation_id="listPortalTokens",
+    )
     def get(self, request: Request) -> Response:
         subject = request.query_params.get("subject", "")
         try:
@@ -89,7 +97,7 @@ class PortalTokenListCreateView(TenantAPIView):
         rows = portal_token_list(organization=self.organization, subject=subject, limit=limit)
         return Response(PortalTokenOutput(rows, many=True).data)
 
-    @extend_schema(request=Input, responses={201: Output})
+    @extend_schema(request=Input, responses={201: Output}, operation_id="createPortalToken")
     def post(self, request: Request) -> Response:
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
@@ -115,7 +123,7 @@ class PortalTokenInvalidateView(TenantAPIView):
         subject = serializers.CharField(required=False, allow_blank=True, default="")
         customer = serializers.CharField(required=False, allow_blank=True, default="")
 
-    @extend_schema(request=Input, responses={204: None})
+    @extend_schema(request=Input, responses={204: None}, operation_id="invalidatePortalTokens")
     def post(self, request: Request) -> Response:
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
@@ -145,6 +153,15 @@ class PortalMeterQueryView(PortalAPIView):
     Accepts from, to, windowSize, windowTimeZone, groupBy (repeated) and `subject` (only a subset of the
     token's own subjects; anything else is 403). Answers like the meter query."""
 
+    schema = ApiAutoSchema()
+
+    @extend_schema(
+        responses=MeterQueryResultOutput,
+        parameters=[
+            p for p in METER_QUERY_PARAMS if p.name not in ("filterGroupBy", "advancedMeterGroupByFilters")
+        ],
+        operation_id="queryPortalMeter",
+    )
     def get(self, request: Request, slug: str) -> Response:
         scope = self.scope
         if not scope.meter_allowed(slug):
