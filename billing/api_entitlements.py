@@ -9,7 +9,7 @@ from typing import Any
 
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -163,6 +163,11 @@ class NotificationRuleOutput(serializers.Serializer):
 
 
 INCLUDE_DELETED = OpenApiParameter("includeDeleted", bool)
+VALUE_EXAMPLE = OpenApiExample(
+    "A metered entitlement with 100 of 1000 used",
+    response_only=True,
+    value={"hasAccess": True, "balance": 900, "usage": 100, "overage": 0, "totalAvailableGrantAmount": 1000},
+)
 TIME_PARAM = OpenApiParameter(
     "time", OpenApiTypes.DATETIME, description="The moment to evaluate (default now)."
 )
@@ -447,6 +452,7 @@ class CustomerEntitlementValueView(_CustomerScoped):
         responses=EntitlementValueV2Output,
         parameters=[TIME_PARAM],
         operation_id="getCustomerEntitlementValueV2",
+        examples=[VALUE_EXAMPLE],
     )
     def get(self, request: Request, customer: str, entitlement: str) -> Response:
         at = _time_param(request) or timezone.now()
@@ -469,7 +475,10 @@ class CustomerEntitlementValueV1View(CustomerEntitlementValueView):
     v2 = False
 
     @extend_schema(
-        responses=EntitlementValueOutput, parameters=[TIME_PARAM], operation_id="getCustomerEntitlementValue"
+        responses=EntitlementValueOutput,
+        parameters=[TIME_PARAM],
+        operation_id="getCustomerEntitlementValue",
+        examples=[VALUE_EXAMPLE],
     )
     def get(self, request: Request, customer: str, entitlement: str) -> Response:
         return super().get(request, customer, entitlement)

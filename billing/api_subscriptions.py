@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -240,7 +240,18 @@ class SubscriptionListCreateView(TenantAPIView):
         )
         return Response(paged(qs, page, page_size, lambda items: [_out(s, expand=False) for s in items]))
 
-    @extend_schema(request=Input, responses={201: SubscriptionOutput}, operation_id="createSubscription")
+    @extend_schema(
+        request=Input,
+        responses={201: SubscriptionOutput},
+        operation_id="createSubscription",
+        examples=[
+            OpenApiExample(
+                "Subscribe a customer to the latest published version",
+                request_only=True,
+                value={"customerKey": "acme", "plan": {"key": "pro"}, "timing": "immediate"},
+            )
+        ],
+    )
     def post(self, request: Request) -> Response:
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import (
+    OpenApiExample,
     OpenApiParameter,
     OpenApiTypes,
     PolymorphicProxySerializer,
@@ -555,7 +556,64 @@ class PlanListCreateView(TenantAPIView):
         )
         return Response(paged(qs, request, _plan_out))
 
-    @extend_schema(request=PlanInput, responses={201: PlanOutput}, operation_id="createPlan")
+    @extend_schema(
+        request=PlanInput,
+        responses={201: PlanOutput},
+        operation_id="createPlan",
+        examples=[
+            OpenApiExample(
+                "A monthly fee and graduated token pricing",
+                request_only=True,
+                value={
+                    "key": "pro",
+                    "name": "Pro",
+                    "currency": "USD",
+                    "billingCadence": "P1M",
+                    "phases": [
+                        {
+                            "key": "default",
+                            "name": "Default",
+                            "rateCards": [
+                                {
+                                    "type": "flat_fee",
+                                    "key": "platform",
+                                    "name": "Platform fee",
+                                    "billingCadence": "P1M",
+                                    "price": {"type": "flat", "amount": "49", "paymentTerm": "in_advance"},
+                                },
+                                {
+                                    "type": "usage_based",
+                                    "key": "gpt_tokens",
+                                    "name": "GPT tokens",
+                                    "featureKey": "gpt_tokens",
+                                    "billingCadence": "P1M",
+                                    "price": {
+                                        "type": "tiered",
+                                        "mode": "graduated",
+                                        "tiers": [
+                                            {
+                                                "upToAmount": "1000000",
+                                                "unitPrice": {"type": "unit", "amount": "0.00001"},
+                                            },
+                                            {
+                                                "upToAmount": None,
+                                                "unitPrice": {"type": "unit", "amount": "0.000005"},
+                                            },
+                                        ],
+                                    },
+                                    "entitlementTemplate": {
+                                        "type": "metered",
+                                        "usagePeriod": "P1M",
+                                        "issueAfterReset": "5000000",
+                                    },
+                                },
+                            ],
+                        }
+                    ],
+                },
+            )
+        ],
+    )
     def post(self, request: Request) -> Response:
         data = body_object(request)
         plan = services.plan_create(

@@ -15,7 +15,7 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -176,6 +176,9 @@ class InvoiceOnDemandView(TenantAPIView):
         request=Input,
         responses={201: InvoiceWithLinesOutput(many=True)},
         operation_id="invoicePendingLinesAction",
+        description="Invoices a customer's pending lines now (fees due so far and usage to date), one "
+        "invoice per currency; 409 when nothing is pending.",
+        examples=[OpenApiExample("Invoice a customer now", request_only=True, value={"customerId": "acme"})],
     )
     def post(self, request: Request) -> Response:
         data = self.Input(data=request.data)

@@ -19,6 +19,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
+    OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     PolymorphicProxySerializer,
@@ -316,6 +317,21 @@ class EventsView(_IngestBase):
 
     @extend_schema(
         operation_id="ingestEvents",
+        examples=[
+            OpenApiExample(
+                "One event",
+                request_only=True,
+                value={
+                    "id": "evt-1",
+                    "source": "my-app",
+                    "specversion": "1.0",
+                    "type": "prompt",
+                    "subject": "customer-1",
+                    "time": "2025-01-01T12:00:00Z",
+                    "data": {"tokens": 100, "model": "gpt-4o", "type": "input"},
+                },
+            )
+        ],
         description="OpenMeter's ingest: 204 with an empty body; a resent event (same source and id) is "
         "accepted and counted once.\n\n" + INGEST_MEDIA_TYPES,
         request=INGEST_BODY,
@@ -668,6 +684,27 @@ class MeterQueryView(TenantAPIView):
 
     @extend_schema(
         operation_id="queryMeter",
+        examples=[
+            OpenApiExample(
+                "Tokens per hour by model",
+                response_only=True,
+                value={
+                    "from": "2025-01-01T00:00:00Z",
+                    "to": "2025-01-02T00:00:00Z",
+                    "windowSize": "HOUR",
+                    "data": [
+                        {
+                            "value": 100.0,
+                            "windowStart": "2025-01-01T00:00:00Z",
+                            "windowEnd": "2025-01-01T01:00:00Z",
+                            "subject": "customer-1",
+                            "customerId": None,
+                            "groupBy": {"model": "gpt-4o"},
+                        }
+                    ],
+                },
+            )
+        ],
         parameters=METER_QUERY_PARAMS,
         responses={
             (200, "application/json"): MeterQueryResultOutput,
