@@ -154,3 +154,25 @@ class ExplorerForm(forms.Form):
             "subjects": [d["subject"].strip()] if d.get("subject", "").strip() else None,
             "filter_group_by": d.get("filters") or None,
         }
+
+
+class EventFilterForm(forms.Form):
+    """The event log's filters: subject, type, only uncounted, and a period of event time (dates, UTC,
+    `to` inclusive)."""
+
+    subject = forms.CharField(max_length=256, required=False)
+    type = forms.CharField(max_length=255, required=False)
+    uncounted = forms.BooleanField(required=False)
+    date_from = forms.DateField(required=False, label="From")
+    date_to = forms.DateField(required=False, label="To")
+
+    def selector_kwargs(self) -> dict[str, Any]:
+        d = self.cleaned_data if self.is_valid() else {}
+        end = _day(d.get("date_to"))
+        return {
+            "subject": (d.get("subject") or "").strip() or None,
+            "type": (d.get("type") or "").strip() or None,
+            "has_error": True if d.get("uncounted") else None,
+            "from_": _day(d.get("date_from")),
+            "to": end + timedelta(days=1) if end else None,
+        }

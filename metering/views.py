@@ -257,12 +257,16 @@ def _api_url(slug: str, query: dict[str, Any]) -> str:
 @console_view()
 def event_list(request: ConsoleRequest) -> HttpResponse:
     org = request.organization
-    subject = request.GET.get("subject", "").strip() or None
-    type_ = request.GET.get("type", "").strip() or None
-    only_errors = request.GET.get("uncounted") == "1"
-    events = selectors.events_list(
-        organization=org, subject=subject, type=type_, limit=100, has_error=True if only_errors else None
-    )
-    context = {"events": events, "subject": subject or "", "type": type_ or "", "uncounted": only_errors}
+    form = forms.EventFilterForm(request.GET)
+    query = form.selector_kwargs()
+    events = selectors.events_list(organization=org, limit=100, **query)
+    context = {
+        "events": events,
+        "form": form,
+        "subject": query["subject"] or "",
+        "type": query["type"] or "",
+        "uncounted": bool(query["has_error"]),
+        "filtered": any(v is not None for v in query.values()),
+    }
     template = "console/metering/events.html#events-table" if request.htmx else "console/metering/events.html"
     return render(request, template, context)

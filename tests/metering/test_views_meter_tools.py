@@ -283,3 +283,25 @@ def test_event_log_marks_partly_counted_events_as_such(tenant_a, tenant_b, token
     p2 = html[html.index("app/p2") :].split("</tr>")[0]
     assert '<span class="badge red">not counted</span>' in p2 and "matched no meter" in p2
     assert "app/b1" not in html
+
+
+def test_event_log_filters_by_period(tenant_a, tenant_b, tokens_meter):
+    day = lambda n: (TODAY - timedelta(days=n)).strftime("%Y-%m-%d")  # noqa: E731
+    post_events(
+        tenant_a.client("ingest"),
+        [
+            ce("old", time=iso(TODAY - timedelta(days=5, hours=-2)), data={"tokens": 1}),
+            ce("mid", time=iso(TODAY - timedelta(days=3, hours=-2)), data={"tokens": 2}),
+            ce("new", time=iso(TODAY - timedelta(days=1, hours=-2)), data={"tokens": 3}),
+        ],
+    )
+    post_events(tenant_b.client("ingest"), [ce("b-mid", time=iso(TODAY - timedelta(days=3, hours=-2)))])
+    c = console(tenant_a)
+    html = c.get("/console/events/", {"date_from": day(4), "date_to": day(2)}).content.decode()
+    assert "app/mid" in html and "app/old" not in html and "app/new" not in html and "b-mid" not in html
+    html = c.get(
+        "/console/events/", {"date_from": day(3), "date_to": day(3)}, HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert "app/mid" in html and "<html" not in html
+    html = c.get("/console/events/", {"date_from": day(30), "date_to": day(20)}).content.decode()
+    assert "No events match these filters." in html
