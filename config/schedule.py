@@ -29,6 +29,12 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 900.0,
         "options": {"expires": 890, "queue": "billing"},
     },
+    # invoicing: e-mail issued invoices to their customers with the PDF (invoicing/emails.py)
+    "invoicing-invoice-emails": {
+        "task": "invoicing.tasks.invoice_emails_sweep",
+        "schedule": 60.0,
+        "options": {"expires": 55, "queue": "default"},
+    },
     "invoicing-webhook-sweep": {
         "task": "invoicing.tasks.webhook_deliveries_sweep",
         "schedule": 300.0,

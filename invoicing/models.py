@@ -354,3 +354,17 @@ class InvoicePayment(TenantModel):
 
     class Meta:
         ordering = ["paid_at", "id"]
+
+
+class InvoiceEmail(TenantModel):
+    """The e-mail of an issued invoice to the customer (PDF attached): one row per invoice, claimed by a
+    conditional update before sending, so a sweep and a retry never send it twice (`invoicing/emails.py`)."""
+
+    invoice = models.OneToOneField(Invoice, on_delete=models.CASCADE, related_name="email")
+    to = models.CharField(max_length=320, blank=True, default="")
+    status = models.CharField(max_length=16, default="pending")  # pending|sending|sent|failed|skipped
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.CharField(max_length=500, blank=True, default="")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)

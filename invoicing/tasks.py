@@ -132,3 +132,27 @@ def billing_notifications_forward() -> int:
     from invoicing.webhooks import billing_notifications_forward as run
 
     return run()
+
+
+@shared_task(name="invoicing.tasks.invoice_emails_sweep", acks_late=True, queue="default")
+def invoice_emails_sweep() -> int:
+    """Queue the e-mail of every invoice issued lately and not mailed yet (invoicing/emails.py)."""
+    from invoicing.emails import invoice_emails_due
+
+    ids = invoice_emails_due()
+    for invoice_id in ids:
+        invoice_email_send_task.delay(invoice_id)
+    return len(ids)
+
+
+@shared_task(
+    name="invoicing.tasks.invoice_email_send", bind=True, acks_late=True, queue="default", max_retries=4
+)
+def invoice_email_send_task(self, invoice_id: str) -> str:  # type: ignore[no-untyped-def]
+    """E-mail one issued invoice with its PDF; retried with backoff when sending fails."""
+    from invoicing.emails import EmailNotSent, invoice_email_send
+
+    try:
+        return invoice_email_send(invoice_id=invoice_id)
+    except EmailNotSent as exc:
+        raise self.retry(exc=exc, countdown=min(60 * 2**self.request.retries, 3600)) from exc

@@ -31,7 +31,7 @@ from invoicing.forms import (
     TaxRateForm,
     WebhookEndpointForm,
 )
-from invoicing.models import InvoiceStatus
+from invoicing.models import InvoiceEmail, InvoiceStatus
 from invoicing.pdf import invoice_pdf
 
 ACTIONS = {  # status -> actions offered on the detail page
@@ -104,6 +104,7 @@ def _detail_context(request: ConsoleRequest, invoice: Any, payment_form: Payment
         "actions": [a for a in ACTIONS.get(invoice.status, []) if a != "retry" or stripe_on],
         "stripe_on": stripe_on,
         "payments": list(invoice.payments.all()),
+        "email": InvoiceEmail.objects.filter(invoice=invoice).first(),
         "payment_form": (
             payment_form
             or PaymentForm(
