@@ -23,29 +23,36 @@ USAGE_LANDED_JOB = "usage_landed"
 @shared_task(name="billing.tasks.entitlement_snapshots_refresh", ignore_result=True)
 def entitlement_snapshots_refresh() -> int:
     """Beat (every minute): enqueue a snapshot refresh for every live metered entitlement."""
-    # an entitlement whose snapshot failed is quarantined (core.jobs) until retried
+    # an entitlement whose snapshot failed is skipped for a back-off (core.jobs), then tried again
+    skip = jobs.quarantined(SNAPSHOT_JOB, "entitlement")
     rows = (
         Entitlement.objects.filter(type=EntitlementType.METERED, deleted_at__isnull=True)
-        .exclude(id__in=jobs.quarantined(SNAPSHOT_JOB, "entitlement"))
+        .exclude(id__in=skip)
         .values_list("organization_id", "id")
     )
     count = 0
     for organization_id, entitlement_id in rows.iterator():
         entitlement_snapshot_refresh.apply_async(
-            (organization_id, entitlement_id), queue="billing", expires=55
+            (organization_id, entitlement_id, entitlement_id in skip.failing), queue="billing", expires=55
         )
         count += 1
     return count
 
 
 @shared_task(name="billing.tasks.entitlement_snapshot_refresh", ignore_result=True)
-def entitlement_snapshot_refresh(organization_id: str, entitlement_id: str) -> None:
+def entitlement_snapshot_refresh(
+    organization_id: str, entitlement_id: str, was_failing: bool = False
+) -> None:
     """A failure is recorded for this entitlement (console, /healthz) and never raised: every other
     entitlement's task runs on."""
     from billing import services
 
     with jobs.isolated(
-        SNAPSHOT_JOB, organization_id=organization_id, object_type="entitlement", object_id=entitlement_id
+        SNAPSHOT_JOB,
+        organization_id=organization_id,
+        object_type="entitlement",
+        object_id=entitlement_id,
+        was_failing=was_failing,
     ):
         organization = Organization.objects.get(id=organization_id)
         services.entitlement_snapshot_refresh(organization=organization, entitlement_id=entitlement_id)

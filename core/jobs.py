@@ -4,8 +4,9 @@ A job that works through many organizations or objects runs each one inside `iso
 is recorded as an open `JobFailure` (job, organization, object, reason, attempts) in its own transaction,
 logged, and swallowed, so the job goes on with the next object. While a failure is open the object is
 quarantined: jobs ask `quarantined(job, object_type)` and skip it, so a poison meter does not fail every
-minute. After fixing the cause, an operator retries (`manage.py job_failures --retry`, or the organization's
-console home): the failure is resolved and the next run tries the object again (a new failure reopens it).
+minute: it is tried again after a back-off (1 min, doubling, at most 1 h), so a transient error heals by
+itself and a success resolves the failure. After fixing the cause, an operator retries at once
+(`manage.py job_failures --retry`, or the organization's console home).
 
 Open failures show on `/healthz` (`jobs`: counts by job; they do not turn the service unhealthy, since one
 tenant's bad data must not take the service out of a load balancer) and on the organization's console home.
@@ -17,6 +18,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import partial
 
 from django.db import connection, transaction
@@ -61,10 +63,13 @@ def job_failure_record(
 
 
 @contextmanager
-def isolated(job: str, *, organization_id: str | None, object_type: str, object_id: str) -> Iterator[Outcome]:
+def isolated(
+    job: str, *, organization_id: str | None, object_type: str, object_id: str, was_failing: bool = False
+) -> Iterator[Outcome]:
     """Run the body for one object; on any exception the failure is recorded and the exception swallowed
-    (`outcome.failed` tells the caller). Use inside loops over tenants; the body keeps the database
-    consistent on its own (each of its writes is atomic), as every job here does."""
+    (`outcome.failed` tells the caller); `was_failing` (the object had an open failure) resolves it when the
+    body now goes through. Use inside loops over tenants; the body keeps the database consistent on its own
+    (each of its writes is atomic), as every job here does."""
     outcome = Outcome()
     # Inside a transaction (an outer atomic block, e.g. a test) the body gets a savepoint, so its failure
     # leaves the transaction usable; in autocommit (a Celery task) the body's own transactions commit as
@@ -90,15 +95,42 @@ def isolated(job: str, *, organization_id: str | None, object_type: str, object_
             object_id=object_id,
             error=outcome.error,
         )
+    else:
+        if was_failing:  # tried again (after its back-off or a retry) and it went through
+            job_failure_resolve(job=job, object_type=object_type, object_id=object_id)
 
 
-def quarantined(job: str, object_type: str) -> set[str]:
-    """Ids of the objects `job` skips until they are retried (open failures)."""
-    return set(
-        JobFailure.objects.filter(job=job, object_type=object_type, resolved_at__isnull=True).values_list(
-            "object_id", flat=True
-        )
+def backoff(attempts: int) -> timedelta:
+    """How long an object stays skipped after its `attempts`-th failure: 1 min, 2, 4, ... capped at 1 h."""
+    return timedelta(seconds=min(60 * 2 ** max(attempts - 1, 0), 3600))
+
+
+class Quarantine(frozenset):
+    """The ids `job` skips now (a frozenset, usable in `exclude(id__in=...)`); `failing` holds every id with
+    an open failure, including those whose back-off is over and are tried again."""
+
+    failing: frozenset[str] = frozenset()
+
+
+def quarantined(job: str, object_type: str, *, now: datetime | None = None) -> Quarantine:
+    """The objects `job` skips: open failures still inside their back-off (`backoff`), so a transient error
+    heals by itself and a poison input costs one attempt per hour at most. An operator's retry ends the
+    back-off at once."""
+    now = now or timezone.now()
+    rows = JobFailure.objects.filter(job=job, object_type=object_type, resolved_at__isnull=True).values_list(
+        "object_id", "attempts", "last_failed_at"
     )
+    skip = {object_id: last + backoff(attempts) > now for object_id, attempts, last in rows}
+    result = Quarantine(object_id for object_id, skipped in skip.items() if skipped)
+    result.failing = frozenset(skip)
+    return result
+
+
+def job_failure_resolve(*, job: str, object_type: str, object_id: str) -> None:
+    """The object went through: its open failure (if any) is resolved."""
+    JobFailure.objects.filter(
+        job=job, object_type=object_type, object_id=object_id, resolved_at__isnull=True
+    ).update(resolved_at=timezone.now())
 
 
 def job_failures_open(*, organization: Organization | None = None) -> list[JobFailure]:

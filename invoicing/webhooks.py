@@ -555,6 +555,7 @@ def billing_notifications_forward(*, organization: Organization | None = None, l
                 organization_id=event.organization_id,
                 object_type="notification",
                 object_id=str(event.id),
+                was_failing=str(event.id) in skip.failing,
             ) as outcome,
             transaction.atomic(),
         ):

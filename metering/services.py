@@ -200,17 +200,19 @@ def events_drain_all(*, seconds: float | None = None, up_to_id: int | None = Non
     # an organization whose drain fails (beyond the batches the drain keeps as unprocessable itself) is
     # recorded and skipped (core.jobs), so every other organization's batches are still stored
     skip = jobs.quarantined(DRAIN_JOB, "organization")
-    while pending := [p for p in store.inbox_pending(up_to_id=up_to_id) if p[0] not in skip]:
+    skipped = set(skip)
+    while pending := [p for p in store.inbox_pending(up_to_id=up_to_id) if p[0] not in skipped]:
         for organization_id, _batches, _events in pending:
             with jobs.isolated(
                 DRAIN_JOB,
                 organization_id=organization_id,
                 object_type="organization",
                 object_id=organization_id,
+                was_failing=organization_id in skip.failing,
             ) as outcome:
                 results.extend(events_drain(organization_id=organization_id, up_to_id=up_to_id))
             if outcome.failed:
-                skip.add(organization_id)
+                skipped.add(organization_id)
             if deadline is not None and time.monotonic() >= deadline:
                 return results
     return results
@@ -460,13 +462,17 @@ def rollups_advance(*, organization_id: str | None = None, max_chunks: int = 50)
     qs = Meter.objects.filter(deleted_at__isnull=True).exclude(aggregation=Aggregation.UNIQUE_COUNT)
     if organization_id:
         qs = qs.filter(organization_id=organization_id)
-    # a meter whose rollup fails is recorded and quarantined (core.jobs): every other meter, of every
-    # organization, still advances; `manage.py job_failures --retry` tries it again after a fix
+    # a meter whose rollup fails is recorded and skipped for a back-off (core.jobs): every other meter, of
+    # every organization, still advances; `manage.py job_failures --retry` tries it again at once
     skip = jobs.quarantined(ROLLUP_JOB, "meter")
     done: dict[str, int] = {}
     for meter in qs.exclude(id__in=skip).order_by("id"):
         with jobs.isolated(
-            ROLLUP_JOB, organization_id=meter.organization_id, object_type="meter", object_id=meter.id
+            ROLLUP_JOB,
+            organization_id=meter.organization_id,
+            object_type="meter",
+            object_id=meter.id,
+            was_failing=meter.id in skip.failing,
         ) as outcome:
             spec = store.MeterSpec.of(meter)
             for _ in range(max_chunks):

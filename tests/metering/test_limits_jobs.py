@@ -173,3 +173,27 @@ def test_an_organization_whose_drain_fails_is_skipped_and_the_others_are_stored(
     call_command("job_failures", "--retry", "--job", "events_drain", stdout=StringIO())
     services.events_drain_all()
     assert store.inbox_pending() == []
+
+
+def test_after_its_back_off_a_failed_meter_is_tried_again_and_a_success_resolves_it(
+    tenant_a, tenant_b, tokens_meter_b, poison
+):
+    from datetime import timedelta
+
+    from core import jobs
+
+    ingest(tenant_a, "a1")
+    ingest(tenant_b, "b1")
+    rollups_advance()
+    failure = JobFailure.objects.get()
+    assert jobs.backoff(1) == timedelta(minutes=1) and jobs.backoff(3) == timedelta(minutes=4)
+    assert jobs.backoff(20) == timedelta(hours=1)
+    # a transient cause went away; once the back-off is over the next run tries it without an operator
+    Meter.objects.filter(id=poison.id).update(group_by={"model": "$.model"})
+    JobFailure.objects.filter(id=failure.id).update(
+        last_failed_at=failure.last_failed_at - timedelta(seconds=61)
+    )
+    rollups_advance()
+    assert rolled(poison) == rolled(tokens_meter_b) > 0
+    failure.refresh_from_db()
+    assert failure.resolved_at is not None and failure.attempts == 1
