@@ -142,7 +142,8 @@ class JobFailure(models.Model):
     """A background job that failed for one organization's object (a meter's rollup, an inbox batch, an
     entitlement snapshot, a notification, a webhook delivery, a Stripe event). Written only through
     `core.jobs`. While open (`resolved_at` null) the object is quarantined: the job skips it and goes on
-    with the others, until an operator retries it (`manage.py job_failures --retry`)."""
+    with the others, trying it again after a back-off (a success resolves it) or when an operator retries
+    it (`manage.py job_failures --retry`)."""
 
     job = models.CharField(max_length=64)
     organization = models.ForeignKey(
