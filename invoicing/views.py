@@ -490,12 +490,13 @@ CUSTOMER_SECTIONS = "console/invoicing/customer_sections.html"
 
 
 def _customer(org: Organization, customer_id: str) -> Any:
-    from billing.selectors import customer_get
+    """The organization's live customer with this id (one query, subjects not needed here), else 404."""
+    from billing.models import Customer
 
-    try:
-        return customer_get(organization=org, id_or_key=customer_id)
-    except NotFound:
-        raise Http404 from None
+    customer = Customer.objects.filter(organization=org, id=customer_id, deleted_at__isnull=True).first()
+    if customer is None:
+        raise Http404
+    return customer
 
 
 def _section(request: ConsoleRequest, name: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
