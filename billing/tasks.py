@@ -32,8 +32,10 @@ def entitlement_snapshots_refresh() -> int:
     )
     count = 0
     for organization_id, entitlement_id in rows.iterator():
+        # was_failing only when it was: the usual message keeps its two arguments
+        retrying = (True,) if entitlement_id in skip.failing else ()
         entitlement_snapshot_refresh.apply_async(
-            (organization_id, entitlement_id, entitlement_id in skip.failing), queue="billing", expires=55
+            (organization_id, entitlement_id, *retrying), queue="billing", expires=55
         )
         count += 1
     return count
