@@ -84,7 +84,7 @@ def subscription_out(sub: Subscription, *, expand: bool = True) -> dict[str, Any
 
 
 # --- serializers: what the wire carries -------------------------------------------------------------
-@extend_schema_field(EntitlementTemplateSerializer(allow_null=True))
+@extend_schema_field(EntitlementTemplateSerializer)
 class EntitlementTemplateField(serializers.JSONField):
     """The rate card's entitlement template, copied onto the item; rendered as stored."""
 

@@ -62,7 +62,8 @@ ERROR_DESCRIPTIONS = {
     "400": "Invalid request: `invalid_params` names each bad field.",
     "401": "No API key, or the key is invalid, expired or revoked.",
     "403": "The API key lacks the scope this operation needs.",
-    "404": "No such object in this organization.",
+    "404": "No such object in this organization (in the path, a reference in the body or query, or an "
+    "expired cursor).",
     "409": "Conflicts with the object's current state (e.g. a duplicate key, a published plan).",
     "413": "The body is above the size limit; `limit` names it.",
     "415": "Unsupported Content-Type.",
@@ -117,9 +118,7 @@ class ApiAutoSchema(AutoSchema):
         return super().get_auth()
 
     def error_codes(self) -> list[str]:
-        codes = ["400", "401", "403"]
-        if "{" in self.path:
-            codes.append("404")
+        codes = ["400", "401", "403", "404"]
         if self.method in ("POST", "PUT", "PATCH", "DELETE"):
             codes.append("409")
         if self.method in ("POST", "PUT", "PATCH"):

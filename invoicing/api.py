@@ -246,7 +246,7 @@ class InvoiceLineCreateView(TenantAPIView):
         unitPrice = serializers.DecimalField(max_digits=38, decimal_places=12)
         taxRateId = serializers.CharField(required=False, allow_null=True, allow_blank=True)
 
-    @extend_schema(request=Input, responses=LineOutput, operation_id="createInvoiceLine")
+    @extend_schema(request=Input, responses={201: LineOutput}, operation_id="createInvoiceLine")
     def post(self, request: Request, invoice_id: str) -> Response:
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
@@ -400,7 +400,7 @@ class TaxRateListView(TenantAPIView):
         qs = selectors.tax_rate_list(organization=self.organization, include_archived=include)
         return Response({"items": TaxRateOutput(qs, many=True).data})
 
-    @extend_schema(request=_TaxRateInput, responses=TaxRateOutput, operation_id="createTaxRate")
+    @extend_schema(request=_TaxRateInput, responses={201: TaxRateOutput}, operation_id="createTaxRate")
     def post(self, request: Request) -> Response:
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
@@ -543,7 +543,9 @@ class EndpointListView(TenantAPIView):
     def get(self, request: Request) -> Response:
         return paginate(self, request, self.get_queryset(), EndpointOutput)
 
-    @extend_schema(request=Input, responses=EndpointCreatedOutput, operation_id="createNotificationEndpoint")
+    @extend_schema(
+        request=Input, responses={201: EndpointCreatedOutput}, operation_id="createNotificationEndpoint"
+    )
     def post(self, request: Request) -> Response:
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
@@ -703,7 +705,7 @@ class CreditListView(TenantAPIView):
         page, size = page_params(request)
         return Response(paged(qs, page, size, lambda items: CreditOutput(items, many=True).data))
 
-    @extend_schema(request=Input, responses=CreditOutput, operation_id="createCustomerCredit")
+    @extend_schema(request=Input, responses={201: CreditOutput}, operation_id="createCustomerCredit")
     def post(self, request: Request, customer: str) -> Response:
         cust = customer_get(organization=self.organization, id_or_key=customer)
         data = self.Input(data=request.data)

@@ -81,7 +81,7 @@ class CloudEventSerializer(serializers.Serializer):
     time = serializers.DateTimeField(required=False, allow_null=True)
     datacontenttype = serializers.CharField(required=False, allow_null=True)
     dataschema = serializers.CharField(required=False, allow_null=True)
-    data = serializers.JSONField(required=False, allow_null=True)  # type: ignore[assignment]
+    data = serializers.JSONField(required=False, help_text="Any JSON.")  # type: ignore[assignment]
 
 
 @extend_schema_field(CloudEventSerializer)
@@ -120,9 +120,9 @@ class KongLogEntrySerializer(serializers.Serializer):
 
     request = serializers.JSONField(required=False, help_text="id, method, uri, headers, size, ...")
     response = serializers.JSONField(required=False, help_text="status, size, headers, ...")
-    consumer = serializers.JSONField(required=False, allow_null=True, help_text="id, username, custom_id")
-    route = serializers.JSONField(required=False, allow_null=True)
-    service = serializers.JSONField(required=False, allow_null=True)
+    consumer = serializers.JSONField(required=False, help_text="id, username, custom_id (or null)")
+    route = serializers.JSONField(required=False)
+    service = serializers.JSONField(required=False)
     latencies = serializers.JSONField(required=False)
     started_at = serializers.IntegerField(required=False, help_text="Milliseconds since the epoch.")
     ai = serializers.JSONField(required=False, help_text="AI proxy usage: tokens, model, provider.")

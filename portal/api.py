@@ -53,7 +53,7 @@ class ExpiresInField(serializers.Field):
 class PortalTokenOutput(serializers.Serializer):
     id = serializers.CharField()
     subject = serializers.CharField()
-    customerId = serializers.CharField(source="customer_id")
+    customerId = serializers.CharField(source="customer_id", allow_null=True)
     allowedMeterSlugs = serializers.ListField(source="allowed_meter_slugs", child=serializers.CharField())
     expiresAt = serializers.DateTimeField(source="expires_at")
     expired = serializers.SerializerMethodField()

@@ -122,6 +122,26 @@ def test_every_operation_declares_security_scope_and_errors(generated):
             assert {"400", "413", "415"} <= set(responses), where
 
 
+def test_no_union_is_ambiguous(generated):
+    """A oneOf whose members overlap (`{}` beside null, null twice) rejects every value both accept."""
+    schema, _ = generated
+    ambiguous = []
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            members = node.get("oneOf")
+            if members and ({} in members or len({repr(m) for m in members}) < len(members)):
+                ambiguous.append(where)
+            for key, value in node.items():
+                walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{where}/{index}")
+
+    walk(schema, "#")
+    assert ambiguous == []
+
+
 def test_lists_declare_their_page_shape(generated):
     schema, _ = generated
     components = schema["components"]["schemas"]
