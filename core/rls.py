@@ -35,6 +35,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import psycopg
 from django.conf import settings
 from django.db import connection
 
@@ -61,24 +62,41 @@ def _stack() -> list[tuple[str, int | None] | None]:
     return stack
 
 
+def _statement(scope: tuple[str, int | None] | None) -> tuple[str, list[str]]:
+    if scope is None:
+        return (
+            "SELECT set_config('role', 'none', false), set_config('app.organization_id', '', false), "
+            "set_config('app.user_id', '', false)",
+            [],
+        )
+    organization_id, user_id = scope
+    return (
+        "SELECT set_config('role', %s, false), set_config('app.organization_id', %s, false), "
+        "set_config('app.user_id', %s, false)",
+        [TENANT_ROLE, organization_id, "" if user_id is None else str(user_id)],
+    )
+
+
 def _apply(scope: tuple[str, int | None] | None) -> None:
-    # What Django does before a query (the raw driver connection skips it): a persistent connection that
-    # died (a database restart) is replaced by a fresh one instead of failing this request.
+    sql, params = _statement(scope)
+    raw = connection.connection
+    check_due = getattr(connection, "health_check_enabled", False) and not getattr(
+        connection, "health_check_done", True
+    )
+    if raw is not None and check_due:
+        # The request's first statement on a persistent connection doubles as the health check Django
+        # runs before a request's first query (SELECT 1, CONN_HEALTH_CHECKS), so entering the scope costs
+        # no round trip of its own; a connection that died (a database restart) is replaced below.
+        try:
+            raw.execute(sql, params)
+        except psycopg.Error:
+            connection.close()
+        else:
+            connection.health_check_done = True  # type: ignore[attr-defined]
+            return
     connection.close_if_health_check_failed()
     connection.ensure_connection()
-    raw = connection.connection
-    if scope is None:
-        raw.execute(
-            "SELECT set_config('role', 'none', false), set_config('app.organization_id', '', false), "
-            "set_config('app.user_id', '', false)"
-        )
-    else:
-        organization_id, user_id = scope
-        raw.execute(
-            "SELECT set_config('role', %s, false), set_config('app.organization_id', %s, false), "
-            "set_config('app.user_id', %s, false)",
-            [TENANT_ROLE, organization_id, "" if user_id is None else str(user_id)],
-        )
+    connection.connection.execute(sql, params)
 
 
 def _restore(previous: tuple[str, int | None] | None) -> None:
