@@ -96,11 +96,8 @@ class InvoiceBuilder:
             self._rows[cid].append((inv, key, amount, qty, until))
         self._booked: dict[str, list[L.LineDraft]] = {c: [] for c in customer_ids}
         self._credit_used: dict[str, Decimal] = {}
-        self._with_credit = set(
-            CustomerCredit.objects.filter(organization=organization, customer_id__in=customer_ids)
-            .filter(**_not_voided())
-            .values_list("customer_id", "currency")
-        )
+        self._customer_ids = customer_ids
+        self._with_credit: set[tuple[str, str]] | None = None  # read on the first credit question
         self.default_tax, self.rates = tax_specs(organization)
         self._usage: dict[UsageRequest, Decimal] = {}
 
@@ -199,7 +196,17 @@ class InvoiceBuilder:
     def _credit_lines(self, m: Moment, due: Decimal) -> list[tuple[L.LineDraft, CustomerCredit, Decimal]]:
         """Customer credits valid at the moment, by priority, then nearest expiry, then oldest; the rows
         are locked (`SELECT … FOR UPDATE`, ordered) so two invoices never spend the same balance."""
-        if due <= 0 or (m.customer_id, m.currency) not in self._with_credit:
+        if due <= 0:
+            return []
+        if self._with_credit is None:
+            self._with_credit = set(
+                CustomerCredit.objects.filter(
+                    organization=self.organization, customer_id__in=self._customer_ids
+                )
+                .filter(**_not_voided())
+                .values_list("customer_id", "currency")
+            )
+        if (m.customer_id, m.currency) not in self._with_credit:
             return []
         credits = list(
             CustomerCredit.objects.select_for_update()

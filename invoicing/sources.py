@@ -237,23 +237,36 @@ def due_order(d: DuePeriod) -> tuple[str, str, datetime, int]:
 def _billing_current_periods(
     *, organization: Organization, customer_id: str, at: datetime
 ) -> list[CurrentPeriod]:
+    """The billing period containing `at` of each live subscription of the customer (one query: the
+    subscriptions through their items, whose cadences set the invoicing cadence)."""
     from billing.periods import period_at
 
     item_model = apps.get_model("billing", "SubscriptionItem")
-    subs = (
-        _subscription_model()
-        .objects.filter(organization=organization, customer_id=customer_id, active_from__lte=at)
-        .filter(Q(active_to__isnull=True) | Q(active_to__gt=at))
+    rows = (
+        item_model.objects.filter(
+            organization=organization,
+            subscription__customer_id=customer_id,
+            subscription__active_from__lte=at,
+        )
+        .filter(Q(subscription__active_to__isnull=True) | Q(subscription__active_to__gt=at))
+        .values_list(
+            "subscription_id",
+            "subscription__currency",
+            "subscription__billing_anchor",
+            "subscription__billing_cadence",
+            "subscription__timezone",
+            "billing_cadence",
+        )
     )
+    subs: dict[str, tuple[str, datetime, str, str]] = {}
+    cadences: dict[str, set[str]] = {}
+    for sid, currency, anchor, plan_cadence, tz, cadence in rows:
+        subs[sid] = (currency, anchor, plan_cadence, tz)
+        cadences.setdefault(sid, set()).add(cadence)
     out = []
-    for sub in subs:
-        item_cadences = set(
-            item_model.objects.filter(subscription=sub).values_list("billing_cadence", flat=True)
-        )
-        p = period_at(
-            sub.billing_anchor, _invoicing_cadence(sub.billing_cadence, item_cadences), at, sub.timezone
-        )
-        out.append(CurrentPeriod(sub.currency, p.start, p.end))
+    for sid, (currency, anchor, plan_cadence, tz) in sorted(subs.items()):
+        p = period_at(anchor, _invoicing_cadence(plan_cadence, cadences[sid]), at, tz)
+        out.append(CurrentPeriod(currency, p.start, p.end))
     return out
 
 
@@ -281,54 +294,72 @@ class UsageRequest:
     measure: str = "value"  # "value": the meter's aggregate; "count": its number of events
 
 
+FEW_CUSTOMERS = 25  # up to this many customers, usage is read in one `meter_usage_totals` call
+
+
 def _billing_usage_bulk(
     *, organization: Organization, requests: list[UsageRequest]
 ) -> dict[UsageRequest, Decimal]:
-    """Usage for many (customer, feature, span) at once: one grouped metering query per (feature, span),
-    labelled by customer (`metering.selectors.meter_query` with a customer → subjects map): exact, rollups
-    below the watermark plus raw events above it, as for one customer."""
-    from billing import sources as billing_sources
+    """Usage for many (customer, feature, span) at once, exact (rollups below the watermark plus raw
+    events above it). Features and meters are read in one query each. For a few customers (one invoice,
+    a preview) every request goes into one `metering.selectors.meter_usage_totals` call (a constant
+    number of statements); for a batch, one grouped `meter_query` per (feature, span) labels its rows by
+    customer."""
     from billing.selectors import subjects_for_customers
+    from catalog.selectors import feature_list
     from metering import selectors as metering
 
     out: dict[UsageRequest, Decimal] = {r: Decimal(0) for r in requests}
-    groups: dict[tuple[str, datetime, datetime, str], list[UsageRequest]] = {}
-    for r in requests:
-        if r.end > r.start and r.feature_key:
-            groups.setdefault((r.feature_key, r.start, r.end, r.measure), []).append(r)
-    if not groups:
+    wanted = [r for r in requests if r.end > r.start and r.feature_key]
+    if not wanted:
         return out
+    features = {
+        f.key: f
+        for f in feature_list(organization=organization, include_archived=True).filter(
+            key__in={r.feature_key for r in wanted}
+        )
+    }
+    meters = {
+        m.slug: m
+        for m in metering.meter_list(organization=organization).filter(
+            slug__in={f.meter_slug for f in features.values() if f.meter_slug}
+        )
+    }
     subjects = subjects_for_customers(
-        organization=organization, customer_ids=sorted({r.customer_id for g in groups.values() for r in g})
+        organization=organization, customer_ids=sorted({r.customer_id for r in wanted})
     )
-    features: dict[str, Any] = {}
-    meters: dict[str, Any] = {}
-    for (feature_key, start, end, measure), reqs in groups.items():
-        if feature_key not in features:
-            features[feature_key] = billing_sources.feature_spec_get(
-                organization=organization, key_or_id=feature_key
-            )
-        feature = features[feature_key]
-        if not feature.meter_slug:
-            continue
-        if feature.meter_slug not in meters:
-            meters[feature.meter_slug] = metering.meter_get(
-                organization=organization, id_or_slug=feature.meter_slug
-            )
-        customers = {r.customer_id: subjects[r.customer_id] for r in reqs if subjects.get(r.customer_id)}
-        if not customers:
-            continue
-        meter = meters[feature.meter_slug]
-        if measure == "count":  # the same events, counted (rollups keep event counts too)
+
+    def meter_of(r: UsageRequest) -> Any:
+        feature = features.get(r.feature_key)
+        meter = meters.get(feature.meter_slug) if feature is not None and feature.meter_slug else None
+        if meter is not None and r.measure == "count":  # the same events, counted (rollups keep counts)
             meter = copy.copy(meter)
             meter.aggregation = "COUNT"
+        return meter
+
+    def filters_of(r: UsageRequest) -> dict[str, list[str]]:
+        return {k: [v] for k, v in (features[r.feature_key].meter_group_by_filters or {}).items()}
+
+    usable = [r for r in wanted if meter_of(r) is not None and subjects.get(r.customer_id)]
+    if len(subjects) <= FEW_CUSTOMERS:
+        totals = metering.meter_usage_totals(
+            organization=organization,
+            requests=[(meter_of(r), subjects[r.customer_id], r.start, r.end, filters_of(r)) for r in usable],
+        )
+        out.update({r: Decimal(v) for r, v in zip(usable, totals, strict=True)})
+        return out
+    groups: dict[tuple[str, datetime, datetime, str], list[UsageRequest]] = {}
+    for r in usable:
+        groups.setdefault((r.feature_key, r.start, r.end, r.measure), []).append(r)
+    for reqs in groups.values():
+        first = reqs[0]
         rows = metering.meter_query(
             organization=organization,
-            meter=meter,
-            from_=start,
-            to=end,
-            customers=customers,
-            filter_group_by={k: [v] for k, v in feature.meter_group_by_filters.items()},
+            meter=meter_of(first),
+            from_=first.start,
+            to=first.end,
+            customers={r.customer_id: subjects[r.customer_id] for r in reqs},
+            filter_group_by=filters_of(first),
         )
         values = {row.customer_id: row.value for row in rows}
         for r in reqs:
