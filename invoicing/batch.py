@@ -37,7 +37,7 @@ from core.audit import audit_build, audit_record_many
 from core.models import AuditLog, Organization
 from invoicing import lines as L
 from invoicing import sources
-from invoicing.builder import Build, InvoiceBuilder
+from invoicing.builder import Build, InvoiceBuilder, customers_lock
 from invoicing.models import (
     CreditApplication,
     Invoice,
@@ -118,6 +118,7 @@ def invoice_batch_build(
             ignore_conflicts=True,
         )
         customer_ids = sorted({p.customer_id for p in periods})
+        customers_lock(organization=organization, customer_ids=customer_ids)
         wanted = set(periods)
         candidates = Invoice.objects.filter(
             organization=organization,

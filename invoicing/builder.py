@@ -20,6 +20,7 @@ from decimal import Decimal
 
 from django.db.models import Q, Sum
 
+from billing.models import Customer
 from core.models import Organization
 from core.money import quantize
 from invoicing import lines as L
@@ -57,6 +58,19 @@ class Build:
     @property
     def empty(self) -> bool:
         return not self.lines
+
+
+def customers_lock(*, organization: Organization, customer_ids: list[str]) -> None:
+    """Serialize billing per customer: the customers' rows are locked (ordered by id, so two runs never
+    deadlock) before their ledger is read, so two invoices of one customer built at the same time (two
+    batches, a batch and an on-demand invoice) never bill the same thing twice. Call inside the
+    transaction that writes the invoices."""
+    list(
+        Customer.objects.select_for_update()
+        .filter(organization=organization, id__in=sorted(set(customer_ids)))
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
 
 
 def tax_specs(organization: Organization) -> tuple[L.TaxSpec | None, dict[str, L.TaxSpec]]:

@@ -26,7 +26,7 @@ from core.models import Organization
 from core.money import quantize, to_decimal
 from invoicing import lines as L
 from invoicing import sources
-from invoicing.builder import Build, InvoiceBuilder, Moment, tax_specs
+from invoicing.builder import Build, InvoiceBuilder, Moment, customers_lock, tax_specs
 from invoicing.credits import customer_credit_create as customer_credit_create  # re-export
 from invoicing.models import (
     CreditApplication,
@@ -426,7 +426,11 @@ def _transition(invoice: Invoice, to: str, **fields: Any) -> Invoice:
 
 
 def _invoice_lock(invoice_id: str, organization: Organization) -> Invoice:
-    """The one place an invoice row is locked (building and issuing are serialized per invoice)."""
+    """The one place an invoice row is locked (building and issuing are serialized per invoice, and
+    billing per customer: the customer's row is locked first, see `builder.customers_lock`)."""
+    customer_id = Invoice.objects.filter(id=invoice_id).values_list("customer_id", flat=True).first()
+    if customer_id is not None:
+        customers_lock(organization=organization, customer_ids=[customer_id])
     return Invoice.objects.select_for_update().get(id=invoice_id, organization=organization)
 
 
@@ -719,6 +723,7 @@ def invoice_on_demand_create(
     out = []
     for currency in currencies:
         with transaction.atomic():
+            customers_lock(organization=organization, customer_ids=[customer.id])
             try:
                 with transaction.atomic():
                     invoice = Invoice.objects.create(
