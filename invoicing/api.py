@@ -130,6 +130,7 @@ class InvoiceListView(TenantAPIView):
         responses=page_of(InvoiceListItemOutput),
         parameters=[
             OpenApiParameter("statuses", str, many=True, description="Comma-separated or repeated."),
+            OpenApiParameter("status", str, many=True, description="An alias of `statuses`."),
             OpenApiParameter("customerId", str),
             OpenApiParameter("periodFrom", OpenApiTypes.DATETIME),
             OpenApiParameter("periodTo", OpenApiTypes.DATETIME),
