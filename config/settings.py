@@ -150,6 +150,12 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"persistAuthorization": True},  # the API key survives a reload of /api/docs/
+    # Enums used under several field names get one stable component name (generated clients import them)
+    "ENUM_NAME_OVERRIDES": {
+        "EntitlementTypeEnum": "catalog.documents.ENTITLEMENT_TYPES",
+        "TaxBehaviorEnum": "catalog.documents.TAX_BEHAVIORS",
+    },
 }
 API_PAGE_SIZE = env_int("API_PAGE_SIZE", 100, minimum=1)
 # Seconds an API key stays cached in-process on hot paths (ingest, entitlement values); 0 disables.

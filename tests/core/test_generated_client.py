@@ -139,7 +139,9 @@ def test_generated_client_drives_a_whole_flow(api, live_server, tenant_a, tenant
                                 billing_cadence="P1M",
                                 price=graduated,
                                 entitlement_template=m.EntitlementTemplateRequest(
-                                    type_=m.TypeB30Enum.METERED, usage_period="P1M", issue_after_reset="1000"
+                                    type_=m.EntitlementTypeEnum.METERED,
+                                    usage_period="P1M",
+                                    issue_after_reset="1000",
                                 ),
                             ),
                         ],

@@ -77,14 +77,11 @@ def test_no_component_or_operation_collides(generated):
     assert len(ids) == len(set(ids))
 
 
-def test_no_generator_errors_or_unresolved_bodies(generated):
+def test_the_generator_has_nothing_to_warn_about(generated):
+    """No unresolved serializer or field, no guessed body, no enum named by a hash: every warning of
+    `manage.py spectacular` is a place where the schema is wrong or unstable."""
     _, messages = generated
-    bad = [
-        m
-        for m in messages
-        if "unable to guess serializer" in m or "could not resolve" in m or "Defaulting to generic" in m
-    ]
-    assert bad == []
+    assert messages == []
 
 
 def test_every_request_and_response_body_is_described(generated):
