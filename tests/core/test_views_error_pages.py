@@ -17,7 +17,11 @@ def test_404_is_a_styled_page_that_escapes_the_path(tenant_a, tenant_b):
     r = client.get("/console/nothing-here/<b>x</b>")
     html = r.content.decode()
     assert r.status_code == 404 and 'id="not-found"' in html and "<style>" in html
-    assert "Page not found" in html and "/console/nothing-here/%3Cb%3Ex%3C/b%3E" in html and "<b>x</b>" not in html
+    assert (
+        "Page not found" in html
+        and "/console/nothing-here/%3Cb%3Ex%3C/b%3E" in html
+        and "<b>x</b>" not in html
+    )
     assert "it may belong to another organization" in html and 'href="/console/"' in html
     r = client.get("/portal/nothing/")
     assert r.status_code in (401, 404)
@@ -33,7 +37,11 @@ def test_404_of_a_console_object_of_another_organization(tenant_a, tenant_b):
     client = Client()
     assert client.login(username=tenant_a.user.username, password=PASSWORD)
     r = client.get(f"/console/invoices/{other.id}/")
-    assert r.status_code == 404 and 'id="not-found"' in r.content.decode() and "GLOBEX-1" not in r.content.decode()
+    assert (
+        r.status_code == 404
+        and 'id="not-found"' in r.content.decode()
+        and "GLOBEX-1" not in r.content.decode()
+    )
 
 
 def test_500_is_a_styled_page_and_api_500_stays_problem_json(tenant_a, tenant_b):
