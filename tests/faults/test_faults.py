@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -332,3 +333,119 @@ def test_stripe_errors_and_timeouts_are_retried_with_the_same_idempotency_key(st
         assert sum("created" in e for e in attempts) == 1
     actions = {e["action"] for e in log}
     assert {"429", "500", "create-slow", "replay"} <= actions  # every fault was injected and survived
+
+
+def _tenant(stack: Stack, slug: str) -> tuple[Stack, str]:
+    stack.manage("org_create", "--slug", slug, "--name", f"{slug.title()} Inc")
+    key = stack.manage("apikey_create", "--org", slug, "--scopes", "admin").strip().splitlines()[-1]
+    org = stack.sql("SELECT id FROM core_organization WHERE slug = %s", (slug,))[0][0]
+    return Stack(**{**stack.__dict__, "key": key}), org
+
+
+def test_a_poison_tenant_leaves_every_other_tenant_unaffected(stack):
+    """Two tenants on the running stack, each with a meter, a metered entitlement and three subscribed
+    customers. The poison tenant's meter definition and one customer's price are corrupted in the database
+    (what a bug or a bad hand edit leaves behind). The all-tenant rollup job (beat) records the poison
+    meter's failure and goes on; the healthy tenant's rollups advance, its value check answers, and its
+    invoice run invoices everyone. The poison tenant's run invoices its two sound customers and marks the
+    third failed with the reason."""
+    now = datetime.now(UTC)
+    month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0).isoformat()
+    event_time = (now - timedelta(minutes=5)).isoformat()
+    tenants = {}
+    for slug in ("poisoned", "healthy"):
+        admin, org = _tenant(stack, slug)
+        _invoicing_tenant(admin, customers=3, since="2026-11-01T00:00:00Z")
+        status, body = admin.request(
+            "POST", "/api/v1/meters", {"slug": "pings", "eventType": "ping", "aggregation": "COUNT"}
+        )
+        assert status == 201, body
+        status, body = admin.request(
+            "POST", "/api/v1/features", {"key": "pings", "name": "Pings", "meterSlug": "pings"}
+        )
+        assert status == 201, body
+        status, body = admin.request(
+            "POST",
+            "/api/v2/customers/c000/entitlements",
+            {
+                "type": "metered",
+                "featureKey": "pings",
+                "usagePeriod": {"interval": "MONTH", "anchor": month},
+                "measureUsageFrom": month,
+                "issueAfterReset": 100,
+            },
+        )
+        assert status == 201, body
+        events = [
+            {"specversion": "1.0", "id": f"{slug}-{i}", "source": "faults", "type": "ping", "subject": "s0",
+             "time": event_time, "data": {}}
+            for i in range(7)
+        ]  # fmt: skip
+        status, body = admin.request("POST", "/api/v1/events", events)
+        assert status == 204, body
+        tenants[slug] = (admin, org)
+    poisoned_org = tenants["poisoned"][1]
+    stack.sql(
+        "UPDATE metering_meter SET aggregation = 'SUM', value_property = '$[' WHERE organization_id = %s "
+        "RETURNING id",
+        (poisoned_org,),
+    )
+    stack.sql(
+        'UPDATE billing_subscriptionitem SET price = \'{"type": "flat", "amount": "oops"}\' '
+        "WHERE organization_id = %s AND subscription_id IN (SELECT s.id FROM billing_subscription s "
+        "JOIN billing_customer c ON c.id = s.customer_id WHERE c.key = 'c000') RETURNING id",
+        (poisoned_org,),
+    )
+    healthy, healthy_org = tenants["healthy"]
+
+    def watermark() -> int:
+        rows = stack.sql(
+            "SELECT r.watermark FROM metering_rollupstate r JOIN metering_meter m ON m.id = r.meter_id "
+            "WHERE m.organization_id = %s",
+            (healthy_org,),
+        )
+        return rows[0][0] if rows else 0
+
+    wait_for(lambda: watermark() > 0, 150, "the healthy tenant's rollups to advance (beat, every minute)")
+    wait_for(
+        lambda: (
+            stack.sql("SELECT count(*) FROM core_jobfailure WHERE organization_id = %s", (poisoned_org,))[0][
+                0
+            ]
+            > 0
+        ),
+        30,
+        "the poison meter's failure to be recorded",
+    )
+    status, body = healthy.request("GET", "/api/v1/customers/c000/entitlements/pings/value")
+    assert status == 200, body
+    assert json.loads(body)["usage"] == 7 and json.loads(body)["balance"] == 93
+
+    for slug in ("poisoned", "healthy"):
+        status, body = tenants[slug][0].request("POST", "/api/v1/billing/invoice-runs", {})
+        assert status == 202, body
+
+    def items(org: str) -> dict[str, int]:
+        return dict(
+            stack.sql(
+                "SELECT status, count(*) FROM invoicing_invoicerunitem WHERE organization_id = %s GROUP BY 1",
+                (org,),
+            )
+        )
+
+    # each customer has two moments: its start (November in advance) and the end of November
+    wait_for(lambda: items(healthy_org) == {"done": 6}, 90, "the healthy tenant's run")
+    wait_for(lambda: items(poisoned_org) == {"done": 4, "failed": 2}, 90, "the poisoned tenant's run")
+    errors = stack.sql(
+        "SELECT DISTINCT error FROM invoicing_invoicerunitem WHERE organization_id = %s AND status = 'failed'",
+        (poisoned_org,),
+    )
+    assert all("amount" in e for (e,) in errors), errors
+    assert stack.sql(
+        "SELECT count(*) FROM invoicing_invoice WHERE organization_id = %s AND status = 'issued'",
+        (healthy_org,),
+    ) == [(6,)]
+    assert stack.sql(
+        "SELECT count(*) FROM invoicing_invoice WHERE organization_id = %s AND status = 'issued'",
+        (poisoned_org,),
+    ) == [(4,)]
