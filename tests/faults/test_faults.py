@@ -449,3 +449,100 @@ def test_a_poison_tenant_leaves_every_other_tenant_unaffected(stack):
         "SELECT count(*) FROM invoicing_invoice WHERE organization_id = %s AND status = 'issued'",
         (poisoned_org,),
     ) == [(4,)]
+
+
+def _signed(payload: dict, secret: str, at: int) -> tuple[bytes, str]:
+    import hashlib
+    import hmac
+
+    body = json.dumps(payload).encode()
+    sig = hmac.new(secret.encode(), f"{at}.".encode() + body, hashlib.sha256).hexdigest()
+    return body, f"t={at},v1={sig}"
+
+
+def test_stripe_webhooks_twice_out_of_order_and_late_are_applied_once_in_order(stack):
+    """Stripe's webhooks reach the running stack (web, then the worker) twice, out of order and late:
+    `invoice.payment_failed` after `invoice.paid` is ignored, a resent event is stored and applied once,
+    and an event signed outside the tolerance is refused; the invoice ends paid, with one paid transition."""
+    admin, org = _tenant(stack, "hooks")
+    secret = "whsec_faultsuite_webhook_secret"
+    status, body = admin.request(
+        "PUT",
+        "/api/v1/apps/stripe",
+        {
+            "secretKey": "sk_test_faultsuite0000000001",
+            "webhookSecret": secret,
+            "collectionMethod": "send_invoice",
+        },
+    )
+    assert status == 200, body
+    _invoicing_tenant(admin, customers=1, since="2026-11-01T00:00:00Z")
+    status, body = admin.request("POST", "/api/v1/billing/invoice-runs", {})
+    assert status == 202, body
+
+    def pushed() -> list[tuple]:
+        return stack.sql(
+            "SELECT id, stripe_invoice_id, status FROM invoicing_invoice WHERE organization_id = %s "
+            "AND stripe_status = 'open' ORDER BY period_end, id",
+            (org,),
+        )
+
+    wait_for(lambda: len(pushed()) == 2, 90, "both invoices pushed to Stripe")
+    invoice_id, stripe_id, _ = pushed()[0]
+
+    def send(event_id: str, type_: str, at: int) -> int:
+        payload = {
+            "id": event_id,
+            "object": "event",
+            "type": type_,
+            "created": at,
+            "data": {
+                "object": {
+                    "id": stripe_id,
+                    "object": "invoice",
+                    "metadata": {"meterline_invoice_id": invoice_id},
+                }
+            },
+        }
+        body, sig = _signed(payload, secret, at)
+        req = urllib.request.Request(
+            f"{stack.base_url}/api/v1/apps/stripe/webhook/hooks",
+            data=body,
+            method="POST",
+            headers={"Stripe-Signature": sig, "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    now = int(time.time())
+    assert send("evt_paid", "invoice.paid", now) == 200
+    assert send("evt_paid", "invoice.paid", now) == 200  # delivered twice
+    assert send("evt_failed_earlier", "invoice.payment_failed", now - 60) == 200  # out of order, after paid
+    assert send("evt_late", "invoice.voided", now - 3600) == 400  # signed an hour ago: outside the tolerance
+
+    def status_of() -> str:
+        return stack.sql("SELECT status FROM invoicing_invoice WHERE id = %s", (invoice_id,))[0][0]
+
+    wait_for(lambda: status_of() == "paid", 60, "the invoice to be paid")
+    wait_for(
+        lambda: (
+            stack.sql(
+                "SELECT count(*) FROM invoicing_stripeevent WHERE organization_id = %s AND processed_at IS NOT NULL",
+                (org,),
+            )[0][0]
+            == 2
+        ),
+        60,
+        "both stored events processed",
+    )
+    time.sleep(2)  # nothing else arrives
+    assert status_of() == "paid"
+    assert stack.sql(
+        "SELECT stripe_event_id FROM invoicing_stripeevent WHERE organization_id = %s ORDER BY 1", (org,)
+    ) == [("evt_failed_earlier",), ("evt_paid",)]
+    assert stack.sql(
+        "SELECT count(*) FROM core_auditlog WHERE organization_id = %s AND action = 'invoice.paid'", (org,)
+    ) == [(1,)]
