@@ -1143,3 +1143,59 @@ def invoice_mark_paid(
             },
         )
     return paid
+
+
+def invoice_record_billed_elsewhere(
+    *,
+    organization: Organization,
+    customer: Customer,
+    at: datetime,
+    reference: str,
+    actor: Actor = None,
+) -> list[Invoice]:
+    """Record the fees another billing system already invoiced at `at` (a migration: the in-advance fees of
+    the current period, billed by the old system at its start) as settled invoices of kind `external`, one
+    per currency: no number, never pushed to Stripe nor sent, and the ledger counts their lines as billed,
+    so no run bills those fees again. Returns the invoices recorded (none when nothing was due at `at`)."""
+    out = []
+    currencies = {
+        i.currency
+        for i in sources.billable_items(
+            organization=organization, customer_ids=[customer.id], since=at, until=at
+        )[customer.id]
+    }
+    for currency in sorted(currencies):
+        with transaction.atomic():
+            customers_lock(organization=organization, customer_ids=[customer.id])
+            invoice, created = Invoice.objects.get_or_create(
+                organization=organization,
+                customer=customer,
+                currency=currency,
+                kind="external",
+                period_start=at,
+                period_end=at,
+                defaults={"status": S.GATHERING},
+            )
+            if not created and invoice.status != S.GATHERING:
+                out.append(invoice)
+                continue
+            moment = Moment(customer.id, currency, at, "start", exclude_invoice_id=invoice.id)
+            build = _build_one(organization=organization, invoice=invoice, moment=moment, apply_credits=False)
+            if build.empty:
+                invoice.delete()
+                continue
+            _write_lines(organization=organization, invoice=invoice, build=build)
+            Invoice.objects.filter(id=invoice.id).update(
+                status=S.PAID, paid_at=timezone.now(), customer_snapshot={"billedBy": reference[:200]}
+            )
+            invoice.refresh_from_db()
+            audit_record(
+                organization=organization,
+                actor=actor,
+                action="invoice.recorded_external",
+                object_type="invoice",
+                object_id=invoice.id,
+                after={**invoice_payload(invoice), "billedBy": reference[:200]},
+            )
+            out.append(invoice)
+    return out

@@ -5,6 +5,7 @@ equals the exported one charge by charge. B is untouched."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from io import StringIO
 
 import pytest
@@ -186,6 +187,16 @@ def test_export_import_verify(tenant_a, tenant_b, tmp_path):
         )
         wallet = a.get(f"{V1}/wallets?external_customer_id=cust-1").json()["wallets"]
         assert [w["balance_cents"] for w in wallet] == [750]
+        # Lago invoiced the Sep 15 - Oct 15 base fee (25.00, in advance) at Sep 15: recorded as billed there,
+        # so our run does not bill it again (the next fee is due Oct 15)
+        from invoicing.models import Invoice
+
+        (external,) = Invoice.objects.filter(organization=tenant_a.org, kind="external")
+        assert (external.status, external.number, external.total) == ("paid", "", Decimal("25.00"))
+        from invoicing.runs import invoice_run_item_process, invoice_runs_schedule
+
+        for item_id in invoice_runs_schedule(now=at("2026-10-10 00:00"), organization=tenant_a.org):
+            assert invoice_run_item_process(item_id=item_id, now=at("2026-10-10 00:00")) is None
 
         # Run again: everything exists (skipped), events deduplicated; a wrong total fails the verification.
         usage["charges_usage"][0]["amount_cents"] = 426

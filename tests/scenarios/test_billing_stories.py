@@ -367,3 +367,25 @@ def test_upcoming_invoice_preview(world, tenant_b):
     assert inv["totals"]["total"] == "27.00"
     assert other.status_code == 404  # another organization's customer
     assert not Invoice.objects.filter(organization=world.org).exists()  # a preview stores nothing
+
+
+def test_fees_billed_by_a_previous_system_are_not_billed_again(world):
+    """A customer migrated mid-way: the old system invoiced October's fee on Oct 1. Recording it as billed
+    elsewhere keeps our run from billing it again; November is ours."""
+    from invoicing.services import invoice_record_billed_elsewhere
+
+    world.plan("p", [flat("base", "31")])
+    cust = world.customer("acme")
+    world.subscribe(cust, "p", "2026-10-01")
+    (recorded,) = invoice_record_billed_elsewhere(
+        organization=world.org, customer=cust, at=at("2026-10-01"), reference="Lago invoice LAGO-42"
+    )
+    assert (recorded.kind, recorded.status, recorded.number, recorded.total) == (
+        "external",
+        "paid",
+        "",
+        D("31.00"),
+    )
+    assert world.clock("2026-10-01 01:00") == []  # nothing left to bill at the start
+    (nov,) = world.clock("2026-11-01 01:00")
+    assert nov.total == D("31.00")  # November in advance

@@ -31,6 +31,7 @@ from django.core.management.base import BaseCommand, CommandError
 from billing import selectors as billing_selectors
 from core.errors import DomainError
 from core.models import Organization
+from invoicing.services import invoice_record_billed_elsewhere
 from lago import selectors, services
 from lago.mapping import LagoInvalid
 
@@ -113,14 +114,23 @@ class Command(BaseCommand):
 
     def _import_subscriptions(self, org: Organization, rows: list[dict[str, Any]]) -> tuple[int, int]:
         """Active subscriptions start here at the start of their current billing period (Lago invoiced
-        everything before it), keeping `billing_time`; pending ones at their `subscription_at`."""
+        everything before it, and that period's in-advance fees: recorded as billed elsewhere), keeping
+        `billing_time`; pending ones at their `subscription_at`."""
 
         def one(row: dict[str, Any]) -> None:
             start = row.get("subscription_at")
             current = row.get("current_billing_period_started_at")
             if row.get("status") == "active" and current:
                 start = current
-            services.subscription_create(organization=org, data={**row, "subscription_at": start})
+            sub = services.subscription_create(organization=org, data={**row, "subscription_at": start})
+            if row.get("status") == "active" and current:
+                # Lago invoiced this period's in-advance fees at its start: recorded, never billed again
+                invoice_record_billed_elsewhere(
+                    organization=org,
+                    customer=sub.customer,
+                    at=sub.active_from,
+                    reference=f"Lago, subscription {row.get('external_id', '')}",
+                )
 
         live = [r for r in rows if r.get("status", "active") in ("active", "pending")]
         done, skipped = self._each(live, "subscription", one)
