@@ -99,3 +99,5 @@ def test_customer_hub_actions(page, tenant_a, tenant_b):
     page.goto(url)
     page.wait_for_url("**/portal/")
     assert "Acme Robotics" in page.locator("header.top").inner_text()
+    # let the portal's own requests (charts, the estimate) finish before the test database is flushed
+    page.wait_for_load_state("networkidle")
