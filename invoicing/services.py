@@ -425,11 +425,12 @@ def _transition(invoice: Invoice, to: str, **fields: Any) -> Invoice:
     return invoice
 
 
-def _invoice_lock(invoice_id: str, organization: Organization) -> Invoice:
+def _invoice_lock(invoice_id: str, organization: Organization, *, billing: bool = True) -> Invoice:
     """The one place an invoice row is locked (building and issuing are serialized per invoice, and
-    billing per customer: the customer's row is locked first, see `builder.customers_lock`)."""
+    billing per customer: the customer's row is locked first, see `builder.customers_lock`; a preview
+    that bills nothing, `billing=False`, locks the invoice row only and never waits for a run)."""
     customer_id = Invoice.objects.filter(id=invoice_id).values_list("customer_id", flat=True).first()
-    if customer_id is not None:
+    if billing and customer_id is not None:
         customers_lock(organization=organization, customer_ids=[customer_id])
     return Invoice.objects.select_for_update().get(id=invoice_id, organization=organization)
 
@@ -634,7 +635,7 @@ def invoice_gathering_refresh(
                 period_start=cp.period_start,
                 period_end=cp.period_end,
             )
-            invoice = _invoice_lock(invoice.id, organization)
+            invoice = _invoice_lock(invoice.id, organization, billing=False)
             if invoice.status == S.GATHERING:
                 build = invoice_upcoming_build(
                     organization=organization,
