@@ -217,7 +217,7 @@ class InvoiceBuilder:
                 CustomerCredit.objects.filter(
                     organization=self.organization, customer_id__in=self._customer_ids
                 )
-                .filter(**_not_voided())
+                .filter(voided_at__isnull=True)
                 .values_list("customer_id", "currency")
             )
         if (m.customer_id, m.currency) not in self._with_credit:
@@ -226,7 +226,7 @@ class InvoiceBuilder:
             CustomerCredit.objects.select_for_update()
             .filter(organization=self.organization, customer_id=m.customer_id, currency=m.currency)
             .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=m.at))
-            .filter(**_not_voided())
+            .filter(voided_at__isnull=True)
             .order_by("priority", "expires_at", "created_at", "id")
         )
         if not credits:
@@ -259,11 +259,6 @@ class InvoiceBuilder:
             if due <= 0:
                 break
         return out
-
-
-def _not_voided() -> dict[str, object]:
-    names = {f.name for f in CustomerCredit._meta.get_fields()}
-    return {"voided_at__isnull": True} if "voided_at" in names else {}
 
 
 def _manual_as_draft(line: InvoiceLine) -> L.LineDraft:

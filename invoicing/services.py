@@ -714,13 +714,10 @@ def invoice_on_demand_create(
     """Bill now what is due and not billed yet, with the usage of open periods so far (progressive
     billing: the period-end invoice bills only the remainder). One invoice per currency."""
     now = now or timezone.now()
-    currencies = sorted(
-        {
-            cp.currency
-            for cp in sources.current_periods(organization=organization, customer_id=customer.id, at=now)
-        }
-        | ({customer.currency} if customer.currency else set())
-    )
+    starts: dict[str, datetime] = {}  # the current billing period's start per currency, shown on the invoice
+    for cp in sources.current_periods(organization=organization, customer_id=customer.id, at=now):
+        starts[cp.currency] = min(cp.period_start, starts.get(cp.currency, cp.period_start))
+    currencies = sorted(set(starts) | ({customer.currency} if customer.currency else set()))
     out = []
     for currency in currencies:
         with transaction.atomic():
@@ -731,7 +728,7 @@ def invoice_on_demand_create(
                         organization=organization,
                         customer=customer,
                         currency=currency,
-                        period_start=_on_demand_start(organization, customer.id, currency, now),
+                        period_start=starts.get(currency, now),
                         period_end=now,
                         kind="on_demand",
                         status=S.GATHERING,
@@ -755,16 +752,6 @@ def invoice_on_demand_create(
     if not out:
         raise Conflict("Nothing to invoice yet.", field="customerId")
     return out
-
-
-def _on_demand_start(organization: Organization, customer_id: str, currency: str, now: datetime) -> datetime:
-    """The start an on-demand invoice shows: the current billing period's, or now."""
-    starts = [
-        cp.period_start
-        for cp in sources.current_periods(organization=organization, customer_id=customer_id, at=now)
-        if cp.currency == currency
-    ]
-    return min(starts) if starts else now
 
 
 # --- manual lines -----------------------------------------------------------------------------------
@@ -1187,7 +1174,9 @@ def invoice_record_billed_elsewhere(
                 continue
             _write_lines(organization=organization, invoice=invoice, build=build)
             Invoice.objects.filter(id=invoice.id).update(
-                status=S.PAID, paid_at=timezone.now(), customer_snapshot={"billedBy": reference[:200]}
+                status=S.PAID,
+                paid_at=timezone.now(),
+                customer_snapshot={**_customer_snapshot(customer), "billedBy": reference[:200]},
             )
             invoice.refresh_from_db()
             audit_record(

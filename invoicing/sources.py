@@ -1,9 +1,9 @@
 """What invoicing reads from `billing` (subscription timeline, due periods) and `metering` (usage).
 
 Invoicing asks this module for plain dataclasses; the default providers read billing's subscription
-timeline (`SubscriptionItem` rows: one rate card over [active_from, active_to)) and usage through
-`billing.sources.usage_total` (which calls metering). `set_provider()` replaces one (tests and the
-benchmark use in-memory providers for what they do not exercise).
+timeline (`SubscriptionItem` rows: one rate card over [active_from, active_to)), the billing moments
+that are due, and usage through `metering.selectors` (features and meters from catalog and metering).
+`set_provider()` replaces one (tests use an in-memory usage book where usage is not what they exercise).
 """
 
 from __future__ import annotations
@@ -59,26 +59,26 @@ def _subscription_model() -> Any:
     return apps.get_model("billing", "Subscription")
 
 
-_ITEM_FIELDS = (
-    "id",
-    "subscription_id",
-    "key",
-    "name",
-    "feature_key",
-    "price",
-    "discounts",
-    "commitments",
-    "payment_term",
-    "billing_cadence",
-    "quantity",
-    "active_from",
-    "active_to",
-    "subscription__currency",
-    "subscription__customer_id",
-    "subscription__billing_anchor",
-    "subscription__timezone",
-    "subscription__billing_cadence",
-)
+# SubscriptionItem field -> BillableItem field
+_ITEM_FIELDS = {
+    "id": "item_id",
+    "subscription_id": "subscription_id",
+    "key": "key",
+    "name": "name",
+    "feature_key": "feature_key",
+    "price": "price",
+    "discounts": "discounts",
+    "commitments": "commitments",
+    "payment_term": "payment_term",
+    "billing_cadence": "billing_cadence",
+    "quantity": "quantity",
+    "active_from": "active_from",
+    "active_to": "active_to",
+    "subscription__currency": "currency",
+    "subscription__billing_anchor": "anchor",
+    "subscription__timezone": "timezone",
+    "subscription__billing_cadence": "plan_cadence",
+}
 
 
 def _billing_items_bulk(
@@ -97,51 +97,16 @@ def _billing_items_bulk(
         )
         .filter(Q(active_to__isnull=True) | Q(active_to__gte=since))
         .order_by("active_from", "key", "id")
-        .values_list(*_ITEM_FIELDS)
+        .values("subscription__customer_id", *_ITEM_FIELDS)
     )
-    for (
-        iid,
-        sid,
-        key,
-        name,
-        fkey,
-        price,
-        discounts,
-        commitments,
-        term,
-        cadence,
-        qty,
-        a_from,
-        a_to,
-        currency,
-        cid,
-        anchor,
-        tz,
-        plan_cadence,
-    ) in rows:
-        if a_to is not None and a_to <= a_from:
-            continue
-        out[cid].append(
-            BillableItem(
-                item_id=iid,
-                subscription_id=sid,
-                key=key,
-                name=name,
-                feature_key=fkey,
-                price=price,
-                discounts=discounts,
-                commitments=commitments,
-                payment_term=term or "in_advance",
-                billing_cadence=cadence,
-                quantity=qty,
-                currency=currency,
-                active_from=a_from,
-                active_to=a_to,
-                anchor=anchor,
-                timezone=tz or "UTC",
-                plan_cadence=plan_cadence or "P1M",
-            )
-        )
+    for row in rows:
+        if row["active_to"] is not None and row["active_to"] <= row["active_from"]:
+            continue  # an item removed at the instant it started
+        fields = {ours: row[theirs] for theirs, ours in _ITEM_FIELDS.items()}
+        fields["payment_term"] = fields["payment_term"] or "in_advance"
+        fields["timezone"] = fields["timezone"] or "UTC"
+        fields["plan_cadence"] = fields["plan_cadence"] or "P1M"
+        out[row["subscription__customer_id"]].append(BillableItem(**fields))
     return out
 
 

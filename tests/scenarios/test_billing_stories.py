@@ -11,18 +11,10 @@ import time_machine
 
 from invoicing.models import Invoice, InvoiceLine
 from invoicing.services import invoice_void, tax_rate_create
+from tests.invoicing.conftest import GRADUATED
 from tests.scenarios.conftest import D, at, flat, lines, totals, usage
 
 UNIT_1 = {"type": "unit", "amount": "1"}
-GRADUATED = {
-    "type": "tiered",
-    "mode": "graduated",
-    "tiers": [
-        {"upToAmount": "1000", "unitPrice": {"type": "unit", "amount": "0.10"}},
-        {"upToAmount": "5000", "unitPrice": {"type": "unit", "amount": "0.05"}},
-        {"unitPrice": {"type": "unit", "amount": "0.01"}},
-    ],
-}
 
 
 def _metered(world, price=UNIT_1, **card):

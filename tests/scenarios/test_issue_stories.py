@@ -198,3 +198,19 @@ def test_12b_late_usage_of_a_canceled_subscription(world):
     (nxt,) = world.clock("2026-11-21 01:00")
     got = {(x.type, x.billing_period_start, x.amount) for x in InvoiceLine.objects.filter(invoice=nxt)}
     assert got == {("usage", at("2026-10-21"), D("2.00")), ("adjustment", at("2026-10-01"), D("6.00"))}
+
+
+def test_12c_late_usage_of_an_ended_subscription_billed_on_demand(world):
+    """No later subscription to carry it: an on-demand invoice bills the late usage for its period."""
+    world.meter("calls")
+    world.plan("p", [usage("calls", "calls", {"type": "unit", "amount": "1"})])
+    cust = world.customer("acme")
+    sub = world.subscribe(cust, "p", "2026-10-01")
+    world.use(cust, "calls", "2026-10-05", 4)
+    world.cancel(sub, "2026-10-11")
+    assert totals(world.clock("2026-10-11 01:00")) == [D("4.00")]
+    world.use_late(cust, "calls", event_time="2026-10-06", received="2026-10-25", value=6)
+    assert world.clock("2026-11-01 01:00") == []  # no moment left for this customer
+    inv = world.on_demand(cust, "2026-11-02")
+    got = [(x.type, x.billing_period_start, x.amount) for x in InvoiceLine.objects.filter(invoice=inv)]
+    assert got == [("adjustment", at("2026-10-01"), D("6.00"))]
