@@ -118,19 +118,3 @@ def cursor_page_of(
             },
         )
     return _PAGES[key]
-
-
-def items_of(item: type[serializers.Serializer], name: str | None = None) -> type[serializers.Serializer]:
-    """`{items: [...]}`: a short list that is never paged (tax rates, upcoming invoices)."""
-    key = (item, "items")
-    if key not in _PAGES:
-        _PAGES[key] = type(
-            name or _component(item, "List"),
-            (serializers.Serializer,),
-            {
-                "items": item(many=True),
-                "__module__": item.__module__,
-                "__qualname__": name or _component(item, "List"),
-            },
-        )
-    return _PAGES[key]

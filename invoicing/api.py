@@ -27,7 +27,6 @@ from core.pagination import (
     CURSOR_PARAMETERS,
     PAGE_PARAMETERS,
     cursor_page_of,
-    items_of,
     page_of,
     page_params,
     paged,
@@ -392,14 +391,15 @@ class TaxRateListView(TenantAPIView):
     Input = _TaxRateInput
 
     @extend_schema(
-        responses=items_of(TaxRateOutput),
-        parameters=[OpenApiParameter("includeArchived", bool)],
+        responses=page_of(TaxRateOutput),
+        parameters=[OpenApiParameter("includeArchived", bool), *PAGE_PARAMETERS],
         operation_id="listTaxRates",
     )
     def get(self, request: Request) -> Response:
         include = request.query_params.get("includeArchived", "") in ("1", "true")
         qs = selectors.tax_rate_list(organization=self.organization, include_archived=include)
-        return Response({"items": TaxRateOutput(qs, many=True).data})
+        page, size = page_params(request)
+        return Response(paged(qs, page, size, lambda rows: TaxRateOutput(rows, many=True).data))
 
     @extend_schema(request=_TaxRateInput, responses={201: TaxRateOutput}, operation_id="createTaxRate")
     def post(self, request: Request) -> Response:
@@ -931,8 +931,13 @@ class UpcomingInvoiceView(TenantAPIView):
 
     required_scope = "read"
 
-    @extend_schema(responses=items_of(UpcomingInvoiceOutput), operation_id="getUpcomingInvoice")
+    @extend_schema(
+        responses=page_of(UpcomingInvoiceOutput),
+        parameters=PAGE_PARAMETERS,
+        operation_id="getUpcomingInvoice",
+    )
     def get(self, request: Request, customer: str) -> Response:
         cust = customer_get(organization=self.organization, id_or_key=customer)
         upcoming = services.invoice_upcoming(organization=self.organization, customer=cust)
-        return Response({"items": UpcomingInvoiceOutput(upcoming, many=True).data})
+        page, size = page_params(request)
+        return Response(paged(upcoming, page, size, lambda rows: UpcomingInvoiceOutput(rows, many=True).data))

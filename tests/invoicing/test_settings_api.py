@@ -104,6 +104,8 @@ def test_tax_rates_crud_validation_default_and_isolation(tenant_a, tenant_b):
     )
     reduced = r.json()
     assert reduced["isDefault"] is True
+    page = tenant_a.client("read").get("/api/v1/tax-rates", {"pageSize": 1}).json()
+    assert (page["totalCount"], page["page"], page["pageSize"], len(page["items"])) == (2, 1, 1, 1)
     listed = tenant_a.client("read").get("/api/v1/tax-rates").json()["items"]
     assert [(x["name"], x["isDefault"]) for x in listed] == [("Reduced", True), ("VAT", False)]
     # validation: the field is named; nothing stored

@@ -347,6 +347,7 @@ def test_upcoming_invoice_preview(world, tenant_b):
         r = world.tenant.client("read").get(f"/api/v1/customers/{cust.key}/upcoming-invoice")
         other = tenant_b.client("read").get(f"/api/v1/customers/{cust.id}/upcoming-invoice")
     assert r.status_code == 200, r.content
+    assert (r.json()["totalCount"], r.json()["page"]) == (1, 1)  # the page shape of every list
     (inv,) = r.json()["items"]
     assert (inv["periodStart"][:10], inv["periodEnd"][:10]) == ("2026-10-01", "2026-11-01")
     # October's usage so far (7.00, no commitment before the period ends) and November's fee (10.00);
