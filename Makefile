@@ -41,10 +41,12 @@ test-fast: install
 test-faults: install
 	$(PY) -m pytest -m faults $(PYTEST_ARGS)
 
+## ruff, ruff format, mypy and import-linter (apps and layers depend downwards only; no cycles).
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	MET_ALLOW_INSECURE_SECRET=true $(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports    # the layering contracts in pyproject.toml ([tool.importlinter])
 
 format: install
 	$(VENV)/bin/ruff check --fix .

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from core.jobs import job_failures_summary
 from core.models import ApiKey, AuditLog, Heartbeat, Invitation, Membership, Organization
 
 
@@ -82,9 +84,7 @@ def health_status(*, now: datetime | None = None) -> tuple[bool, dict[str, Any]]
         healthy = False
         report["database"] = {"status": "fail", "error": str(exc)[:200]}
     try:
-        from config.celery import app
-
-        with app.connection_for_write() as conn:
+        with current_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
         report["broker"] = {"status": "ok", "kind": settings.CELERY_BROKER_KIND}
     except Exception as exc:
@@ -111,8 +111,6 @@ def health_status(*, now: datetime | None = None) -> tuple[bool, dict[str, Any]]
     # Background jobs' open failures (core.jobs): reported, but they do not make the service unhealthy,
     # since one organization's bad data must not take every organization's service out of rotation.
     try:
-        from core.jobs import job_failures_summary
-
         by_job = job_failures_summary()
         report["jobs"] = {
             "status": "degraded" if by_job else "ok",

@@ -18,6 +18,7 @@ from django.utils import timezone
 from core import jobs
 from core.audit import Actor, audit_record
 from core.background import Coalescer
+from core.enqueue import enqueue, tasks_run_inline
 from core.errors import Conflict, Unavailable, ValidationFailed
 from core.ids import is_ulid
 from core.models import Organization
@@ -30,6 +31,7 @@ SLUG_RE = re.compile(r"^[a-z0-9]+(?:[_-][a-z0-9]+)*$")
 DIM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 logger = logging.getLogger(__name__)
 DRAIN_JOB = "events_drain"
+DRAIN_TASK = "metering.tasks.events_drain"
 ROLLUP_JOB = "rollups_advance"
 RESERVED_DIMS = {"subject", "customer_id", "customerId", "windowstart", "windowend", "value"}
 
@@ -126,10 +128,8 @@ def _rejected_key(row: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def _request_drain() -> None:
-    from metering import tasks
-
     try:
-        tasks.events_drain.apply_async()
+        enqueue(DRAIN_TASK)
     except Exception:  # the broker is down: beat's periodic drain (or the next read) stores the batches
         logger.exception("could not queue metering.tasks.events_drain")
 
@@ -142,11 +142,8 @@ _drain_requests = Coalescer("metering-drain-request", _request_drain, DRAIN_REQU
 def drain_soon() -> None:
     """Have the accepted batches stored soon: inline with eager Celery (tests, errors propagate), else via
     the background publisher."""
-    from config.celery import app
-    from metering import tasks
-
-    if app.conf.task_always_eager:
-        tasks.events_drain.apply_async()
+    if tasks_run_inline():
+        enqueue(DRAIN_TASK)
     else:
         _drain_requests.poke()
 
