@@ -157,12 +157,14 @@ class ExplorerForm(forms.Form):
 
 
 class EventFilterForm(forms.Form):
-    """The event log's filters: subject, type, only uncounted, and a period of event time (dates, UTC,
-    `to` inclusive)."""
+    """The event log's filters: subject, type, only uncounted, only unknown subjects (no customer has
+    them; applied by the view, which asks billing), and a period of event time (dates, UTC, `to`
+    inclusive)."""
 
     subject = forms.CharField(max_length=256, required=False)
     type = forms.CharField(max_length=255, required=False)
     uncounted = forms.BooleanField(required=False)
+    unknown_subject = forms.BooleanField(required=False, label="Only unknown subjects")
     date_from = forms.DateField(required=False, label="From")
     date_to = forms.DateField(required=False, label="To")
 
@@ -176,3 +178,7 @@ class EventFilterForm(forms.Form):
             "from_": _day(d.get("date_from")),
             "to": end + timedelta(days=1) if end else None,
         }
+
+    @property
+    def only_unknown_subjects(self) -> bool:
+        return bool(self.is_valid() and self.cleaned_data.get("unknown_subject"))

@@ -22,7 +22,7 @@ from core.console import console_view
 from core.errors import DomainError, NotFound, ValidationFailed
 from core.http import ConsoleRequest
 from core.models import Role
-from metering import forms, selectors, services
+from metering import forms, hooks, selectors, services
 from metering.models import Aggregation
 
 
@@ -256,17 +256,31 @@ def _api_url(slug: str, query: dict[str, Any]) -> str:
 
 @console_view()
 def event_list(request: ConsoleRequest) -> HttpResponse:
+    """The latest 100 events, each saying whether it counted, and whether its subject belongs to a
+    customer (asked through `metering.hooks`, one query; without billing no subject is flagged)."""
     org = request.organization
     form = forms.EventFilterForm(request.GET)
     query = form.selector_kwargs()
     events = selectors.events_list(organization=org, limit=100, **query)
+    owned = hooks.resolve_customers(
+        organization=org, subjects=sorted({e.event["subject"] for e in events if e.event["subject"]})
+    )
+    known = {s for subjects in owned.values() for s in subjects} if owned is not None else None
+    rows = [
+        {"e": e, "unknown_subject": known is not None and e.event["subject"] not in known} for e in events
+    ]
+    only_unknown = form.only_unknown_subjects
+    if only_unknown:
+        rows = [r for r in rows if r["unknown_subject"]]
     context = {
-        "events": events,
+        "rows": rows,
         "form": form,
         "subject": query["subject"] or "",
         "type": query["type"] or "",
         "uncounted": bool(query["has_error"]),
-        "filtered": any(v is not None for v in query.values()),
+        "unknown_subject": only_unknown,
+        "subjects_checked": known is not None,
+        "filtered": only_unknown or any(v is not None for v in query.values()),
     }
     template = "console/metering/events.html#events-table" if request.htmx else "console/metering/events.html"
     return render(request, template, context)

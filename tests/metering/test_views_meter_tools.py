@@ -1,6 +1,7 @@
 """Meter tools in the console: value paths are relative to data (`$.data.x` refused with the fix, console
 and API), the path tester, archive with a check of the features that read the meter, and the meter
-explorer (the API's query as a page). Another organization's meters and usage never show."""
+explorer (the API's query as a page); the event log flags subjects no customer has. Another organization's
+meters and usage never show."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from billing.services import customer_create
 from catalog.services import feature_create, feature_delete
 from core.models import AuditLog
 from metering import services
@@ -305,3 +307,41 @@ def test_event_log_filters_by_period(tenant_a, tenant_b, tokens_meter):
     assert "app/mid" in html and "<html" not in html
     html = c.get("/console/events/", {"date_from": day(30), "date_to": day(20)}).content.decode()
     assert "No events match these filters." in html
+
+
+def test_event_log_flags_unknown_subjects_and_filters_them(
+    tenant_a, tenant_b, tokens_meter, django_assert_max_num_queries
+):
+    customer_create(organization=tenant_a.org, name="Known", key="known", subject_keys=["known-1"])
+    # tenant B owns "stranger": that must not make it known in tenant A
+    customer_create(organization=tenant_b.org, name="B", key="b", subject_keys=["stranger"])
+    post_events(
+        tenant_a.client("ingest"),
+        [
+            ce("k1", subject="known-1", data={"tokens": 1}),
+            ce("u1", subject="stranger", data={"tokens": 2}),
+        ],
+    )
+    post_events(tenant_b.client("ingest"), [ce("b1", subject="stranger", data={"tokens": 3})])
+    c = console(tenant_a)
+    with django_assert_max_num_queries(12) as first:
+        html = c.get("/console/events/").content.decode()
+    known = html[html.index("app/k1") :].split("</tr>")[0]
+    unknown = html[html.index("app/u1") :].split("</tr>")[0]
+    assert "unknown subject" not in known
+    assert 'class="badge amber unknown-subject"' in unknown
+    assert "app/b1" not in html
+    html = c.get("/console/events/", {"unknown_subject": "1"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "app/u1" in html and "app/k1" not in html and "<html" not in html
+    # constant in rows: 30 more events on 30 more unknown subjects cost no query more
+    post_events(
+        tenant_a.client("ingest"),
+        [ce(f"x{i}", subject=f"s{i}", data={"tokens": i}) for i in range(30)],
+    )
+    with CaptureQueriesContext(connection) as second:
+        html = c.get("/console/events/", {"unknown_subject": "1"}).content.decode()
+    assert len(second.captured_queries) <= len(first.captured_queries)
+    assert html.count('class="badge amber unknown-subject"') == 31
+    # B sees its own event, and "stranger" is B's customer's subject there
+    html_b = console(tenant_b).get("/console/events/").content.decode()
+    assert "app/b1" in html_b and "app/u1" not in html_b and "unknown-subject" not in html_b
