@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from catalog.pricing import (
+    ErrorList,
     FlatPrice,
     PriceInvalid,
-    _Errors,
-    _parse_discounts,
-    _parse_price,
     dec_str,
     discounts_to_json,
     parse_commitments,
     parse_decimal,
+    parse_discounts_into,
+    parse_price_into,
     price_to_json,
 )
 from core import limits
@@ -76,7 +76,7 @@ def is_valid_key(value: Any) -> bool:
 
 
 def _text(
-    obj: Mapping[str, Any], name: str, path: str, errors: _Errors, *, required: bool, max_length: int = 256
+    obj: Mapping[str, Any], name: str, path: str, errors: ErrorList, *, required: bool, max_length: int = 256
 ) -> str:
     value = obj.get(name)
     if value is None or value == "":
@@ -91,7 +91,7 @@ def _text(
     return value.strip()
 
 
-def _key(obj: Mapping[str, Any], path: str, errors: _Errors) -> str:
+def _key(obj: Mapping[str, Any], path: str, errors: ErrorList) -> str:
     value = obj.get("key")
     name = f"{path}.key" if path else "key"
     if not is_valid_key(value):
@@ -100,7 +100,9 @@ def _key(obj: Mapping[str, Any], path: str, errors: _Errors) -> str:
     return str(value)
 
 
-def _duration(obj: Mapping[str, Any], name: str, path: str, errors: _Errors, *, required: bool) -> str | None:
+def _duration(
+    obj: Mapping[str, Any], name: str, path: str, errors: ErrorList, *, required: bool
+) -> str | None:
     value = obj.get(name)
     full = f"{path}.{name}" if path else name
     if value in (None, ""):
@@ -116,7 +118,7 @@ def _duration(obj: Mapping[str, Any], name: str, path: str, errors: _Errors, *, 
     return str(value).strip().upper()
 
 
-def _metadata(obj: Mapping[str, Any], path: str, errors: _Errors) -> dict[str, str]:
+def _metadata(obj: Mapping[str, Any], path: str, errors: ErrorList) -> dict[str, str]:
     value = obj.get("metadata")
     if value is None:
         return {}
@@ -126,7 +128,9 @@ def _metadata(obj: Mapping[str, Any], path: str, errors: _Errors) -> dict[str, s
     return {str(k): v for k, v in value.items()}
 
 
-def _entitlement(data: Any, feature: FeatureRef | None, path: str, errors: _Errors) -> dict[str, Any] | None:
+def _entitlement(
+    data: Any, feature: FeatureRef | None, path: str, errors: ErrorList
+) -> dict[str, Any] | None:
     if data is None:
         return None
     if not isinstance(data, Mapping):
@@ -172,7 +176,7 @@ def _entitlement(data: Any, feature: FeatureRef | None, path: str, errors: _Erro
 
 
 def validate_rate_card(
-    data: Any, *, path: str, features: Mapping[str, FeatureRef], errors: _Errors
+    data: Any, *, path: str, features: Mapping[str, FeatureRef], errors: ErrorList
 ) -> dict[str, Any] | None:
     """One rate card -> its canonical JSON (or None, with errors added)."""
     if not isinstance(data, Mapping):
@@ -197,7 +201,7 @@ def validate_rate_card(
     price_json = None
     price = None
     if data.get("price") is not None:
-        price = _parse_price(data["price"], f"{path}.price", errors)
+        price = parse_price_into(data["price"], f"{path}.price", errors)
     payment_term = data.get("paymentTerm")
     if payment_term is not None and payment_term not in ("in_advance", "in_arrears"):
         errors.add(f"{path}.paymentTerm", "Must be in_advance or in_arrears.")
@@ -230,7 +234,7 @@ def validate_rate_card(
             errors.add(f"{path}.paymentTerm", "Usage is billed in arrears.")
     if price is not None:
         price_json = price_to_json(price)
-    discounts = _parse_discounts(data.get("discounts"), f"{path}.discounts", errors)
+    discounts = parse_discounts_into(data.get("discounts"), f"{path}.discounts", errors)
     if discounts is not None and discounts.usage_quantity is not None and kind != "usage_based":
         errors.add(f"{path}.discounts.usage", "A usage discount applies to usage_based rate cards only.")
     commitments_json = None
@@ -295,7 +299,7 @@ def validate_rate_card(
 
 
 def _rate_cards(
-    data: Any, *, path: str, features: Mapping[str, FeatureRef], errors: _Errors
+    data: Any, *, path: str, features: Mapping[str, FeatureRef], errors: ErrorList
 ) -> list[dict[str, Any]]:
     if data is None:
         return []
@@ -317,7 +321,7 @@ def _rate_cards(
 
 
 def validate_phase(
-    data: Any, *, path: str, features: Mapping[str, FeatureRef], errors: _Errors
+    data: Any, *, path: str, features: Mapping[str, FeatureRef], errors: ErrorList
 ) -> dict[str, Any] | None:
     if not isinstance(data, Mapping):
         errors.add(path, "Must be an object.")
@@ -358,7 +362,7 @@ class PlanDocument:
         )
 
 
-def _version_head(data: Any, errors: _Errors) -> tuple[Mapping[str, Any], str, str, str]:
+def _version_head(data: Any, errors: ErrorList) -> tuple[Mapping[str, Any], str, str, str]:
     """What every plan or add-on version body starts with: the body as an object (anything else fails
     at once), then its name, description and currency ("" when unknown, with an error added)."""
     from core.money import is_currency
@@ -384,7 +388,7 @@ def validate_plan(
     for_publish: bool = False,
 ) -> PlanDocument:
     """A plan version's body (without key) -> PlanDocument; raises PriceInvalid with every error."""
-    errors = _Errors()
+    errors = ErrorList()
     data, name, description, currency = _version_head(data, errors)
     cadence = _duration(data, "billingCadence", "", errors, required=True) or ""
     phases: list[dict[str, Any]] = []
@@ -428,7 +432,7 @@ def validate_plan(
 
 
 def _addon_links(
-    data: Any, addons: Mapping[str, AddonRef], currency: str, phase_keys: set[str], errors: _Errors
+    data: Any, addons: Mapping[str, AddonRef], currency: str, phase_keys: set[str], errors: ErrorList
 ) -> list[dict[str, Any]]:
     if data is None:
         return []
@@ -492,7 +496,7 @@ class AddonDocument:
 def validate_addon(
     data: Any, *, features: Mapping[str, FeatureRef], for_publish: bool = False
 ) -> AddonDocument:
-    errors = _Errors()
+    errors = ErrorList()
     data, name, description, currency = _version_head(data, errors)
     instance_type = data.get("instanceType") or "single"
     if instance_type not in INSTANCE_TYPES:

@@ -21,7 +21,7 @@ from catalog.documents import (
     validate_rate_card,
 )
 from catalog.models import AddonVersion, Feature, PlanVersion, VersionStatus
-from catalog.pricing import PriceInvalid, _Errors
+from catalog.pricing import ErrorList, PriceInvalid
 from core.audit import Actor, audit_record
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.models import Organization
@@ -296,7 +296,7 @@ def _phase_index(data: dict[str, Any], phase_key: str) -> int:
 
 def _check(validator: Callable[..., Any], raw: Any, path: str, organization: Organization) -> None:
     """Validate one phase or rate card alone so its errors carry its own short path for forms."""
-    errors = _Errors()
+    errors = ErrorList()
     validator(raw, path=path, features=selectors.feature_refs(organization=organization), errors=errors)
     if errors.items:
         raise ValidationFailed(

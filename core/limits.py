@@ -8,7 +8,7 @@ makes a background job, a page or an invoice fail. Each check returns a reason (
   (subscription start and change timing, billing anchors, grant effective dates, meter `eventFrom`) and
   query bounds in [`TIME_MIN`, `TIME_MAX`) = [1970-01-01, 2100-01-01). UTC offsets are at most ±15:59.
 - **Numbers**: finite; in event data |x| < `EVENT_NUMBER_MAX` (10^20); amounts and prices in API inputs
-  |x| < `AMOUNT_MAX` (10^18) with at most `AMOUNT_PLACES` (12) decimal places (catalog/pricing.py holds
+  |x| < `AMOUNT_MAX` (10^18) with at most `AMOUNT_PLACES` (12) decimal places (catalog/pricing/models.py holds
   prices to the same bound), well inside the 26 digits before the point of the money columns
   (`NUMERIC(38,12)`); anywhere else in a JSON body |x| < 10^26.
 - **JSON**: at most `MAX_JSON_DEPTH` (32) levels of nesting; no NUL character in any string or key; an

@@ -1,0 +1,124 @@
+"""Price types (frozen dataclasses), the engine's constants and the canonical decimal string."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Context, Decimal
+
+# Enough digits that no realistic quantity x price ever rounds inside the engine (NUMERIC(38,12)
+# squared fits); the only rounding happens in `price_total`.
+ENGINE_CONTEXT = Context(prec=100)
+MAX_PRICE_DECIMALS = 12  # NUMERIC(38,12): what billing stores
+# core.limits.AMOUNT_MAX: prices, tier bounds and commitments below 10^18, so a price times any countable
+# quantity still fits the money columns (NUMERIC(38,12))
+MAX_ABS = Decimal(10) ** 18
+
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+
+PAYMENT_TERMS = ("in_advance", "in_arrears")
+TIER_MODES = ("graduated", "volume")
+PRICE_TYPES = ("flat", "unit", "tiered", "package", "dynamic", "percentage")
+USAGE_PRICE_TYPES = ("unit", "tiered", "package", "dynamic", "percentage")
+
+
+# --- types ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FlatPrice:
+    amount: Decimal
+    payment_term: str = "in_advance"
+    type: str = field(default="flat", init=False)
+
+
+@dataclass(frozen=True)
+class UnitPrice:
+    amount: Decimal
+    minimum_amount: Decimal | None = None
+    maximum_amount: Decimal | None = None
+    type: str = field(default="unit", init=False)
+
+
+@dataclass(frozen=True)
+class Tier:
+    up_to: Decimal | None  # inclusive; None = open-ended (last tier only)
+    unit_price: Decimal | None = None
+    flat_price: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class TieredPrice:
+    mode: str
+    tiers: tuple[Tier, ...]
+    minimum_amount: Decimal | None = None
+    maximum_amount: Decimal | None = None
+    type: str = field(default="tiered", init=False)
+
+
+@dataclass(frozen=True)
+class PackagePrice:
+    amount: Decimal
+    quantity_per_package: Decimal
+    minimum_amount: Decimal | None = None
+    maximum_amount: Decimal | None = None
+    type: str = field(default="package", init=False)
+
+
+@dataclass(frozen=True)
+class DynamicPrice:
+    multiplier: Decimal = Decimal(1)
+    minimum_amount: Decimal | None = None
+    maximum_amount: Decimal | None = None
+    type: str = field(default="dynamic", init=False)
+
+
+@dataclass(frozen=True)
+class PercentagePrice:
+    percentage: Decimal
+    fixed_amount_per_event: Decimal | None = None
+    minimum_amount: Decimal | None = None
+    maximum_amount: Decimal | None = None
+    type: str = field(default="percentage", init=False)
+
+
+Price = FlatPrice | UnitPrice | TieredPrice | PackagePrice | DynamicPrice | PercentagePrice
+
+
+@dataclass(frozen=True)
+class Discounts:
+    percentage: Decimal | None = None  # 0 < p <= 100, off the priced amount
+    usage_quantity: Decimal | None = None  # first N units free
+
+
+@dataclass(frozen=True)
+class Commitments:
+    minimum_amount: Decimal | None = None
+    maximum_amount: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class Line:
+    """One explanatory line. `amount` is unrounded; the lines of a Rating sum to its amount."""
+
+    kind: str
+    description: str
+    amount: Decimal
+    quantity: Decimal | None = None
+    unit_amount: Decimal | None = None
+    tier: int | None = None  # 1-based tier number for tier lines
+
+
+@dataclass(frozen=True)
+class Rating:
+    amount: Decimal
+    lines: tuple[Line, ...]
+
+
+# --- formatting -----------------------------------------------------------------------------------
+def dec_str(value: Decimal) -> str:
+    """Canonical decimal string: no exponent, no trailing zeros ("1000", "0.0000025", "0")."""
+    if value == 0:
+        return "0"
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
