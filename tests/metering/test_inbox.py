@@ -14,6 +14,7 @@ from metering import hooks, services, store
 from metering import tasks as metering_tasks
 from metering.models import Event, InboxBatch, RejectedEvent
 from metering.selectors import meter_query
+from metering.store import inbox as store_inbox  # the module whose private step is made to fail
 from tests.metering.conftest import ce
 
 pytestmark = pytest.mark.django_db
@@ -95,18 +96,18 @@ def test_drain_that_crashes_midway_is_redone_without_double_counting(tenant_a, t
     c = tenant_a.client("ingest")
     accept(c, [ce(f"x{i}", data={"tokens": 1, "model": "m"}) for i in range(10)])
     accept(c, [ce(f"y{i}", data={"tokens": 1, "model": "m"}) for i in range(10)])
-    real = store._drain_rows
+    real = store_inbox._drain_rows
 
     def crash_after_insert(cur, org, ids):
         real(cur, org, ids)  # events are inserted ...
         raise RuntimeError("worker killed")  # ... and the process dies before the batches are deleted
 
-    monkeypatch.setattr(store, "_drain_rows", crash_after_insert)
+    monkeypatch.setattr(store_inbox, "_drain_rows", crash_after_insert)
     with pytest.raises(RuntimeError):
         services.events_drain(organization_id=tenant_a.org.id)
     assert not Event.objects.exists()  # the whole chunk rolled back
     assert InboxBatch.objects.count() == 2  # still pending, nothing lost
-    monkeypatch.setattr(store, "_drain_rows", real)
+    monkeypatch.setattr(store_inbox, "_drain_rows", real)
     services.events_drain(organization_id=tenant_a.org.id)
     services.events_drain(organization_id=tenant_a.org.id)  # running it again changes nothing
     assert Event.objects.count() == 20

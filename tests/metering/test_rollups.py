@@ -15,6 +15,7 @@ from core.models import JobFailure
 from metering import services, store
 from metering.models import Event, Rollup, RollupState
 from metering.selectors import meter_query
+from metering.store import rollups as store_rollups  # the module whose private step is made to fail
 from metering.tasks import rollups_advance
 from tests.metering.conftest import ce, post_events
 
@@ -44,7 +45,7 @@ def test_crash_mid_run_is_redone_without_double_counting(
     def boom(*args, **kwargs):
         raise RuntimeError("worker killed after the upsert, before the watermark moved")
 
-    monkeypatch.setattr(store, "_watermark_set", boom)
+    monkeypatch.setattr(store_rollups, "_watermark_set", boom)
     assert services.rollups_advance(organization_id=tenant_a.org.id) == {}  # the failure is recorded
     assert not Rollup.objects.exists()  # the upsert was rolled back with the failed run
     assert store.watermark_get(meter_id=tokens_meter.id) == 0

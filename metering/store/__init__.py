@@ -1,0 +1,112 @@
+"""The raw event store (PostgreSQL backend). The only package that reads or writes `metering_inboxbatch`,
+`metering_event` and `metering_rollup` with SQL; callers use the names re-exported here
+(`from metering import store`), never the modules inside.
+
+- `inbox.py`: accepted requests (`metering_inboxbatch`, the body as received) and the drain that moves their
+  events into `metering_event` in acceptance order and deletes them, in one transaction.
+- `events.py`: the direct write path (`events_insert`), conflicts and rejected events, purge, the event log.
+  `metering_event` has one row per stored event; `seq` (identity) is the ingestion order. Unique index
+  (organization_id, source, event_id) = dedup, for as long as rows are retained (retention must stay
+  >= 35 days; nothing here deletes events). Query index (organization_id, type, subject, time). JSONB
+  `data`. No FK trigger on organization_id.
+- `meters.py`: `MeterSpec` (what the SQL needs to know about a meter) and its value/group-by expressions.
+- `rollups.py`: hourly rollups, watermarks, the safe horizon.
+- `usage.py`: usage queries, totals for many meters, subjects and group-by values.
+
+Both write paths (the drain, and `events_insert` for in-process loaders) are atomic per batch and dedup in
+the database. First write wins; a duplicate with a different payload is logged in `metering_rejectedevent`
+(reason `duplicate_conflict`) and never counted. Every transaction that stores events takes a shared
+advisory lock; the rollup takes the same lock exclusively for an instant to read a *safe horizon* (max seq)
+such that every seq <= horizon is committed. Rollups advance by seq (ingestion order), so late events (old
+`time`) are always caught.
+"""
+
+from metering.store.events import (
+    CONFLICT_DETAIL,
+    CONFLICT_REASON,
+    INGEST_LOCK_KEY,
+    SMALL_BATCH,
+    EventTuple,
+    InsertResult,
+    StoredEvent,
+    events_insert,
+    events_list,
+    events_purge,
+    rejected_insert,
+)
+from metering.store.inbox import (
+    DRAIN_LOCK_CLASS,
+    DRAIN_MAX_EVENTS,
+    DRAIN_WORKER_LOCK,
+    UNPROCESSABLE_REASON,
+    DrainResult,
+    drain_worker_slot,
+    inbox_append,
+    inbox_drain,
+    inbox_failed_retry,
+    inbox_last_pending,
+    inbox_pending,
+    inbox_pending_events,
+)
+from metering.store.meters import MeterSpec
+from metering.store.rollups import (
+    ROLLUP_CHUNK,
+    Flush,
+    rollup_advance,
+    rollup_reset,
+    safe_horizon,
+    watermark_get,
+)
+from metering.store.usage import (
+    HOUR,
+    UNITS,
+    TotalRequest,
+    UsageRow,
+    group_values_list,
+    subjects_list,
+    usage_query,
+    usage_totals,
+    usage_totals_many,
+)
+
+__all__ = [
+    "CONFLICT_DETAIL",
+    "CONFLICT_REASON",
+    "DRAIN_LOCK_CLASS",
+    "DRAIN_MAX_EVENTS",
+    "DRAIN_WORKER_LOCK",
+    "HOUR",
+    "INGEST_LOCK_KEY",
+    "ROLLUP_CHUNK",
+    "SMALL_BATCH",
+    "UNITS",
+    "UNPROCESSABLE_REASON",
+    "DrainResult",
+    "EventTuple",
+    "Flush",
+    "InsertResult",
+    "MeterSpec",
+    "StoredEvent",
+    "TotalRequest",
+    "UsageRow",
+    "drain_worker_slot",
+    "events_insert",
+    "events_list",
+    "events_purge",
+    "group_values_list",
+    "inbox_append",
+    "inbox_drain",
+    "inbox_failed_retry",
+    "inbox_last_pending",
+    "inbox_pending",
+    "inbox_pending_events",
+    "rejected_insert",
+    "rollup_advance",
+    "rollup_reset",
+    "safe_horizon",
+    "subjects_list",
+    "usage_query",
+    "usage_totals",
+    "usage_totals_many",
+    "watermark_get",
+]

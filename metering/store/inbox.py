@@ -1,0 +1,260 @@
+"""The inbox: accepted requests waiting to be stored (`metering_inboxbatch`, one row per request, the body
+as received), and the drain that moves their events into `metering_event` in acceptance order."""
+
+# SQL here is assembled from fixed fragments; every value is a bound parameter.
+# ruff: noqa: S608
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from django.db import DatabaseError, connection, transaction
+
+from core import rls
+from metering.store.events import (
+    CONFLICT_DETAIL,
+    CONFLICT_INSERT,
+    CONFLICT_REASON,
+    INGEST_LOCK_KEY,
+    INSERT_COLS,
+)
+
+DRAIN_LOCK_CLASS = 0x6D6C6472  # pg_advisory_xact_lock(DRAIN_LOCK_CLASS, hashtext(org)): one drainer per org
+DRAIN_MAX_EVENTS = 20_000  # events moved per drain transaction (several batches; at least one)
+UNPROCESSABLE_REASON = "unprocessable_batch"
+
+
+@dataclass(frozen=True)
+class DrainResult:
+    """One drain transaction of one organization's inbox."""
+
+    organization_id: str
+    batches: int
+    received: int
+    inserted: int
+    conflicts: int
+    failed: int
+    subjects: tuple[str, ...] = ()
+    event_types: tuple[str, ...] = ()
+    earliest_event_time: datetime | None = None
+
+    @property
+    def duplicates(self) -> int:
+        return self.received - self.inserted
+
+
+def inbox_append(*, organization_id: str, body: bytes, event_count: int, received_at: datetime) -> int:
+    """Accept a validated request durably: one row, the body as received (a JSON array of events).
+
+    Uses a psycopg cursor with a binary parameter on Django's connection (same transaction): Django's
+    client-side binding would inline the body as a hex literal in the SQL text, which made a 1000-event
+    insert three times slower (6.4 vs 2.2 ms). The statement is therefore not in Django's query log."""
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cur:
+        cur.execute(
+            "INSERT INTO metering_inboxbatch (organization_id, received_at, event_count, body, error) "
+            "VALUES (%s, %s, %s, %b, '') RETURNING id",
+            [organization_id, received_at, event_count, body],
+        )
+        row = cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def inbox_pending(
+    *, organization_id: str | None = None, up_to_id: int | None = None
+) -> list[tuple[str, int, int]]:
+    """[(organization id, pending batches, pending events)] for batches not yet stored nor failed
+    (only those with id <= `up_to_id` when given), oldest organization first."""
+    where = "failed_at IS NULL"
+    params: list[Any] = []
+    if organization_id is not None:
+        where += " AND organization_id = %s"
+        params.append(organization_id)
+    if up_to_id is not None:
+        where += " AND id <= %s"
+        params.append(up_to_id)
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT organization_id, count(*), coalesce(sum(event_count), 0) FROM metering_inboxbatch "
+            f"WHERE {where} GROUP BY organization_id ORDER BY min(id)",
+            params,
+        )
+        return [(org, int(n), int(ev)) for org, n, ev in cur.fetchall()]
+
+
+DRAIN_WORKER_LOCK = (DRAIN_LOCK_CLASS, 0)  # session lock: one background drainer at a time
+
+
+@contextmanager
+def drain_worker_slot() -> Iterator[bool]:
+    """Try to become the background drainer (a session-level advisory lock, released on exit). Yields
+    False when another process holds it: that drainer keeps going until the inbox is empty."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(%s, %s)", list(DRAIN_WORKER_LOCK))
+        got = bool(cur.fetchone()[0])
+    try:
+        yield got
+    finally:
+        if got:
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s, %s)", list(DRAIN_WORKER_LOCK))
+
+
+def inbox_failed_retry() -> int:
+    """Put batches kept as unprocessable back in line (after the cause was fixed); returns how many."""
+    with connection.cursor() as cur:
+        cur.execute("UPDATE metering_inboxbatch SET failed_at = NULL, error = '' WHERE failed_at IS NOT NULL")
+        return cur.rowcount
+
+
+def inbox_pending_events() -> int:
+    """Events accepted and not yet stored, all organizations (the inbox is small: a scan of its rows).
+    The backlog is global, so the ingest request reading it declares the cross-tenant read (core/rls.py)."""
+    with rls.unscoped(), connection.cursor() as cur:
+        cur.execute("SELECT coalesce(sum(event_count), 0) FROM metering_inboxbatch WHERE failed_at IS NULL")
+        return int(cur.fetchone()[0])
+
+
+def inbox_last_pending(*, organization_id: str | None = None) -> int | None:
+    """The newest pending batch id of an organization, or of all (None: nothing pending). One index probe."""
+    sql = "SELECT max(id) FROM metering_inboxbatch WHERE failed_at IS NULL"
+    params: list[Any] = []
+    if organization_id is not None:
+        sql += " AND organization_id = %s"
+        params.append(organization_id)
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        found = cur.fetchone()[0]
+    return None if found is None else int(found)
+
+
+# The events of the given inbox rows, in acceptance order. Validation at accept time (metering.ingest)
+# guarantees these casts succeed; a row that still fails is isolated by `inbox_drain`.
+_INBOX_EVENTS = (
+    "SELECT b.id AS bid, x.ord, b.received_at, x.e ->> 'source' AS source, x.e ->> 'id' AS event_id, "
+    "x.e ->> 'type' AS type, x.e ->> 'subject' AS subject, "
+    "coalesce((x.e ->> 'time')::timestamptz, b.received_at) AS time, "
+    "CASE jsonb_typeof(x.e -> 'data') WHEN 'object' THEN x.e -> 'data' "
+    "  WHEN 'string' THEN (x.e ->> 'data')::jsonb END AS data "
+    "FROM metering_inboxbatch b, "
+    "jsonb_array_elements(convert_from(b.body, 'UTF8')::jsonb) WITH ORDINALITY AS x(e, ord) "
+    "WHERE b.id = ANY(%(ids)s)"
+)
+
+
+def inbox_drain(
+    *, organization_id: str, up_to_id: int | None = None, max_events: int = DRAIN_MAX_EVENTS
+) -> DrainResult | None:
+    """Move the oldest pending batches of one organization (up to `max_events` events, at least one
+    batch) into `metering_event`, in acceptance order, and delete them: one transaction, so a crash
+    redoes the whole chunk and the unique index keeps every event counted once. Drains of the same
+    organization are serialised by an advisory lock (first write wins stays first accepted wins).
+    `up_to_id` leaves batches accepted after that id alone. Returns None when nothing was pending."""
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [DRAIN_LOCK_CLASS, organization_id])
+        cur.execute(
+            "SELECT id, event_count FROM metering_inboxbatch WHERE organization_id = %s AND failed_at IS NULL "
+            "AND id <= %s ORDER BY id LIMIT 1000",
+            [organization_id, up_to_id if up_to_id is not None else 2**63 - 1],
+        )
+        ids: list[int] = []
+        received = 0
+        for bid, count in cur.fetchall():
+            if ids and received + count > max_events:
+                break
+            ids.append(int(bid))
+            received += int(count)
+        if not ids:
+            return None
+        cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", [INGEST_LOCK_KEY])
+        try:
+            with transaction.atomic():
+                stored = [_drain_rows(cur, organization_id, ids)]
+            failed: list[int] = []
+        except (DatabaseError, psycopg.Error):
+            stored, failed = _drain_one_by_one(cur, organization_id, ids)
+        cur.execute("DELETE FROM metering_inboxbatch WHERE id = ANY(%s) AND failed_at IS NULL", [ids])
+    subjects = sorted({s for r in stored for s in r[2]})
+    types = sorted({t for r in stored for t in r[3]})
+    times = [r[4] for r in stored if r[4] is not None]
+    return DrainResult(
+        organization_id=organization_id,
+        batches=len(ids),
+        received=received,
+        inserted=sum(r[0] for r in stored),
+        conflicts=sum(r[1] for r in stored),
+        failed=len(failed),
+        subjects=tuple(subjects),
+        event_types=tuple(types),
+        earliest_event_time=min(times) if times else None,
+    )
+
+
+# One statement stores a chunk and logs its conflicts, without probing metering_event by key (statistics
+# about a young organization are often stale, and a planned hash join over all its events took seconds):
+# - `f`: the first occurrence of each (source, id) in the chunk, in acceptance order;
+# - `ins`: inserts them; a key already stored with a *different* payload takes the no-op DO UPDATE
+#   (a HOT update of stored_at to itself) so that RETURNING reports the stored version; identical
+#   resends are left alone and not returned; `fresh` (xmax = 0) tells inserted rows from stored ones;
+# - `won`: the payload that counts for each key (the stored one when it differed, else the first one);
+# - `rej`: every incoming event whose payload differs from the one that counts is logged as a conflict.
+_DRAIN_CHUNK = (
+    f"WITH v AS ({_INBOX_EVENTS}), "
+    "f AS (SELECT DISTINCT ON (source, event_id) * FROM v ORDER BY source, event_id, bid, ord), "
+    f"ins AS (INSERT INTO metering_event AS m ({INSERT_COLS}) "
+    "  SELECT %(org)s, source, event_id, type, subject, time, data, received_at FROM f ORDER BY bid, ord "
+    "  ON CONFLICT (organization_id, source, event_id) DO UPDATE SET stored_at = m.stored_at "
+    "  WHERE (m.type, m.subject, m.time, m.data) IS DISTINCT FROM "
+    "    (EXCLUDED.type, EXCLUDED.subject, EXCLUDED.time, EXCLUDED.data) "
+    "  RETURNING m.source, m.event_id, m.type, m.subject, m.time, m.data, m.xmax = 0 AS fresh), "
+    "won AS (SELECT f.source, f.event_id, "
+    "  CASE WHEN i.fresh IS FALSE THEN i.type ELSE f.type END AS type, "
+    "  CASE WHEN i.fresh IS FALSE THEN i.subject ELSE f.subject END AS subject, "
+    "  CASE WHEN i.fresh IS FALSE THEN i.time ELSE f.time END AS time, "
+    "  CASE WHEN i.fresh IS FALSE THEN i.data ELSE f.data END AS data "
+    "  FROM f LEFT JOIN ins i ON i.source = f.source AND i.event_id = f.event_id), "
+    f"rej AS ({CONFLICT_INSERT}SELECT %(org)s, v.source, v.event_id, v.type, v.subject, v.time, v.data, "
+    "  %(reason)s, %(detail)s, v.received_at FROM v JOIN won w ON w.source = v.source AND w.event_id = v.event_id "
+    "  WHERE (w.type, w.subject, w.time, w.data) IS DISTINCT FROM (v.type, v.subject, v.time, v.data) "
+    "  RETURNING 1) "
+    "SELECT (SELECT count(*) FROM ins WHERE fresh), "
+    "(SELECT coalesce(array_agg(DISTINCT subject), '{}') FROM ins WHERE fresh), "
+    "(SELECT coalesce(array_agg(DISTINCT type), '{}') FROM ins WHERE fresh), "
+    "(SELECT min(time) FROM ins WHERE fresh), (SELECT count(*) FROM rej)"
+)
+
+
+def _drain_rows(cur, org: str, ids: list[int]) -> tuple[int, int, list[str], list[str], datetime | None]:
+    """(inserted, conflicts logged, subjects, types, earliest time) of the new events."""
+    cur.execute(_DRAIN_CHUNK, {"org": org, "ids": ids, "reason": CONFLICT_REASON, "detail": CONFLICT_DETAIL})
+    inserted, subjects, types, earliest, conflicts = cur.fetchone()
+    return int(inserted), int(conflicts), list(subjects), list(types), earliest
+
+
+def _drain_one_by_one(cur, org: str, ids: list[int]) -> tuple[list, list[int]]:
+    """A chunk PostgreSQL refused as a whole: store batch by batch; mark the ones that fail (kept, with
+    the error, and listed among the organization's rejected events) so they never block the inbox."""
+    stored, failed = [], []
+    for bid in ids:
+        try:
+            with transaction.atomic():
+                stored.append(_drain_rows(cur, org, [bid]))
+        except (DatabaseError, psycopg.Error) as exc:
+            failed.append(bid)
+            error = str(exc).splitlines()[0][:500]
+            cur.execute(
+                "UPDATE metering_inboxbatch SET failed_at = now(), error = %s WHERE id = %s", [error, bid]
+            )
+            cur.execute(
+                CONFLICT_INSERT + "SELECT organization_id, '', '', '', '', NULL, NULL, %s, "
+                "'Accepted request (inbox batch ' || id || ', ' || event_count || ' events) could not be "
+                "stored: ' || %s || '. It is kept for an operator; none of its events count.', received_at "
+                "FROM metering_inboxbatch WHERE id = %s",
+                [UNPROCESSABLE_REASON, error, bid],
+            )
+    return stored, failed
