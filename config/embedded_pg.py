@@ -6,7 +6,8 @@ That bookkeeping is a list of process ids in the data directory, and a process k
 running its exit handlers stays in it for good (the server is then never stopped): the launcher
 that owns the server's lifetime (`runstack`) therefore stops it explicitly with `server_stop()`.
 The data directory lives under `.data/pg` (`DATA_DIR`; short path: Unix socket paths are limited
-to about 107 bytes).
+to about 107 bytes). The server starts with settings sized for the machine (`config/pg_tuning.py`),
+written before each start, and once more right after the first `initdb`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import subprocess
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+
+from config import pg_tuning
 
 _server = None
 
@@ -54,7 +57,14 @@ def database_url(data_dir: Path) -> str:
                 f"The embedded PostgreSQL socket path {socket_path} is too long for a Unix socket; "
                 "move the checkout (or DATA_DIR) to a shorter path or set DATABASE_URL."
             )
+        fresh = not (path / "PG_VERSION").exists()
+        if not fresh and not server_running(path):
+            pg_tuning.write_conf(path)  # read by the start just below
         _server = pgserver.get_server(str(path), cleanup_mode="stop")
+        if fresh:  # initialised just now with the defaults: size it and restart it, once
+            pg_tuning.write_conf(path)
+            server_stop(path, forget_handles=False)
+            server_start(path)
     return f"postgresql://postgres:@/postgres?host={path}"
 
 
@@ -114,4 +124,5 @@ def server_start(path: Path) -> None:
     """Start the (already initialised) server of the data directory `path` again, as pgserver does:
     no TCP listener, the Unix socket inside the data directory."""
     if not server_running(path):
+        pg_tuning.write_conf(path)
         _pg_ctl(path, ["-w", "-o", '-h ""', "-o", f"-k {path}", "-l", str(path / "log"), "start"])
