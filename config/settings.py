@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "billing",
     "invoicing",
     "portal",
+    "analytics",
     "lago",
 ]
 

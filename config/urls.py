@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("billing.urls")),
     path("", include("invoicing.urls")),
     path("", include("portal.urls")),
+    path("", include("analytics.urls")),
     path("", include("lago.urls")),
 ]
 

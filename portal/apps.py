@@ -5,11 +5,7 @@ class PortalConfig(AppConfig):
     name = "portal"
 
     def ready(self) -> None:
-        from core.navigation import register
-
-        register("Dashboards", "portal_dashboard_revenue", order=5)
-        register("Simulations", "portal_simulation_list", order=6, min_role="pricing_editor")
-
+        # Imported once the app registry is ready: both modules import models.
         from core.demo import DEMO_LOADERS
         from portal.demo import demo_load
 

@@ -11,18 +11,17 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from billing.models import Customer
 from core.models import Organization
+from portal.models import PortalToken
+from portal.services import portal_token_create
+from portal.tokens import token_sign
 
 DEMO_TOKEN_LABEL = "demo_load"
 DEMO_TTL = timedelta(days=7)
 
 
 def demo_load(org: Organization) -> list[str]:
-    from billing.models import Customer
-    from portal.models import PortalToken
-    from portal.services import portal_token_create
-    from portal.tokens import token_sign
-
     customer = Customer.objects.filter(organization=org, key="acme", deleted_at__isnull=True).first()
     if customer is None:
         return []

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.apps import apps
 from django.contrib.postgres.aggregates import ArrayAgg
 from django.contrib.postgres.expressions import ArraySubquery
 from django.db.models import OuterRef, Q, QuerySet, Value
 from django.utils import timezone
 
+from billing.models import Customer, Entitlement, SubscriptionItem
 from core.models import Organization
-from portal.models import PortalToken, SimulationRun
+from portal.models import PortalToken
 from portal.tokens import PortalTokenInvalid, token_unsign
 
 
@@ -22,7 +22,7 @@ class PortalScope:
 
     organization: Organization
     token: PortalToken
-    customer: object | None  # billing.models.Customer
+    customer: Customer | None
     subjects: list[str] = field(default_factory=list)
     # The features of the customer's current subscription (plan and add-on items active now) and of its
     # live entitlements; None for a token without a customer (a bare subject), which has no subscription.
@@ -76,10 +76,8 @@ def _customer_feature_subqueries() -> dict[str, ArraySubquery]:
     items (plan and add-ons) of the subscription active now, and the live entitlements (a grant-only or
     overridden entitlement has no item)."""
     now = timezone.now()
-    item = apps.get_model("billing", "SubscriptionItem")
-    entitlement = apps.get_model("billing", "Entitlement")
     items = (
-        item.objects.filter(
+        SubscriptionItem.objects.filter(
             organization_id=OuterRef("organization_id"), subscription__customer_id=OuterRef("customer_id")
         )
         .filter(_live("subscription__", now), _live("", now))
@@ -87,7 +85,7 @@ def _customer_feature_subqueries() -> dict[str, ArraySubquery]:
         .values("feature_key")
     )
     entitlements = (
-        entitlement.objects.filter(
+        Entitlement.objects.filter(
             organization_id=OuterRef("organization_id"),
             customer_id=OuterRef("customer_id"),
             deleted_at__isnull=True,
@@ -148,11 +146,3 @@ def portal_scope_for_token(*, token: PortalToken) -> PortalScope:
         subjects=subjects,
         feature_keys=feature_keys,
     )
-
-
-def simulation_run_get(*, organization: Organization, run_id: str) -> SimulationRun | None:
-    return SimulationRun.objects.filter(organization=organization, id=run_id).first()
-
-
-def simulation_run_list(*, organization: Organization, limit: int = 20) -> list[SimulationRun]:
-    return list(SimulationRun.objects.filter(organization=organization).defer("results")[:limit])

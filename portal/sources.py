@@ -1,56 +1,42 @@
-"""The portal's one door to the other apps: every read of metering, catalog, billing and invoicing data
-goes through these thin adapters over those apps' selectors.
-
-Keeping the imports here (lazy, inside functions) means the portal has a single place that knows the
-other apps' interfaces. A missing or renamed selector fails loudly (ImportError/AttributeError), never
-as a silently empty section.
+"""The portal's reads of the other apps: thin adapters over metering's, catalog's, billing's and
+invoicing's selectors (imported directly), each scoped to what a portal credential may see: one
+organization, one customer and its subjects. Portal pages and the portal API read other apps only here.
 """
 
 from __future__ import annotations
 
-import importlib
+from datetime import datetime
 from typing import Any
 
+from django.db.models import Prefetch
+from django.utils import timezone
+
+from billing import selectors as billing_selectors
+from billing.models import Customer, Subscription
+from catalog import selectors as catalog_selectors
 from core.errors import NotFound
 from core.models import Organization
-
-
-def _selector(module: str, name: str) -> Any:
-    return getattr(importlib.import_module(module), name)
+from invoicing import selectors as invoicing_selectors
+from invoicing.models import Invoice, InvoiceLine
+from invoicing.pdf import invoice_pdf as render_invoice_pdf
+from invoicing.services import invoice_gathering_refresh
+from metering import selectors as metering_selectors
+from metering.models import Meter
 
 
 # --- billing: customers ----------------------------------------------------------------------------
-def customer_get(*, organization: Organization, id_or_key: str):
-    from billing.selectors import customer_get as _get
-
-    return _get(organization=organization, id_or_key=id_or_key)
-
-
-def customer_by_id(*, organization: Organization, customer_id: str):
-    """The live customer with exactly this id in this organization, or None (never another org's)."""
-    try:
-        customer = customer_get(organization=organization, id_or_key=customer_id)
-    except NotFound:
-        return None
-    return customer if customer.id == customer_id else None
+def customer_get(*, organization: Organization, id_or_key: str) -> Customer:
+    return billing_selectors.customer_get(organization=organization, id_or_key=id_or_key)
 
 
 def customer_id_for_subject(*, organization: Organization, subject_key: str) -> str | None:
-    from billing.selectors import customers_for_subjects
-
-    return customers_for_subjects(organization=organization, subject_keys=[subject_key]).get(subject_key)
-
-
-def customer_list(*, organization: Organization):
-    from billing.selectors import customer_list as _list
-
-    return _list(organization=organization)
+    owners = billing_selectors.customers_for_subjects(organization=organization, subject_keys=[subject_key])
+    return owners.get(subject_key)
 
 
 # --- metering --------------------------------------------------------------------------------------
-def meter_list(*, organization: Organization) -> list:
-    fn = _selector("metering.selectors", "meter_list")
-    return list(fn(organization=organization))
+def meter_list(*, organization: Organization) -> list[Meter]:
+    return list(metering_selectors.meter_list(organization=organization))
 
 
 def unknown_meter_slugs(*, organization: Organization, slugs: list[str]) -> list[str]:
@@ -60,12 +46,9 @@ def unknown_meter_slugs(*, organization: Organization, slugs: list[str]) -> list
     return [s for s in slugs if s not in known]
 
 
-def meter_get(*, organization: Organization, slug: str):
-    fn = _selector("metering.selectors", "meter_get")
-    if fn is None:
-        return None
+def meter_get(*, organization: Organization, slug: str) -> Meter | None:
     try:
-        return fn(organization=organization, id_or_slug=slug)
+        return metering_selectors.meter_get(organization=organization, id_or_slug=slug)
     except NotFound:
         return None
 
@@ -73,9 +56,9 @@ def meter_get(*, organization: Organization, slug: str):
 def meter_query(
     *,
     organization: Organization,
-    meter,
-    start,
-    end,
+    meter: Meter,
+    start: datetime,
+    end: datetime,
     window_size: str | None,
     window_time_zone: str = "UTC",
     subjects: list[str],
@@ -97,9 +80,6 @@ def meter_query(
     }
     if force_empty or not subjects:
         return body
-    fn = _selector("metering.selectors", "meter_query")
-    if fn is None:
-        return body
     kwargs: dict[str, Any] = {
         "organization": organization,
         "meter": meter,
@@ -114,7 +94,7 @@ def meter_query(
         kwargs["customers"] = {customer_id: list(subjects)}
     else:
         kwargs["subjects"] = list(subjects)
-    rows = fn(**kwargs)
+    rows = metering_selectors.meter_query(**kwargs)
     body["data"] = [
         {
             "value": float(r.value) if r.value is not None else None,
@@ -129,74 +109,67 @@ def meter_query(
     return body
 
 
-def meter_rows(**kwargs) -> list:
-    """Raw `UsageRow`s from metering.selectors.meter_query (Decimal values), or [] without metering."""
-    fn = _selector("metering.selectors", "meter_query")
-    if fn is None:
-        return []
-    return list(fn(**kwargs))
-
-
-def _iso(value) -> str | None:
+def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.isoformat().replace("+00:00", "Z")
 
 
 # --- billing: subscriptions, entitlements, grants ----------------------------------------------------
-def subscription_current(*, organization: Organization, customer, with_addons: bool = True):
+def subscription_current(
+    *, organization: Organization, customer: Customer | None, with_addons: bool = True
+) -> Subscription | None:
     """The customer's active subscription (add-ons prefetched unless with_addons=False), or None."""
-    fn = _selector("billing.selectors", "subscription_list")
-    if fn is None or customer is None:
+    if customer is None:
         return None
-    qs = fn(organization=organization, customer=customer, status="active")
+    qs = billing_selectors.subscription_list(organization=organization, customer=customer, status="active")
     return (qs.prefetch_related("addons") if with_addons else qs).first()
 
 
-def subscription_period(*, subscription, at=None):
-    fn = _selector("billing.selectors", "subscription_current_period")
-    if fn is None or subscription is None:
+def subscription_period(*, subscription: Subscription | None, at: datetime | None = None):
+    if subscription is None:
         return None
-    return fn(subscription=subscription, at=at)
+    return billing_selectors.subscription_current_period(subscription=subscription, at=at)
 
 
 def entitlements_with_values(
-    *, organization: Organization, customer, subjects: list[str], at=None
+    *, organization: Organization, customer: Customer | None, subjects: list[str], at=None
 ) -> list[dict]:
     """[{entitlement, value, grants}] for the customer's live entitlements (metered ones with a value).
 
     One bulk read in billing (`customer_entitlement_values`): entitlements, grants, resets and balance
     snapshots in one statement, then the usage tail since the snapshots with one metering query per meter.
     `subjects` is unused: billing reads the customer's subjects in the same statement."""
-    fn = _selector("billing.selectors", "customer_entitlement_values")
-    if fn is None or customer is None:
+    if customer is None:
         return []
-    rows = fn(organization=organization, customer=customer, at=at)
+    rows = billing_selectors.customer_entitlement_values(organization=organization, customer=customer, at=at)
     return [{"entitlement": r.entitlement, "value": r.value, "grants": r.grants} for r in rows]
 
 
 # --- invoicing ------------------------------------------------------------------------------------
-def invoices_for_customer(*, organization: Organization, customer, limit: int = 24) -> list:
+CUSTOMER_STATUSES = ["issued", "paid", "payment_failed", "overdue", "uncollectible", "voided"]
+
+
+def invoices_for_customer(
+    *, organization: Organization, customer: Customer | None, limit: int = 24
+) -> list[Invoice]:
     """Invoices of the customer other than gathering and draft ones, newest first (one query)."""
     if customer is None:
         return []
-    fn = _selector("invoicing.selectors", "invoice_list")
-    if fn is None:
-        return []
-    statuses = ["issued", "paid", "payment_failed", "overdue", "uncollectible", "voided"]
-    qs = fn(organization=organization, customer_id=customer.id, statuses=statuses)
+    qs = invoicing_selectors.invoice_list(
+        organization=organization, customer_id=customer.id, statuses=CUSTOMER_STATUSES
+    )
     return list(qs.order_by("-period_start", "-id")[:limit])
 
 
-def invoice_for_customer(*, organization: Organization, customer, invoice_id: str):
+def invoice_for_customer(
+    *, organization: Organization, customer: Customer | None, invoice_id: str
+) -> Invoice | None:
     """The customer's issued invoice with this id, or None (never another customer's, whatever the id)."""
     if customer is None:
         return None
-    fn = _selector("invoicing.selectors", "invoice_get")
-    if fn is None:
-        return None
     try:
-        invoice = fn(organization=organization, invoice_id=invoice_id)
+        invoice = invoicing_selectors.invoice_get(organization=organization, invoice_id=invoice_id)
     except NotFound:
         return None
     if invoice.customer_id != customer.id or invoice.status in ("gathering", "draft"):
@@ -204,100 +177,51 @@ def invoice_for_customer(*, organization: Organization, customer, invoice_id: st
     return invoice
 
 
-def invoice_pdf(*, organization: Organization, invoice) -> bytes | None:
-    """The invoice PDF rendered by invoicing (`invoicing.pdf.invoice_pdf(invoice)`), or None."""
-    fn = _selector("invoicing.pdf", "invoice_pdf")
-    if fn is None or invoice.organization_id != organization.id:
+def invoice_pdf(*, organization: Organization, invoice: Invoice) -> bytes | None:
+    """The invoice PDF rendered by invoicing, or None for another organization's invoice."""
+    if invoice.organization_id != organization.id:
         return None
-    return fn(invoice)
+    return render_invoice_pdf(invoice)
 
 
 ESTIMATE_MAX_AGE_SECONDS = 15 * 60
 
 
-def gathering_estimate(*, organization: Organization, customer) -> list:
+def _gathering(organization: Organization, customer: Customer) -> list[Invoice]:
+    qs = invoicing_selectors.invoice_list(
+        organization=organization, customer_id=customer.id, statuses=["gathering"]
+    )
+    qs = qs.filter(period_end__gt=timezone.now()).prefetch_related(
+        Prefetch("lines", queryset=InvoiceLine.objects.order_by("position", "id"))
+    )
+    return list(qs.order_by("currency"))
+
+
+def gathering_estimate(*, organization: Organization, customer: Customer | None) -> list[Invoice]:
     """The customer's gathering invoice(s) for the current period with their lines prefetched.
 
     Reads what invoicing stored; when it is missing or older than ESTIMATE_MAX_AGE_SECONDS, asks invoicing
     to refresh it first (`invoice_gathering_refresh`, idempotent), so the estimate is at most that stale."""
     if customer is None:
         return []
-    fn = _selector("invoicing.selectors", "invoice_list")
-    if fn is None:
-        return []
-    from django.db.models import Prefetch
-    from django.utils import timezone
-
-    def read() -> list:
-        from invoicing.models import InvoiceLine
-
-        qs = fn(organization=organization, customer_id=customer.id, statuses=["gathering"])
-        qs = qs.filter(period_end__gt=timezone.now()).prefetch_related(
-            Prefetch("lines", queryset=InvoiceLine.objects.order_by("position", "id"))
-        )
-        return list(qs.order_by("currency"))
-
-    invoices = read()
+    invoices = _gathering(organization, customer)
+    now = timezone.now()
     stale = not invoices or any(
-        (timezone.now() - inv.updated_at).total_seconds() > ESTIMATE_MAX_AGE_SECONDS for inv in invoices
+        (now - inv.updated_at).total_seconds() > ESTIMATE_MAX_AGE_SECONDS for inv in invoices
     )
-    refresh = _selector("invoicing.services", "invoice_gathering_refresh")
-    if stale and refresh is not None:
-        refresh(organization=organization, customer=customer)
-        invoices = read()
+    if stale:
+        invoice_gathering_refresh(organization=organization, customer=customer)
+        invoices = _gathering(organization, customer)
     return invoices
 
 
-def invoices_queryset(*, organization: Organization):
-    """Invoices of the organization (a queryset to aggregate), through invoicing's selector when it has
-    one; None without the invoicing app."""
-    fn = _selector("invoicing.selectors", "invoice_list")
-    if fn is not None:
-        return fn(organization=organization)
-    from django.apps import apps
-
-    try:
-        model = apps.get_model("invoicing", "Invoice")
-    except LookupError:
-        return None
-    return model.objects.filter(organization=organization)
-
-
-def invoice_lines_queryset(*, organization: Organization):
-    from django.apps import apps
-
-    try:
-        model = apps.get_model("invoicing", "InvoiceLine")
-    except LookupError:
-        return None
-    return model.objects.filter(organization=organization)
-
-
-def subscriptions_queryset(*, organization: Organization, status: str = ""):
-    fn = _selector("billing.selectors", "subscription_list")
-    if fn is None:
-        return None
-    return fn(organization=organization, status=status)
-
-
-def subjects_for_customers(*, organization: Organization, customer_ids) -> dict[str, list[str]]:
-    from billing.selectors import subjects_for_customers as _fn
-
-    return _fn(organization=organization, customer_ids=customer_ids)
-
-
+# --- catalog --------------------------------------------------------------------------------------
 def feature_get(*, organization: Organization, key: str):
-    fn = _selector("catalog.selectors", "feature_get")
-    if fn is None:
-        return None
     try:
-        return fn(organization=organization, id_or_key=key)
+        return catalog_selectors.feature_get(organization=organization, id_or_key=key)
     except NotFound:
         return None
 
 
 def feature_list(*, organization: Organization) -> list:
-    fn = _selector("catalog.selectors", "feature_list")
-    if fn is None:
-        return []
-    return list(fn(organization=organization))
+    return list(catalog_selectors.feature_list(organization=organization))

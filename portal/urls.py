@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from portal import api, console, dashboards, simulation, views
+from portal import api, console, views
 
 urlpatterns = [
     path("api/v1/portal/tokens", api.PortalTokenListCreateView.as_view(), name="portal_api_tokens"),
@@ -29,14 +29,4 @@ urlpatterns = [
         console.customer_portal_link,
         name="portal_console_customer_link",
     ),
-    path("console/dashboards/", dashboards.revenue, name="portal_dashboard_revenue"),
-    path("console/dashboards/usage/", dashboards.usage, name="portal_dashboard_usage"),
-    path(
-        "console/dashboards/usage/<str:section>/",
-        dashboards.usage_section,
-        name="portal_dashboard_usage_section",
-    ),
-    path("console/simulations/", simulation.simulation_list, name="portal_simulation_list"),
-    path("console/simulations/new", simulation.simulation_new, name="portal_simulation_new"),
-    path("console/simulations/<str:run_id>/", simulation.simulation_detail, name="portal_simulation_detail"),
 ]

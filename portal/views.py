@@ -17,11 +17,12 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET
 
 from core import rls
+from core.charts import Bar, bar_chart, brand_color, fmt_number
 from portal import sources
-from portal.charts import Bar, bar_chart, brand_color, fmt_number
 from portal.selectors import PortalScope, portal_scope_for_token, portal_token_check, portal_token_verify
 from portal.tokens import PortalTokenInvalid, token_unsign
 
@@ -174,8 +175,6 @@ def _window_range(window: str, now: datetime) -> tuple[datetime, datetime, str, 
 def _parse_start(value) -> datetime:
     if isinstance(value, datetime):
         return value
-    from django.utils.dateparse import parse_datetime
-
     parsed = parse_datetime(str(value))
     assert parsed is not None
     return parsed

@@ -1,5 +1,5 @@
 """Query budgets: every portal and dashboard page ≤ 10 queries, the same count for 3 or 30 customers
-(with their events, subscriptions, invoices and lines). The queries per page are listed in docs/portal.md."""
+(with their events, subscriptions, invoices and lines). The queries per page are listed in docs/portal.md and docs/analytics.md."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from django.utils import timezone
 from billing.entitlements import entitlement_create
 from billing.models import Subscription, SubscriptionItem
 from catalog.services import plan_create
-from portal.simulation import simulation_run_start
+from analytics.services import simulation_run_start
 from tests.catalog.factories import make_feature, plan_body
 from tests.conftest import PASSWORD
 from tests.portal.conftest import ingest, make_portal_customer, make_token_meter

@@ -8,8 +8,9 @@ from decimal import Decimal
 import pytest
 
 from catalog.services import plan_create
-from portal.models import SimulationRun, SimulationStatus
-from portal.simulation import simulation_run_start
+from analytics import services, tasks
+from analytics.models import SimulationRun, SimulationStatus
+from analytics.services import simulation_run_start
 from tests.catalog.factories import make_feature, plan_body
 from tests.conftest import PASSWORD
 from tests.portal.conftest import ingest, make_portal_customer, make_token_meter
@@ -176,12 +177,12 @@ def test_console_simulation_pages(client, tenant_a, tenant_b, world):
 def test_large_runs_go_to_celery_and_show_progress(
     tenant_a, world, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from portal import simulation, tasks
-
     _plan, small, big, _idle, _other = world
-    monkeypatch.setattr(simulation, "INLINE_MAX", 1)
+    monkeypatch.setattr(services, "INLINE_MAX", 1)
     queued = []
-    monkeypatch.setattr(tasks.simulation_run_task, "delay", lambda run_id: queued.append(run_id))
+    monkeypatch.setattr(
+        tasks.simulation_run_task, "apply_async", lambda args, kwargs: queued.append(args[0])
+    )
     with django_capture_on_commit_callbacks(execute=True):
         run = simulation_run_start(
             organization=tenant_a.org,

@@ -10,7 +10,7 @@ import pytest
 from catalog.services import plan_create
 from tests.catalog.factories import plan_body
 from tests.conftest import console_login
-from tests.portal.test_dashboards import seed
+from tests.analytics.test_dashboards import seed
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

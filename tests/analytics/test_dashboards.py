@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from billing.models import Subscription, SubscriptionItem
-from portal.dashboards import monthly_factor
+from analytics.revenue import monthly_factor
 from tests.catalog.factories import make_feature
 from tests.conftest import PASSWORD
 from tests.portal.conftest import ingest, make_portal_customer, make_token_meter
@@ -224,3 +224,20 @@ def test_usage_trend_over_12_months(logged_in):
     assert trend[-1] == ["2026-11", "145"] and all(r[1] == "0" for r in trend[1:-1])  # tenant B: 145,000
     section = logged_in.get("/console/dashboards/usage/trend/?meter=tokens", HTTP_HX_REQUEST="true")
     assert section.status_code == 200 and "<svg" in section.content.decode()
+
+
+def test_empty_dashboards_say_what_will_appear_and_when(client, tenant_a, tenant_b, time_machine):
+    """A new organization (nothing invoiced, no subscription, no usage) sees, in each empty table, what
+    will appear and when; tenant B's data (seeded) fills none of them."""
+    time_machine.move_to(NOW, tick=False)
+    seed(tenant_b, 1000)
+    client.login(username=tenant_a.user.username, password=PASSWORD)
+    html = client.get("/console/dashboards/").content.decode()
+    assert html.count('class="muted empty-state"') == 3  # billed, MRR by plan, top customers
+    assert "No invoice issued in the last 12 months. An invoice counts here" in html
+    assert "first billing period closes and the collection delay" in html
+    assert "No active subscription with a recurring flat fee." in html
+    assert "Customers appear here by the total of their issued invoices" in html
+    assert "Globex" not in html and "No data yet." not in html
+    charge = client.get("/console/dashboards/usage/chargeback/?period=this_month").content.decode()
+    assert "Nothing invoiced for this period yet." in charge
