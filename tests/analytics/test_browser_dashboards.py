@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 
 from catalog.services import plan_create
+from tests.analytics.test_dashboards import seed
 from tests.catalog.factories import plan_body
 from tests.conftest import console_login
-from tests.analytics.test_dashboards import seed
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

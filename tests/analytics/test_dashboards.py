@@ -9,8 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from billing.models import Subscription, SubscriptionItem
 from analytics.revenue import monthly_factor
+from billing.models import Subscription, SubscriptionItem
 from tests.catalog.factories import make_feature
 from tests.conftest import PASSWORD
 from tests.portal.conftest import ingest, make_portal_customer, make_token_meter

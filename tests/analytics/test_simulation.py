@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from catalog.services import plan_create
 from analytics import services, tasks
 from analytics.models import SimulationRun, SimulationStatus
 from analytics.services import simulation_run_start
+from catalog.services import plan_create
 from tests.catalog.factories import make_feature, plan_body
 from tests.conftest import PASSWORD
 from tests.portal.conftest import ingest, make_portal_customer, make_token_meter
@@ -180,9 +180,7 @@ def test_large_runs_go_to_celery_and_show_progress(
     _plan, small, big, _idle, _other = world
     monkeypatch.setattr(services, "INLINE_MAX", 1)
     queued = []
-    monkeypatch.setattr(
-        tasks.simulation_run_task, "apply_async", lambda args, kwargs: queued.append(args[0])
-    )
+    monkeypatch.setattr(tasks.simulation_run_task, "apply_async", lambda args, kwargs: queued.append(args[0]))
     with django_capture_on_commit_callbacks(execute=True):
         run = simulation_run_start(
             organization=tenant_a.org,

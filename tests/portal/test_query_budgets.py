@@ -11,10 +11,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from analytics.services import simulation_run_start
 from billing.entitlements import entitlement_create
 from billing.models import Subscription, SubscriptionItem
 from catalog.services import plan_create
-from analytics.services import simulation_run_start
 from tests.catalog.factories import make_feature, plan_body
 from tests.conftest import PASSWORD
 from tests.portal.conftest import ingest, make_portal_customer, make_token_meter
