@@ -11,7 +11,7 @@ from datetime import datetime
 from celery import shared_task
 
 from billing.models import Entitlement, EntitlementType
-from core import jobs
+from core import jobs, rls
 from core.background import Coalescer
 from core.models import Organization
 
@@ -42,6 +42,7 @@ def entitlement_snapshots_refresh() -> int:
 
 
 @shared_task(name="billing.tasks.entitlement_snapshot_refresh", ignore_result=True)
+@rls.scoped_task("organization_id")
 def entitlement_snapshot_refresh(
     organization_id: str, entitlement_id: str, was_failing: bool = False
 ) -> None:
@@ -61,6 +62,7 @@ def entitlement_snapshot_refresh(
 
 
 @shared_task(name="billing.tasks.usage_landed", ignore_result=True)
+@rls.scoped_task("organization_id")
 def usage_landed(organization_id: str, subject_keys: list[str], earliest_event_time: str) -> None:
     """After ingest: invalidate snapshots older than late events and evaluate threshold rules."""
     from billing import services

@@ -14,10 +14,15 @@ Inside a scope a query that forgets its organization filter sees no other tenant
 with another tenant's `organization_id` fail.
 
 Outside scopes nothing is walled: authentication (an API key or portal token is looked up before the
-organization is known), the console middleware, Celery tasks, management commands and migrations
-run as the login user and may read across tenants. That is the declared bypass: Celery tasks always
-run outside a scope (`config.celery.UnscopedTask`, also when executed eagerly inside a request), and
-code inside a scope that must work across tenants says so with `unscoped()`.
+organization is known), the console middleware, management commands and migrations run as the login
+user and may read across tenants. Celery tasks start outside a scope (`config.celery.UnscopedTask`,
+also when executed eagerly inside a request, so a task never inherits a request's wall). A task that
+works for one organization (one entitlement's snapshot, one invoice's e-mail or Stripe push) enters
+that organization's scope with `@scoped_task(...)`: it handles one tenant's data exactly as a request
+does, so it gets the same second wall, at the cost of at most one indexed lookup of the object's
+organization. Tasks that enumerate or fan out over all tenants (beat entries, invoice runs, rollups,
+the Stripe event processor that finds the organization from the event) stay unscoped; code inside a
+scope that must work across tenants says so with `unscoped()`.
 
 The role and session settings are set at session level (`set_config(..., false)`) and reset when the
 scope ends, not with SET LOCAL: views run in autocommit (no transaction around a request), and
@@ -30,10 +35,13 @@ create roles).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, ParamSpec, TypeVar
 
 import psycopg
 from django.conf import settings
@@ -49,6 +57,8 @@ _USER = "nullif(current_setting('app.user_id', true), '')::integer"
 _EXTRA = {"core_membership": f"OR user_id = {_USER}"}
 
 _state = threading.local()
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def enabled() -> bool:
@@ -142,6 +152,38 @@ def unscoped() -> Iterator[None]:
     finally:
         stack.pop()
         _restore(previous)
+
+
+def scoped_task(
+    organization: str | Callable[..., str | None] = "organization_id",
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Run a task that works for one organization inside that organization's tenant scope.
+
+    `organization` names the task argument that holds the organization id, or is a function called
+    with the task's arguments by name (e.g. `invoice_id=...`) that returns it (one indexed lookup,
+    made unscoped). When it returns None (the object is gone) the body runs unscoped, as it did before,
+    and handles the missing object itself. Put it under `@shared_task`: `UnscopedTask` leaves any
+    request's scope first, then this enters the task's own."""
+
+    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        signature = inspect.signature(func)
+
+        @functools.wraps(func)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            arguments: dict[str, Any] = signature.bind(*args, **kwargs).arguments
+            if isinstance(organization, str):
+                organization_id = arguments[organization]
+            else:
+                names = inspect.signature(organization).parameters
+                organization_id = organization(**{k: v for k, v in arguments.items() if k in names})
+            if not organization_id:
+                return func(*args, **kwargs)
+            with tenant_scope(str(organization_id)):
+                return func(*args, **kwargs)
+
+        return run
+
+    return decorate
 
 
 def current_organization_id() -> str | None:

@@ -7,8 +7,20 @@ import random
 
 from celery import shared_task
 
+from core import rls
+from invoicing.models import Invoice, WebhookDelivery
+
 logger = logging.getLogger(__name__)
 QUEUE = "billing"
+
+
+# Tasks on one invoice or delivery run in its organization's tenant scope (core/rls.py `scoped_task`).
+def _invoice_organization(invoice_id: str) -> str | None:
+    return Invoice.objects.filter(pk=invoice_id).values_list("organization_id", flat=True).first()
+
+
+def _delivery_organization(delivery_id: str) -> str | None:
+    return WebhookDelivery.objects.filter(pk=delivery_id).values_list("organization_id", flat=True).first()
 
 
 @shared_task(name="invoicing.tasks.invoice_clock", acks_late=True, queue=QUEUE)
@@ -66,6 +78,7 @@ def invoices_mark_overdue() -> int:
     max_retries=8,
     rate_limit="20/s",
 )
+@rls.scoped_task(_invoice_organization)
 def invoice_stripe_push(self, invoice_id: str) -> None:  # type: ignore[no-untyped-def]
     from invoicing import stripe_gateway
 
@@ -80,6 +93,7 @@ def invoice_stripe_push(self, invoice_id: str) -> None:  # type: ignore[no-untyp
 
 
 @shared_task(name="invoicing.tasks.invoice_stripe_void", acks_late=True, queue=QUEUE)
+@rls.scoped_task(_invoice_organization)
 def invoice_stripe_void(invoice_id: str) -> None:
     from invoicing import stripe_gateway
 
@@ -99,6 +113,7 @@ def stripe_event_process_task(event_row_id: str) -> str:
 @shared_task(
     name="invoicing.tasks.webhook_deliver", bind=True, acks_late=True, queue="default", max_retries=8
 )
+@rls.scoped_task(_delivery_organization)
 def webhook_deliver(self, delivery_id: str) -> bool:  # type: ignore[no-untyped-def]
     from invoicing.webhooks import backoff_seconds, webhook_delivery_attempt
 
@@ -114,8 +129,6 @@ def webhook_deliveries_sweep() -> int:
     from datetime import timedelta
 
     from django.utils import timezone
-
-    from invoicing.models import WebhookDelivery
 
     ids = list(
         WebhookDelivery.objects.filter(
@@ -148,6 +161,7 @@ def invoice_emails_sweep() -> int:
 @shared_task(
     name="invoicing.tasks.invoice_email_send", bind=True, acks_late=True, queue="default", max_retries=4
 )
+@rls.scoped_task(_invoice_organization)
 def invoice_email_send_task(self, invoice_id: str) -> str:  # type: ignore[no-untyped-def]
     """E-mail one issued invoice with its PDF; retried with backoff when sending fails."""
     from invoicing.emails import EmailNotSent, invoice_email_send
