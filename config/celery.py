@@ -10,7 +10,7 @@ class UnscopedTask(Task):
     design, and a task executed eagerly inside a request must not inherit that request's wall."""
 
     def __call__(self, *args, **kwargs):
-        from core import rls
+        from core import rls  # here, not above: this module loads with the settings, before the apps
 
         with rls.unscoped():
             return super().__call__(*args, **kwargs)

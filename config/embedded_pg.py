@@ -12,8 +12,11 @@ written before each start, and once more right after the first `initdb`.
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
 import subprocess
+import warnings
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -28,13 +31,10 @@ def pg_dir(data_dir: Path) -> Path:
 
 
 def _import_pgserver():
-    import logging
-    import warnings
-
     os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")  # noqa: S108 - platformdirs warns without it
     warnings.filterwarnings("ignore", module="platformdirs")
     logging.getLogger("pgserver").setLevel(logging.WARNING)
-    try:
+    try:  # imported only when the embedded server is used: with DATABASE_URL set it is never loaded
         import pgserver
     except ImportError as exc:  # pragma: no cover - pgserver is a hard dependency
         raise ImproperlyConfigured(
@@ -92,7 +92,7 @@ def server_running(path: Path) -> bool:
 
 def _pg_ctl(path: Path, args: list[str]) -> None:
     _import_pgserver()
-    from pgserver._commands import POSTGRES_BIN_PATH
+    from pgserver._commands import POSTGRES_BIN_PATH  # after _import_pgserver's set-up, as pgserver is
 
     subprocess.run(
         [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(path), *args],
@@ -110,8 +110,6 @@ def server_stop(path: Path, *, forget_handles: bool = True) -> None:
     tries again."""
     global _server
     if forget_handles and _server is not None and Path(_server.pgdata) == path.resolve():
-        import atexit
-
         atexit.unregister(_server._cleanup)
         _server = None
     if server_running(path):

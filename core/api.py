@@ -13,6 +13,7 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Model, QuerySet
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -25,7 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core import limits, rls
-from core.auth import required_scope_for
+from core.auth import ApiKeyAuthentication, required_scope_for
 from core.errors import PROBLEM_CONTENT_TYPE
 from core.models import ApiKey, Organization
 
@@ -109,8 +110,6 @@ class ApiAutoSchema(AutoSchema):
         return [{"core": "organization"}.get(app, app)]
 
     def get_auth(self) -> list[Any]:
-        from core.auth import ApiKeyAuthentication
-
         authenticators = self.view.get_authenticators()
         if authenticators and all(isinstance(a, ApiKeyAuthentication) for a in authenticators):
             # Bearer, cached Bearer and ingest's Bearer/X-Api-Key/Basic all take the same API key.
@@ -244,8 +243,6 @@ class IdCursorPagination(CursorPagination):
     max_page_size = 1000
 
     def __init__(self) -> None:
-        from django.conf import settings
-
         self.page_size = settings.API_PAGE_SIZE
 
     def get_paginated_response(self, data: Any) -> Response:

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class CoreConfig(AppConfig):
@@ -6,8 +7,7 @@ class CoreConfig(AppConfig):
     verbose_name = "Core: tenancy, keys, audit"
 
     def ready(self) -> None:
-        from django.db.models.signals import post_migrate
-
+        # Imported here, not above: they import models, which exist only once the app registry is ready.
         from core import navigation, rls
         from core.models import Role
 

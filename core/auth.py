@@ -8,6 +8,7 @@ import threading
 import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
@@ -51,8 +52,6 @@ _KEY_CACHE_MAX = 10_000
 
 
 def api_key_lookup_cached(secret: str) -> ApiKey | None:
-    from django.conf import settings
-
     ttl = settings.API_KEY_CACHE_SECONDS
     if ttl <= 0:
         return api_key_lookup(secret)

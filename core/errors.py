@@ -8,9 +8,12 @@ where the path looks like `phases[1].rateCards[0].price.tiers[2].upToAmount`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import IntegrityError, transaction
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exc
 from rest_framework.response import Response
@@ -76,6 +79,56 @@ class Unavailable(DomainError):
     def __init__(self, detail: str, *, retry_after: int, extra: dict[str, Any] | None = None):
         super().__init__(detail, extra=extra)
         self.retry_after = retry_after
+
+
+@contextmanager
+def conflict_on_duplicate(detail: str, *, field: str) -> Iterator[None]:
+    """One transaction for a create and its audit row; a unique constraint it breaks (a duplicate key or
+    slug) becomes a 409 Conflict naming `field`, and nothing is written.
+
+        with conflict_on_duplicate(f"A meter with slug {slug!r} already exists.", field="slug"):
+            meter = Meter.objects.create(...)
+            audit_record(...)
+    """
+    try:
+        with transaction.atomic():
+            yield
+    except IntegrityError:
+        raise Conflict(detail, field=field) from None
+
+
+# --- collecting every problem of a document before refusing it ----------------------------------------
+
+
+def errors_summary(errors: list[dict[str, str]]) -> str:
+    """`name: reason; name: reason`, the detail line of a refusal listing several fields."""
+    return "; ".join(f"{e['name']}: {e['reason']}" for e in errors)
+
+
+def raise_invalid(errors: list[dict[str, str]]) -> None:
+    """Refuse with every collected problem ([{"name": path, "reason": ...}]) at once; nothing when empty."""
+    if errors:
+        raise ValidationFailed(errors_summary(errors), field=errors[0]["name"], errors=errors)
+
+
+class ErrorList:
+    """The problems found while validating a whole document, reported together (`raise_invalid`).
+
+    `prefix` goes before each name (`[2].` for the third entry of a batch), `suffix` after each reason."""
+
+    def __init__(self, prefix: str = "", suffix: str = "") -> None:
+        self.prefix = prefix
+        self.suffix = suffix
+        self.items: list[dict[str, str]] = []
+
+    def add(self, name: str, reason: str) -> None:
+        self.items.append({"name": f"{self.prefix}{name}", "reason": f"{reason}{self.suffix}"})
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def raise_if_any(self) -> None:
+        raise_invalid(self.items)
 
 
 def problem(status: int, title: str, detail: str, *, code: str | None = None, **extra: Any) -> dict[str, Any]:

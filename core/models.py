@@ -5,6 +5,7 @@ from datetime import datetime
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
+from django.utils import timezone
 
 from core.ids import new_ulid
 
@@ -103,8 +104,6 @@ class ApiKey(TenantModel):
 
     @property
     def is_active(self) -> bool:
-        from django.utils import timezone
-
         if self.revoked_at is not None:
             return False
         return self.expires_at is None or self.expires_at > timezone.now()

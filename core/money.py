@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from babel.numbers import get_currency_precision, list_currencies
+from babel.numbers import format_currency, get_currency_precision, list_currencies
 
 ROUNDING = ROUND_HALF_UP
 _KNOWN = frozenset(list_currencies())
@@ -63,6 +63,4 @@ def from_minor_units(minor: int, currency: str) -> Decimal:
 
 
 def format_money(amount: Decimal, currency: str) -> str:
-    from babel.numbers import format_currency
-
     return format_currency(quantize(amount, currency), currency.upper(), locale="en_US")

@@ -8,13 +8,13 @@ from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from core.audit import Actor, audit_record
 from core.auth import api_key_cache_forget, generate_secret, hash_secret
-from core.errors import Conflict, NotFound, ValidationFailed
+from core.errors import Conflict, NotFound, ValidationFailed, conflict_on_duplicate
 from core.models import ApiKey, Membership, Organization, Role, Scope
 from core.money import is_currency
 
@@ -30,21 +30,18 @@ def organization_create(
         ZoneInfo(timezone_name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValidationFailed(f"Unknown time zone {timezone_name!r}.", field="timezone") from None
-    try:
-        with transaction.atomic():
-            org = Organization.objects.create(
-                slug=slug, name=name, default_currency=currency.upper(), timezone=timezone_name
-            )
-            audit_record(
-                organization=org,
-                actor=actor,
-                action="organization.created",
-                object_type="organization",
-                object_id=org.id,
-                after={"slug": slug, "name": name, "currency": org.default_currency},
-            )
-    except IntegrityError:
-        raise Conflict(f"An organization with slug {slug!r} already exists.", field="slug") from None
+    with conflict_on_duplicate(f"An organization with slug {slug!r} already exists.", field="slug"):
+        org = Organization.objects.create(
+            slug=slug, name=name, default_currency=currency.upper(), timezone=timezone_name
+        )
+        audit_record(
+            organization=org,
+            actor=actor,
+            action="organization.created",
+            object_type="organization",
+            object_id=org.id,
+            after={"slug": slug, "name": name, "currency": org.default_currency},
+        )
     return org
 
 

@@ -5,6 +5,7 @@ class MeteringConfig(AppConfig):
     name = "metering"
 
     def ready(self) -> None:
+        # Imported here, not above: they import models, which exist only once the app registry is ready.
         from core import demo
         from core.navigation import register
         from metering.demo import demo_load

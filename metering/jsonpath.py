@@ -83,3 +83,16 @@ def as_number(value: Any) -> Decimal | None:
     if number is None or not number.is_finite() or number.copy_abs() >= _COUNTABLE_MAX:
         return None
     return number
+
+
+def value_path_problem(path: Any) -> str | None:
+    """Why a meter's value or group-by path cannot be used, or None. Paths are relative to the event's
+    `data`, so `$.data.tokens` (which would look for data.data.tokens) is refused with the fix."""
+    try:
+        keys = compile_path(path)
+    except JsonPathError as exc:
+        return str(exc)
+    if keys[0] == "data" and len(keys) > 1:
+        fixed = "$." + ".".join(keys[1:])
+        return f"paths are read inside the event's data: write {fixed}, not {path}"
+    return None

@@ -16,8 +16,8 @@ from django.utils import timezone
 from core.errors import NotFound, ValidationFailed
 from core.ids import is_ulid
 from core.models import Organization
-from metering import store
-from metering.jsonpath import as_number, compile_path, extract
+from metering import drain, hooks, store
+from metering.jsonpath import as_number, compile_path, extract, value_path_problem
 from metering.models import Aggregation, Meter, RejectedEvent
 from metering.store import UsageRow
 
@@ -26,19 +26,16 @@ WINDOW_SIZES = ("MINUTE", "HOUR", "DAY", "MONTH")
 
 def _fresh(organization_id: str) -> None:
     """Read-your-writes for event reads: store the batches this organization had accepted first (one
-    index probe when none are pending). See services.events_flush."""
-    from metering import services
-
-    services.events_flush(organization_id=organization_id)
+    index probe when none are pending). See drain.events_flush."""
+    drain.events_flush(organization_id=organization_id)
 
 
 def _flusher(organization_id: str) -> store.Flush:
     """Read-your-writes for usage reads: the store probes the inbox together with the watermarks (no extra
     statement) and calls this only when batches are pending."""
-    from metering import services
 
     def flush(up_to_id: int) -> object:
-        return services.events_drain(organization_id=organization_id, up_to_id=up_to_id)
+        return drain.events_drain(organization_id=organization_id, up_to_id=up_to_id)
 
     return flush
 
@@ -124,8 +121,6 @@ def meter_query(
                 field=f"filterGroupBy[{key}]",
             )
     if customer_ids is not None and customers is None:
-        from metering import hooks
-
         customers = hooks.resolve_customers(organization=organization, customer_ids=list(customer_ids))
         if customers is None:
             raise ValidationFailed(
@@ -430,8 +425,6 @@ def meter_paths_try(
 ) -> tuple[Any, list[PathReading]]:
     """What a meter would read from a pasted event, before saving it: `sample` is a CloudEvent (its `data`
     is read) or the data itself. Returns (data, readings) with the value path first, then each dimension."""
-    from metering.services import value_path_problem  # services import selectors
-
     is_event = "data" in sample and ("specversion" in sample or "type" in sample or "subject" in sample)
     data = sample["data"] if is_event else sample
     paths = [("value", value_property)] if aggregation != "COUNT" else []

@@ -12,26 +12,29 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from core import jobs
 from core.audit import Actor, audit_record
-from core.background import Coalescer
-from core.enqueue import enqueue, tasks_run_inline
-from core.errors import Conflict, Unavailable, ValidationFailed
+from core.errors import Unavailable, conflict_on_duplicate, raise_invalid
 from core.ids import is_ulid
 from core.models import Organization
 from metering import hooks, store
-from metering.jsonpath import JsonPathError, compile_path
+from metering.drain import (  # noqa: F401  (events_drain, events_drain_background: until tests import drain)
+    drain_soon,
+    events_drain,
+    events_drain_all,
+    events_drain_background,
+    events_flush,
+)
+from metering.jsonpath import value_path_problem
 from metering.models import Aggregation, Meter, RejectedEvent
 from metering.selectors import meter_get
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:[_-][a-z0-9]+)*$")
 DIM_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 logger = logging.getLogger(__name__)
-DRAIN_JOB = "events_drain"
-DRAIN_TASK = "metering.tasks.events_drain"
 ROLLUP_JOB = "rollups_advance"
 RESERVED_DIMS = {"subject", "customer_id", "customerId", "windowstart", "windowend", "value"}
 
@@ -39,7 +42,7 @@ RESERVED_DIMS = {"subject", "customer_id", "customerId", "windowstart", "windowe
 # --- events ------------------------------------------------------------------------------------
 #
 # The API accepts a validated request into the inbox (one row, `events_accept`) and answers; a drain
-# (`events_drain`: the Celery task, or any read of this organization's usage) moves accepted batches
+# (metering/drain.py: the Celery task, or any read of this organization's usage) moves accepted batches
 # into the event store, dedups them there and then calls the ingest listeners. `events_ingest` stores
 # already-built tuples synchronously (demo data, loaders, tests).
 
@@ -127,109 +130,6 @@ def _rejected_key(row: Mapping[str, Any]) -> tuple[str, ...]:
     return (row["source"], row["event_id"], row["reason"], row["detail"], data)
 
 
-def _request_drain() -> None:
-    try:
-        enqueue(DRAIN_TASK)
-    except Exception:  # the broker is down: beat's periodic drain (or the next read) stores the batches
-        logger.exception("could not queue metering.tasks.events_drain")
-
-
-# Accepting a batch asks for a drain; a daemon thread per process publishes at most one task per window.
-DRAIN_REQUEST_WINDOW_SECONDS = 0.2
-_drain_requests = Coalescer("metering-drain-request", _request_drain, DRAIN_REQUEST_WINDOW_SECONDS)
-
-
-def drain_soon() -> None:
-    """Have the accepted batches stored soon: inline with eager Celery (tests, errors propagate), else via
-    the background publisher."""
-    if tasks_run_inline():
-        enqueue(DRAIN_TASK)
-    else:
-        _drain_requests.poke()
-
-
-def _landed(result: store.DrainResult) -> None:
-    if result.inserted and result.earliest_event_time is not None and hooks.ingest_listeners():
-        transaction.on_commit(
-            partial(
-                _notify_landed,
-                organization_id=result.organization_id,
-                subjects=result.subjects,
-                earliest_event_time=result.earliest_event_time,
-                event_types=result.event_types,
-            )
-        )
-
-
-def _notify_landed(*, organization_id: str, **kwargs: Any) -> None:
-    organization = Organization.objects.filter(pk=organization_id).first()
-    if organization is not None:
-        hooks.ingest_landed(organization=organization, **kwargs)
-
-
-def events_drain(*, organization_id: str, up_to_id: int | None = None) -> list[store.DrainResult]:
-    """Store an organization's accepted batches (all, or those up to `up_to_id`), chunk by chunk; the
-    ingest listeners are called for each chunk that stored new events, after it commits."""
-    results = []
-    while (result := store.inbox_drain(organization_id=organization_id, up_to_id=up_to_id)) is not None:
-        results.append(result)
-        _landed(result)
-    return results
-
-
-def events_flush(*, organization_id: str) -> None:
-    """Read-your-writes: store what this organization had accepted before this call (one index probe
-    when nothing is pending). Reads of usage and events call it first."""
-    last = store.inbox_last_pending(organization_id=organization_id)
-    if last is not None:
-        events_drain(organization_id=organization_id, up_to_id=last)
-
-
-def events_drain_all(*, seconds: float | None = None, up_to_id: int | None = None) -> list[store.DrainResult]:
-    """Drain every organization's inbox, oldest first: everything accepted up to now (or up to batch id
-    `up_to_id`), stopping early once `seconds` have passed. Bounded, so it never chases a live stream."""
-    if up_to_id is None:
-        up_to_id = store.inbox_last_pending()
-        if up_to_id is None:
-            return []
-    deadline = None if seconds is None else time.monotonic() + seconds
-    results: list[store.DrainResult] = []
-    # an organization whose drain fails (beyond the batches the drain keeps as unprocessable itself) is
-    # recorded and skipped (core.jobs), so every other organization's batches are still stored
-    skip = jobs.quarantined(DRAIN_JOB, "organization")
-    skipped = set(skip)
-    while pending := [p for p in store.inbox_pending(up_to_id=up_to_id) if p[0] not in skipped]:
-        for organization_id, _batches, _events in pending:
-            with jobs.isolated(
-                DRAIN_JOB,
-                organization_id=organization_id,
-                object_type="organization",
-                object_id=organization_id,
-                was_failing=organization_id in skip.failing,
-            ) as outcome:
-                results.extend(events_drain(organization_id=organization_id, up_to_id=up_to_id))
-            if outcome.failed:
-                skipped.add(organization_id)
-            if deadline is not None and time.monotonic() >= deadline:
-                return results
-    return results
-
-
-def events_drain_background(*, seconds: float = 50.0) -> int:
-    """The Celery task's work: drain until the inbox is empty (or `seconds` pass), unless another worker
-    is already doing so (then return at once: tasks queued by busy web processes never pile up waiting
-    on each other). Returns the number of events stored."""
-    deadline = time.monotonic() + seconds
-    stored = 0
-    with store.drain_worker_slot() as mine:
-        while mine and (left := deadline - time.monotonic()) > 0:
-            results = events_drain_all(seconds=left)
-            if not results:
-                break
-            stored += sum(r.inserted for r in results)
-    return stored
-
-
 def events_ingest(
     *, organization: Organization, events: list[store.EventTuple], received_at: datetime | None = None
 ) -> store.InsertResult:
@@ -292,11 +192,6 @@ def _check_group_by(group_by: Any, errors: list[dict[str, str]]) -> dict[str, st
     return dict(group_by)
 
 
-def _raise(errors: list[dict[str, str]]) -> None:
-    if errors:
-        raise ValidationFailed("; ".join(f"{e['name']}: {e['reason']}" for e in errors), errors=errors)
-
-
 def meter_validate(
     *,
     slug: Any,
@@ -347,7 +242,7 @@ def meter_create(
     event_from: datetime | None = None,
     actor: Actor = None,
 ) -> Meter:
-    _raise(
+    raise_invalid(
         meter_validate(
             slug=slug,
             event_type=event_type,
@@ -358,29 +253,26 @@ def meter_create(
             description=description,
         )
     )
-    try:
-        with transaction.atomic():
-            meter = Meter.objects.create(
-                organization=organization,
-                slug=slug,
-                name=name or slug,
-                description=description or "",
-                event_type=event_type.strip(),
-                aggregation=aggregation,
-                value_property=value_property or "",
-                group_by=dict(group_by or {}),
-                event_from=event_from,
-            )
-            audit_record(
-                organization=organization,
-                actor=actor,
-                action="meter.created",
-                object_type="meter",
-                object_id=meter.id,
-                after=meter_snapshot(meter),
-            )
-    except IntegrityError:
-        raise Conflict(f"A meter with slug {slug!r} already exists.", field="slug") from None
+    with conflict_on_duplicate(f"A meter with slug {slug!r} already exists.", field="slug"):
+        meter = Meter.objects.create(
+            organization=organization,
+            slug=slug,
+            name=name or slug,
+            description=description or "",
+            event_type=event_type.strip(),
+            aggregation=aggregation,
+            value_property=value_property or "",
+            group_by=dict(group_by or {}),
+            event_from=event_from,
+        )
+        audit_record(
+            organization=organization,
+            actor=actor,
+            action="meter.created",
+            object_type="meter",
+            object_id=meter.id,
+            after=meter_snapshot(meter),
+        )
     return meter
 
 
@@ -400,7 +292,7 @@ def meter_update(
         _check_group_by(group_by, errors)
     if name is not None and (not isinstance(name, str) or len(name) > 200):
         errors.append({"name": "name", "reason": "a string of at most 200 characters"})
-    _raise(errors)
+    raise_invalid(errors)
     with transaction.atomic():
         meter = Meter.objects.select_for_update().get(
             pk=meter_get(organization=organization, id_or_slug=id_or_slug).pk
@@ -479,17 +371,3 @@ def rollups_advance(*, organization_id: str | None = None, max_chunks: int = 50)
         if not outcome.failed:
             done[meter.id] = high
     return done
-
-
-# --- value paths -----------------------------------------------------------------------------------
-def value_path_problem(path: Any) -> str | None:
-    """Why a meter's value or group-by path cannot be used, or None. Paths are relative to the event's
-    `data`, so `$.data.tokens` (which would look for data.data.tokens) is refused with the fix."""
-    try:
-        keys = compile_path(path)
-    except JsonPathError as exc:
-        return str(exc)
-    if keys[0] == "data" and len(keys) > 1:
-        fixed = "$." + ".".join(keys[1:])
-        return f"paths are read inside the event's data: write {fixed}, not {path}"
-    return None

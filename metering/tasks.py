@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from metering import services
+from metering import drain, services
 
 
 @shared_task(name="metering.tasks.rollups_advance", ignore_result=True)
@@ -14,4 +14,4 @@ def events_drain() -> None:
     """Store accepted ingest batches (the inbox) into the event store. Idempotent: a batch is deleted
     in the transaction that stores its events; a crash redoes it and dedup keeps each event once. One
     worker drains at a time; a task that finds another one draining returns at once."""
-    services.events_drain_background()
+    drain.events_drain_background()

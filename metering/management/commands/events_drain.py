@@ -8,7 +8,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from metering import services, store
+from metering import drain, store
 
 
 class Command(BaseCommand):
@@ -36,7 +36,7 @@ class Command(BaseCommand):
         started = last_report = time.monotonic()
         stored = duplicates = failed = 0
         while True:
-            results = services.events_drain_all(seconds=1.0, up_to_id=up_to)
+            results = drain.events_drain_all(seconds=1.0, up_to_id=up_to)
             for r in results:
                 stored += r.inserted
                 duplicates += r.duplicates
