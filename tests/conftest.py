@@ -11,15 +11,14 @@ import shutil
 from dataclasses import dataclass, field
 
 import pytest
-from django.contrib.auth import get_user_model
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
+from config.celery import app as celery_app
+from core import auth
 from core.models import Organization, Role
-from core.services import api_key_create, membership_set, organization_create
-
-PASSWORD = "correct-horse-battery"
+from tests.factories import PASSWORD, ApiKeyFactory, MembershipFactory, OrganizationFactory, UserFactory
 
 # Database-backed property tests: no per-example deadline (a shared 2-core CI machine is noisy);
 # HYPOTHESIS_PROFILE=thorough runs more examples.
@@ -48,11 +47,10 @@ class Tenant:
 
 
 def make_tenant(slug: str, *, currency: str = "USD") -> Tenant:
-    org = organization_create(slug=slug, name=f"{slug.title()} Inc", currency=currency)
-    user = get_user_model().objects.create_user(
-        username=f"{slug}-owner", email=f"owner@{slug}.test", password=PASSWORD
-    )
-    membership_set(organization=org, user=user, role=Role.OWNER)
+    """An organization, its owner (`<slug>-owner`, password PASSWORD) and one API key per scope label."""
+    org = OrganizationFactory(slug=slug, name=f"{slug.title()} Inc", currency=currency)
+    user = UserFactory(username=f"{slug}-owner", email=f"owner@{slug}.test")
+    MembershipFactory(organization=org, user=user, role=Role.OWNER)
     tenant = Tenant(org=org, user=user)
     for label, scopes in {
         "admin": ["admin"],
@@ -60,7 +58,7 @@ def make_tenant(slug: str, *, currency: str = "USD") -> Tenant:
         "read": ["read"],
         "ingest_read": ["ingest", "read"],
     }.items():
-        tenant.keys[label] = api_key_create(organization=org, name=f"{slug} {label}", scopes=scopes).secret
+        tenant.keys[label] = ApiKeyFactory(organization=org, name=f"{slug} {label}", scopes=scopes).secret
     return tenant
 
 
@@ -68,19 +66,15 @@ def make_tenant(slug: str, *, currency: str = "USD") -> Tenant:
 def _celery_eager():
     """Tasks run inline in tests: nothing is sent to a real broker unless a test says otherwise
     (tests of the queueing path set `task_always_eager = False` themselves)."""
-    from config.celery import app
-
-    app.conf.task_always_eager = True
-    app.conf.task_eager_propagates = True
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
     yield
-    app.conf.task_always_eager = True
+    celery_app.conf.task_always_eager = True
 
 
 @pytest.fixture(autouse=True)
 def _fresh_api_key_cache():
     """Each test starts with an empty in-process API key cache (rows are rolled back between tests)."""
-    from core import auth
-
     auth._key_cache.clear()
     yield
     auth._key_cache.clear()

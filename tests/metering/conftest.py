@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from metering import services
+from metering import drain
+from tests.factories import MeterFactory
 
 
 def ce(
@@ -36,29 +37,20 @@ def post_events(
     tests can read `Event` directly. Tests of the accepted-but-not-yet-stored state post themselves."""
     body = events if isinstance(events, (bytes, str)) else json.dumps(events)
     response = client.post(path, data=body, content_type=content_type)
-    services.events_drain_all()
+    drain.events_drain_all()
     return response
+
+
+def make_tokens_meter(org):
+    """The meter most metering tests read: SUM of `$.tokens` by model and type."""
+    return MeterFactory(organization=org, slug="tokens", group_by={"model": "$.model", "type": "$.type"})
 
 
 @pytest.fixture
 def tokens_meter(tenant_a):
-    return services.meter_create(
-        organization=tenant_a.org,
-        slug="tokens",
-        event_type="prompt",
-        aggregation="SUM",
-        value_property="$.tokens",
-        group_by={"model": "$.model", "type": "$.type"},
-    )
+    return make_tokens_meter(tenant_a.org)
 
 
 @pytest.fixture
 def tokens_meter_b(tenant_b):
-    return services.meter_create(
-        organization=tenant_b.org,
-        slug="tokens",
-        event_type="prompt",
-        aggregation="SUM",
-        value_property="$.tokens",
-        group_by={"model": "$.model", "type": "$.type"},
-    )
+    return make_tokens_meter(tenant_b.org)

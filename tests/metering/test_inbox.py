@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from metering import hooks, services, store
+from metering import drain, hooks, services, store
 from metering import tasks as metering_tasks
 from metering.models import Event, InboxBatch, RejectedEvent
 from metering.selectors import meter_query
@@ -231,11 +231,11 @@ def test_outside_tests_accepting_only_pokes_the_background_publisher(tenant_a, m
     app.conf.task_always_eager = False
     published, pokes = [], []
     monkeypatch.setattr(metering_tasks.events_drain, "apply_async", lambda *a, **kw: published.append(kw))
-    monkeypatch.setattr(services._drain_requests, "poke", lambda: pokes.append(1))
+    monkeypatch.setattr(drain._drain_requests, "poke", lambda: pokes.append(1))
     services.drain_soon()
     services.drain_soon()
     assert (len(pokes), published) == (2, [])
-    services._drain_requests.flush()  # what the thread does after its window: one task for both
+    drain._drain_requests.flush()  # what the thread does after its window: one task for both
     assert published == [{}]
 
 
