@@ -14,11 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from django.db import IntegrityError, transaction
 from django.db.models import Model
 
 from core.audit import Actor, audit_record
-from core.errors import Conflict
+from core.errors import conflict_on_duplicate
 
 M = TypeVar("M", bound=Model)
 
@@ -37,17 +36,14 @@ def create_audited(
     """Run `create` (it saves the row; `.organization` is read from it) and record `action` with `after(row)`,
     atomically. An IntegrityError (a unique constraint) rolls both back and becomes `Conflict(conflict)`
     naming `field`."""
-    try:
-        with transaction.atomic():
-            row = create()
-            audit_record(
-                organization=row.organization,  # type: ignore[attr-defined]
-                actor=actor,
-                action=action,
-                object_type=object_type,
-                object_id=object_id(row),
-                after=after(row),
-            )
-    except IntegrityError:
-        raise Conflict(conflict, field=field) from None
+    with conflict_on_duplicate(conflict, field=field):
+        row = create()
+        audit_record(
+            organization=row.organization,  # type: ignore[attr-defined]
+            actor=actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id(row),
+            after=after(row),
+        )
     return row

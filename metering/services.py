@@ -17,7 +17,8 @@ from django.utils import timezone
 
 from core import jobs
 from core.audit import Actor, audit_record
-from core.errors import Unavailable, conflict_on_duplicate, raise_invalid
+from core.audited import create_audited
+from core.errors import Unavailable, raise_invalid
 from core.ids import is_ulid
 from core.models import Organization
 from metering import hooks, store
@@ -253,8 +254,8 @@ def meter_create(
             description=description,
         )
     )
-    with conflict_on_duplicate(f"A meter with slug {slug!r} already exists.", field="slug"):
-        meter = Meter.objects.create(
+    return create_audited(
+        lambda: Meter.objects.create(
             organization=organization,
             slug=slug,
             name=name or slug,
@@ -264,16 +265,15 @@ def meter_create(
             value_property=value_property or "",
             group_by=dict(group_by or {}),
             event_from=event_from,
-        )
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="meter.created",
-            object_type="meter",
-            object_id=meter.id,
-            after=meter_snapshot(meter),
-        )
-    return meter
+        ),
+        action="meter.created",
+        object_type="meter",
+        object_id=lambda meter: meter.id,
+        after=meter_snapshot,
+        actor=actor,
+        conflict=f"A meter with slug {slug!r} already exists.",
+        field="slug",
+    )
 
 
 def meter_update(
