@@ -222,3 +222,19 @@ def test_decimal_values_round_trip_in_store(tenant_a):
     ev = Event.objects.get()
     assert ev.data["cost"] == "0.00037"
     assert Decimal(str(ev.data["n"])) == Decimal("1.5")
+
+
+@pytest.mark.parametrize(
+    ("ctype", "body", "says"),
+    [
+        ("application/cloudevents+json", [ce("e1")], "one CloudEvent"),
+        ("application/cloudevents-batch+json", ce("e1"), "an array of CloudEvents"),
+    ],
+)
+def test_a_cloudevents_media_type_and_its_body_must_agree(tenant_a, tenant_b, ctype, body, says):
+    r = post_events(tenant_a.client("ingest"), body, content_type=ctype)
+    assert r.status_code == 400, r.content
+    assert r["Content-Type"] == "application/problem+json"
+    assert r.json()["invalid_params"] == [{"name": "body", "reason": r.json()["detail"]}]
+    assert says in r.json()["detail"]
+    assert stored(tenant_a.org) == [] and stored(tenant_b.org) == []  # nothing written anywhere
