@@ -1,14 +1,14 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from core import api_views, views
+from core import api, views
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
-    path("api/v1/organization", api_views.OrganizationView.as_view(), name="api_organization"),
-    path("api/v1/api-keys", api_views.ApiKeyListCreateView.as_view(), name="api_keys"),
-    path("api/v1/api-keys/<str:key_id>", api_views.ApiKeyDetailView.as_view(), name="api_key_detail"),
-    path("api/v1/audit-log", api_views.AuditLogView.as_view(), name="api_audit_log"),
+    path("api/v1/organization", api.OrganizationView.as_view(), name="api_organization"),
+    path("api/v1/api-keys", api.ApiKeyListCreateView.as_view(), name="api_keys"),
+    path("api/v1/api-keys/<str:key_id>", api.ApiKeyDetailView.as_view(), name="api_key_detail"),
+    path("api/v1/audit-log", api.AuditLogView.as_view(), name="api_audit_log"),
     path("console/login/", views.LoginView.as_view(), name="login"),
     path("console/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("console/", views.home, name="console_home"),

@@ -16,7 +16,7 @@ from rest_framework.test import APIRequestFactory
 
 from config.celery import app
 from core import rls
-from core.api import TenantAPIView
+from core.api_base import TenantAPIView
 from core.console import console_view
 from core.models import ApiKey, AuditLog, Membership, Role
 from core.services import membership_set

@@ -1,7 +1,7 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from core.api import TenantAPIView
+from core.api_base import TenantAPIView
 
 
 def test_overriding_get_queryset_fails_at_class_definition():
