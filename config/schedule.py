@@ -57,4 +57,16 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 60.0,
         "options": {"expires": 55, "queue": "default"},
     },
+    # metering: event partitions for the coming months, months split out of the default partition
+    "metering-event-partitions": {
+        "task": "metering.tasks.event_partitions_maintain",
+        "schedule": 3600.0,
+        "options": {"expires": 3500, "queue": "default"},
+    },
+    # metering: per-organization event retention (drops whole months; idempotent)
+    "metering-events-expire": {
+        "task": "metering.tasks.events_expire",
+        "schedule": 86400.0,
+        "options": {"expires": 3600, "queue": "default"},
+    },
 }

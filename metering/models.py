@@ -72,9 +72,13 @@ class Meter(TenantModel):
 class Event(models.Model):
     """One accepted CloudEvent. Append-only; high volume.
 
-    - `seq` is the ingestion order (identity); rollups advance by it, never by event time.
-    - Dedup: the unique index on (organization, source, event_id) keeps a key for as long as the
-      row exists, so the dedup window equals the retention (never shorter than 35 days).
+    - The table is partitioned by event month (`time`, UTC) with a default partition
+      (migration 0005, `metering.store.partitions`); it has no primary key in the database (a unique
+      index on a partitioned table must contain the partition key).
+    - `seq` is the ingestion order (a sequence drawn in acceptance order); rollups advance by it, never
+      by event time. Index (organization, seq) serves the rollups, the fresh tail and the event log.
+    - Dedup: `EventKey` (not partitioned) holds one row per stored event; its primary key
+      (organization, source, event_id) is the dedup key, kept for as long as the event is retained.
     - `organization` has no FK constraint (no per-row RI trigger on the bulk path); organizations
       are deleted through `metering.store.events_purge`.
     """
@@ -92,17 +96,45 @@ class Event(models.Model):
     stored_at = models.DateTimeField()
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["organization", "source", "event_id"], name="metering_event_dedup"
-            )
-        ]
         indexes = [
             models.Index(fields=["organization", "type", "subject", "time"], name="metering_event_query"),
+            models.Index(fields=["organization", "seq"], name="metering_event_org_seq"),
         ]
 
     def __str__(self) -> str:
         return f"{self.source}/{self.event_id}"
+
+
+class EventKey(models.Model):
+    """The dedup key of every stored event: (organization, source, event_id) is the primary key of this
+    unpartitioned table, so dedup stays exact whatever the event's month; `seq` and `time` find the
+    stored event (for conflict checks). Written and deleted with the event, by `metering.store` only."""
+
+    pk = models.CompositePrimaryKey("organization", "source", "event_id")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    source = models.TextField()
+    event_id = models.TextField()
+    seq = models.BigIntegerField()
+    time = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.source}/{self.event_id}@{self.seq}"
+
+
+class EventRetention(models.Model):
+    """How many days an organization's raw events are kept (no row: forever). Enforced by
+    `metering.retention.events_expire` (whole months past the cutoff; see docs/architecture.md)."""
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    days = models.PositiveIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.organization_id}: {self.days} days"
 
 
 class RejectedEvent(models.Model):

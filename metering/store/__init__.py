@@ -4,11 +4,13 @@
 
 - `inbox.py`: accepted requests (`metering_inboxbatch`, the body as received) and the drain that moves their
   events into `metering_event` in acceptance order and deletes them, in one transaction.
-- `events.py`: the direct write path (`events_insert`), conflicts and rejected events, purge, the event log.
-  `metering_event` has one row per stored event; `seq` (identity) is the ingestion order. Unique index
-  (organization_id, source, event_id) = dedup, for as long as rows are retained (retention must stay
-  >= 35 days; nothing here deletes events). Query index (organization_id, type, subject, time). JSONB
-  `data`. No FK trigger on organization_id.
+- `events.py`: the one statement that stores a batch (`STORE_SQL`, for the drain and `events_insert`),
+  conflicts and rejected events, purge, the event log. `metering_event` has one row per stored event,
+  partitioned by event month; `seq` (a sequence drawn in acceptance order) is the ingestion order. The
+  dedup key (organization_id, source, event_id) is the primary key of the unpartitioned
+  `metering_eventkey`, kept as long as the event. Indexes (organization_id, type, subject, time) and
+  (organization_id, seq). JSONB `data`. No FK trigger on organization_id.
+- `partitions.py`: monthly partitions (created ahead, split out of the default partition) and retention.
 - `meters.py`: `MeterSpec` (what the SQL needs to know about a meter) and its value/group-by expressions.
 - `rollups.py`: hourly rollups, watermarks, the safe horizon.
 - `usage.py`: usage queries, totals for many meters, subjects and group-by values.
@@ -49,6 +51,13 @@ from metering.store.inbox import (
     inbox_pending_events,
 )
 from metering.store.meters import MeterSpec
+from metering.store.partitions import (
+    ExpireResult,
+    events_expire,
+    partition_create,
+    partitions_ensure,
+    partitions_list,
+)
 from metering.store.rollups import (
     ROLLUP_CHUNK,
     Flush,
@@ -83,6 +92,7 @@ __all__ = [
     "UNPROCESSABLE_REASON",
     "DrainResult",
     "EventTuple",
+    "ExpireResult",
     "Flush",
     "InsertResult",
     "MeterSpec",
@@ -90,6 +100,7 @@ __all__ = [
     "TotalRequest",
     "UsageRow",
     "drain_worker_slot",
+    "events_expire",
     "events_insert",
     "events_list",
     "events_purge",
@@ -100,6 +111,9 @@ __all__ = [
     "inbox_last_pending",
     "inbox_pending",
     "inbox_pending_events",
+    "partition_create",
+    "partitions_ensure",
+    "partitions_list",
     "rejected_insert",
     "rollup_advance",
     "rollup_reset",

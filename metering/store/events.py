@@ -1,9 +1,10 @@
-"""Stored events: the direct write path (`events_insert`, for in-process loaders), conflicts and rejected
-events, purge, and the event log (`events_list`).
+"""Stored events: the one statement that stores a batch (`STORE_SQL`, used by the inbox drain and by
+`events_insert` for in-process loaders), conflicts and rejected events, purge, and the event log.
 
-`metering_event` holds one row per stored event; `seq` (identity) is the ingestion order. The unique index
-(organization_id, source, event_id) is the dedup key: first write wins; a duplicate with a different
-payload is logged in `metering_rejectedevent` (reason `duplicate_conflict`) and never counted.
+`metering_event` is partitioned by event month (`partitions.py`) and has no unique index; the dedup key
+(organization_id, source, event_id) is the primary key of `metering_eventkey`, one row per stored event,
+written in the same statement. First write wins; a duplicate with a different payload is logged in
+`metering_rejectedevent` (reason `duplicate_conflict`) and never counted. `seq` is the ingestion order.
 """
 
 # SQL here is assembled from fixed fragments; every value is a bound parameter.
@@ -17,8 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import psycopg
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 
 from metering.models import RejectedEvent
 
@@ -45,81 +45,57 @@ class InsertResult:
         return self.received - self.inserted
 
 
-# --- ingest ------------------------------------------------------------------------------------
-
-
 def events_insert(
     *, organization_id: str, events: Sequence[EventTuple], received_at: datetime
 ) -> InsertResult:
     """Store a batch atomically; duplicates (same organization, source, id) are dropped by the database.
 
-    Up to SMALL_BATCH events: one statement (lock + insert), a single round trip in autocommit.
-    Larger batches: one transaction (lock, COPY into a temp table, INSERT ... SELECT).
+    One transaction: the organization's lock (serialised with its drains, so first write wins and
+    conflicts are seen), the shared ingest lock, then `STORE_SQL` over the batch: passed as arrays up to
+    SMALL_BATCH events, COPied into a temp table above.
     """
     if not events:
         return InsertResult(0, 0, 0)
-    if len(events) <= SMALL_BATCH:
-        with connection.cursor() as cur:
-            inserted = _insert_values(cur, organization_id, events, received_at)
-            conflicts = 0
-            if inserted < len(events):
-                conflicts = _record_conflicts_values(cur, organization_id, events, received_at)
-        return InsertResult(len(events), inserted, conflicts)
+    params: dict[str, Any] = {"received_at": received_at}
+    staged = len(events) > SMALL_BATCH
     with transaction.atomic(), connection.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", [INGEST_LOCK_KEY])
-        if _copy_direct(cur, organization_id, events, received_at):
-            return InsertResult(len(events), len(events), 0)
-        inserted = _insert_copy(cur, organization_id, events, received_at)
-        conflicts = 0
-        if inserted < len(events):
-            conflicts = _record_conflicts_tmp(cur, organization_id, received_at)
-        # ON COMMIT DROP covers the usual case; drop now too, in case we run inside an outer
-        # transaction (the next batch on this connection must be able to create it again).
-        cur.execute("DROP TABLE metering_ingest_tmp")
-    return InsertResult(len(events), inserted, conflicts)
+        store_locks(cur, organization_id)
+        if staged:
+            _copy_tmp(cur, events)
+        else:
+            for i, col in enumerate(("src", "eid", "typ", "sub", "tim", "dat")):
+                params[col] = [ev[i] for ev in events]
+        counts = store_rows(cur, organization_id, _TMP_SOURCE if staged else _ARRAY_SOURCE, params)
+        if staged:
+            # ON COMMIT DROP covers the usual case; drop now too, in case we run inside an outer
+            # transaction (the next batch on this connection must be able to create it again).
+            cur.execute("DROP TABLE metering_ingest_tmp")
+    return InsertResult(len(events), counts.inserted, counts.conflicts)
 
 
-INSERT_COLS = "organization_id, source, event_id, type, subject, time, data, stored_at"
+ORG_LOCK_CLASS = 0x6D6C6472  # pg_advisory_xact_lock(ORG_LOCK_CLASS, hashtext(org)): one writer per org
 
 
-def _insert_values(cur, org: str, events: Sequence[EventTuple], received_at: datetime) -> int:
-    # The lock subquery is joined in, so it is taken before any row (and its seq default) is produced:
-    # one statement, one round trip, and still ordered against the rollup's horizon read.
-    row = "(%s::int, %s::text, %s::text, %s::text, %s::text, %s::timestamptz, %s::jsonb)"
-    params: list[Any] = [org, received_at, INGEST_LOCK_KEY]
-    for i, ev in enumerate(events):
-        params.extend((i, *ev))
-    cur.execute(
-        f"INSERT INTO metering_event ({INSERT_COLS}) "
-        "SELECT %s, v.source, v.event_id, v.type, v.subject, v.time, v.data, %s "
-        "FROM (SELECT pg_advisory_xact_lock_shared(%s)) AS l, "
-        f"(VALUES {', '.join([row] * len(events))}) AS v(ord, source, event_id, type, subject, time, data) "
-        "ORDER BY v.ord ON CONFLICT (organization_id, source, event_id) DO NOTHING",
-        params,
-    )
-    return cur.rowcount
+def store_locks(cur, org: str) -> None:
+    """The locks every transaction that stores events takes first, in this order: the organization's
+    (one writer at a time: first accepted stays first stored), then the shared ingest lock (before any
+    seq is drawn; see `rollups.safe_horizon` and `partitions`)."""
+    cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [ORG_LOCK_CLASS, org])
+    cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", [INGEST_LOCK_KEY])
 
 
-def _copy_direct(cur, org: str, events: Sequence[EventTuple], received_at: datetime) -> bool:
-    """Optimistic fast path: COPY straight into metering_event inside a savepoint. Any duplicate makes
-    the unique index reject the COPY as a whole; the savepoint is rolled back (nothing of it stays)
-    and the caller takes the dedup path. Fresh batches, the common case, skip the staging table."""
-    try:
-        with (
-            transaction.atomic(),
-            cur.cursor.copy(
-                "COPY metering_event (organization_id, source, event_id, type, subject, time, data, stored_at) "
-                "FROM STDIN"
-            ) as copy,
-        ):
-            for ev in events:
-                copy.write_row((org, *ev, received_at))
-    except (IntegrityError, psycopg.errors.UniqueViolation):
-        return False
-    return True
+_ARRAY_SOURCE = (
+    "SELECT 0 AS bid, u.ord, %(received_at)s::timestamptz AS received_at, u.source, u.event_id, u.type, "
+    "u.subject, u.time, u.data FROM unnest(%(src)s::text[], %(eid)s::text[], %(typ)s::text[], %(sub)s::text[], "
+    "%(tim)s::timestamptz[], %(dat)s::jsonb[]) WITH ORDINALITY AS u(source, event_id, type, subject, time, data, ord)"
+)
+_TMP_SOURCE = (
+    "SELECT 0 AS bid, ord, %(received_at)s::timestamptz AS received_at, source, event_id, type, subject, time, "
+    "data FROM metering_ingest_tmp"
+)
 
 
-def _insert_copy(cur, org: str, events: Sequence[EventTuple], received_at: datetime) -> int:
+def _copy_tmp(cur, events: Sequence[EventTuple]) -> None:
     cur.execute(
         "CREATE TEMP TABLE metering_ingest_tmp (ord int, source text, event_id text, type text, subject text, "
         "time timestamptz, data jsonb) ON COMMIT DROP"
@@ -129,46 +105,72 @@ def _insert_copy(cur, org: str, events: Sequence[EventTuple], received_at: datet
     ) as copy:
         for i, ev in enumerate(events):
             copy.write_row((i, *ev))
-    cur.execute(
-        f"INSERT INTO metering_event ({INSERT_COLS}) "
-        "SELECT %s, source, event_id, type, subject, time, data, %s FROM metering_ingest_tmp ORDER BY ord "
-        "ON CONFLICT (organization_id, source, event_id) DO NOTHING",
-        [org, received_at],
-    )
-    return cur.rowcount
 
 
+SEQUENCE = "metering_event_ingest_seq"  # seq values, drawn in acceptance order
 CONFLICT_INSERT = (
     "INSERT INTO metering_rejectedevent (organization_id, source, event_id, type, subject, time, data, reason, "
     "detail, received_at) "
 )
 
+# One statement stores the events of `{source}` (columns bid, ord, received_at, source, event_id, type,
+# subject, time, data; (bid, ord) is the acceptance order) for organization %(org)s and logs conflicts:
+# - `f`: the first occurrence of each (source, id), in acceptance order (first accepted wins);
+# - `n`: their seq, drawn in acceptance order (PostgreSQL evaluates the volatile nextval after the sort);
+# - `k`: their dedup keys, inserted in key order (the primary key's order); a key already stored is skipped;
+# - `ins`: the events whose key was new, inserted in the order of the query index (type, subject, time);
+# - `dup`/`old`: for keys stored before, the stored payload (one key probe and one event probe each,
+#   never a join over the organization's events, whose statistics are often stale);
+# - `won`/`rej`: every incoming event whose payload differs from the one that counts is a conflict.
+STORE_SQL = (
+    "WITH v AS ({source}), "
+    "f AS (SELECT DISTINCT ON (source, event_id) * FROM v ORDER BY source, event_id, bid, ord), "
+    f"n AS (SELECT nextval('{SEQUENCE}') AS seq, f.* FROM f ORDER BY bid, ord), "
+    "k AS (INSERT INTO metering_eventkey (organization_id, source, event_id, seq, time) "
+    "  SELECT %(org)s, source, event_id, seq, time FROM n ORDER BY source, event_id "
+    "  ON CONFLICT DO NOTHING RETURNING seq), "
+    "ins AS (INSERT INTO metering_event (seq, organization_id, source, event_id, type, subject, time, data, "
+    "  stored_at) SELECT n.seq, %(org)s, n.source, n.event_id, n.type, n.subject, n.time, n.data, n.received_at "
+    "  FROM n JOIN k ON k.seq = n.seq ORDER BY n.type, n.subject, n.time RETURNING subject, type, time), "
+    "dup AS MATERIALIZED (SELECT n.source, n.event_id FROM n WHERE NOT EXISTS (SELECT FROM k WHERE k.seq = n.seq)), "
+    "old AS (SELECT d.source, d.event_id, s.type, s.subject, s.time, s.data FROM dup d CROSS JOIN LATERAL "
+    "  (SELECT e.type, e.subject, e.time, e.data FROM metering_eventkey ek JOIN metering_event e "
+    "   ON e.organization_id = ek.organization_id AND e.seq = ek.seq AND e.time = ek.time "
+    "   WHERE ek.organization_id = %(org)s AND ek.source = d.source AND ek.event_id = d.event_id LIMIT 1) s), "
+    "won AS (SELECT f.source, f.event_id, "
+    "  CASE WHEN o.event_id IS NULL THEN f.type ELSE o.type END AS type, "
+    "  CASE WHEN o.event_id IS NULL THEN f.subject ELSE o.subject END AS subject, "
+    "  CASE WHEN o.event_id IS NULL THEN f.time ELSE o.time END AS time, "
+    "  CASE WHEN o.event_id IS NULL THEN f.data ELSE o.data END AS data "
+    "  FROM f LEFT JOIN old o ON o.source = f.source AND o.event_id = f.event_id), "
+    f"rej AS ({CONFLICT_INSERT}SELECT %(org)s, v.source, v.event_id, v.type, v.subject, v.time, v.data, "
+    "  %(reason)s, %(detail)s, v.received_at FROM v JOIN won w ON w.source = v.source AND w.event_id = v.event_id "
+    "  WHERE (w.type, w.subject, w.time, w.data) IS DISTINCT FROM (v.type, v.subject, v.time, v.data) "
+    "  RETURNING 1) "
+    "SELECT (SELECT count(*) FROM ins), "
+    "(SELECT coalesce(array_agg(DISTINCT subject), '{}') FROM ins), "
+    "(SELECT coalesce(array_agg(DISTINCT type), '{}') FROM ins), "
+    "(SELECT min(time) FROM ins), (SELECT count(*) FROM rej)"
+)
 
-def _record_conflicts_tmp(cur, org: str, received_at: datetime) -> int:
+
+@dataclass(frozen=True)
+class StoreCounts:
+    inserted: int
+    conflicts: int
+    subjects: tuple[str, ...]
+    event_types: tuple[str, ...]
+    earliest_time: datetime | None
+
+
+def store_rows(cur, org: str, source: str, params: Mapping[str, Any]) -> StoreCounts:
+    """Run `STORE_SQL` over `source` (inside a transaction that took `store_locks`)."""
     cur.execute(
-        CONFLICT_INSERT + "SELECT %s, t.source, t.event_id, t.type, t.subject, t.time, t.data, %s, %s, %s "
-        "FROM metering_ingest_tmp t JOIN metering_event e ON e.organization_id = %s AND e.source = t.source "
-        "AND e.event_id = t.event_id "
-        "WHERE (e.type, e.subject, e.time, e.data) IS DISTINCT FROM (t.type, t.subject, t.time, t.data)",
-        [org, CONFLICT_REASON, CONFLICT_DETAIL, received_at, org],
+        STORE_SQL.replace("{source}", source),
+        {**params, "org": org, "reason": CONFLICT_REASON, "detail": CONFLICT_DETAIL},
     )
-    return cur.rowcount
-
-
-def _record_conflicts_values(cur, org: str, events: Sequence[EventTuple], received_at: datetime) -> int:
-    row = "(%s::text, %s::text, %s::text, %s::text, %s::timestamptz, %s::jsonb)"
-    params: list[Any] = [org, CONFLICT_REASON, CONFLICT_DETAIL, received_at]
-    for ev in events:
-        params.extend(ev)
-    params.append(org)
-    cur.execute(
-        CONFLICT_INSERT + "SELECT %s, t.source, t.event_id, t.type, t.subject, t.time, t.data, %s, %s, %s "
-        f"FROM (VALUES {', '.join([row] * len(events))}) AS t(source, event_id, type, subject, time, data) "
-        "JOIN metering_event e ON e.organization_id = %s AND e.source = t.source AND e.event_id = t.event_id "
-        "WHERE (e.type, e.subject, e.time, e.data) IS DISTINCT FROM (t.type, t.subject, t.time, t.data)",
-        params,
-    )
-    return cur.rowcount
+    inserted, subjects, types, earliest, conflicts = cur.fetchone()
+    return StoreCounts(int(inserted), int(conflicts), tuple(subjects), tuple(types), earliest)
 
 
 def rejected_insert(
@@ -181,11 +183,12 @@ def rejected_insert(
 
 
 def events_purge(*, organization_id: str) -> int:
-    """Delete an organization's raw events and rollups (used when an organization is deleted)."""
+    """Delete an organization's raw events, their keys and rollups (used when an organization is deleted)."""
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("DELETE FROM metering_rollup WHERE organization_id = %s", [organization_id])
         cur.execute("DELETE FROM metering_event WHERE organization_id = %s", [organization_id])
         deleted = cur.rowcount
+        cur.execute("DELETE FROM metering_eventkey WHERE organization_id = %s", [organization_id])
         cur.execute("DELETE FROM metering_inboxbatch WHERE organization_id = %s", [organization_id])
         return deleted
 

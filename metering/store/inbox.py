@@ -15,15 +15,11 @@ import psycopg
 from django.db import DatabaseError, connection, transaction
 
 from core import rls
-from metering.store.events import (
-    CONFLICT_DETAIL,
-    CONFLICT_INSERT,
-    CONFLICT_REASON,
-    INGEST_LOCK_KEY,
-    INSERT_COLS,
-)
+from metering.store.events import CONFLICT_INSERT, ORG_LOCK_CLASS, StoreCounts, store_locks, store_rows
 
-DRAIN_LOCK_CLASS = 0x6D6C6472  # pg_advisory_xact_lock(DRAIN_LOCK_CLASS, hashtext(org)): one drainer per org
+DRAIN_LOCK_CLASS = (
+    ORG_LOCK_CLASS  # pg_advisory_xact_lock(DRAIN_LOCK_CLASS, hashtext(org)): one drainer per org
+)
 DRAIN_MAX_EVENTS = 20_000  # events moved per drain transaction (several batches; at least one)
 UNPROCESSABLE_REASON = "unprocessable_batch"
 
@@ -152,7 +148,7 @@ def inbox_drain(
 ) -> DrainResult | None:
     """Move the oldest pending batches of one organization (up to `max_events` events, at least one
     batch) into `metering_event`, in acceptance order, and delete them: one transaction, so a crash
-    redoes the whole chunk and the unique index keeps every event counted once. Drains of the same
+    redoes the whole chunk and the dedup keys keep every event counted once. Drains of the same
     organization are serialised by an advisory lock (first write wins stays first accepted wins).
     `up_to_id` leaves batches accepted after that id alone. Returns None when nothing was pending."""
     with transaction.atomic(), connection.cursor() as cur:
@@ -171,80 +167,57 @@ def inbox_drain(
             received += int(count)
         if not ids:
             return None
-        cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", [INGEST_LOCK_KEY])
+        store_locks(cur, organization_id)
         try:
             with transaction.atomic():
                 stored = [_drain_rows(cur, organization_id, ids)]
             failed: list[int] = []
-        except (DatabaseError, psycopg.Error):
+        except (DatabaseError, psycopg.Error) as exc:
+            if _transient(exc):
+                raise  # a lock timeout or deadlock says nothing about the batches: the next drain redoes them
             stored, failed = _drain_one_by_one(cur, organization_id, ids)
         cur.execute("DELETE FROM metering_inboxbatch WHERE id = ANY(%s) AND failed_at IS NULL", [ids])
-    subjects = sorted({s for r in stored for s in r[2]})
-    types = sorted({t for r in stored for t in r[3]})
-    times = [r[4] for r in stored if r[4] is not None]
+    times = [r.earliest_time for r in stored if r.earliest_time is not None]
     return DrainResult(
         organization_id=organization_id,
         batches=len(ids),
         received=received,
-        inserted=sum(r[0] for r in stored),
-        conflicts=sum(r[1] for r in stored),
+        inserted=sum(r.inserted for r in stored),
+        conflicts=sum(r.conflicts for r in stored),
         failed=len(failed),
-        subjects=tuple(subjects),
-        event_types=tuple(types),
+        subjects=tuple(sorted({s for r in stored for s in r.subjects})),
+        event_types=tuple(sorted({t for r in stored for t in r.event_types})),
         earliest_event_time=min(times) if times else None,
     )
 
 
-# One statement stores a chunk and logs its conflicts, without probing metering_event by key (statistics
-# about a young organization are often stale, and a planned hash join over all its events took seconds):
-# - `f`: the first occurrence of each (source, id) in the chunk, in acceptance order;
-# - `ins`: inserts them; a key already stored with a *different* payload takes the no-op DO UPDATE
-#   (a HOT update of stored_at to itself) so that RETURNING reports the stored version; identical
-#   resends are left alone and not returned; `fresh` (xmax = 0) tells inserted rows from stored ones;
-# - `won`: the payload that counts for each key (the stored one when it differed, else the first one);
-# - `rej`: every incoming event whose payload differs from the one that counts is logged as a conflict.
-_DRAIN_CHUNK = (
-    f"WITH v AS ({_INBOX_EVENTS}), "
-    "f AS (SELECT DISTINCT ON (source, event_id) * FROM v ORDER BY source, event_id, bid, ord), "
-    f"ins AS (INSERT INTO metering_event AS m ({INSERT_COLS}) "
-    "  SELECT %(org)s, source, event_id, type, subject, time, data, received_at FROM f ORDER BY bid, ord "
-    "  ON CONFLICT (organization_id, source, event_id) DO UPDATE SET stored_at = m.stored_at "
-    "  WHERE (m.type, m.subject, m.time, m.data) IS DISTINCT FROM "
-    "    (EXCLUDED.type, EXCLUDED.subject, EXCLUDED.time, EXCLUDED.data) "
-    "  RETURNING m.source, m.event_id, m.type, m.subject, m.time, m.data, m.xmax = 0 AS fresh), "
-    "won AS (SELECT f.source, f.event_id, "
-    "  CASE WHEN i.fresh IS FALSE THEN i.type ELSE f.type END AS type, "
-    "  CASE WHEN i.fresh IS FALSE THEN i.subject ELSE f.subject END AS subject, "
-    "  CASE WHEN i.fresh IS FALSE THEN i.time ELSE f.time END AS time, "
-    "  CASE WHEN i.fresh IS FALSE THEN i.data ELSE f.data END AS data "
-    "  FROM f LEFT JOIN ins i ON i.source = f.source AND i.event_id = f.event_id), "
-    f"rej AS ({CONFLICT_INSERT}SELECT %(org)s, v.source, v.event_id, v.type, v.subject, v.time, v.data, "
-    "  %(reason)s, %(detail)s, v.received_at FROM v JOIN won w ON w.source = v.source AND w.event_id = v.event_id "
-    "  WHERE (w.type, w.subject, w.time, w.data) IS DISTINCT FROM (v.type, v.subject, v.time, v.data) "
-    "  RETURNING 1) "
-    "SELECT (SELECT count(*) FROM ins WHERE fresh), "
-    "(SELECT coalesce(array_agg(DISTINCT subject), '{}') FROM ins WHERE fresh), "
-    "(SELECT coalesce(array_agg(DISTINCT type), '{}') FROM ins WHERE fresh), "
-    "(SELECT min(time) FROM ins WHERE fresh), (SELECT count(*) FROM rej)"
-)
+# SQLSTATE classes of failures that come from the moment, not from the data: serialization failure and
+# deadlock (40), lock not available (55P03), query cancelled or server shutting down (57), connection (08).
+_TRANSIENT = ("40", "55P03", "57", "08")
 
 
-def _drain_rows(cur, org: str, ids: list[int]) -> tuple[int, int, list[str], list[str], datetime | None]:
-    """(inserted, conflicts logged, subjects, types, earliest time) of the new events."""
-    cur.execute(_DRAIN_CHUNK, {"org": org, "ids": ids, "reason": CONFLICT_REASON, "detail": CONFLICT_DETAIL})
-    inserted, subjects, types, earliest, conflicts = cur.fetchone()
-    return int(inserted), int(conflicts), list(subjects), list(types), earliest
+def _transient(exc: BaseException) -> bool:
+    cause = exc if isinstance(exc, psycopg.Error) else exc.__cause__
+    state = getattr(cause, "sqlstate", None) or ""
+    return state.startswith(_TRANSIENT)
 
 
-def _drain_one_by_one(cur, org: str, ids: list[int]) -> tuple[list, list[int]]:
+def _drain_rows(cur, org: str, ids: list[int]) -> StoreCounts:
+    return store_rows(cur, org, _INBOX_EVENTS, {"ids": ids})
+
+
+def _drain_one_by_one(cur, org: str, ids: list[int]) -> tuple[list[StoreCounts], list[int]]:
     """A chunk PostgreSQL refused as a whole: store batch by batch; mark the ones that fail (kept, with
     the error, and listed among the organization's rejected events) so they never block the inbox."""
-    stored, failed = [], []
+    stored: list[StoreCounts] = []
+    failed: list[int] = []
     for bid in ids:
         try:
             with transaction.atomic():
                 stored.append(_drain_rows(cur, org, [bid]))
         except (DatabaseError, psycopg.Error) as exc:
+            if _transient(exc):
+                raise
             failed.append(bid)
             error = str(exc).splitlines()[0][:500]
             cur.execute(
