@@ -220,6 +220,11 @@ INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 5 * 1024 * 1024, minimu
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(INGEST_MAX_BODY_BYTES, 2_621_440) + 1024
 # Accepted events waiting to be stored beyond which ingest answers 503 + Retry-After (0 = no limit).
 INGEST_BACKLOG_MAX_EVENTS = env_int("INGEST_BACKLOG_MAX_EVENTS", 2_000_000, minimum=0)
+# Where raw events, rollups and meter queries live: "postgres" (default) or "clickhouse" (docs/scaling.md).
+METERING_STORE = env_choice("METERING_STORE", "postgres", ["postgres", "clickhouse"])
+# The ClickHouse store's connection: http(s)://user:password@host:8123/database (a server, clickhouse-connect)
+# or chdb:///directory (ClickHouse in the process, one machine).
+CLICKHOUSE_URL = env_str("CLICKHOUSE_URL", "") or ""
 # How far in the future an event's `time` may be (clock skew of the sender); later times get 400.
 INGEST_MAX_FUTURE_SECONDS = env_int("INGEST_MAX_FUTURE_SECONDS", 300, minimum=0)
 # Outbound webhooks may target private, loopback and link-local addresses (on-premise use only).
