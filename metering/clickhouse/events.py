@@ -59,6 +59,7 @@ class _Event:
     data: Any  # parsed JSON object (exact numbers) or None
     received_at: datetime
     text: str  # data as JSON text, or ""
+    seq: int = 0  # ingestion order when known (copied history keeps PostgreSQL's); 0: assigned on insert
 
     @property
     def key(self) -> tuple[str, str]:
@@ -121,7 +122,7 @@ class _Stored:
     conflicts: list[_Event]
 
 
-def _store(org: str, events: Sequence[_Event]) -> _Stored:
+def store_events(org: str, events: Sequence[_Event]) -> _Stored:
     """Insert the events whose (source, id) is new, first occurrence first; events whose key is stored (or
     earlier in the batch) with another payload are returned as conflicts. The caller holds the org's lock."""
     ch = client()
@@ -159,7 +160,7 @@ def _store(org: str, events: Sequence[_Event]) -> _Stored:
                 ev.time,
                 ev.text,
                 ev.received_at,
-                seq + i,
+                ev.seq or seq + i,
                 fp,
                 doc_text(ev.data),
             )
@@ -189,7 +190,7 @@ def _log_conflicts(org: str, conflicts: Sequence[_Event]) -> None:
         store.rejected_insert(organization_id=org, rows=rows, received_at=received_at)
 
 
-def _lock_org(cur: Any, org: str) -> None:
+def lock_organization(cur: Any, org: str) -> None:
     cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [store.DRAIN_LOCK_CLASS, org])
     cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", [CH_INGEST_LOCK])
 
@@ -208,8 +209,8 @@ def events_insert(
         return store.InsertResult(0, 0, 0)
     parsed = [_from_tuple(ev, received_at) for ev in events]
     with transaction.atomic(), connection.cursor() as cur:
-        _lock_org(cur, organization_id)
-        result = _store(organization_id, parsed)
+        lock_organization(cur, organization_id)
+        result = store_events(organization_id, parsed)
         _log_conflicts(organization_id, result.conflicts)
     return store.InsertResult(len(events), len(result.inserted), len(result.conflicts))
 
@@ -242,7 +243,7 @@ def inbox_drain(
     into ClickHouse and delete them, as the PostgreSQL store's `inbox_drain`. A batch that cannot be parsed
     is kept, marked failed, and listed among the rejected events."""
     with transaction.atomic(), connection.cursor() as cur:
-        _lock_org(cur, organization_id)
+        lock_organization(cur, organization_id)
         cur.execute(
             "SELECT id, event_count, received_at, body FROM metering_inboxbatch WHERE organization_id = %s "
             "AND failed_at IS NULL AND id <= %s ORDER BY id LIMIT 1000",
@@ -266,7 +267,7 @@ def inbox_drain(
                 )
         if not ids:
             return None
-        result = _store(organization_id, events)
+        result = store_events(organization_id, events)
         _log_conflicts(organization_id, result.conflicts)
         cur.execute("DELETE FROM metering_inboxbatch WHERE id = ANY(%s) AND failed_at IS NULL", [ids])
     new = result.inserted
@@ -315,15 +316,15 @@ def events_list(
         if val is not None:
             where.append(f"{col} = {{{name}:String}}")
             params[name] = val
-    for col, op, name, val in (
+    for col, op, name, bound in (
         ("time", ">=", "t_from", time_from),
         ("time", "<", "t_to", time_to),
         ("stored_at", ">=", "s_from", stored_from),
         ("stored_at", "<", "s_to", stored_to),
     ):
-        if val is not None:
+        if bound is not None:
             where.append(f"{col} {op} {{{name}:DateTime64(6, 'UTC')}}")
-            params[name] = val
+            params[name] = bound
     rows = ch.rows(
         "SELECT toInt64(seq), source, event_id, type, subject, time, data, stored_at "
         f"FROM {ch.database}.{schema.EVENT} FINAL WHERE {' AND '.join(where)} "

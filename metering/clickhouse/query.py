@@ -15,9 +15,8 @@ no watermark and no fresh tail. Both kinds of rows carry partial aggregates (sum
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -27,7 +26,9 @@ from metering.clickhouse import rollups, schema
 from metering.clickhouse.connection import client
 from metering.jsonpath import compile_path
 
-HOUR = timedelta(hours=1)
+# The PostgreSQL store's own rules for hour boundaries and window ends: both stores decide alike.
+from metering.store.usage import UsageQuery, ceil_hour, floor_hour, tz_whole_hours, window_end
+
 _TIME = "DateTime64(6, 'UTC')"
 _WINDOW = {
     "MINUTE": "toStartOfMinute(src.t, {tz:String})",
@@ -37,36 +38,11 @@ _WINDOW = {
 }
 
 
-@dataclass(frozen=True)
-class Query:
-    spec: store.MeterSpec
-    time_from: datetime | None
-    time_to: datetime | None
-    window_size: str | None = None
-    window_tz: str = "UTC"
-    subjects: Sequence[str] | None = None
-    group_by: Sequence[str] = ()
-    group_by_subject: bool = False
-    filter_group_by: Mapping[str, Sequence[str]] = field(default_factory=dict)
-    customers: Mapping[str, Sequence[str]] | None = None
-    group_by_customer: bool = False
-    use_rollups: bool = True
-
-
 def _in(column: str, param: str) -> str:
     return f"{column} IN (SELECT arrayJoin({{{param}:Array(String)}}))"
 
 
-def _floor_hour(t: datetime) -> datetime:
-    return t.replace(minute=0, second=0, microsecond=0)
-
-
-def _ceil_hour(t: datetime) -> datetime:
-    f = _floor_hour(t)
-    return f if f == t else f + HOUR
-
-
-def usage_sql(q: Query, key: str | None) -> tuple[str, dict[str, Any]]:
+def usage_sql(q: UsageQuery, key: str | None) -> tuple[str, dict[str, Any]]:
     """The statement answering `q`: columns value (Decimal), n (counted values, for AVG), window start (epoch
     seconds), window-less start/end, subject, customer id, group values. `key`: the meter's rollup key, or
     None to read raw events only."""
@@ -144,8 +120,8 @@ def usage_sql(q: Query, key: str | None) -> tuple[str, dict[str, Any]]:
     branches: list[str] = []
     if key is not None:
         params["key"] = key
-        core_lo = _ceil_hour(q.time_from) if q.time_from else None
-        core_hi = _floor_hour(q.time_to) if q.time_to else None
+        core_lo = ceil_hour(q.time_from) if q.time_from else None
+        core_hi = floor_hour(q.time_to) if q.time_to else None
         if core_lo is not None:
             params["core_lo"] = core_lo
             roll_where.append(f"bucket >= {{core_lo:{_TIME}}}")
@@ -208,21 +184,21 @@ def usage_sql(q: Query, key: str | None) -> tuple[str, dict[str, Any]]:
     sql = (
         f"SELECT {value_expr} AS value, toUInt64(sum(vcnt)) AS n, {', '.join(select)} "
         f"FROM ({' UNION ALL '.join(branches)}) AS src{join}{group} HAVING {having}"
-        + (f" ORDER BY {', '.join(keys)}" if keys else "")
+        + f" ORDER BY {', '.join(['ws', *(k for k in keys if k != 'ws')])}"
     )
     return sql, params
 
 
-def _rollups_usable(q: Query) -> bool:
+def _rollups_usable(q: UsageQuery) -> bool:
     """Rollups only where every window boundary is an hour boundary (as the PostgreSQL store)."""
     if not q.use_rollups or q.window_size == "MINUTE":
         return False
-    if q.window_size is not None and not store._tz_whole_hours(q.window_tz, q.time_from, q.time_to):
+    if q.window_size is not None and not tz_whole_hours(q.window_tz, q.time_from, q.time_to):
         return False
-    return not (q.time_from and q.time_to and _ceil_hour(q.time_from) >= _floor_hour(q.time_to))
+    return not (q.time_from and q.time_to and ceil_hour(q.time_from) >= floor_hour(q.time_to))
 
 
-def _key(q: Query) -> str | None:
+def _key(q: UsageQuery) -> str | None:
     return rollups.ensure(q.spec) if _rollups_usable(q) else None
 
 
@@ -260,11 +236,7 @@ def pg_divide(total: Decimal, count: int) -> Decimal:
     return (num / Decimal(count)).quantize(Decimal(1).scaleb(-rscale), rounding=ROUND_HALF_UP)
 
 
-def _window_end(start: datetime, size: str, tz: str) -> datetime:
-    return store._window_end(start, size, tz)
-
-
-def _rows(q: Query, found: Sequence[tuple[Any, ...]]) -> list[store.UsageRow]:
+def _rows(q: UsageQuery, found: Sequence[tuple[Any, ...]]) -> list[store.UsageRow]:
     out = []
     for value, n, ws_epoch, we_epoch, subj, cust, *gvals in found:
         number = pg_divide(value, int(n)) if q.spec.aggregation == "AVG" else _plain(Decimal(value))
@@ -273,7 +245,7 @@ def _rows(q: Query, found: Sequence[tuple[Any, ...]]) -> list[store.UsageRow]:
             we = q.time_to or datetime.fromtimestamp(we_epoch, UTC)
             ws = q.time_from or ws
         else:
-            we = _window_end(ws, q.window_size, q.window_tz)
+            we = window_end(ws, q.window_size, q.window_tz)
         out.append(store.UsageRow(number, ws, we, subj, cust, dict(zip(q.group_by, gvals, strict=True))))
     return out
 
@@ -281,7 +253,7 @@ def _rows(q: Query, found: Sequence[tuple[Any, ...]]) -> list[store.UsageRow]:
 def usage_query(*, flush: store.Flush | None = None, **kwargs: Any) -> list[store.UsageRow]:
     """As the PostgreSQL store's `usage_query` (same arguments and rows). `flush` is called first when the
     organization has accepted batches not yet stored (read-your-writes)."""
-    q = Query(**kwargs)
+    q = UsageQuery(**kwargs)
     _flush(q.spec.organization_id, flush)
     sql, params = usage_sql(q, _key(q))
     return _rows(q, client().rows(sql, params))
@@ -298,15 +270,16 @@ def _flush(organization_id: str, flush: store.Flush | None) -> None:
 _PARAM = re.compile(r"\{(\w+):")
 
 
-def _totals(queries: Sequence[Query], flush: store.Flush | None) -> list[Decimal | None]:
+def _totals(queries: Sequence[UsageQuery], flush: store.Flush | None) -> list[Decimal | None]:
     """One ungrouped total per query (None when nothing counted), in one statement."""
     if not queries:
         return []
     _flush(queries[0].spec.organization_id, flush)
-    parts, params = [], {}
+    parts: list[str] = []
+    params: dict[str, Any] = {}
     for i, q in enumerate(queries):
         sql, p = usage_sql(q, _key(q))
-        renamed = _PARAM.sub(lambda m, i=i: f"{{q{i}_{m.group(1)}:", sql)
+        renamed = _PARAM.sub(f"{{q{i}_\\1:", sql)
         parts.append(f"SELECT toUInt32({i}) AS idx, value, n FROM ({renamed})")
         params.update({f"q{i}_{k}": v for k, v in p.items()})
     found: dict[int, Decimal] = {}
@@ -323,7 +296,7 @@ def usage_totals(
     time_to: datetime,
     flush: store.Flush | None = None,
 ) -> dict[str, Decimal | None]:
-    totals = _totals([Query(spec, time_from, time_to) for spec in specs], flush)
+    totals = _totals([UsageQuery(spec, time_from, time_to) for spec in specs], flush)
     return {spec.id: total for spec, total in zip(specs, totals, strict=True)}
 
 
@@ -331,7 +304,7 @@ def usage_totals_many(
     *, requests: Sequence[store.TotalRequest], flush: store.Flush | None = None
 ) -> list[Decimal]:
     queries = [
-        Query(
+        UsageQuery(
             r.spec,
             r.time_from,
             r.time_to,

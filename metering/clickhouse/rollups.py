@@ -156,10 +156,11 @@ def _build(spec: store.MeterSpec, key: str) -> None:
     db = ch.database
     view = _view(key)
     ch.command(f"DROP VIEW IF EXISTS {db}.{view}")
-    ch.command(
-        f"ALTER TABLE {db}.{schema.ROLLUP} DELETE WHERE meter_key = {{k:String}} SETTINGS mutations_sync = 1",
-        {"k": key},
-    )
+    if ch.rows(f"SELECT 1 FROM {db}.{schema.ROLLUP} WHERE meter_key = {{k:String}} LIMIT 1", {"k": key}):
+        ch.command(
+            f"ALTER TABLE {db}.{schema.ROLLUP} DELETE WHERE meter_key = {{k:String}} SETTINGS mutations_sync = 1",
+            {"k": key},
+        )
     ch.command(
         f"CREATE MATERIALIZED VIEW {db}.{view} TO {db}.{schema.ROLLUP} AS "
         + _select(spec, key, f"{db}.{schema.EVENT}")

@@ -21,8 +21,26 @@ the database. First write wins; a duplicate with a different payload is logged i
 advisory lock; the rollup takes the same lock exclusively for an instant to read a *safe horizon* (max seq)
 such that every seq <= horizon is committed. Rollups advance by seq (ingestion order), so late events (old
 `time`) are always caught.
+
+`METERING_STORE=clickhouse` routes the event, rollup and usage functions to `metering/clickhouse/`
+(`backend.py`); the inbox and the rejected-event log stay here.
 """
 
+from metering.store.backend import (
+    events_insert,
+    events_list,
+    events_purge,
+    group_values_list,
+    inbox_drain,
+    rollup_advance,
+    rollup_reset,
+    safe_horizon,
+    subjects_list,
+    usage_query,
+    usage_totals,
+    usage_totals_many,
+    watermark_get,
+)
 from metering.store.events import (
     CONFLICT_DETAIL,
     CONFLICT_REASON,
@@ -31,9 +49,6 @@ from metering.store.events import (
     EventTuple,
     InsertResult,
     StoredEvent,
-    events_insert,
-    events_list,
-    events_purge,
     rejected_insert,
 )
 from metering.store.inbox import (
@@ -44,7 +59,6 @@ from metering.store.inbox import (
     DrainResult,
     drain_worker_slot,
     inbox_append,
-    inbox_drain,
     inbox_failed_retry,
     inbox_last_pending,
     inbox_pending,
@@ -61,21 +75,12 @@ from metering.store.partitions import (
 from metering.store.rollups import (
     ROLLUP_CHUNK,
     Flush,
-    rollup_advance,
-    rollup_reset,
-    safe_horizon,
-    watermark_get,
 )
 from metering.store.usage import (
     HOUR,
     UNITS,
     TotalRequest,
     UsageRow,
-    group_values_list,
-    subjects_list,
-    usage_query,
-    usage_totals,
-    usage_totals_many,
 )
 
 __all__ = [

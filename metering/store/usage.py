@@ -35,16 +35,16 @@ class UsageRow:
     group_by: dict[str, str | None]
 
 
-def _floor_hour(t: datetime) -> datetime:
+def floor_hour(t: datetime) -> datetime:
     return t.replace(minute=0, second=0, microsecond=0)
 
 
-def _ceil_hour(t: datetime) -> datetime:
-    f = _floor_hour(t)
+def ceil_hour(t: datetime) -> datetime:
+    f = floor_hour(t)
     return f if f == t else f + HOUR
 
 
-def _tz_whole_hours(tz: str, start: datetime | None, end: datetime | None) -> bool:
+def tz_whole_hours(tz: str, start: datetime | None, end: datetime | None) -> bool:
     """True when the zone's UTC offset is a whole number of hours at every sampled instant."""
     zone = ZoneInfo(tz)
     lo = start or datetime(2000, 1, 1, tzinfo=zone)
@@ -79,7 +79,7 @@ def usage_query(
 ) -> list[UsageRow]:
     """Aggregate a meter over [time_from, time_to) (see docs/metering.md "Query algorithm"). `flush`:
     read-your-writes, see `watermarks_with_flush`."""
-    q = _Query(
+    q = UsageQuery(
         spec=spec,
         time_from=time_from,
         time_to=time_to,
@@ -103,7 +103,7 @@ def usage_query(
 
 
 @dataclass(frozen=True)
-class _Query:
+class UsageQuery:
     """One usage statement's inputs (see `usage_query` for their meaning)."""
 
     spec: MeterSpec
@@ -120,7 +120,7 @@ class _Query:
     use_rollups: bool = True
 
 
-def _usage_sql(q: _Query, w0: int) -> tuple[str, dict[str, Any]]:
+def _usage_sql(q: UsageQuery, w0: int) -> tuple[str, dict[str, Any]]:
     spec, time_from, time_to, subjects = q.spec, q.time_from, q.time_to, q.subjects
     window_size, window_tz, group_by, filter_group_by = (
         q.window_size,
@@ -141,9 +141,9 @@ def _usage_sql(q: _Query, w0: int) -> tuple[str, dict[str, Any]]:
     # rollups only where every window boundary is an hour boundary
     rollups = use_rollups and spec.aggregation != "UNIQUE_COUNT" and window_size != "MINUTE"
     if rollups and window_size is not None:
-        rollups = _tz_whole_hours(window_tz, time_from, time_to)
-    core_lo = _ceil_hour(time_from) if time_from else None
-    core_hi = _floor_hour(time_to) if time_to else None
+        rollups = tz_whole_hours(window_tz, time_from, time_to)
+    core_lo = ceil_hour(time_from) if time_from else None
+    core_hi = floor_hour(time_to) if time_to else None
     if rollups and core_lo and core_hi and core_lo >= core_hi:
         rollups = False
 
@@ -294,7 +294,7 @@ def _usage_sql(q: _Query, w0: int) -> tuple[str, dict[str, Any]]:
     return sql, params
 
 
-def _usage_query_once(q: _Query, w0: int) -> list[UsageRow]:
+def _usage_query_once(q: UsageQuery, w0: int) -> list[UsageRow]:
     sql, params = _usage_sql(q, w0)
     with connection.cursor() as cur:
         cur.execute(sql, params)
@@ -306,7 +306,7 @@ def _usage_query_once(q: _Query, w0: int) -> list[UsageRow]:
             ws = q.time_from or ws
             we = q.time_to or we
         else:
-            we = _window_end(ws, q.window_size, q.window_tz)
+            we = window_end(ws, q.window_size, q.window_tz)
         out.append(UsageRow(Decimal(value), ws, we, subj, cust, dict(zip(q.group_by, gvals, strict=True))))
     return out
 
@@ -319,7 +319,7 @@ def usage_totals(
 ) -> dict[str, Decimal | None]:
     """{meter id: total over [time_from, time_to), None when nothing counted} for many meters of one
     organization (console lists), as `_totals`."""
-    totals = _totals([_Query(spec, time_from, time_to) for spec in specs], flush)
+    totals = _totals([UsageQuery(spec, time_from, time_to) for spec in specs], flush)
     return {spec.id: total for spec, total in zip(specs, totals, strict=True)}
 
 
@@ -338,7 +338,7 @@ class TotalRequest:
 def usage_totals_many(*, requests: Sequence[TotalRequest], flush: Flush | None = None) -> list[Decimal]:
     """One total per request (ungrouped: all its subjects together; 0 when nothing counted), as `_totals`."""
     queries = [
-        _Query(
+        UsageQuery(
             r.spec,
             r.time_from,
             r.time_to,
@@ -350,7 +350,7 @@ def usage_totals_many(*, requests: Sequence[TotalRequest], flush: Flush | None =
     return [total if total is not None else Decimal(0) for total in _totals(queries, flush)]
 
 
-def _totals(queries: Sequence[_Query], flush: Flush | None) -> list[Decimal | None]:
+def _totals(queries: Sequence[UsageQuery], flush: Flush | None) -> list[Decimal | None]:
     """One ungrouped total per query (None when nothing counted), any number of meters of one organization,
     in three statements: the watermarks (with the inbox probe), one `UNION ALL` of every query's usage
     statement (rollups below the watermark + raw tail, exactly as `usage_query`), and the watermarks again
@@ -377,7 +377,7 @@ def _totals(queries: Sequence[_Query], flush: Flush | None) -> list[Decimal | No
     return [found.get(i) for i in range(len(queries))]
 
 
-def _window_end(start: datetime, window_size: str, tz: str) -> datetime:
+def window_end(start: datetime, window_size: str, tz: str) -> datetime:
     if window_size == "MINUTE":
         return start + timedelta(minutes=1)
     if window_size == "HOUR":

@@ -48,7 +48,11 @@ def _meters(org):
             group_by={"model": "$.model", "region": "$.region"},
         )
     out["models"] = services.meter_create(
-        organization=org, slug="models", event_type="prompt", aggregation="UNIQUE_COUNT", value_property="$.model"
+        organization=org,
+        slug="models",
+        event_type="prompt",
+        aggregation="UNIQUE_COUNT",
+        value_property="$.model",
     )
     return out
 
@@ -166,15 +170,17 @@ def test_group_by_dimensions_subjects_and_filters(world):
     assert [(r[0], r[5]) for r in rows] == [(D("122.5"), {"model": "gpt"}), (D(5), {"model": "llama"})]
     rows = q(org, m["sum"], group_by=["region"])
     assert [(r[0], r[5]) for r in rows] == [
-        (D("112.5"), {"region": "eu"}),
-        (D(12), {"region": "us"}),
+        (D("112.5"), {"region": "eu"}),  # rows by window start (the first hour counted), then group
         (D(3), {"region": None}),
+        (D(12), {"region": "us"}),
     ]
     rows = q(org, m["sum"], group_by=["subject"], filter_group_by={"model": ["gpt"]})
     assert [(r[0], r[3]) for r in rows] == [(D(113), "s1"), (D("9.5"), "s2")]
     rows = q(org, m["sum"], subjects=["s2"], filter_group_by={"region": ["us", "eu"]})
     assert [(r[0], r[3]) for r in rows] == [(D("9.5"), "s2")]
-    rows = q(org, m["max"], group_by=["model", "region"], window_size="DAY", from_=T0, to=T0 + timedelta(days=2))
+    rows = q(
+        org, m["max"], group_by=["model", "region"], window_size="DAY", from_=T0, to=T0 + timedelta(days=2)
+    )
     assert [(r[0], r[1], r[5]) for r in rows] == [
         (D(10), T0, {"model": "gpt", "region": "eu"}),
         (D(3), T0, {"model": "gpt", "region": None}),
@@ -213,7 +219,9 @@ def test_dedup_conflicts_and_late_events(world, tenant_a):
     client = tenant_a.client("ingest")
     resend = [ce(i, subject=s, time=iso(t), data=d) for i, s, t, d in A_EVENTS[:2]]
     changed = ce("e2", subject="s1", time=iso(T0 + timedelta(minutes=70)), data={"tokens": 500})
-    late = ce("late", subject="s9", time=iso(T0 + timedelta(minutes=20)), data={"tokens": 1000, "model": "gpt"})
+    late = ce(
+        "late", subject="s9", time=iso(T0 + timedelta(minutes=20)), data={"tokens": 1000, "model": "gpt"}
+    )
     assert post_events(client, [*resend, changed, late]).status_code == 204
     services.rollups_advance()
     assert total(org, m["sum"]) == D("1127.5")
@@ -240,16 +248,23 @@ def test_event_log(world):
     assert e3.event["data"] == {"tokens": "2.5", "model": "gpt", "region": "eu"}
     assert e3.validation_error is None
     log = selectors.events_list(organization=org, id="e5", limit=10)
-    assert [e.validation_error for e in log] == ["partly counted: " + "; ".join(
-        f"meter {s}: $.tokens is not a number, not counted" for s in ("avg", "latest", "max", "min", "sum")
-    )]
+    assert [e.validation_error for e in log] == [
+        "partly counted: "
+        + "; ".join(
+            f"meter {s}: $.tokens is not a number, not counted"
+            for s in ("avg", "latest", "max", "min", "sum")
+        )
+    ]
     log_b = selectors.events_list(organization=org_b, limit=100)
     assert len(log_b) == 7 and all(e.event["data"]["model"] == "b-only" for e in log_b)
-    assert selectors.events_list(organization=org, from_=T0 + timedelta(days=30), limit=10)[0].event["id"] == "e6"
+    assert (
+        selectors.events_list(organization=org, from_=T0 + timedelta(days=30), limit=10)[0].event["id"]
+        == "e6"
+    )
 
 
 def test_a_changed_group_by_rebuilds(world):
-    org, m, *_ = world
+    org, *_ = world
     services.meter_update(organization=org, id_or_slug="sum", group_by={"model": "$.model"})
     m_sum = selectors.meter_get(organization=org, id_or_slug="sum")
     services.rollups_advance()
