@@ -7,6 +7,8 @@ rejected-event log stay in PostgreSQL; see docs/scaling.md.
   views; `query.py`: usage queries.
 """
 
+import sys
+
 from metering.clickhouse.events import events_insert, events_list, events_purge, inbox_drain
 from metering.clickhouse.query import (
     group_values_list,
@@ -16,6 +18,7 @@ from metering.clickhouse.query import (
     usage_totals_many,
 )
 from metering.clickhouse.rollups import rollup_advance, rollup_reset, safe_horizon, watermark_get
+from metering.store import backend
 
 __all__ = [
     "events_insert",
@@ -32,3 +35,5 @@ __all__ = [
     "usage_totals_many",
     "watermark_get",
 ]
+
+backend.register_clickhouse(sys.modules[__name__])

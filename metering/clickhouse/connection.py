@@ -7,6 +7,8 @@ single-machine development) or to a ClickHouse server (`clickhouse-connect`, pro
 - `chdb:///path/to/dir` (optionally `?database=meterline`): ClickHouse in this process, its data in that
   directory. One directory per process: chdb keeps one engine per process.
 
+`schema.client()` is the process's client for `CLICKHOUSE_URL`, its tables created on first use.
+
 SQL uses ClickHouse's server-side parameters (`{org:String}`, `{ids:Array(String)}`), bound by the engine
 in both cases, and `{db}` for the database name (formatted here, an identifier checked once). Results come
 back as tuples of plain Python values (str, int, Decimal, aware UTC datetime, None, list) either way.
@@ -23,7 +25,6 @@ from decimal import Decimal
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlparse
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 # chdb and clickhouse_connect are imported where a client of that kind is made: a deployment installs only
@@ -195,25 +196,3 @@ def make_client(url: str) -> ChdbClient | ServerClient:
             raise ImproperlyConfigured(f"CLICKHOUSE_URL: {database!r} is not a database name")
         return ServerClient(url, database)
     raise ImproperlyConfigured("CLICKHOUSE_URL must start with http://, https:// or chdb://")
-
-
-_clients: dict[str, ChdbClient | ServerClient] = {}
-_clients_lock = threading.Lock()
-
-
-def client() -> ChdbClient | ServerClient:
-    """The process's client for settings.CLICKHOUSE_URL, its schema created on first use."""
-    url = getattr(settings, "CLICKHOUSE_URL", "") or ""
-    if not url:
-        raise ImproperlyConfigured("METERING_STORE=clickhouse needs CLICKHOUSE_URL")
-    found = _clients.get(url)
-    if found is not None:
-        return found
-    with _clients_lock:
-        if url not in _clients:
-            from metering.clickhouse import schema  # schema imports this module
-
-            made = make_client(url)
-            schema.create(made)
-            _clients[url] = made
-        return _clients[url]

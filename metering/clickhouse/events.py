@@ -28,7 +28,7 @@ from django.db import connection, transaction
 
 from metering import store
 from metering.clickhouse import schema
-from metering.clickhouse.connection import client
+from metering.clickhouse.schema import client
 from metering.ingest import dumps, loads, parse_time
 
 # Taken shared by every transaction that inserts events into ClickHouse, exclusively while a meter's rollup

@@ -23,7 +23,7 @@ from typing import Any
 from core.limits import TIME_MAX, TIME_MIN
 from metering import store
 from metering.clickhouse import rollups, schema
-from metering.clickhouse.connection import client
+from metering.clickhouse.schema import client
 from metering.jsonpath import compile_path
 
 # The PostgreSQL store's own rules for hour boundaries and window ends: both stores decide alike.

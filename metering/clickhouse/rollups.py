@@ -24,8 +24,9 @@ from django.db import connection
 from core.limits import TIME_MAX, TIME_MIN
 from metering import store
 from metering.clickhouse import schema
-from metering.clickhouse.connection import client, literal
+from metering.clickhouse.connection import literal
 from metering.clickhouse.events import CH_INGEST_LOCK
+from metering.clickhouse.schema import client
 from metering.jsonpath import NUMERIC_SQL_RE, compile_path
 
 ZERO = "toDecimal256(0, 20)"

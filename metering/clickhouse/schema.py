@@ -25,7 +25,12 @@ dropped by the tables and by the views they feed (`non_replicated_deduplication_
 
 from __future__ import annotations
 
-from metering.clickhouse.connection import ChdbClient, ServerClient
+import threading
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from metering.clickhouse.connection import ChdbClient, ServerClient, make_client
 
 # Decimal(76, 20): every countable number (below 10^20, core.limits) and sums of billions of them, exact to
 # 20 decimal places.
@@ -105,3 +110,23 @@ def truncate(client: ChdbClient | ServerClient) -> None:
         client.command(f"DROP VIEW IF EXISTS {db}.{view}")
     for table in (EVENT, EVENT_KEY, ROLLUP, READY):
         client.command(f"TRUNCATE TABLE IF EXISTS {db}.{table}")
+
+
+_clients: dict[str, ChdbClient | ServerClient] = {}
+_clients_lock = threading.Lock()
+
+
+def client() -> ChdbClient | ServerClient:
+    """The process's client for settings.CLICKHOUSE_URL, its schema created on first use."""
+    url = getattr(settings, "CLICKHOUSE_URL", "") or ""
+    if not url:
+        raise ImproperlyConfigured("METERING_STORE=clickhouse needs CLICKHOUSE_URL")
+    found = _clients.get(url)
+    if found is not None:
+        return found
+    with _clients_lock:
+        if url not in _clients:
+            made = make_client(url)
+            create(made)
+            _clients[url] = made
+        return _clients[url]

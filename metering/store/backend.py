@@ -12,25 +12,28 @@ from types import ModuleType
 from typing import Any, TypeVar, cast
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from metering.store import events, inbox, rollups, usage
 
 F = TypeVar("F", bound=Callable[..., Any])
-_loaded: list[ModuleType] = []
+_clickhouse: list[ModuleType] = []
 
 
 def clickhouse_selected() -> bool:
     return getattr(settings, "METERING_STORE", "postgres") == "clickhouse"
 
 
-def _clickhouse() -> ModuleType:
-    if not _loaded:
-        # Imported on first use: its client libraries are needed only when ClickHouse is selected, and it
-        # imports this package's names (it is loaded after this package, never during its import).
-        import metering.clickhouse
+def register_clickhouse(module: ModuleType) -> None:
+    """Called by `metering.clickhouse` when it is imported (the metering app loads it at start-up): the
+    ClickHouse store builds on this package, so this package never imports it."""
+    _clickhouse[:] = [module]
 
-        _loaded.append(metering.clickhouse)
-    return _loaded[0]
+
+def _ch() -> ModuleType:
+    if not _clickhouse:
+        raise ImproperlyConfigured("METERING_STORE=clickhouse but metering.clickhouse was not loaded")
+    return _clickhouse[0]
 
 
 def _routed(postgres: F) -> F:
@@ -39,7 +42,7 @@ def _routed(postgres: F) -> F:
     @functools.wraps(postgres)
     def call(*args: Any, **kwargs: Any) -> Any:
         if clickhouse_selected():
-            return getattr(_clickhouse(), name)(*args, **kwargs)
+            return getattr(_ch(), name)(*args, **kwargs)
         return postgres(*args, **kwargs)
 
     return cast(F, call)

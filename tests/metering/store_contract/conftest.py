@@ -9,17 +9,17 @@ import tempfile
 
 import pytest
 
-from metering.clickhouse import connection, schema
+from metering.clickhouse import schema
 
 
 @pytest.fixture(scope="session")
 def chdb_url():
     path = tempfile.mkdtemp(prefix="meterline-chdb-")
     yield f"chdb://{path}"
-    for url, client in list(connection._clients.items()):
+    for url, client in list(schema._clients.items()):
         if url.startswith("chdb://"):
             client.close()
-            del connection._clients[url]
+            del schema._clients[url]
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -28,7 +28,7 @@ def use_clickhouse(settings, chdb_url):
     """METERING_STORE=clickhouse for this test, on empty ClickHouse tables."""
     settings.METERING_STORE = "clickhouse"
     settings.CLICKHOUSE_URL = chdb_url
-    schema.truncate(connection.client())
+    schema.truncate(schema.client())
     return chdb_url
 
 
@@ -38,5 +38,5 @@ def store_kind(request, settings, chdb_url):
     settings.METERING_STORE = request.param
     settings.CLICKHOUSE_URL = chdb_url
     if request.param == "clickhouse":
-        schema.truncate(connection.client())
+        schema.truncate(schema.client())
     return request.param

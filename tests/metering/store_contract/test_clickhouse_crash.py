@@ -14,7 +14,7 @@ import pytest
 from metering import selectors, services, store
 from metering.clickhouse import events as ch_events
 from metering.clickhouse import schema
-from metering.clickhouse.connection import client
+from metering.clickhouse.schema import client
 from metering.models import InboxBatch
 from tests.metering.conftest import ce
 

@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 
 from metering import selectors, services
 from metering.clickhouse import schema
-from metering.clickhouse.connection import client
+from metering.clickhouse.schema import client
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2025, 5, 30, 22, tzinfo=UTC)
