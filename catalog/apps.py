@@ -5,6 +5,7 @@ class CatalogConfig(AppConfig):
     name = "catalog"
 
     def ready(self) -> None:
+        # Imported here, not at the top: models and app modules load only once the app registry is ready.
         from catalog.demo import demo_load
         from core import navigation
         from core.demo import DEMO_LOADERS

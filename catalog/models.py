@@ -4,7 +4,7 @@ A plan (or add-on) *version* is one row; its phases, rate cards and prices are o
 document on that row (see docs/catalog.md, "Storage"): a version is an immutable snapshot once
 published, is always read and written whole (API, editor, billing's subscription snapshot), and
 one row per version keeps every list and detail read at a constant number of queries. The
-document is validated by `catalog.documents` before every write; `feature_keys` denormalizes which
+document is validated by `catalog.validation` before every write; `feature_keys` denormalizes which
 features a version uses (GIN-indexed) so "is this feature used?" is one indexed query.
 """
 
@@ -76,7 +76,7 @@ class PlanVersion(VersionedModel):
     """One version of a plan (key). Draft -> published -> archived; published is immutable."""
 
     billing_cadence = models.CharField(max_length=32)
-    phases = models.JSONField(default=list, blank=True)  # validated by catalog.documents.validate_plan
+    phases = models.JSONField(default=list, blank=True)  # validated by catalog.validation.validate_plan
     addons = models.JSONField(default=list, blank=True)  # [{addonKey, fromPlanPhase, maxQuantity}]
 
     class Meta:

@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 
 from django.db.models import QuerySet
 
-from catalog.documents import AddonRef, FeatureRef
 from catalog.models import AddonVersion, Feature, PlanVersion, VersionStatus
 from catalog.pricing import (
     Commitments,
@@ -21,9 +20,11 @@ from catalog.pricing import (
     parse_price,
     rate,
 )
+from catalog.validation import AddonRef, FeatureRef
 from core.errors import NotFound
 from core.ids import is_ulid
 from core.models import AuditLog, Organization
+from metering.selectors import meter_get
 
 
 # --- features -------------------------------------------------------------------------------------
@@ -63,8 +64,6 @@ def feature_refs(*, organization: Organization) -> dict[str, FeatureRef]:
 
 def meter_exists(*, organization: Organization, slug: str) -> tuple[bool, dict[str, Any] | None]:
     """Ask the metering app (which owns meters) whether a meter exists, and its group-by map."""
-    from metering.selectors import meter_get
-
     try:
         meter = meter_get(organization=organization, id_or_slug=slug)
     except NotFound:

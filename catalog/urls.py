@@ -2,7 +2,10 @@
 
 from django.urls import path
 
-from catalog import api, views
+from catalog import api
+from catalog.views import features, plans, rate_cards
+from catalog.views import versions as v
+from catalog.views.common import by_method
 
 P = "api/v1/plans/<str:plan_id>"
 A = "api/v1/addons/<str:addon_id>"
@@ -10,6 +13,8 @@ C = "console/plans/<str:key>"
 V = "console/plans/<str:key>/v/<int:version>"
 AC = "console/addons/<str:key>"
 AV = "console/addons/<str:key>/v/<int:version>"
+PLAN = {"kind": "plan"}
+ADDON = {"kind": "addon"}
 
 urlpatterns = [
     path("api/v1/prices/preview", api.PricePreviewView.as_view(), name="catalog_price_preview"),
@@ -37,68 +42,87 @@ urlpatterns = [
     path(f"{A}/publish", api.AddonPublishView.as_view(), name="catalog_addon_publish"),
     path(f"{A}/archive", api.AddonArchiveView.as_view(), name="catalog_addon_archive"),
     path(f"{A}/next", api.AddonNextVersionView.as_view(), name="catalog_addon_next"),
-    # console: the no-code pricing editor
-    path("console/features/", views.feature_list, name="catalog_console_features"),
-    path("console/plans/", views.plan_list, name="catalog_console_plans"),
-    path("console/plans/-/preview/", views.preview_form, name="catalog_console_preview"),
+    # console: the no-code pricing editor (one view per operation; the kind comes with the route)
     path(
-        "console/plans/-/rate-card-fields/", views.rate_card_fields, name="catalog_console_rate_card_fields"
+        "console/features/",
+        by_method(get=features.feature_list, post=features.feature_create),
+        name="catalog_console_features",
     ),
-    path(f"{C}/", views.plan_detail, name="catalog_console_plan"),
-    path(f"{C}/next/", views.plan_next, name="catalog_console_plan_next"),
-    path(f"{C}/compare/", views.plan_compare, name="catalog_console_plan_compare"),
-    path(f"{V}/settings/", views.plan_settings, name="catalog_console_plan_settings"),
-    path(f"{V}/publish/", views.plan_publish, name="catalog_console_plan_publish"),
-    path(f"{V}/archive/", views.plan_archive, name="catalog_console_plan_archive"),
-    path(f"{V}/delete/", views.plan_delete_draft, name="catalog_console_plan_delete"),
-    path(f"{V}/phases/", views.phase_add, name="catalog_console_phase_add"),
-    path(f"{V}/phases/<str:phase_key>/remove/", views.phase_remove, name="catalog_console_phase_remove"),
+    path("console/features/archive/", features.feature_archive, name="catalog_console_feature_archive"),
+    path(
+        "console/plans/",
+        by_method(get=v.version_list, post=v.version_create),
+        PLAN,
+        name="catalog_console_plans",
+    ),
+    path("console/plans/-/preview/", rate_cards.preview_form, name="catalog_console_preview"),
+    path(
+        "console/plans/-/rate-card-fields/",
+        rate_cards.rate_card_fields,
+        name="catalog_console_rate_card_fields",
+    ),
+    path(f"{C}/", v.version_detail, PLAN, name="catalog_console_plan"),
+    path(f"{C}/next/", v.version_next, PLAN, name="catalog_console_plan_next"),
+    path(f"{C}/compare/", plans.plan_compare, name="catalog_console_plan_compare"),
+    path(f"{V}/settings/", v.version_settings, PLAN, name="catalog_console_plan_settings"),
+    path(f"{V}/publish/", v.version_publish, PLAN, name="catalog_console_plan_publish"),
+    path(f"{V}/archive/", v.version_archive, PLAN, name="catalog_console_plan_archive"),
+    path(f"{V}/delete/", v.version_delete_draft, PLAN, name="catalog_console_plan_delete"),
+    path(f"{V}/phases/", plans.phase_add, name="catalog_console_phase_add"),
+    path(f"{V}/phases/<str:phase_key>/remove/", plans.phase_remove, name="catalog_console_phase_remove"),
     path(
         f"{V}/phases/<str:phase_key>/rate-cards/new/",
-        views.rate_card_edit,
+        rate_cards.rate_card_edit,
         name="catalog_console_rate_card_new",
     ),
     path(
         f"{V}/phases/<str:phase_key>/rate-cards/<str:card_key>/",
-        views.rate_card_edit,
+        rate_cards.rate_card_edit,
         name="catalog_console_rate_card_edit",
     ),
     path(
         f"{V}/phases/<str:phase_key>/rate-cards/<str:card_key>/remove/",
-        views.rate_card_remove,
+        rate_cards.rate_card_remove,
         name="catalog_console_rate_card_remove",
     ),
     path(
         f"{V}/phases/<str:phase_key>/rate-cards/<str:card_key>/preview/",
-        views.preview_card,
+        rate_cards.preview_card,
         name="catalog_console_rate_card_preview",
     ),
-    path(f"{V}/addons/", views.plan_addon_link, name="catalog_console_plan_addon_link"),
+    path(f"{V}/addons/", plans.plan_addon_link, name="catalog_console_plan_addon_link"),
     path(
         f"{V}/addons/<str:addon_key>/remove/",
-        views.plan_addon_unlink,
+        plans.plan_addon_unlink,
         name="catalog_console_plan_addon_unlink",
     ),
-    path("console/addons/", views.addon_list, name="catalog_console_addons"),
-    path(f"{AC}/", views.addon_detail, name="catalog_console_addon"),
-    path(f"{AC}/next/", views.addon_next, name="catalog_console_addon_next"),
-    path(f"{AV}/settings/", views.addon_settings, name="catalog_console_addon_settings"),
-    path(f"{AV}/publish/", views.addon_publish, name="catalog_console_addon_publish"),
-    path(f"{AV}/archive/", views.addon_archive, name="catalog_console_addon_archive"),
-    path(f"{AV}/rate-cards/new/", views.addon_rate_card_edit, name="catalog_console_addon_rate_card_new"),
+    path(
+        "console/addons/",
+        by_method(get=v.version_list, post=v.version_create),
+        ADDON,
+        name="catalog_console_addons",
+    ),
+    path(f"{AC}/", v.version_detail, ADDON, name="catalog_console_addon"),
+    path(f"{AC}/next/", v.version_next, ADDON, name="catalog_console_addon_next"),
+    path(f"{AV}/settings/", v.version_settings, ADDON, name="catalog_console_addon_settings"),
+    path(f"{AV}/publish/", v.version_publish, ADDON, name="catalog_console_addon_publish"),
+    path(f"{AV}/archive/", v.version_archive, ADDON, name="catalog_console_addon_archive"),
+    path(
+        f"{AV}/rate-cards/new/", rate_cards.addon_rate_card_edit, name="catalog_console_addon_rate_card_new"
+    ),
     path(
         f"{AV}/rate-cards/<str:card_key>/",
-        views.addon_rate_card_edit,
+        rate_cards.addon_rate_card_edit,
         name="catalog_console_addon_rate_card_edit",
     ),
     path(
         f"{AV}/rate-cards/<str:card_key>/remove/",
-        views.addon_rate_card_remove,
+        rate_cards.addon_rate_card_remove,
         name="catalog_console_addon_rate_card_remove",
     ),
     path(
         f"{AV}/rate-cards/<str:card_key>/preview/",
-        views.addon_card_preview,
+        rate_cards.addon_card_preview,
         name="catalog_console_addon_rate_card_preview",
     ),
 ]

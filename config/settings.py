@@ -154,8 +154,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_SETTINGS": {"persistAuthorization": True},  # the API key survives a reload of /api/docs/
     # Enums used under several field names get one stable component name (generated clients import them)
     "ENUM_NAME_OVERRIDES": {
-        "EntitlementTypeEnum": "catalog.documents.ENTITLEMENT_TYPES",
-        "TaxBehaviorEnum": "catalog.documents.TAX_BEHAVIORS",
+        "EntitlementTypeEnum": "catalog.validation.ENTITLEMENT_TYPES",
+        "TaxBehaviorEnum": "catalog.validation.TAX_BEHAVIORS",
     },
 }
 API_PAGE_SIZE = env_int("API_PAGE_SIZE", 100, minimum=1)

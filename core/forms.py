@@ -42,11 +42,13 @@ def domain_error_items(exc: DomainError) -> list[dict[str, str]]:
 
 
 def add_domain_error(form: forms.Form, exc: DomainError, *, fields: Mapping[str, str] | None = None) -> None:
-    """Add `exc`'s reasons to `form`: a name listed in `fields` (path -> form field) goes there, else
-    the path's last segment when the form has such a field, else the form's non-field errors."""
+    """Add `exc`'s reasons to `form`: a name listed in `fields` (path, or its first segment -> form field)
+    goes there, else the path's last segment when the form has such a field, else the form's non-field
+    errors."""
     for item in domain_error_items(exc):
         name = item.get("name") or ""
-        target: str | None = (fields or {}).get(name)
+        head = name.split(".", 1)[0].split("[", 1)[0]
+        target: str | None = (fields or {}).get(name) or (fields or {}).get(head)
         if target is None:
             last = name.rsplit(".", 1)[-1]
             target = last if last in form.fields else None

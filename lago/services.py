@@ -29,7 +29,7 @@ from billing.models import Customer, Subscription
 from billing.subscriptions import SubscriptionNotActive
 from catalog import selectors as catalog_selectors
 from catalog import services as catalog_services
-from catalog.documents import is_valid_key
+from catalog.validation import is_valid_key
 from core.audit import Actor
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.limits import check_timezone

@@ -1,4 +1,4 @@
-"""The pricing engine (`models`, `parse`, `rate`): pure functions, Decimal in, Decimal out. No database, no Django models.
+"""The pricing engine (`models`, `parse`, `rating`): pure functions, Decimal in, Decimal out. No database, no Django models.
 
 Three layers:
 
@@ -69,7 +69,7 @@ from catalog.pricing.parse import (
     parse_tiers_into,
     price_to_json,
 )
-from catalog.pricing.rate import (
+from catalog.pricing.rating import (
     Preview,
     effective_commitments,
     price_preview,

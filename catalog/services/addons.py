@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from catalog import selectors
-from catalog.documents import validate_addon
 from catalog.models import AddonVersion
 from catalog.services import versions
+from catalog.validation import validate_addon
 from core.audit import Actor
 from core.models import Organization
 

@@ -9,8 +9,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog import selectors
-from catalog.documents import KEY_HELP, is_valid_key
 from catalog.models import AddonVersion, Feature
+from catalog.validation import KEY_HELP, is_valid_key
 from core.audit import Actor, audit_record
 from core.audited import create_audited
 from core.errors import ValidationFailed

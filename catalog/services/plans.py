@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from catalog import selectors
-from catalog.documents import validate_phase, validate_plan
 from catalog.models import PlanVersion
 from catalog.services import versions
+from catalog.validation import validate_phase, validate_plan
 from core.audit import Actor
 from core.errors import NotFound, ValidationFailed
 from core.models import Organization

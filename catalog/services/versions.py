@@ -16,9 +16,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from catalog import selectors
-from catalog.documents import KEY_HELP, is_valid_key, validate_rate_card
 from catalog.models import AddonVersion, PlanVersion, VersionStatus
 from catalog.pricing import ErrorList, PriceInvalid
+from catalog.validation import KEY_HELP, is_valid_key, validate_rate_card
 from core.audit import Actor, audit_record
 from core.audited import create_audited
 from core.errors import Conflict, NotFound, ValidationFailed

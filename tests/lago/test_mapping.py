@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from catalog.documents import is_valid_key
 from catalog.pricing import price_preview
+from catalog.validation import is_valid_key
 from lago import mapping
 from lago.mapping import LagoInvalid
 

@@ -27,6 +27,7 @@ from catalog.pricing import (
     price_to_json,
 )
 from core import limits
+from core.money import is_currency
 
 KEY_RE = re.compile(r"^[a-z0-9]+(?:_[a-z0-9]+)*$")
 KEY_HELP = "Lowercase letters and digits separated by single underscores (e.g. gpt4o_input_tokens)."
@@ -365,8 +366,6 @@ class PlanDocument:
 def _version_head(data: Any, errors: ErrorList) -> tuple[Mapping[str, Any], str, str, str]:
     """What every plan or add-on version body starts with: the body as an object (anything else fails
     at once), then its name, description and currency ("" when unknown, with an error added)."""
-    from core.money import is_currency
-
     if not isinstance(data, Mapping):
         errors.add("body", "Must be a JSON object.")
         errors.raise_if_any()

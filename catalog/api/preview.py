@@ -1,0 +1,27 @@
+"""POST /api/v1/prices/preview: what a price costs for a quantity (the editor's live preview)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from catalog.api.serializers import PricePreviewInput, PricePreviewOutput, invalid
+from catalog.pricing import PriceInvalid, price_preview
+from core.api import TenantAPIView
+
+
+class PricePreviewView(TenantAPIView):
+    """POST /api/v1/prices/preview: what a price costs for a quantity (the editor's live preview)."""
+
+    required_scope = "read"
+
+    @extend_schema(request=PricePreviewInput, responses=PricePreviewOutput, operation_id="previewPrice")
+    def post(self, request: Request) -> Response:
+        body = PricePreviewInput(data=request.data, context={"organization": self.organization})
+        body.is_valid(raise_exception=True)
+        try:
+            preview = price_preview(**body.validated_data)
+        except PriceInvalid as exc:
+            raise invalid(exc) from None
+        return Response(PricePreviewOutput(preview.to_json()).data)

@@ -1,0 +1,450 @@
+"""What the catalog API's wire carries, as serializers: the schema reads them, they validate every request
+body and render every answer (prices as a `type`-discriminated union).
+
+Request bodies are validated by the catalog's own rules, one set for the API, the console and the Lago import
+(`catalog.validation`, `catalog.pricing`: floats refused, every problem named by its full path such as
+`phases[0].rateCards[1].price.tiers[2].upToAmount`): each input serializer's `to_internal_value` runs them
+(with the organization from its context, for feature and add-on references) and hands the service what they
+accepted. The fields below describe the same documents for the schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import (
+    PolymorphicProxySerializer,
+    extend_schema_field,
+)
+from rest_framework import serializers
+
+from catalog.models import AddonVersion, Feature, PlanVersion
+from catalog.pricing import PAYMENT_TERMS, TIER_MODES, PriceInvalid
+from catalog.validation import ENTITLEMENT_TYPES, INSTANCE_TYPES, KEY_HELP, RATE_CARD_TYPES, TAX_BEHAVIORS
+from core.api import iso
+from core.errors import ValidationFailed
+
+
+def invalid(exc: PriceInvalid) -> ValidationFailed:
+    return ValidationFailed(str(exc), errors=exc.errors)
+
+
+def body_object(data: Any) -> dict[str, Any]:
+    """A request body that must be a JSON object (else a 400 naming `body`)."""
+    if not isinstance(data, dict):
+        raise ValidationFailed("The body must be a JSON object.", field="body")
+    return data
+
+
+# --- rendering ------------------------------------------------------------------------------------
+def feature_json(feature: Feature) -> dict[str, Any]:
+    return {
+        "id": feature.id,
+        "key": feature.key,
+        "name": feature.name,
+        "meterSlug": feature.meter_slug or None,
+        "meterGroupByFilters": feature.meter_group_by_filters or {},
+        "metadata": feature.metadata or {},
+        "createdAt": iso(feature.created_at),
+        "updatedAt": iso(feature.updated_at),
+        "archivedAt": iso(feature.archived_at),
+    }
+
+
+def _version_json(v: PlanVersion | AddonVersion, **own: Any) -> dict[str, Any]:
+    """What a plan version and an add-on version both carry, around `own` (their own fields)."""
+    return {
+        "id": v.id,
+        "key": v.key,
+        "version": v.version,
+        "name": v.name,
+        "description": v.description or None,
+        "currency": v.currency,
+        "status": v.status,
+        **own,
+        "metadata": v.metadata or {},
+        "createdAt": iso(v.created_at),
+        "updatedAt": iso(v.updated_at),
+        "publishedAt": iso(v.published_at),
+        "archivedAt": iso(v.archived_at),
+    }
+
+
+def plan_json(plan: PlanVersion) -> dict[str, Any]:
+    return _version_json(
+        plan,
+        billingCadence=plan.billing_cadence,
+        phases=plan.phases,
+        addons=plan.addons,
+        effectiveFrom=iso(plan.published_at),
+        effectiveTo=iso(plan.archived_at),
+    )
+
+
+def addon_json(addon: AddonVersion) -> dict[str, Any]:
+    return _version_json(addon, instanceType=addon.instance_type, rateCards=addon.rate_cards)
+
+
+def feature_out(feature: Feature) -> dict[str, Any]:
+    return dict(FeatureOutput(feature_json(feature)).data)
+
+
+def plan_out(plan: PlanVersion) -> dict[str, Any]:
+    return dict(PlanOutput(plan_json(plan)).data)
+
+
+def addon_out(addon: AddonVersion) -> dict[str, Any]:
+    return dict(AddonOutput(addon_json(addon)).data)
+
+
+# --- serializers: what the wire carries ----------------------------------------------------------
+def _decimal(**kwargs: Any) -> serializers.CharField:
+    kwargs.setdefault("help_text", 'A decimal string, e.g. "0.0025" (numbers are refused).')
+    return serializers.CharField(**kwargs)
+
+
+def _const(value: str) -> serializers.CharField:
+    """A discriminator field that only takes `value` (an inline enum, not a named component)."""
+    field = serializers.CharField()
+    return extend_schema_field({"type": "string", "enum": [value]})(field)  # type: ignore[type-var]
+
+
+def _one_of(choices: tuple[str, ...] | list[str], **kwargs: Any) -> serializers.ChoiceField:
+    field = serializers.ChoiceField(choices=list(choices), **kwargs)
+    enum: list[Any] = [*choices, None] if kwargs.get("allow_null") else list(choices)
+    return extend_schema_field({"type": "string", "enum": enum})(field)  # type: ignore[type-var]
+
+
+def _optional_decimal() -> serializers.CharField:
+    return _decimal(required=False, allow_null=True)
+
+
+def _strings_map(**kwargs: Any) -> serializers.DictField:
+    return serializers.DictField(child=serializers.CharField(allow_blank=True), **kwargs)
+
+
+class FlatPriceSerializer(serializers.Serializer):
+    type = _const("flat")
+    amount = _decimal()
+    paymentTerm = serializers.ChoiceField(choices=PAYMENT_TERMS, required=False)
+
+
+class UnitPriceSerializer(serializers.Serializer):
+    type = _const("unit")
+    amount = _decimal(help_text="Per unit.")
+    minimumAmount = _optional_decimal()
+    maximumAmount = _optional_decimal()
+
+
+class TierUnitPriceSerializer(serializers.Serializer):
+    type = _const("unit")
+    amount = _decimal()
+
+
+class TierFlatPriceSerializer(serializers.Serializer):
+    type = _const("flat")
+    amount = _decimal()
+
+
+class PriceTierSerializer(serializers.Serializer):
+    upToAmount = _decimal(
+        required=False,
+        allow_null=True,
+        help_text="Inclusive upper bound; null on the last (open-ended) tier.",
+    )
+    unitPrice = TierUnitPriceSerializer(required=False, allow_null=True)
+    flatPrice = TierFlatPriceSerializer(required=False, allow_null=True)
+
+
+class TieredPriceSerializer(serializers.Serializer):
+    type = _const("tiered")
+    mode = serializers.ChoiceField(choices=TIER_MODES, help_text="graduated or volume.")
+    tiers = PriceTierSerializer(many=True)
+    minimumAmount = _optional_decimal()
+    maximumAmount = _optional_decimal()
+
+
+class PackagePriceSerializer(serializers.Serializer):
+    type = _const("package")
+    amount = _decimal(help_text="Per package.")
+    quantityPerPackage = _decimal()
+    minimumAmount = _optional_decimal()
+    maximumAmount = _optional_decimal()
+
+
+class DynamicPriceSerializer(serializers.Serializer):
+    type = _const("dynamic")
+    multiplier = _decimal(required=False, help_text="Amount = quantity (a cost) x multiplier; default 1.")
+    minimumAmount = _optional_decimal()
+    maximumAmount = _optional_decimal()
+
+
+class PercentagePriceSerializer(serializers.Serializer):
+    type = _const("percentage")
+    percentage = _decimal(help_text="0 to 100, of the transaction volume.")
+    fixedAmountPerEvent = _optional_decimal()
+    minimumAmount = _optional_decimal()
+    maximumAmount = _optional_decimal()
+
+
+PRICE_SCHEMA = PolymorphicProxySerializer(
+    component_name="Price",
+    serializers={
+        "flat": FlatPriceSerializer,
+        "unit": UnitPriceSerializer,
+        "tiered": TieredPriceSerializer,
+        "package": PackagePriceSerializer,
+        "dynamic": DynamicPriceSerializer,
+        "percentage": PercentagePriceSerializer,
+    },
+    resource_type_field_name="type",
+)
+
+
+@extend_schema_field(PRICE_SCHEMA)
+class PriceField(serializers.JSONField):
+    """A price document, discriminated by `type` (validated by catalog.pricing.parse_price)."""
+
+
+class PercentageDiscountSerializer(serializers.Serializer):
+    percentage = _decimal()
+    correlationId = serializers.CharField(required=False)
+
+
+class UsageDiscountSerializer(serializers.Serializer):
+    quantity = _decimal(help_text="Units free before the price applies.")
+    correlationId = serializers.CharField(required=False)
+
+
+class DiscountsSerializer(serializers.Serializer):
+    percentage = PercentageDiscountSerializer(required=False, allow_null=True)
+    usage = UsageDiscountSerializer(required=False, allow_null=True)
+
+
+class CommitmentsSerializer(serializers.Serializer):
+    minimumAmount = _optional_decimal()
+    maximumAmount = _optional_decimal()
+
+
+class EntitlementTemplateSerializer(serializers.Serializer):
+    type = _one_of(ENTITLEMENT_TYPES)
+    usagePeriod = serializers.CharField(required=False, help_text="metered: ISO 8601 duration, e.g. P1M.")
+    issueAfterReset = _decimal(required=False, allow_null=True)
+    isSoftLimit = serializers.BooleanField(required=False)
+    preserveOverageAtReset = serializers.BooleanField(required=False)
+    config = serializers.CharField(required=False, help_text="static: a JSON document (as a string).")
+
+
+class RateCardSerializer(serializers.Serializer):
+    type = _one_of(RATE_CARD_TYPES)
+    key = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    featureKey = serializers.CharField(required=False, allow_null=True)
+    billingCadence = serializers.CharField(
+        required=False, allow_null=True, help_text="ISO 8601 duration (P1M); required for usage_based."
+    )
+    price = PriceField(required=False, allow_null=True)
+    paymentTerm = serializers.ChoiceField(choices=PAYMENT_TERMS, required=False, allow_null=True)
+    entitlementTemplate = EntitlementTemplateSerializer(required=False, allow_null=True)
+    discounts = DiscountsSerializer(required=False, allow_null=True)
+    commitments = CommitmentsSerializer(required=False, allow_null=True)
+    taxBehavior = _one_of(TAX_BEHAVIORS, required=False, allow_null=True)
+    metadata = _strings_map(required=False, allow_null=True)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        """As a request body (a rate card alone): an object, checked whole by the service."""
+        return body_object(data)
+
+
+class PlanPhaseSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    duration = serializers.CharField(
+        required=False, allow_null=True, help_text="ISO 8601 duration; null on the last phase."
+    )
+    rateCards = RateCardSerializer(many=True, required=False)
+    metadata = _strings_map(required=False, allow_null=True)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        """As a request body (a phase alone): an object, checked whole by the service."""
+        return body_object(data)
+
+
+class PlanAddonLinkSerializer(serializers.Serializer):
+    addonKey = serializers.CharField()
+    fromPlanPhase = serializers.CharField(required=False, allow_null=True)
+    maxQuantity = serializers.IntegerField(required=False, allow_null=True)
+
+
+@extend_schema_field(PlanPhaseSerializer(many=True))
+class PhasesField(serializers.JSONField):
+    """A plan version's stored phases (the canonical JSON catalog.validation wrote), rendered as stored."""
+
+
+@extend_schema_field(RateCardSerializer(many=True))
+class RateCardsField(serializers.JSONField):
+    """An add-on version's stored rate cards, rendered as stored."""
+
+
+@extend_schema_field(PlanAddonLinkSerializer(many=True))
+class AddonLinksField(serializers.JSONField):
+    """A plan version's stored add-on links, rendered as stored."""
+
+
+class FeatureInput(serializers.Serializer):
+    key = serializers.CharField(help_text=KEY_HELP)
+    name = serializers.CharField()
+    meterSlug = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    meterGroupByFilters = _strings_map(
+        required=False, allow_null=True, help_text='Dimension -> value, e.g. {"model": "gpt-4o"}.'
+    )
+    metadata = _strings_map(required=False, allow_null=True)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        """feature_create's arguments (it names each bad field, and checks the meter and its dimensions)."""
+        d = body_object(data)
+        return {
+            "key": d.get("key"),
+            "name": d.get("name"),
+            "meter_slug": d.get("meterSlug"),
+            "meter_group_by_filters": d.get("meterGroupByFilters"),
+            "metadata": d.get("metadata"),
+        }
+
+
+class FeatureOutput(serializers.Serializer):
+    id = serializers.CharField()
+    key = serializers.CharField()
+    name = serializers.CharField()
+    meterSlug = serializers.CharField(allow_null=True)
+    meterGroupByFilters = _strings_map()
+    metadata = _strings_map()
+    createdAt = serializers.DateTimeField()
+    updatedAt = serializers.DateTimeField()
+    archivedAt = serializers.DateTimeField(allow_null=True)
+
+
+class VersionBody(serializers.Serializer):
+    """A plan or add-on version's body (create or replace)."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        """{key, data}: the key apart, the rest the version's document (validated whole by the versioned-
+        document service against the organization's features and add-ons, each bad field by its path)."""
+        d = body_object(data)
+        return {"key": d.get("key"), "data": {k: v for k, v in d.items() if k != "key"}}
+
+
+class PlanInput(VersionBody):
+    key = serializers.CharField(help_text=KEY_HELP + " Required on create; cannot change.")
+    name = serializers.CharField()
+    description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    currency = serializers.CharField(help_text="ISO 4217 code.")
+    billingCadence = serializers.CharField(help_text="ISO 8601 duration, e.g. P1M.")
+    phases = PlanPhaseSerializer(many=True, required=False)
+    addons = PlanAddonLinkSerializer(many=True, required=False, allow_null=True)
+    metadata = _strings_map(required=False, allow_null=True)
+
+
+class PlanUpdateInput(PlanInput):
+    key = serializers.CharField(required=False, help_text="If sent, must be the plan's key.")
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        """As PlanInput; a key, if sent, is the plan's own (context `current`: the version updated)."""
+        body = super().to_internal_value(data)
+        if "key" in data and body["key"] != self.context["current"].key:
+            raise ValidationFailed("A plan's key cannot change.", field="key")
+        return body
+
+
+class PlanOutput(serializers.Serializer):
+    id = serializers.CharField()
+    key = serializers.CharField()
+    version = serializers.IntegerField()
+    name = serializers.CharField()
+    description = serializers.CharField(allow_null=True)
+    currency = serializers.CharField()
+    billingCadence = serializers.CharField()
+    status = serializers.CharField(help_text="draft, published or archived (scheduled/active per OpenMeter).")
+    phases = PhasesField()
+    addons = AddonLinksField()
+    metadata = _strings_map()
+    effectiveFrom = serializers.DateTimeField(allow_null=True)
+    effectiveTo = serializers.DateTimeField(allow_null=True)
+    createdAt = serializers.DateTimeField()
+    updatedAt = serializers.DateTimeField()
+    publishedAt = serializers.DateTimeField(allow_null=True)
+    archivedAt = serializers.DateTimeField(allow_null=True)
+
+
+class AddonInput(VersionBody):
+    key = serializers.CharField(help_text=KEY_HELP + " Required on create; ignored on update.")
+    name = serializers.CharField()
+    description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    currency = serializers.CharField()
+    instanceType = serializers.ChoiceField(choices=INSTANCE_TYPES, required=False)
+    rateCards = RateCardSerializer(many=True, required=False)
+    metadata = _strings_map(required=False, allow_null=True)
+
+
+class AddonUpdateInput(AddonInput):
+    key = serializers.CharField(required=False, help_text="Ignored.")
+
+
+class AddonOutput(serializers.Serializer):
+    id = serializers.CharField()
+    key = serializers.CharField()
+    version = serializers.IntegerField()
+    name = serializers.CharField()
+    description = serializers.CharField(allow_null=True)
+    currency = serializers.CharField()
+    instanceType = serializers.CharField()
+    status = serializers.CharField()
+    rateCards = RateCardsField()
+    metadata = _strings_map()
+    createdAt = serializers.DateTimeField()
+    updatedAt = serializers.DateTimeField()
+    publishedAt = serializers.DateTimeField(allow_null=True)
+    archivedAt = serializers.DateTimeField(allow_null=True)
+
+
+class PricePreviewInput(serializers.Serializer):
+    price = PriceField()
+    quantity = _decimal(required=False, help_text='Usage quantity (default "0").')
+    currency = serializers.CharField(
+        required=False, allow_null=True, help_text="Default: the organization's."
+    )
+    discounts = DiscountsSerializer(required=False, allow_null=True)
+    commitments = CommitmentsSerializer(required=False, allow_null=True)
+    eventCount = serializers.IntegerField(
+        required=False, help_text="percentage prices: events in the volume."
+    )
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        """price_preview's arguments (it parses them all and names every bad field)."""
+        d = body_object(data)
+        return {
+            "price": d.get("price"),
+            "quantity": d.get("quantity", "0"),
+            "currency": d.get("currency") or self.context["organization"].default_currency,
+            "discounts": d.get("discounts"),
+            "commitments": d.get("commitments"),
+            "event_count": d.get("eventCount", 0),
+        }
+
+
+class PriceLineOutput(serializers.Serializer):
+    type = serializers.CharField()
+    description = serializers.CharField()
+    quantity = serializers.CharField(allow_null=True)
+    unitAmount = serializers.CharField(allow_null=True)
+    amount = serializers.CharField()
+    tier = serializers.IntegerField(allow_null=True)
+
+
+class PricePreviewOutput(serializers.Serializer):
+    amount = serializers.CharField(help_text="Rounded once to the currency.")
+    unroundedAmount = serializers.CharField()
+    currency = serializers.CharField()
+    lines = PriceLineOutput(many=True)

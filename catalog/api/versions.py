@@ -1,0 +1,344 @@
+"""Plans and add-ons over the API: one set of views for both, each bound to a `VersionedAPI` (its
+versioned-document `Kind`, how it is read and listed, its serializers). `PlanListCreateView` and the other
+concrete classes only name their operations for the schema."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiTypes,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from catalog import selectors, services
+from catalog.api.serializers import (
+    AddonInput,
+    AddonOutput,
+    AddonUpdateInput,
+    PlanInput,
+    PlanOutput,
+    PlanUpdateInput,
+    addon_out,
+    plan_out,
+)
+from catalog.services import versions
+from core.api import TenantAPIView
+from core.errors import ValidationFailed
+from core.models import Organization
+from core.pagination import PAGE_PARAMETERS, page_of, page_params, paged
+
+VERSION_PARAM = OpenApiParameter(
+    "version", OpenApiTypes.INT, description="A version number (default: the latest)."
+)
+INCLUDE_ARCHIVED = OpenApiParameter("includeArchived", OpenApiTypes.BOOL)
+
+
+def version_param(request: Request) -> int | None:
+    raw = request.query_params.get("version")
+    if raw in (None, ""):
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValidationFailed("version must be an integer.", field="version") from None
+
+
+def truthy(request: Request, name: str) -> bool:
+    return request.query_params.get(name, "").lower() in ("1", "true", "yes")
+
+
+@dataclass(frozen=True)
+class VersionedAPI:
+    lookup: str  # the URL's keyword for a version id or key: plan_id, addon_id
+    kind: versions.Kind[Any]
+    get: Callable[..., Any]  # (organization=, id_or_key=, version=) -> a version, or NotFound
+    filter: Callable[[Organization, Request], QuerySet[Any]]  # the list, filtered by the query
+    next_version: Callable[..., Any]  # (organization=, id_or_key=, actor=) -> the new draft
+    render: Callable[[Any], dict[str, Any]]
+    create_input: type[serializers.Serializer]
+    update_input: type[serializers.Serializer]
+
+
+def _plans(organization: Organization, request: Request) -> QuerySet[Any]:
+    p = request.query_params
+    return selectors.plan_list(
+        organization=organization,
+        key=p.getlist("key"),
+        status=p.getlist("status"),
+        currency=p.get("currency", ""),
+        include_archived=truthy(request, "includeArchived") or bool(p.getlist("status")),
+    )
+
+
+def _addons(organization: Organization, request: Request) -> QuerySet[Any]:
+    p = request.query_params
+    return selectors.addon_list(organization=organization, key=p.get("key", ""), status=p.get("status", ""))
+
+
+PLAN_API = VersionedAPI(
+    lookup="plan_id",
+    kind=services.PLANS,
+    get=selectors.plan_get,
+    filter=_plans,
+    next_version=services.plan_next_version,
+    render=plan_out,
+    create_input=PlanInput,
+    update_input=PlanUpdateInput,
+)
+ADDON_API = VersionedAPI(
+    lookup="addon_id",
+    kind=services.ADDONS,
+    get=selectors.addon_get,
+    filter=_addons,
+    next_version=services.addon_next_version,
+    render=addon_out,
+    create_input=AddonInput,
+    update_input=AddonUpdateInput,
+)
+
+
+class _VersionedView(TenantAPIView):
+    abstract = True
+    api: VersionedAPI
+
+    def current(self, version: int | None = None) -> Any:
+        """The version the URL names (by id; or by key: published, else newest; or `version`)."""
+        return self.api.get(
+            organization=self.organization, id_or_key=self.kwargs[self.api.lookup], version=version
+        )
+
+
+class VersionListCreateView(_VersionedView):
+    abstract = True
+    required_scopes = {"GET": "read", "POST": "admin"}
+
+    def get(self, request: Request) -> Response:
+        page, size = page_params(request)
+        qs = self.api.filter(self.organization, request)
+        return Response(paged(qs, page, size, lambda rows: [self.api.render(v) for v in rows]))
+
+    def post(self, request: Request) -> Response:
+        body = self.api.create_input(data=request.data)
+        body.is_valid(raise_exception=True)
+        created = versions.version_create(
+            self.api.kind, organization=self.organization, actor=self.actor, **body.validated_data
+        )
+        return Response(self.api.render(created), status=status.HTTP_201_CREATED)
+
+
+class VersionDetailView(_VersionedView):
+    abstract = True
+    required_scopes = {"GET": "read", "PUT": "admin", "DELETE": "admin"}
+
+    def get(self, request: Request, **kwargs: str) -> Response:
+        return Response(self.api.render(self.current(version_param(request))))
+
+    def put(self, request: Request, **kwargs: str) -> Response:
+        current = self.current()
+        body = self.api.update_input(data=request.data, context={"current": current})
+        body.is_valid(raise_exception=True)
+        updated = versions.version_update(
+            self.api.kind,
+            organization=self.organization,
+            version_id=current.id,
+            data=body.validated_data["data"],
+            actor=self.actor,
+        )
+        return Response(self.api.render(updated))
+
+    def delete(self, request: Request, **kwargs: str) -> Response:
+        versions.version_delete(
+            self.api.kind, organization=self.organization, version_id=self.current().id, actor=self.actor
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class VersionTransitionView(_VersionedView):
+    """POST moves the named version on: `transition` is versions.version_publish or version_archive."""
+
+    abstract = True
+    required_scope = "admin"
+    transition: Callable[..., Any]
+
+    def post(self, request: Request, **kwargs: str) -> Response:
+        version = type(self).transition(
+            self.api.kind, organization=self.organization, version_id=self.current().id, actor=self.actor
+        )
+        return Response(self.api.render(version))
+
+
+class VersionPublishView(VersionTransitionView):
+    abstract = True
+    transition = versions.version_publish
+
+
+class VersionArchiveView(VersionTransitionView):
+    abstract = True
+    transition = versions.version_archive
+
+
+class VersionNextView(_VersionedView):
+    abstract = True
+    required_scope = "admin"
+
+    def post(self, request: Request, **kwargs: str) -> Response:
+        draft = self.api.next_version(
+            organization=self.organization, id_or_key=kwargs[self.api.lookup], actor=self.actor
+        )
+        return Response(self.api.render(draft), status=status.HTTP_201_CREATED)
+
+
+# --- plans ----------------------------------------------------------------------------------------
+@extend_schema_view(
+    get=extend_schema(
+        responses=page_of(PlanOutput),
+        parameters=[
+            OpenApiParameter("key", OpenApiTypes.STR, many=True),
+            OpenApiParameter("status", OpenApiTypes.STR, many=True),
+            OpenApiParameter("currency", OpenApiTypes.STR),
+            INCLUDE_ARCHIVED,
+            *PAGE_PARAMETERS,
+        ],
+        operation_id="listPlans",
+    ),
+    post=extend_schema(
+        request=PlanInput,
+        responses={201: PlanOutput},
+        operation_id="createPlan",
+        examples=[
+            OpenApiExample(
+                "A monthly fee and graduated token pricing",
+                request_only=True,
+                value={
+                    "key": "pro",
+                    "name": "Pro",
+                    "currency": "USD",
+                    "billingCadence": "P1M",
+                    "phases": [
+                        {
+                            "key": "default",
+                            "name": "Default",
+                            "rateCards": [
+                                {
+                                    "type": "flat_fee",
+                                    "key": "platform",
+                                    "name": "Platform fee",
+                                    "billingCadence": "P1M",
+                                    "price": {"type": "flat", "amount": "49", "paymentTerm": "in_advance"},
+                                },
+                                {
+                                    "type": "usage_based",
+                                    "key": "gpt_tokens",
+                                    "name": "GPT tokens",
+                                    "featureKey": "gpt_tokens",
+                                    "billingCadence": "P1M",
+                                    "price": {
+                                        "type": "tiered",
+                                        "mode": "graduated",
+                                        "tiers": [
+                                            {
+                                                "upToAmount": "1000000",
+                                                "unitPrice": {"type": "unit", "amount": "0.00001"},
+                                            },
+                                            {
+                                                "upToAmount": None,
+                                                "unitPrice": {"type": "unit", "amount": "0.000005"},
+                                            },
+                                        ],
+                                    },
+                                    "entitlementTemplate": {
+                                        "type": "metered",
+                                        "usagePeriod": "P1M",
+                                        "issueAfterReset": "5000000",
+                                    },
+                                },
+                            ],
+                        }
+                    ],
+                },
+            )
+        ],
+    ),
+)
+class PlanListCreateView(VersionListCreateView):
+    api = PLAN_API
+
+
+@extend_schema_view(
+    get=extend_schema(responses=PlanOutput, parameters=[VERSION_PARAM], operation_id="getPlan"),
+    put=extend_schema(request=PlanUpdateInput, responses=PlanOutput, operation_id="updatePlan"),
+    delete=extend_schema(responses={204: None}, operation_id="deletePlan"),
+)
+class PlanDetailView(VersionDetailView):
+    api = PLAN_API
+
+
+@extend_schema_view(post=extend_schema(request=None, responses=PlanOutput, operation_id="publishPlan"))
+class PlanPublishView(VersionPublishView):
+    api = PLAN_API
+
+
+@extend_schema_view(post=extend_schema(request=None, responses=PlanOutput, operation_id="archivePlan"))
+class PlanArchiveView(VersionArchiveView):
+    api = PLAN_API
+
+
+@extend_schema_view(
+    post=extend_schema(request=None, responses={201: PlanOutput}, operation_id="nextPlanVersion")
+)
+class PlanNextVersionView(VersionNextView):
+    api = PLAN_API
+
+
+# --- add-ons --------------------------------------------------------------------------------------
+@extend_schema_view(
+    get=extend_schema(
+        responses=page_of(AddonOutput),
+        parameters=[
+            OpenApiParameter("key", OpenApiTypes.STR),
+            OpenApiParameter("status", OpenApiTypes.STR),
+            *PAGE_PARAMETERS,
+        ],
+        operation_id="listAddons",
+    ),
+    post=extend_schema(request=AddonInput, responses={201: AddonOutput}, operation_id="createAddon"),
+)
+class AddonListCreateView(VersionListCreateView):
+    api = ADDON_API
+
+
+@extend_schema_view(
+    get=extend_schema(responses=AddonOutput, parameters=[VERSION_PARAM], operation_id="getAddon"),
+    put=extend_schema(request=AddonUpdateInput, responses=AddonOutput, operation_id="updateAddon"),
+)
+class AddonDetailView(VersionDetailView):
+    api = ADDON_API
+    required_scopes = {"GET": "read", "PUT": "admin"}
+    http_method_names = ["get", "put", "head", "options"]
+
+
+@extend_schema_view(post=extend_schema(request=None, responses=AddonOutput, operation_id="publishAddon"))
+class AddonPublishView(VersionPublishView):
+    api = ADDON_API
+
+
+@extend_schema_view(post=extend_schema(request=None, responses=AddonOutput, operation_id="archiveAddon"))
+class AddonArchiveView(VersionArchiveView):
+    api = ADDON_API
+
+
+@extend_schema_view(
+    post=extend_schema(request=None, responses={201: AddonOutput}, operation_id="nextAddonVersion")
+)
+class AddonNextVersionView(VersionNextView):
+    api = ADDON_API

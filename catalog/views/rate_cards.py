@@ -1,0 +1,239 @@
+"""The rate card editor (plans' phases and add-ons: same form, same live preview) and the htmx preview."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from catalog import rate_card_form, selectors, services
+from catalog.models import PlanVersion
+from catalog.pricing import PriceInvalid, dec_str, price_preview
+from catalog.views.common import EDIT, draft_action, draft_get, version_get, version_url, versioned_of
+from core.console import console_view
+from core.errors import DomainError
+from core.forms import domain_error_items
+from core.http import ConsoleRequest
+
+
+def _card_form_page(
+    request: ConsoleRequest,
+    owner: Any,
+    cards: list[dict[str, Any]],
+    card_key: str | None,
+    save: Any,
+    *,
+    section: str,
+) -> HttpResponse:
+    """GET: the form (a saved card's fields, or a new card's); POST: `save(rate_card_json)`, then back to
+    the version page, or the form again with each domain error next to its input."""
+    existing = next((c for c in cards if c["key"] == card_key), None) if card_key else None
+    if card_key and existing is None:
+        raise Http404("No such rate card.")
+    status = 200
+    if request.method == "POST":
+        form = rate_card_form.form_from_post(request.POST)
+        try:
+            save(rate_card_form.rate_card_from_form(form))
+            messages.success(request, f"Rate card {form.name} saved.")
+            return redirect(version_url(owner))
+        except DomainError as exc:
+            rate_card_form.place_errors(form, domain_error_items(exc))
+            status = 400
+    elif existing is not None:
+        form = rate_card_form.form_from_card(existing)
+    elif isinstance(owner, PlanVersion):
+        form = rate_card_form.RateCardForm(billing_cadence=owner.billing_cadence)
+    else:
+        form = rate_card_form.RateCardForm()
+    spec = versioned_of(owner)
+    context = {
+        "plan": owner,
+        "section": section,
+        "card_key": card_key,
+        "form": form,
+        "features": list(selectors.feature_list(organization=request.organization)),
+        "price_models": rate_card_form.PRICE_MODELS,
+        "cadences": rate_card_form.CADENCES,
+        "preview_quantity": form.preview_quantity or "1000",
+        "list_url": reverse(spec.list_page),
+        "list_label": spec.list_label,
+        "back_url": version_url(owner),
+    }
+    return render(request, "console/catalog/rate_card_form.html", context, status=status)
+
+
+def _phase(plan: PlanVersion, phase_key: str) -> dict[str, Any]:
+    phase = next((p for p in plan.phases if p["key"] == phase_key), None)
+    if phase is None:
+        raise Http404("No such phase.")
+    return phase
+
+
+@console_view(min_role=EDIT)
+def rate_card_edit(
+    request: ConsoleRequest, key: str, version: int, phase_key: str, card_key: str | None = None
+) -> HttpResponse:
+    plan = draft_get(request, "plan", key, version)
+    if isinstance(plan, HttpResponse):
+        return plan
+    phase = _phase(plan, phase_key)
+
+    def save(card: dict[str, Any]) -> object:
+        return services.rate_card_upsert(
+            organization=request.organization,
+            plan_id=plan.id,
+            phase_key=phase_key,
+            rate_card=card,
+            replace_key=card_key,
+            actor=request.user,
+        )
+
+    return _card_form_page(request, plan, phase["rateCards"], card_key, save, section=phase["name"])
+
+
+@console_view(min_role=EDIT)
+def addon_rate_card_edit(
+    request: ConsoleRequest, key: str, version: int, card_key: str | None = None
+) -> HttpResponse:
+    addon = draft_get(request, "addon", key, version)
+    if isinstance(addon, HttpResponse):
+        return addon
+
+    def save(card: dict[str, Any]) -> object:
+        return services.addon_rate_card_upsert(
+            organization=request.organization,
+            addon_id=addon.id,
+            rate_card=card,
+            replace_key=card_key,
+            actor=request.user,
+        )
+
+    return _card_form_page(request, addon, addon.rate_cards, card_key, save, section="Rate cards")
+
+
+@require_POST
+@console_view(min_role=EDIT)
+def rate_card_remove(
+    request: ConsoleRequest, key: str, version: int, phase_key: str, card_key: str
+) -> HttpResponse:
+    return draft_action(
+        request,
+        "plan",
+        key,
+        version,
+        lambda plan: services.rate_card_remove(
+            organization=request.organization,
+            plan_id=plan.id,
+            phase_key=phase_key,
+            rate_card_key=card_key,
+            actor=request.user,
+        ),
+        "Rate card removed.",
+    )
+
+
+@require_POST
+@console_view(min_role=EDIT)
+def addon_rate_card_remove(request: ConsoleRequest, key: str, version: int, card_key: str) -> HttpResponse:
+    return draft_action(
+        request,
+        "addon",
+        key,
+        version,
+        lambda addon: services.addon_rate_card_remove(
+            organization=request.organization, addon_id=addon.id, rate_card_key=card_key, actor=request.user
+        ),
+        "Rate card removed.",
+    )
+
+
+@require_POST
+@console_view(min_role=EDIT)
+def rate_card_fields(request: ConsoleRequest) -> HttpResponse:
+    """htmx: re-render the price fields after the model changes or a tier row is added/removed (a read:
+    nothing is saved)."""
+    form = rate_card_form.form_from_post(request.POST)
+    rate_card_form.tiers_edit(form)
+    response = render(
+        request,
+        "console/catalog/rate_card_form.html#price-fields",
+        {"form": form, "price_models": rate_card_form.PRICE_MODELS},
+    )
+    response["HX-Trigger-After-Settle"] = "price-fields-updated"
+    return response
+
+
+# --- live preview ---------------------------------------------------------------------------------
+def _preview_response(
+    request: ConsoleRequest, *, price: Any, discounts: Any, currency: str, quantity: str
+) -> HttpResponse:
+    context: dict[str, Any] = {"currency": currency, "quantity": quantity}
+    try:
+        result = price_preview(price=price, quantity=quantity or "0", currency=currency, discounts=discounts)
+        context["preview"] = result
+        context["exact"] = dec_str(result.unrounded)
+        context["exact_differs"] = result.unrounded != result.amount
+        context["lines"] = [
+            {
+                **line.__dict__,
+                "amount_text": dec_str(line.amount),
+                "quantity_text": dec_str(line.quantity) if line.quantity is not None else "",
+            }
+            for line in result.rating.lines
+        ]
+    except PriceInvalid as exc:
+        context["preview_errors"] = [
+            {"name": e["name"].replace("price.", "", 1), "reason": e["reason"]} for e in exc.errors
+        ]
+    return render(request, "console/catalog/preview.html", context)
+
+
+@require_POST
+@console_view()
+def preview_form(request: ConsoleRequest) -> HttpResponse:
+    """htmx: the rate card editor's preview, from the form fields as typed."""
+    form = rate_card_form.form_from_post(request.POST)
+    return _preview_response(
+        request,
+        price=rate_card_form.price_from_form(form),
+        discounts=rate_card_form.discounts_from_form(form),
+        currency=form.currency or request.organization.default_currency,
+        quantity=form.preview_quantity,
+    )
+
+
+def _saved_card_preview(request: ConsoleRequest, card: dict[str, Any] | None, currency: str) -> HttpResponse:
+    if card is None:
+        raise Http404("No such rate card.")
+    return _preview_response(
+        request,
+        price=card.get("price") or {"type": "flat", "amount": "0"},
+        discounts=card.get("discounts"),
+        currency=currency,
+        quantity=request.GET.get("quantity", "").strip(),
+    )
+
+
+@console_view()
+def preview_card(
+    request: ConsoleRequest, key: str, version: int, phase_key: str, card_key: str
+) -> HttpResponse:
+    """htmx: the preview beside a saved rate card (any status: it is a read)."""
+    plan = version_get(request, "plan", key, version)
+    card = next(
+        (c for p in plan.phases if p["key"] == phase_key for c in p["rateCards"] if c["key"] == card_key),
+        None,
+    )
+    return _saved_card_preview(request, card, plan.currency)
+
+
+@console_view()
+def addon_card_preview(request: ConsoleRequest, key: str, version: int, card_key: str) -> HttpResponse:
+    addon = version_get(request, "addon", key, version)
+    card = next((c for c in addon.rate_cards if c["key"] == card_key), None)
+    return _saved_card_preview(request, card, addon.currency)
