@@ -22,13 +22,7 @@ from core.errors import Unavailable, raise_invalid
 from core.ids import is_ulid
 from core.models import Organization
 from metering import hooks, store
-from metering.drain import (  # noqa: F401  (events_drain, events_drain_background: until tests import drain)
-    drain_soon,
-    events_drain,
-    events_drain_all,
-    events_drain_background,
-    events_flush,
-)
+from metering.drain import drain_soon, events_drain_all, events_flush
 from metering.jsonpath import value_path_problem
 from metering.models import Aggregation, Meter, RejectedEvent
 from metering.selectors import meter_get

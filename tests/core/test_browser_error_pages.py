@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from metering.services import meter_create
 from tests.conftest import console_login
+from tests.factories import MeterFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_styled_404_and_plain_error_messages(page, tenant_a, tenant_b):
-    meter_create(organization=tenant_b.org, slug="secret", event_type="x", aggregation="COUNT")
+    MeterFactory(organization=tenant_b.org, slug="secret", event_type="x", aggregation="COUNT")
     console_login(page, tenant_a.user.username)
     response = page.goto("/console/meters/secret/")
     assert response is not None and response.status == 404

@@ -4,6 +4,7 @@ import pytest
 
 from core.models import ApiKey, AuditLog, Membership, Role
 from tests.conftest import PASSWORD
+from tests.factories import MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -69,10 +70,7 @@ def test_revoke_from_console_and_not_other_orgs_key(logged_in, tenant_a, tenant_
 
 
 def test_viewer_cannot_manage_keys(client, tenant_a):
-    from django.contrib.auth import get_user_model
-
-    viewer = get_user_model().objects.create_user(username="viewer", password=PASSWORD)
-    Membership.objects.create(user=viewer, organization=tenant_a.org, role=Role.VIEWER)
+    MembershipFactory(user=UserFactory(username="viewer"), organization=tenant_a.org, role=Role.VIEWER)
     client.login(username="viewer", password=PASSWORD)
     assert client.get("/console/settings/api-keys/").status_code == 403
     assert client.post("/console/settings/api-keys/", {"name": "x", "scopes": ["admin"]}).status_code == 403
@@ -81,12 +79,8 @@ def test_viewer_cannot_manage_keys(client, tenant_a):
 
 
 def test_members_remove_with_audit(logged_in, tenant_a, tenant_b):
-    from django.contrib.auth import get_user_model
-
-    from core.services import membership_set
-
-    newbie = get_user_model().objects.create_user(username="newbie", email="n@acme.test", password="x" * 12)
-    m = membership_set(organization=tenant_a.org, user=newbie, role=Role.PRICING_EDITOR)
+    newbie = UserFactory(username="newbie", email="n@acme.test")
+    m = MembershipFactory(organization=tenant_a.org, user=newbie, role=Role.PRICING_EDITOR)
     html = logged_in.get("/console/settings/members/").content.decode()
     assert "newbie" in html and "globex-owner" not in html
     other = Membership.objects.get(organization=tenant_b.org)

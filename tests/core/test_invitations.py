@@ -16,8 +16,8 @@ from django.test import Client
 from django.utils import timezone
 
 from core.models import AuditLog, Invitation, Membership, Role
-from core.services import membership_set
 from tests.conftest import PASSWORD
+from tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -136,7 +136,7 @@ def test_an_existing_login_accepts_and_keeps_its_other_organization(tenant_a, te
 
 
 def test_a_member_who_accepts_keeps_the_role_they_have(tenant_a, tenant_b):
-    membership_set(organization=tenant_a.org, user=tenant_b.user, role=Role.ADMIN)
+    MembershipFactory(organization=tenant_a.org, user=tenant_b.user, role=Role.ADMIN)
     _invite(_client(tenant_a.user), "someone@globex.test", Role.VIEWER)
     _client(tenant_b.user).post(_link_path(mail.outbox[0]))
     assert Membership.objects.get(organization=tenant_a.org, user=tenant_b.user).role == Role.ADMIN
@@ -198,10 +198,8 @@ def test_links_expire_can_be_revoked_and_cannot_be_forged(tenant_a, tenant_b):
 
 
 def test_roles_bound_who_may_invite_whom(tenant_a, tenant_b):
-    admin = get_user_model().objects.create_user(username="acme-admin", password=PASSWORD)
-    viewer = get_user_model().objects.create_user(username="acme-viewer", password=PASSWORD)
-    membership_set(organization=tenant_a.org, user=admin, role=Role.ADMIN)
-    membership_set(organization=tenant_a.org, user=viewer, role=Role.VIEWER)
+    admin = MembershipFactory(organization=tenant_a.org, user__username="acme-admin", role=Role.ADMIN).user
+    viewer = MembershipFactory(organization=tenant_a.org, user__username="acme-viewer", role=Role.VIEWER).user
     r = _invite(_client(admin), "boss@example.com", Role.OWNER)
     assert r.status_code == 400
     assert "You cannot invite someone with a higher role than your own." in r.content.decode()

@@ -19,9 +19,9 @@ from core import rls
 from core.api_base import TenantAPIView
 from core.console import console_view
 from core.models import ApiKey, AuditLog, Membership, Role
-from core.services import membership_set
 from invoicing.models import StripeSettings
 from invoicing.services import stripe_settings_set
+from tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -120,7 +120,7 @@ def test_api_views_run_in_their_organizations_scope(tenant_a, tenant_b, login_us
 
 
 def test_console_pages_run_in_the_current_organizations_scope(tenant_a, tenant_b, login_user):
-    membership_set(organization=tenant_a.org, user=tenant_b.user, role=Role.VIEWER)
+    MembershipFactory(organization=tenant_a.org, user=tenant_b.user, role=Role.VIEWER)
 
     @console_view()
     def page(request):

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from metering import services
+from metering import drain
 from metering.models import Event, RejectedEvent
 from tests.metering.conftest import ce, post_events
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 def stored(org) -> list[tuple]:
     """What the event store holds once the organization's accepted batches are drained (as a read does)."""
-    services.events_flush(organization_id=org.id)
+    drain.events_flush(organization_id=org.id)
     return list(
         Event.objects.filter(organization=org).order_by("seq").values_list("source", "event_id", "subject")
     )

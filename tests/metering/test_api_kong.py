@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from metering import services
+from metering import drain
 from metering.models import Event, RejectedEvent
+from tests.factories import MeterFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +33,7 @@ def raw(name: str) -> str:
 def post(client, body: str | bytes, **extra):
     """POST, then drain the accepted batches into the event store (as the Celery drain task does)."""
     response = client.post(PATH, data=body, content_type="application/json; charset=utf-8", **extra)
-    services.events_drain_all()
+    drain.events_drain_all()
     return response
 
 
@@ -62,7 +63,7 @@ def test_ai_proxy_log_becomes_request_and_token_events_counted_by_meters(tenant_
         ("llm_tokens", "llm_tokens", "SUM", "$.tokens", {"type": "$.type"}),
         ("api_requests", "api_request", "COUNT", None, {}),
     ]:
-        services.meter_create(
+        MeterFactory(
             organization=tenant_a.org,
             slug=slug,
             event_type=event_type,
@@ -170,7 +171,7 @@ def test_subject_header_parameter_and_the_unresolved_subject_in_the_event_log(te
         content_type="application/json",
         HTTP_X_API_KEY=tenant_a.keys["ingest"],
     )
-    services.events_drain_all()
+    drain.events_drain_all()
     assert r.json() == answer(1, 0, 1)
     assert (
         Event.objects.get(organization=tenant_a.org, event_id=log["request"]["id"]).subject
@@ -270,7 +271,7 @@ def test_free_text_with_nul_and_invalid_utf8_is_replaced_not_refused(tenant_a, c
         content_type="application/json",
         HTTP_X_API_KEY=tenant_a.keys["ingest"],
     )
-    services.events_drain_all()
+    drain.events_drain_all()
 
     assert r.json() == answer(1, 0, 1)
     stored = Event.objects.get(organization=tenant_a.org)
@@ -286,7 +287,7 @@ def test_meter_totals_by_model_and_type_equal_the_fixtures_sums(tenant_a, tenant
         ("tokens", {"model": "$.model", "type": "$.type"}),
         ("tokens_by_cache", {"cache_hit": "$.cache_hit", "estimated": "$.estimated"}),
     ]:
-        services.meter_create(
+        MeterFactory(
             organization=tenant_a.org,
             slug=slug,
             event_type="llm_tokens",
@@ -294,7 +295,7 @@ def test_meter_totals_by_model_and_type_equal_the_fixtures_sums(tenant_a, tenant
             value_property="$.tokens",
             group_by=group_by,
         )
-    services.meter_create(
+    MeterFactory(
         organization=tenant_a.org,
         slug="cost",
         event_type="llm_tokens",

@@ -9,16 +9,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from catalog.services import feature_create, feature_delete
-from metering import services
 from metering.models import Meter
 from tests.conftest import console_login
+from tests.factories import MeterFactory
 from tests.metering.conftest import ce, post_events
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_meter_tools(page, tenant_a, tenant_b):
-    services.meter_create(
+    MeterFactory(
         organization=tenant_b.org,
         slug="tokens",
         event_type="prompt",

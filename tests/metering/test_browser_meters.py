@@ -4,12 +4,13 @@ import pytest
 
 from metering.models import Meter
 from tests.conftest import console_login
+from tests.factories import MeterFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_create_meter_with_inline_errors(page, tenant_a, tenant_b):
-    Meter.objects.create(organization=tenant_b.org, slug="b_secret", event_type="x", aggregation="COUNT")
+    MeterFactory(organization=tenant_b.org, slug="b_secret", event_type="x", aggregation="COUNT")
     console_login(page, tenant_a.user.username)
     page.click("text=Meters")
     page.wait_for_url("**/console/meters/")

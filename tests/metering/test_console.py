@@ -11,8 +11,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from core import demo as core_demo
-from metering import services
 from metering.models import Event, Meter
+from tests.factories import MeterFactory
 from tests.metering.conftest import ce, post_events
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +30,7 @@ def now_iso(minutes_ago: int = 5) -> str:
 
 def make_meters(tenant, n: int, start: int = 0) -> None:
     for i in range(start, start + n):
-        services.meter_create(
+        MeterFactory(
             organization=tenant.org,
             slug=f"m{i}",
             event_type="prompt",
@@ -44,9 +44,7 @@ def test_meter_list_shows_last_24h_usage_with_constant_queries(
     tenant_a, tenant_b, django_assert_max_num_queries
 ):
     make_meters(tenant_a, 2)
-    services.meter_create(
-        organization=tenant_b.org, slug="secret_b", event_type="prompt", aggregation="COUNT"
-    )
+    MeterFactory(organization=tenant_b.org, slug="secret_b", event_type="prompt", aggregation="COUNT")
     post_events(
         tenant_a.client("ingest"),
         [ce(f"e{i}", time=now_iso(), data={"tokens": 10, "model": "x"}) for i in range(3)],

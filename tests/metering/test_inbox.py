@@ -65,7 +65,7 @@ def test_pending_batches_keep_acceptance_order_first_accepted_wins(tenant_a, tok
     accept(c, [ce("dup", data={"tokens": 1, "model": "m"})])
     accept(c, [ce("dup", data={"tokens": 7, "model": "m"}), ce("new", data={"tokens": 3, "model": "m"})])
     accept(c, [ce("dup", data={"tokens": 1, "model": "m"})])  # an identical resend: dropped silently
-    [result] = services.events_drain(organization_id=tenant_a.org.id)
+    [result] = drain.events_drain(organization_id=tenant_a.org.id)
     assert (result.batches, result.received, result.inserted, result.conflicts) == (3, 4, 2, 1)
     assert Event.objects.get(event_id="dup").data == {"tokens": 1, "model": "m"}
     rej = RejectedEvent.objects.get(organization=tenant_a.org)
@@ -76,19 +76,19 @@ def test_pending_batches_keep_acceptance_order_first_accepted_wins(tenant_a, tok
 def test_stored_event_wins_over_every_differing_copy_in_a_later_chunk(tenant_a, tenant_b, tokens_meter):
     c = tenant_a.client("ingest")
     accept(c, [ce("k", data={"tokens": 1, "model": "m"})])
-    services.events_drain(organization_id=tenant_a.org.id)
+    drain.events_drain(organization_id=tenant_a.org.id)
     accept(
         tenant_b.client("ingest"), [ce("k", data={"tokens": 9, "model": "m"})]
     )  # B's own, never a conflict
     accept(c, [ce("k", data={"tokens": 7, "model": "m"}), ce("k", data={"tokens": 1, "model": "m"})])
     accept(c, [ce("k", data={"tokens": 7, "model": "m"})])
-    [result] = services.events_drain(organization_id=tenant_a.org.id)
+    [result] = drain.events_drain(organization_id=tenant_a.org.id)
     assert (result.received, result.inserted, result.conflicts) == (3, 0, 2)
     assert Event.objects.get(organization=tenant_a.org, event_id="k").data == {"tokens": 1, "model": "m"}
     logged = RejectedEvent.objects.filter(organization=tenant_a.org).values_list("data", flat=True)
     assert list(logged) == [{"tokens": 7, "model": "m"}] * 2
     assert tokens(tenant_a.org, tokens_meter) == Decimal(1)
-    services.events_drain(organization_id=tenant_b.org.id)
+    drain.events_drain(organization_id=tenant_b.org.id)
     assert not RejectedEvent.objects.filter(organization=tenant_b.org).exists()
 
 
@@ -104,12 +104,12 @@ def test_drain_that_crashes_midway_is_redone_without_double_counting(tenant_a, t
 
     monkeypatch.setattr(store_inbox, "_drain_rows", crash_after_insert)
     with pytest.raises(RuntimeError):
-        services.events_drain(organization_id=tenant_a.org.id)
+        drain.events_drain(organization_id=tenant_a.org.id)
     assert not Event.objects.exists()  # the whole chunk rolled back
     assert InboxBatch.objects.count() == 2  # still pending, nothing lost
     monkeypatch.setattr(store_inbox, "_drain_rows", real)
-    services.events_drain(organization_id=tenant_a.org.id)
-    services.events_drain(organization_id=tenant_a.org.id)  # running it again changes nothing
+    drain.events_drain(organization_id=tenant_a.org.id)
+    drain.events_drain(organization_id=tenant_a.org.id)  # running it again changes nothing
     assert Event.objects.count() == 20
     assert not InboxBatch.objects.exists()
     assert tokens(tenant_a.org, tokens_meter) == Decimal(20)
@@ -125,12 +125,12 @@ def test_a_batch_postgres_refuses_is_kept_and_reported_not_blocking(tenant_a, te
         store.inbox_append(organization_id=tenant_a.org.id, body=body, event_count=1, received_at=now)
     store.inbox_append(organization_id=tenant_b.org.id, body=bad, event_count=1, received_at=now)
 
-    [result] = services.events_drain(organization_id=tenant_a.org.id)
+    [result] = drain.events_drain(organization_id=tenant_a.org.id)
     assert (result.batches, result.inserted, result.failed) == (3, 2, 1)
     assert sorted(Event.objects.values_list("event_id", flat=True)) == ["g1", "g2"]
     failed = InboxBatch.objects.get(organization=tenant_a.org)
     assert failed.failed_at is not None and "numeric" in failed.error
-    assert services.events_drain(organization_id=tenant_a.org.id) == []  # skipped from now on
+    assert drain.events_drain(organization_id=tenant_a.org.id) == []  # skipped from now on
     assert tokens(tenant_a.org, tokens_meter) == Decimal(2)
 
     r = tenant_a.client("read").get(URL, {"hasError": "true"})
@@ -183,7 +183,7 @@ def test_big_numbers_are_accepted_and_stored_digit_for_digit(tenant_a):
     body = b'{"id":"n","source":"s","specversion":"1.0","type":"t","subject":"u","data":{"big":9.9e19,"i":12345678901234567890}}'
     r = tenant_a.client("ingest").post(URL, data=body, content_type="application/cloudevents+json")
     assert r.status_code == 204, r.content
-    services.events_flush(organization_id=tenant_a.org.id)
+    drain.events_flush(organization_id=tenant_a.org.id)
     data = Event.objects.get().data
     assert Decimal(str(data["big"])) == Decimal("9.9e19")
     assert data["i"] == 12345678901234567890
@@ -202,7 +202,7 @@ def test_listeners_run_when_the_drain_stores_events_not_when_accepted(
         accept(tenant_a.client("ingest"), [ce("l1", subject="s1", time="2025-03-01T10:00:00Z")])
         assert calls == []  # accepted, not stored yet
         with django_capture_on_commit_callbacks(execute=True):
-            services.events_flush(organization_id=tenant_a.org.id)
+            drain.events_flush(organization_id=tenant_a.org.id)
         [call] = calls
         assert call["organization"] == tenant_a.org
         assert call["subjects"] == ["s1"]
@@ -210,7 +210,7 @@ def test_listeners_run_when_the_drain_stores_events_not_when_accepted(
         assert call["earliest_event_time"] == datetime(2025, 3, 1, 10, tzinfo=UTC)
         with django_capture_on_commit_callbacks(execute=True):
             accept(tenant_a.client("ingest"), [ce("l1", subject="s1")])  # a duplicate: nothing new
-            services.events_flush(organization_id=tenant_a.org.id)
+            drain.events_flush(organization_id=tenant_a.org.id)
         assert len(calls) == 1
     finally:
         hooks.remove_ingest_listener(listener)
@@ -232,8 +232,8 @@ def test_outside_tests_accepting_only_pokes_the_background_publisher(tenant_a, m
     published, pokes = [], []
     monkeypatch.setattr(metering_tasks.events_drain, "apply_async", lambda *a, **kw: published.append(kw))
     monkeypatch.setattr(drain._drain_requests, "poke", lambda: pokes.append(1))
-    services.drain_soon()
-    services.drain_soon()
+    drain.drain_soon()
+    drain.drain_soon()
     assert (len(pokes), published) == (2, [])
     drain._drain_requests.flush()  # what the thread does after its window: one task for both
     assert published == [{}]
@@ -324,11 +324,11 @@ def test_one_background_drainer_at_a_time(tenant_a, tenant_b):
     t = threading.Thread(target=other_worker)
     t.start()
     assert holding.wait(10)
-    assert services.events_drain_background(seconds=5) == 0  # someone else is draining
+    assert drain.events_drain_background(seconds=5) == 0  # someone else is draining
     assert InboxBatch.objects.count() == 2
     release.set()
     t.join()
-    assert services.events_drain_background(seconds=5) == 2  # both tenants' batches
+    assert drain.events_drain_background(seconds=5) == 2  # both tenants' batches
     assert not InboxBatch.objects.exists()
     assert Event.objects.filter(organization=tenant_b.org).count() == 1
 
@@ -347,6 +347,6 @@ def test_a_full_backlog_answers_503_with_retry_after_and_stores_nothing(
     assert (body["pending"], body["limit"]) == (4, 3)
     assert "INGEST_BACKLOG_MAX_EVENTS" in body["detail"]
     assert InboxBatch.objects.filter(organization=tenant_b.org).count() == 0  # nothing of it stored
-    services.events_drain_all()
+    drain.events_drain_all()
     accept(tenant_b.client("ingest"), [ce("g1")])  # drained: accepted again
     assert InboxBatch.objects.filter(organization=tenant_b.org).count() == 1

@@ -12,10 +12,11 @@ from django.core.management import call_command
 from django.db import connection
 
 from core.models import JobFailure
-from metering import services, store
+from metering import drain, services, store
 from metering.models import Meter
 from metering.tasks import rollups_advance
 from tests.conftest import PASSWORD
+from tests.factories import MeterFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -36,9 +37,7 @@ def rolled(meter) -> int:
 @pytest.fixture
 def poison(tenant_a):
     """A meter saved before validation with a group-by path the rollup cannot compile."""
-    meter = services.meter_create(
-        organization=tenant_a.org, slug="poison", event_type="prompt", aggregation="COUNT"
-    )
+    meter = MeterFactory(organization=tenant_a.org, slug="poison", event_type="prompt", aggregation="COUNT")
     Meter.objects.filter(id=meter.id).update(group_by={"model": "not a path"})
     return meter
 
@@ -111,12 +110,8 @@ def test_a_meter_saved_with_event_from_before_year_one_is_repaired_by_the_migrat
     from importlib import import_module
 
     migration = import_module("metering.migrations.0004_meter_event_from_in_range")
-    broken = services.meter_create(
-        organization=tenant_a.org, slug="old", event_type="prompt", aggregation="COUNT"
-    )
-    far = services.meter_create(
-        organization=tenant_a.org, slug="far", event_type="prompt", aggregation="COUNT"
-    )
+    broken = MeterFactory(organization=tenant_a.org, slug="old", event_type="prompt", aggregation="COUNT")
+    far = MeterFactory(organization=tenant_a.org, slug="far", event_type="prompt", aggregation="COUNT")
     with connection.cursor() as cur:
         cur.execute(
             "UPDATE metering_meter SET event_from = '0001-01-01 00:00:00+15:00'::timestamptz WHERE id = %s",
@@ -159,7 +154,7 @@ def test_an_organization_whose_drain_fails_is_skipped_and_the_others_are_stored(
         return real(organization_id=organization_id, **kwargs)
 
     monkeypatch.setattr(store, "inbox_drain", failing_for_a)
-    services.events_drain_all()
+    drain.events_drain_all()
     assert store.inbox_pending() == [(tenant_a.org.id, 1, 1)]
     failure = JobFailure.objects.get()
     assert (failure.job, failure.object_id, failure.error) == (
@@ -168,10 +163,10 @@ def test_an_organization_whose_drain_fails_is_skipped_and_the_others_are_stored(
         "RuntimeError: disk on fire",
     )
     monkeypatch.setattr(store, "inbox_drain", real)
-    services.events_drain_all()
+    drain.events_drain_all()
     assert store.inbox_pending() == [(tenant_a.org.id, 1, 1)]  # quarantined until retried
     call_command("job_failures", "--retry", "--job", "events_drain", stdout=StringIO())
-    services.events_drain_all()
+    drain.events_drain_all()
     assert store.inbox_pending() == []
 
 

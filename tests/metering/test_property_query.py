@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
-from core.services import api_key_create, organization_create
 from metering import services
 from metering.jsonpath import as_number
+from tests.factories import ApiKeyFactory, MeterFactory, OrganizationFactory
 from tests.metering.conftest import ce, post_events
 
 pytestmark = pytest.mark.django_db
@@ -158,13 +158,11 @@ def assert_same(got, want, agg):
 )
 def test_query_equals_brute_force(tenant_a, tenant_b, events, late, queries):
     n = next(_org_counter)
-    org = organization_create(slug=f"prop-{n}", name="prop")
+    org = OrganizationFactory(slug=f"prop-{n}", name="prop")
     client = APIClient()
-    client.credentials(
-        HTTP_AUTHORIZATION="Bearer " + api_key_create(organization=org, name="k", scopes=["admin"]).secret
-    )
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {ApiKeyFactory(organization=org).secret}")
     for agg in AGGS:
-        services.meter_create(
+        MeterFactory(
             organization=org,
             slug=agg.lower(),
             event_type="t",
@@ -204,7 +202,7 @@ def test_query_equals_brute_force(tenant_a, tenant_b, events, late, queries):
                 )
 
     # tenant B ingests the same ids and subjects with huge values into its own meter: must never leak
-    services.meter_create(
+    MeterFactory(
         organization=tenant_b.org, slug=f"sum-{n}", event_type="t", aggregation="SUM", value_property="$.v"
     )
     post_events(

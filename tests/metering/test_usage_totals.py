@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 
 from core.errors import NotFound, ValidationFailed
 from metering import selectors, services
+from tests.factories import MeterFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +26,7 @@ MODELS = ["a", "b", "c"]
 
 def meters(org):
     return [
-        services.meter_create(
+        MeterFactory(
             organization=org,
             slug="tok",
             event_type="prompt",
@@ -33,14 +34,14 @@ def meters(org):
             value_property="$.tokens",
             group_by={"model": "$.model", "kind": "$.kind"},
         ),
-        services.meter_create(
+        MeterFactory(
             organization=org,
             slug="req",
             event_type="request",
             aggregation="COUNT",
             group_by={"model": "$.model"},
         ),
-        services.meter_create(
+        MeterFactory(
             organization=org, slug="peak", event_type="prompt", aggregation="MAX", value_property="$.tokens"
         ),
     ]

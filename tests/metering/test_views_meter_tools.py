@@ -18,6 +18,7 @@ from catalog.services import feature_create, feature_delete
 from core.models import AuditLog
 from metering import services
 from metering.models import Meter
+from tests.factories import MeterFactory
 from tests.metering.conftest import ce, post_events
 
 pytestmark = pytest.mark.django_db
@@ -266,7 +267,7 @@ def test_meter_pages_within_budget_and_constant(tenant_a, tenant_b, usage):
 
 
 def test_event_log_marks_partly_counted_events_as_such(tenant_a, tenant_b, tokens_meter):
-    services.meter_create(
+    MeterFactory(
         organization=tenant_a.org,
         slug="latency",
         event_type="prompt",
