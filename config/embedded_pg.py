@@ -34,8 +34,8 @@ def _import_pgserver():
     os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")  # noqa: S108 - platformdirs warns without it
     warnings.filterwarnings("ignore", module="platformdirs")
     logging.getLogger("pgserver").setLevel(logging.WARNING)
-    try:  # imported only when the embedded server is used: with DATABASE_URL set it is never loaded
-        import pgserver
+    try:
+        import pgserver  # only when the embedded server is used: with DATABASE_URL set it is never loaded
     except ImportError as exc:  # pragma: no cover - pgserver is a hard dependency
         raise ImproperlyConfigured(
             "DATABASE_URL is unset and the embedded PostgreSQL (pgserver) is not installed. "

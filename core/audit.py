@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
@@ -11,17 +11,19 @@ from core.models import ApiKey, AuditLog, Organization
 Actor = AbstractBaseUser | AnonymousUser | ApiKey | str | None
 
 
-def audit_build(
-    *,
-    organization: Organization,
-    actor: Actor,
-    action: str,
-    object_type: str,
-    object_id: str,
-    before: Any = None,
-    after: Any = None,
-) -> AuditLog:
+class AuditFields(TypedDict):
+    organization: Organization
+    actor: Actor
+    action: str
+    object_type: str
+    object_id: str
+    before: NotRequired[Any]
+    after: NotRequired[Any]
+
+
+def audit_build(**fields: Unpack[AuditFields]) -> AuditLog:
     """An unsaved audit row; `audit_record` saves one, `audit_record_many` bulk-inserts several."""
+    actor = fields["actor"]
     user = actor if isinstance(actor, AbstractBaseUser) else None
     key = actor if isinstance(actor, ApiKey) else None
     if user is not None:
@@ -33,37 +35,21 @@ def audit_build(
     else:
         label = "system"
     return AuditLog(
-        organization=organization,
+        organization=fields["organization"],
         actor_user=user,  # type: ignore[misc]
         actor_api_key=key,
         actor_label=label,
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id),
-        before=before,
-        after=after,
+        action=fields["action"],
+        object_type=fields["object_type"],
+        object_id=str(fields["object_id"]),
+        before=fields.get("before"),
+        after=fields.get("after"),
     )
 
 
-def audit_record(
-    *,
-    organization: Organization,
-    actor: Actor,
-    action: str,
-    object_type: str,
-    object_id: str,
-    before: Any = None,
-    after: Any = None,
-) -> AuditLog:
-    entry = audit_build(
-        organization=organization,
-        actor=actor,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        before=before,
-        after=after,
-    )
+def audit_record(**fields: Unpack[AuditFields]) -> AuditLog:
+    """Save one audit row (the same keyword arguments as `audit_build`)."""
+    entry = audit_build(**fields)
     entry.save()
     return entry
 

@@ -7,6 +7,7 @@ the database.
 
 from __future__ import annotations
 
+import colorsys
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -105,8 +106,6 @@ def bar_chart(
 
 def brand_color(seed: str) -> str:
     """A stable, readable brand colour per tenant (hue from the organization id)."""
-    import colorsys
-
     hue = int(hashlib.sha256(seed.encode()).hexdigest()[:4], 16) / 0xFFFF
     r, g, b = colorsys.hls_to_rgb(hue, 0.42, 0.55)
     return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"

@@ -18,7 +18,7 @@ class CustomerFactory(factory.django.DjangoModelFactory):
 
     organization = factory.SubFactory(OrganizationFactory)
     key = factory.Sequence(lambda n: f"customer-{n}")
-    name = factory.LazyAttribute(lambda c: f"{c.key.replace('-', ' ').title()} Ltd")
+    name = factory.LazyAttribute(lambda c: f"{c.key.title()} Ltd")
     primary_email = factory.LazyAttribute(lambda c: f"billing@{c.key}.test")
     currency = "USD"
     billing_address = factory.LazyFunction(

@@ -16,9 +16,10 @@ from urllib.parse import parse_qsl
 import pytest
 import stripe
 
-from billing.models import Customer, CustomerSubject, Subscription, SubscriptionItem
+from billing.models import Customer, Subscription
 from config.celery import app as celery_app
 from invoicing import sources, stripe_gateway
+from tests.factories import CustomerFactory, SubscriptionFactory, SubscriptionItemFactory
 
 
 @pytest.fixture(autouse=True)
@@ -56,21 +57,10 @@ def usage():
 
 # --- billing rows ---------------------------------------------------------------------------------
 def make_customer(tenant, key: str, *, currency: str = "USD", name: str | None = None) -> Customer:
-    customer = Customer.objects.create(
-        organization=tenant.org,
-        key=key,
-        name=name or f"{key.title()} Ltd",
-        primary_email=f"billing@{key}.test",
-        currency=currency,
-        billing_address={
-            "line1": "1 Main Street",
-            "city": "Springfield",
-            "postalCode": "12345",
-            "country": "US",
-        },
+    """A customer with an address and one subject, `subj-<key>`."""
+    return CustomerFactory(
+        organization=tenant.org, key=key, currency=currency, **({"name": name} if name else {})
     )
-    CustomerSubject.objects.create(organization=tenant.org, customer=customer, subject_key=f"subj-{key}")
-    return customer
 
 
 GRADUATED = {
@@ -95,30 +85,22 @@ def make_subscription(
     plan_key: str = "pro",
     currency: str = "USD",
 ) -> Subscription:
-    sub = Subscription.objects.create(
-        organization=tenant.org,
+    sub = SubscriptionFactory(
         customer=customer,
         plan_key=plan_key,
-        plan_version=1,
-        name=plan_key.title(),
         currency=currency,
-        timezone="UTC",
-        billing_cadence="P1M",
         billing_anchor=anchor,
         active_from=active_from or anchor,
         active_to=active_to,
-        plan_snapshot={"key": plan_key, "version": 1, "phases": []},
     )
     for spec in items:
-        SubscriptionItem.objects.create(
-            organization=tenant.org,
+        SubscriptionItemFactory(
             subscription=sub,
             key=spec["key"],
             name=spec.get("name", spec["key"].title()),
             feature_key=spec.get("feature_key", ""),
             price=spec["price"],
             payment_term=spec.get("payment_term", "in_advance"),
-            billing_cadence="P1M",
             quantity=Decimal(spec.get("quantity", "1")),
             discounts=spec.get("discounts"),
             active_from=spec.get("active_from", sub.active_from),

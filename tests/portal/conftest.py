@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
 
 from billing.services import customer_create
+from metering.services import events_ingest, rollups_advance
 from portal.services import portal_token_create
+from tests.factories import MeterFactory, SubscriptionFactory, SubscriptionItemFactory
 
 
 @dataclass
@@ -42,10 +46,6 @@ def cust_b(tenant_b) -> PortalCustomer:
 
 def ingest(tenant, rows) -> None:
     """rows: (subject, time, data dict, event type) → stored events, then rollups advanced."""
-    import json
-
-    from metering.services import events_ingest, rollups_advance
-
     events = [
         ("test", f"{tenant.org.slug}-{i}-{subject}-{t.isoformat()}", etype, subject, t, json.dumps(data))
         for i, (subject, t, data, etype) in enumerate(rows)
@@ -55,14 +55,9 @@ def ingest(tenant, rows) -> None:
 
 
 def make_token_meter(tenant):
-    from metering.services import meter_create
-
-    return meter_create(
+    return MeterFactory(
         organization=tenant.org,
         slug="tokens",
-        event_type="prompt",
-        aggregation="SUM",
-        value_property="$.tokens",
         group_by={"model": "$.model", "type": "$.type"},
         name="AI tokens",
     )
@@ -71,31 +66,17 @@ def make_token_meter(tenant):
 def subscribe(tenant, customer, *, feature_keys=(), addon_feature_keys=(), since=None, plan_key="pro"):
     """An active subscription of `customer` whose plan items bill `feature_keys` (and add-on items
     `addon_feature_keys`), stored directly (what billing materializes from a plan), active since `since`."""
-    from datetime import UTC, datetime
-
-    from billing.models import Subscription, SubscriptionItem
-
     since = since or datetime(2026, 1, 1, tzinfo=UTC)
-    sub = Subscription.objects.create(
-        organization=tenant.org,
-        customer=customer,
-        plan_key=plan_key,
-        plan_version=1,
-        name=plan_key.title(),
-        currency="USD",
-        billing_anchor=since,
-        active_from=since,
+    sub = SubscriptionFactory(
+        customer=customer, plan_key=plan_key, billing_anchor=since, currency="USD", plan_snapshot={}
     )
     for key, addon in [*((k, "") for k in feature_keys), *((k, "extra") for k in addon_feature_keys)]:
-        SubscriptionItem.objects.create(
-            organization=tenant.org,
+        SubscriptionItemFactory(
             subscription=sub,
             key=key,
             name=key,
             feature_key=key,
             addon_key=addon,
             price={"type": "unit", "amount": "0.01"},
-            billing_cadence="P1M",
-            active_from=since,
         )
     return sub
