@@ -15,6 +15,7 @@ class CustomerFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = Customer
+        skip_postgeneration_save = True  # the subjects hook writes its own rows, the customer is saved
 
     organization = factory.SubFactory(OrganizationFactory)
     key = factory.Sequence(lambda n: f"customer-{n}")
