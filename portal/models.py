@@ -49,3 +49,18 @@ class PortalToken(TenantModel):
     @property
     def is_active(self) -> bool:
         return self.invalidated_at is None and self.expires_at > timezone.now()
+
+
+class PortalSettings(TenantModel):
+    """What an organization lets its customers do in the portal. Self-service (changing plan among
+    `plan_keys`, canceling at the end of the billing period) is off until an admin turns it on."""
+
+    self_service = models.BooleanField(default=False)
+    plan_keys = ArrayField(models.CharField(max_length=256), default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization"], name="portal_settings_one_per_org")]
+
+    def __str__(self) -> str:
+        return f"portal settings of {self.organization_id}"

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from billing.models import Customer, Entitlement, SubscriptionItem
 from core.models import Organization
-from portal.models import PortalToken
+from portal.models import PortalSettings, PortalToken
 from portal.tokens import PortalTokenInvalid, token_unsign
 
 
@@ -146,3 +146,9 @@ def portal_scope_for_token(*, token: PortalToken) -> PortalScope:
         subjects=subjects,
         feature_keys=feature_keys,
     )
+
+
+def portal_settings_get(*, organization: Organization) -> PortalSettings:
+    """The organization's portal settings (self-service off, no plans, when never saved). One query."""
+    found = PortalSettings.objects.filter(organization=organization).first()
+    return found or PortalSettings(organization=organization)

@@ -1,4 +1,6 @@
-"""Writes owned by the portal: portal tokens (mint, invalidate). Simulation runs live in simulation.py."""
+"""Writes owned by the portal: portal tokens (mint, invalidate), the organization's portal settings, and
+a customer's self-service plan change and cancelation (through billing's subscription services, only
+where the organization turned self-service on)."""
 
 from __future__ import annotations
 
@@ -7,11 +9,14 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from billing.models import Subscription
+from billing.subscriptions import NEXT_BILLING_CYCLE, subscription_cancel, subscription_change
 from core.audit import Actor, audit_record
-from core.errors import NotFound, ValidationFailed
+from core.errors import Conflict, NotFound, ValidationFailed
 from core.models import Organization
 from portal import sources
-from portal.models import PortalToken
+from portal.models import PortalSettings, PortalToken
+from portal.selectors import PortalScope, portal_settings_get
 from portal.tokens import token_sign
 
 DEFAULT_TTL = timedelta(hours=1)
@@ -119,3 +124,73 @@ def _actor_label(actor: Actor) -> str:
         return actor
     username = getattr(actor, "get_username", None)
     return f"user:{username()}" if username else ""
+
+
+# --- settings and self-service --------------------------------------------------------------------------
+def portal_settings_update(
+    *, organization: Organization, self_service: bool, plan_keys: list[str], actor: Actor = None
+) -> PortalSettings:
+    """Turn customers' self-service on or off and choose the plans they may change to (audited)."""
+    keys = sorted(set(plan_keys))
+    with transaction.atomic():
+        row, _ = PortalSettings.objects.select_for_update().get_or_create(organization=organization)
+        before = {"selfService": row.self_service, "planKeys": list(row.plan_keys)}
+        row.self_service, row.plan_keys = self_service, keys
+        row.save(update_fields=["self_service", "plan_keys", "updated_at"])
+        audit_record(
+            organization=organization,
+            actor=actor,
+            action="portal_settings.updated",
+            object_type="portal_settings",
+            object_id=row.id,
+            before=before,
+            after={"selfService": self_service, "planKeys": keys},
+        )
+    return row
+
+
+def _self_service_subscription(scope: PortalScope) -> tuple[PortalSettings, Subscription]:
+    settings = portal_settings_get(organization=scope.organization)
+    if not settings.self_service or scope.customer is None:
+        raise Conflict(f"{scope.organization.name} does not offer plan changes in this portal.")
+    subscription = sources.subscription_current(
+        organization=scope.organization, customer=scope.customer, with_addons=False
+    )
+    if subscription is None:
+        raise Conflict("You have no active subscription.")
+    return settings, subscription
+
+
+def _customer_actor(scope: PortalScope) -> str:
+    customer = scope.customer
+    assert customer is not None
+    return f"portal:customer:{customer.key or customer.id}"
+
+
+def portal_plan_change(*, scope: PortalScope, plan_key: str) -> tuple[Subscription, Subscription]:
+    """The customer changes plan to one the organization allows: an upgrade now, a downgrade at the end
+    of the billing period (billing decides, `change_default_timing`). Audited by billing, the customer as
+    actor. Returns (old, new)."""
+    settings, subscription = _self_service_subscription(scope)
+    if plan_key not in settings.plan_keys or plan_key == subscription.plan_key:
+        raise ValidationFailed("Pick one of the plans offered.", field="plan")
+    return subscription_change(
+        organization=scope.organization,
+        subscription=subscription,
+        plan_key=plan_key,
+        timing=None,
+        actor=_customer_actor(scope),
+    )
+
+
+def portal_subscription_cancel(*, scope: PortalScope) -> Subscription:
+    """The customer cancels at the end of the current billing period (audited by billing)."""
+    _settings, subscription = _self_service_subscription(scope)
+    if subscription.active_to is not None:
+        raise Conflict("Your subscription already ends on " + f"{subscription.active_to:%B %-d, %Y}.")
+    return subscription_cancel(
+        organization=scope.organization,
+        subscription=subscription,
+        timing=NEXT_BILLING_CYCLE,
+        actor=_customer_actor(scope),
+    )

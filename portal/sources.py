@@ -13,7 +13,10 @@ from django.utils import timezone
 
 from billing import selectors as billing_selectors
 from billing.models import Customer, Subscription
+from billing.sources import PlanSpec, plan_spec_get
+from billing.subscriptions import IMMEDIATE, change_default_timing
 from catalog import selectors as catalog_selectors
+from catalog.models import PlanVersion
 from core.errors import NotFound
 from core.models import Organization
 from invoicing import selectors as invoicing_selectors
@@ -144,6 +147,57 @@ def entitlements_with_values(
         return []
     rows = billing_selectors.customer_entitlement_values(organization=organization, customer=customer, at=at)
     return [{"entitlement": r.entitlement, "value": r.value, "grants": r.grants} for r in rows]
+
+
+def subscription_successor(*, organization: Organization, subscription: Subscription) -> Subscription | None:
+    """The subscription a scheduled plan change starts (its `previous` is this one), or None."""
+    return (
+        billing_selectors.subscription_list(organization=organization).filter(previous=subscription).first()
+    )
+
+
+def plans_published(*, organization: Organization) -> list[PlanVersion]:
+    """The organization's published plans, one per key (the newest published version). One query."""
+    latest: dict[str, PlanVersion] = {}
+    for plan in catalog_selectors.plan_list(organization=organization, status="published"):
+        latest.setdefault(plan.key, plan)
+    return list(latest.values())
+
+
+def plan_choices(*, organization: Organization, subscription: Subscription, keys: list[str]) -> list[dict]:
+    """The published plans among `keys` other than the subscription's own, each with when a change to it
+    takes effect (billing's rule, `change_default_timing`: an upgrade now, a downgrade at the end of the
+    billing period): [{plan, upgrade}] in one query."""
+    if not keys:
+        return []
+    current = (
+        PlanSpec.from_json(subscription.plan_snapshot)
+        if subscription.plan_snapshot
+        else plan_spec_get(
+            organization=organization, key=subscription.plan_key, version=subscription.plan_version
+        )
+    )
+    latest: dict[str, PlanVersion] = {}
+    for plan in catalog_selectors.plan_list(organization=organization, key=keys, status="published"):
+        latest.setdefault(plan.key, plan)  # newest version first
+    out = []
+    for key in keys:
+        if key not in latest or key == subscription.plan_key:
+            continue
+        plan = latest[key]
+        spec = PlanSpec.from_json(
+            {
+                "id": plan.id,
+                "key": plan.key,
+                "version": plan.version,
+                "name": plan.name,
+                "currency": plan.currency,
+                "billingCadence": plan.billing_cadence,
+                "phases": plan.phases,
+            }
+        )
+        out.append({"plan": plan, "upgrade": change_default_timing(current, spec) == IMMEDIATE})
+    return out
 
 
 # --- invoicing ------------------------------------------------------------------------------------

@@ -22,6 +22,9 @@ urlpatterns = [
     path("portal/estimate/", views.estimate, name="portal_estimate"),
     path("portal/balances/", views.balances, name="portal_balances"),
     path("portal/invoices/", views.invoices, name="portal_invoices"),
+    path("portal/plan/", views.plan, name="portal_plan"),
+    path("portal/plan/change/", views.plan_change, name="portal_plan_change"),
+    path("portal/plan/cancel/", views.plan_cancel, name="portal_plan_cancel"),
     path("portal/invoices/<str:invoice_id>/pdf/", views.invoice_pdf, name="portal_invoice_pdf"),
     re_path(r"^portal/(?P<token>mlp_[A-Za-z0-9_\-:.]+)/?$", views.magic_link, name="portal_magic_link"),
     path(
@@ -29,4 +32,5 @@ urlpatterns = [
         console.customer_portal_link,
         name="portal_console_customer_link",
     ),
+    path("console/portal/settings/", console.portal_settings, name="portal_console_settings"),
 ]

@@ -14,16 +14,28 @@ from decimal import Decimal
 from functools import wraps
 from typing import Any
 
+from django import forms
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from core import rls
 from core.charts import Bar, bar_chart, brand_color, fmt_number
+from core.errors import DomainError
+from core.forms import add_domain_error, error_map
 from portal import sources
-from portal.selectors import PortalScope, portal_scope_for_token, portal_token_check, portal_token_verify
+from portal.forms import CancelForm, PlanChangeForm
+from portal.selectors import (
+    PortalScope,
+    portal_scope_for_token,
+    portal_settings_get,
+    portal_token_check,
+    portal_token_verify,
+)
+from portal.services import portal_plan_change, portal_subscription_cancel
 from portal.tokens import PortalTokenInvalid, token_unsign
 
 COOKIE = "portal_token"
@@ -134,6 +146,9 @@ def home(request: HttpRequest, scope: PortalScope) -> HttpResponse:
             if m.slug not in with_feature
         ]
     subscription = sources.subscription_current(organization=scope.organization, customer=scope.customer)
+    self_service = (
+        subscription is not None and portal_settings_get(organization=scope.organization).self_service
+    )
     return render(
         request,
         "portal/home.html",
@@ -141,6 +156,7 @@ def home(request: HttpRequest, scope: PortalScope) -> HttpResponse:
             scope,
             charts=charts,
             subscription=subscription,
+            self_service=self_service,
             addons=_addons(subscription),
             plan_features=[f.name or f.key for f in features] if scope.feature_keys is not None else [],
         ),
@@ -341,3 +357,74 @@ def invoice_pdf(request: HttpRequest, scope: PortalScope, invoice_id: str) -> Ht
     response = HttpResponse(pdf, content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="{invoice.number or invoice.id}.pdf"'
     return response
+
+
+# --- self-service: change plan, cancel -----------------------------------------------------------------
+DONE = {
+    "changed": "Your plan has changed.",
+    "scheduled": "Your plan change is scheduled.",
+    "canceled": "Your subscription is canceled at the end of the billing period.",
+}
+
+
+def _plan_page(
+    request: HttpRequest, scope: PortalScope, form: forms.Form | None = None, status: int = 200
+) -> HttpResponse:
+    """The plan page: the current plan and period, what is scheduled, the plans offered with when a change
+    takes effect, and the cancel button. Without self-service, a page saying so."""
+    settings = portal_settings_get(organization=scope.organization)
+    subscription = sources.subscription_current(
+        organization=scope.organization, customer=scope.customer, with_addons=False
+    )
+    context: dict[str, Any] = {"enabled": settings.self_service and scope.customer is not None}
+    if context["enabled"] and subscription is not None:
+        successor = sources.subscription_successor(organization=scope.organization, subscription=subscription)
+        period = sources.subscription_period(subscription=subscription, at=timezone.now())
+        context.update(
+            subscription=subscription,
+            successor=successor,
+            period_end=period.end if period else None,
+            choices=[]
+            if successor or subscription.active_to
+            else sources.plan_choices(
+                organization=scope.organization, subscription=subscription, keys=settings.plan_keys
+            ),
+            errors=error_map(form) if form is not None else {},
+            done=DONE.get(request.GET.get("done", "")),
+        )
+    return render(request, "portal/plan.html", _ctx(scope, **context), status=status)
+
+
+@require_GET
+@portal_view
+def plan(request: HttpRequest, scope: PortalScope) -> HttpResponse:
+    return _plan_page(request, scope)
+
+
+@require_POST
+@portal_view
+def plan_change(request: HttpRequest, scope: PortalScope) -> HttpResponse:
+    settings = portal_settings_get(organization=scope.organization)
+    form = PlanChangeForm(request.POST, plan_keys=settings.plan_keys)
+    if form.is_valid():
+        try:
+            _old, new = portal_plan_change(scope=scope, plan_key=form.cleaned_data["plan"])
+        except DomainError as exc:
+            add_domain_error(form, exc)
+        else:
+            done = "changed" if new.active_from <= timezone.now() else "scheduled"
+            return redirect(f"{reverse('portal_plan')}?done={done}")
+    return _plan_page(request, scope, form, status=400)
+
+
+@require_POST
+@portal_view
+def plan_cancel(request: HttpRequest, scope: PortalScope) -> HttpResponse:
+    form = CancelForm(request.POST)
+    form.is_valid()
+    try:
+        portal_subscription_cancel(scope=scope)
+    except DomainError as exc:
+        add_domain_error(form, exc)
+        return _plan_page(request, scope, form, status=400)
+    return redirect(f"{reverse('portal_plan')}?done=canceled")

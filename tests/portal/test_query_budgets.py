@@ -14,7 +14,8 @@ from django.utils import timezone
 from analytics.services import simulation_run_start
 from billing.entitlements import entitlement_create
 from billing.models import Subscription, SubscriptionItem
-from catalog.services import plan_create
+from catalog.services import plan_create, plan_publish
+from portal.services import portal_settings_update
 from tests.catalog.factories import make_feature, plan_body
 from tests.conftest import PASSWORD
 from tests.portal.conftest import ingest, make_portal_customer, make_token_meter
@@ -54,6 +55,7 @@ def build(tenant, size: int, prefix: str):
             customer=pc.customer,
             plan_key="pro" if i % 2 else "basic",
             plan_version=1,
+            plan_snapshot={"key": "pro" if i % 2 else "basic", "version": 1, "phases": []},
             name="Pro",
             currency="USD",
             billing_anchor=now - timedelta(days=40),
@@ -183,7 +185,10 @@ def setup_org(tenant_a):
         name="API requests",
     )
     make_feature(tenant_a, key="requests", meter="requests")
-    plan_create(organization=tenant_a.org, key="pro", data=plan_body(key="pro", feature_key="tokens"))
+    pro = plan_create(organization=tenant_a.org, key="pro", data=plan_body(key="pro", feature_key="tokens"))
+    plan_publish(organization=tenant_a.org, plan_id=pro.id)
+    # self-service on: the plan page lists "pro" to the customers on "basic"
+    portal_settings_update(organization=tenant_a.org, self_service=True, plan_keys=["pro"])
     return tenant_a
 
 
@@ -196,6 +201,7 @@ PORTAL_URLS = [
     "/portal/estimate/",
     "/portal/balances/",
     "/portal/invoices/",
+    "/portal/plan/",
 ]
 CONSOLE_URLS = [
     "/console/dashboards/",
@@ -206,6 +212,7 @@ CONSOLE_URLS = [
     "/console/dashboards/usage/chargeback/?period=last_30_days",
     "/console/dashboards/usage/trend/?meter=tokens",
     "/console/simulations/",
+    "/console/portal/settings/",
 ]
 
 
@@ -226,6 +233,8 @@ def measure(client, tenant, size, prefix):
     portal = client.__class__()
     portal.get(f"/portal/{first.token}")
     portal_counts = counts(portal, PORTAL_URLS)
+    plan_page = portal.get("/portal/plan/").content.decode()
+    assert 'id="plan-pro"' in plan_page and "Upgrade: applies now" in plan_page, plan_page
     page = portal.get("/portal/balances/", HTTP_HX_REQUEST="true").content.decode()
     assert all(f'id="ent-{k}"' in page for k in ("tokens", "gpt4o_output", "requests")), page
     client.login(username=tenant.user.username, password=PASSWORD)
