@@ -129,11 +129,16 @@ class FlatPriceSerializer(serializers.Serializer):
     paymentTerm = serializers.ChoiceField(choices=PAYMENT_TERMS, required=False)
 
 
-class UnitPriceSerializer(serializers.Serializer):
-    type = _const("unit")
-    amount = _decimal(help_text="Per unit.")
+# A usage price's optional minimum and maximum spend per period (a comment, not a docstring: the schema would
+# show a docstring as every usage price's description).
+class _CommittedPrice(serializers.Serializer):
     minimumAmount = _optional_decimal()
     maximumAmount = _optional_decimal()
+
+
+class UnitPriceSerializer(_CommittedPrice):
+    type = _const("unit")
+    amount = _decimal(help_text="Per unit.")
 
 
 class TierUnitPriceSerializer(serializers.Serializer):
@@ -156,35 +161,27 @@ class PriceTierSerializer(serializers.Serializer):
     flatPrice = TierFlatPriceSerializer(required=False, allow_null=True)
 
 
-class TieredPriceSerializer(serializers.Serializer):
+class TieredPriceSerializer(_CommittedPrice):
     type = _const("tiered")
     mode = serializers.ChoiceField(choices=TIER_MODES, help_text="graduated or volume.")
     tiers = PriceTierSerializer(many=True)
-    minimumAmount = _optional_decimal()
-    maximumAmount = _optional_decimal()
 
 
-class PackagePriceSerializer(serializers.Serializer):
+class PackagePriceSerializer(_CommittedPrice):
     type = _const("package")
     amount = _decimal(help_text="Per package.")
     quantityPerPackage = _decimal()
-    minimumAmount = _optional_decimal()
-    maximumAmount = _optional_decimal()
 
 
-class DynamicPriceSerializer(serializers.Serializer):
+class DynamicPriceSerializer(_CommittedPrice):
     type = _const("dynamic")
     multiplier = _decimal(required=False, help_text="Amount = quantity (a cost) x multiplier; default 1.")
-    minimumAmount = _optional_decimal()
-    maximumAmount = _optional_decimal()
 
 
-class PercentagePriceSerializer(serializers.Serializer):
+class PercentagePriceSerializer(_CommittedPrice):
     type = _const("percentage")
     percentage = _decimal(help_text="0 to 100, of the transaction volume.")
     fixedAmountPerEvent = _optional_decimal()
-    minimumAmount = _optional_decimal()
-    maximumAmount = _optional_decimal()
 
 
 PRICE_SCHEMA = PolymorphicProxySerializer(
@@ -326,9 +323,8 @@ class FeatureOutput(serializers.Serializer):
     archivedAt = serializers.DateTimeField(allow_null=True)
 
 
+# A plan or add-on version's body (create or replace); no docstring, for the schema's sake (see above).
 class VersionBody(serializers.Serializer):
-    """A plan or add-on version's body (create or replace)."""
-
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         """{key, data}: the key apart, the rest the version's document (validated whole by the versioned-
         document service against the organization's features and add-ons, each bad field by its path)."""

@@ -122,3 +122,29 @@ def dec_str(value: Decimal) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text
+
+
+__all__ = [
+    "ENGINE_CONTEXT",
+    "HUNDRED",
+    "MAX_ABS",
+    "MAX_PRICE_DECIMALS",
+    "PAYMENT_TERMS",
+    "PRICE_TYPES",
+    "TIER_MODES",
+    "USAGE_PRICE_TYPES",
+    "ZERO",
+    "Commitments",
+    "Discounts",
+    "DynamicPrice",
+    "FlatPrice",
+    "Line",
+    "PackagePrice",
+    "PercentagePrice",
+    "Price",
+    "Rating",
+    "Tier",
+    "TieredPrice",
+    "UnitPrice",
+    "dec_str",
+]

@@ -359,3 +359,20 @@ def line_to_json(line: Line) -> dict[str, Any]:
         "amount": dec_str(line.amount),
         "tier": line.tier,
     }
+
+
+__all__ = [
+    "ErrorList",
+    "PriceInvalid",
+    "discounts_to_json",
+    "line_to_json",
+    "parse_commitments",
+    "parse_decimal",
+    "parse_discounts",
+    "parse_discounts_into",
+    "parse_price",
+    "parse_price_into",
+    "parse_quantity",
+    "parse_tiers_into",
+    "price_to_json",
+]

@@ -347,3 +347,21 @@ def price_preview(
     )
     code = currency.upper()
     return Preview(amount=price_total(rating, code), unrounded=rating.amount, currency=code, rating=rating)
+
+
+__all__ = [
+    "Preview",
+    "effective_commitments",
+    "price_preview",
+    "price_total",
+    "rate",
+    "rate_base",
+    "rate_dynamic",
+    "rate_flat",
+    "rate_graduated",
+    "rate_package",
+    "rate_percentage",
+    "rate_unit",
+    "rate_volume",
+    "volume_tier_index",
+]
