@@ -148,7 +148,8 @@ def by_method(**views: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
     """One URL, one view per HTTP method (a list page and its create form share the URL)."""
 
     def dispatch(request: ConsoleRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        view = views.get(request.method.lower() if request.method else "get")
+        method = (request.method or "GET").lower()
+        view = views.get("get" if method == "head" else method)
         if view is None:
             return HttpResponse(status=405, headers={"Allow": ", ".join(m.upper() for m in views)})
         return view(request, *args, **kwargs)

@@ -58,4 +58,5 @@ def test_create_then_archive_each_through_its_own_view(setup):
     assert Feature.objects.filter(organization=b.org, key="globex_tokens", archived_at=None).exists()
     page = client.get("/console/features/")
     assert b"globex_tokens" not in page.content
+    assert client.head("/console/features/").status_code == 200
     assert client.delete("/console/features/").status_code == 405
