@@ -118,10 +118,13 @@ CONFLICT_INSERT = (
 # - `f`: the first occurrence of each (source, id), in acceptance order (first accepted wins);
 # - `n`: their seq, drawn in acceptance order (PostgreSQL evaluates the volatile nextval after the sort);
 # - `k`: their dedup keys, inserted in key order (the primary key's order); a key already stored is skipped;
-# - `ins`: the events whose key was new, inserted in the order of the query index (type, subject, time);
-# - `dup`/`old`: for keys stored before, the stored payload (one key probe and one event probe each,
-#   never a join over the organization's events, whose statistics are often stale);
-# - `won`/`rej`: every incoming event whose payload differs from the one that counts is a conflict.
+# - `dup`: the keys stored before; `ins`: the other events, inserted in the query index's order (type,
+#   subject, time); both test membership with hashed `NOT IN` subplans, never a join the planner could turn
+#   into a nested loop (the row estimates of CTEs are guesses);
+# - `old`: the stored payload of each key seen before (one key probe and one event probe each, never a
+#   join over the organization's events, whose statistics are often stale);
+# - `judged`/`rej`: per key, the payload that counts is the stored one, else the first occurrence (one
+#   window over the stored and incoming rows, no join); every incoming event that differs is a conflict.
 STORE_SQL = (
     "WITH v AS ({source}), "
     "f AS (SELECT DISTINCT ON (source, event_id) * FROM v ORDER BY source, event_id, bid, ord), "
@@ -129,24 +132,24 @@ STORE_SQL = (
     "k AS (INSERT INTO metering_eventkey (organization_id, source, event_id, seq, time) "
     "  SELECT %(org)s, source, event_id, seq, time FROM n ORDER BY source, event_id "
     "  ON CONFLICT DO NOTHING RETURNING seq), "
+    "dup AS MATERIALIZED (SELECT n.seq, n.source, n.event_id FROM n WHERE n.seq NOT IN (SELECT seq FROM k)), "
     "ins AS (INSERT INTO metering_event (seq, organization_id, source, event_id, type, subject, time, data, "
     "  stored_at) SELECT n.seq, %(org)s, n.source, n.event_id, n.type, n.subject, n.time, n.data, n.received_at "
-    "  FROM n JOIN k ON k.seq = n.seq ORDER BY n.type, n.subject, n.time RETURNING subject, type, time), "
-    "dup AS MATERIALIZED (SELECT n.source, n.event_id FROM n WHERE NOT EXISTS (SELECT FROM k WHERE k.seq = n.seq)), "
+    "  FROM n WHERE n.seq NOT IN (SELECT seq FROM dup) ORDER BY n.type, n.subject, n.time "
+    "  RETURNING subject, type, time), "
     "old AS (SELECT d.source, d.event_id, s.type, s.subject, s.time, s.data FROM dup d CROSS JOIN LATERAL "
     "  (SELECT e.type, e.subject, e.time, e.data FROM metering_eventkey ek JOIN metering_event e "
     "   ON e.organization_id = ek.organization_id AND e.seq = ek.seq AND e.time = ek.time "
     "   WHERE ek.organization_id = %(org)s AND ek.source = d.source AND ek.event_id = d.event_id LIMIT 1) s), "
-    "won AS (SELECT f.source, f.event_id, "
-    "  CASE WHEN o.event_id IS NULL THEN f.type ELSE o.type END AS type, "
-    "  CASE WHEN o.event_id IS NULL THEN f.subject ELSE o.subject END AS subject, "
-    "  CASE WHEN o.event_id IS NULL THEN f.time ELSE o.time END AS time, "
-    "  CASE WHEN o.event_id IS NULL THEN f.data ELSE o.data END AS data "
-    "  FROM f LEFT JOIN old o ON o.source = f.source AND o.event_id = f.event_id), "
-    f"rej AS ({CONFLICT_INSERT}SELECT %(org)s, v.source, v.event_id, v.type, v.subject, v.time, v.data, "
-    "  %(reason)s, %(detail)s, v.received_at FROM v JOIN won w ON w.source = v.source AND w.event_id = v.event_id "
-    "  WHERE (w.type, w.subject, w.time, w.data) IS DISTINCT FROM (v.type, v.subject, v.time, v.data) "
-    "  RETURNING 1) "
+    "judged AS (SELECT c.*, first_value(type) OVER w AS w_type, first_value(subject) OVER w AS w_subject, "
+    "  first_value(time) OVER w AS w_time, first_value(data) OVER w AS w_data FROM ("
+    "    SELECT source, event_id, type, subject, time, data, 0 AS prio, 0::bigint AS bid, 0::bigint AS ord, "
+    "    NULL::timestamptz AS received_at FROM old UNION ALL "
+    "    SELECT source, event_id, type, subject, time, data, 1, bid, ord, received_at FROM v) c "
+    "  WINDOW w AS (PARTITION BY source, event_id ORDER BY prio, bid, ord)), "
+    f"rej AS ({CONFLICT_INSERT}SELECT %(org)s, source, event_id, type, subject, time, data, %(reason)s, "
+    "  %(detail)s, received_at FROM judged WHERE prio = 1 "
+    "  AND (w_type, w_subject, w_time, w_data) IS DISTINCT FROM (type, subject, time, data) RETURNING 1) "
     "SELECT (SELECT count(*) FROM ins), "
     "(SELECT coalesce(array_agg(DISTINCT subject), '{}') FROM ins), "
     "(SELECT coalesce(array_agg(DISTINCT type), '{}') FROM ins), "

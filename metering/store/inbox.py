@@ -20,7 +20,7 @@ from metering.store.events import CONFLICT_INSERT, ORG_LOCK_CLASS, StoreCounts, 
 DRAIN_LOCK_CLASS = (
     ORG_LOCK_CLASS  # pg_advisory_xact_lock(DRAIN_LOCK_CLASS, hashtext(org)): one drainer per org
 )
-DRAIN_MAX_EVENTS = 20_000  # events moved per drain transaction (several batches; at least one)
+DRAIN_MAX_EVENTS = 5_000  # events per drain transaction (several batches; at least one): short transactions
 UNPROCESSABLE_REASON = "unprocessable_batch"
 
 
