@@ -85,14 +85,23 @@ def tax_specs(organization: Organization) -> tuple[L.TaxSpec | None, dict[str, L
 
 class InvoiceBuilder:
     def __init__(
-        self, *, organization: Organization, customer_ids: list[str], moments: list[datetime]
+        self,
+        *,
+        organization: Organization,
+        customer_ids: list[str],
+        moments: list[datetime],
+        items: dict[str, list[sources.BillableItem]] | None = None,
     ) -> None:
+        """`items`: the customers' `sources.billable_items` for these moments when the caller has read
+        them already (the upcoming invoice reads them with its periods: `sources.customer_timeline`)."""
         self.organization = organization
         self.since = min(moments) - sources.LOOKBACK
         self.until = max(moments)
-        self.items = sources.billable_items(
-            organization=organization, customer_ids=customer_ids, since=self.since, until=self.until
-        )
+        if items is None:
+            items = sources.billable_items(
+                organization=organization, customer_ids=customer_ids, since=self.since, until=self.until
+            )
+        self.items = items
         rows = (
             InvoiceLine.objects.filter(
                 organization=organization,

@@ -580,13 +580,24 @@ def invoice_gathering_get(
 
 
 def invoice_upcoming_build(
-    *, organization: Organization, customer_id: str, currency: str, period_end: datetime, now: datetime
+    *,
+    organization: Organization,
+    customer_id: str,
+    currency: str,
+    period_end: datetime,
+    now: datetime,
+    timeline: sources.CustomerTimeline | None = None,
 ) -> Build:
     """What the invoice at the end of the current period would hold if usage stopped now (the upcoming
     invoice): everything due at `period_end`, with the open periods' usage so far and no commitments yet,
-    before credits. Writes nothing."""
+    before credits. Writes nothing. `timeline` (`sources.customer_timeline`) spares the items read."""
     moment = Moment(customer_id, currency, period_end, progressive=True, usage_upto=min(now, period_end))
-    builder = InvoiceBuilder(organization=organization, customer_ids=[customer_id], moments=[period_end])
+    builder = InvoiceBuilder(
+        organization=organization,
+        customer_ids=[customer_id],
+        moments=[period_end],
+        items=timeline.items_for(period_end) if timeline is not None else None,
+    )
     builder.prefetch([moment])
     return builder.build(moment, apply_credits=False)
 
@@ -604,16 +615,43 @@ def invoice_upcoming(
     *, organization: Organization, customer: Customer, now: datetime | None = None
 ) -> list[Upcoming]:
     """The customer's next invoice per currency as it stands now (nothing stored): what is due at the end
-    of the current billing period, with the open periods' usage so far, before credits."""
+    of the current billing period, with the open periods' usage so far, before credits. The periods and
+    the items come from one read (`sources.customer_timeline`)."""
     now = now or timezone.now()
+    timeline = sources.customer_timeline(organization=organization, customer_id=customer.id, at=now)
+    return _upcoming(organization=organization, timeline=timeline, now=now)
+
+
+def customer_invoice_upcoming(
+    *, organization: Organization, customer_id: str, now: datetime | None = None
+) -> list[Upcoming]:
+    """`invoice_upcoming` of a live customer known by id (the console's customer page): the read of its
+    items also tells whether it exists, so the customer row is read only when it has none. Raises
+    NotFound for another organization's, a deleted or an unknown customer."""
+    now = now or timezone.now()
+    timeline = sources.customer_timeline(organization=organization, customer_id=customer_id, at=now)
+    live = timeline.customer_live
+    if live is None:
+        live = Customer.objects.filter(
+            organization=organization, id=customer_id, deleted_at__isnull=True
+        ).exists()
+    if not live:
+        raise NotFound("Customer not found.", field="customer")
+    return _upcoming(organization=organization, timeline=timeline, now=now)
+
+
+def _upcoming(
+    *, organization: Organization, timeline: sources.CustomerTimeline, now: datetime
+) -> list[Upcoming]:
     out = []
-    for cp in sources.current_periods(organization=organization, customer_id=customer.id, at=now):
+    for cp in timeline.periods:
         build = invoice_upcoming_build(
             organization=organization,
-            customer_id=customer.id,
+            customer_id=timeline.customer_id,
             currency=cp.currency,
             period_end=cp.period_end,
             now=now,
+            timeline=timeline,
         )
         out.append(Upcoming(cp.currency, cp.period_start, cp.period_end, build.lines, L.totals(build.lines)))
     return out

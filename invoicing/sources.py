@@ -16,10 +16,19 @@ from decimal import Decimal
 from typing import Any
 
 from django.apps import apps
-from django.db.models import Q
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db.models import OuterRef, Q
+from django.db.models.functions import JSONObject
 
+from billing.models import CustomerSubject
+from billing.periods import Cadence, InvalidCadence, period_at, period_start
+from billing.selectors import subjects_for_customers
+from catalog.models import Feature
+from catalog.selectors import feature_list
 from core.models import Organization
 from invoicing.lines import BillableItem
+from metering import selectors as metering_selectors
+from metering.models import Meter
 
 __all__ = ["BillableItem", "CurrentPeriod", "DuePeriod", "UsageRequest"]
 
@@ -81,6 +90,18 @@ _ITEM_FIELDS = {
 }
 
 
+def _billable_item(row: dict[str, Any]) -> BillableItem | None:
+    """A `SubscriptionItem` row (values over `_ITEM_FIELDS`) as a BillableItem; None for an item removed at
+    the instant it started."""
+    if row["active_to"] is not None and row["active_to"] <= row["active_from"]:
+        return None
+    fields = {ours: row[theirs] for theirs, ours in _ITEM_FIELDS.items()}
+    fields["payment_term"] = fields["payment_term"] or "in_advance"
+    fields["timezone"] = fields["timezone"] or "UTC"
+    fields["plan_cadence"] = fields["plan_cadence"] or "P1M"
+    return BillableItem(**fields)
+
+
 def _billing_items_bulk(
     *, organization: Organization, customer_ids: list[str], since: datetime, until: datetime
 ) -> dict[str, list[BillableItem]]:
@@ -100,21 +121,91 @@ def _billing_items_bulk(
         .values("subscription__customer_id", *_ITEM_FIELDS)
     )
     for row in rows:
-        if row["active_to"] is not None and row["active_to"] <= row["active_from"]:
-            continue  # an item removed at the instant it started
-        fields = {ours: row[theirs] for theirs, ours in _ITEM_FIELDS.items()}
-        fields["payment_term"] = fields["payment_term"] or "in_advance"
-        fields["timezone"] = fields["timezone"] or "UTC"
-        fields["plan_cadence"] = fields["plan_cadence"] or "P1M"
-        out[row["subscription__customer_id"]].append(BillableItem(**fields))
+        item = _billable_item(row)
+        if item is not None:
+            out[row["subscription__customer_id"]].append(item)
+    return out
+
+
+@dataclass(frozen=True)
+class CustomerTimeline:
+    """What the upcoming invoice of one customer needs from billing, read in one query
+    (`customer_timeline`): the billing period containing `at` of each live subscription, and every item
+    the builder of any of those periods would read (`items_for`)."""
+
+    customer_id: str
+    periods: list[CurrentPeriod]
+    items: list[tuple[datetime, datetime | None, BillableItem]]  # (active_from, active_to, item)
+    # whether the customer is live (not deleted), known when it has items in view, else None
+    customer_live: bool | None = None
+
+    def items_for(self, period_end: datetime) -> dict[str, list[BillableItem]]:
+        """`billable_items` for a builder whose moment is `period_end` (the same filter, in memory)."""
+        since = period_end - LOOKBACK
+        return {
+            self.customer_id: [
+                item
+                for start, end, item in self.items
+                if start <= period_end and (end is None or end >= since)
+            ]
+        }
+
+
+def customer_timeline(*, organization: Organization, customer_id: str, at: datetime) -> CustomerTimeline:
+    """`current_periods` and the items of every builder at those periods' ends in one query: the items
+    of the subscriptions live at `at` (whose cadences set the invoicing cadence) and every item active on
+    or after `at - LOOKBACK` (a period ends after `at`, so its builder reads no earlier item)."""
+    item_model = apps.get_model("billing", "SubscriptionItem")
+    live = Q(subscription__active_from__lte=at) & (
+        Q(subscription__active_to__isnull=True) | Q(subscription__active_to__gt=at)
+    )
+    rows = (
+        item_model.objects.filter(organization=organization, subscription__customer_id=customer_id)
+        .filter(live | Q(active_to__isnull=True) | Q(active_to__gte=at - LOOKBACK))
+        .order_by("active_from", "key", "id")
+        .values(
+            *_ITEM_FIELDS,
+            "subscription__active_from",
+            "subscription__active_to",
+            "subscription__customer__deleted_at",
+        )
+    )
+    subs: dict[str, tuple[str, datetime, str, str]] = {}
+    cadences: dict[str, set[str]] = {}
+    items = []
+    customer_live = None
+    for row in rows:
+        customer_live = row["subscription__customer__deleted_at"] is None
+        sub_to = row["subscription__active_to"]
+        if row["subscription__active_from"] <= at and (sub_to is None or sub_to > at):
+            subs[row["subscription_id"]] = (
+                row["subscription__currency"],
+                row["subscription__billing_anchor"],
+                row["subscription__billing_cadence"],
+                row["subscription__timezone"],
+            )
+            cadences.setdefault(row["subscription_id"], set()).add(row["billing_cadence"])
+        item = _billable_item(row)
+        if item is not None:
+            items.append((row["active_from"], row["active_to"], item))
+    return CustomerTimeline(customer_id, _periods_at(subs, cadences, at), items, customer_live)
+
+
+def _periods_at(
+    subs: dict[str, tuple[str, datetime, str, str]], cadences: dict[str, set[str]], at: datetime
+) -> list[CurrentPeriod]:
+    """The period containing `at` of each subscription ({id: (currency, anchor, plan cadence, time
+    zone)}), in subscription id order."""
+    out = []
+    for sid, (currency, anchor, plan_cadence, tz) in sorted(subs.items()):
+        p = period_at(anchor, _invoicing_cadence(plan_cadence, cadences[sid]), at, tz)
+        out.append(CurrentPeriod(currency, p.start, p.end))
     return out
 
 
 def _invoicing_cadence(plan_cadence: str, item_cadences: set[str]) -> Any:
     """The shortest of the plan's cadence and its recurring items' cadences: an annual plan with monthly
     usage is invoiced monthly."""
-    from billing.periods import Cadence, InvalidCadence
-
     best = None
     for text in {plan_cadence or "P1M", *item_cadences}:
         if not text:
@@ -136,8 +227,6 @@ def _billing_due_periods(
     collection delay), and its end when it ended inside a period. At most `BACKFILL_PERIODS` moments per
     subscription (a clock that was down back-fills what it missed; the scheduler drops those already
     invoiced). A start that coincides with another moment of the customer is left to that one."""
-    from billing.periods import period_at, period_start
-
     now = now or cutoff
     item_model = apps.get_model("billing", "SubscriptionItem")
     subs = list(
@@ -204,8 +293,6 @@ def _billing_current_periods(
 ) -> list[CurrentPeriod]:
     """The billing period containing `at` of each live subscription of the customer (one query: the
     subscriptions through their items, whose cadences set the invoicing cadence)."""
-    from billing.periods import period_at
-
     item_model = apps.get_model("billing", "SubscriptionItem")
     rows = (
         item_model.objects.filter(
@@ -228,11 +315,7 @@ def _billing_current_periods(
     for sid, currency, anchor, plan_cadence, tz, cadence in rows:
         subs[sid] = (currency, anchor, plan_cadence, tz)
         cadences.setdefault(sid, set()).add(cadence)
-    out = []
-    for sid, (currency, anchor, plan_cadence, tz) in sorted(subs.items()):
-        p = period_at(anchor, _invoicing_cadence(plan_cadence, cadences[sid]), at, tz)
-        out.append(CurrentPeriod(currency, p.start, p.end))
-    return out
+    return _periods_at(subs, cadences, at)
 
 
 def _billing_usage(
@@ -266,32 +349,17 @@ def _billing_usage_bulk(
     *, organization: Organization, requests: list[UsageRequest]
 ) -> dict[UsageRequest, Decimal]:
     """Usage for many (customer, feature, span) at once, exact (rollups below the watermark plus raw
-    events above it). Features and meters are read in one query each. For a few customers (one invoice,
+    events above it). Features, meters and subjects are read by `_usage_references`. For a few customers (one invoice,
     a preview) every request goes into one `metering.selectors.meter_usage_totals` call (a constant
     number of statements); for a batch, one grouped `meter_query` per (feature, span) labels its rows by
     customer."""
-    from billing.selectors import subjects_for_customers
-    from catalog.selectors import feature_list
-    from metering import selectors as metering
-
     out: dict[UsageRequest, Decimal] = {r: Decimal(0) for r in requests}
     wanted = [r for r in requests if r.end > r.start and r.feature_key]
     if not wanted:
         return out
-    features = {
-        f.key: f
-        for f in feature_list(organization=organization, include_archived=True).filter(
-            key__in={r.feature_key for r in wanted}
-        )
-    }
-    meters = {
-        m.slug: m
-        for m in metering.meter_list(organization=organization).filter(
-            slug__in={f.meter_slug for f in features.values() if f.meter_slug}
-        )
-    }
-    subjects = subjects_for_customers(
-        organization=organization, customer_ids=sorted({r.customer_id for r in wanted})
+    customer_ids = sorted({r.customer_id for r in wanted})
+    features, meters, subjects = _usage_references(
+        organization=organization, feature_keys={r.feature_key for r in wanted}, customer_ids=customer_ids
     )
 
     def meter_of(r: UsageRequest) -> Any:
@@ -306,8 +374,8 @@ def _billing_usage_bulk(
         return {k: [v] for k, v in (features[r.feature_key].meter_group_by_filters or {}).items()}
 
     usable = [r for r in wanted if meter_of(r) is not None and subjects.get(r.customer_id)]
-    if len(subjects) <= FEW_CUSTOMERS:
-        totals = metering.meter_usage_totals(
+    if len(customer_ids) <= FEW_CUSTOMERS:
+        totals = metering_selectors.meter_usage_totals(
             organization=organization,
             requests=[(meter_of(r), subjects[r.customer_id], r.start, r.end, filters_of(r)) for r in usable],
         )
@@ -318,7 +386,7 @@ def _billing_usage_bulk(
         groups.setdefault((r.feature_key, r.start, r.end, r.measure), []).append(r)
     for reqs in groups.values():
         first = reqs[0]
-        rows = metering.meter_query(
+        rows = metering_selectors.meter_query(
             organization=organization,
             meter=meter_of(first),
             from_=first.start,
@@ -330,6 +398,56 @@ def _billing_usage_bulk(
         for r in reqs:
             out[r] = Decimal(values.get(r.customer_id, 0))
     return out
+
+
+@dataclass(frozen=True)
+class _FeatureRef:
+    meter_slug: str
+    meter_group_by_filters: dict[str, str]
+
+
+def _usage_references(
+    *, organization: Organization, feature_keys: set[str], customer_ids: list[str]
+) -> tuple[dict[str, _FeatureRef], dict[str, Meter], dict[str, list[str]]]:
+    """({feature key: its meter reference}, {slug: live meter}, {customer id: sorted subjects}) for the
+    features that have a live meter. One query: the live meters of the features (a key archived and
+    reused counts its oldest feature, as before), each carrying its features and, for a few customers,
+    the customers' subjects (for a batch the subjects are a second query, not repeated on every meter)."""
+    chosen = (
+        feature_list(organization=organization, include_archived=True)
+        .filter(key__in=feature_keys)
+        .order_by("key", "created_at")
+        .distinct("key")
+        .values("pk")
+    )
+    features_of_meter = Feature.objects.filter(pk__in=chosen, meter_slug=OuterRef("slug")).values(
+        json=JSONObject(key="key", filters="meter_group_by_filters")
+    )
+    qs = metering_selectors.meter_list(organization=organization).filter(
+        slug__in=Feature.objects.filter(pk__in=chosen).exclude(meter_slug="").values("meter_slug")
+    )
+    qs = qs.annotate(feature_refs=ArraySubquery(features_of_meter))
+    few = len(customer_ids) <= FEW_CUSTOMERS
+    if few:
+        subjects_of = (
+            CustomerSubject.objects.filter(organization=organization, customer_id__in=customer_ids)
+            .order_by("subject_key")
+            .values(json=JSONObject(c="customer_id", s="subject_key"))
+        )
+        qs = qs.annotate(subject_refs=ArraySubquery(subjects_of))
+    features: dict[str, _FeatureRef] = {}
+    meters: dict[str, Meter] = {}
+    subjects: dict[str, list[str]] = {c: [] for c in customer_ids}
+    for meter in qs:
+        meters[meter.slug] = meter
+        for ref in meter.feature_refs:
+            features[ref["key"]] = _FeatureRef(meter.slug, ref["filters"] or {})
+    if few and meters:
+        for ref in next(iter(meters.values())).subject_refs:  # type: ignore[attr-defined]
+            subjects[ref["c"]].append(ref["s"])
+    elif not few:
+        subjects = subjects_for_customers(organization=organization, customer_ids=customer_ids)
+    return features, meters, subjects
 
 
 _PROVIDERS: dict[str, Callable[..., Any]] = {

@@ -509,9 +509,15 @@ def _section(request: ConsoleRequest, name: str, context: dict[str, Any], status
 def customer_upcoming(request: ConsoleRequest, customer_id: str) -> HttpResponse:
     """The customer's next invoice per currency as it stands now (nothing stored)."""
     org = request.organization
-    customer = _customer(org, customer_id)
-    upcoming = services.invoice_upcoming(organization=org, customer=customer)
-    return _section(request, "upcoming", {"customer": customer, "upcoming": upcoming})
+    try:
+        # checks the customer through the read of its items (the section's query budget)
+        upcoming = services.customer_invoice_upcoming(organization=org, customer_id=customer_id)
+    except NotFound:
+        raise Http404 from None
+    context: dict[str, Any] = {"upcoming": upcoming}
+    if not request.htmx:  # the whole page names the customer
+        context["customer"] = _customer(org, customer_id)
+    return _section(request, "upcoming", context)
 
 
 def _billing_context(org: Organization, customer: Any, form: CreditForm | None = None) -> dict[str, Any]:
