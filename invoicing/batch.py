@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from billing.models import Customer
 from core.audit import audit_build, audit_record_many
+from core.enqueue import enqueue_on_commit
 from core.models import AuditLog, Organization
 from invoicing import lines as L
 from invoicing import sources
@@ -235,10 +236,8 @@ def invoice_batch_build(
             and builds
             and StripeSettings.objects.filter(organization=organization, enabled=True).exists()
         ):
-            from invoicing.tasks import invoice_stripe_push
-
-            issued_ids = [b[0].id for b in builds]
-            transaction.on_commit(lambda: [invoice_stripe_push.delay(i) for i in issued_ids])
+            for invoice, _build in builds:
+                enqueue_on_commit("invoicing.tasks.invoice_stripe_push", invoice.id)
     return BatchResult(by_key, len(builds), len(builds) if issue else 0)
 
 

@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.enqueue import enqueue_on_commit
 from core.errors import NotFound
 from core.models import Organization
 from invoicing import sources
@@ -233,9 +234,7 @@ def invoice_run_item_retry(*, organization: Organization, item_id: str) -> Invoi
             InvoiceRun.objects.filter(id=item.run_id).update(
                 failed=F("failed") - 1, status=RunStatus.RUNNING, finished_at=None
             )
-        from invoicing.tasks import invoice_run_item
-
-        transaction.on_commit(lambda: invoice_run_item.delay(item.id))
+        enqueue_on_commit("invoicing.tasks.invoice_run_item", item.id)
     item.refresh_from_db()
     return item
 

@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core import jobs, limits
+from core.enqueue import enqueue, enqueue_on_commit
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.models import Organization
 from invoicing import stripe_gateway
@@ -40,6 +41,7 @@ def organization_for_webhook(*, org: str) -> Organization:
     return found
 
 
+PROCESS_TASK = "invoicing.tasks.stripe_event_process"  # queued through core.enqueue: tasks import this module
 MAX_EVENT_ID = 255
 MAX_EVENT_TYPE = 100
 
@@ -113,10 +115,7 @@ def stripe_event_receive(
                 type=event.get("type", ""),
                 payload=event,
             )
-            from invoicing.tasks import stripe_event_process_task
-
-            row_id = row.id
-            transaction.on_commit(lambda: stripe_event_process_task.delay(row_id))
+            enqueue_on_commit(PROCESS_TASK, row.id)
             return row, True
     except IntegrityError:
         return StripeEvent.objects.get(organization=organization, stripe_event_id=event["id"]), False
@@ -168,10 +167,8 @@ def stripe_event_process(*, event_row_id: str) -> str:
 
 def stripe_events_requeue(event_row_ids: list[str]) -> None:
     """Queue the processing of stored events again (the retry hook of PROCESS_JOB, core.jobs)."""
-    from invoicing.tasks import stripe_event_process_task
-
     for row_id in event_row_ids:
-        stripe_event_process_task.delay(row_id)
+        enqueue(PROCESS_TASK, row_id)
 
 
 def _process(event_row_id: str) -> str:

@@ -48,9 +48,12 @@ from standardwebhooks.webhooks import Webhook
 
 from core import jobs
 from core.audit import Actor, audit_record
-from core.errors import NotFound, ValidationFailed
+from core.enqueue import enqueue_on_commit
+from core.errors import NotFound, raise_invalid
 from core.models import Organization
 from invoicing.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookMessage
+
+DELIVER_TASK = "invoicing.tasks.webhook_deliver"  # queued through core.enqueue: tasks import this module
 
 EVENT_TYPES = (
     "invoice.created",
@@ -199,13 +202,6 @@ def _endpoint_clean(
     return errors
 
 
-def _raise(errors: list[dict[str, str]]) -> None:
-    if errors:
-        raise ValidationFailed(
-            "; ".join(f"{e['name']}: {e['reason']}" for e in errors), field=errors[0]["name"], errors=errors
-        )
-
-
 def _endpoint_audit(endpoint: WebhookEndpoint) -> dict[str, Any]:
     """What the audit log keeps of an endpoint: never its signing secret."""
     return {
@@ -229,7 +225,9 @@ def webhook_endpoint_create(
     """A new endpoint with a fresh `whsec_` signing secret (show it to the caller once). `format` picks the
     envelope of its deliveries (`envelope_formats()`)."""
     url = (url or "").strip()
-    _raise(_endpoint_clean(url=url, event_types=event_types or [], description=description, format=format))
+    raise_invalid(
+        _endpoint_clean(url=url, event_types=event_types or [], description=description, format=format)
+    )
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.create(
@@ -264,7 +262,7 @@ def webhook_endpoint_update(
 ) -> WebhookEndpoint:
     """Change an endpoint (None keeps a value). The signing secret never changes here."""
     url = url.strip() if url is not None else None
-    _raise(_endpoint_clean(url=url, event_types=event_types, description=description, format=format))
+    raise_invalid(_endpoint_clean(url=url, event_types=event_types, description=description, format=format))
     with transaction.atomic():
         endpoint = (
             WebhookEndpoint.objects.select_for_update()
@@ -344,11 +342,8 @@ def webhook_event_emit(
     deliveries = WebhookDelivery.objects.bulk_create(
         [WebhookDelivery(organization=organization, endpoint=e, message=message) for e in endpoints]
     )
-    if deliveries:
-        from invoicing.tasks import webhook_deliver
-
-        ids = [d.id for d in deliveries]
-        transaction.on_commit(lambda: [webhook_deliver.delay(i) for i in ids])
+    for delivery in deliveries:
+        enqueue_on_commit(DELIVER_TASK, delivery.id)
     return message
 
 
@@ -379,11 +374,8 @@ def webhook_events_emit_bulk(*, organization: Organization, events: list[tuple[s
             if _endpoint_wants(e, m.type, m.payload)
         ]
     )
-    if deliveries:
-        from invoicing.tasks import webhook_deliver
-
-        ids = [d.id for d in deliveries]
-        transaction.on_commit(lambda: [webhook_deliver.delay(i) for i in ids])
+    for delivery in deliveries:
+        enqueue_on_commit(DELIVER_TASK, delivery.id)
     return len(messages)
 
 
@@ -512,9 +504,7 @@ def webhook_delivery_resend(
             object_id=new.id,
             before={"id": old.id},
         )
-        from invoicing.tasks import webhook_deliver
-
-        transaction.on_commit(lambda: webhook_deliver.delay(new.id))
+        enqueue_on_commit(DELIVER_TASK, new.id)
     return new
 
 
