@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from billing import selectors, services
 from billing.models import Customer
-from core.api import TenantAPIView
+from core.api_base import TenantAPIView
 from core.pagination import PAGE_PARAMETERS, page_of, page_params, paged
 
 

@@ -19,7 +19,7 @@ from billing.entitlements import _num
 from billing.models import Customer, Entitlement, EntitlementType, Grant, NotificationEvent, NotificationRule
 from billing.periods import period_at
 from core import limits
-from core.api import ScheduleDateTimeField, TenantAPIView, iso
+from core.api_base import ScheduleDateTimeField, TenantAPIView, iso
 from core.auth import CachedBearerAuthentication
 from core.errors import NotFound, ValidationFailed
 from core.pagination import PAGE_PARAMETERS, page_of, page_params, paged

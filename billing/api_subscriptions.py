@@ -14,7 +14,7 @@ from billing import selectors, services
 from billing.models import Subscription, SubscriptionItem
 from catalog.api import EntitlementTemplateSerializer, PriceField
 from core import limits
-from core.api import ScheduleDateTimeField, TenantAPIView, iso
+from core.api_base import ScheduleDateTimeField, TenantAPIView, iso
 from core.errors import ValidationFailed
 from core.pagination import PAGE_PARAMETERS, page_of, page_params, paged
 

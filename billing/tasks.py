@@ -13,6 +13,7 @@ from celery import shared_task
 from billing.models import Entitlement, EntitlementType
 from core import jobs, rls
 from core.background import Coalescer
+from core.enqueue import tasks_run_inline
 from core.models import Organization
 
 logger = logging.getLogger(__name__)
@@ -101,9 +102,7 @@ def usage_landed_listener(
 ) -> None:
     """Metering ingest listener (`metering.hooks.add_ingest_listener`): queue `usage_landed`, never inline
     work in the ingest request."""
-    from config.celery import app
-
-    if app.conf.task_always_eager:
+    if tasks_run_inline():
         usage_landed.delay(organization.id, sorted(set(subjects)), earliest_event_time.isoformat())
         return
     with _pending_lock:

@@ -21,7 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing.selectors import customer_get
-from core.api import TenantAPIView, paginate
+from core.api_base import TenantAPIView, paginate
 from core.errors import DomainError, NotFound, ValidationFailed, domain_error_body
 from core.pagination import (
     CURSOR_PARAMETERS,

@@ -16,7 +16,7 @@ from rest_framework import exceptions as drf_exc
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api import TenantAPIView
+from core.api_base import TenantAPIView
 from core.auth import CachedBearerAuthentication
 from core.errors import Conflict, DomainError, NotFound, PayloadTooLarge, Unavailable, ValidationFailed
 from invoicing import services as invoicing_services

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core import limits
-from core.api import ApiAutoSchema, TenantAPIView
+from core.api_base import ApiAutoSchema, TenantAPIView
 from core.errors import NotFound, ValidationFailed
 from core.links import absolute_url
 from metering.api import METER_QUERY_PARAMS, MeterQueryResultOutput

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from catalog import selectors, services
 from catalog.api.serializers import FeatureInput, FeatureOutput, feature_out
 from catalog.api.versions import INCLUDE_ARCHIVED, truthy
-from core.api import TenantAPIView
+from core.api_base import TenantAPIView
 from core.pagination import MAX_PAGE_SIZE, PAGE_PARAMETERS, page_of, page_params, paged
 
 

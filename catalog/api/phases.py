@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from catalog import selectors, services
 from catalog.api.serializers import PlanOutput, PlanPhaseSerializer, RateCardSerializer, plan_out
-from core.api import TenantAPIView
+from core.api_base import TenantAPIView
 
 
 def _body(serializer: type[serializers.Serializer], request: Request) -> Any:

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 
 from catalog.api.serializers import PricePreviewInput, PricePreviewOutput, invalid
 from catalog.pricing import PriceInvalid, price_preview
-from core.api import TenantAPIView
+from core.api_base import TenantAPIView
 
 
 class PricePreviewView(TenantAPIView):

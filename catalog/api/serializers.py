@@ -21,7 +21,7 @@ from rest_framework import serializers
 from catalog.models import AddonVersion, Feature, PlanVersion
 from catalog.pricing import PAYMENT_TERMS, TIER_MODES, PriceInvalid
 from catalog.validation import ENTITLEMENT_TYPES, INSTANCE_TYPES, KEY_HELP, RATE_CARD_TYPES, TAX_BEHAVIORS
-from core.api import iso
+from core.api_base import iso
 from core.errors import ValidationFailed
 
 

@@ -32,7 +32,7 @@ from catalog.api.serializers import (
     plan_out,
 )
 from catalog.services import versions
-from core.api import TenantAPIView
+from core.api_base import TenantAPIView
 from core.errors import ValidationFailed
 from core.models import Organization
 from core.pagination import PAGE_PARAMETERS, page_of, page_params, paged

@@ -25,7 +25,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api import TenantAPIView, iso
+from core.api_base import TenantAPIView, iso
 from core.auth import ApiKeyAuthentication, CachedBearerAuthentication, api_key_lookup_cached
 from core.errors import PayloadTooLarge, ValidationFailed
 from metering import selectors, services

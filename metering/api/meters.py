@@ -12,7 +12,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api import TenantAPIView, iso
+from core.api_base import TenantAPIView, iso
 from core.errors import ValidationFailed
 from metering import selectors, services
 from metering.api.params import body_object, body_time

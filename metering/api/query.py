@@ -18,7 +18,7 @@ from rest_framework import renderers, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api import TenantAPIView, iso
+from core.api_base import TenantAPIView, iso
 from core.errors import ValidationFailed
 from metering import selectors
 from metering.api.params import TIME_PARAMS, body_object, body_string, body_strings, body_time, param_time
