@@ -27,6 +27,7 @@ from catalog.pricing.models import (
     UnitPrice,
     dec_str,
 )
+from core.errors import ErrorList as CoreErrorList
 
 
 # --- parsing --------------------------------------------------------------------------------------
@@ -38,12 +39,8 @@ class PriceInvalid(ValueError):
         self.errors = errors
 
 
-class ErrorList:
-    def __init__(self) -> None:
-        self.items: list[dict[str, str]] = []
-
-    def add(self, name: str, reason: str) -> None:
-        self.items.append({"name": name, "reason": reason})
+class ErrorList(CoreErrorList):
+    """core.errors.ErrorList refusing with PriceInvalid: the engine stays free of the API's errors."""
 
     def raise_if_any(self) -> None:
         if self.items:
