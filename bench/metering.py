@@ -427,9 +427,11 @@ def big_dataset():
                     "timestamptz '2025-01-01' + (i::bigint * 5184000 / %s) * interval '1 second', "
                     "jsonb_build_object('tokens', i %% 997, 'model', (ARRAY['gpt-4o','gpt-4o-mini','claude',"
                     "'llama'])[1 + i %% 4], 'type', CASE WHEN i %% 2 = 0 THEN 'input' ELSE 'output' END), now() "
-                    "FROM generate_series(%s, %s) AS i RETURNING organization_id, source, event_id, seq, time) "
-                    "INSERT INTO metering_eventkey (organization_id, source, event_id, seq, time) "
-                    "SELECT organization_id, source, event_id, seq, time FROM ins",
+                    "FROM generate_series(%s, %s) AS i RETURNING organization_id, source, event_id, seq, type, "
+                    "subject, time, data) INSERT INTO metering_eventkey (organization_id, source, event_id, seq, "
+                    "time, payload_hash) SELECT organization_id, source, event_id, seq, time, "
+                    + store.events.PAYLOAD_HASH.format(a="")
+                    + " FROM ins",
                     [org.id, BIG, lo, hi - 1],
                 )
             log(f"  {hi:,} rows ({time.perf_counter() - t0:.0f}s)")

@@ -108,7 +108,8 @@ class Event(models.Model):
 class EventKey(models.Model):
     """The dedup key of every stored event: (organization, source, event_id) is the primary key of this
     unpartitioned table, so dedup stays exact whatever the event's month; `seq` and `time` find the
-    stored event (for conflict checks). Written and deleted with the event, by `metering.store` only."""
+    stored event, `payload_hash` tells an identical resend from a conflict without reading it. Written
+    and deleted with the event, by `metering.store` only."""
 
     pk = models.CompositePrimaryKey("organization", "source", "event_id")
     organization = models.ForeignKey(
@@ -118,6 +119,7 @@ class EventKey(models.Model):
     event_id = models.TextField()
     seq = models.BigIntegerField()
     time = models.DateTimeField()
+    payload_hash = models.BigIntegerField(default=0)  # of (type, subject, time, data): tells conflicts apart
 
     def __str__(self) -> str:
         return f"{self.source}/{self.event_id}@{self.seq}"

@@ -113,43 +113,48 @@ CONFLICT_INSERT = (
     "detail, received_at) "
 )
 
+# The payload fingerprint kept with each key: a 64-bit hash of (type, subject, time, data), independent of
+# the session's time zone (epoch seconds) and of jsonb key order (jsonb text is canonical).
+PAYLOAD_HASH = (
+    "hashtextextended(concat_ws(chr(31), {a}type, {a}subject, extract(epoch FROM {a}time)::text, "
+    "coalesce({a}data::text, chr(30))), 0)"
+)
+
 # One statement stores the events of `{source}` (columns bid, ord, received_at, source, event_id, type,
 # subject, time, data; (bid, ord) is the acceptance order) for organization %(org)s and logs conflicts:
 # - `f`: the first occurrence of each (source, id), in acceptance order (first accepted wins);
 # - `n`: their seq, drawn in acceptance order (PostgreSQL evaluates the volatile nextval after the sort);
-# - `k`: their dedup keys, inserted in key order (the primary key's order); a key already stored is skipped;
+# - `k`: their dedup keys with the payload hash, inserted in key order; a key already stored is skipped;
 # - `dup`: the keys stored before; `ins`: the other events, inserted in the query index's order (type,
 #   subject, time); both test membership with hashed `NOT IN` subplans, never a join the planner could turn
 #   into a nested loop (the row estimates of CTEs are guesses);
-# - `old`: the stored payload of each key seen before (one key probe and one event probe each, never a
-#   join over the organization's events, whose statistics are often stale);
+# - `old`: the stored payload hash of each key seen before: one primary-key probe each (a lateral lookup,
+#   never a join over the keys or a read of the event, whose index choice would rest on stale statistics);
 # - `judged`/`rej`: per key, the payload that counts is the stored one, else the first occurrence (one
 #   window over the stored and incoming rows, no join); every incoming event that differs is a conflict.
 STORE_SQL = (
-    "WITH v AS ({source}), "
+    "WITH v AS (SELECT s.*, " + PAYLOAD_HASH.format(a="s.") + " AS h FROM ({source}) s), "
     "f AS (SELECT DISTINCT ON (source, event_id) * FROM v ORDER BY source, event_id, bid, ord), "
     f"n AS (SELECT nextval('{SEQUENCE}') AS seq, f.* FROM f ORDER BY bid, ord), "
-    "k AS (INSERT INTO metering_eventkey (organization_id, source, event_id, seq, time) "
-    "  SELECT %(org)s, source, event_id, seq, time FROM n ORDER BY source, event_id "
+    "k AS (INSERT INTO metering_eventkey (organization_id, source, event_id, seq, time, payload_hash) "
+    "  SELECT %(org)s, source, event_id, seq, time, h FROM n ORDER BY source, event_id "
     "  ON CONFLICT DO NOTHING RETURNING seq), "
     "dup AS MATERIALIZED (SELECT n.seq, n.source, n.event_id FROM n WHERE n.seq NOT IN (SELECT seq FROM k)), "
     "ins AS (INSERT INTO metering_event (seq, organization_id, source, event_id, type, subject, time, data, "
     "  stored_at) SELECT n.seq, %(org)s, n.source, n.event_id, n.type, n.subject, n.time, n.data, n.received_at "
     "  FROM n WHERE n.seq NOT IN (SELECT seq FROM dup) ORDER BY n.type, n.subject, n.time "
     "  RETURNING subject, type, time), "
-    "old AS (SELECT d.source, d.event_id, s.type, s.subject, s.time, s.data FROM dup d CROSS JOIN LATERAL "
-    "  (SELECT e.type, e.subject, e.time, e.data FROM metering_eventkey ek JOIN metering_event e "
-    "   ON e.organization_id = ek.organization_id AND e.seq = ek.seq AND e.time = ek.time "
-    "   WHERE ek.organization_id = %(org)s AND ek.source = d.source AND ek.event_id = d.event_id LIMIT 1) s), "
-    "judged AS (SELECT c.*, first_value(type) OVER w AS w_type, first_value(subject) OVER w AS w_subject, "
-    "  first_value(time) OVER w AS w_time, first_value(data) OVER w AS w_data FROM ("
-    "    SELECT source, event_id, type, subject, time, data, 0 AS prio, 0::bigint AS bid, 0::bigint AS ord, "
-    "    NULL::timestamptz AS received_at FROM old UNION ALL "
-    "    SELECT source, event_id, type, subject, time, data, 1, bid, ord, received_at FROM v) c "
+    "old AS (SELECT d.source, d.event_id, s.payload_hash AS h FROM dup d CROSS JOIN LATERAL "
+    "  (SELECT ek.payload_hash FROM metering_eventkey ek WHERE ek.organization_id = %(org)s "
+    "   AND ek.source = d.source AND ek.event_id = d.event_id) s), "
+    "judged AS (SELECT c.*, first_value(c.h) OVER w AS w_h FROM ("
+    "    SELECT source, event_id, h, NULL::text AS type, NULL::text AS subject, NULL::timestamptz AS time, "
+    "    NULL::jsonb AS data, 0 AS prio, 0::bigint AS bid, 0::bigint AS ord, NULL::timestamptz AS received_at "
+    "    FROM old UNION ALL "
+    "    SELECT source, event_id, h, type, subject, time, data, 1, bid, ord, received_at FROM v) c "
     "  WINDOW w AS (PARTITION BY source, event_id ORDER BY prio, bid, ord)), "
     f"rej AS ({CONFLICT_INSERT}SELECT %(org)s, source, event_id, type, subject, time, data, %(reason)s, "
-    "  %(detail)s, received_at FROM judged WHERE prio = 1 "
-    "  AND (w_type, w_subject, w_time, w_data) IS DISTINCT FROM (type, subject, time, data) RETURNING 1) "
+    "  %(detail)s, received_at FROM judged WHERE prio = 1 AND w_h <> h RETURNING 1) "
     "SELECT (SELECT count(*) FROM ins), "
     "(SELECT coalesce(array_agg(DISTINCT subject), '{}') FROM ins), "
     "(SELECT coalesce(array_agg(DISTINCT type), '{}') FROM ins), "

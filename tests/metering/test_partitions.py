@@ -162,6 +162,7 @@ def test_migration_converts_an_existing_table_keeping_its_rows(tenant_a, tenant_
         cur.execute(
             "CREATE TABLE mig_scratch.metering_eventkey (LIKE public.metering_eventkey INCLUDING ALL)"
         )
+        cur.execute("ALTER TABLE mig_scratch.metering_eventkey DROP COLUMN payload_hash")  # added by 0006
         rows = [
             (tenant_a.org.id, "a1", "2023-07-04T10:00:00Z"),
             (tenant_a.org.id, "a2", "2023-08-01T00:00:00Z"),
