@@ -32,6 +32,7 @@ from core.pagination import (
     paged,
 )
 from invoicing import credits, runs, selectors, services, tasks, webhooks
+from invoicing.credit_notes import credit_note_of
 from invoicing.models import (
     CustomerCredit,
     Invoice,
@@ -44,7 +45,7 @@ from invoicing.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from invoicing.pdf import invoice_pdf
+from invoicing.pdf import credit_note_pdf, invoice_pdf
 
 
 class LineOutput(serializers.Serializer):
@@ -67,6 +68,19 @@ class LineOutput(serializers.Serializer):
     detailedLines = serializers.JSONField(source="detail")
 
 
+class CreditNoteOutput(serializers.Serializer):
+    """The credit note that cancelled a voided invoice (docs/invoicing.md, "Voiding and credit notes")."""
+
+    id = serializers.CharField()
+    number = serializers.CharField()
+    currency = serializers.CharField()
+    total = serializers.DecimalField(
+        max_digits=38, decimal_places=12, coerce_to_string=True, normalize_output=True
+    )
+    reason = serializers.CharField()
+    issuedAt = serializers.DateTimeField(source="issued_at")
+
+
 class InvoiceOutput(serializers.Serializer):
     id = serializers.CharField()
     number = serializers.CharField()
@@ -83,6 +97,7 @@ class InvoiceOutput(serializers.Serializer):
     supplier = serializers.JSONField(source="supplier_snapshot")
     customer = serializers.JSONField(source="customer_snapshot")
     stripe = serializers.SerializerMethodField()
+    creditNote = CreditNoteOutput(source="credit_note", allow_null=True, read_only=True)
     createdAt = serializers.DateTimeField(source="created_at")
     updatedAt = serializers.DateTimeField(source="updated_at")
 
@@ -272,6 +287,22 @@ class InvoicePdfView(TenantAPIView):
         invoice = selectors.invoice_get(organization=self.organization, invoice_id=invoice_id)
         response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
         response["Content-Disposition"] = f'inline; filename="{invoice.number or invoice.id}.pdf"'
+        return response
+
+
+class CreditNotePdfView(TenantAPIView):
+    required_scope = "read"
+
+    @extend_schema(responses={(200, "application/pdf"): bytes}, operation_id="getCreditNotePdf")
+    def get(self, request: Request, invoice_id: str) -> HttpResponse:
+        invoice = selectors.invoice_get(organization=self.organization, invoice_id=invoice_id)
+        note = credit_note_of(invoice)
+        if note is None:
+            raise NotFound(
+                f"Invoice {invoice_id!r} has no credit note (only a voided issued invoice has one)."
+            )
+        response = HttpResponse(credit_note_pdf(note), content_type="application/pdf")
+        response["Content-Disposition"] = f'inline; filename="{note.number}.pdf"'
         return response
 
 

@@ -45,9 +45,9 @@ from invoicing.models import (
     InvoiceLine,
     InvoiceStatus,
     LineType,
-    NumberSequence,
     StripeSettings,
 )
+from invoicing.numbering import invoice_numbers_reserve
 from invoicing.services import (
     _customer_snapshot,
     _line_rows,
@@ -61,27 +61,6 @@ from invoicing.webhooks import webhook_events_emit_bulk
 
 S = InvoiceStatus
 ACTOR = "invoice_run"
-
-
-def invoice_numbers_reserve(
-    *, organization: Organization, prefix: str, at: datetime, count: int
-) -> list[str]:
-    """`count` consecutive gapless numbers of the series `<PREFIX>-<YYYY>` in one locked step.
-
-    Must run inside the transaction that issues the invoices: the sequence row stays locked until it
-    commits (a rollback gives the whole block back; concurrent batches and single issues queue)."""
-    if count <= 0:
-        return []
-    series = f"{prefix}-{at:%Y}"
-    NumberSequence.objects.get_or_create(organization=organization, series=series)
-    with connection.cursor() as cur:
-        cur.execute(
-            "UPDATE invoicing_numbersequence SET last_value = last_value + %s "
-            "WHERE organization_id = %s AND series = %s RETURNING last_value",
-            [count, organization.id, series],
-        )
-        last = int(cur.fetchone()[0])
-    return [f"{series}-{n:06d}" for n in range(last - count + 1, last + 1)]
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Issued invoices e-mailed to the customer with the PDF attached.
+"""Issued invoices and credit notes e-mailed to the customer with the PDF attached.
 
 Django's e-mail backend sends (SMTP when `EMAIL_HOST` is set, the console backend otherwise: the demo
 prints the message in the worker's log). A beat task (`invoicing.tasks.invoice_emails_sweep`, every
@@ -14,13 +14,16 @@ invoice (`invoice_email_send_task`), which calls `invoice_email_send`:
 - every outcome is logged (`invoicing.emails`).
 
 Only invoices issued within `SWEEP_WINDOW` are considered, so switching the feature on does not mail old
-invoices.
+invoices. Credit notes (`invoicing/credit_notes.py`) go the same way, one `CreditNoteEmail` row each
+(`credit_note_emails_due`, `credit_note_email_send`), queued by the same sweep.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage
@@ -29,7 +32,8 @@ from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from invoicing.models import Invoice, InvoiceEmail
+from invoicing.models import CreditNote, CreditNoteEmail, Invoice, InvoiceEmail
+from invoicing.pdf import credit_note_pdf, invoice_pdf
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +67,24 @@ def invoice_emails_due(*, now: datetime | None = None, limit: int = 500) -> list
     return [*fresh, *again]
 
 
+def credit_note_emails_due(*, now: datetime | None = None, limit: int = 500) -> list[str]:
+    """Ids of credit notes to e-mail, as `invoice_emails_due` (two queries)."""
+    now = now or timezone.now()
+    fresh = list(
+        CreditNote.objects.filter(issued_at__gte=now - SWEEP_WINDOW, email__isnull=True)
+        .order_by("issued_at")
+        .values_list("id", flat=True)[:limit]
+    )
+    again = list(
+        CreditNoteEmail.objects.filter(attempts__lt=MAX_ATTEMPTS, updated_at__lt=now - STALE_SENDING)
+        .filter(status__in=("failed", "sending"))
+        .values_list("credit_note_id", flat=True)[:limit]
+    )
+    return [*fresh, *again]
+
+
 def invoice_email_send(*, invoice_id: str, now: datetime | None = None) -> str:
     """Send the invoice's e-mail once; returns the row's status. Raises EmailNotSent to be retried."""
-    now = now or timezone.now()
     invoice = (
         Invoice.objects.select_related("customer", "organization")
         .filter(id=invoice_id, status__in=SENT_STATUSES)
@@ -73,51 +92,119 @@ def invoice_email_send(*, invoice_id: str, now: datetime | None = None) -> str:
     )
     if invoice is None:
         return "missing"
-    to = (invoice.customer_snapshot or {}).get("email") or invoice.customer.primary_email
+    return _send_once(
+        InvoiceEmail,
+        owner={"invoice": invoice},
+        to=_recipient(invoice),
+        message=lambda to: _message(invoice, to),
+        label=f"invoice {invoice.number}",
+        now=now or timezone.now(),
+    )
+
+
+def credit_note_email_send(*, credit_note_id: str, now: datetime | None = None) -> str:
+    """Send the credit note's e-mail once; returns the row's status. Raises EmailNotSent to be retried."""
+    note = (
+        CreditNote.objects.select_related("invoice__customer", "invoice__organization")
+        .filter(id=credit_note_id)
+        .first()
+    )
+    if note is None:
+        return "missing"
+    return _send_once(
+        CreditNoteEmail,
+        owner={"credit_note": note},
+        to=_recipient(note.invoice),
+        message=lambda to: _credit_note_message(note, to),
+        label=f"credit note {note.number}",
+        now=now or timezone.now(),
+    )
+
+
+def _recipient(invoice: Invoice) -> str:
+    return (invoice.customer_snapshot or {}).get("email") or invoice.customer.primary_email or ""
+
+
+def _send_once(
+    row_model: type[InvoiceEmail] | type[CreditNoteEmail],
+    *,
+    owner: dict[str, Invoice | CreditNote],
+    to: str,
+    message: Callable[[str], EmailMessage],
+    label: str,
+    now: datetime,
+) -> str:
+    """The claim-and-send of one document's e-mail row (see the module docstring)."""
+    (document,) = owner.values()
     try:
         with transaction.atomic():
-            row, _ = InvoiceEmail.objects.get_or_create(
-                invoice=invoice, defaults={"organization_id": invoice.organization_id, "to": to or ""}
+            row, _ = row_model.objects.get_or_create(
+                **owner, defaults={"organization_id": document.organization_id, "to": to}
             )
     except IntegrityError:  # created by a concurrent task
-        row = InvoiceEmail.objects.get(invoice=invoice)
+        row = row_model.objects.get(**owner)
     if not to:
-        InvoiceEmail.objects.filter(id=row.id, status="pending").update(
+        row_model.objects.filter(id=row.id, status="pending").update(
             status="skipped", error="no billing e-mail"
         )
-        logger.info("invoice %s not e-mailed: the customer has no billing e-mail", invoice.id)
+        logger.info("%s not e-mailed: the customer has no billing e-mail", label)
         return "skipped"
     stale = now - STALE_SENDING
     claimed = (
-        InvoiceEmail.objects.filter(id=row.id, attempts__lt=MAX_ATTEMPTS)
+        row_model.objects.filter(id=row.id, attempts__lt=MAX_ATTEMPTS)
         .filter(Q(status__in=("pending", "failed")) | Q(status="sending", updated_at__lt=stale))
         .update(status="sending", attempts=F("attempts") + 1, to=to, updated_at=now)
     )
     if not claimed:
-        return InvoiceEmail.objects.get(id=row.id).status
+        return row_model.objects.get(id=row.id).status
     try:
-        _message(invoice, to).send(fail_silently=False)
+        message(to).send(fail_silently=False)
     except Exception as exc:  # SMTP and network errors: recorded, then retried by the task
         reason = f"{type(exc).__name__}: {exc}"[:500]
-        InvoiceEmail.objects.filter(id=row.id).update(status="failed", error=reason)
-        logger.warning("invoice %s e-mail to %s failed: %s", invoice.id, to, reason)
+        row_model.objects.filter(id=row.id).update(status="failed", error=reason)
+        logger.warning("%s e-mail to %s failed: %s", label, to, reason)
         raise EmailNotSent(reason) from exc
-    InvoiceEmail.objects.filter(id=row.id).update(status="sent", sent_at=timezone.now(), error="")
-    logger.info("invoice %s e-mailed to %s", invoice.number, to)
+    row_model.objects.filter(id=row.id).update(status="sent", sent_at=timezone.now(), error="")
+    logger.info("%s e-mailed to %s", label, to)
     return "sent"
 
 
-def _message(invoice: Invoice, to: str) -> EmailMessage:
-    from invoicing.pdf import invoice_pdf
-
+def _supplier(invoice: Invoice) -> tuple[dict[str, Any], str]:
     supplier = invoice.supplier_snapshot or {}
-    context = {"invoice": invoice, "supplier_name": supplier.get("name") or invoice.organization.name}
-    message = EmailMessage(
-        subject=f"Invoice {invoice.number} from {context['supplier_name']}",
-        body=render_to_string("emails/invoice_issued.txt", context),
+    return supplier, supplier.get("name") or invoice.organization.name
+
+
+def _email(subject: str, body: str, to: str, supplier: dict[str, Any]) -> EmailMessage:
+    return EmailMessage(
+        subject=subject,
+        body=body,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[to],
         reply_to=[supplier["email"]] if supplier.get("email") else None,
     )
+
+
+def _message(invoice: Invoice, to: str) -> EmailMessage:
+    supplier, name = _supplier(invoice)
+    context = {"invoice": invoice, "supplier_name": name}
+    message = _email(
+        f"Invoice {invoice.number} from {name}",
+        render_to_string("emails/invoice_issued.txt", context),
+        to,
+        supplier,
+    )
     message.attach(f"{invoice.number or invoice.id}.pdf", invoice_pdf(invoice), "application/pdf")
+    return message
+
+
+def _credit_note_message(note: CreditNote, to: str) -> EmailMessage:
+    supplier, name = _supplier(note.invoice)
+    context = {"invoice": note.invoice, "note": note, "supplier_name": name}
+    message = _email(
+        f"Credit note {note.number} for invoice {note.invoice.number} from {name}",
+        render_to_string("emails/credit_note_issued.txt", context),
+        to,
+        supplier,
+    )
+    message.attach(f"{note.number}.pdf", credit_note_pdf(note), "application/pdf")
     return message

@@ -356,11 +356,10 @@ class InvoicePayment(TenantModel):
         ordering = ["paid_at", "id"]
 
 
-class InvoiceEmail(TenantModel):
-    """The e-mail of an issued invoice to the customer (PDF attached): one row per invoice, claimed by a
-    conditional update before sending, so a sweep and a retry never send it twice (`invoicing/emails.py`)."""
+class EmailRow(TenantModel):
+    """A document's e-mail to the customer (PDF attached): one row per document, claimed by a conditional
+    update before sending, so a sweep and a retry never send it twice (`invoicing/emails.py`)."""
 
-    invoice = models.OneToOneField(Invoice, on_delete=models.CASCADE, related_name="email")
     to = models.CharField(max_length=320, blank=True, default="")
     status = models.CharField(max_length=16, default="pending")  # pending|sending|sent|failed|skipped
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -368,3 +367,43 @@ class InvoiceEmail(TenantModel):
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class InvoiceEmail(EmailRow):
+    """The e-mail of an issued invoice."""
+
+    invoice = models.OneToOneField(Invoice, on_delete=models.CASCADE, related_name="email")
+
+
+class CreditNote(TenantModel):
+    """The document that cancels an issued invoice when it is voided (`invoicing/credit_notes.py`): its
+    own gapless number (`<PREFIX>-CN-<YYYY>-NNNNNN`), the invoice's total credited in full, the reason, and
+    the invoice it cancels (one credit note per invoice)."""
+
+    invoice = models.OneToOneField(Invoice, on_delete=models.PROTECT, related_name="credit_note")
+    number = models.CharField(max_length=64)
+    currency = models.CharField(max_length=3)
+    total = models.DecimalField(max_digits=38, decimal_places=12)
+    reason = models.CharField(max_length=500, blank=True, default="")
+    issued_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "number"], name="invoicing_credit_note_number_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class CreditNoteEmail(EmailRow):
+    """The e-mail of a credit note."""
+
+    credit_note = models.OneToOneField(CreditNote, on_delete=models.CASCADE, related_name="email")

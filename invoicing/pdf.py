@@ -10,7 +10,7 @@ from fpdf import FPDF
 
 from core.money import format_money
 from invoicing import display
-from invoicing.models import Invoice
+from invoicing.models import CreditNote, Invoice
 
 INK = (33, 37, 41)
 MUTED = (108, 117, 125)
@@ -50,18 +50,28 @@ def _address(data: dict[str, Any] | None) -> list[str]:
 
 
 def invoice_pdf(invoice: Invoice) -> bytes:
+    return _document_pdf(invoice, None)
+
+
+def credit_note_pdf(note: CreditNote) -> bytes:
+    """The credit note: the voided invoice's parties and lines, every amount credited (negative)."""
+    return _document_pdf(note.invoice, note)
+
+
+def _document_pdf(invoice: Invoice, note: CreditNote | None) -> bytes:
     from invoicing.services import _customer_snapshot, _supplier_snapshot
 
     supplier = invoice.supplier_snapshot or _supplier_snapshot(invoice.organization)
     customer = invoice.customer_snapshot or _customer_snapshot(invoice.customer)
     cur = invoice.currency
-    money = lambda v: _t(format_money(v, cur))  # noqa: E731
+    sign = -1 if note is not None else 1  # a credit note credits every amount of the invoice
+    money = lambda v: _t(format_money(sign * v, cur))  # noqa: E731
 
     pdf = FPDF(format="A4", unit="mm")
     pdf.set_auto_page_break(auto=True, margin=22)
     pdf.set_margins(18, 18, 18)
     pdf.add_page()
-    pdf.set_title(f"Invoice {invoice.number or invoice.id}")
+    pdf.set_title(f"Credit note {note.number}" if note else f"Invoice {invoice.number or invoice.id}")
     width = pdf.w - 36
 
     # header: supplier left, INVOICE right
@@ -71,6 +81,8 @@ def invoice_pdf(invoice: Invoice) -> bytes:
     pdf.set_text_color(*INK)
     pdf.set_font("Helvetica", "B", 22)
     title = "INVOICE" if invoice.status not in ("draft", "gathering") else f"{invoice.status.upper()} INVOICE"
+    if note is not None:
+        title = "CREDIT NOTE"
     pdf.cell(width / 2, 9, title, align="R", new_x="LMARGIN", new_y="NEXT")
     top = pdf.get_y() + 2
     pdf.set_font("Helvetica", "", 9)
@@ -91,6 +103,14 @@ def invoice_pdf(invoice: Invoice) -> bytes:
         ("Billing period", f"{_d(invoice.period_start)} - {_end(invoice.period_end)}"),
         ("Status", invoice.status.replace("_", " ").title()),
     ]
+    if note is not None:
+        meta = [
+            ("Credit note number", note.number),
+            ("Issue date", _d(note.issued_at)),
+            ("Credits invoice", invoice.number),
+            ("Invoice date", _d(invoice.issued_at)),
+            ("Billing period", f"{_d(invoice.period_start)} - {_end(invoice.period_end)}"),
+        ]
     y = top
     for label, value in meta:
         pdf.set_xy(18 + width / 2, y)
@@ -187,21 +207,27 @@ def invoice_pdf(invoice: Invoice) -> bytes:
     pdf.set_draw_color(*INK)
     pdf.line(x0, pdf.get_y() + 0.5, 18 + width, pdf.get_y() + 0.5)
     pdf.ln(1.5)
-    total_row(f"Total due ({cur})", money(invoice.total), bold=True, size=12)
+    total_row(
+        f"Total credited ({cur})" if note else f"Total due ({cur})", money(invoice.total), bold=True, size=12
+    )
 
     # footer notes
     pdf.ln(8)
     pdf.set_font("Helvetica", "", 8.5)
     pdf.set_text_color(*MUTED)
     notes = []
-    if invoice.due_at:
+    if note is not None:
+        notes.append(f"This credit note cancels invoice {invoice.number} in full: nothing is due on it.")
+        if note.reason:
+            notes.append(f"Reason: {note.reason}")
+    elif invoice.due_at:
         notes.append(f"Please pay {money(invoice.total)} by {_d(invoice.due_at)}, quoting {invoice.number}.")
     if supplier.get("paymentInstructions"):
         notes.append(supplier["paymentInstructions"])
-    if invoice.stripe_hosted_url:
+    if invoice.stripe_hosted_url and note is None:
         notes.append(f"Pay online: {invoice.stripe_hosted_url}")
     if supplier.get("email"):
         notes.append(f"Questions about this invoice? Write to {supplier['email']}.")
-    for note in notes:
-        pdf.multi_cell(width, 4.6, _t(note), new_x="LMARGIN", new_y="NEXT")
+    for text in notes:
+        pdf.multi_cell(width, 4.6, _t(text), new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())

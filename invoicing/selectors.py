@@ -31,7 +31,7 @@ def invoice_list(
     period_to: datetime | None = None,
     include_gathering: bool = True,
 ) -> QuerySet[Invoice]:
-    qs = Invoice.objects.filter(organization=organization).select_related("customer")
+    qs = Invoice.objects.filter(organization=organization).select_related("customer", "credit_note")
     if statuses:
         qs = qs.filter(status__in=statuses)
     elif not include_gathering:
@@ -55,7 +55,7 @@ def invoice_list_totals(qs: QuerySet[Invoice]) -> list[dict]:
 def invoice_get(*, organization: Organization, invoice_id: str) -> Invoice:
     invoice = (
         Invoice.objects.filter(organization=organization, id=invoice_id)
-        .select_related("customer", "organization")
+        .select_related("customer", "organization", "credit_note")
         .prefetch_related(Prefetch("lines", queryset=InvoiceLine.objects.order_by("position", "id")))
         .first()
     )

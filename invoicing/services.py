@@ -27,6 +27,7 @@ from core.money import quantize, to_decimal
 from invoicing import lines as L
 from invoicing import sources
 from invoicing.builder import Build, InvoiceBuilder, Moment, customers_lock, tax_specs
+from invoicing.credit_notes import credit_note_issue
 from invoicing.credits import customer_credit_create as customer_credit_create  # re-export
 from invoicing.models import (
     CreditApplication,
@@ -35,10 +36,10 @@ from invoicing.models import (
     InvoiceStatus,
     InvoicingSettings,
     LineType,
-    NumberSequence,
     StripeSettings,
     TaxRate,
 )
+from invoicing.numbering import invoice_number_assign as invoice_number_assign  # re-export
 from invoicing.webhooks import webhook_event_emit
 
 S = InvoiceStatus
@@ -433,19 +434,6 @@ def _invoice_lock(invoice_id: str, organization: Organization, *, billing: bool 
     if billing and customer_id is not None:
         customers_lock(organization=organization, customer_ids=[customer_id])
     return Invoice.objects.select_for_update().get(id=invoice_id, organization=organization)
-
-
-def invoice_number_assign(*, organization: Organization, prefix: str, at: datetime) -> str:
-    """Next gapless number of the series `<PREFIX>-<YYYY>` (e.g. ACME-2026-000123).
-
-    Must run inside the transaction that issues the invoice: the sequence row stays locked until it
-    commits, so a rollback gives the number back and concurrent issues queue instead of skipping."""
-    series = f"{prefix}-{at:%Y}"
-    NumberSequence.objects.get_or_create(organization=organization, series=series)
-    seq = NumberSequence.objects.select_for_update().get(organization=organization, series=series)
-    seq.last_value += 1
-    seq.save(update_fields=["last_value"])
-    return f"{series}-{seq.last_value:06d}"
 
 
 # --- line building ------------------------------------------------------------------------------------
@@ -952,9 +940,11 @@ def invoice_set_status(
     status: str,
     actor: Actor = None,
     now: datetime | None = None,
+    reason: str = "",
 ) -> Invoice:
     """Move an issued invoice to paid / payment_failed / overdue / uncollectible / voided (409 if not allowed).
-    Voiding keeps the number."""
+    Voiding keeps the number and, for a numbered invoice, issues its credit note in the same transaction
+    (`invoicing/credit_notes.py`; `reason` goes on it)."""
     if status not in (S.PAID, S.PAYMENT_FAILED, S.OVERDUE, S.UNCOLLECTIBLE, S.VOIDED):
         raise ValidationFailed(f"Cannot set status {status!r}.", field="status")
     now = now or timezone.now()
@@ -966,6 +956,8 @@ def invoice_set_status(
     with transaction.atomic():
         before = invoice.status
         invoice = _transition(invoice, status, **extra)
+        if status == S.VOIDED and invoice.number:
+            credit_note_issue(organization=organization, invoice=invoice, at=now, reason=reason, actor=actor)
         audit_record(
             organization=organization,
             actor=actor,
@@ -1023,8 +1015,13 @@ def invoice_approve(*, organization: Organization, invoice: Invoice, actor: Acto
     return invoice_issue(organization=organization, invoice=invoice, actor=actor, rebuild=True)
 
 
-def invoice_void(*, organization: Organization, invoice: Invoice, actor: Actor = None) -> Invoice:
-    invoice = invoice_set_status(organization=organization, invoice=invoice, status=S.VOIDED, actor=actor)
+def invoice_void(
+    *, organization: Organization, invoice: Invoice, actor: Actor = None, reason: str = ""
+) -> Invoice:
+    """Void a draft or an unpaid issued invoice; an issued one gets its credit note (`credit_notes`)."""
+    invoice = invoice_set_status(
+        organization=organization, invoice=invoice, status=S.VOIDED, actor=actor, reason=reason
+    )
     if (
         invoice.stripe_invoice_id
         and StripeSettings.objects.filter(organization=organization, enabled=True).exists()

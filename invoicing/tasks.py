@@ -8,7 +8,14 @@ import random
 from celery import shared_task
 
 from core import rls
-from invoicing.models import Invoice, WebhookDelivery
+from invoicing.emails import (
+    EmailNotSent,
+    credit_note_email_send,
+    credit_note_emails_due,
+    invoice_email_send,
+    invoice_emails_due,
+)
+from invoicing.models import CreditNote, Invoice, WebhookDelivery
 
 logger = logging.getLogger(__name__)
 QUEUE = "billing"
@@ -149,13 +156,15 @@ def billing_notifications_forward() -> int:
 
 @shared_task(name="invoicing.tasks.invoice_emails_sweep", acks_late=True, queue="default")
 def invoice_emails_sweep() -> int:
-    """Queue the e-mail of every invoice issued lately and not mailed yet (invoicing/emails.py)."""
-    from invoicing.emails import invoice_emails_due
-
+    """Queue the e-mail of every invoice and credit note issued lately and not mailed yet
+    (invoicing/emails.py)."""
     ids = invoice_emails_due()
     for invoice_id in ids:
         invoice_email_send_task.delay(invoice_id)
-    return len(ids)
+    notes = credit_note_emails_due()
+    for credit_note_id in notes:
+        credit_note_email_send_task.delay(credit_note_id)
+    return len(ids) + len(notes)
 
 
 @shared_task(
@@ -164,9 +173,23 @@ def invoice_emails_sweep() -> int:
 @rls.scoped_task(_invoice_organization)
 def invoice_email_send_task(self, invoice_id: str) -> str:  # type: ignore[no-untyped-def]
     """E-mail one issued invoice with its PDF; retried with backoff when sending fails."""
-    from invoicing.emails import EmailNotSent, invoice_email_send
-
     try:
         return invoice_email_send(invoice_id=invoice_id)
+    except EmailNotSent as exc:
+        raise self.retry(exc=exc, countdown=min(60 * 2**self.request.retries, 3600)) from exc
+
+
+def _credit_note_organization(credit_note_id: str) -> str | None:
+    return CreditNote.objects.filter(pk=credit_note_id).values_list("organization_id", flat=True).first()
+
+
+@shared_task(
+    name="invoicing.tasks.credit_note_email_send", bind=True, acks_late=True, queue="default", max_retries=4
+)
+@rls.scoped_task(_credit_note_organization)
+def credit_note_email_send_task(self, credit_note_id: str) -> str:  # type: ignore[no-untyped-def]
+    """E-mail one credit note with its PDF; retried with backoff when sending fails."""
+    try:
+        return credit_note_email_send(credit_note_id=credit_note_id)
     except EmailNotSent as exc:
         raise self.retry(exc=exc, countdown=min(60 * 2**self.request.retries, 3600)) from exc

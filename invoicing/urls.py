@@ -25,6 +25,11 @@ urlpatterns: list = [
         name="invoicing_invoice_line_create",
     ),
     path(f"{INV}/<str:invoice_id>/pdf", api.InvoicePdfView.as_view(), name="invoicing_invoice_pdf"),
+    path(
+        f"{INV}/<str:invoice_id>/credit-note/pdf",
+        api.CreditNotePdfView.as_view(),
+        name="invoicing_credit_note_pdf",
+    ),
     path("api/v1/billing/invoice-runs", api.InvoiceRunListView.as_view(), name="invoicing_run_list"),
     path(
         "api/v1/billing/invoice-runs/<str:run_id>",
@@ -71,6 +76,11 @@ urlpatterns: list = [
         "console/invoices/<str:invoice_id>/pdf",
         views.invoice_pdf_download,
         name="invoicing_console_invoice_pdf",
+    ),
+    path(
+        "console/invoices/<str:invoice_id>/credit-note/pdf",
+        views.credit_note_pdf_download,
+        name="invoicing_console_credit_note_pdf",
     ),
     path(
         "console/invoices/<str:invoice_id>/<str:action>",

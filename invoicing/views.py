@@ -22,6 +22,7 @@ from core.money import quantize
 from invoicing import credits as credits_module
 from invoicing import runs, selectors, services
 from invoicing import webhooks as webhooks_module
+from invoicing.credit_notes import credit_note_of
 from invoicing.forms import (
     CreditForm,
     InvoiceSettingsForm,
@@ -32,7 +33,7 @@ from invoicing.forms import (
     WebhookEndpointForm,
 )
 from invoicing.models import InvoiceEmail, InvoiceStatus
-from invoicing.pdf import invoice_pdf
+from invoicing.pdf import credit_note_pdf, invoice_pdf
 
 ACTIONS = {  # status -> actions offered on the detail page
     "gathering": ["advance"],
@@ -155,6 +156,20 @@ def invoice_pdf_download(request: ConsoleRequest, invoice_id: str) -> HttpRespon
         raise Http404 from None
     response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="{invoice.number or invoice.id}.pdf"'
+    return response
+
+
+@console_view()
+def credit_note_pdf_download(request: ConsoleRequest, invoice_id: str) -> HttpResponse:
+    try:
+        invoice = selectors.invoice_get(organization=request.organization, invoice_id=invoice_id)
+    except NotFound:
+        raise Http404 from None
+    note = credit_note_of(invoice)
+    if note is None:
+        raise Http404
+    response = HttpResponse(credit_note_pdf(note), content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="{note.number}.pdf"'
     return response
 
 

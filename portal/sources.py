@@ -20,7 +20,9 @@ from catalog.models import PlanVersion
 from core.errors import NotFound
 from core.models import Organization
 from invoicing import selectors as invoicing_selectors
+from invoicing.credit_notes import credit_note_of
 from invoicing.models import Invoice, InvoiceLine
+from invoicing.pdf import credit_note_pdf as render_credit_note_pdf
 from invoicing.pdf import invoice_pdf as render_invoice_pdf
 from invoicing.services import invoice_gathering_refresh
 from metering import selectors as metering_selectors
@@ -236,6 +238,12 @@ def invoice_pdf(*, organization: Organization, invoice: Invoice) -> bytes | None
     if invoice.organization_id != organization.id:
         return None
     return render_invoice_pdf(invoice)
+
+
+def credit_note_pdf(*, organization: Organization, invoice: Invoice) -> tuple[str, bytes] | None:
+    """(number, PDF) of the invoice's credit note, or None (no credit note, another organization's)."""
+    note = credit_note_of(invoice) if invoice.organization_id == organization.id else None
+    return (note.number, render_credit_note_pdf(note)) if note is not None else None
 
 
 ESTIMATE_MAX_AGE_SECONDS = 15 * 60

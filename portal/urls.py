@@ -26,6 +26,11 @@ urlpatterns = [
     path("portal/plan/change/", views.plan_change, name="portal_plan_change"),
     path("portal/plan/cancel/", views.plan_cancel, name="portal_plan_cancel"),
     path("portal/invoices/<str:invoice_id>/pdf/", views.invoice_pdf, name="portal_invoice_pdf"),
+    path(
+        "portal/invoices/<str:invoice_id>/credit-note/pdf/",
+        views.credit_note_pdf,
+        name="portal_credit_note_pdf",
+    ),
     re_path(r"^portal/(?P<token>mlp_[A-Za-z0-9_\-:.]+)/?$", views.magic_link, name="portal_magic_link"),
     path(
         "console/customers/<str:customer_id>/portal-link/",

@@ -428,3 +428,21 @@ def plan_cancel(request: HttpRequest, scope: PortalScope) -> HttpResponse:
         add_domain_error(form, exc)
         return _plan_page(request, scope, form, status=400)
     return redirect(f"{reverse('portal_plan')}?done=canceled")
+
+
+@require_GET
+@portal_view
+def credit_note_pdf(request: HttpRequest, scope: PortalScope, invoice_id: str) -> HttpResponse:
+    """The credit note of the customer's voided invoice (issued when it was voided)."""
+    invoice = sources.invoice_for_customer(
+        organization=scope.organization, customer=scope.customer, invoice_id=invoice_id
+    )
+    note = sources.credit_note_pdf(organization=scope.organization, invoice=invoice) if invoice else None
+    if note is None:
+        return render(
+            request, "portal/denied.html", {"reason": "This invoice has no credit note."}, status=404
+        )
+    number, pdf = note
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{number}.pdf"'
+    return response

@@ -11,7 +11,6 @@ from billing import tasks as billing_tasks
 from config.celery import app
 from core import rls
 from core.models import ApiKey
-from invoicing import emails
 from invoicing import tasks as invoicing_tasks
 from tests.invoicing.conftest import make_customer
 from tests.invoicing.test_views_invoice_ops import make_invoice
@@ -77,7 +76,9 @@ def test_an_invoice_email_task_runs_in_the_invoices_organization(tenant_a, tenan
         tenant_b, make_customer(tenant_b, "globex"), number="GLOBEX-1", total="9.00", days=0
     )
     seen: list[set[str]] = []
-    monkeypatch.setattr(emails, "invoice_email_send", lambda **_: seen.append(organizations_seen()) or "sent")
+    monkeypatch.setattr(
+        invoicing_tasks, "invoice_email_send", lambda **_: seen.append(organizations_seen()) or "sent"
+    )
     with rls.tenant_scope(tenant_a.org.id):
         assert invoicing_tasks.invoice_email_send_task.apply(args=(invoice.id,)).get() == "sent"
     assert seen == [{tenant_b.org.id}]
