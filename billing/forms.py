@@ -119,19 +119,27 @@ class CustomerCreateForm(forms.Form):
         }
 
 
-class SubscriptionActionForm(forms.Form):
-    """One form for the subscription panel: assign, change, cancel or unschedule (field `action`)."""
+TIMINGS = [("immediate", "now"), ("next_billing_cycle", "at period end")]
 
-    action = forms.ChoiceField(
-        choices=[(a, a) for a in ("assign", "change", "cancel", "unschedule")], required=False
-    )
-    plan = forms.CharField(max_length=256, required=False)
-    timing = forms.ChoiceField(
-        choices=[("immediate", "now"), ("next_billing_cycle", "at period end")], required=False
-    )
 
-    def clean_action(self) -> str:
-        return self.cleaned_data["action"] or "assign"
+class _TimingMixin(forms.Form):
+    timing = forms.ChoiceField(choices=TIMINGS, required=False)
 
     def clean_timing(self) -> str:
         return self.cleaned_data["timing"] or "immediate"
+
+
+class SubscriptionAssignForm(forms.Form):
+    plan = forms.CharField(max_length=256, error_messages={"required": "Choose a plan."})
+
+
+class SubscriptionChangeForm(_TimingMixin):
+    plan = forms.CharField(max_length=256, required=False)  # an unknown or empty key: the service says why
+
+
+class SubscriptionCancelForm(_TimingMixin):
+    pass
+
+
+class SubscriptionUnscheduleForm(forms.Form):
+    """No fields: the customer's scheduled cancelation is undone."""

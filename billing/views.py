@@ -1,9 +1,12 @@
-"""Console (HTML, htmx): customers (list, detail, create), subscriptions (list), assign/change/cancel plans."""
+"""Console (HTML, htmx): customers (list, detail, create, edit), subscriptions (list), and one view per
+subscription operation (assign, change, cancel, unschedule a cancelation), each with its Django form."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
@@ -13,9 +16,17 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from billing import selectors, services, sources
-from billing.forms import CustomerCreateForm, CustomerDetailsForm, SubscriptionActionForm
+from billing.forms import (
+    CustomerCreateForm,
+    CustomerDetailsForm,
+    SubscriptionAssignForm,
+    SubscriptionCancelForm,
+    SubscriptionChangeForm,
+    SubscriptionUnscheduleForm,
+)
 from core.console import console_view
 from core.errors import DomainError
+from core.forms import add_domain_error
 from core.http import ConsoleRequest
 from core.models import Role
 
@@ -173,58 +184,35 @@ _FORM_FIELDS = {  # service field names -> form fields, for domain errors
 }
 
 
-@require_POST
-@console_view(min_role=Role.ADMIN)
-def customer_subscription(request: ConsoleRequest, customer_id: str) -> HttpResponse:
-    """One form endpoint for assign / change / cancel / unschedule (field `action`); htmx swaps the panel."""
+# --- the subscription panel: one view and one form per operation ------------------------------------
+# Each write validates its form, finds the customer's current subscription, calls one service and
+# renders the panel again (htmx) or redirects to the customer page; a domain error lands on the form.
+SubscriptionWrite = Callable[[Any, Any, Any, Any], str]  # (organization, customer, subscription, form)
+
+
+def _subscription_write(
+    request: ConsoleRequest,
+    customer_id: str,
+    form: forms.Form,
+    write: SubscriptionWrite,
+    *,
+    needs_sub: bool = True,
+) -> HttpResponse:
     org = request.organization  # type: ignore[attr-defined]
-    form = SubscriptionActionForm(request.POST)
-    form.is_valid()
-    action = form.cleaned_data.get("action") or ""
-    plan_key = form.cleaned_data.get("plan", "")
-    timing = form.cleaned_data.get("timing") or "immediate"
-    error = None
     try:
         cust = selectors.customer_get(organization=org, id_or_key=customer_id)
     except DomainError as exc:
         return render(request, "console/billing/not_found.html", {"detail": exc.detail}, status=404)
-    try:
-        selectors.customers_annotate_current_subscription(organization=org, customers=[cust])
-        sub = cust.current_subscription  # type: ignore[attr-defined]
-        if action == "assign":
-            if not plan_key:
-                raise services.ValidationFailed("Choose a plan.", field="plan")
-            services.subscription_create(
-                organization=org, customer=cust, plan_key=plan_key, actor=request.user
-            )
-            messages.success(request, "Plan assigned.")
-        elif sub is None:
-            raise services.Conflict("The customer has no active subscription.")
-        elif action == "change":
-            services.subscription_change(
-                organization=org,
-                subscription=sub,
-                plan_key=plan_key,
-                timing=timing,
-                actor=request.user,
-            )
-            messages.success(request, "Plan changed." if timing == "immediate" else "Plan change scheduled.")
-        elif action == "cancel":
-            services.subscription_cancel(
-                organization=org, subscription=sub, timing=timing, actor=request.user
-            )
-            messages.success(
-                request, "Subscription canceled." if timing == "immediate" else "Cancelation scheduled."
-            )
-        elif action == "unschedule":
-            services.subscription_unschedule_cancelation(
-                organization=org, subscription=sub, actor=request.user
-            )
-            messages.success(request, "Cancelation unscheduled.")
-        else:
-            raise services.ValidationFailed("Unknown action.", field="action")
-    except DomainError as exc:
-        error = exc.detail
+    if form.is_valid():
+        try:
+            selectors.customers_annotate_current_subscription(organization=org, customers=[cust])
+            sub = cust.current_subscription  # type: ignore[attr-defined]
+            if needs_sub and sub is None:
+                raise services.Conflict("The customer has no active subscription.")
+            messages.success(request, write(org, cust, sub, form))
+        except DomainError as exc:
+            add_domain_error(form, exc)
+    error = _form_error(form) if form.errors else None
     if request.htmx:
         context = _detail_context(request, customer_id)
         context["form_error"] = error
@@ -240,6 +228,57 @@ def customer_subscription(request: ConsoleRequest, customer_id: str) -> HttpResp
     if error:
         messages.error(request, error)
     return redirect("billing_console_customer", customer_id=customer_id)
+
+
+@require_POST
+@console_view(min_role=Role.ADMIN)
+def subscription_assign(request: ConsoleRequest, customer_id: str) -> HttpResponse:
+    def write(org: Any, cust: Any, _sub: Any, form: Any) -> str:
+        services.subscription_create(
+            organization=org, customer=cust, plan_key=form.cleaned_data["plan"], actor=request.user
+        )
+        return "Plan assigned."
+
+    form = SubscriptionAssignForm(request.POST)
+    return _subscription_write(request, customer_id, form, write, needs_sub=False)
+
+
+@require_POST
+@console_view(min_role=Role.ADMIN)
+def subscription_change(request: ConsoleRequest, customer_id: str) -> HttpResponse:
+    def write(org: Any, _cust: Any, sub: Any, form: Any) -> str:
+        timing = form.cleaned_data["timing"]
+        services.subscription_change(
+            organization=org,
+            subscription=sub,
+            plan_key=form.cleaned_data["plan"],
+            timing=timing,
+            actor=request.user,
+        )
+        return "Plan changed." if timing == "immediate" else "Plan change scheduled."
+
+    return _subscription_write(request, customer_id, SubscriptionChangeForm(request.POST), write)
+
+
+@require_POST
+@console_view(min_role=Role.ADMIN)
+def subscription_cancel(request: ConsoleRequest, customer_id: str) -> HttpResponse:
+    def write(org: Any, _cust: Any, sub: Any, form: Any) -> str:
+        timing = form.cleaned_data["timing"]
+        services.subscription_cancel(organization=org, subscription=sub, timing=timing, actor=request.user)
+        return "Subscription canceled." if timing == "immediate" else "Cancelation scheduled."
+
+    return _subscription_write(request, customer_id, SubscriptionCancelForm(request.POST), write)
+
+
+@require_POST
+@console_view(min_role=Role.ADMIN)
+def subscription_unschedule(request: ConsoleRequest, customer_id: str) -> HttpResponse:
+    def write(org: Any, _cust: Any, sub: Any, _form: Any) -> str:
+        services.subscription_unschedule_cancelation(organization=org, subscription=sub, actor=request.user)
+        return "Cancelation unscheduled."
+
+    return _subscription_write(request, customer_id, SubscriptionUnscheduleForm(request.POST), write)
 
 
 @console_view()
@@ -258,11 +297,19 @@ urlpatterns = [
     path("console/customers/", customers, name="billing_console_customers"),
     path("console/customers/new/", customer_create, name="billing_console_customer_new"),
     path("console/customers/<str:customer_id>/", customer_detail, name="billing_console_customer"),
-    path(
-        "console/customers/<str:customer_id>/subscription/",
-        customer_subscription,
-        name="billing_console_customer_subscription",
-    ),
+    *[
+        path(
+            f"console/customers/<str:customer_id>/subscription/{operation}/",
+            view,
+            name=f"billing_console_subscription_{operation}",
+        )
+        for operation, view in (
+            ("assign", subscription_assign),
+            ("change", subscription_change),
+            ("cancel", subscription_cancel),
+            ("unschedule", subscription_unschedule),
+        )
+    ],
     path("console/customers/<str:customer_id>/usage/", customer_usage, name="billing_console_customer_usage"),
     path("console/customers/<str:customer_id>/edit/", customer_edit, name="billing_console_customer_edit"),
     path("console/subscriptions/", subscriptions, name="billing_console_subscriptions"),

@@ -78,20 +78,20 @@ def test_assign_change_cancel_from_console(tenant_a, tenant_b, catalog):
     page = client.get(f"/console/customers/{cust.id}/").content.decode()
     assert "Assign a plan" in page and "Business (v1)" in page
     r = client.post(
-        f"/console/customers/{cust.id}/subscription/",
-        {"action": "assign", "plan": "pro"},
+        f"/console/customers/{cust.id}/subscription/assign/",
+        {"plan": "pro"},
         HTTP_HX_REQUEST="true",
     )
     assert r.status_code == 200 and "Pro v1" in r.content.decode() and "tokens" in r.content.decode()
     r = client.post(
-        f"/console/customers/{cust.id}/subscription/",
-        {"action": "change", "plan": "business", "timing": "immediate"},
+        f"/console/customers/{cust.id}/subscription/change/",
+        {"plan": "business", "timing": "immediate"},
         HTTP_HX_REQUEST="true",
     )
     assert r.status_code == 200 and "Business v1" in r.content.decode()
     r = client.post(
-        f"/console/customers/{cust.id}/subscription/",
-        {"action": "cancel", "timing": "next_billing_cycle"},
+        f"/console/customers/{cust.id}/subscription/cancel/",
+        {"timing": "next_billing_cycle"},
         HTTP_HX_REQUEST="true",
     )
     assert r.status_code == 200 and "ends" in r.content.decode()
@@ -99,12 +99,34 @@ def test_assign_change_cancel_from_console(tenant_a, tenant_b, catalog):
     # tenant B cannot see or act on A's customer
     client_b = login(tenant_b)
     assert client_b.get(f"/console/customers/{cust.id}/").status_code == 404
-    r = client_b.post(
-        f"/console/customers/{cust.id}/subscription/", {"action": "cancel"}, HTTP_HX_REQUEST="true"
-    )
+    r = client_b.post(f"/console/customers/{cust.id}/subscription/cancel/", {}, HTTP_HX_REQUEST="true")
     assert r.status_code in (400, 404)
     assert Subscription.objects.filter(customer=cust).count() == 2
     sources.set_provider("plan_choices", None)
+
+
+def test_each_subscription_operation_refuses_bad_input_on_its_form(tenant_a, tenant_b, catalog):
+    pro_plan(tenant_a.org, catalog)
+    pro_plan(tenant_b.org, catalog)
+    cust = services.customer_create(organization=tenant_a.org, name="Acme", key="acme", subject_keys=["s"])
+    other = services.customer_create(organization=tenant_b.org, name="Globex", key="acme", subject_keys=["s"])
+    services.subscription_create(organization=tenant_b.org, customer=other, plan_key="pro")
+    client = login(tenant_a)
+    base = f"/console/customers/{cust.id}/subscription"
+    r = client.post(f"{base}/assign/", {"plan": ""}, HTTP_HX_REQUEST="true")
+    assert r.status_code == 400 and "Choose a plan." in r.content.decode()
+    r = client.post(f"{base}/cancel/", {"timing": "next_billing_cycle"}, HTTP_HX_REQUEST="true")
+    assert r.status_code == 400 and "The customer has no active subscription." in r.content.decode()
+    r = client.post(f"{base}/assign/", {"plan": "pro"}, HTTP_HX_REQUEST="true")
+    assert r.status_code == 200
+    r = client.post(f"{base}/cancel/", {"timing": "someday"}, HTTP_HX_REQUEST="true")
+    assert r.status_code == 400 and "Select a valid choice" in r.content.decode()
+    r = client.post(f"{base}/unschedule/", {}, HTTP_HX_REQUEST="true")
+    assert r.status_code == 400 and "The subscription has no scheduled cancelation." in r.content.decode()
+    sub = Subscription.objects.get(customer=cust)
+    assert (sub.active_to, sub.cancel_requested_at) == (None, None)  # nothing written by the refusals
+    # the other organization's subscription was never touched
+    assert Subscription.objects.get(customer=other).active_to is None
 
 
 def test_subscriptions_page(tenant_a, tenant_b, catalog):
