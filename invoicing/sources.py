@@ -513,16 +513,4 @@ def usage(
 
 def usage_bulk(*, organization: Organization, requests: list[UsageRequest]) -> dict[UsageRequest, Decimal]:
     """`usage` for many (customer, feature, span, measure) at once (a few grouped metering queries)."""
-    if _PROVIDERS["usage"] is not _DEFAULTS["usage"]:  # a replaced single provider wins (tests)
-        return {
-            r: usage(
-                organization=organization,
-                customer_id=r.customer_id,
-                feature_key=r.feature_key,
-                start=r.start,
-                end=r.end,
-                measure=r.measure,
-            )
-            for r in requests
-        }
     return _PROVIDERS["usage_bulk"](organization=organization, requests=requests)

@@ -46,13 +46,29 @@ class UsageBook:
         hits = [v for c, f, t, v in self.events if c == customer_id and f == feature_key and start <= t < end]
         return Decimal(len(hits)) if measure == "count" else sum(hits, Decimal(0))
 
+    def bulk(self, *, organization, requests) -> dict:
+        """The `usage_bulk` provider: every request answered from the book."""
+        return {
+            r: self.provider(
+                organization=organization,
+                customer_id=r.customer_id,
+                feature_key=r.feature_key,
+                start=r.start,
+                end=r.end,
+                measure=r.measure,
+            )
+            for r in requests
+        }
+
 
 @pytest.fixture
 def usage():
     book = UsageBook()
     sources.set_provider("usage", book.provider)
+    sources.set_provider("usage_bulk", book.bulk)
     yield book
     sources.set_provider("usage", None)
+    sources.set_provider("usage_bulk", None)
 
 
 # --- billing rows ---------------------------------------------------------------------------------
