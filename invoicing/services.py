@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from billing.models import Customer
 from core.audit import Actor, audit_record
+from core.enqueue import enqueue, enqueue_on_commit
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.models import Organization
 from core.money import quantize, to_decimal
@@ -926,10 +927,7 @@ def invoice_issue(
             organization=organization, invoice=invoice, action="invoice.issued", actor=actor
         )
         if StripeSettings.objects.filter(organization=organization, enabled=True).exists():
-            from invoicing.tasks import invoice_stripe_push
-
-            invoice_id = invoice.id
-            transaction.on_commit(lambda: invoice_stripe_push.delay(invoice_id))
+            enqueue_on_commit("invoicing.tasks.invoice_stripe_push", invoice.id)
     return invoice
 
 
@@ -1026,9 +1024,7 @@ def invoice_void(
         invoice.stripe_invoice_id
         and StripeSettings.objects.filter(organization=organization, enabled=True).exists()
     ):
-        from invoicing.tasks import invoice_stripe_void
-
-        transaction.on_commit(lambda: invoice_stripe_void.delay(invoice.id))
+        enqueue_on_commit("invoicing.tasks.invoice_stripe_void", invoice.id)
     return invoice
 
 
@@ -1042,8 +1038,6 @@ def invoice_retry_sync(*, organization: Organization, invoice: Invoice, actor: A
         )
     if not StripeSettings.objects.filter(organization=organization, enabled=True).exists():
         raise Conflict("Stripe is not configured for this organization.", field="stripe")
-    from invoicing.tasks import invoice_stripe_push
-
     audit_record(
         organization=organization,
         actor=actor,
@@ -1051,7 +1045,7 @@ def invoice_retry_sync(*, organization: Organization, invoice: Invoice, actor: A
         object_type="invoice",
         object_id=invoice.id,
     )
-    invoice_stripe_push.delay(invoice.id)
+    enqueue("invoicing.tasks.invoice_stripe_push", invoice.id)
     return invoice
 
 

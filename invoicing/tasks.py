@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import random
+from datetime import timedelta
 
 from celery import shared_task
+from django.utils import timezone
 
 from core import rls
+from invoicing import runs, services, stripe_events, stripe_gateway, webhooks
 from invoicing.emails import (
     EmailNotSent,
     credit_note_email_send,
@@ -33,9 +36,7 @@ def _delivery_organization(delivery_id: str) -> str | None:
 @shared_task(name="invoicing.tasks.invoice_clock", acks_late=True, queue=QUEUE)
 def invoice_clock() -> int:
     """Find due customer periods and fan out one task per batch of customers (runs.BATCH_SIZE)."""
-    from invoicing.runs import invoice_runs_schedule_batches
-
-    batches = invoice_runs_schedule_batches()
+    batches = runs.invoice_runs_schedule_batches()
     for batch in batches:
         invoice_run_batch.delay(batch)
     return sum(len(b) for b in batches)
@@ -45,17 +46,13 @@ def invoice_clock() -> int:
     name="invoicing.tasks.invoice_run_batch", acks_late=True, reject_on_worker_lost=True, queue=QUEUE
 )
 def invoice_run_batch(item_ids: list[str]) -> int:
-    from invoicing.runs import invoice_run_batch_process
-
-    return invoice_run_batch_process(item_ids=item_ids)
+    return runs.invoice_run_batch_process(item_ids=item_ids)
 
 
 @shared_task(name="invoicing.tasks.invoice_run_item", acks_late=True, reject_on_worker_lost=True, queue=QUEUE)
 def invoice_run_item(item_id: str) -> str | None:
-    from invoicing.runs import invoice_run_item_process
-
     try:
-        invoice = invoice_run_item_process(item_id=item_id)
+        invoice = runs.invoice_run_item_process(item_id=item_id)
     except Exception:
         logger.exception("invoice run item %s failed (recorded on the Invoice runs page)", item_id)
         return None
@@ -64,17 +61,13 @@ def invoice_run_item(item_id: str) -> str | None:
 
 @shared_task(name="invoicing.tasks.invoices_auto_advance", acks_late=True, queue=QUEUE)
 def invoices_auto_advance() -> int:
-    from invoicing.services import invoices_auto_advance as run
-
-    return run()
+    return services.invoices_auto_advance()
 
 
 @shared_task(name="invoicing.tasks.invoices_mark_overdue", acks_late=True, queue=QUEUE)
 def invoices_mark_overdue() -> int:
     """issued → overdue once the due date has passed (idempotent)."""
-    from invoicing.services import invoices_mark_overdue as run
-
-    return run()
+    return services.invoices_mark_overdue()
 
 
 @shared_task(
@@ -87,8 +80,6 @@ def invoices_mark_overdue() -> int:
 )
 @rls.scoped_task(_invoice_organization)
 def invoice_stripe_push(self, invoice_id: str) -> None:  # type: ignore[no-untyped-def]
-    from invoicing import stripe_gateway
-
     try:
         stripe_gateway.invoice_push(invoice_id=invoice_id)
     except Exception as exc:
@@ -102,8 +93,6 @@ def invoice_stripe_push(self, invoice_id: str) -> None:  # type: ignore[no-untyp
 @shared_task(name="invoicing.tasks.invoice_stripe_void", acks_late=True, queue=QUEUE)
 @rls.scoped_task(_invoice_organization)
 def invoice_stripe_void(invoice_id: str) -> None:
-    from invoicing import stripe_gateway
-
     try:
         stripe_gateway.invoice_void_remote(invoice_id=invoice_id)
     except Exception as exc:
@@ -112,9 +101,7 @@ def invoice_stripe_void(invoice_id: str) -> None:
 
 @shared_task(name="invoicing.tasks.stripe_event_process", acks_late=True, queue=QUEUE)
 def stripe_event_process_task(event_row_id: str) -> str:
-    from invoicing.stripe_events import stripe_event_process
-
-    return stripe_event_process(event_row_id=event_row_id)
+    return stripe_events.stripe_event_process(event_row_id=event_row_id)
 
 
 @shared_task(
@@ -122,21 +109,15 @@ def stripe_event_process_task(event_row_id: str) -> str:
 )
 @rls.scoped_task(_delivery_organization)
 def webhook_deliver(self, delivery_id: str) -> bool:  # type: ignore[no-untyped-def]
-    from invoicing.webhooks import backoff_seconds, webhook_delivery_attempt
-
-    done = webhook_delivery_attempt(delivery_id=delivery_id)
+    done = webhooks.webhook_delivery_attempt(delivery_id=delivery_id)
     if not done:
-        raise self.retry(countdown=backoff_seconds(self.request.retries + 1))
+        raise self.retry(countdown=webhooks.backoff_seconds(self.request.retries + 1))
     return True
 
 
 @shared_task(name="invoicing.tasks.webhook_deliveries_sweep", acks_late=True, queue="default")
 def webhook_deliveries_sweep() -> int:
     """Requeue pending deliveries whose next attempt is due (retries lost with a broker restart)."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
     ids = list(
         WebhookDelivery.objects.filter(
             status="pending", next_attempt_at__lte=timezone.now() - timedelta(minutes=10)
@@ -149,9 +130,7 @@ def webhook_deliveries_sweep() -> int:
 
 @shared_task(name="invoicing.tasks.billing_notifications_forward", acks_late=True, queue="default")
 def billing_notifications_forward() -> int:
-    from invoicing.webhooks import billing_notifications_forward as run
-
-    return run()
+    return webhooks.billing_notifications_forward()
 
 
 @shared_task(name="invoicing.tasks.invoice_emails_sweep", acks_late=True, queue="default")
