@@ -39,7 +39,8 @@ _WINDOW = {
 
 
 def _in(column: str, param: str) -> str:
-    return f"{column} IN (SELECT arrayJoin({{{param}:Array(String)}}))"
+    # a constant array: the primary key still prunes (as `column IN set`), without a subquery's pipeline
+    return f"has({{{param}:Array(String)}}, {column})"
 
 
 def usage_sql(q: UsageQuery, key: str | None) -> tuple[str, dict[str, Any]]:
@@ -125,6 +126,7 @@ def usage_sql(q: UsageQuery, key: str | None) -> tuple[str, dict[str, Any]]:
         if core_lo is not None:
             params["core_lo"] = core_lo
             roll_where.append(f"bucket >= {{core_lo:{_TIME}}}")
+        if core_lo is not None and core_lo != q.time_from:  # the partial hour before the first whole one
             branches.append(
                 raw_select
                 + " AND ".join([*raw_where, f"time >= {{t_from:{_TIME}}}", f"time < {{core_lo:{_TIME}}}"])
@@ -132,6 +134,7 @@ def usage_sql(q: UsageQuery, key: str | None) -> tuple[str, dict[str, Any]]:
         if core_hi is not None:
             params["core_hi"] = core_hi
             roll_where.append(f"bucket < {{core_hi:{_TIME}}}")
+        if core_hi is not None and core_hi != q.time_to:  # the partial hour after the last whole one
             branches.append(
                 raw_select
                 + " AND ".join([*raw_where, f"time >= {{core_hi:{_TIME}}}", f"time < {{t_to:{_TIME}}}"])

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 
 from django.db import connection
 
@@ -133,9 +134,17 @@ def _select(spec: store.MeterSpec, key: str, source: str) -> str:
     )
 
 
+# Meter keys seen ready in this process, with when: the check is skipped for READY_TTL seconds (a reset in
+# another process is seen within that time; a reset here forgets at once).
+READY_TTL = 30.0
+_seen_ready: dict[str, float] = {}
+
+
 def ensure(spec: store.MeterSpec) -> str:
     """The meter's rollup key, its view created and its history folded in first if needed."""
     key = meter_key(spec)
+    if time.monotonic() - _seen_ready.get(key, float("-inf")) < READY_TTL:
+        return key
     ch = client()
     db = ch.database
     if not ch.rows(f"SELECT 1 FROM {db}.{schema.READY} WHERE meter_key = {{k:String}}", {"k": key}):
@@ -148,6 +157,7 @@ def ensure(spec: store.MeterSpec) -> str:
                     _build(spec, key)
             finally:
                 cur.execute("SELECT pg_advisory_unlock(%s)", [CH_INGEST_LOCK])
+    _seen_ready[key] = time.monotonic()
     return key
 
 
@@ -188,6 +198,7 @@ def rollup_reset(*, meter_id: str) -> None:
         {"m": meter_id},
     )
     for key, view in found:
+        _seen_ready.pop(key, None)
         ch.command(f"DROP VIEW IF EXISTS {db}.{view}")
         for table in (schema.ROLLUP, schema.READY):
             ch.command(

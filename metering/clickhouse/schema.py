@@ -84,7 +84,7 @@ _DDL = [
         latest AggregateFunction(argMaxIf, {DECIMAL}, Tuple({TIME}, UInt64), UInt8),
         uniq AggregateFunction(uniqExactIf, String, UInt8)
     ) ENGINE = AggregatingMergeTree
-    ORDER BY (organization_id, meter_key, bucket, subject, group_key)
+    ORDER BY (organization_id, meter_key, subject, bucket, group_key)
     SETTINGS {DEDUP}""",
     f"""CREATE TABLE IF NOT EXISTS {{db}}.{READY} (
         meter_key String,

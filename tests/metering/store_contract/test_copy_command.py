@@ -13,7 +13,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from metering import selectors, services
-from metering.clickhouse import schema
+from metering.clickhouse import rollups, schema
 from metering.clickhouse.schema import client
 
 pytestmark = pytest.mark.django_db
@@ -42,6 +42,7 @@ def pg_history(settings, chdb_url, tenant_a, tenant_b):
     settings.METERING_STORE = "postgres"
     settings.CLICKHOUSE_URL = chdb_url
     schema.truncate(client())
+    rollups._seen_ready.clear()
     for t in (tenant_a, tenant_b):
         for slug, agg, path in (
             ("tokens", "SUM", "$.tokens"),

@@ -1,0 +1,178 @@
+"""ClickHouse store benchmarks, side by side with PostgreSQL (run by bench/run.py; `BENCH=clickhouse make bench`).
+
+ClickHouse runs in this process (chdb) on a data directory kept between runs (BENCH_CLICKHOUSE_DIR, default
+.data/bench-clickhouse), so the generated data sets are made once.
+  (e) drain throughput: BENCH_CH_EVENTS events (10% of the batches accepted twice) accepted into the inbox
+      in batches of 1000, then timed while the drain stores and deduplicates them: into ClickHouse, and into
+      PostgreSQL with the same batches (the production path of either store);
+  (f) the 30-day meter query of bench/metering.py (one subject, 30 days by day) over 10M and over 100M
+      events generated inside ClickHouse with numbers() (60 days, 1000 subjects, the same shape as the
+      PostgreSQL data set); rollups by the meter's materialized view (the production path), and raw events
+      only for comparison. The PostgreSQL figure over its 10M data set is measured in the same run when
+      that data set exists in this database (made by `BENCH=metering`), else reported as absent.
+
+Knobs (environment): BENCH_CH_EVENTS (default 200000), BENCH_CH_SIZES (default "10000000,100000000").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from bench.metering import bench_query, log, make_event
+
+ROOT = Path(__file__).resolve().parent.parent
+N = int(os.environ.get("BENCH_CH_EVENTS", "200000"))
+SIZES = [int(s) for s in os.environ.get("BENCH_CH_SIZES", "10000000,100000000").split(",") if s]
+DATA_DIR = Path(os.environ.get("BENCH_CLICKHOUSE_DIR", str(ROOT / ".data" / "bench-clickhouse")))
+SPAN_SECONDS = 60 * 86400  # 60 days from 2025-01-01, as bench/metering.py's 10M data set
+
+
+def _org(slug: str):
+    from core.models import Organization
+    from core.services import organization_create
+    from metering import services
+    from metering.models import Meter
+
+    org = Organization.objects.filter(slug=slug).first() or organization_create(slug=slug, name=slug)
+    meter = Meter.objects.filter(organization=org, slug="tokens", deleted_at__isnull=True).first()
+    if meter is None:
+        meter = services.meter_create(
+            organization=org,
+            slug="tokens",
+            event_type="prompt",
+            aggregation="SUM",
+            value_property="$.tokens",
+            group_by={"model": "$.model", "type": "$.type"},
+        )
+    return org, meter
+
+
+def _use(store: str) -> None:
+    from django.conf import settings
+
+    settings.METERING_STORE = store
+    settings.CLICKHOUSE_URL = f"chdb://{DATA_DIR}"
+
+
+def bench_drain(store: str, run: str) -> tuple[float, int]:
+    """Accept N events (+10% resent batches) into the inbox, then time the drain into `store`."""
+    from metering import services
+    from metering import store as event_store
+    from metering.clickhouse import schema
+
+    _use(store)
+    schema.client()  # the engine starts before the clock does
+    org, _meter = _org(f"bench-ch-drain-{store}")
+    bodies = []
+    for start in range(0, N, 1000):
+        events = [make_event(i, f"{run}-{store}") for i in range(start, min(N, start + 1000))]
+        bodies.append((json.dumps(events).encode(), len(events)))
+    for body, count in bodies + bodies[::10]:
+        event_store.inbox_append(organization_id=org.id, body=body, event_count=count, received_at=_now())
+    t0 = time.perf_counter()
+    results = services.events_drain_all()
+    elapsed = time.perf_counter() - t0
+    stored = sum(r.inserted for r in results)
+    if stored != N:
+        raise RuntimeError(f"{store}: stored {stored} events, expected {N} (dedup or loss)")
+    return N / elapsed, sum(r.received for r in results)
+
+
+def _now():
+    from django.utils import timezone
+
+    return timezone.now()
+
+
+def generate(size: int):
+    """An organization with `size` events in ClickHouse (made once, kept in DATA_DIR)."""
+    from metering import store
+    from metering.clickhouse import rollups, schema
+
+    _use("clickhouse")
+    org, meter = _org(f"bench-ch-{size}")
+    ch = schema.client()
+    db = ch.database
+    (have,) = ch.rows(
+        f"SELECT count() FROM {db}.{schema.EVENT} WHERE organization_id = {{o:String}}", {"o": org.id}
+    )[0]
+    rollups.ensure(store.MeterSpec.of(meter))  # the view exists first: generated rows feed it as they land
+    if have >= size:
+        return org, meter
+    log(f"generating {size - have:,} events in ClickHouse for {org.slug} (once; kept in {DATA_DIR})…")
+    t0 = time.perf_counter()
+    step = 10_000_000
+    for lo in range(have, size, step):
+        hi = min(size, lo + step)
+        ch.command(
+            f"INSERT INTO {db}.{schema.EVENT} (organization_id, source, event_id, type, subject, time, data, "
+            "stored_at, seq, fp, doc) "
+            "SELECT {o:String}, 'gen', concat('g', toString(number)), 'prompt', "
+            "concat('customer-', toString(number % 1000)), "
+            "toDateTime64('2025-01-01 00:00:00', 6, 'UTC') + toIntervalSecond(intDiv(number * {span:UInt64}, {n:UInt64})), "
+            'concat(\'{"tokens":\', toString(number % 997), \',"model":"\', '
+            "['gpt-4o','gpt-4o-mini','claude','llama'][1 + number % 4], '\",\"type\":\"', "
+            "if(number % 2 = 0, 'input', 'output'), '\"}') AS data, now64(6), number + 1, cityHash64(number), "
+            'replaceRegexpOne(data, \'"tokens":([0-9]+)\', \'"tokens":"\\\\1"\') '
+            "FROM numbers({lo:UInt64}, {count:UInt64})",
+            {"o": org.id, "span": SPAN_SECONDS, "n": size, "lo": lo, "count": hi - lo},
+        )
+        log(f"  {hi:,} rows ({time.perf_counter() - t0:.0f}s)")
+    return org, meter
+
+
+def _pg_query() -> str:
+    from core.models import Organization
+    from metering.models import Meter
+
+    _use("postgres")
+    org = Organization.objects.filter(slug="bench-big-10000000").first()
+    meter = org and Meter.objects.filter(organization=org, slug="tokens", deleted_at__isnull=True).first()
+    if org is None or meter is None:
+        return "absent (no 10M PostgreSQL data set in this database: run BENCH=metering first)"
+    res = bench_query(org, meter, None, None)
+    return (
+        f"PostgreSQL over 10M in this run: p50 {res['rollup_p50']:.1f} ms (raw only {res['raw_p50']:.1f} ms)"
+    )
+
+
+def run() -> list[dict]:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    load_start = os.getloadavg()[0]
+    run_id = f"ch{int(time.time())}"
+    rows: list[dict] = []
+    log(f"(e) drain {N:,} accepted events into each store…")
+    ch_rate, received = bench_drain("clickhouse", run_id)
+    pg_rate, _ = bench_drain("postgres", run_id)
+    rows.append(
+        {
+            "benchmark": "clickhouse (e) drain: stored and deduplicated",
+            "measured": f"ClickHouse {ch_rate:,.0f} events/s; PostgreSQL {pg_rate:,.0f} events/s",
+            "target": "(info)",
+            "ok": None,
+            "notes": f"{received:,} accepted ({N:,} distinct); chdb in-process; load avg at start {load_start:.1f} "
+            f"on {os.cpu_count()} CPUs",
+        }
+    )
+    pg_note = _pg_query()
+    for size in SIZES:
+        t0 = time.perf_counter()
+        org, meter = generate(size)
+        made = time.perf_counter() - t0
+        _use("clickhouse")
+        res = bench_query(org, meter, None, None)
+        rows.append(
+            {
+                "benchmark": f"clickhouse (f) query 1 subject, 30 days by day, {size:,} events",
+                "measured": f"p50 {res['rollup_p50']:.1f} ms (max {res['rollup_max']:.1f}); raw only "
+                f"p50 {res['raw_p50']:.1f} ms",
+                "target": "<= 50 ms" if size >= 100_000_000 else "(info)",
+                "ok": res["rollup_p50"] <= 50 if size >= 100_000_000 else None,
+                "notes": f"data set ready in {made:.0f}s; load avg {os.getloadavg()[0]:.1f}; {pg_note}",
+            }
+        )
+    _use("postgres")
+    return rows
