@@ -92,7 +92,8 @@ def _now():
 
 def generate(size: int, checkpoint=None):
     """An organization with `size` events in ClickHouse (made once, kept in DATA_DIR); `checkpoint(org,
-    meter, rows)` runs after each 10M-row step (the query measured as the data set grows)."""
+    meter, rows)` runs after each 10M-row step (the query measured as the data set grows: event i lands at
+    (i * 7919 mod size) of the 60 days, so every step covers the whole span)."""
     from metering import store
     from metering.clickhouse import rollups, schema
 
@@ -116,7 +117,8 @@ def generate(size: int, checkpoint=None):
             "stored_at, seq, fp, doc) "
             "SELECT {o:String}, 'gen', concat('g', toString(number)), 'prompt', "
             "concat('customer-', toString(number % 1000)), "
-            "toDateTime64('2025-01-01 00:00:00', 6, 'UTC') + toIntervalSecond(intDiv(number * {span:UInt64}, {n:UInt64})), "
+            "toDateTime64('2025-01-01 00:00:00', 6, 'UTC') + "
+            "toIntervalSecond(intDiv(((number * 7919) % {n:UInt64}) * {span:UInt64}, {n:UInt64})), "
             'concat(\'{"tokens":\', toString(number % 997), \',"model":"\', '
             "['gpt-4o','gpt-4o-mini','claude','llama'][1 + number % 4], '\",\"type\":\"', "
             "if(number % 2 = 0, 'input', 'output'), '\"}') AS data, now64(6), number + 1, cityHash64(number), "
