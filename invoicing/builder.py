@@ -123,6 +123,7 @@ class InvoiceBuilder:
         self._with_credit: set[tuple[str, str]] | None = None  # read on the first credit question
         self.default_tax, self.rates = tax_specs(organization)
         self._usage: dict[UsageRequest, Decimal] = {}
+        self._values: dict[UsageRequest, tuple[Decimal, ...]] = {}  # prices rated per transaction
 
     # --- usage -------------------------------------------------------------------------------------
     def prefetch(self, moments: list[Moment]) -> None:
@@ -130,9 +131,27 @@ class InvoiceBuilder:
         wanted: list[UsageRequest] = []
         for m in moments:
             self._lines(m, record=wanted)
-        missing = [r for r in dict.fromkeys(wanted) if r not in self._usage]
+        missing = [r for r in dict.fromkeys(wanted) if r not in self._usage and r not in self._values]
+        per_event = [r for r in missing if r.measure == "events"]
+        if per_event:
+            self._values.update(sources.event_values(organization=self.organization, requests=per_event))
+        missing = [r for r in missing if r.measure != "events"]
         if missing:
             self._usage.update(sources.usage_bulk(organization=self.organization, requests=missing))
+
+    def _values_reader(
+        self, customer_id: str, record: list[UsageRequest] | None
+    ) -> Callable[[str, datetime, datetime], tuple[Decimal, ...]]:
+        def read(feature_key: str, start: datetime, end: datetime) -> tuple[Decimal, ...]:
+            req = UsageRequest(customer_id, feature_key, start, end, "events")
+            if record is not None:
+                record.append(req)
+                return ()
+            if req not in self._values:
+                self._values.update(sources.event_values(organization=self.organization, requests=[req]))
+            return self._values[req]
+
+        return read
 
     def _reader(
         self, customer_id: str, measure: str, record: list[UsageRequest] | None
@@ -190,6 +209,7 @@ class InvoiceBuilder:
                     usage=usage,
                     count=count,
                     ledger=ledger,
+                    values=self._values_reader(m.customer_id, record),
                 )
             )
         return out

@@ -13,8 +13,9 @@ Rules (docs/invoicing.md states them with worked examples):
   is due when the span has ended (`span_end <= T`). `progressive=True` (on-demand invoices, the upcoming
   invoice preview) also bills the usage of open spans so far, without commitments.
 - **Amounts.** A flat fee is `amount * quantity * covered share of the period` (exact seconds). Usage is
-  rated by `catalog.pricing.rate` on the span's cumulative usage. Minimum and maximum commitments are
-  prorated by the same share and applied once the span has ended.
+  rated by `catalog.pricing.rate` on the span's cumulative usage (a percentage price rated per
+  transaction: by `invoicing.transactions.rate_transactions` on the span's events). Minimum and maximum
+  commitments are prorated by the same share and applied once the span has ended.
 - **Rounding once per line.** The usage line is the rounded base amount, the discount line the rounded
   percentage discount; a commitment top-up (or cap) is the rounded prorated commitment minus those two
   rounded lines, so the item's lines add up exactly to the commitment.
@@ -28,7 +29,7 @@ Rules (docs/invoicing.md states them with worked examples):
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -49,6 +50,7 @@ from catalog.pricing import (
     rate,
 )
 from core.money import quantize
+from invoicing.transactions import rate_transactions
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -158,6 +160,8 @@ class Ledger:
 
 UsageFn = Callable[[str, datetime, datetime], Decimal]  # (feature_key, start, end) -> quantity
 CountFn = Callable[[str, datetime, datetime], int]  # (feature_key, start, end) -> number of events
+# (feature_key, start, end) -> each event's value in event-time order (prices rated per transaction)
+ValuesFn = Callable[[str, datetime, datetime], Sequence[Decimal]]
 
 
 def _cadence(item: BillableItem) -> str:
@@ -276,15 +280,19 @@ def _usage_due(
     currency: str,
     usage: UsageFn,
     count: CountFn,
+    values: ValuesFn | None,
 ) -> list[_Due]:
     end = sp.span_end if closed else min(sp.span_end, upto)
     quantity = usage(item.feature_key, sp.span_start, end)
-    events = 0
-    if isinstance(price, PercentagePrice) and price.fixed_amount_per_event is not None:
-        events = int(count(item.feature_key, sp.span_start, end))
     discounts = parse_discounts(item.discounts) if item.discounts else None
     bare = dataclasses.replace(price, minimum_amount=None, maximum_amount=None)
-    rating = rate(bare, quantity, event_count=events, discounts=discounts)
+    if isinstance(bare, PercentagePrice) and bare.per_transaction and values is not None:
+        rating = rate_transactions(bare, values(item.feature_key, sp.span_start, end), discounts=discounts)
+    else:  # without a reader of event values (the pricing simulation), on the period's volume
+        events = 0
+        if isinstance(price, PercentagePrice) and price.fixed_amount_per_event is not None:
+            events = int(count(item.feature_key, sp.span_start, end))
+        rating = rate(bare, quantity, event_count=events, discounts=discounts)
     base = sum((x.amount for x in rating.lines if x.kind != "percentage_discount"), ZERO)
     off = sum((x.amount for x in rating.lines if x.kind == "percentage_discount"), ZERO)
     usage_r, off_r = quantize(base, currency), quantize(off, currency)
@@ -341,6 +349,7 @@ def item_lines(
     usage: UsageFn,
     count: CountFn,
     ledger: Ledger,
+    values: ValuesFn | None = None,
 ) -> list[LineDraft]:
     """The lines one item adds to an invoice at moment `at`: every amount due under its keys minus what
     the ledger says was billed. Usage is read up to `usage_upto` (`at`, or now for a preview)."""
@@ -361,7 +370,15 @@ def item_lines(
             if not closed and (not progressive or sp.span_start >= usage_upto):
                 continue
             dues = _usage_due(
-                item, price, sp, upto=usage_upto, closed=closed, currency=currency, usage=usage, count=count
+                item,
+                price,
+                sp,
+                upto=usage_upto,
+                closed=closed,
+                currency=currency,
+                usage=usage,
+                count=count,
+                values=values,
             )
         for due in dues:
             out.extend(_line_for(item, sp, due, ledger))

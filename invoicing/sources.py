@@ -339,7 +339,8 @@ class UsageRequest:
     feature_key: str
     start: datetime
     end: datetime
-    measure: str = "value"  # "value": the meter's aggregate; "count": its number of events
+    measure: str = "value"  # "value": the meter's aggregate; "count": its number of events; "events": each
+    # event's value (`event_values`)
 
 
 FEW_CUSTOMERS = 25  # up to this many customers, usage is read in one `meter_usage_totals` call
@@ -450,12 +451,53 @@ def _usage_references(
     return features, meters, subjects
 
 
+# At most this many events of one customer, feature and span are read for a price rated per transaction
+# (a percentage price with per-transaction bounds or free transactions); above, the invoice is refused
+# (`metering.store.TooManyEvents`) rather than billed on a partial read.
+MAX_TRANSACTIONS = 100_000
+
+
+def _billing_event_values(
+    *, organization: Organization, requests: list[UsageRequest]
+) -> dict[UsageRequest, tuple[Decimal, ...]]:
+    """Each event's value for every request (`measure="events"`), in event-time order: one bounded read of
+    raw events per request. Only prices rated per transaction ask for these."""
+    out: dict[UsageRequest, tuple[Decimal, ...]] = {r: () for r in requests}
+    wanted = [r for r in requests if r.end > r.start and r.feature_key]
+    if not wanted:
+        return out
+    features, meters, subjects = _usage_references(
+        organization=organization,
+        feature_keys={r.feature_key for r in wanted},
+        customer_ids=sorted({r.customer_id for r in wanted}),
+    )
+    for r in wanted:
+        feature = features.get(r.feature_key)
+        meter = meters.get(feature.meter_slug) if feature is not None else None
+        if feature is None or meter is None or not subjects.get(r.customer_id):
+            continue
+        filters = {k: [v] for k, v in feature.meter_group_by_filters.items()}
+        out[r] = tuple(
+            metering_selectors.meter_event_values(
+                organization=organization,
+                meter=meter,
+                subjects=subjects[r.customer_id],
+                from_=r.start,
+                to=r.end,
+                filter_group_by=filters,
+                limit=MAX_TRANSACTIONS,
+            )
+        )
+    return out
+
+
 _PROVIDERS: dict[str, Callable[..., Any]] = {
     "items_bulk": _billing_items_bulk,
     "usage_bulk": _billing_usage_bulk,
     "due_periods": _billing_due_periods,
     "current_periods": _billing_current_periods,
     "usage": _billing_usage,
+    "event_values": _billing_event_values,
 }
 _DEFAULTS = dict(_PROVIDERS)
 
@@ -514,3 +556,11 @@ def usage(
 def usage_bulk(*, organization: Organization, requests: list[UsageRequest]) -> dict[UsageRequest, Decimal]:
     """`usage` for many (customer, feature, span, measure) at once (a few grouped metering queries)."""
     return _PROVIDERS["usage_bulk"](organization=organization, requests=requests)
+
+
+def event_values(
+    *, organization: Organization, requests: list[UsageRequest]
+) -> dict[UsageRequest, tuple[Decimal, ...]]:
+    """Each event's value (event-time order) for every (customer, feature, span): the reads of prices rated
+    per transaction, bounded by `MAX_TRANSACTIONS` each."""
+    return _PROVIDERS["event_values"](organization=organization, requests=requests)

@@ -21,7 +21,7 @@ from core.auth import CachedBearerAuthentication
 from core.errors import Conflict, DomainError, NotFound, PayloadTooLarge, Unavailable, ValidationFailed
 from invoicing import services as invoicing_services
 from invoicing.pdf import invoice_pdf
-from lago import mapping, selectors, services
+from lago import mapping, selectors, services, signing
 from lago.mapping import LagoInvalid, error_body
 
 # --- errors ----------------------------------------------------------------------------------------
@@ -515,3 +515,21 @@ class WebhookEndpointView(LagoView):
             organization=self.organization, lago_id=lago_id, actor=self.actor
         )
         return Response({"webhook_endpoint": selectors.webhook_endpoint_json(endpoint)})
+
+
+class WebhookPublicKeyView(LagoView):
+    """The public key of the organization's JWT webhook signatures, as Lago serves it: Base64 of the PEM,
+    as plain text (`/webhooks/public_key`) or as `{"webhook": {"public_key"}}` (`/webhooks/json_public_key`,
+    what `client.webhooks.public_key()` reads)."""
+
+    as_json: ClassVar[bool] = False
+
+    def get(self, request: Request) -> HttpResponse:
+        key = signing.public_key_base64(organization_id=self.organization.id)
+        if self.as_json:
+            return Response({"webhook": {"public_key": key}})
+        return HttpResponse(key, content_type="text/plain")
+
+
+class WebhookJsonPublicKeyView(WebhookPublicKeyView):
+    as_json = True

@@ -9,7 +9,8 @@ class LagoConfig(AppConfig):
     def ready(self) -> None:
         from invoicing.webhooks import register_envelope
         from lago import webhooks
-        from lago.mapping import FORMAT
+        from lago.mapping import SIGNATURE_ALGOS
 
-        # endpoints with format="lago" get Lago's envelope and signature
-        register_envelope(FORMAT, webhooks.render, accepts=webhooks.accepts)
+        # endpoints with format="lago" (HMAC) or "lago_jwt" get Lago's envelope and signature
+        for format in SIGNATURE_ALGOS:
+            register_envelope(format, webhooks.render, accepts=webhooks.accepts)

@@ -342,6 +342,41 @@ def _ranges(errors: _Errors, props: dict[str, Any], name: str, path: str) -> lis
     return tiers
 
 
+# Lago's per-transaction properties of a percentage charge -> our percentage price's (rated per event)
+PER_TRANSACTION = {
+    "per_transaction_min_amount": "perTransactionMinimumAmount",
+    "per_transaction_max_amount": "perTransactionMaximumAmount",
+    "free_units_per_events": "freeEvents",
+    "free_units_per_total_aggregation": "freeAmount",
+}
+
+
+def _per_transaction(errors: _Errors, props: dict[str, Any], path: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for theirs, ours in PER_TRANSACTION.items():
+        if props.get(theirs) in (None, ""):
+            continue
+        if theirs == "free_units_per_events":
+            value = props[theirs]
+            count = (
+                decimal_string(value)
+                if isinstance(value, (int, str)) and not isinstance(value, bool)
+                else None
+            )
+            if count is None or count < 0 or count != count.to_integral_value():
+                errors.add(f"{path}.{theirs}", "invalid_value")
+            elif count:
+                out[ours] = plain(count)
+            continue
+        amount = _amount(errors, props, theirs, path)
+        if amount is not None and (amount or theirs != "free_units_per_total_aggregation"):
+            out[ours] = plain(amount)
+    low, high = out.get("perTransactionMinimumAmount"), out.get("perTransactionMaximumAmount")
+    if low is not None and high is not None and Decimal(low) > Decimal(high):
+        errors.add(f"{path}.per_transaction_max_amount", "invalid_value")
+    return out
+
+
 def charge_from_lago(
     charge: Any, *, index: int, metrics: dict[str, Metric], currency: str, cadence: str
 ) -> dict[str, Any]:
@@ -397,17 +432,10 @@ def charge_from_lago(
     elif model == "percentage":
         rate = _amount(errors, props, "rate", f"{path}.properties")
         fixed = _amount(errors, props, "fixed_amount", f"{path}.properties", required=False)
-        for unsupported in (
-            "per_transaction_min_amount",
-            "per_transaction_max_amount",
-            "free_units_per_events",
-            "free_units_per_total_aggregation",
-        ):
-            if props.get(unsupported) not in (None, "", "0", 0):
-                errors.add(f"{path}.properties.{unsupported}", "not_supported")
         price = {"type": "percentage", "percentage": plain(rate or Decimal(0))}
         if fixed:
             price["fixedAmountPerEvent"] = plain(fixed)
+        price.update(_per_transaction(errors, props, f"{path}.properties"))
     minimum = charge.get("min_amount_cents")
     if minimum not in (None, 0):
         amount_min = from_cents(minimum, currency)
@@ -599,6 +627,10 @@ def charge_to_lago(card: dict[str, Any], *, metric: Metric | None, currency: str
         model, props = "percentage", {"rate": plain(Decimal(price["percentage"]))}
         if price.get("fixedAmountPerEvent"):
             props["fixed_amount"] = plain(Decimal(price["fixedAmountPerEvent"]))
+        for theirs, ours in PER_TRANSACTION.items():
+            if price.get(ours) is not None:
+                value = Decimal(price[ours])
+                props[theirs] = int(value) if theirs == "free_units_per_events" else plain(value)
     elif kind == "dynamic":
         model, props = "dynamic", {}
     else:
@@ -707,8 +739,10 @@ def calendar_anchor(start: datetime, cadence: str) -> datetime:
 
 # --- webhooks -------------------------------------------------------------------------------------
 
-FORMAT = "lago"
-SIGNATURE_ALGO = "hmac"
+FORMAT = "lago"  # the webhook endpoint format of Lago's envelope signed with HMAC (the default)
+JWT_FORMAT = "lago_jwt"  # Lago's envelope signed with a JWT (RS256)
+SIGNATURE_ALGOS = {FORMAT: "hmac", JWT_FORMAT: "jwt"}  # endpoint format -> Lago's `signature_algo`
+FORMATS = {algo: fmt for fmt, algo in SIGNATURE_ALGOS.items()}
 
 INVOICE_TYPES = {
     "invoice.created": "invoice.drafted",

@@ -1,4 +1,5 @@
-"""The one mapping Lago needs stored: its `external_id` of a subscription.
+"""What the Lago API needs stored: its `external_id` of a subscription, and each organization's key pair
+for Lago's JWT webhook signatures.
 
 Lago keys a subscription by the tenant's `external_id` and keeps it across plan changes; ours ends a
 subscription at a plan change and starts a new one (`Subscription.previous`). Each of our subscriptions
@@ -12,6 +13,7 @@ from __future__ import annotations
 from django.db import models
 
 from billing.models import Subscription
+from core.fields import EncryptedTextField
 from core.models import TenantModel
 
 
@@ -25,3 +27,17 @@ class SubscriptionExternalId(TenantModel):
 
     def __str__(self) -> str:
         return self.external_id
+
+
+class WebhookSigningKey(TenantModel):
+    """The organization's RSA key pair for webhooks signed with Lago's `jwt` algorithm (`lago.signing`)."""
+
+    private_key = EncryptedTextField()  # PEM, PKCS#8
+    public_key = models.TextField()  # PEM, SubjectPublicKeyInfo (served to receivers)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization"], name="lago_signing_key_once")]
+
+    def __str__(self) -> str:
+        return f"signing key of {self.organization_id}"

@@ -26,8 +26,7 @@ from invoicing import services as invoicing_services
 from invoicing import sources as invoicing_sources
 from invoicing.models import CustomerCredit, Invoice, WebhookEndpoint
 from lago import mapping
-from lago.mapping import FORMAT as LAGO_FORMAT
-from lago.mapping import SIGNATURE_ALGO, cents, iso, lago_event_types, plain
+from lago.mapping import SIGNATURE_ALGOS, cents, iso, lago_event_types, plain
 from lago.models import SubscriptionExternalId
 from metering import selectors as metering_selectors
 
@@ -704,7 +703,7 @@ def webhook_endpoint_json(endpoint: WebhookEndpoint) -> dict[str, Any]:
         "lago_id": endpoint.id,
         "lago_organization_id": endpoint.organization_id,
         "webhook_url": endpoint.url,
-        "signature_algo": SIGNATURE_ALGO,
+        "signature_algo": SIGNATURE_ALGOS.get(endpoint.format, "hmac"),
         "name": endpoint.description or None,
         "event_types": lago_event_types(list(endpoint.event_types)),
         "created_at": iso(endpoint.created_at),
@@ -715,7 +714,7 @@ def webhook_endpoint_list(
     *, organization: Organization, page: Page
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The organization's Lago-format endpoints (its Standard Webhooks endpoints are not Lago's)."""
-    qs = WebhookEndpoint.objects.filter(organization=organization, format=LAGO_FORMAT).order_by(
+    qs = WebhookEndpoint.objects.filter(organization=organization, format__in=list(SIGNATURE_ALGOS)).order_by(
         "created_at", "id"
     )
     chunk, meta = paginate(qs, page)

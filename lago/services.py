@@ -41,7 +41,7 @@ from invoicing import webhooks as invoicing_webhooks
 from invoicing.models import CustomerCredit, Invoice, WebhookEndpoint
 from lago import mapping
 from lago.mapping import FORMAT as LAGO_FORMAT
-from lago.mapping import LAGO_EVENT_TYPES, SIGNATURE_ALGO, LagoInvalid, our_event_types
+from lago.mapping import FORMATS, LAGO_EVENT_TYPES, LagoInvalid, our_event_types
 from lago.models import SubscriptionExternalId
 from metering import services as metering_services
 from metering.ingest import validate_body
@@ -641,8 +641,8 @@ _ENDPOINT_FIELDS = {"url": "webhook_url", "description": "name", "eventTypes": "
 
 
 def _webhook_endpoint_fields(data: Any, *, partial: bool) -> dict[str, Any]:
-    """Lago's `webhook_endpoint` → the arguments of our endpoint services. Only `signature_algo: hmac` is
-    signed (the default here; Lago's `jwt` needs its installation key pair and is refused)."""
+    """Lago's `webhook_endpoint` → the arguments of our endpoint services; `signature_algo` (`hmac`, the
+    default, or `jwt`) picks the endpoint's format."""
     if not isinstance(data, dict):
         raise LagoInvalid({"webhook_endpoint": ["invalid_value"]})
     errors: dict[str, list[str]] = {}
@@ -656,8 +656,11 @@ def _webhook_endpoint_fields(data: Any, *, partial: bool) -> dict[str, Any]:
     else:
         fields["url"] = url.strip()
     algo = data.get("signature_algo")
-    if algo is not None and algo != SIGNATURE_ALGO:
-        errors["signature_algo"] = ["not_supported" if algo == "jwt" else "value_is_invalid"]
+    if algo is not None:
+        if not isinstance(algo, str) or algo not in FORMATS:
+            errors["signature_algo"] = ["value_is_invalid"]
+        else:
+            fields["format"] = FORMATS[algo]
     name = data.get("name")
     if name is not None:
         if not isinstance(name, str) or len(name) > 200:
@@ -688,7 +691,7 @@ def _endpoint_invalid(exc: ValidationFailed) -> LagoInvalid:
 def webhook_endpoint_get(*, organization: Organization, lago_id: str) -> WebhookEndpoint:
     """One of the organization's Lago-format endpoints (the others are not Lago's to see)."""
     endpoint = WebhookEndpoint.objects.filter(
-        organization=organization, id=lago_id.upper(), format=LAGO_FORMAT
+        organization=organization, id=lago_id.upper(), format__in=list(FORMATS.values())
     ).first()
     if endpoint is None:
         raise NotFound("webhook_endpoint_not_found")
@@ -703,7 +706,7 @@ def webhook_endpoint_create(*, organization: Organization, data: Any, actor: Act
             url=fields["url"],
             event_types=fields.get("event_types"),
             description=fields.get("description", ""),
-            format=LAGO_FORMAT,
+            format=fields.get("format", LAGO_FORMAT),
             actor=actor,
         )
     except ValidationFailed as exc:
@@ -722,6 +725,7 @@ def webhook_endpoint_update(
             url=fields.get("url"),
             event_types=fields.get("event_types"),
             description=fields.get("description"),
+            format=fields.get("format"),
             actor=actor,
         )
     except ValidationFailed as exc:

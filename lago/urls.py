@@ -55,6 +55,12 @@ urlpatterns: list = [
         api.WebhookEndpointView.as_view(),
         name="lago_webhook_endpoint",
     ),
+    path(f"{V1}/webhooks/public_key", api.WebhookPublicKeyView.as_view(), name="lago_webhook_public_key"),
+    path(
+        f"{V1}/webhooks/json_public_key",
+        api.WebhookJsonPublicKeyView.as_view(),
+        name="lago_webhook_json_public_key",
+    ),
     path("lago/files/invoices/<str:token>", api.invoice_file, name="lago_invoice_file"),
     re_path(r"^lago/(?P<path>.*)$", api.not_found_view, name="lago_not_found"),
 ]

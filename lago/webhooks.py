@@ -2,11 +2,10 @@
 
 The body is Lago's: `{"webhook_type": "invoice.created", "object_type": "invoice", "invoice": {...}}`, the
 object in the shape our Lago API answers it (`lago.selectors`), rendered when the delivery is sent, with the
-status the object had when the event happened. It is signed as Lago signs with `signature_algo: hmac`:
-`X-Lago-Signature` is the Base64 of the HMAC-SHA256 of the body, keyed with the endpoint's signing secret
-(the whole `whsec_…` string as UTF-8), `X-Lago-Signature-Algorithm: hmac`, and `X-Lago-Unique-Key` is the
-event's id (the same on every retry). Delivery, retries, address checks and the delivery log are
-`invoicing.webhooks`'.
+status the object had when the event happened. It is signed as Lago signs (`lago.signing`): with
+`signature_algo: hmac` (format `lago`, the default) or `jwt` (format `lago_jwt`), named in
+`X-Lago-Signature-Algorithm`; `X-Lago-Unique-Key` is the event's id (the same on every retry). Delivery,
+retries, address checks and the delivery log are `invoicing.webhooks`'.
 
 Our events → Lago's webhook types (events without a counterpart are not sent to a Lago endpoint):
 
@@ -25,9 +24,6 @@ Our events → Lago's webhook types (events without a counterpart are not sent t
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 from datetime import datetime
 from typing import Any
@@ -38,8 +34,8 @@ from django.utils import timezone
 
 from billing.models import Subscription
 from invoicing.models import Invoice, WebhookEndpoint, WebhookMessage
-from lago import selectors
-from lago.mapping import INVOICE_TYPES, SIGNATURE_ALGO
+from lago import selectors, signing
+from lago.mapping import INVOICE_TYPES, SIGNATURE_ALGOS
 from lago.models import SubscriptionExternalId
 
 USER_AGENT = "Meterline-Webhooks/1.0 (Lago)"
@@ -132,18 +128,19 @@ def envelope(message: WebhookMessage) -> dict[str, Any]:
     }
 
 
-def hmac_signature(body: bytes, secret: str) -> str:
-    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
-
-
 def render(endpoint: WebhookEndpoint, message: WebhookMessage, now: datetime) -> tuple[bytes, dict[str, str]]:
-    """The body and headers of one delivery to a Lago-format endpoint."""
+    """The body and headers of one delivery to a Lago-format endpoint (either signature)."""
     body = json.dumps(envelope(message), cls=DjangoJSONEncoder, separators=(",", ":")).encode()
+    algo = SIGNATURE_ALGOS[endpoint.format]
+    if algo == "jwt":
+        signature = signing.jwt_signature(body, organization_id=endpoint.organization_id)
+    else:
+        signature = signing.hmac_signature(body, endpoint.secret)
     headers = {
         "content-type": "application/json",
         "user-agent": USER_AGENT,
-        "X-Lago-Signature": hmac_signature(body, endpoint.secret),
-        "X-Lago-Signature-Algorithm": SIGNATURE_ALGO,
+        "X-Lago-Signature": signature,
+        "X-Lago-Signature-Algorithm": algo,
         "X-Lago-Unique-Key": str(message.id),
     }
     return body, headers

@@ -78,6 +78,25 @@ class PercentagePrice:
     minimum_amount: Decimal | None = None
     maximum_amount: Decimal | None = None
     type: str = field(default="percentage", init=False)
+    # rated transaction by transaction (invoicing.transactions): bounds on each event's fee, and the
+    # first events / first amount that are free
+    per_transaction_minimum: Decimal | None = None
+    per_transaction_maximum: Decimal | None = None
+    free_events: int | None = None
+    free_amount: Decimal | None = None
+
+    @property
+    def per_transaction(self) -> bool:
+        """Whether an invoice rates this price event by event (not on the period's volume)."""
+        return any(
+            x is not None
+            for x in (
+                self.per_transaction_minimum,
+                self.per_transaction_maximum,
+                self.free_events,
+                self.free_amount,
+            )
+        )
 
 
 Price = FlatPrice | UnitPrice | TieredPrice | PackagePrice | DynamicPrice | PercentagePrice

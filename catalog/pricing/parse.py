@@ -122,6 +122,8 @@ def _commitment_fields(
 
 
 _COMMON = {"type", "minimumAmount", "maximumAmount"}
+# percentage prices rated transaction by transaction: PercentagePrice's last four fields, in order
+_PER_TRANSACTION = ("perTransactionMinimumAmount", "perTransactionMaximumAmount", "freeEvents", "freeAmount")
 
 
 def parse_price_into(data: Any, path: str, errors: ErrorList) -> Price | None:
@@ -174,14 +176,28 @@ def parse_price_into(data: Any, path: str, errors: ErrorList) -> Price | None:
             multiplier = parse_decimal(obj["multiplier"], f"{path}.multiplier", errors) or Decimal(0)
         price = DynamicPrice(multiplier=multiplier, minimum_amount=minimum, maximum_amount=maximum)
     elif kind == "percentage":
-        _unknown_keys(obj, _COMMON | {"percentage", "fixedAmountPerEvent"}, path, errors)
+        _unknown_keys(obj, _COMMON | {"percentage", "fixedAmountPerEvent", *_PER_TRANSACTION}, path, errors)
         pct = parse_decimal(obj.get("percentage"), f"{path}.percentage", errors)
         if pct is not None and pct > HUNDRED:
             errors.add(f"{path}.percentage", "Must be between 0 and 100.")
         fixed = _optional_decimal(obj, "fixedAmountPerEvent", path, errors)
+        low, high, free_events, free_amount = (
+            _optional_decimal(obj, k, path, errors) for k in _PER_TRANSACTION
+        )
+        if low is not None and high is not None and low > high:
+            errors.add(f"{path}.perTransactionMaximumAmount", "Must be greater than or equal to the minimum.")
+        if free_events is not None and free_events != free_events.to_integral_value():
+            errors.add(f"{path}.freeEvents", "Must be a whole number.")
         if pct is not None:
             price = PercentagePrice(
-                percentage=pct, fixed_amount_per_event=fixed, minimum_amount=minimum, maximum_amount=maximum
+                percentage=pct,
+                fixed_amount_per_event=fixed,
+                minimum_amount=minimum,
+                maximum_amount=maximum,
+                per_transaction_minimum=low,
+                per_transaction_maximum=high,
+                free_events=None if free_events is None else int(free_events),
+                free_amount=free_amount,
             )
     return price if len(errors.items) == before else None
 
@@ -329,6 +345,15 @@ def price_to_json(price: Price) -> dict[str, Any]:
         out["percentage"] = dec_str(price.percentage)
         if price.fixed_amount_per_event is not None:
             out["fixedAmountPerEvent"] = dec_str(price.fixed_amount_per_event)
+        extra = (
+            price.per_transaction_minimum,
+            price.per_transaction_maximum,
+            price.free_events,
+            price.free_amount,
+        )
+        for key, value in zip(_PER_TRANSACTION, extra, strict=True):
+            if value is not None:
+                out[key] = dec_str(Decimal(value))
     if price.minimum_amount is not None:
         out["minimumAmount"] = dec_str(price.minimum_amount)
     if price.maximum_amount is not None:

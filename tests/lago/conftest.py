@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, TypeVar
 
 import pytest
@@ -36,3 +38,27 @@ def lago_clients(live_server, tenant_a, tenant_b):
         Client(api_key=tenant_a.keys["admin"], api_url=url, max_retries=0),
         Client(api_key=tenant_b.keys["admin"], api_url=url, max_retries=0),
     )
+
+
+@pytest.fixture
+def receiver():
+    """(base URL, what each path received: [{"headers", "body"}])."""
+    got: dict[str, list[dict]] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["content-length"]))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            got.setdefault(self.path, []).append({"headers": headers, "body": body})
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", got
+    server.shutdown()

@@ -216,7 +216,12 @@ def test_plan_errors(tenant_a, b_world):
             "billable_metric_id": metric,
             "charge_model": "percentage",
             "code": "pct",
-            "properties": {"rate": "1", "per_transaction_min_amount": "0.5"},
+            "properties": {
+                "rate": "1",
+                "per_transaction_min_amount": "5",
+                "per_transaction_max_amount": "0.5",
+                "free_units_per_events": 1.5,
+            },
         },
         {
             "billable_metric_id": metric,
@@ -232,7 +237,8 @@ def test_plan_errors(tenant_a, b_world):
             "charges[0].properties.graduated_ranges[1].to_value": ["invalid_graduated_ranges"],
             "charges[0].properties.graduated_ranges[1].per_unit_amount": ["invalid_amount"],
             "charges[1].properties.package_size": ["invalid_package_size"],
-            "charges[2].properties.per_transaction_min_amount": ["not_supported"],
+            "charges[2].properties.per_transaction_max_amount": ["invalid_value"],
+            "charges[2].properties.free_units_per_events": ["invalid_value"],
             "charges[3].pay_in_advance": ["not_supported"],
         },
     )
