@@ -21,8 +21,17 @@ from core.auth import CachedBearerAuthentication
 from core.errors import Conflict, DomainError, NotFound, PayloadTooLarge, Unavailable, ValidationFailed
 from invoicing import services as invoicing_services
 from invoicing.pdf import invoice_pdf
-from lago import mapping, selectors, services, signing
-from lago.mapping import LagoInvalid, error_body
+from lago import (
+    invoice_selectors,
+    mapping,
+    selectors,
+    services,
+    signing,
+    wallet_services,
+    webhook_endpoint_services,
+    wire,
+)
+from lago.wire import LagoInvalid, error_body
 
 # --- errors ----------------------------------------------------------------------------------------
 
@@ -221,7 +230,9 @@ class CurrentUsageView(LagoView):
         sub = services.subscription_current(organization=self.organization, external_id=sub_id)
         if sub.customer_id != customer.id:
             raise NotFound("subscription_not_found")
-        usage = selectors.current_usage(organization=self.organization, customer=customer, subscription=sub)
+        usage = invoice_selectors.current_usage(
+            organization=self.organization, customer=customer, subscription=sub
+        )
         return Response({"customer_usage": usage})
 
 
@@ -288,7 +299,7 @@ class EventsView(LagoView):
         for name in ("timestamp_from", "timestamp_to"):
             raw = q.get(name)
             if raw:
-                bounds[name] = mapping.parse_datetime(raw) or mapping.parse_timestamp(raw)
+                bounds[name] = wire.parse_datetime(raw) or wire.parse_timestamp(raw)
                 if bounds[name] is None:
                     raise LagoInvalid({name: ["invalid_date"]})
         items, meta = selectors.event_list(
@@ -336,9 +347,9 @@ class _InvoiceBase(LagoView):
     abstract = True
 
     def answer(self, invoice: Any, *, with_fees: bool = True) -> dict[str, Any]:
-        token = selectors.invoice_file_token(invoice)
+        token = invoice_selectors.invoice_file_token(invoice)
         url = self.request.build_absolute_uri(f"/lago/files/invoices/{token}")
-        return selectors.invoice_json(
+        return invoice_selectors.invoice_json(
             invoice, organization=self.organization, file_url=url, with_fees=with_fees
         )
 
@@ -349,7 +360,7 @@ class InvoicesView(_InvoiceBase):
         status = q.get("status", "")
         if status and status not in mapping.INVOICE_STATUS_FILTER:
             raise LagoInvalid({"status": ["value_is_invalid"]})
-        qs = selectors.invoice_list(
+        qs = invoice_selectors.invoice_list(
             organization=self.organization,
             external_customer_id=q.get("external_customer_id", ""),
             status=status,
@@ -360,7 +371,7 @@ class InvoicesView(_InvoiceBase):
 
 class InvoiceView(_InvoiceBase):
     def get(self, request: Request, invoice_id: str) -> Response:
-        invoice = selectors.invoice_get(organization=self.organization, invoice_id=invoice_id)
+        invoice = invoice_selectors.invoice_get(organization=self.organization, invoice_id=invoice_id)
         return Response({"invoice": self.answer(invoice)})
 
 
@@ -370,7 +381,7 @@ class InvoiceDownloadView(_InvoiceBase):
     required_scopes = {"POST": "read", "*": "admin"}
 
     def post(self, request: Request, invoice_id: str) -> Response:
-        invoice = selectors.invoice_get(organization=self.organization, invoice_id=invoice_id)
+        invoice = invoice_selectors.invoice_get(organization=self.organization, invoice_id=invoice_id)
         if invoice.status == "draft":  # Lago renders no PDF for drafts
             return Response(status=200)
         return Response({"invoice": self.answer(invoice)})
@@ -380,15 +391,15 @@ class InvoiceRefreshView(_InvoiceBase):
     """Our drafts are rebuilt from raw usage when they are finalized, so refresh answers the invoice."""
 
     def put(self, request: Request, invoice_id: str) -> Response:
-        invoice = selectors.invoice_get(organization=self.organization, invoice_id=invoice_id)
+        invoice = invoice_selectors.invoice_get(organization=self.organization, invoice_id=invoice_id)
         return Response({"invoice": self.answer(invoice)})
 
 
 class InvoiceFinalizeView(_InvoiceBase):
     def put(self, request: Request, invoice_id: str) -> Response:
-        invoice = selectors.invoice_get(organization=self.organization, invoice_id=invoice_id)
+        invoice = invoice_selectors.invoice_get(organization=self.organization, invoice_id=invoice_id)
         services.invoice_finalize(organization=self.organization, invoice=invoice, actor=self.actor)
-        invoice = selectors.invoice_get(organization=self.organization, invoice_id=invoice_id)
+        invoice = invoice_selectors.invoice_get(organization=self.organization, invoice_id=invoice_id)
         return Response({"invoice": self.answer(invoice)})
 
 
@@ -396,19 +407,19 @@ class InvoiceVoidView(_InvoiceBase):
     """Lago voids finalized invoices; ours voids drafts too (a voided invoice keeps its number)."""
 
     def post(self, request: Request, invoice_id: str) -> Response:
-        invoice = selectors.invoice_get(organization=self.organization, invoice_id=invoice_id)
+        invoice = invoice_selectors.invoice_get(organization=self.organization, invoice_id=invoice_id)
         try:
             invoicing_services.invoice_void(organization=self.organization, invoice=invoice, actor=self.actor)
         except Conflict:
             raise LagoInvalid({"invoice": ["not_voidable"]}) from None
-        invoice = selectors.invoice_get(organization=self.organization, invoice_id=invoice_id)
+        invoice = invoice_selectors.invoice_get(organization=self.organization, invoice_id=invoice_id)
         return Response({"invoice": self.answer(invoice)})
 
 
 def invoice_file(request: HttpRequest, token: str) -> HttpResponse:
     """The PDF behind `file_url`: the signed token is the credential (like Lago's storage links)."""
     try:
-        invoice = selectors.invoice_from_file_token(token)
+        invoice = invoice_selectors.invoice_from_file_token(token)
     except NotFound:
         return JsonResponse(error_body(404, "invoice_not_found"), status=404)
     response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
@@ -426,42 +437,48 @@ class WalletsView(LagoView):
         external_customer_id = request.query_params.get("external_customer_id")
         if not external_customer_id:
             raise LagoInvalid({"external_customer_id": ["value_is_mandatory"]})
-        items = selectors.wallet_list(
+        items = invoice_selectors.wallet_list(
             organization=self.organization, external_customer_id=external_customer_id
         )
         chunk, meta = selectors.paginate(items, self.page())
         return Response({"wallets": chunk, "meta": meta})
 
     def post(self, request: Request) -> Response:
-        customer, _ = services.wallet_create(
+        customer, _ = wallet_services.wallet_create(
             organization=self.organization, data=self.body(), actor=self.actor
         )
-        return Response({"wallet": selectors.wallet_json(organization=self.organization, customer=customer)})
+        return Response(
+            {"wallet": invoice_selectors.wallet_json(organization=self.organization, customer=customer)}
+        )
 
 
 class WalletView(LagoView):
     def get(self, request: Request, wallet_id: str) -> Response:
-        customer = services.wallet_customer(organization=self.organization, wallet_id=wallet_id)
-        return Response({"wallet": selectors.wallet_json(organization=self.organization, customer=customer)})
+        customer = wallet_services.wallet_customer(organization=self.organization, wallet_id=wallet_id)
+        return Response(
+            {"wallet": invoice_selectors.wallet_json(organization=self.organization, customer=customer)}
+        )
 
     def delete(self, request: Request, wallet_id: str) -> Response:
-        customer = services.wallet_terminate(
+        customer = wallet_services.wallet_terminate(
             organization=self.organization, wallet_id=wallet_id, actor=self.actor
         )
-        return Response({"wallet": selectors.wallet_json(organization=self.organization, customer=customer)})
+        return Response(
+            {"wallet": invoice_selectors.wallet_json(organization=self.organization, customer=customer)}
+        )
 
 
 class WalletTransactionsView(LagoView):
     root = "wallet_transaction"
 
     def post(self, request: Request) -> Response:
-        customer, credits = services.wallet_transaction_create(
+        customer, credits = wallet_services.wallet_transaction_create(
             organization=self.organization, data=self.body(), actor=self.actor
         )
         return Response(
             {
                 "wallet_transactions": [
-                    selectors.credit_transaction_json(c, customer=customer) for c in credits
+                    invoice_selectors.credit_transaction_json(c, customer=customer) for c in credits
                 ]
             }
         )
@@ -469,8 +486,8 @@ class WalletTransactionsView(LagoView):
 
 class WalletTransactionListView(LagoView):
     def get(self, request: Request, wallet_id: str) -> Response:
-        customer = services.wallet_customer(organization=self.organization, wallet_id=wallet_id)
-        items = selectors.wallet_transactions(organization=self.organization, customer=customer)
+        customer = wallet_services.wallet_customer(organization=self.organization, wallet_id=wallet_id)
+        items = invoice_selectors.wallet_transactions(organization=self.organization, customer=customer)
         chunk, meta = selectors.paginate(items, self.page())
         return Response({"wallet_transactions": chunk, "meta": meta})
 
@@ -489,7 +506,7 @@ class WebhookEndpointsView(LagoView):
         return Response({"webhook_endpoints": items, "meta": meta})
 
     def post(self, request: Request) -> Response:
-        endpoint = services.webhook_endpoint_create(
+        endpoint = webhook_endpoint_services.webhook_endpoint_create(
             organization=self.organization, data=self.body(), actor=self.actor
         )
         return Response(
@@ -501,17 +518,19 @@ class WebhookEndpointView(LagoView):
     root = "webhook_endpoint"
 
     def get(self, request: Request, lago_id: str) -> Response:
-        endpoint = services.webhook_endpoint_get(organization=self.organization, lago_id=lago_id)
+        endpoint = webhook_endpoint_services.webhook_endpoint_get(
+            organization=self.organization, lago_id=lago_id
+        )
         return Response({"webhook_endpoint": selectors.webhook_endpoint_json(endpoint)})
 
     def put(self, request: Request, lago_id: str) -> Response:
-        endpoint = services.webhook_endpoint_update(
+        endpoint = webhook_endpoint_services.webhook_endpoint_update(
             organization=self.organization, lago_id=lago_id, data=self.body(), actor=self.actor
         )
         return Response({"webhook_endpoint": selectors.webhook_endpoint_json(endpoint)})
 
     def delete(self, request: Request, lago_id: str) -> Response:
-        endpoint = services.webhook_endpoint_delete(
+        endpoint = webhook_endpoint_services.webhook_endpoint_delete(
             organization=self.organization, lago_id=lago_id, actor=self.actor
         )
         return Response({"webhook_endpoint": selectors.webhook_endpoint_json(endpoint)})

@@ -7,6 +7,7 @@ class LagoConfig(AppConfig):
     name = "lago"
 
     def ready(self) -> None:
+        # imported once the app registry is ready: these modules import models
         from invoicing.webhooks import register_envelope
         from lago import webhooks
         from lago.mapping import SIGNATURE_ALGOS

@@ -7,15 +7,13 @@
 | customer | a customer (key = `external_id`, which is also its first subject) |
 | subscription | a subscription; its `external_id` is a subject of the customer and a `SubscriptionExternalId` |
 | event | a CloudEvent (`id` = `transaction_id`, `source` = "lago", `type` = code, `subject` = the external id) |
-| wallet transaction | a customer credit |
-| webhook endpoint | a webhook endpoint with `format="lago"` (`name` = its description) |
+
+Wallets are `lago.wallet_services`, webhook endpoints `lago.webhook_endpoint_services`.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,14 +33,11 @@ from core.errors import Conflict, NotFound, ValidationFailed
 from core.limits import check_timezone
 from core.models import Organization
 from core.money import is_currency
-from invoicing import credits as invoicing_credits
 from invoicing import services as invoicing_services
-from invoicing import webhooks as invoicing_webhooks
-from invoicing.models import CustomerCredit, Invoice, WebhookEndpoint
-from lago import mapping
-from lago.mapping import FORMAT as LAGO_FORMAT
-from lago.mapping import FORMATS, LAGO_EVENT_TYPES, LagoInvalid, our_event_types
+from invoicing.models import Invoice
+from lago import mapping, plans, wire
 from lago.models import SubscriptionExternalId
+from lago.wire import LagoInvalid
 from metering import services as metering_services
 from metering.ingest import validate_body
 
@@ -92,10 +87,10 @@ def metric_delete(*, organization: Organization, code: str, actor: Actor = None)
 # --- plans -------------------------------------------------------------------------------------------
 
 
-def plan_metrics(*, organization: Organization) -> dict[str, mapping.Metric]:
+def plan_metrics(*, organization: Organization) -> dict[str, plans.Metric]:
     """Every live feature with a meter, by id (the `billable_metric_id` Lago's charges carry)."""
     return {
-        f.id: mapping.Metric(id=f.id, code=f.key)
+        f.id: plans.Metric(id=f.id, code=f.key)
         for f in catalog_selectors.feature_list(organization=organization)
         if f.meter_slug
     }
@@ -103,9 +98,7 @@ def plan_metrics(*, organization: Organization) -> dict[str, mapping.Metric]:
 
 def plan_create(*, organization: Organization, data: Any, actor: Actor = None) -> str:
     """A Lago plan becomes version 1 of our plan, published at once (Lago plans are live when created)."""
-    doc = mapping.plan_from_lago(
-        data, metrics=plan_metrics(organization=organization), key_valid=is_valid_key
-    )
+    doc = plans.plan_from_lago(data, metrics=plan_metrics(organization=organization), key_valid=is_valid_key)
     if catalog_selectors.plan_list(organization=organization, key=doc.key).exists():
         raise LagoInvalid({"code": ["value_already_exist"]})
     with transaction.atomic():
@@ -121,7 +114,7 @@ def plan_update(*, organization: Organization, code: str, data: Any, actor: Acto
     Lago's do unless `cascade_updates`)."""
     current = catalog_selectors.plan_version_get(organization=organization, plan_key=code)
     merged = {**_plan_as_lago_input(current), **(data if isinstance(data, dict) else {}), "code": code}
-    doc = mapping.plan_from_lago(
+    doc = plans.plan_from_lago(
         merged, metrics=plan_metrics(organization=organization), key_valid=is_valid_key
     )
     with transaction.atomic():
@@ -138,10 +131,10 @@ def plan_update(*, organization: Organization, code: str, data: Any, actor: Acto
 def _plan_as_lago_input(plan: Any) -> dict[str, Any]:
     """The Lago fields of a published version, so a partial update keeps what it does not name."""
     metrics = {
-        f.key: mapping.Metric(id=f.id, code=f.key)
+        f.key: plans.Metric(id=f.id, code=f.key)
         for f in catalog_selectors.feature_list(organization=plan.organization)
     }
-    lago = mapping.plan_to_lago(
+    lago = plans.plan_to_lago(
         lago_id=plan.id,
         key=plan.key,
         name=plan.name,
@@ -284,12 +277,12 @@ def subscription_create(*, organization: Organization, data: Any, actor: Actor =
         errors["billing_time"] = ["value_is_invalid"]
     start = None
     if data.get("subscription_at") is not None:
-        start = mapping.parse_datetime(data["subscription_at"])
+        start = wire.parse_datetime(data["subscription_at"])
         if start is None:
             errors["subscription_at"] = ["invalid_date"]
     ending = None
     if data.get("ending_at") is not None:
-        ending = mapping.parse_datetime(data["ending_at"])
+        ending = wire.parse_datetime(data["ending_at"])
         if ending is None or ending <= max(start or timezone.now(), timezone.now()):
             errors["ending_at"] = ["invalid_date"]
     if data.get("plan_overrides"):
@@ -369,7 +362,7 @@ def subscription_update(
             errors[name] = ["not_supported"]
     ending = None
     if data.get("ending_at") is not None:
-        ending = mapping.parse_datetime(data["ending_at"])
+        ending = wire.parse_datetime(data["ending_at"])
         if ending is None or ending <= timezone.now():
             errors["ending_at"] = ["invalid_date"]
     if errors:
@@ -422,7 +415,7 @@ def _event_cloud(raw: Any, index: int | None) -> tuple[dict[str, Any], dict[str,
         errors[prefix + "external_subscription_id"] = ["value_is_mandatory"]
     when = timezone.now()
     if raw.get("timestamp") is not None:
-        parsed = mapping.parse_timestamp(raw["timestamp"])
+        parsed = wire.parse_timestamp(raw["timestamp"])
         if parsed is None:
             errors[prefix + "timestamp"] = ["invalid_format"]
         else:
@@ -434,7 +427,7 @@ def _event_cloud(raw: Any, index: int | None) -> tuple[dict[str, Any], dict[str,
         errors[prefix + "properties"] = ["invalid_value"]
     return {
         "id": transaction_id,
-        "source": mapping.EVENT_SOURCE,
+        "source": wire.EVENT_SOURCE,
         "specversion": "1.0",
         "type": code,
         "subject": subject,
@@ -467,164 +460,6 @@ def events_ingest(*, organization: Organization, events: list[Any], single: bool
     return clouds
 
 
-# --- wallets (customer credits) ---------------------------------------------------------------------
-
-
-def _credit(
-    *,
-    organization: Organization,
-    customer: Customer,
-    amount: Decimal,
-    description: str,
-    expires_at: datetime | None,
-    priority: int,
-    actor: Actor,
-) -> CustomerCredit:
-    return invoicing_credits.customer_credit_create(
-        organization=organization,
-        customer=customer,
-        amount=amount,
-        currency=customer.currency or None,
-        description=description,
-        expires_at=expires_at,
-        priority=priority,
-        actor=actor,
-    )
-
-
-def _credits_amounts(data: dict[str, Any], errors: dict[str, list[str]]) -> tuple[Decimal, Decimal]:
-    out = []
-    for name in ("paid_credits", "granted_credits"):
-        raw = data.get(name)
-        if raw in (None, ""):
-            out.append(Decimal(0))
-            continue
-        value = mapping.decimal_string(raw)
-        if value is None or value < 0:
-            errors[name] = ["invalid_amount"]
-            value = Decimal(0)
-        out.append(value)
-    return out[0], out[1]
-
-
-def wallet_create(
-    *, organization: Organization, data: Any, actor: Actor = None
-) -> tuple[Customer, list[CustomerCredit]]:
-    """A Lago wallet is the customer's credits in its currency (1 credit = 1 unit of the currency): paid and
-    granted credits become one credit each. The wallet's id is the customer's id."""
-    if not isinstance(data, dict):
-        raise LagoInvalid({"wallet": ["invalid_value"]})
-    errors: dict[str, list[str]] = {}
-    external_customer_id = data.get("external_customer_id")
-    if not isinstance(external_customer_id, str) or not external_customer_id:
-        errors["external_customer_id"] = ["value_is_mandatory"]
-    rate = data.get("rate_amount", "1")
-    if mapping.decimal_string(rate) != Decimal(1):
-        errors["rate_amount"] = ["not_supported"]
-    paid, granted = _credits_amounts(data, errors)
-    expires_at = None
-    if data.get("expiration_at"):
-        expires_at = mapping.parse_datetime(data["expiration_at"])
-        if expires_at is None or expires_at <= timezone.now():
-            errors["expiration_at"] = ["invalid_date"]
-    priority = data.get("priority", 1)
-    if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 50:
-        errors["priority"] = ["invalid_value"]
-    if data.get("recurring_transaction_rules"):
-        errors["recurring_transaction_rules"] = ["not_supported"]
-    if errors:
-        raise LagoInvalid(errors)
-    assert isinstance(external_customer_id, str)
-    customer = billing_selectors.customer_list(organization=organization, key=external_customer_id).first()
-    if customer is None:
-        raise NotFound("customer_not_found")
-    currency = data.get("currency")
-    if currency and customer.currency and str(currency).upper() != customer.currency:
-        raise LagoInvalid({"currency": ["currencies_does_not_match"]})
-    if currency and not customer.currency:
-        if not isinstance(currency, str) or not is_currency(currency):
-            raise LagoInvalid({"currency": ["value_is_invalid"]})
-        customer = billing_services.customer_update(
-            organization=organization, customer=customer, currency=currency.upper(), actor=actor
-        )
-    return customer, wallet_top_up(
-        organization=organization,
-        customer=customer,
-        paid=paid,
-        granted=granted,
-        expires_at=expires_at,
-        priority=priority,
-        actor=actor,
-    )
-
-
-def wallet_top_up(
-    *,
-    organization: Organization,
-    customer: Customer,
-    paid: Decimal,
-    granted: Decimal,
-    expires_at: datetime | None = None,
-    priority: int = 1,
-    actor: Actor = None,
-) -> list[CustomerCredit]:
-    out = []
-    with transaction.atomic():
-        for amount, label in ((paid, "Paid credits"), (granted, "Granted credits")):
-            if amount > 0:
-                out.append(
-                    _credit(
-                        organization=organization,
-                        customer=customer,
-                        amount=amount,
-                        description=label,
-                        expires_at=expires_at,
-                        priority=priority,
-                        actor=actor,
-                    )
-                )
-    return out
-
-
-def wallet_transaction_create(
-    *, organization: Organization, data: Any, actor: Actor = None
-) -> tuple[Customer, list[CustomerCredit]]:
-    if not isinstance(data, dict):
-        raise LagoInvalid({"wallet_transaction": ["invalid_value"]})
-    errors: dict[str, list[str]] = {}
-    wallet_id = data.get("wallet_id")
-    if not isinstance(wallet_id, str) or not wallet_id:
-        errors["wallet_id"] = ["value_is_mandatory"]
-    paid, granted = _credits_amounts(data, errors)
-    if data.get("voided_credits") not in (None, "", "0", 0):
-        errors["voided_credits"] = ["not_supported"]
-    if errors:
-        raise LagoInvalid(errors)
-    assert isinstance(wallet_id, str)
-    customer = wallet_customer(organization=organization, wallet_id=wallet_id)
-    return customer, wallet_top_up(
-        organization=organization, customer=customer, paid=paid, granted=granted, actor=actor
-    )
-
-
-def wallet_customer(*, organization: Organization, wallet_id: str) -> Customer:
-    customer = billing_selectors.customer_list(organization=organization).filter(id=wallet_id.upper()).first()
-    if customer is None:
-        raise NotFound("wallet_not_found")
-    return customer
-
-
-def wallet_terminate(*, organization: Organization, wallet_id: str, actor: Actor = None) -> Customer:
-    """Voids every credit of the wallet that is still active."""
-    customer = wallet_customer(organization=organization, wallet_id=wallet_id)
-    with transaction.atomic():
-        for credit in invoicing_credits.customer_credit_list(
-            organization=organization, customer_id=customer.id, statuses=["active"]
-        ):
-            invoicing_credits.customer_credit_void(organization=organization, credit=credit, actor=actor)
-    return customer
-
-
 # --- invoices ---------------------------------------------------------------------------------------
 
 
@@ -633,110 +468,3 @@ def invoice_finalize(*, organization: Organization, invoice: Invoice, actor: Act
     if invoice.status != "draft":
         return invoice  # Lago answers a finalized invoice unchanged
     return invoicing_services.invoice_approve(organization=organization, invoice=invoice, actor=actor)
-
-
-# --- webhook endpoints ------------------------------------------------------------------------------
-
-_ENDPOINT_FIELDS = {"url": "webhook_url", "description": "name", "eventTypes": "event_types"}
-
-
-def _webhook_endpoint_fields(data: Any, *, partial: bool) -> dict[str, Any]:
-    """Lago's `webhook_endpoint` → the arguments of our endpoint services; `signature_algo` (`hmac`, the
-    default, or `jwt`) picks the endpoint's format."""
-    if not isinstance(data, dict):
-        raise LagoInvalid({"webhook_endpoint": ["invalid_value"]})
-    errors: dict[str, list[str]] = {}
-    fields: dict[str, Any] = {}
-    url = data.get("webhook_url")
-    if url is None:
-        if not partial:
-            errors["webhook_url"] = ["value_is_mandatory"]
-    elif not isinstance(url, str) or not url.strip():
-        errors["webhook_url"] = ["url_is_invalid"]
-    else:
-        fields["url"] = url.strip()
-    algo = data.get("signature_algo")
-    if algo is not None:
-        if not isinstance(algo, str) or algo not in FORMATS:
-            errors["signature_algo"] = ["value_is_invalid"]
-        else:
-            fields["format"] = FORMATS[algo]
-    name = data.get("name")
-    if name is not None:
-        if not isinstance(name, str) or len(name) > 200:
-            errors["name"] = ["value_is_invalid"]
-        else:
-            fields["description"] = name
-    types = data.get("event_types")
-    if types is not None:
-        if not isinstance(types, list) or not all(
-            isinstance(t, str) and t in LAGO_EVENT_TYPES for t in types
-        ):
-            errors["event_types"] = ["value_is_invalid"]
-        else:
-            fields["event_types"] = our_event_types(types)
-    if errors:
-        raise LagoInvalid(errors)
-    return fields
-
-
-def _endpoint_invalid(exc: ValidationFailed) -> LagoInvalid:
-    details: dict[str, list[str]] = {}
-    for e in exc.errors or [{"name": exc.field or "base", "reason": exc.detail}]:
-        name = _ENDPOINT_FIELDS.get(e["name"], e["name"])
-        details.setdefault(name, []).append("url_is_invalid" if name == "webhook_url" else "value_is_invalid")
-    return LagoInvalid(details)
-
-
-def webhook_endpoint_get(*, organization: Organization, lago_id: str) -> WebhookEndpoint:
-    """One of the organization's Lago-format endpoints (the others are not Lago's to see)."""
-    endpoint = WebhookEndpoint.objects.filter(
-        organization=organization, id=lago_id.upper(), format__in=list(FORMATS.values())
-    ).first()
-    if endpoint is None:
-        raise NotFound("webhook_endpoint_not_found")
-    return endpoint
-
-
-def webhook_endpoint_create(*, organization: Organization, data: Any, actor: Actor = None) -> WebhookEndpoint:
-    fields = _webhook_endpoint_fields(data, partial=False)
-    try:
-        return invoicing_webhooks.webhook_endpoint_create(
-            organization=organization,
-            url=fields["url"],
-            event_types=fields.get("event_types"),
-            description=fields.get("description", ""),
-            format=fields.get("format", LAGO_FORMAT),
-            actor=actor,
-        )
-    except ValidationFailed as exc:
-        raise _endpoint_invalid(exc) from None
-
-
-def webhook_endpoint_update(
-    *, organization: Organization, lago_id: str, data: Any, actor: Actor = None
-) -> WebhookEndpoint:
-    endpoint = webhook_endpoint_get(organization=organization, lago_id=lago_id)
-    fields = _webhook_endpoint_fields(data, partial=True)
-    try:
-        return invoicing_webhooks.webhook_endpoint_update(
-            organization=organization,
-            endpoint_id=endpoint.id,
-            url=fields.get("url"),
-            event_types=fields.get("event_types"),
-            description=fields.get("description"),
-            format=fields.get("format"),
-            actor=actor,
-        )
-    except ValidationFailed as exc:
-        raise _endpoint_invalid(exc) from None
-
-
-def webhook_endpoint_delete(
-    *, organization: Organization, lago_id: str, actor: Actor = None
-) -> WebhookEndpoint:
-    endpoint = webhook_endpoint_get(organization=organization, lago_id=lago_id)
-    invoicing_webhooks.webhook_endpoint_delete(
-        organization=organization, endpoint_id=endpoint.id, actor=actor
-    )
-    return endpoint

@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from billing.models import Subscription
 from invoicing.models import Invoice, WebhookEndpoint, WebhookMessage
-from lago import selectors, signing
+from lago import invoice_selectors, selectors, signing
 from lago.mapping import INVOICE_TYPES, SIGNATURE_ALGOS
 from lago.models import SubscriptionExternalId
 
@@ -89,8 +89,8 @@ def _invoice(message: WebhookMessage) -> dict[str, Any]:
     file_url = None
     base = getattr(settings, "PUBLIC_BASE_URL", "")
     if base and invoice.status != "draft":
-        file_url = f"{base.rstrip('/')}/lago/files/invoices/{selectors.invoice_file_token(invoice)}"
-    return selectors.invoice_json(
+        file_url = f"{base.rstrip('/')}/lago/files/invoices/{invoice_selectors.invoice_file_token(invoice)}"
+    return invoice_selectors.invoice_json(
         invoice, organization=invoice.organization, file_url=file_url, with_fees=True
     )
 

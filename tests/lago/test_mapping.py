@@ -10,13 +10,13 @@ import pytest
 
 from catalog.pricing import price_preview
 from catalog.validation import is_valid_key
-from lago import mapping
-from lago.mapping import LagoInvalid
+from lago import mapping, plans, wire
+from lago.wire import LagoInvalid
 
 D = Decimal
 METRICS = {
-    "bm_1": mapping.Metric(id="bm_1", code="api_requests"),
-    "bm_2": mapping.Metric(id="bm_2", code="tokens"),
+    "bm_1": plans.Metric(id="bm_1", code="api_requests"),
+    "bm_2": plans.Metric(id="bm_2", code="tokens"),
 }
 
 
@@ -25,7 +25,7 @@ def charge(model: str, properties: dict, **extra) -> dict:
 
 
 def card(ch: dict, currency: str = "USD") -> dict:
-    return mapping.charge_from_lago(ch, index=0, metrics=METRICS, currency=currency, cadence="P1M")
+    return plans.charge_from_lago(ch, index=0, metrics=METRICS, currency=currency, cadence="P1M")
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ def card(ch: dict, currency: str = "USD") -> dict:
     ],
 )
 def test_timestamps(value, expected):
-    assert mapping.parse_timestamp(value) == expected
+    assert wire.parse_timestamp(value) == expected
 
 
 @pytest.mark.parametrize(
@@ -60,14 +60,14 @@ def test_timestamps(value, expected):
     ],
 )
 def test_decimal_strings_never_floats(value, expected):
-    assert mapping.decimal_string(value) == expected
+    assert wire.decimal_string(value) == expected
 
 
 def test_minor_units_follow_the_currency():
     # 500 minor units: 5.00 USD, 500 JPY (no decimals), 0.500 KWD (three).
-    assert [mapping.from_cents(500, c) for c in ("USD", "JPY", "KWD")] == [D("5.00"), D("500"), D("0.500")]
-    assert mapping.from_cents(4900.5, "USD") is None
-    assert mapping.cents(D("9.505"), "USD") == 951  # rounded half up once
+    assert [wire.from_cents(500, c) for c in ("USD", "JPY", "KWD")] == [D("5.00"), D("500"), D("0.500")]
+    assert wire.from_cents(4900.5, "USD") is None
+    assert wire.cents(D("9.505"), "USD") == 951  # rounded half up once
 
 
 def test_metric_mapping():
@@ -121,7 +121,7 @@ def test_graduated_charge_prices_like_lago():
         price_preview(price=rc["price"], quantity=q, currency="USD").amount for q in ("0", "10", "15", "150")
     ]
     assert amounts == [D("0.00"), D("0.00"), D("3.50"), D("58.50")]
-    back = mapping.charge_to_lago(rc, metric=METRICS["bm_1"], currency="USD")
+    back = plans.charge_to_lago(rc, metric=METRICS["bm_1"], currency="USD")
     assert back["properties"] == {"graduated_ranges": ranges}
     assert (back["charge_model"], back["lago_billable_metric_id"], back["billable_metric_code"]) == (
         "graduated",
@@ -178,7 +178,7 @@ def test_volume_package_standard_percentage_charges():
     assert price_preview(
         price=percentage["price"], quantity="200", currency="USD", event_count=4
     ).amount == D("4.00")
-    assert mapping.charge_to_lago(percentage, metric=None, currency="USD")["properties"] == {
+    assert plans.charge_to_lago(percentage, metric=None, currency="USD")["properties"] == {
         "rate": "1.5",
         "fixed_amount": "0.25",
     }
@@ -205,7 +205,7 @@ def test_charge_errors_name_every_field():
 
 
 def test_plan_document():
-    doc = mapping.plan_from_lago(
+    doc = plans.plan_from_lago(
         {
             "name": "Enterprise",
             "code": "enterprise",
@@ -233,7 +233,7 @@ def test_plan_document():
     )
     assert (usage["key"], usage["featureKey"], usage["billingCadence"]) == ("calls", "api_requests", "P1M")
     assert [c["price"].get("amount") for c in trial["rateCards"]] == ["0", "1"]  # no fee during the trial
-    back = mapping.plan_to_lago(
+    back = plans.plan_to_lago(
         lago_id="pv_1",
         key=doc.key,
         name=d["name"],
@@ -253,7 +253,7 @@ def test_plan_document():
     )
     assert back["bill_charges_monthly"] is True
     with pytest.raises(LagoInvalid) as exc:
-        mapping.plan_from_lago(
+        plans.plan_from_lago(
             {
                 "name": "x",
                 "code": "x",
@@ -293,7 +293,7 @@ def test_statuses():
     assert mapping.subscription_status(active_from=before, active_to=None, now=now) == "active"
     assert mapping.subscription_status(active_from=after, active_to=None, now=now) == "pending"
     assert mapping.subscription_status(active_from=before, active_to=now, now=now) == "terminated"
-    assert mapping.error_body(422, "validation_errors", details={"code": ["value_already_exist"]}) == {
+    assert wire.error_body(422, "validation_errors", details={"code": ["value_already_exist"]}) == {
         "status": 422,
         "error": "Unprocessable Entity",
         "code": "validation_errors",

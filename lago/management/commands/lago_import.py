@@ -32,8 +32,8 @@ from billing import selectors as billing_selectors
 from core.errors import DomainError
 from core.models import Organization
 from invoicing.services import invoice_record_billed_elsewhere
-from lago import selectors, services
-from lago.mapping import LagoInvalid
+from lago import invoice_selectors, selectors, services, wallet_services
+from lago.wire import LagoInvalid
 
 ORDER = ("billable_metrics", "plans", "customers", "subscriptions", "wallets", "events")
 
@@ -139,9 +139,9 @@ class Command(BaseCommand):
     def _import_wallets(self, org: Organization, rows: list[dict[str, Any]]) -> tuple[int, int]:
         def one(row: dict[str, Any]) -> None:
             customer = str(row.get("external_customer_id") or "")
-            if selectors.wallet_list(organization=org, external_customer_id=customer):
+            if invoice_selectors.wallet_list(organization=org, external_customer_id=customer):
                 raise LagoInvalid({"external_customer_id": ["wallet_already_exists"]})
-            services.wallet_create(
+            wallet_services.wallet_create(
                 organization=org,
                 data={
                     "external_customer_id": row.get("external_customer_id"),
@@ -170,7 +170,7 @@ class Command(BaseCommand):
                 organization=org, external_id=row["external_customer_id"]
             )
             sub = services.subscription_current(organization=org, external_id=row["external_subscription_id"])
-            ours = selectors.current_usage(organization=org, customer=customer, subscription=sub)
+            ours = invoice_selectors.current_usage(organization=org, customer=customer, subscription=sub)
             theirs = row["customer_usage"]
             mine = {c["billable_metric"]["code"]: c for c in ours["charges_usage"]}
             for charge in theirs.get("charges_usage", []):
