@@ -16,7 +16,7 @@ from django.utils import timezone
 from core.errors import NotFound, ValidationFailed
 from core.ids import is_ulid
 from core.models import Organization
-from metering import drain, event_values, hooks, store
+from metering import drain, hooks, store
 from metering.jsonpath import as_number, compile_path, extract, value_path_problem
 from metering.models import Aggregation, Meter, RejectedEvent
 from metering.store import UsageRow
@@ -454,12 +454,12 @@ def meter_event_values(
     filter_group_by: Mapping[str, Sequence[str]] | None = None,
     limit: int,
 ) -> list[Decimal]:
-    """Each event's value in [from_, to), in event-time order, at most `limit` (`event_values.TooManyEvents`
+    """Each event's value in [from_, to), in event-time order, at most `limit` (`store.TooManyEvents`
     above): what a price rated transaction by transaction reads."""
     if meter.organization_id != organization.id:
         raise NotFound("No such meter in this organization.")
     _fresh(organization.id)
-    return event_values.event_values(
+    return store.event_values(
         spec=store.MeterSpec.of(meter),
         subjects=subjects,
         time_from=from_,

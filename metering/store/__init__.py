@@ -11,6 +11,8 @@
   `metering_eventkey`, kept as long as the event. Indexes (organization_id, type, subject, time) and
   (organization_id, seq). JSONB `data`. No FK trigger on organization_id.
 - `partitions.py`: monthly partitions (created ahead, split out of the default partition) and retention.
+- `event_values.py`: each event's value in event-time order, bounded (prices rated transaction by
+  transaction read these).
 - `meters.py`: `MeterSpec` (what the SQL needs to know about a meter) and its value/group-by expressions.
 - `rollups.py`: hourly rollups, watermarks, the safe horizon.
 - `usage.py`: usage queries, totals for many meters, subjects and group-by values.
@@ -41,6 +43,7 @@ from metering.store.backend import (
     usage_totals_many,
     watermark_get,
 )
+from metering.store.event_values import TooManyEvents, event_values
 from metering.store.events import (
     CONFLICT_DETAIL,
     CONFLICT_REASON,
@@ -102,9 +105,11 @@ __all__ = [
     "InsertResult",
     "MeterSpec",
     "StoredEvent",
+    "TooManyEvents",
     "TotalRequest",
     "UsageRow",
     "drain_worker_slot",
+    "event_values",
     "events_expire",
     "events_insert",
     "events_list",
