@@ -22,7 +22,7 @@ from invoicing import selectors as invoicing_selectors
 from invoicing import services as invoicing_services
 from invoicing import sources as invoicing_sources
 from invoicing.models import CustomerCredit, Invoice
-from lago import mapping, plans
+from lago import filters, mapping, plans
 from lago.selectors import customer_by_external_id, customer_json
 from lago.wire import cents, iso, plain
 from metering import selectors as metering_selectors
@@ -83,10 +83,18 @@ def current_usage(
     cards: dict[str, dict[str, Any]] = {}
     for card in phase_cards:
         cards.setdefault(card["key"], card)
+    if any(filters.is_filter_feature(c.get("featureKey", "")) for c in cards.values()):
+        # the snapshot keeps prices, not rate card metadata: a filter card's Lago charge is in the version's
+        version = catalog_selectors.plan_version_get(
+            organization=organization, plan_key=subscription.plan_key, version=subscription.plan_version
+        )
+        meta = {c["key"]: c.get("metadata") or {} for p in version.phases for c in p.get("rateCards", [])}
+        cards = {k: {**c, "metadata": meta.get(k, {})} for k, c in cards.items()}
+    metric_codes = {filters.metric_of(c) for c in cards.values()}
     features = {
         f.key: f
         for f in catalog_selectors.feature_list(organization=organization, include_archived=True).filter(
-            key__in=[c.get("featureKey") for c in cards.values()]
+            key__in=metric_codes
         )
     }
     meters = {m.slug: m for m in metering_selectors.meter_list(organization=organization)}
@@ -97,7 +105,8 @@ def current_usage(
         usage_lines.extend(own)
         amount = sum((x.amount for x in own), ZERO)
         units = sum((x.quantity or ZERO for x in own if x.type == "usage"), ZERO)
-        feature = features.get(card.get("featureKey", ""))
+        code = filters.metric_of(card)
+        feature = features.get(code)
         meter = meters.get(feature.meter_slug) if feature else None
         events = invoicing_sources.usage(
             organization=organization,
@@ -108,28 +117,28 @@ def current_usage(
             measure="count",
         )
         charge = plans.charge_to_lago(card, metric=None, currency=currency)
-        charges.append(
-            {
-                "units": plain(units),
-                "total_aggregated_units": plain(units),
-                "events_count": int(events),
-                "amount_cents": cents(amount, currency),
-                "amount_currency": currency,
-                "charge": {
-                    "lago_id": key,
-                    "charge_model": charge["charge_model"],
-                    "invoice_display_name": card.get("name") or None,
-                },
-                "billable_metric": {
-                    "lago_id": feature.id if feature else "",
-                    "name": feature.name if feature else key,
-                    "code": card.get("featureKey", ""),
-                    "aggregation_type": mapping.AGGREGATIONS_BACK.get(meter.aggregation, "") if meter else "",
-                },
-                "filters": [],
-                "grouped_usage": [],
-            }
-        )
+        entry = {
+            "units": plain(units),
+            "total_aggregated_units": plain(units),
+            "events_count": int(events),
+            "amount_cents": cents(amount, currency),
+            "amount_currency": currency,
+            "charge": {
+                "lago_id": key,
+                "charge_model": charge["charge_model"],
+                "invoice_display_name": card.get("name") or None,
+            },
+            "billable_metric": {
+                "lago_id": feature.id if feature else "",
+                "name": feature.name if feature else key,
+                "code": code,
+                "aggregation_type": mapping.AGGREGATIONS_BACK.get(meter.aggregation, "") if meter else "",
+            },
+            "filters": [],
+            "grouped_usage": [],
+        }
+        charges.append(entry)
+    charges = _group_filters(charges, cards, currency)
     default, rates = _tax_specs(organization)
     taxes = L.tax_lines(usage_lines, currency=currency, default=default, rates=rates)
     amount = sum((x.amount for x in usage_lines), ZERO)
@@ -145,6 +154,47 @@ def current_usage(
         "total_amount_cents": cents(amount + tax_total, currency),
         "charges_usage": charges,
     }
+
+
+def _group_filters(
+    entries: list[dict[str, Any]], cards: dict[str, dict[str, Any]], currency: str
+) -> list[dict[str, Any]]:
+    """One `charges_usage` entry per Lago charge: a filtered charge's cards become its `filters` (each with
+    its units, events and amount), the charge's totals their sums."""
+    out: list[dict[str, Any]] = []
+    parents: dict[str, dict[str, Any]] = {}
+    for entry, card in zip(entries, cards.values(), strict=True):
+        parent = filters.charge_of(card)
+        if parent is None:
+            out.append(entry)
+            continue
+        if parent not in parents:
+            parents[parent] = {
+                **entry,
+                "units": "0",
+                "total_aggregated_units": "0",
+                "events_count": 0,
+                "amount_cents": 0,
+                "charge": {**entry["charge"], "lago_id": parent, "invoice_display_name": None},
+                "filters": [],
+            }
+            out.append(parents[parent])
+        total = parents[parent]
+        units = plain(Decimal(total["units"]) + Decimal(entry["units"]))
+        total.update(units=units, total_aggregated_units=units)
+        total["events_count"] += entry["events_count"]
+        total["amount_cents"] += entry["amount_cents"]
+        total["filters"].append(
+            {
+                "units": entry["units"],
+                "total_aggregated_units": entry["units"],
+                "events_count": entry["events_count"],
+                "amount_cents": entry["amount_cents"],
+                "invoice_display_name": filters.filter_name(card),
+                "values": filters.filter_values(card),
+            }
+        )
+    return out
 
 
 # --- invoices ---------------------------------------------------------------------------------------
@@ -216,19 +266,22 @@ def invoice_json(
     }
     if with_fees:
         fees = []
-        for line in invoice.lines.all():
-            if line.type in ("tax", "credit", "discount"):
-                continue
+        lines = [x for x in invoice.lines.all() if x.type not in ("tax", "credit", "discount")]
+        filtered = _filter_features(organization, {x.feature_key for x in lines})
+        for line in lines:
+            metric, values = filtered.get(line.feature_key, (None, None))
             fees.append(
                 {
                     "lago_id": line.id,
                     "lago_invoice_id": invoice.id,
                     "lago_subscription_id": line.subscription_id or None,
+                    "lago_charge_filter_id": line.rate_card_key if values else None,
                     "item": {
                         "type": FEE_TYPES.get(line.type, line.type),
-                        "code": line.feature_key or line.rate_card_key or line.type,
+                        "code": metric or line.feature_key or line.rate_card_key or line.type,
                         "name": line.description,
                         "invoice_display_name": line.description,
+                        "filter_invoice_display_name": line.description if values else None,
                     },
                     "amount_cents": cents(line.amount, cur),
                     "amount_currency": cur,
@@ -243,6 +296,25 @@ def invoice_json(
             )
         body["fees"] = fees
     return body
+
+
+def _filter_features(
+    organization: Organization, keys: set[str]
+) -> dict[str, tuple[str, dict[str, list[str]]]]:
+    """{filter feature key: (the metric's code, the filter's values)} for the charge filters among `keys`
+    (one query, none when there are none)."""
+    wanted = {k for k in keys if k and filters.is_filter_feature(k)}
+    if not wanted:
+        return {}
+    return {
+        f.key: (
+            (f.metadata or {}).get(filters.META_FILTER_OF, f.meter_slug),
+            {k: [v] for k, v in f.meter_group_by_filters.items()},
+        )
+        for f in catalog_selectors.feature_list(organization=organization, include_archived=True).filter(
+            key__in=wanted
+        )
+    }
 
 
 def invoice_get(*, organization: Organization, invoice_id: str) -> Invoice:

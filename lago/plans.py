@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.money import is_currency
+from lago import filters
 from lago.wire import FieldErrors, LagoInvalid, cents, decimal_string, from_cents, iso, plain
 
 # --- plans and charges ↔ plan documents --------------------------------------------------------------
@@ -27,6 +28,7 @@ class Metric:
 
     id: str
     code: str
+    filter_keys: tuple[str, ...] = ()  # the metric's `filters` keys (its meter's group-by dimensions)
 
 
 def _amount(
@@ -119,10 +121,16 @@ def _per_transaction(errors: FieldErrors, props: dict[str, Any], path: str) -> d
 
 
 def charge_from_lago(
-    charge: Any, *, index: int, metrics: dict[str, Metric], currency: str, cadence: str
+    charge: Any,
+    *,
+    index: int,
+    metrics: dict[str, Metric],
+    currency: str,
+    cadence: str,
+    path: str | None = None,
 ) -> dict[str, Any]:
-    """One Lago charge → one `usage_based` rate card of our plan document."""
-    path = f"charges[{index}]"
+    """One Lago charge (without filters) → one `usage_based` rate card of our plan document."""
+    path = path or f"charges[{index}]"
     errors = FieldErrors()
     if not isinstance(charge, dict):
         raise LagoInvalid({path: ["invalid_value"]})
@@ -139,8 +147,6 @@ def charge_from_lago(
         errors.add(f"{path}.charge_model", "value_is_invalid")
     if charge.get("pay_in_advance"):
         errors.add(f"{path}.pay_in_advance", "not_supported")
-    if charge.get("filters"):
-        errors.add(f"{path}.filters", "not_supported")
     if charge.get("prorated"):
         errors.add(f"{path}.prorated", "not_supported")
     if props.get("grouped_by") or props.get("pricing_group_keys"):
@@ -204,6 +210,28 @@ def charge_from_lago(
     if discounts:
         card["discounts"] = discounts
     return card
+
+
+def _charge_cards(
+    charge: Any, *, index: int, metrics: dict[str, Metric], currency: str, cadence: str
+) -> list[dict[str, Any]]:
+    """A Lago charge → its rate cards: one, or one per filter (`lago.filters`)."""
+    if not isinstance(charge, dict) or not charge.get("filters"):
+        return [charge_from_lago(charge, index=index, metrics=metrics, currency=currency, cadence=cadence)]
+    metric_id = charge.get("billable_metric_id")
+    metric = metrics.get(metric_id) if isinstance(metric_id, str) else None
+    if metric is None:
+        raise LagoInvalid({f"charges[{index}].billable_metric_id": ["billable_metric_not_found"]})
+    return filters.filter_cards(
+        charge,
+        path=f"charges[{index}]",
+        key=charge.get("code") or metric.code,
+        metric_code=metric.code,
+        filter_keys=metric.filter_keys,
+        card_of=lambda own, where: charge_from_lago(
+            own, index=index, metrics=metrics, currency=currency, cadence=cadence, path=where
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -271,18 +299,17 @@ def plan_from_lago(data: Any, *, metrics: dict[str, Metric], key_valid: Any) -> 
     charge_errors: dict[str, list[str]] = {}
     for i, charge in enumerate(charges):
         try:
-            card = charge_from_lago(
-                charge, index=i, metrics=metrics, currency=currency, cadence=charges_cadence
-            )
+            made = _charge_cards(charge, index=i, metrics=metrics, currency=currency, cadence=charges_cadence)
         except LagoInvalid as exc:
             charge_errors.update(exc.details)
             continue
-        if card["key"] in seen or card["key"] == SUBSCRIPTION_CARD or not key_valid(card["key"]):
-            charge_errors.setdefault(f"charges[{i}].code", []).append(
-                "value_already_exist" if card["key"] in seen else "invalid_format"
-            )
-        seen.add(card["key"])
-        cards.append(card)
+        for card in made:
+            if card["key"] in seen or card["key"] == SUBSCRIPTION_CARD or not key_valid(card["key"]):
+                charge_errors.setdefault(f"charges[{i}].code", []).append(
+                    "value_already_exist" if card["key"] in seen else "invalid_format"
+                )
+            seen.add(card["key"])
+            cards.append(card)
     if charge_errors:
         raise LagoInvalid(charge_errors)
     fee: list[dict[str, Any]] = []
@@ -394,6 +421,44 @@ def charge_to_lago(card: dict[str, Any], *, metric: Metric | None, currency: str
     }
 
 
+def charges_to_lago(
+    cards: list[dict[str, Any]], *, metrics: dict[str, Metric], currency: str
+) -> list[dict[str, Any]]:
+    """Usage rate cards → Lago charges: the cards of one filtered charge become that charge's `filters`."""
+    out: list[dict[str, Any]] = []
+    grouped: dict[str, dict[str, Any]] = {}
+    for card in cards:
+        parent = filters.charge_of(card)
+        if parent is None:
+            out.append(
+                charge_to_lago(card, metric=metrics.get(card.get("featureKey", "")), currency=currency)
+            )
+            continue
+        own = charge_to_lago(card, metric=None, currency=currency)
+        if parent not in grouped:
+            code = card["metadata"].get("lagoMetric", "")
+            metric = metrics.get(code)
+            grouped[parent] = {
+                **own,
+                "lago_id": parent,
+                "code": parent,
+                "lago_billable_metric_id": metric.id if metric else None,
+                "billable_metric_code": code,
+                "invoice_display_name": None,
+                "properties": filters.default_properties(card),
+                "filters": [],
+            }
+            out.append(grouped[parent])
+        grouped[parent]["filters"].append(
+            {
+                "invoice_display_name": filters.filter_name(card),
+                "properties": own["properties"],
+                "values": filters.filter_values(card),
+            }
+        )
+    return out
+
+
 def plan_to_lago(
     *,
     lago_id: str,
@@ -428,9 +493,7 @@ def plan_to_lago(
         "trial_period": float(trial) if trial else 0.0,
         "pay_in_advance": (fee_price.get("paymentTerm") or "in_advance") == "in_advance" if fee else False,
         "bill_charges_monthly": any(c.get("billingCadence") == "P1M" for c in usage) and cadence != "P1M",
-        "charges": [
-            charge_to_lago(c, metric=by_code.get(c.get("featureKey", "")), currency=currency) for c in usage
-        ],
+        "charges": charges_to_lago(usage, metrics=by_code, currency=currency),
         "minimum_commitment": None,
         "taxes": [],
     }

@@ -21,7 +21,7 @@ from catalog.models import PlanVersion
 from core.errors import NotFound
 from core.models import Organization
 from invoicing.models import WebhookEndpoint
-from lago import mapping, plans, wire
+from lago import filters, mapping, plans, wire
 from lago.mapping import SIGNATURE_ALGOS, lago_event_types
 from lago.models import SubscriptionExternalId
 from lago.wire import iso
@@ -80,13 +80,17 @@ def metric_get(*, organization: Organization, code: str) -> dict[str, Any]:
         feature = catalog_selectors.feature_get(organization=organization, id_or_key=code)
     except NotFound:
         raise NotFound("billable_metric_not_found") from None
-    if not feature.meter_slug or feature.archived_at is not None:
+    if not feature.meter_slug or feature.archived_at is not None or filters.is_filter_feature(feature.key):
         raise NotFound("billable_metric_not_found")
     return metric_json(organization=organization, feature=feature)
 
 
 def metric_list(*, organization: Organization, page: Page) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    features = catalog_selectors.feature_list(organization=organization).exclude(meter_slug="")
+    features = (
+        catalog_selectors.feature_list(organization=organization)
+        .exclude(meter_slug="")
+        .exclude(key__startswith=filters.FEATURE_PREFIX + "_")  # a charge filter's feature
+    )
     chunk, meta = paginate(features, page)
     meters = {m.slug: m for m in metering_selectors.meter_list(organization=organization)}
     return [

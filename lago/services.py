@@ -35,9 +35,10 @@ from core.models import Organization
 from core.money import is_currency
 from invoicing import services as invoicing_services
 from invoicing.models import Invoice
-from lago import mapping, plans, wire
+from lago import filters, mapping, plans, wire
 from lago.models import SubscriptionExternalId
 from lago.wire import LagoInvalid
+from metering import selectors as metering_selectors
 from metering import services as metering_services
 from metering.ingest import validate_body
 
@@ -75,9 +76,16 @@ def metric_delete(*, organization: Organization, code: str, actor: Actor = None)
             feature = catalog_selectors.feature_get(organization=organization, id_or_key=code)
         except NotFound:
             raise NotFound("billable_metric_not_found") from None
-        if catalog_selectors.plans_using_feature(organization=organization, feature_key=feature.key).exists():
-            raise LagoInvalid({"billable_metric": ["used_by_plans"]})
-        catalog_services.feature_delete(organization=organization, id_or_key=feature.id, actor=actor)
+        own = [
+            f
+            for f in catalog_selectors.feature_list(organization=organization, meter_slug=feature.meter_slug)
+            if (f.metadata or {}).get(filters.META_FILTER_OF) == feature.key
+        ]
+        for f in [feature, *own]:  # the metric and its charge filters' features
+            if catalog_selectors.plans_using_feature(organization=organization, feature_key=f.key).exists():
+                raise LagoInvalid({"billable_metric": ["used_by_plans"]})
+        for f in [*own, feature]:
+            catalog_services.feature_delete(organization=organization, id_or_key=f.id, actor=actor)
         if feature.meter_slug:
             metering_services.meter_delete(
                 organization=organization, id_or_slug=feature.meter_slug, actor=actor
@@ -88,12 +96,44 @@ def metric_delete(*, organization: Organization, code: str, actor: Actor = None)
 
 
 def plan_metrics(*, organization: Organization) -> dict[str, plans.Metric]:
-    """Every live feature with a meter, by id (the `billable_metric_id` Lago's charges carry)."""
-    return {
-        f.id: plans.Metric(id=f.id, code=f.key)
-        for f in catalog_selectors.feature_list(organization=organization)
-        if f.meter_slug
+    """Every live metric (a feature with a meter, not a charge filter's), by id (the `billable_metric_id`
+    Lago's charges carry), with its filter keys (its meter's group-by dimensions)."""
+    dims = {
+        m.slug: tuple(sorted(m.group_by or {}))
+        for m in metering_selectors.meter_list(organization=organization)
     }
+    return {
+        f.id: plans.Metric(id=f.id, code=f.key, filter_keys=dims.get(f.meter_slug, ()))
+        for f in catalog_selectors.feature_list(organization=organization)
+        if f.meter_slug and not filters.is_filter_feature(f.key)
+    }
+
+
+def _filter_features(*, organization: Organization, document: dict[str, Any], actor: Actor) -> None:
+    """The features of the plan's charge filters (`lago.filters`), made when missing: the metric's meter
+    narrowed by the filter's values."""
+    existing = set(
+        catalog_selectors.feature_list(organization=organization)
+        .filter(key__startswith=filters.FEATURE_PREFIX + "_")
+        .values_list("key", flat=True)
+    )
+    for phase in document.get("phases", []):
+        for card in phase.get("rateCards", []):
+            key = card.get("featureKey", "")
+            if not filters.is_filter_feature(key) or key in existing:
+                continue
+            metric = card["metadata"]["lagoMetric"]
+            values = {k: v[0] for k, v in filters.filter_values(card).items()}
+            catalog_services.feature_create(
+                organization=organization,
+                key=key,
+                name=f"{metric} ({', '.join(f'{k}: {v}' for k, v in sorted(values.items()))})",
+                meter_slug=metric,
+                meter_group_by_filters=values,
+                metadata={filters.META_FILTER_OF: metric},
+                actor=actor,
+            )
+            existing.add(key)
 
 
 def plan_create(*, organization: Organization, data: Any, actor: Actor = None) -> str:
@@ -102,6 +142,7 @@ def plan_create(*, organization: Organization, data: Any, actor: Actor = None) -
     if catalog_selectors.plan_list(organization=organization, key=doc.key).exists():
         raise LagoInvalid({"code": ["value_already_exist"]})
     with transaction.atomic():
+        _filter_features(organization=organization, document=doc.document, actor=actor)
         plan = catalog_services.plan_create(
             organization=organization, key=doc.key, data=doc.document, actor=actor
         )
@@ -118,6 +159,7 @@ def plan_update(*, organization: Organization, code: str, data: Any, actor: Acto
         merged, metrics=plan_metrics(organization=organization), key_valid=is_valid_key
     )
     with transaction.atomic():
+        _filter_features(organization=organization, document=doc.document, actor=actor)
         draft = catalog_services.plan_next_version(
             organization=organization, id_or_key=current.id, actor=actor
         )

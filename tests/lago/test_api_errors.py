@@ -438,6 +438,11 @@ def test_no_input_causes_a_500(tenant_a, b_world):
             charge = {"billable_metric_id": metric_id, "charge_model": model, "properties": props}
             r = post(c, "plans", {"plan": {**base["plan"], "charges": [charge, "not a charge"]}})
             assert r.status_code in (400, 422), (model, props, r.content)
+        for junk in JUNK:  # charge filters of the wrong kind, at every level
+            for filters in (junk, [junk], [{"values": junk, "properties": {}}], [{"values": {"k": junk}}]):
+                charge = {"billable_metric_id": metric_id, "charge_model": model, "filters": filters}
+                r = post(c, "plans", {"plan": {**base["plan"], "charges": [charge]}})
+                assert r.status_code in (400, 422), (model, filters, r.content)
     for junk in JUNK:
         r = post(c, "events/batch", {"events": [junk]})
         assert r.status_code == 422, r.content

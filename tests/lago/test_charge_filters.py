@@ -1,0 +1,167 @@
+"""Lago charge `filters` through the real `lago-python-client`: a charge whose events are priced by the
+filter they match (each filter its own rate card on a filtered feature), current usage with one entry per
+filter, the plan read back with its filters, the invoice with one fee per filter. Amounts by hand.
+Organization B has the same codes with events of its own and never sees A's."""
+
+from __future__ import annotations
+
+import pytest
+import time_machine
+
+from invoicing.tasks import invoice_clock
+from tests.lago.conftest import at, build, unix
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CARDS = {"invoice_display_name": "Cards", "properties": {"amount": "0.02"}, "values": {"method": ["card"]}}
+SEPA = {"invoice_display_name": None, "properties": {"amount": "0.01"}, "values": {"method": ["sepa"]}}
+
+
+def _plan(
+    client, metric_id: str, filters: list[dict], properties: dict | None = None, code: str = "payments"
+):
+    from lago_python_client.models import Charge, Plan
+    from lago_python_client.models.charge import ChargeFilter, ChargeFilters, Charges
+
+    return client.plans.create(
+        build(
+            Plan,
+            name="Payments",
+            code=code,
+            interval="monthly",
+            amount_cents=0,
+            amount_currency="USD",
+            charges=build(
+                Charges,
+                __root__=[
+                    build(
+                        Charge,
+                        billable_metric_id=metric_id,
+                        charge_model="standard",
+                        properties=properties or {"amount": "0"},
+                        filters=build(ChargeFilters, __root__=[build(ChargeFilter, **f) for f in filters]),
+                    )
+                ],
+            ),
+        )
+    )
+
+
+def _catalog(client) -> str:
+    from lago_python_client.models import BillableMetric, Customer, Subscription
+    from lago_python_client.models.billable_metric import BillableMetricFilter, BillableMetricFilters
+
+    metric = client.billable_metrics.create(
+        build(
+            BillableMetric,
+            name="Payments",
+            code="payments",
+            aggregation_type="sum_agg",
+            field_name="amount",
+            filters=build(
+                BillableMetricFilters,
+                __root__=[build(BillableMetricFilter, key="method", values=["card", "sepa", "wire"])],
+            ),
+        )
+    )
+    plan = _plan(client, metric.lago_id, [CARDS, SEPA])
+    [charge] = plan.charges.__root__
+    assert (charge.billable_metric_code, charge.charge_model, charge.properties) == (
+        "payments",
+        "standard",
+        {"amount": "0"},
+    )
+    assert [(f.invoice_display_name, f.properties, f.values) for f in charge.filters.__root__] == [
+        ("Cards", {"amount": "0.02"}, {"method": ["card"]}),
+        (None, {"amount": "0.01"}, {"method": ["sepa"]}),
+    ]
+    client.customers.create(build(Customer, external_id="cust-1", name="Shop", currency="USD"))
+    client.subscriptions.create(
+        build(
+            Subscription,
+            external_customer_id="cust-1",
+            plan_code="payments",
+            external_id="sub-1",
+            subscription_at="2026-10-01T00:00:00Z",
+        )
+    )
+    return metric.lago_id
+
+
+def _events(rows: list[tuple[str, str | None]]):
+    from lago_python_client.models import BatchEvent, Event
+
+    return build(
+        BatchEvent,
+        events=[
+            build(
+                Event,
+                transaction_id=f"t-{i}",
+                external_subscription_id="sub-1",
+                code="payments",
+                timestamp=unix(f"2026-10-{i + 2:02d} 10:00"),
+                properties={"amount": amount, **({"method": method} if method else {})},
+            )
+            for i, (amount, method) in enumerate(rows)
+        ],
+    )
+
+
+def test_filters_price_each_filter_on_its_own(lago_clients, tenant_a, tenant_b):
+    a, b = lago_clients
+    with time_machine.travel(at("2026-10-01 00:00"), tick=True):
+        metric_id = _catalog(a)
+        _catalog(b)
+        # the metric list shows the metric, not the filters' features
+        assert [m.code for m in a.billable_metrics.find_all()["billable_metrics"]] == ["payments"]
+    with time_machine.travel(at("2026-10-20 12:00"), tick=True):
+        a.events.batch_create(
+            _events([("100", "card"), ("50", "card"), ("200", "sepa"), ("1000", "wire"), ("10", None)])
+        )
+        b.events.batch_create(_events([("1000", "card")]))
+        [usage] = a.customers.current_usage("cust-1", "sub-1").charges_usage
+        # cards: 150 x 0.02 = 3.00; sepa: 200 x 0.01 = 2.00; wire and no method match no filter: free
+        assert (usage.units, usage.events_count, usage.amount_cents) == ("350", 3, 500)
+        assert usage.billable_metric.code == "payments" and usage.charge.charge_model == "standard"
+        assert [
+            (f.invoice_display_name, f.values, f.units, f.events_count, f.amount_cents) for f in usage.filters
+        ] == [
+            ("Cards", {"method": ["card"]}, "150", 2, 300),
+            (None, {"method": ["sepa"]}, "200", 1, 200),
+        ]
+        [b_usage] = b.customers.current_usage("cust-1", "sub-1").charges_usage
+        assert [(f.units, f.amount_cents) for f in b_usage.filters] == [("1000", 2000), ("0", 0)]
+
+        # what does not map is refused, nothing stored: two values for one property, a priced default, a key
+        # that is not one of the metric's filters
+        from lago_python_client.exceptions import LagoApiError
+
+        for filters, props, details in (
+            (
+                [{**CARDS, "values": {"method": ["card", "sepa"]}}],
+                None,
+                {"charges[0].filters[0].values.method": ["not_supported"]},
+            ),
+            ([CARDS], {"amount": "0.5"}, {"charges[0].properties": ["not_supported"]}),
+            (
+                [{**CARDS, "values": {"country": ["FR"]}}],
+                None,
+                {"charges[0].filters[0].values.country": ["invalid_key"]},
+            ),
+        ):
+            with pytest.raises(LagoApiError) as exc:
+                _plan(a, metric_id, filters, props, code="other")
+            assert (exc.value.status_code, exc.value.response["error_details"]) == (422, details)
+        assert [p.code for p in a.plans.find_all()["plans"]] == ["payments"]
+
+    with time_machine.travel(at("2026-11-01 01:00"), tick=True):
+        invoice_clock()
+        [invoice] = a.invoices.find_all({"external_customer_id": "cust-1"})["invoices"]
+        assert invoice.total_amount_cents == 500
+        fees = a.invoices.find(invoice.lago_id).fees.__root__
+        assert sorted((f.item.code, f.item.filter_invoice_display_name, f.amount_cents) for f in fees) == [
+            ("payments", "Cards", 300),
+            ("payments", "payments (method: sepa)", 200),
+        ]
+        [b_invoice] = b.invoices.find_all()["invoices"]
+        assert b_invoice.total_amount_cents == 2000
