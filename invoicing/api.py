@@ -5,10 +5,8 @@ Stripe signature is the authentication)."""
 from __future__ import annotations
 
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
@@ -22,6 +20,7 @@ from rest_framework.response import Response
 
 from billing.selectors import customer_get
 from core.api_base import TenantAPIView, paginate
+from core.enqueue import enqueue_on_commit
 from core.errors import DomainError, NotFound, ValidationFailed, domain_error_body
 from core.pagination import (
     CURSOR_PARAMETERS,
@@ -31,7 +30,7 @@ from core.pagination import (
     page_params,
     paged,
 )
-from invoicing import credits, runs, selectors, services, tasks, webhooks
+from invoicing import credits, runs, selectors, services, webhooks
 from invoicing.credit_notes import credit_note_of
 from invoicing.models import (
     CustomerCredit,
@@ -851,7 +850,7 @@ def invoice_runs_start(*, organization: Any, customer_id: str | None) -> tuple[l
         )
     )
     for batch in batches:
-        transaction.on_commit(partial(tasks.invoice_run_batch.delay, batch))
+        enqueue_on_commit("invoicing.tasks.invoice_run_batch", batch)
     return list(InvoiceRun.objects.filter(organization=organization, id__in=run_ids)), len(item_ids)
 
 

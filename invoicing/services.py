@@ -22,7 +22,7 @@ from django.utils import timezone
 from billing.models import Customer
 from core.audit import Actor, audit_record
 from core.enqueue import enqueue, enqueue_on_commit
-from core.errors import Conflict, NotFound, ValidationFailed
+from core.errors import Conflict, NotFound, ValidationFailed, raise_invalid
 from core.models import Organization
 from core.money import quantize, to_decimal
 from invoicing import lines as L
@@ -203,13 +203,6 @@ def _tax_rate_clean(
     return clean_name, pct
 
 
-def _raise_errors(errors: list[dict[str, str]]) -> None:
-    if errors:
-        raise ValidationFailed(
-            "; ".join(f"{e['name']}: {e['reason']}" for e in errors), field=errors[0]["name"], errors=errors
-        )
-
-
 def _tax_rate_audit(rate: TaxRate) -> dict[str, Any]:
     return {
         "name": rate.name,
@@ -231,7 +224,7 @@ def tax_rate_create(
 ) -> TaxRate:
     errors: list[dict[str, str]] = []
     clean_name, pct = _tax_rate_clean(name=name, percentage=percentage, errors=errors)
-    _raise_errors(errors)
+    raise_invalid(errors)
     assert clean_name is not None and pct is not None
     with transaction.atomic():
         if is_default:
@@ -267,7 +260,7 @@ def tax_rate_update(
     """Change a rate. Issued invoices keep their amounts; drafts and later invoices use the new rate."""
     errors: list[dict[str, str]] = []
     clean_name, pct = _tax_rate_clean(name=name, percentage=percentage, errors=errors)
-    _raise_errors(errors)
+    raise_invalid(errors)
     with transaction.atomic():
         rate = TaxRate.objects.select_for_update().filter(organization=organization, id=tax_rate_id).first()
         if rate is None:
@@ -369,7 +362,7 @@ def stripe_settings_set(
             errors.append({"name": "apiVersion", "reason": "A Stripe API version such as 2026-10-28.endive."})
     if collection_method is not None and collection_method not in COLLECTION_METHODS:
         errors.append({"name": "collectionMethod", "reason": f"One of {', '.join(COLLECTION_METHODS)}."})
-    _raise_errors(errors)
+    raise_invalid(errors)
     with transaction.atomic():
         obj = StripeSettings.objects.select_for_update().filter(organization=organization).first()
         created = obj is None
