@@ -5,6 +5,7 @@ class BillingConfig(AppConfig):
     name = "billing"
 
     def ready(self) -> None:
+        # Imported here, not above: they import models, which exist only once the app registry is ready.
         from billing import selectors
         from core import navigation
         from core.demo import DEMO_LOADERS
@@ -16,12 +17,12 @@ class BillingConfig(AppConfig):
         # snapshots and evaluates threshold rules right away.
         add_listener = getattr(hooks, "add_ingest_listener", None)
         if add_listener is not None:
-            from billing.tasks import usage_landed_listener
+            from billing.tasks import usage_landed_listener  # models too, as above
 
             add_listener(usage_landed_listener)
         navigation.register("Customers", "billing_console_customers", order=40)
         navigation.register("Subscriptions", "billing_console_subscriptions", order=45)
-        from billing.demo import demo_load
+        from billing.demo import demo_load  # models too, as above
 
         if demo_load not in DEMO_LOADERS:
             DEMO_LOADERS.append(demo_load)

@@ -5,6 +5,7 @@ class InvoicingConfig(AppConfig):
     name = "invoicing"
 
     def ready(self) -> None:
+        # Imported here, not above: they import models, which exist only once the app registry is ready.
         from core import jobs
         from core.models import Role
         from core.navigation import register
