@@ -46,6 +46,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
+from billing.models import NotificationEvent
 from core import jobs
 from core.audit import Actor, audit_record
 from core.enqueue import enqueue_on_commit
@@ -511,9 +512,6 @@ def webhook_delivery_resend(
 def billing_notifications_forward(*, organization: Organization | None = None, limit: int = 1000) -> int:
     """Consume billing's stored notification events (`entitlements.balance.threshold`) as webhooks,
     once each (`source_ref` = the notification's id). Returns how many were new."""
-    from django.apps import apps
-
-    model = apps.get_model("billing", "NotificationEvent")
     since = timezone.now() - timedelta(days=NOTIFICATION_LOOKBACK_DAYS)
     # Already-forwarded notifications are excluded in SQL (served by the unique (organization,
     # source_ref) index), so the scan never stalls behind a growing backlog of forwarded ones.
@@ -522,7 +520,7 @@ def billing_notifications_forward(*, organization: Organization | None = None, l
         source_ref=Concat(Value("billing-notification:"), OuterRef("id"), output_field=CharField()),
     )
     qs = (
-        model.objects.filter(created_at__gte=since)
+        NotificationEvent.objects.filter(created_at__gte=since)
         .filter(~Exists(forwarded))
         .select_related("organization")
         .order_by("created_at")
