@@ -8,7 +8,9 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from invoicing.models import InvoiceStatus
 from portal.services import portal_token_invalidate
+from tests.factories import InvoiceFactory, InvoiceLineFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -98,3 +100,30 @@ def test_invoice_pdf_only_for_the_customers_issued_invoices(client, tenant_a, cu
     assert r.status_code == 200 and r["Content-Type"] == "application/pdf" and r.content.startswith(b"%PDF")
     assert client.get(f"/portal/invoices/{draft.id}/pdf/").status_code == 404
     assert client.get(f"/portal/invoices/{other.id}/pdf/").status_code == 404
+
+
+def test_estimate_lines_name_their_service_period(client, cust_a, cust_b):
+    """Lines of one description for several service periods (a fee in advance for the next period beside
+    this period's) stay apart: each shows the period it is for."""
+    now = timezone.now()
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = (start + timedelta(days=32)).replace(day=1)
+    after = (end + timedelta(days=32)).replace(day=1)
+    inv = InvoiceFactory(
+        customer=cust_a.customer, status=InvoiceStatus.GATHERING, period_start=start, period_end=end
+    )
+    InvoiceLineFactory(invoice=inv, description="Platform fee")
+    InvoiceLineFactory(invoice=inv, description="Platform fee", period_start=end, period_end=after)
+    other = InvoiceFactory(
+        customer=cust_b.customer, status=InvoiceStatus.GATHERING, period_start=start, period_end=end
+    )
+    InvoiceLineFactory(invoice=other, description="Globex secret fee")
+
+    open_portal(client, cust_a.token)
+    html = client.get("/portal/estimate/", HTTP_HX_REQUEST="true").content.decode()
+    assert "Next invoice estimate" in html
+    assert html.count("Platform fee") == 2
+    this_period = f"{start:%b} {start.day} – {end:%b} {end.day}, {end.year}"
+    next_period = f"{end:%b} {end.day} – {after:%b} {after.day}, {after.year}"
+    assert this_period in html and next_period in html
+    assert "Globex secret fee" not in html
