@@ -1,10 +1,12 @@
+import json
 import re
+from html import unescape
 
 import pytest
 
 from core.models import ApiKey, AuditLog, Membership, Role
 from tests.conftest import PASSWORD
-from tests.factories import MembershipFactory, UserFactory
+from tests.factories import MembershipFactory, MeterFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -147,3 +149,25 @@ def test_organization_settings_validate_and_audit(logged_in, tenant_a, tenant_b)
     assert tenant_b.org.name == "Globex Inc" and tenant_b.org.brand_color == ""
     entry = AuditLog.objects.get(organization=tenant_a.org, action="organization.updated")
     assert entry.before["name"] == "Acme Inc" and entry.after["brand_color"] == "#aa3300"
+
+
+def test_first_event_sample_is_one_the_first_meter_counts(logged_in, tenant_a, tenant_b):
+    """The home page's curl example carries the organization's first meter's type, value and group-by."""
+    MeterFactory(
+        organization=tenant_b.org, slug="globex_calls", event_type="globex_call", value_property="$.secret"
+    )
+    html = unescape(logged_in.get("/console/").content.decode())
+    sample = json.loads(re.search(r"-d '(\{.*\})'</pre>", html).group(1))
+    assert sample["type"] == "request" and "data" not in sample  # no meter yet: a plain example
+    MeterFactory(
+        organization=tenant_a.org,
+        slug="llm_tokens",
+        event_type="llm_tokens",
+        value_property="$.usage.tokens",
+        group_by={"model": "$.model"},
+    )
+    html = unescape(logged_in.get("/console/").content.decode())
+    sample = json.loads(re.search(r"-d '(\{.*\})'</pre>", html).group(1))
+    assert sample["type"] == "llm_tokens"
+    assert sample["data"] == {"usage": {"tokens": 100}, "model": "example-model"}
+    assert "globex" not in html
