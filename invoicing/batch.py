@@ -49,12 +49,12 @@ from invoicing.models import (
 )
 from invoicing.numbering import invoice_numbers_reserve
 from invoicing.services import (
-    _customer_snapshot,
-    _line_rows,
-    _supplier_snapshot,
+    customer_snapshot,
     invoice_moment,
     invoice_payload,
     invoicing_settings_get,
+    line_rows,
+    supplier_snapshot,
 )
 from invoicing.sources import DuePeriod
 from invoicing.webhooks import webhook_events_emit_bulk
@@ -152,7 +152,7 @@ def invoice_batch_build(
         rows: list[InvoiceLine] = []
         for invoice, build in builds:
             start = 1000 if manual.get(invoice.id) else 0
-            rows += _line_rows(organization=organization, invoice=invoice, drafts=build.lines, start=start)
+            rows += line_rows(organization=organization, invoice=invoice, drafts=build.lines, start=start)
         created = InvoiceLine.objects.bulk_create(rows, batch_size=2000)
         by_draft: dict[int, InvoiceLine] = {}
         it = iter(created)
@@ -173,7 +173,7 @@ def invoice_batch_build(
                 organization=organization, id__in=sorted({i.customer_id for i, _b in builds})
             )
         }
-        supplier = _supplier_snapshot(organization) if issue else {}
+        supplier = supplier_snapshot(organization) if issue else {}
         numbers = (
             invoice_numbers_reserve(
                 organization=organization,
@@ -202,7 +202,7 @@ def invoice_batch_build(
                 invoice.issued_at = now
                 invoice.due_at = now + timedelta(days=cfg.due_days)
                 invoice.supplier_snapshot = supplier
-                invoice.customer_snapshot = _customer_snapshot(customers[invoice.customer_id])
+                invoice.customer_snapshot = customer_snapshot(customers[invoice.customer_id])
                 issued_payload = invoice_payload(invoice)
                 audits.append(_audit(organization, "invoice.issued", invoice.id, issued_payload))
                 events.append(("invoice.issued", issued_payload))

@@ -1,6 +1,6 @@
 """Customer credits (a money balance per customer and currency): writes and reads.
 
-A credit is applied by the invoice line engine (`services._credit_lines`) after tax, as negative `credit`
+A credit is applied by the invoice line engine (`invoicing.builder`) after tax, as negative `credit`
 lines, in burn order (priority, then nearest expiry, then oldest); each use is a `CreditApplication` row.
 What is left of a credit is its amount minus its applications on invoices that are neither voided nor
 still gathering, so voiding an invoice gives its credit back without counters. Voiding a credit

@@ -11,6 +11,7 @@ from fpdf import FPDF
 from core.money import format_money
 from invoicing import display
 from invoicing.models import CreditNote, Invoice
+from invoicing.services.lifecycle import customer_snapshot, supplier_snapshot
 
 INK = (33, 37, 41)
 MUTED = (108, 117, 125)
@@ -59,10 +60,8 @@ def credit_note_pdf(note: CreditNote) -> bytes:
 
 
 def _document_pdf(invoice: Invoice, note: CreditNote | None) -> bytes:
-    from invoicing.services import _customer_snapshot, _supplier_snapshot
-
-    supplier = invoice.supplier_snapshot or _supplier_snapshot(invoice.organization)
-    customer = invoice.customer_snapshot or _customer_snapshot(invoice.customer)
+    supplier = invoice.supplier_snapshot or supplier_snapshot(invoice.organization)
+    customer = invoice.customer_snapshot or customer_snapshot(invoice.customer)
     cur = invoice.currency
     sign = -1 if note is not None else 1  # a credit note credits every amount of the invoice
     money = lambda v: _t(format_money(sign * v, cur))  # noqa: E731

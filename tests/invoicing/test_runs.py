@@ -11,6 +11,7 @@ import time_machine
 from invoicing import services
 from invoicing.models import Invoice, InvoiceLine, InvoiceRun, InvoiceRunItem, NumberSequence
 from invoicing.runs import invoice_run_item_process, invoice_run_item_retry, invoice_runs_schedule
+from invoicing.services import state
 from invoicing.tasks import invoice_clock
 from tests.invoicing.conftest import make_customer, make_subscription
 
@@ -68,7 +69,7 @@ def test_crash_half_way_then_rerun(tenant_a, tenant_b, usage, monkeypatch):
     customers = setup_customers(tenant_a, usage, 6)
     setup_customers(tenant_b, usage, 1)
     crash_for = {customers[2].id, customers[4].id}
-    real = services._transition
+    real = state.transition
 
     def dying_transition(invoice, to, **fields):
         # the lines are written already: the worker "dies" before the draft is committed
@@ -76,7 +77,7 @@ def test_crash_half_way_then_rerun(tenant_a, tenant_b, usage, monkeypatch):
             raise RuntimeError("worker killed")
         return real(invoice, to, **fields)
 
-    monkeypatch.setattr(services, "_transition", dying_transition)
+    monkeypatch.setattr(state, "transition", dying_transition)
     with time_machine.travel(NOW, tick=False):
         ids = invoice_runs_schedule(now=NOW, organization=tenant_a.org)
         for item_id in ids:
@@ -97,7 +98,7 @@ def test_crash_half_way_then_rerun(tenant_a, tenant_b, usage, monkeypatch):
     assert not InvoiceLine.objects.filter(invoice__in=crashed).exists()
     assert NumberSequence.objects.get(organization=tenant_a.org).last_value == 4
     # fixed; the clock picks the rest up again (and the retry button works too), twice is harmless
-    monkeypatch.setattr(services, "_transition", real)
+    monkeypatch.setattr(state, "transition", real)
     with time_machine.travel(NOW, tick=False):
         invoice_run_item_retry(organization=tenant_a.org, item_id=failed[0].id)
         invoice_clock()
