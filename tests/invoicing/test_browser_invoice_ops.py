@@ -4,11 +4,12 @@ issued/estimate totals, and set the supplier details on Billing settings."""
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
-from invoicing.models import InvoicePayment
+from invoicing.models import CreditNote, InvoicePayment
 from tests.conftest import console_login
 from tests.invoicing.conftest import make_customer
 from tests.invoicing.test_views_invoice_ops import make_invoice
@@ -51,6 +52,14 @@ def test_invoice_operations(page, tenant_a, tenant_b):
     page.click("#action-void button")
     page.locator("#invoice-status:has-text('Voided')").wait_for()
     assert page.locator("#mark-paid").count() == 0
+    # voiding an issued invoice issued a credit note for its whole total, shown with its PDF
+    note = CreditNote.objects.get(invoice=second)
+    assert note.total == Decimal("30.00") and "-CN-" in note.number
+    card = page.locator("#credit-note").inner_text()
+    assert note.number in card and "30.00 USD credited" in card
+    pdf = page.request.get(page.locator("#credit-note-pdf").get_attribute("href"))
+    assert pdf.ok and pdf.body().startswith(b"%PDF")
+    assert not CreditNote.objects.filter(organization=tenant_b.org).exists()
 
     page.goto("/console/billing-settings/")
     page.fill("#id_supplier_name", "Acme AI GmbH")
@@ -60,4 +69,3 @@ def test_invoice_operations(page, tenant_a, tenant_b):
     page.locator("#supplier-card .flash").wait_for()
     page.reload()
     assert page.locator("#id_supplier_tax_id").input_value() == "DE987654321"
-    page.screenshot(path="/tmp/console-billing-settings.png", full_page=True)
