@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from catalog.pricing import (
     ErrorList,
@@ -38,6 +38,8 @@ RATE_CARD_TYPES = ("flat_fee", "usage_based")
 ENTITLEMENT_TYPES = ("metered", "boolean", "static")
 TAX_BEHAVIORS = ("inclusive", "exclusive")
 INSTANCE_TYPES = ("single", "multiple")
+
+D = TypeVar("D")
 
 
 @dataclass(frozen=True)
@@ -365,7 +367,8 @@ class PlanDocument:
 
 def _version_head(data: Any, errors: ErrorList) -> tuple[Mapping[str, Any], str, str, str]:
     """What every plan or add-on version body starts with: the body as an object (anything else fails
-    at once), then its name, description and currency ("" when unknown, with an error added)."""
+    at once), then its name, description and currency ("" when unknown, with an error added).
+    `_version_document` ends the reading."""
     if not isinstance(data, Mapping):
         errors.add("body", "Must be a JSON object.")
         errors.raise_if_any()
@@ -377,6 +380,19 @@ def _version_head(data: Any, errors: ErrorList) -> tuple[Mapping[str, Any], str,
         errors.add("currency", f"Unknown currency code {currency!r}.")
         currency = ""
     return data, name, description, currency
+
+
+def _version_document(
+    document: type[D], data: Mapping[str, Any], head: tuple[str, str, str], errors: ErrorList, **fields: Any
+) -> D:
+    """What every plan or add-on version body ends with: its metadata read last, every error raised at
+    once, then the document with the head (name, description, currency upper-cased) and `fields`."""
+    metadata = _metadata(data, "", errors)
+    errors.raise_if_any()
+    name, description, currency = head
+    return document(
+        name=name, description=description, currency=currency.upper(), metadata=metadata, **fields
+    )
 
 
 def validate_plan(
@@ -417,16 +433,14 @@ def validate_plan(
             if isinstance(raw, Mapping) and not raw.get("rateCards"):
                 errors.add(f"phases[{index}].rateCards", "A published phase needs at least one rate card.")
     links = _addon_links(data.get("addons"), addons or {}, currency, seen, errors)
-    metadata = _metadata(data, "", errors)
-    errors.raise_if_any()
-    return PlanDocument(
-        name=name,
-        description=description,
-        currency=str(currency).upper(),
+    return _version_document(
+        PlanDocument,
+        data,
+        (name, description, currency),
+        errors,
         billing_cadence=cadence,
         phases=phases,
         addons=links,
-        metadata=metadata,
     )
 
 
@@ -503,13 +517,11 @@ def validate_addon(
     cards = _rate_cards(data.get("rateCards"), path="rateCards", features=features, errors=errors)
     if for_publish and not data.get("rateCards"):
         errors.add("rateCards", "An add-on needs at least one rate card to be published.")
-    metadata = _metadata(data, "", errors)
-    errors.raise_if_any()
-    return AddonDocument(
-        name=name,
-        description=description,
-        currency=str(currency).upper(),
+    return _version_document(
+        AddonDocument,
+        data,
+        (name, description, currency),
+        errors,
         instance_type=instance_type,
         rate_cards=cards,
-        metadata=metadata,
     )

@@ -36,6 +36,7 @@ from core.money import is_currency
 from invoicing import services as invoicing_services
 from invoicing.models import Invoice
 from lago import filters, mapping, plans, wire
+from lago import selectors as lago_selectors
 from lago.models import SubscriptionExternalId
 from lago.wire import LagoInvalid
 from metering import selectors as metering_selectors
@@ -176,18 +177,7 @@ def _plan_as_lago_input(plan: Any) -> dict[str, Any]:
         f.key: plans.Metric(id=f.id, code=f.key)
         for f in catalog_selectors.feature_list(organization=plan.organization)
     }
-    lago = plans.plan_to_lago(
-        lago_id=plan.id,
-        key=plan.key,
-        name=plan.name,
-        description=plan.description,
-        currency=plan.currency,
-        cadence=plan.billing_cadence,
-        phases=plan.phases,
-        metadata=plan.metadata or {},
-        created_at=plan.created_at,
-        metrics={m.id: m for m in metrics.values()},
-    )
+    lago = lago_selectors.plan_json(plan, metrics={m.id: m for m in metrics.values()})
     for charge in lago["charges"]:
         charge["billable_metric_id"] = charge.pop("lago_billable_metric_id")
     return {
