@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -383,7 +383,11 @@ def _version_head(data: Any, errors: ErrorList) -> tuple[Mapping[str, Any], str,
 
 
 def _version_document(
-    document: type[D], data: Mapping[str, Any], head: tuple[str, str, str], errors: ErrorList, **fields: Any
+    document: Callable[..., D],
+    data: Mapping[str, Any],
+    head: tuple[str, str, str],
+    errors: ErrorList,
+    **fields: Any,
 ) -> D:
     """What every plan or add-on version body ends with: its metadata read last, every error raised at
     once, then the document with the head (name, description, currency upper-cased) and `fields`."""
