@@ -5,13 +5,18 @@ from django.urls import path
 from billing import api, views
 from billing import api_entitlements as ent
 from billing import api_subscriptions as subs
+from core.routing import actions, collection
 
 E2 = "api/v2/customers/<str:customer>/entitlements"
+S = "api/v1/subscriptions/<str:subscription_id>"
 
 urlpatterns: list = [
-    path("api/v1/customers", api.CustomerListCreateView.as_view(), name="billing_customer_list"),
-    path(
-        "api/v1/customers/<str:id_or_key>", api.CustomerDetailView.as_view(), name="billing_customer_detail"
+    *collection(
+        "api/v1/customers",
+        api.CustomerListCreateView,
+        api.CustomerDetailView,
+        key="id_or_key",
+        name="billing_customer",
     ),
     path(
         "api/v1/customers/<str:customer>/access",
@@ -23,31 +28,20 @@ urlpatterns: list = [
         ent.CustomerEntitlementValueV1View.as_view(),
         name="billing_entitlement_value_v1",
     ),
-    path(E2, ent.CustomerEntitlementsView.as_view(), name="billing_entitlement_list"),
-    path(
+    *collection(
+        E2,
+        ent.CustomerEntitlementsView,
+        ent.CustomerEntitlementDetailView,
+        key="entitlement",
+        name="billing_entitlement",
+    ),
+    *actions(
         f"{E2}/<str:entitlement>",
-        ent.CustomerEntitlementDetailView.as_view(),
-        name="billing_entitlement_detail",
-    ),
-    path(
-        f"{E2}/<str:entitlement>/value",
-        ent.CustomerEntitlementValueView.as_view(),
-        name="billing_entitlement_value",
-    ),
-    path(
-        f"{E2}/<str:entitlement>/history",
-        ent.CustomerEntitlementHistoryView.as_view(),
-        name="billing_entitlement_history",
-    ),
-    path(
-        f"{E2}/<str:entitlement>/reset",
-        ent.CustomerEntitlementResetView.as_view(),
-        name="billing_entitlement_reset",
-    ),
-    path(
-        f"{E2}/<str:entitlement>/override",
-        ent.CustomerEntitlementOverrideView.as_view(),
-        name="billing_entitlement_override",
+        "billing_entitlement",
+        value=ent.CustomerEntitlementValueView,
+        history=ent.CustomerEntitlementHistoryView,
+        reset=ent.CustomerEntitlementResetView,
+        override=ent.CustomerEntitlementOverrideView,
     ),
     path(
         f"{E2}/<str:entitlement>/grants",
@@ -69,36 +63,21 @@ urlpatterns: list = [
         ent.NotificationRuleListCreateView.as_view(),
         name="billing_notification_rules",
     ),
-    path("api/v1/subscriptions", subs.SubscriptionListCreateView.as_view(), name="billing_subscription_list"),
-    path(
-        "api/v1/subscriptions/<str:subscription_id>",
-        subs.SubscriptionDetailView.as_view(),
-        name="billing_subscription_detail",
+    *collection(
+        "api/v1/subscriptions",
+        subs.SubscriptionListCreateView,
+        subs.SubscriptionDetailView,
+        key="subscription_id",
+        name="billing_subscription",
     ),
-    path(
-        "api/v1/subscriptions/<str:subscription_id>/change",
-        subs.SubscriptionChangeView.as_view(),
-        name="billing_subscription_change",
-    ),
-    path(
-        "api/v1/subscriptions/<str:subscription_id>/migrate",
-        subs.SubscriptionMigrateView.as_view(),
-        name="billing_subscription_migrate",
-    ),
-    path(
-        "api/v1/subscriptions/<str:subscription_id>/cancel",
-        subs.SubscriptionCancelView.as_view(),
-        name="billing_subscription_cancel",
-    ),
-    path(
-        "api/v1/subscriptions/<str:subscription_id>/unschedule-cancelation",
-        subs.SubscriptionUnscheduleCancelationView.as_view(),
-        name="billing_subscription_unschedule_cancelation",
-    ),
-    path(
-        "api/v1/subscriptions/<str:subscription_id>/addons",
-        subs.SubscriptionAddonsView.as_view(),
-        name="billing_subscription_addons",
+    *actions(
+        S,
+        "billing_subscription",
+        change=subs.SubscriptionChangeView,
+        migrate=subs.SubscriptionMigrateView,
+        cancel=subs.SubscriptionCancelView,
+        unschedule_cancelation=subs.SubscriptionUnscheduleCancelationView,
+        addons=subs.SubscriptionAddonsView,
     ),
     *views.urlpatterns,
 ]

@@ -6,6 +6,7 @@ from catalog import api
 from catalog.views import features, plans, rate_cards
 from catalog.views import versions as v
 from catalog.views.common import by_method
+from core.routing import actions, collection
 
 P = "api/v1/plans/<str:plan_id>"
 A = "api/v1/addons/<str:addon_id>"
@@ -16,32 +17,63 @@ AV = "console/addons/<str:key>/v/<int:version>"
 PLAN = {"kind": "plan"}
 ADDON = {"kind": "addon"}
 
+
+def _versioned_document(doc: str, version: str, kind: dict[str, str], name: str) -> list:
+    """The console pages every versioned document (plan or add-on) has, the kind passed to the view."""
+    return [
+        path(f"{doc}/", v.version_detail, kind, name=name),
+        *actions(doc, name, slash=True, kwargs=kind, next=v.version_next),
+        *actions(
+            version,
+            name,
+            slash=True,
+            kwargs=kind,
+            settings=v.version_settings,
+            publish=v.version_publish,
+            archive=v.version_archive,
+        ),
+    ]
+
+
 urlpatterns = [
     path("api/v1/prices/preview", api.PricePreviewView.as_view(), name="catalog_price_preview"),
-    path("api/v1/features", api.FeatureListCreateView.as_view(), name="catalog_feature_list"),
-    path("api/v1/features/<str:feature_id>", api.FeatureDetailView.as_view(), name="catalog_feature_detail"),
-    path("api/v1/plans", api.PlanListCreateView.as_view(), name="catalog_plan_list"),
-    path(P, api.PlanDetailView.as_view(), name="catalog_plan_detail"),
-    path(f"{P}/publish", api.PlanPublishView.as_view(), name="catalog_plan_publish"),
-    path(f"{P}/archive", api.PlanArchiveView.as_view(), name="catalog_plan_archive"),
-    path(f"{P}/next", api.PlanNextVersionView.as_view(), name="catalog_plan_next"),
-    path(f"{P}/phases", api.PhaseListCreateView.as_view(), name="catalog_phase_list"),
-    path(f"{P}/phases/<str:phase_key>", api.PhaseDetailView.as_view(), name="catalog_phase_detail"),
-    path(
+    *collection(
+        "api/v1/features",
+        api.FeatureListCreateView,
+        api.FeatureDetailView,
+        key="feature_id",
+        name="catalog_feature",
+    ),
+    *collection(
+        "api/v1/plans", api.PlanListCreateView, api.PlanDetailView, key="plan_id", name="catalog_plan"
+    ),
+    *actions(
+        P,
+        "catalog_plan",
+        publish=api.PlanPublishView,
+        archive=api.PlanArchiveView,
+        next=api.PlanNextVersionView,
+    ),
+    *collection(
+        f"{P}/phases", api.PhaseListCreateView, api.PhaseDetailView, key="phase_key", name="catalog_phase"
+    ),
+    *collection(
         f"{P}/phases/<str:phase_key>/rate-cards",
-        api.RateCardListCreateView.as_view(),
-        name="catalog_rate_card_list",
+        api.RateCardListCreateView,
+        api.RateCardDetailView,
+        key="rate_card_key",
+        name="catalog_rate_card",
     ),
-    path(
-        f"{P}/phases/<str:phase_key>/rate-cards/<str:rate_card_key>",
-        api.RateCardDetailView.as_view(),
-        name="catalog_rate_card_detail",
+    *collection(
+        "api/v1/addons", api.AddonListCreateView, api.AddonDetailView, key="addon_id", name="catalog_addon"
     ),
-    path("api/v1/addons", api.AddonListCreateView.as_view(), name="catalog_addon_list"),
-    path(A, api.AddonDetailView.as_view(), name="catalog_addon_detail"),
-    path(f"{A}/publish", api.AddonPublishView.as_view(), name="catalog_addon_publish"),
-    path(f"{A}/archive", api.AddonArchiveView.as_view(), name="catalog_addon_archive"),
-    path(f"{A}/next", api.AddonNextVersionView.as_view(), name="catalog_addon_next"),
+    *actions(
+        A,
+        "catalog_addon",
+        publish=api.AddonPublishView,
+        archive=api.AddonArchiveView,
+        next=api.AddonNextVersionView,
+    ),
     # console: the no-code pricing editor (one view per operation; the kind comes with the route)
     path(
         "console/features/",
@@ -61,12 +93,8 @@ urlpatterns = [
         rate_cards.rate_card_fields,
         name="catalog_console_rate_card_fields",
     ),
-    path(f"{C}/", v.version_detail, PLAN, name="catalog_console_plan"),
-    path(f"{C}/next/", v.version_next, PLAN, name="catalog_console_plan_next"),
+    *_versioned_document(C, V, PLAN, "catalog_console_plan"),
     path(f"{C}/compare/", plans.plan_compare, name="catalog_console_plan_compare"),
-    path(f"{V}/settings/", v.version_settings, PLAN, name="catalog_console_plan_settings"),
-    path(f"{V}/publish/", v.version_publish, PLAN, name="catalog_console_plan_publish"),
-    path(f"{V}/archive/", v.version_archive, PLAN, name="catalog_console_plan_archive"),
     path(f"{V}/delete/", v.version_delete_draft, PLAN, name="catalog_console_plan_delete"),
     path(f"{V}/phases/", plans.phase_add, name="catalog_console_phase_add"),
     path(f"{V}/phases/<str:phase_key>/remove/", plans.phase_remove, name="catalog_console_phase_remove"),
@@ -102,11 +130,7 @@ urlpatterns = [
         ADDON,
         name="catalog_console_addons",
     ),
-    path(f"{AC}/", v.version_detail, ADDON, name="catalog_console_addon"),
-    path(f"{AC}/next/", v.version_next, ADDON, name="catalog_console_addon_next"),
-    path(f"{AV}/settings/", v.version_settings, ADDON, name="catalog_console_addon_settings"),
-    path(f"{AV}/publish/", v.version_publish, ADDON, name="catalog_console_addon_publish"),
-    path(f"{AV}/archive/", v.version_archive, ADDON, name="catalog_console_addon_archive"),
+    *_versioned_document(AC, AV, ADDON, "catalog_console_addon"),
     path(
         f"{AV}/rate-cards/new/", rate_cards.addon_rate_card_edit, name="catalog_console_addon_rate_card_new"
     ),

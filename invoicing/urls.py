@@ -2,43 +2,45 @@
 
 from django.urls import path
 
+from core.routing import actions, collection
 from invoicing import api, views
 
 INV = "api/v1/billing/invoices"
 CREDITS = "api/v1/customers/<str:customer>/credits"
+ENDPOINTS = "api/v1/notification/endpoints"
 
 urlpatterns: list = [
-    path(INV, api.InvoiceListView.as_view(), name="invoicing_invoice_list"),
+    # before the detail route, which would take "invoice" for an id
     path(f"{INV}/invoice", api.InvoiceOnDemandView.as_view(), name="invoicing_invoice_on_demand"),
-    path(f"{INV}/<str:invoice_id>", api.InvoiceDetailView.as_view(), name="invoicing_invoice_detail"),
-    path(
-        f"{INV}/<str:invoice_id>/advance", api.InvoiceAdvanceView.as_view(), name="invoicing_invoice_advance"
+    *collection(INV, api.InvoiceListView, api.InvoiceDetailView, key="invoice_id", name="invoicing_invoice"),
+    *actions(
+        f"{INV}/<str:invoice_id>",
+        "invoicing_invoice",
+        advance=api.InvoiceAdvanceView,
+        approve=api.InvoiceApproveView,
+        void=api.InvoiceVoidView,
+        retry=api.InvoiceRetryView,
+        pdf=api.InvoicePdfView,
     ),
-    path(
-        f"{INV}/<str:invoice_id>/approve", api.InvoiceApproveView.as_view(), name="invoicing_invoice_approve"
-    ),
-    path(f"{INV}/<str:invoice_id>/void", api.InvoiceVoidView.as_view(), name="invoicing_invoice_void"),
-    path(f"{INV}/<str:invoice_id>/retry", api.InvoiceRetryView.as_view(), name="invoicing_invoice_retry"),
     path(
         f"{INV}/<str:invoice_id>/lines",
         api.InvoiceLineCreateView.as_view(),
         name="invoicing_invoice_line_create",
     ),
-    path(f"{INV}/<str:invoice_id>/pdf", api.InvoicePdfView.as_view(), name="invoicing_invoice_pdf"),
     path(
         f"{INV}/<str:invoice_id>/credit-note/pdf",
         api.CreditNotePdfView.as_view(),
         name="invoicing_credit_note_pdf",
     ),
-    path("api/v1/billing/invoice-runs", api.InvoiceRunListView.as_view(), name="invoicing_run_list"),
-    path(
-        "api/v1/billing/invoice-runs/<str:run_id>",
-        api.InvoiceRunDetailView.as_view(),
-        name="invoicing_run_detail",
+    *collection(
+        "api/v1/billing/invoice-runs",
+        api.InvoiceRunListView,
+        api.InvoiceRunDetailView,
+        key="run_id",
+        name="invoicing_run",
     ),
-    path(CREDITS, api.CreditListView.as_view(), name="invoicing_credit_list"),
-    path(f"{CREDITS}/<str:credit_id>", api.CreditDetailView.as_view(), name="invoicing_credit_detail"),
-    path(f"{CREDITS}/<str:credit_id>/void", api.CreditVoidView.as_view(), name="invoicing_credit_void"),
+    *collection(CREDITS, api.CreditListView, api.CreditDetailView, key="credit_id", name="invoicing_credit"),
+    *actions(f"{CREDITS}/<str:credit_id>", "invoicing_credit", void=api.CreditVoidView),
     path(
         "api/v1/apps/stripe/webhook/<str:org>",
         api.StripeWebhookView.as_view(),
@@ -51,24 +53,18 @@ urlpatterns: list = [
         name="invoicing_upcoming_invoice",
     ),
     path("api/v1/apps/stripe", api.StripeAppView.as_view(), name="invoicing_stripe_app"),
-    path("api/v1/tax-rates", api.TaxRateListView.as_view(), name="invoicing_tax_rate_list"),
-    path(
-        "api/v1/tax-rates/<str:tax_rate_id>",
-        api.TaxRateDetailView.as_view(),
-        name="invoicing_tax_rate_detail",
+    *collection(
+        "api/v1/tax-rates",
+        api.TaxRateListView,
+        api.TaxRateDetailView,
+        key="tax_rate_id",
+        name="invoicing_tax_rate",
     ),
     path("api/v1/billing/settings", api.BillingSettingsView.as_view(), name="invoicing_billing_settings"),
-    path("api/v1/notification/endpoints", api.EndpointListView.as_view(), name="invoicing_endpoint_list"),
-    path(
-        "api/v1/notification/endpoints/<str:endpoint_id>",
-        api.EndpointDetailView.as_view(),
-        name="invoicing_endpoint_detail",
+    *collection(
+        ENDPOINTS, api.EndpointListView, api.EndpointDetailView, key="endpoint_id", name="invoicing_endpoint"
     ),
-    path(
-        "api/v1/notification/endpoints/<str:endpoint_id>/deliveries",
-        api.EndpointDeliveriesView.as_view(),
-        name="invoicing_endpoint_deliveries",
-    ),
+    *actions(f"{ENDPOINTS}/<str:endpoint_id>", "invoicing_endpoint", deliveries=api.EndpointDeliveriesView),
     # console
     path("console/invoices/", views.invoice_list, name="invoicing_console_invoice_list"),
     path("console/invoices/<str:invoice_id>/", views.invoice_detail, name="invoicing_console_invoice_detail"),
@@ -93,20 +89,12 @@ urlpatterns: list = [
         "console/invoice-runs/<str:run_id>/retry", views.invoice_run_retry, name="invoicing_console_run_retry"
     ),
     path("console/billing-settings/", views.billing_settings, name="invoicing_console_billing_settings"),
-    path(
-        "console/billing-settings/supplier",
-        views.billing_settings_supplier,
-        name="invoicing_console_billing_settings_supplier",
-    ),
-    path(
-        "console/billing-settings/stripe",
-        views.billing_settings_stripe,
-        name="invoicing_console_billing_settings_stripe",
-    ),
-    path(
-        "console/billing-settings/invoicing",
-        views.billing_settings_invoicing,
-        name="invoicing_console_billing_settings_invoicing",
+    *actions(
+        "console/billing-settings",
+        "invoicing_console_billing_settings",
+        supplier=views.billing_settings_supplier,
+        stripe=views.billing_settings_stripe,
+        invoicing=views.billing_settings_invoicing,
     ),
     path(
         "console/billing-settings/tax-rates",

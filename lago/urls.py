@@ -2,58 +2,52 @@
 
 from django.urls import path, re_path
 
+from core.routing import actions, collection
 from lago import api
 
 V1 = "lago/api/v1"
 
+
+def _resource(plural: str, key: str, list_view: type, detail_view: type, one: str) -> list:
+    """Lago's collection and item routes, named `lago_<plural>` and `lago_<one>`."""
+    return collection(
+        f"{V1}/{plural}", list_view, detail_view, key=key, names=(f"lago_{plural}", f"lago_{one}")
+    )
+
+
 urlpatterns: list = [
-    path(f"{V1}/billable_metrics", api.BillableMetricsView.as_view(), name="lago_billable_metrics"),
-    path(f"{V1}/billable_metrics/<str:code>", api.BillableMetricView.as_view(), name="lago_billable_metric"),
-    path(f"{V1}/plans", api.PlansView.as_view(), name="lago_plans"),
-    path(f"{V1}/plans/<str:code>", api.PlanView.as_view(), name="lago_plan"),
-    path(f"{V1}/customers", api.CustomersView.as_view(), name="lago_customers"),
-    path(f"{V1}/customers/<str:external_id>", api.CustomerView.as_view(), name="lago_customer"),
+    *_resource(
+        "billable_metrics", "code", api.BillableMetricsView, api.BillableMetricView, "billable_metric"
+    ),
+    *_resource("plans", "code", api.PlansView, api.PlanView, "plan"),
+    *_resource("customers", "external_id", api.CustomersView, api.CustomerView, "customer"),
     path(
         f"{V1}/customers/<str:external_id>/current_usage",
         api.CurrentUsageView.as_view(),
         name="lago_current_usage",
     ),
-    path(f"{V1}/subscriptions", api.SubscriptionsView.as_view(), name="lago_subscriptions"),
-    path(f"{V1}/subscriptions/<str:external_id>", api.SubscriptionView.as_view(), name="lago_subscription"),
+    *_resource("subscriptions", "external_id", api.SubscriptionsView, api.SubscriptionView, "subscription"),
     path(f"{V1}/events", api.EventsView.as_view(), name="lago_events"),
     path(f"{V1}/events/batch", api.EventsBatchView.as_view(), name="lago_events_batch"),
     path(f"{V1}/events/<str:transaction_id>", api.EventView.as_view(), name="lago_event"),
-    path(f"{V1}/invoices", api.InvoicesView.as_view(), name="lago_invoices"),
-    path(f"{V1}/invoices/<str:invoice_id>", api.InvoiceView.as_view(), name="lago_invoice"),
-    path(
-        f"{V1}/invoices/<str:invoice_id>/download",
-        api.InvoiceDownloadView.as_view(),
-        name="lago_invoice_download",
+    *_resource("invoices", "invoice_id", api.InvoicesView, api.InvoiceView, "invoice"),
+    *actions(
+        f"{V1}/invoices/<str:invoice_id>",
+        "lago_invoice",
+        download=api.InvoiceDownloadView,
+        refresh=api.InvoiceRefreshView,
+        finalize=api.InvoiceFinalizeView,
+        void=api.InvoiceVoidView,
     ),
-    path(
-        f"{V1}/invoices/<str:invoice_id>/refresh",
-        api.InvoiceRefreshView.as_view(),
-        name="lago_invoice_refresh",
-    ),
-    path(
-        f"{V1}/invoices/<str:invoice_id>/finalize",
-        api.InvoiceFinalizeView.as_view(),
-        name="lago_invoice_finalize",
-    ),
-    path(f"{V1}/invoices/<str:invoice_id>/void", api.InvoiceVoidView.as_view(), name="lago_invoice_void"),
-    path(f"{V1}/wallets", api.WalletsView.as_view(), name="lago_wallets"),
-    path(f"{V1}/wallets/<str:wallet_id>", api.WalletView.as_view(), name="lago_wallet"),
+    *_resource("wallets", "wallet_id", api.WalletsView, api.WalletView, "wallet"),
     path(
         f"{V1}/wallets/<str:wallet_id>/wallet_transactions",
         api.WalletTransactionListView.as_view(),
         name="lago_wallet_transaction_list",
     ),
     path(f"{V1}/wallet_transactions", api.WalletTransactionsView.as_view(), name="lago_wallet_transactions"),
-    path(f"{V1}/webhook_endpoints", api.WebhookEndpointsView.as_view(), name="lago_webhook_endpoints"),
-    path(
-        f"{V1}/webhook_endpoints/<str:lago_id>",
-        api.WebhookEndpointView.as_view(),
-        name="lago_webhook_endpoint",
+    *_resource(
+        "webhook_endpoints", "lago_id", api.WebhookEndpointsView, api.WebhookEndpointView, "webhook_endpoint"
     ),
     path(f"{V1}/webhooks/public_key", api.WebhookPublicKeyView.as_view(), name="lago_webhook_public_key"),
     path(

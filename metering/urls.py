@@ -2,19 +2,21 @@
 
 from django.urls import path
 
+from core.routing import actions, collection
 from metering import api, views
 
 urlpatterns = [
     path("api/v1/events", api.EventsView.as_view(), name="metering_events"),
     path("api/v1/events/kong", api.KongEventsView.as_view(), name="metering_events_kong"),
     path("api/v3/openmeter/events", api.EventsV3View.as_view(), name="metering_events_v3"),
-    path("api/v1/meters", api.MeterListView.as_view(), name="metering_meter_list"),
-    path("api/v1/meters/<str:id_or_slug>", api.MeterDetailView.as_view(), name="metering_meter_detail"),
-    path("api/v1/meters/<str:id_or_slug>/query", api.MeterQueryView.as_view(), name="metering_meter_query"),
-    path(
-        "api/v1/meters/<str:id_or_slug>/subjects",
-        api.MeterSubjectsView.as_view(),
-        name="metering_meter_subjects",
+    *collection(
+        "api/v1/meters", api.MeterListView, api.MeterDetailView, key="id_or_slug", name="metering_meter"
+    ),
+    *actions(
+        "api/v1/meters/<str:id_or_slug>",
+        "metering_meter",
+        query=api.MeterQueryView,
+        subjects=api.MeterSubjectsView,
     ),
     path(
         "api/v1/meters/<str:id_or_slug>/group-by/<str:key>/values",

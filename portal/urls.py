@@ -2,6 +2,7 @@
 
 from django.urls import path, re_path
 
+from core.routing import actions
 from portal import api, console, views
 
 urlpatterns = [
@@ -23,8 +24,7 @@ urlpatterns = [
     path("portal/balances/", views.balances, name="portal_balances"),
     path("portal/invoices/", views.invoices, name="portal_invoices"),
     path("portal/plan/", views.plan, name="portal_plan"),
-    path("portal/plan/change/", views.plan_change, name="portal_plan_change"),
-    path("portal/plan/cancel/", views.plan_cancel, name="portal_plan_cancel"),
+    *actions("portal/plan", "portal_plan", slash=True, change=views.plan_change, cancel=views.plan_cancel),
     path("portal/invoices/<str:invoice_id>/pdf/", views.invoice_pdf, name="portal_invoice_pdf"),
     path(
         "portal/invoices/<str:invoice_id>/credit-note/pdf/",
