@@ -35,7 +35,7 @@ from billing.subscriptions import (  # noqa: F401 - re-exported writes
     subscription_migrate,
     subscription_unschedule_cancelation,
 )
-from core.audit import Actor, audit_record
+from core.audit import Actor, audit_object
 from core.errors import Conflict, ValidationFailed
 from core.models import Organization
 from core.money import is_currency
@@ -148,12 +148,10 @@ def customer_create(
                 metadata=metadata or {},
             )
             _set_subjects(organization=organization, customer=customer, subject_keys=subject_keys or [])
-            audit_record(
-                organization=organization,
-                actor=actor,
-                action="customer.created",
-                object_type="customer",
-                object_id=customer.id,
+            audit_object(
+                customer,
+                "customer.created",
+                actor,
                 after=customer_snapshot(customer),
             )
     except IntegrityError:
@@ -212,12 +210,10 @@ def customer_update(
             if subject_keys is not _UNSET:
                 _set_subjects(organization=organization, customer=customer, subject_keys=subject_keys or [])
             customer = Customer.objects.prefetch_related("subjects").get(pk=customer.pk)
-            audit_record(
-                organization=organization,
-                actor=actor,
-                action="customer.updated",
-                object_type="customer",
-                object_id=customer.id,
+            audit_object(
+                customer,
+                "customer.updated",
+                actor,
                 before=before,
                 after=customer_snapshot(customer),
             )
@@ -239,12 +235,10 @@ def customer_delete(*, organization: Organization, customer: Customer, actor: Ac
         locked.save(update_fields=["deleted_at", "updated_at"])
         CustomerSubject.objects.filter(customer=locked).delete()
         _on_customer_deleted(organization=organization, customer=locked, actor=actor)
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="customer.deleted",
-            object_type="customer",
-            object_id=locked.id,
+        audit_object(
+            locked,
+            "customer.deleted",
+            actor,
             before=before,
             after={"deletedAt": locked.deleted_at.isoformat()},
         )

@@ -1,10 +1,12 @@
-"""The one way to write audit rows: build with `audit_build`, save with `audit_record` (or many at once)."""
+"""The one way to write audit rows: build with `audit_build`, save with `audit_record` (or many at once);
+`audit_object` for the common case of one row of the organization's own, described by its action."""
 
 from __future__ import annotations
 
 from typing import Any, NotRequired, TypedDict, Unpack
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Model
 
 from core.models import ApiKey, AuditLog, Organization
 
@@ -21,9 +23,8 @@ class AuditFields(TypedDict):
     after: NotRequired[Any]
 
 
-def audit_build(**fields: Unpack[AuditFields]) -> AuditLog:
-    """An unsaved audit row; `audit_record` saves one, `audit_record_many` bulk-inserts several."""
-    actor = fields["actor"]
+def _actor(actor: Actor) -> dict[str, Any]:
+    """The actor columns: the user or API key (kept as a label too, in case either is deleted later)."""
     user = actor if isinstance(actor, AbstractBaseUser) else None
     key = actor if isinstance(actor, ApiKey) else None
     if user is not None:
@@ -34,11 +35,14 @@ def audit_build(**fields: Unpack[AuditFields]) -> AuditLog:
         label = actor
     else:
         label = "system"
+    return {"actor_user": user, "actor_api_key": key, "actor_label": label}
+
+
+def audit_build(**fields: Unpack[AuditFields]) -> AuditLog:
+    """An unsaved audit row; `audit_record` saves one, `audit_record_many` bulk-inserts several."""
     return AuditLog(
         organization=fields["organization"],
-        actor_user=user,  # type: ignore[misc]
-        actor_api_key=key,
-        actor_label=label,
+        **_actor(fields["actor"]),
         action=fields["action"],
         object_type=fields["object_type"],
         object_id=str(fields["object_id"]),
@@ -50,6 +54,26 @@ def audit_build(**fields: Unpack[AuditFields]) -> AuditLog:
 def audit_record(**fields: Unpack[AuditFields]) -> AuditLog:
     """Save one audit row (the same keyword arguments as `audit_build`)."""
     entry = audit_build(**fields)
+    entry.save()
+    return entry
+
+
+def audit_object(
+    row: Model, action: str, actor: Actor, *, object_id: Any = None, before: Any = None, after: Any = None
+) -> AuditLog:
+    """Save one audit row about `row`, a model of one organization (or the organization itself):
+    `action` reads "<object type>.<what happened>" (`customer.created`) and gives the object type; the
+    organization is the row's (by id, no query); the object id is the row's primary key unless given."""
+    organization_id = row.pk if isinstance(row, Organization) else row.organization_id  # type: ignore[attr-defined]
+    entry = AuditLog(
+        organization_id=organization_id,
+        **_actor(actor),
+        action=action,
+        object_type=action.split(".", 1)[0],
+        object_id=str(row.pk if object_id is None else object_id),
+        before=before,
+        after=after,
+    )
     entry.save()
     return entry
 

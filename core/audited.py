@@ -4,7 +4,7 @@ The pattern every "create" service shares (features, plans, add-ons, customers, 
 
     feature = create_audited(
         lambda: Feature.objects.create(organization=org, key=key, ...),
-        action="feature.created", object_type="feature", object_id=lambda f: f.key,
+        action="feature.created", object_id=lambda f: f.key,
         after=feature_to_json, actor=actor, conflict=f"A feature with key {key!r} already exists.",
     )
 """
@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from django.db.models import Model
 
-from core.audit import Actor, audit_record
+from core.audit import Actor, audit_object
 from core.errors import conflict_on_duplicate
 
 M = TypeVar("M", bound=Model)
@@ -26,24 +26,17 @@ def create_audited(
     create: Callable[[], M],
     *,
     action: str,
-    object_type: str,
-    object_id: Callable[[M], str],
     after: Callable[[M], Any],
     actor: Actor,
     conflict: str,
     field: str = "key",
+    object_id: Callable[[M], Any] | None = None,
 ) -> M:
-    """Run `create` (it saves the row; `.organization` is read from it) and record `action` with `after(row)`,
-    atomically. An IntegrityError (a unique constraint) rolls both back and becomes `Conflict(conflict)`
-    naming `field`."""
+    """Run `create` (it saves the row) and record `action` on it (`core.audit.audit_object`: the object
+    type is the action's first part, the id the row's primary key unless `object_id(row)` says) with
+    `after(row)`, atomically. An IntegrityError (a unique constraint) rolls both back and becomes
+    `Conflict(conflict)` naming `field`."""
     with conflict_on_duplicate(conflict, field=field):
         row = create()
-        audit_record(
-            organization=row.organization,  # type: ignore[attr-defined]
-            actor=actor,
-            action=action,
-            object_type=object_type,
-            object_id=object_id(row),
-            after=after(row),
-        )
+        audit_object(row, action, actor, object_id=object_id(row) if object_id else None, after=after(row))
     return row

@@ -29,7 +29,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from core.audit import Actor, audit_record
+from core.audit import Actor, audit_object
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.links import absolute_url
 from core.models import ROLE_RANK, Invitation, Membership, Organization, Role
@@ -106,12 +106,10 @@ def invitation_create(
             invited_by=inviter.user,
             expires_at=now + INVITATION_TTL,
         )
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="invitation.created",
-            object_type="invitation",
-            object_id=invitation.id,
+        audit_object(
+            invitation,
+            "invitation.created",
+            actor,
             after={"email": email, "role": role, "expires_at": invitation.expires_at.isoformat()},
         )
         link = invitation_link(invitation=invitation, secret=secret)
@@ -142,12 +140,10 @@ def _send(*, invitation: Invitation, organization: Organization, link: str) -> N
 def _revoke(invitation: Invitation, *, actor: Actor, now: datetime, reason: str) -> None:
     invitation.revoked_at = now
     invitation.save(update_fields=["revoked_at"])
-    audit_record(
-        organization=invitation.organization,
-        actor=actor,
-        action="invitation.revoked",
-        object_type="invitation",
-        object_id=invitation.id,
+    audit_object(
+        invitation,
+        "invitation.revoked",
+        actor,
         before={"email": invitation.email, "role": invitation.role},
         after={"reason": reason},
     )
@@ -205,12 +201,10 @@ def invitation_accept(*, token: str, user: AbstractBaseUser) -> Membership:
         invitation.accepted_at = timezone.now()
         invitation.accepted_by = user  # type: ignore[assignment]
         invitation.save(update_fields=["accepted_at", "accepted_by"])
-        audit_record(
-            organization=organization,
-            actor=user,
-            action="invitation.accepted",
-            object_type="invitation",
-            object_id=invitation.id,
+        audit_object(
+            invitation,
+            "invitation.accepted",
+            user,
             before={"email": invitation.email, "role": invitation.role},
             after={"user": user.get_username(), "membership": membership.pk, "role": membership.role},
         )

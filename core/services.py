@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from core.audit import Actor, audit_record
+from core.audit import Actor, audit_object
 from core.auth import api_key_cache_forget, generate_secret, hash_secret
 from core.errors import Conflict, NotFound, ValidationFailed, conflict_on_duplicate
 from core.models import ApiKey, Membership, Organization, Role, Scope
@@ -34,12 +34,10 @@ def organization_create(
         org = Organization.objects.create(
             slug=slug, name=name, default_currency=currency.upper(), timezone=timezone_name
         )
-        audit_record(
-            organization=org,
-            actor=actor,
-            action="organization.created",
-            object_type="organization",
-            object_id=org.id,
+        audit_object(
+            org,
+            "organization.created",
+            actor,
             after={"slug": slug, "name": name, "currency": org.default_currency},
         )
     return org
@@ -79,12 +77,10 @@ def organization_update(
             "brand_color": organization.brand_color,
         }
         if before != after:
-            audit_record(
-                organization=organization,
-                actor=actor,
-                action="organization.updated",
-                object_type="organization",
-                object_id=organization.id,
+            audit_object(
+                organization,
+                "organization.updated",
+                actor,
                 before=before,
                 after=after,
             )
@@ -107,12 +103,10 @@ def membership_set(
             membership.role = role
             membership.save(update_fields=["role"])
         if created or before != {"role": role}:
-            audit_record(
-                organization=organization,
-                actor=actor,
-                action="membership.set",
-                object_type="membership",
-                object_id=str(membership.pk),
+            audit_object(
+                membership,
+                "membership.set",
+                actor,
                 before=before,
                 after={"user": user.get_username(), "role": role},
             )
@@ -133,12 +127,10 @@ def membership_remove(*, organization: Organization, membership_id: int, actor: 
             .exists()
         ):
             raise Conflict("An organization must keep at least one owner.")
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="membership.removed",
-            object_type="membership",
-            object_id=str(membership.pk),
+        audit_object(
+            membership,
+            "membership.removed",
+            actor,
             before={"user": membership.user.get_username(), "role": membership.role},
         )
         membership.delete()
@@ -182,12 +174,10 @@ def api_key_create(
             expires_at=expires_at,
             created_by=actor if isinstance(actor, AbstractBaseUser) else None,  # type: ignore[misc]
         )
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="api_key.created",
-            object_type="api_key",
-            object_id=key.id,
+        audit_object(
+            key,
+            "api_key.created",
+            actor,
             after={
                 "name": key.name,
                 "prefix": prefix,
@@ -210,12 +200,10 @@ def api_key_revoke(*, organization: Organization, key_id: str, actor: Actor = No
             if updated:
                 api_key_cache_forget(key.secret_hash)
                 key.refresh_from_db()
-                audit_record(
-                    organization=organization,
-                    actor=actor,
-                    action="api_key.revoked",
-                    object_type="api_key",
-                    object_id=key.id,
+                audit_object(
+                    key,
+                    "api_key.revoked",
+                    actor,
                     before={"revoked_at": None},
                     after={"revoked_at": key.revoked_at.isoformat() if key.revoked_at else None},
                 )

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from core.audit import Actor, audit_record
+from core.audit import Actor, audit_object
 from core.models import Organization
 from invoicing.models import CreditNote, Invoice, InvoicingSettings
 from invoicing.numbering import CREDIT_NOTE_SERIES, invoice_number_assign, number_prefix
@@ -38,12 +38,10 @@ def credit_note_issue(
         reason=reason[:500],
         issued_at=at,
     )
-    audit_record(
-        organization=organization,
-        actor=actor,
-        action="credit_note.issued",
-        object_type="credit_note",
-        object_id=note.id,
+    audit_object(
+        note,
+        "credit_note.issued",
+        actor,
         after=credit_note_payload(note),
     )
     return note

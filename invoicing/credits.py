@@ -33,7 +33,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from billing.models import Customer
-from core.audit import Actor, audit_record
+from core.audit import Actor, audit_object
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.ids import is_ulid
 from core.models import Organization
@@ -142,12 +142,10 @@ def customer_credit_create(
             expires_at=expires_at,
             priority=priority,
         )
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="credit.created",
-            object_type="credit",
-            object_id=credit.id,
+        audit_object(
+            credit,
+            "credit.created",
+            actor,
             after={
                 "customerId": customer.id,
                 "amount": str(value),
@@ -176,12 +174,10 @@ def customer_credit_void(
             organization=organization, customer_id=credit.customer_id, credit_id=credit.id
         )
         left = quantize(voided.remaining, voided.currency)  # type: ignore[attr-defined]
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="credit.voided",
-            object_type="credit",
-            object_id=credit.id,
+        audit_object(
+            credit,
+            "credit.voided",
+            actor,
             before={"voidedAt": None, "remaining": str(left)},
             after={"voidedAt": now.isoformat()},
         )

@@ -48,7 +48,7 @@ from standardwebhooks.webhooks import Webhook
 
 from billing.models import NotificationEvent
 from core import jobs
-from core.audit import Actor, audit_record
+from core.audit import Actor, audit_object, audit_record
 from core.enqueue import enqueue_on_commit
 from core.errors import NotFound, raise_invalid
 from core.models import Organization
@@ -239,12 +239,10 @@ def webhook_endpoint_create(
             format=format,
             secret=secret,
         )
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="webhook_endpoint.created",
-            object_type="webhook_endpoint",
-            object_id=endpoint.id,
+        audit_object(
+            endpoint,
+            "webhook_endpoint.created",
+            actor,
             after={**_endpoint_audit(endpoint), "secret": "set"},
         )
     return endpoint
@@ -286,12 +284,10 @@ def webhook_endpoint_update(
         after = _endpoint_audit(endpoint)
         if after != before:
             endpoint.save()
-            audit_record(
-                organization=organization,
-                actor=actor,
-                action="webhook_endpoint.updated",
-                object_type="webhook_endpoint",
-                object_id=endpoint.id,
+            audit_object(
+                endpoint,
+                "webhook_endpoint.updated",
+                actor,
                 before=before,
                 after=after,
             )
@@ -497,12 +493,10 @@ def webhook_delivery_resend(
         new = WebhookDelivery.objects.create(
             organization=organization, endpoint_id=old.endpoint_id, message_id=old.message_id
         )
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="webhook_delivery.resent",
-            object_type="webhook_delivery",
-            object_id=new.id,
+        audit_object(
+            new,
+            "webhook_delivery.resent",
+            actor,
             before={"id": old.id},
         )
         enqueue_on_commit(DELIVER_TASK, new.id)

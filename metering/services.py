@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import jobs
-from core.audit import Actor, audit_record
+from core.audit import Actor, audit_object
 from core.audited import create_audited
 from core.errors import Unavailable, raise_invalid
 from core.ids import is_ulid
@@ -261,8 +261,6 @@ def meter_create(
             event_from=event_from,
         ),
         action="meter.created",
-        object_type="meter",
-        object_id=lambda meter: meter.id,
         after=meter_snapshot,
         actor=actor,
         conflict=f"A meter with slug {slug!r} already exists.",
@@ -302,12 +300,10 @@ def meter_update(
         meter.save()
         if regroup:
             store.rollup_reset(meter_id=meter.id)
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="meter.updated",
-            object_type="meter",
-            object_id=meter.id,
+        audit_object(
+            meter,
+            "meter.updated",
+            actor,
             before=before,
             after=meter_snapshot(meter),
         )
@@ -320,12 +316,10 @@ def meter_delete(*, organization: Organization, id_or_slug: str, actor: Actor = 
         updated = Meter.objects.filter(pk=meter.pk, deleted_at__isnull=True).update(deleted_at=timezone.now())
         if updated:
             meter.refresh_from_db()
-            audit_record(
-                organization=organization,
-                actor=actor,
-                action="meter.deleted",
-                object_type="meter",
-                object_id=meter.id,
+            audit_object(
+                meter,
+                "meter.deleted",
+                actor,
                 before=meter_snapshot(meter),
             )
     return meter

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from billing.models import Subscription
 from billing.subscriptions import NEXT_BILLING_CYCLE, subscription_cancel, subscription_change
-from core.audit import Actor, audit_record
+from core.audit import Actor, audit_object, audit_record
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.models import Organization
 from portal import sources
@@ -69,12 +69,10 @@ def portal_token_create(
             expires_at=timezone.now() + ttl,
             created_by_label=_actor_label(actor),
         )
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="portal_token.created",
-            object_type="portal_token",
-            object_id=row.id,
+        audit_object(
+            row,
+            "portal_token.created",
+            actor,
             after={"subject": subject, "customerId": customer_id, "allowedMeterSlugs": slugs},
         )
     token = token_sign(organization_id=organization.id, token_id=row.id, expires_at=row.expires_at)
@@ -137,12 +135,10 @@ def portal_settings_update(
         before = {"selfService": row.self_service, "planKeys": list(row.plan_keys)}
         row.self_service, row.plan_keys = self_service, keys
         row.save(update_fields=["self_service", "plan_keys", "updated_at"])
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="portal_settings.updated",
-            object_type="portal_settings",
-            object_id=row.id,
+        audit_object(
+            row,
+            "portal_settings.updated",
+            actor,
             before=before,
             after={"selfService": self_service, "planKeys": keys},
         )

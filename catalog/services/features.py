@@ -11,7 +11,7 @@ from django.utils import timezone
 from catalog import selectors
 from catalog.models import AddonVersion, Feature
 from catalog.validation import KEY_HELP, is_valid_key
-from core.audit import Actor, audit_record
+from core.audit import Actor, audit_object
 from core.audited import create_audited
 from core.errors import ValidationFailed
 from core.models import Organization
@@ -85,7 +85,6 @@ def feature_create(
             metadata=meta,
         ),
         action="feature.created",
-        object_type="feature",
         object_id=lambda f: f.key,
         after=feature_to_json,
         actor=actor,
@@ -109,23 +108,15 @@ def feature_delete(*, organization: Organization, id_or_key: str, actor: Actor =
         if used:
             feature.archived_at = timezone.now()
             feature.save(update_fields=["archived_at", "updated_at"])
-            audit_record(
-                organization=organization,
-                actor=actor,
-                action="feature.archived",
-                object_type="feature",
+            audit_object(
+                feature,
+                "feature.archived",
+                actor,
                 object_id=feature.key,
                 before=before,
                 after=feature_to_json(feature),
             )
             return feature
         feature.delete()
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="feature.deleted",
-            object_type="feature",
-            object_id=before["key"],
-            before=before,
-        )
+        audit_object(feature, "feature.deleted", actor, object_id=before["key"], before=before)
         return None

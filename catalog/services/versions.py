@@ -19,7 +19,7 @@ from catalog import selectors
 from catalog.models import AddonVersion, PlanVersion, VersionStatus
 from catalog.pricing import ErrorList, PriceInvalid
 from catalog.validation import KEY_HELP, is_valid_key, validate_rate_card
-from core.audit import Actor, audit_record
+from core.audit import Actor, audit_object
 from core.audited import create_audited
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.models import Organization
@@ -64,14 +64,8 @@ class Kind(Generic[V]):
         version.feature_keys = doc.feature_keys
 
     def audit(self, version: V, action: str, actor: Actor, before: Any = None, after: Any = None) -> None:
-        audit_record(
-            organization=version.organization,
-            actor=actor,
-            action=f"{self.object_type}.{action}",
-            object_type=self.object_type,
-            object_id=version.key,
-            before=before,
-            after=after,
+        audit_object(
+            version, f"{self.object_type}.{action}", actor, object_id=version.key, before=before, after=after
         )
 
     def versions(self, organization: Organization, key: str) -> Any:
@@ -95,7 +89,6 @@ def version_create(kind: Kind[V], *, organization: Organization, key: Any, data:
     return create_audited(
         save,
         action=f"{kind.object_type}.created",
-        object_type=kind.object_type,
         object_id=lambda v: v.key,
         after=lambda v: {"version": 1, **kind.to_document(v)},
         actor=actor,

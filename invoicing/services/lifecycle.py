@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from billing.models import Customer
-from core.audit import Actor, audit_record
+from core.audit import Actor, audit_object, audit_record
 from core.enqueue import enqueue, enqueue_on_commit
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.models import Organization
@@ -215,12 +215,10 @@ def invoice_retry_sync(*, organization: Organization, invoice: Invoice, actor: A
         )
     if not StripeSettings.objects.filter(organization=organization, enabled=True).exists():
         raise Conflict("Stripe is not configured for this organization.", field="stripe")
-    audit_record(
-        organization=organization,
-        actor=actor,
-        action="invoice.sync_retried",
-        object_type="invoice",
-        object_id=invoice.id,
+    audit_object(
+        invoice,
+        "invoice.sync_retried",
+        actor,
     )
     enqueue("invoicing.tasks.invoice_stripe_push", invoice.id)
     return invoice
@@ -369,12 +367,10 @@ def invoice_mark_paid(
             paid_at=paid_at,
             reference=reference.strip(),
         )
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="invoice.payment_recorded",
-            object_type="invoice",
-            object_id=paid.id,
+        audit_object(
+            paid,
+            "invoice.payment_recorded",
+            actor,
             after={
                 "paymentId": payment.id,
                 "amount": str(total),
@@ -432,12 +428,10 @@ def invoice_record_billed_elsewhere(
                 customer_snapshot={**customer_snapshot(customer), "billedBy": reference[:200]},
             )
             invoice.refresh_from_db()
-            audit_record(
-                organization=organization,
-                actor=actor,
-                action="invoice.recorded_external",
-                object_type="invoice",
-                object_id=invoice.id,
+            audit_object(
+                invoice,
+                "invoice.recorded_external",
+                actor,
                 after={**invoice_payload(invoice), "billedBy": reference[:200]},
             )
             out.append(invoice)

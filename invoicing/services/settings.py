@@ -9,7 +9,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.audit import Actor, audit_record
+from core.audit import Actor, audit_object, audit_record
 from core.errors import Conflict, NotFound, ValidationFailed, raise_invalid
 from core.models import Organization
 from core.money import to_decimal
@@ -122,12 +122,10 @@ def invoicing_settings_update(
         setattr(s, name, value)
     with transaction.atomic():
         s.save(update_fields=list(changed))
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="invoicing_settings.updated",
-            object_type="invoicing_settings",
-            object_id=s.id,
+        audit_object(
+            s,
+            "invoicing_settings.updated",
+            actor,
             before={_camel(k): before[_camel(k)] for k in changed},
             after={_camel(k): v for k, v in changed.items()},
         )
@@ -190,12 +188,10 @@ def tax_rate_create(
             inclusive=bool(inclusive),
             is_default=bool(is_default),
         )
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="tax_rate.created",
-            object_type="tax_rate",
-            object_id=rate.id,
+        audit_object(
+            rate,
+            "tax_rate.created",
+            actor,
             after=_tax_rate_audit(rate),
         )
     return rate
@@ -236,12 +232,10 @@ def tax_rate_update(
         if after == before:
             return rate
         rate.save()
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="tax_rate.updated",
-            object_type="tax_rate",
-            object_id=rate.id,
+        audit_object(
+            rate,
+            "tax_rate.updated",
+            actor,
             before=before,
             after=after,
         )
