@@ -349,6 +349,36 @@ FEW_CUSTOMERS = 25  # up to this many customers, usage is read in one `meter_usa
 def _billing_usage_bulk(
     *, organization: Organization, requests: list[UsageRequest]
 ) -> dict[UsageRequest, Decimal]:
+    """Usage for many (customer, feature, span) at once (`_usage_bulk_direct`), less, for a feature that
+    excludes others (its metadata `excludeFeatures`: comma-separated keys of features on the same meter),
+    their usage over the same span: what is left once they have taken theirs (for SUM and COUNT meters,
+    whose usage adds up; the features excluded must not overlap)."""
+    out, features = _usage_bulk_direct(organization=organization, requests=requests)
+    parts = {
+        r: [
+            UsageRequest(r.customer_id, key, r.start, r.end, r.measure)
+            for key in features[r.feature_key].excludes
+        ]
+        for r in out
+        if r.feature_key in features and features[r.feature_key].excludes
+    }
+    if parts:
+        taken = _billing_usage_bulk(
+            organization=organization, requests=list(dict.fromkeys(x for xs in parts.values() for x in xs))
+        )
+        for r, xs in parts.items():
+            out[r] -= sum((taken[x] for x in xs), Decimal(0))
+    return out
+
+
+def _filter_lists(filters: dict[str, Any]) -> dict[str, list[str]]:
+    """A feature's group-by filters as the meter reads them: {dimension: [any of these values]}."""
+    return {k: [v] if isinstance(v, str) else list(v) for k, v in (filters or {}).items()}
+
+
+def _usage_bulk_direct(
+    *, organization: Organization, requests: list[UsageRequest]
+) -> tuple[dict[UsageRequest, Decimal], dict[str, _FeatureRef]]:
     """Usage for many (customer, feature, span) at once, exact (rollups below the watermark plus raw
     events above it). Features, meters and subjects are read by `_usage_references`. For a few customers (one invoice,
     a preview) every request goes into one `metering.selectors.meter_usage_totals` call (a constant
@@ -357,7 +387,7 @@ def _billing_usage_bulk(
     out: dict[UsageRequest, Decimal] = {r: Decimal(0) for r in requests}
     wanted = [r for r in requests if r.end > r.start and r.feature_key]
     if not wanted:
-        return out
+        return out, {}
     customer_ids = sorted({r.customer_id for r in wanted})
     features, meters, subjects = _usage_references(
         organization=organization, feature_keys={r.feature_key for r in wanted}, customer_ids=customer_ids
@@ -372,7 +402,7 @@ def _billing_usage_bulk(
         return meter
 
     def filters_of(r: UsageRequest) -> dict[str, list[str]]:
-        return {k: [v] for k, v in (features[r.feature_key].meter_group_by_filters or {}).items()}
+        return _filter_lists(features[r.feature_key].meter_group_by_filters)
 
     usable = [r for r in wanted if meter_of(r) is not None and subjects.get(r.customer_id)]
     if len(customer_ids) <= FEW_CUSTOMERS:
@@ -381,7 +411,7 @@ def _billing_usage_bulk(
             requests=[(meter_of(r), subjects[r.customer_id], r.start, r.end, filters_of(r)) for r in usable],
         )
         out.update({r: Decimal(v) for r, v in zip(usable, totals, strict=True)})
-        return out
+        return out, features
     groups: dict[tuple[str, datetime, datetime, str], list[UsageRequest]] = {}
     for r in usable:
         groups.setdefault((r.feature_key, r.start, r.end, r.measure), []).append(r)
@@ -398,13 +428,14 @@ def _billing_usage_bulk(
         values = {row.customer_id: row.value for row in rows}
         for r in reqs:
             out[r] = Decimal(values.get(r.customer_id, 0))
-    return out
+    return out, features
 
 
 @dataclass(frozen=True)
 class _FeatureRef:
     meter_slug: str
-    meter_group_by_filters: dict[str, str]
+    meter_group_by_filters: dict[str, Any]  # {dimension: value or [values]}
+    excludes: tuple[str, ...] = ()  # keys of the features whose usage this one's leaves out
 
 
 def _usage_references(
@@ -422,7 +453,7 @@ def _usage_references(
         .values("pk")
     )
     features_of_meter = Feature.objects.filter(pk__in=chosen, meter_slug=OuterRef("slug")).values(
-        json=JSONObject(key="key", filters="meter_group_by_filters")
+        json=JSONObject(key="key", filters="meter_group_by_filters", excludes="metadata__excludeFeatures")
     )
     qs = metering_selectors.meter_list(organization=organization).filter(
         slug__in=Feature.objects.filter(pk__in=chosen).exclude(meter_slug="").values("meter_slug")
@@ -442,7 +473,8 @@ def _usage_references(
     for meter in qs:
         meters[meter.slug] = meter
         for ref in meter.feature_refs:
-            features[ref["key"]] = _FeatureRef(meter.slug, ref["filters"] or {})
+            excludes = tuple(k for k in (ref.get("excludes") or "").split(",") if k)
+            features[ref["key"]] = _FeatureRef(meter.slug, ref["filters"] or {}, excludes)
     if few and meters:
         for ref in next(iter(meters.values())).subject_refs:  # type: ignore[attr-defined]
             subjects[ref["c"]].append(ref["s"])
@@ -476,7 +508,7 @@ def _billing_event_values(
         meter = meters.get(feature.meter_slug) if feature is not None else None
         if feature is None or meter is None or not subjects.get(r.customer_id):
             continue
-        filters = {k: [v] for k, v in feature.meter_group_by_filters.items()}
+        filters = _filter_lists(feature.meter_group_by_filters)
         out[r] = tuple(
             metering_selectors.meter_event_values(
                 organization=organization,

@@ -1,19 +1,23 @@
 """Lago's charge filters ↔ our rate cards, pure.
 
-A Lago charge with `filters` prices the events that match each filter (`values`: {property: [value]}) with
-that filter's own `properties`. We make each filter a rate card of its own on a *filter feature*: a feature
-on the metric's meter narrowed by the filter's values (`meterGroupByFilters`), so the invoice line engine
-rates each filter's usage on its own, current usage and invoices show one amount per filter, and the
-usage of an event counts for the filter it matches.
+A Lago charge with `filters` prices the events that match each filter (`values`: {property: [values]}: the
+event's property is any of the values, for every property of the filter) with that filter's own
+`properties`, and the events that match no filter with the charge's own `properties` (its default). We
+make each filter a rate card of its own on a *filter feature*: a feature on the metric's meter narrowed by
+the filter's values (`meterGroupByFilters`, a list of values where there are several), so the invoice line
+engine rates each filter's usage on its own, current usage and invoices show one amount per filter, and
+the usage of an event counts for the filter it matches. A priced default is one more card, on a *default
+feature*: the whole meter less the filters' features (`excludeFeatures`), for metrics whose usage adds up
+(`sum_agg`, `count_agg`).
 
-What maps: each property of a filter names one value (a feature filter matches one value per dimension),
-and the charge's own `properties` (the price of events that match no filter) are free (every amount 0):
-events outside every filter cost nothing. Anything else is refused with 422 `not_supported` rather than
-billed differently from Lago.
+What does not map is refused with 422 `not_supported` rather than billed differently from Lago: filters
+that overlap (an event matching two of them: Lago prices it with the more specific one), and a priced
+default on a metric whose usage does not add up, or rated transaction by transaction.
 
 A filter card carries in its metadata the Lago charge it belongs to (`lagoCharge`), the metric
-(`lagoMetric`), the filter's values (`lagoFilter`, JSON) and the charge's default properties
-(`lagoProperties`, JSON), so the plan reads back as Lago's charge with its filters.
+(`lagoMetric`), the filter's values (`lagoFilter`, JSON; `{}` on the default card, `lagoDefault: "1"`), the
+charge's default properties (`lagoProperties`, JSON) and, on the default card, the filter features it
+leaves out (`lagoExcludes`), so the plan reads back as Lago's charge with its filters.
 """
 
 from __future__ import annotations
@@ -30,10 +34,23 @@ FEATURE_PREFIX = "lagof"  # filter features' keys start with it (they are not bi
 META_FILTER_OF = "lagoFilterOf"  # a filter feature's metadata: the metric's code
 
 
-def filter_feature_key(metric_code: str, values: dict[str, str]) -> str:
-    """A stable key for the feature of (metric, values): `lagof_<hash>_<code>`, at most 64 characters."""
-    digest = hashlib.sha256(json.dumps([metric_code, values], sort_keys=True).encode()).hexdigest()[:12]
+def filter_feature_key(metric_code: str, values: dict[str, list[str]]) -> str:
+    """A stable key for the feature of (metric, values): `lagof_<hash>_<code>`, at most 64 characters (a
+    property with one value hashes as that value, the form filters have always had)."""
+    plain_values = {k: v[0] if len(v) == 1 else sorted(v) for k, v in values.items()}
+    digest = hashlib.sha256(json.dumps([metric_code, plain_values], sort_keys=True).encode()).hexdigest()[:12]
     return f"{FEATURE_PREFIX}_{digest}_{metric_code}"[:64].rstrip("_")
+
+
+def default_feature_key(metric_code: str, excludes: list[str]) -> str:
+    """The key of the feature of (metric, less these filter features): `lagof_<hash>_<code>` too."""
+    digest = hashlib.sha256(json.dumps([metric_code, sorted(excludes), "default"]).encode()).hexdigest()[:12]
+    return f"{FEATURE_PREFIX}_{digest}_{metric_code}"[:64].rstrip("_")
+
+
+def feature_filters(values: dict[str, list[str]]) -> dict[str, Any]:
+    """A filter's values as a feature's `meterGroupByFilters` (one value as a string, several as a list)."""
+    return {k: v[0] if len(v) == 1 else list(v) for k, v in values.items()}
 
 
 def is_filter_feature(key: str) -> bool:
@@ -50,25 +67,31 @@ def _free(value: Any) -> bool:
     return number is None or number == Decimal(0)
 
 
-def _values(raw: Any, path: str, keys: tuple[str, ...], errors: FieldErrors) -> dict[str, str]:
+def _values(raw: Any, path: str, keys: tuple[str, ...], errors: FieldErrors) -> dict[str, list[str]]:
     if not isinstance(raw, dict) or not raw:
         errors.add(path, "value_is_mandatory")
         return {}
-    out: dict[str, str] = {}
+    out: dict[str, list[str]] = {}
     for key, values in raw.items():
         where = f"{path}.{key}"
         if key not in keys:
             errors.add(where, "invalid_key")  # not one of the metric's filters
         elif not isinstance(values, list) or not values or not all(isinstance(v, str) and v for v in values):
             errors.add(where, "invalid_value")
-        elif len(values) > 1:
-            errors.add(where, "not_supported")  # one value per property
         else:
-            out[key] = values[0]
+            out[key] = list(dict.fromkeys(values))
     return out
 
 
+def overlap(a: dict[str, list[str]], b: dict[str, list[str]]) -> bool:
+    """Whether an event can match both filters: every property they share has a value in common."""
+    return all(set(a[k]) & set(b[k]) for k in a.keys() & b.keys())
+
+
 CardOf = Callable[[dict[str, Any], str], dict[str, Any]]  # (charge, error path) -> our rate card
+
+
+PER_EVENT_KEYS = ("perTransactionMinimumAmount", "perTransactionMaximumAmount", "freeEvents", "freeAmount")
 
 
 def filter_cards(
@@ -78,18 +101,19 @@ def filter_cards(
     key: str,
     metric_code: str,
     filter_keys: tuple[str, ...],
+    additive: bool,
     card_of: CardOf,
 ) -> list[dict[str, Any]]:
-    """The rate cards of a charge with filters: one per filter (`card_of` maps a charge without filters)."""
+    """The rate cards of a charge with filters: one per filter, and one for the events that match none
+    when the charge's own `properties` are priced (`card_of` maps a charge without filters; `additive`:
+    whether the metric's usage adds up across events, so the default can be the rest of the meter)."""
     errors = FieldErrors()
     filters = charge.get("filters")
     if not isinstance(filters, list):
         raise LagoInvalid({f"{path}.filters": ["invalid_value"]})
     default = charge.get("properties") or {}
-    if not _free(default):
-        errors.add(f"{path}.properties", "not_supported")  # events outside every filter would be priced
     cards: list[dict[str, Any]] = []
-    seen: set[str] = set()
+    seen: list[dict[str, list[str]]] = []
     details: dict[str, list[str]] = {}
     for j, f in enumerate(filters):
         where = f"{path}.filters[{j}]"
@@ -100,10 +124,14 @@ def filter_cards(
         name = f.get("invoice_display_name")
         if name is not None and not isinstance(name, str):
             errors.add(f"{where}.invoice_display_name", "invalid_value")
-        feature = filter_feature_key(metric_code, values)
-        if values and feature in seen:
+        if values and any(
+            {k: set(v) for k, v in values.items()} == {k: set(v) for k, v in o.items()} for o in seen
+        ):
             errors.add(f"{where}.values", "value_already_exist")
-        seen.add(feature)
+        elif values and any(overlap(values, o) for o in seen):
+            errors.add(f"{where}.values", "not_supported")  # an event would match two filters
+        if values:
+            seen.append(values)
         own = {**charge, "filters": None, "properties": f.get("properties") or {}, "code": f"{key}_{j + 1}"}
         own["invoice_display_name"] = name or None
         try:
@@ -111,24 +139,57 @@ def filter_cards(
         except LagoInvalid as exc:
             details.update(exc.details)
             continue
-        label = ", ".join(f"{k}: {v}" for k, v in sorted(values.items()))
+        label = ", ".join(f"{k}: {', '.join(v)}" for k, v in sorted(values.items()))
         card["name"] = name or f"{charge.get('invoice_display_name') or metric_code} ({label})"
-        card["featureKey"] = feature
+        card["featureKey"] = filter_feature_key(metric_code, values)
         card["metadata"] = {
             **card.get("metadata", {}),
             "lagoCharge": key,
             "lagoMetric": metric_code,
-            "lagoFilter": json.dumps({k: [v] for k, v in values.items()}, sort_keys=True),
+            "lagoFilter": json.dumps(values, sort_keys=True),
             "lagoFilterName": name or "",
             "lagoProperties": json.dumps(default, sort_keys=True),
         }
         cards.append(card)
+    if not _free(default) and cards:
+        own = {**charge, "filters": None, "properties": default, "code": f"{key}_default"}
+        try:
+            card = card_of(own, path)
+        except LagoInvalid as exc:
+            details.update(exc.details)
+        else:
+            if not additive or any(k in card.get("price", {}) for k in PER_EVENT_KEYS):
+                # the rest of the meter is its total less the filters' usage: only for usage that adds up
+                errors.add(f"{path}.properties", "not_supported")
+            excludes = [c["featureKey"] for c in cards]
+            card["name"] = charge.get("invoice_display_name") or metric_code
+            card["featureKey"] = default_feature_key(metric_code, excludes)
+            card["metadata"] = {
+                **card.get("metadata", {}),
+                "lagoCharge": key,
+                "lagoMetric": metric_code,
+                "lagoFilter": "{}",
+                "lagoFilterName": "",
+                "lagoDefault": "1",
+                "lagoExcludes": ",".join(excludes),
+                "lagoProperties": json.dumps(default, sort_keys=True),
+            }
+            cards.append(card)
     details.update(errors.details)
     if details:
         raise LagoInvalid(details)
     if not cards:
         raise LagoInvalid({f"{path}.filters": ["value_is_mandatory"]})
     return cards
+
+
+def is_default(card: dict[str, Any]) -> bool:
+    """Whether a card prices the events of its Lago charge that match no filter."""
+    return (card.get("metadata") or {}).get("lagoDefault") == "1"
+
+
+def excludes_of(card: dict[str, Any]) -> list[str]:
+    return [k for k in ((card.get("metadata") or {}).get("lagoExcludes") or "").split(",") if k]
 
 
 def charge_of(card: dict[str, Any]) -> str | None:

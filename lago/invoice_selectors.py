@@ -309,7 +309,7 @@ def _filter_features(
     return {
         f.key: (
             (f.metadata or {}).get(filters.META_FILTER_OF, f.meter_slug),
-            {k: [v] for k, v in f.meter_group_by_filters.items()},
+            {k: [v] if isinstance(v, str) else list(v) for k, v in f.meter_group_by_filters.items()},
         )
         for f in catalog_selectors.feature_list(organization=organization, include_archived=True).filter(
             key__in=wanted

@@ -29,6 +29,7 @@ class Metric:
     id: str
     code: str
     filter_keys: tuple[str, ...] = ()  # the metric's `filters` keys (its meter's group-by dimensions)
+    additive: bool = True  # its usage adds up across events (sum_agg, count_agg)
 
 
 def _amount(
@@ -228,6 +229,7 @@ def _charge_cards(
         key=charge.get("code") or metric.code,
         metric_code=metric.code,
         filter_keys=metric.filter_keys,
+        additive=metric.additive,
         card_of=lambda own, where: charge_from_lago(
             own, index=index, metrics=metrics, currency=currency, cadence=cadence, path=where
         ),
@@ -449,6 +451,8 @@ def charges_to_lago(
                 "filters": [],
             }
             out.append(grouped[parent])
+        if filters.is_default(card):  # the charge's own properties, already read back
+            continue
         grouped[parent]["filters"].append(
             {
                 "invoice_display_name": filters.filter_name(card),

@@ -99,12 +99,16 @@ def metric_delete(*, organization: Organization, code: str, actor: Actor = None)
 def plan_metrics(*, organization: Organization) -> dict[str, plans.Metric]:
     """Every live metric (a feature with a meter, not a charge filter's), by id (the `billable_metric_id`
     Lago's charges carry), with its filter keys (its meter's group-by dimensions)."""
-    dims = {
-        m.slug: tuple(sorted(m.group_by or {}))
-        for m in metering_selectors.meter_list(organization=organization)
-    }
+    meters = list(metering_selectors.meter_list(organization=organization))
+    dims = {m.slug: tuple(sorted(m.group_by or {})) for m in meters}
+    additive = {m.slug: m.aggregation in ("SUM", "COUNT") for m in meters}
     return {
-        f.id: plans.Metric(id=f.id, code=f.key, filter_keys=dims.get(f.meter_slug, ()))
+        f.id: plans.Metric(
+            id=f.id,
+            code=f.key,
+            filter_keys=dims.get(f.meter_slug, ()),
+            additive=additive.get(f.meter_slug, False),
+        )
         for f in catalog_selectors.feature_list(organization=organization)
         if f.meter_slug and not filters.is_filter_feature(f.key)
     }
@@ -124,14 +128,19 @@ def _filter_features(*, organization: Organization, document: dict[str, Any], ac
             if not filters.is_filter_feature(key) or key in existing:
                 continue
             metric = card["metadata"]["lagoMetric"]
-            values = {k: v[0] for k, v in filters.filter_values(card).items()}
+            values = filters.filter_values(card)
+            label = "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(values.items()))
+            metadata = {filters.META_FILTER_OF: metric}
+            if filters.is_default(card):  # the meter less the charge's filters
+                label = "no filter"
+                metadata["excludeFeatures"] = ",".join(filters.excludes_of(card))
             catalog_services.feature_create(
                 organization=organization,
                 key=key,
-                name=f"{metric} ({', '.join(f'{k}: {v}' for k, v in sorted(values.items()))})",
+                name=f"{metric} ({label})",
                 meter_slug=metric,
-                meter_group_by_filters=values,
-                metadata={filters.META_FILTER_OF: metric},
+                meter_group_by_filters=filters.feature_filters(values),
+                metadata=metadata,
                 actor=actor,
             )
             existing.add(key)

@@ -156,9 +156,10 @@ def meter_usage_total(
     subjects: Sequence[str],
     start: datetime,
     end: datetime,
-    filters: Mapping[str, str] | None = None,
+    filters: Mapping[str, str | Sequence[str]] | None = None,
 ) -> Decimal:
-    """Total usage of `subjects` on meter (slug or id) in [start, end), with {dimension: value} filters.
+    """Total usage of `subjects` on meter (slug or id) in [start, end), with {dimension: value or [values]}
+    filters.
 
     The entry point billing's `sources.usage_total` calls. No events = 0.
     """
@@ -172,7 +173,7 @@ def meter_usage_total(
         time_to=end,
         window_size=None,
         subjects=list(subjects),
-        filter_group_by={k: [v] for k, v in (filters or {}).items()},
+        filter_group_by={k: [v] if isinstance(v, str) else list(v) for k, v in (filters or {}).items()},
     )
     if not rows:
         return Decimal(0)

@@ -28,6 +28,13 @@ def feature_to_json(feature: Feature) -> dict[str, Any]:
     }
 
 
+def _filter_value(value: Any) -> bool:
+    """A group-by filter's value: one string, or a non-empty list of strings (any of them matches)."""
+    if isinstance(value, list):
+        return bool(value) and all(isinstance(v, str) and v for v in value)
+    return isinstance(value, str)
+
+
 def feature_create(
     *,
     organization: Organization,
@@ -50,8 +57,13 @@ def feature_create(
         errors.append({"name": "meterSlug", "reason": "Must be a string."})
         meter_slug = None
     filters = meter_group_by_filters or {}
-    if not isinstance(filters, dict) or not all(isinstance(v, str) for v in filters.values()):
-        errors.append({"name": "meterGroupByFilters", "reason": "Must be an object of string values."})
+    if not isinstance(filters, dict) or not all(_filter_value(v) for v in filters.values()):
+        errors.append(
+            {
+                "name": "meterGroupByFilters",
+                "reason": "Must be an object of string values (or lists of them).",
+            }
+        )
         filters = {}
     if filters and not meter_slug:
         errors.append({"name": "meterGroupByFilters", "reason": "Filters need a meterSlug."})

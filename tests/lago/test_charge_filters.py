@@ -47,23 +47,42 @@ def _plan(
     )
 
 
-def _catalog(client) -> str:
-    from lago_python_client.models import BillableMetric, Customer, Subscription
+def _metric(client, code: str = "payments", aggregation: str = "sum_agg", countries: bool = False):
+    from lago_python_client.models import BillableMetric
     from lago_python_client.models.billable_metric import BillableMetricFilter, BillableMetricFilters
 
-    metric = client.billable_metrics.create(
+    keys = [build(BillableMetricFilter, key="method", values=["card", "sepa", "wire"])]
+    if countries:
+        keys.append(build(BillableMetricFilter, key="country", values=["FR", "DE", "US"]))
+    return client.billable_metrics.create(
         build(
             BillableMetric,
-            name="Payments",
-            code="payments",
-            aggregation_type="sum_agg",
+            name=code.title(),
+            code=code,
+            aggregation_type=aggregation,
             field_name="amount",
-            filters=build(
-                BillableMetricFilters,
-                __root__=[build(BillableMetricFilter, key="method", values=["card", "sepa", "wire"])],
-            ),
+            filters=build(BillableMetricFilters, __root__=keys),
         )
     )
+
+
+def _subscribe(client, plan_code: str = "payments") -> None:
+    from lago_python_client.models import Customer, Subscription
+
+    client.customers.create(build(Customer, external_id="cust-1", name="Shop", currency="USD"))
+    client.subscriptions.create(
+        build(
+            Subscription,
+            external_customer_id="cust-1",
+            plan_code=plan_code,
+            external_id="sub-1",
+            subscription_at="2026-10-01T00:00:00Z",
+        )
+    )
+
+
+def _catalog(client) -> str:
+    metric = _metric(client)
     plan = _plan(client, metric.lago_id, [CARDS, SEPA])
     [charge] = plan.charges.__root__
     assert (charge.billable_metric_code, charge.charge_model, charge.properties) == (
@@ -75,20 +94,11 @@ def _catalog(client) -> str:
         ("Cards", {"amount": "0.02"}, {"method": ["card"]}),
         (None, {"amount": "0.01"}, {"method": ["sepa"]}),
     ]
-    client.customers.create(build(Customer, external_id="cust-1", name="Shop", currency="USD"))
-    client.subscriptions.create(
-        build(
-            Subscription,
-            external_customer_id="cust-1",
-            plan_code="payments",
-            external_id="sub-1",
-            subscription_at="2026-10-01T00:00:00Z",
-        )
-    )
+    _subscribe(client)
     return metric.lago_id
 
 
-def _events(rows: list[tuple[str, str | None]]):
+def _events(rows: list[tuple], extra: str = ""):
     from lago_python_client.models import BatchEvent, Event
 
     return build(
@@ -96,13 +106,17 @@ def _events(rows: list[tuple[str, str | None]]):
         events=[
             build(
                 Event,
-                transaction_id=f"t-{i}",
+                transaction_id=f"t-{extra}{i}",
                 external_subscription_id="sub-1",
                 code="payments",
                 timestamp=unix(f"2026-10-{i + 2:02d} 10:00"),
-                properties={"amount": amount, **({"method": method} if method else {})},
+                properties={
+                    "amount": row[0],
+                    **({"method": row[1]} if row[1] else {}),
+                    **({"country": row[2]} if len(row) > 2 and row[2] else {}),
+                },
             )
-            for i, (amount, method) in enumerate(rows)
+            for i, row in enumerate(rows)
         ],
     )
 
@@ -132,17 +146,21 @@ def test_filters_price_each_filter_on_its_own(lago_clients, tenant_a, tenant_b):
         [b_usage] = b.customers.current_usage("cust-1", "sub-1").charges_usage
         assert [(f.units, f.amount_cents) for f in b_usage.filters] == [("1000", 2000), ("0", 0)]
 
-        # what does not map is refused, nothing stored: two values for one property, a priced default, a key
-        # that is not one of the metric's filters
+        # what does not map is refused, nothing stored: overlapping filters, a key that is not one of the
+        # metric's filters
         from lago_python_client.exceptions import LagoApiError
 
         for filters, props, details in (
             (
-                [{**CARDS, "values": {"method": ["card", "sepa"]}}],
+                [CARDS, {**SEPA, "values": {"method": ["sepa", "card"]}}],
                 None,
-                {"charges[0].filters[0].values.method": ["not_supported"]},
+                {"charges[0].filters[1].values": ["not_supported"]},
             ),
-            ([CARDS], {"amount": "0.5"}, {"charges[0].properties": ["not_supported"]}),
+            (
+                [CARDS, {**SEPA, "values": {"method": ["card"]}}],
+                None,
+                {"charges[0].filters[1].values": ["value_already_exist"]},
+            ),
             (
                 [{**CARDS, "values": {"country": ["FR"]}}],
                 None,
@@ -165,3 +183,90 @@ def test_filters_price_each_filter_on_its_own(lago_clients, tenant_a, tenant_b):
         ]
         [b_invoice] = b.invoices.find_all()["invoices"]
         assert b_invoice.total_amount_cents == 2000
+
+
+EU_CARDS = {
+    "invoice_display_name": "Cards EU",
+    "properties": {"amount": "0.02"},
+    "values": {"method": ["card"], "country": ["FR", "DE"]},
+}
+BANK = {
+    "invoice_display_name": None,
+    "properties": {"amount": "0.01"},
+    "values": {"method": ["sepa", "wire"]},
+}
+
+
+def test_several_values_several_keys_and_a_priced_default(lago_clients, tenant_a, tenant_b):
+    """A filter matches an event whose property is any of its values, for every one of its properties;
+    the events that match no filter are priced with the charge's own properties."""
+    a, b = lago_clients
+    with time_machine.travel(at("2026-10-01 00:00"), tick=True):
+        for client in (a, b):
+            metric = _metric(client, countries=True)
+            plan = _plan(client, metric.lago_id, [EU_CARDS, BANK], {"amount": "0.05"})
+            _subscribe(client)
+        [charge] = plan.charges.__root__
+        # the plan reads back as sent: the default properties, each filter with its values
+        assert charge.properties == {"amount": "0.05"}
+        assert [(f.invoice_display_name, f.properties, f.values) for f in charge.filters.__root__] == [
+            ("Cards EU", {"amount": "0.02"}, {"country": ["FR", "DE"], "method": ["card"]}),
+            (None, {"amount": "0.01"}, {"method": ["sepa", "wire"]}),
+        ]
+        # the metric list shows the metric only
+        assert [m.code for m in a.billable_metrics.find_all()["billable_metrics"]] == ["payments"]
+    with time_machine.travel(at("2026-10-20 12:00"), tick=True):
+        a.events.batch_create(
+            _events(
+                [
+                    ("100", "card", "FR"),  # Cards EU
+                    ("50", "card", "DE"),  # Cards EU
+                    ("300", "card", "US"),  # a card outside the EU: no filter
+                    ("200", "sepa", "FR"),  # Bank
+                    ("1000", "wire", None),  # Bank (the filter names no country)
+                    ("10", None, "FR"),  # no method: no filter
+                    ("40", "card", None),  # a card without a country: no filter
+                ]
+            )
+        )
+        b.events.batch_create(_events([("1000", "card", "FR"), ("7", "wire", "US")], extra="b"))
+        [usage] = a.customers.current_usage("cust-1", "sub-1").charges_usage
+        # Cards EU: 150 x 0.02 = 3.00; Bank: 1200 x 0.01 = 12.00; no filter: 350 x 0.05 = 17.50; 32.50
+        assert (usage.units, usage.events_count, usage.amount_cents) == ("1700", 7, 3250)
+        assert [
+            (f.invoice_display_name, f.values, f.units, f.events_count, f.amount_cents) for f in usage.filters
+        ] == [
+            ("Cards EU", {"country": ["FR", "DE"], "method": ["card"]}, "150", 2, 300),
+            (None, {"method": ["sepa", "wire"]}, "1200", 2, 1200),
+            (None, {}, "350", 3, 1750),
+        ]
+        [b_usage] = b.customers.current_usage("cust-1", "sub-1").charges_usage
+        # B: 1000 x 0.02 = 20.00; 7 x 0.01 = 0.07
+        assert [(f.units, f.amount_cents) for f in b_usage.filters] == [("1000", 2000), ("7", 7), ("0", 0)]
+
+        # a priced default needs usage that adds up (the rest of the meter); nothing stored
+        from lago_python_client.exceptions import LagoApiError
+
+        peak = _metric(a, code="peak", aggregation="max_agg")
+        with pytest.raises(LagoApiError) as exc:
+            _plan(a, peak.lago_id, [CARDS], {"amount": "0.5"}, code="peak_plan")
+        assert (exc.value.status_code, exc.value.response["error_details"]) == (
+            422,
+            {"charges[0].properties": ["not_supported"]},
+        )
+        assert [p.code for p in a.plans.find_all()["plans"]] == ["payments"]
+
+    with time_machine.travel(at("2026-11-01 01:00"), tick=True):
+        invoice_clock()
+        [invoice] = a.invoices.find_all({"external_customer_id": "cust-1"})["invoices"]
+        assert invoice.total_amount_cents == 3250
+        fees = a.invoices.find(invoice.lago_id).fees.__root__
+        assert sorted(
+            (f.item.code, f.item.filter_invoice_display_name or "", f.units, f.amount_cents) for f in fees
+        ) == [
+            ("payments", "", "350", 1750),  # the default: no filter
+            ("payments", "Cards EU", "150", 300),
+            ("payments", "payments (method: sepa, wire)", "1200", 1200),
+        ]
+        [b_invoice] = b.invoices.find_all()["invoices"]
+        assert b_invoice.total_amount_cents == 2007
