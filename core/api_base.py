@@ -39,6 +39,23 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+class IsoDateTimeField(serializers.DateTimeField):
+    """An answer's date-time, rendered by `iso` (output serializers read the model attribute directly)."""
+
+    def to_representation(self, value: datetime) -> str | None:  # type: ignore[override]
+        return iso(value)
+
+
+class BlankAsNullCharField(serializers.CharField):
+    """A text attribute stored blank when unset (`description`, `meter_slug`), answered as null."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_null=True, **kwargs)
+
+    def to_representation(self, value: Any) -> str | None:  # type: ignore[override]
+        return str(value) if value else None
+
+
 # --- the schema every API view shares ----------------------------------------------------------
 class InvalidParamSerializer(serializers.Serializer):
     name = serializers.CharField(

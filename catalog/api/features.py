@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from catalog import selectors, services
-from catalog.api.serializers import FeatureInput, FeatureOutput, feature_out
+from catalog.api.serializers import FeatureInput, FeatureOutput
 from catalog.api.versions import INCLUDE_ARCHIVED, truthy
 from core.api_base import TenantAPIView
 from core.pagination import MAX_PAGE_SIZE, PAGE_PARAMETERS, page_of, page_params, paged
@@ -42,8 +42,10 @@ class FeatureListCreateView(TenantAPIView):
             meter_slug=request.query_params.get("meterSlug", ""),
         )
         if "page" in request.query_params or "pageSize" in request.query_params:
-            return Response(paged(qs, *page_params(request), lambda rows: [feature_out(f) for f in rows]))
-        return Response([feature_out(f) for f in qs[:MAX_PAGE_SIZE]])
+            return Response(
+                paged(qs, *page_params(request), lambda rows: FeatureOutput(rows, many=True).data)
+            )
+        return Response(FeatureOutput(qs[:MAX_PAGE_SIZE], many=True).data)
 
     @extend_schema(request=FeatureInput, responses={201: FeatureOutput}, operation_id="createFeature")
     def post(self, request: Request) -> Response:
@@ -52,7 +54,7 @@ class FeatureListCreateView(TenantAPIView):
         feature = services.feature_create(
             organization=self.organization, actor=self.actor, **body.validated_data
         )
-        return Response(feature_out(feature), status=status.HTTP_201_CREATED)
+        return Response(FeatureOutput(feature).data, status=status.HTTP_201_CREATED)
 
 
 class FeatureDetailView(TenantAPIView):
@@ -60,9 +62,8 @@ class FeatureDetailView(TenantAPIView):
 
     @extend_schema(responses=FeatureOutput, operation_id="getFeature")
     def get(self, request: Request, feature_id: str) -> Response:
-        return Response(
-            feature_out(selectors.feature_get(organization=self.organization, id_or_key=feature_id))
-        )
+        feature = selectors.feature_get(organization=self.organization, id_or_key=feature_id)
+        return Response(FeatureOutput(feature).data)
 
     @extend_schema(responses={204: None}, operation_id="deleteFeature")
     def delete(self, request: Request, feature_id: str) -> Response:

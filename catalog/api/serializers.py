@@ -10,7 +10,7 @@ accepted. The fields below describe the same documents for the schema.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from drf_spectacular.utils import (
     PolymorphicProxySerializer,
@@ -18,10 +18,9 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
-from catalog.models import AddonVersion, Feature, PlanVersion
 from catalog.pricing import PAYMENT_TERMS, TIER_MODES, PriceInvalid
 from catalog.validation import ENTITLEMENT_TYPES, INSTANCE_TYPES, KEY_HELP, RATE_CARD_TYPES, TAX_BEHAVIORS
-from core.api_base import iso
+from core.api_base import BlankAsNullCharField, IsoDateTimeField
 from core.errors import ValidationFailed
 
 
@@ -34,67 +33,6 @@ def body_object(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValidationFailed("The body must be a JSON object.", field="body")
     return data
-
-
-# --- rendering ------------------------------------------------------------------------------------
-def feature_json(feature: Feature) -> dict[str, Any]:
-    return {
-        "id": feature.id,
-        "key": feature.key,
-        "name": feature.name,
-        "meterSlug": feature.meter_slug or None,
-        "meterGroupByFilters": feature.meter_group_by_filters or {},
-        "metadata": feature.metadata or {},
-        "createdAt": iso(feature.created_at),
-        "updatedAt": iso(feature.updated_at),
-        "archivedAt": iso(feature.archived_at),
-    }
-
-
-def _version_json(v: PlanVersion | AddonVersion, **own: Any) -> dict[str, Any]:
-    """What a plan version and an add-on version both carry, around `own` (their own fields)."""
-    return {
-        "id": v.id,
-        "key": v.key,
-        "version": v.version,
-        "name": v.name,
-        "description": v.description or None,
-        "currency": v.currency,
-        "status": v.status,
-        **own,
-        "metadata": v.metadata or {},
-        "createdAt": iso(v.created_at),
-        "updatedAt": iso(v.updated_at),
-        "publishedAt": iso(v.published_at),
-        "archivedAt": iso(v.archived_at),
-    }
-
-
-def plan_json(plan: PlanVersion) -> dict[str, Any]:
-    return _version_json(
-        plan,
-        billingCadence=plan.billing_cadence,
-        phases=plan.phases,
-        addons=plan.addons,
-        effectiveFrom=iso(plan.published_at),
-        effectiveTo=iso(plan.archived_at),
-    )
-
-
-def addon_json(addon: AddonVersion) -> dict[str, Any]:
-    return _version_json(addon, instanceType=addon.instance_type, rateCards=addon.rate_cards)
-
-
-def feature_out(feature: Feature) -> dict[str, Any]:
-    return dict(FeatureOutput(feature_json(feature)).data)
-
-
-def plan_out(plan: PlanVersion) -> dict[str, Any]:
-    return dict(PlanOutput(plan_json(plan)).data)
-
-
-def addon_out(addon: AddonVersion) -> dict[str, Any]:
-    return dict(AddonOutput(addon_json(addon)).data)
 
 
 # --- serializers: what the wire carries ----------------------------------------------------------
@@ -315,12 +253,12 @@ class FeatureOutput(serializers.Serializer):
     id = serializers.CharField()
     key = serializers.CharField()
     name = serializers.CharField()
-    meterSlug = serializers.CharField(allow_null=True)
-    meterGroupByFilters = _strings_map()
+    meterSlug = BlankAsNullCharField(source="meter_slug")
+    meterGroupByFilters = _strings_map(source="meter_group_by_filters")
     metadata = _strings_map()
-    createdAt = serializers.DateTimeField()
-    updatedAt = serializers.DateTimeField()
-    archivedAt = serializers.DateTimeField(allow_null=True)
+    createdAt = IsoDateTimeField(source="created_at")
+    updatedAt = IsoDateTimeField(source="updated_at")
+    archivedAt = IsoDateTimeField(source="archived_at", allow_null=True)
 
 
 # A plan or add-on version's body (create or replace); no docstring, for the schema's sake (see above).
@@ -332,11 +270,16 @@ class VersionBody(serializers.Serializer):
         return {"key": d.get("key"), "data": {k: v for k, v in d.items() if k != "key"}}
 
 
-class PlanInput(VersionBody):
-    key = serializers.CharField(help_text=KEY_HELP + " Required on create; cannot change.")
+# What a plan and an add-on version's body both start with (a comment: the schema would show a docstring).
+class VersionInput(VersionBody):
+    key = serializers.CharField(help_text=KEY_HELP + " Required on create.")
     name = serializers.CharField()
     description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
     currency = serializers.CharField(help_text="ISO 4217 code.")
+
+
+class PlanInput(VersionInput):
+    key = serializers.CharField(help_text=KEY_HELP + " Required on create; cannot change.")
     billingCadence = serializers.CharField(help_text="ISO 8601 duration, e.g. P1M.")
     phases = PlanPhaseSerializer(many=True, required=False)
     addons = PlanAddonLinkSerializer(many=True, required=False, allow_null=True)
@@ -354,31 +297,55 @@ class PlanUpdateInput(PlanInput):
         return body
 
 
-class PlanOutput(serializers.Serializer):
+# What a plan version and an add-on version both answer (no docstring, for the schema's sake). Each
+# subclass adds its own fields and gives the wire order of all of them in `wire_order`.
+class VersionOutput(serializers.Serializer):
+    wire_order: ClassVar[tuple[str, ...]]
+
     id = serializers.CharField()
     key = serializers.CharField()
     version = serializers.IntegerField()
     name = serializers.CharField()
-    description = serializers.CharField(allow_null=True)
+    description = BlankAsNullCharField()
     currency = serializers.CharField()
-    billingCadence = serializers.CharField()
+    metadata = _strings_map()
+    createdAt = IsoDateTimeField(source="created_at")
+    updatedAt = IsoDateTimeField(source="updated_at")
+    publishedAt = IsoDateTimeField(source="published_at", allow_null=True)
+    archivedAt = IsoDateTimeField(source="archived_at", allow_null=True)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        return {name: fields[name] for name in self.wire_order}
+
+
+_COMMON_HEAD = ("id", "key", "version", "name", "description", "currency")
+_COMMON_TAIL = ("createdAt", "updatedAt", "publishedAt", "archivedAt")
+
+
+class PlanOutput(VersionOutput):
+    billingCadence = serializers.CharField(source="billing_cadence")
     status = serializers.CharField(help_text="draft, published or archived (scheduled/active per OpenMeter).")
     phases = PhasesField()
     addons = AddonLinksField()
-    metadata = _strings_map()
-    effectiveFrom = serializers.DateTimeField(allow_null=True)
-    effectiveTo = serializers.DateTimeField(allow_null=True)
-    createdAt = serializers.DateTimeField()
-    updatedAt = serializers.DateTimeField()
-    publishedAt = serializers.DateTimeField(allow_null=True)
-    archivedAt = serializers.DateTimeField(allow_null=True)
+    effectiveFrom = IsoDateTimeField(source="published_at", allow_null=True)
+    effectiveTo = IsoDateTimeField(source="archived_at", allow_null=True)
+
+    wire_order = (
+        *_COMMON_HEAD,
+        "billingCadence",
+        "status",
+        "phases",
+        "addons",
+        "metadata",
+        "effectiveFrom",
+        "effectiveTo",
+        *_COMMON_TAIL,
+    )
 
 
-class AddonInput(VersionBody):
+class AddonInput(VersionInput):
     key = serializers.CharField(help_text=KEY_HELP + " Required on create; ignored on update.")
-    name = serializers.CharField()
-    description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
-    currency = serializers.CharField()
     instanceType = serializers.ChoiceField(choices=INSTANCE_TYPES, required=False)
     rateCards = RateCardSerializer(many=True, required=False)
     metadata = _strings_map(required=False, allow_null=True)
@@ -388,21 +355,12 @@ class AddonUpdateInput(AddonInput):
     key = serializers.CharField(required=False, help_text="Ignored.")
 
 
-class AddonOutput(serializers.Serializer):
-    id = serializers.CharField()
-    key = serializers.CharField()
-    version = serializers.IntegerField()
-    name = serializers.CharField()
-    description = serializers.CharField(allow_null=True)
-    currency = serializers.CharField()
-    instanceType = serializers.CharField()
+class AddonOutput(VersionOutput):
+    instanceType = serializers.CharField(source="instance_type")
     status = serializers.CharField()
-    rateCards = RateCardsField()
-    metadata = _strings_map()
-    createdAt = serializers.DateTimeField()
-    updatedAt = serializers.DateTimeField()
-    publishedAt = serializers.DateTimeField(allow_null=True)
-    archivedAt = serializers.DateTimeField(allow_null=True)
+    rateCards = RateCardsField(source="rate_cards")
+
+    wire_order = (*_COMMON_HEAD, "instanceType", "status", "rateCards", "metadata", *_COMMON_TAIL)
 
 
 class PricePreviewInput(serializers.Serializer):

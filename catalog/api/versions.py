@@ -28,8 +28,7 @@ from catalog.api.serializers import (
     PlanInput,
     PlanOutput,
     PlanUpdateInput,
-    addon_out,
-    plan_out,
+    VersionOutput,
 )
 from catalog.services import versions
 from core.api_base import TenantAPIView
@@ -64,7 +63,7 @@ class VersionedAPI:
     get: Callable[..., Any]  # (organization=, id_or_key=, version=) -> a version, or NotFound
     filter: Callable[[Organization, Request], QuerySet[Any]]  # the list, filtered by the query
     next_version: Callable[..., Any]  # (organization=, id_or_key=, actor=) -> the new draft
-    render: Callable[[Any], dict[str, Any]]
+    output: type[VersionOutput]
     create_input: type[serializers.Serializer]
     update_input: type[serializers.Serializer]
 
@@ -91,7 +90,7 @@ PLAN_API = VersionedAPI(
     get=selectors.plan_get,
     filter=_plans,
     next_version=services.plan_next_version,
-    render=plan_out,
+    output=PlanOutput,
     create_input=PlanInput,
     update_input=PlanUpdateInput,
 )
@@ -101,7 +100,7 @@ ADDON_API = VersionedAPI(
     get=selectors.addon_get,
     filter=_addons,
     next_version=services.addon_next_version,
-    render=addon_out,
+    output=AddonOutput,
     create_input=AddonInput,
     update_input=AddonUpdateInput,
 )
@@ -117,6 +116,9 @@ class _VersionedView(TenantAPIView):
             organization=self.organization, id_or_key=self.kwargs[self.api.lookup], version=version
         )
 
+    def render(self, version: Any) -> Any:
+        return self.api.output(version).data
+
 
 class VersionListCreateView(_VersionedView):
     abstract = True
@@ -125,7 +127,7 @@ class VersionListCreateView(_VersionedView):
     def get(self, request: Request) -> Response:
         page, size = page_params(request)
         qs = self.api.filter(self.organization, request)
-        return Response(paged(qs, page, size, lambda rows: [self.api.render(v) for v in rows]))
+        return Response(paged(qs, page, size, lambda rows: self.api.output(rows, many=True).data))
 
     def post(self, request: Request) -> Response:
         body = self.api.create_input(data=request.data)
@@ -133,7 +135,7 @@ class VersionListCreateView(_VersionedView):
         created = versions.version_create(
             self.api.kind, organization=self.organization, actor=self.actor, **body.validated_data
         )
-        return Response(self.api.render(created), status=status.HTTP_201_CREATED)
+        return Response(self.render(created), status=status.HTTP_201_CREATED)
 
 
 class VersionDetailView(_VersionedView):
@@ -141,7 +143,7 @@ class VersionDetailView(_VersionedView):
     required_scopes = {"GET": "read", "PUT": "admin", "DELETE": "admin"}
 
     def get(self, request: Request, **kwargs: str) -> Response:
-        return Response(self.api.render(self.current(version_param(request))))
+        return Response(self.render(self.current(version_param(request))))
 
     def put(self, request: Request, **kwargs: str) -> Response:
         current = self.current()
@@ -154,7 +156,7 @@ class VersionDetailView(_VersionedView):
             data=body.validated_data["data"],
             actor=self.actor,
         )
-        return Response(self.api.render(updated))
+        return Response(self.render(updated))
 
     def delete(self, request: Request, **kwargs: str) -> Response:
         versions.version_delete(
@@ -174,7 +176,7 @@ class VersionTransitionView(_VersionedView):
         version = type(self).transition(
             self.api.kind, organization=self.organization, version_id=self.current().id, actor=self.actor
         )
-        return Response(self.api.render(version))
+        return Response(self.render(version))
 
 
 class VersionPublishView(VersionTransitionView):
@@ -195,7 +197,23 @@ class VersionNextView(_VersionedView):
         draft = self.api.next_version(
             organization=self.organization, id_or_key=kwargs[self.api.lookup], actor=self.actor
         )
-        return Response(self.api.render(draft), status=status.HTTP_201_CREATED)
+        return Response(self.render(draft), status=status.HTTP_201_CREATED)
+
+
+def action_views(api: VersionedAPI, noun: str, output: type[VersionOutput]) -> tuple[type[Any], ...]:
+    """One kind's publish, archive and new-draft views (`PlanPublishView`, ...), named for the schema."""
+
+    def view(base: type[_VersionedView], name: str, operation_id: str, responses: Any) -> type[Any]:
+        cls = type(f"{noun}{name}View", (base,), {"api": api, "__module__": __name__})
+        cls.__qualname__ = cls.__name__
+        schema = extend_schema(request=None, responses=responses, operation_id=operation_id)
+        return extend_schema_view(post=schema)(cls)
+
+    return (
+        view(VersionPublishView, "Publish", f"publish{noun}", output),
+        view(VersionArchiveView, "Archive", f"archive{noun}", output),
+        view(VersionNextView, "NextVersion", f"next{noun}Version", {201: output}),
+    )
 
 
 # --- plans ----------------------------------------------------------------------------------------
@@ -283,21 +301,7 @@ class PlanDetailView(VersionDetailView):
     api = PLAN_API
 
 
-@extend_schema_view(post=extend_schema(request=None, responses=PlanOutput, operation_id="publishPlan"))
-class PlanPublishView(VersionPublishView):
-    api = PLAN_API
-
-
-@extend_schema_view(post=extend_schema(request=None, responses=PlanOutput, operation_id="archivePlan"))
-class PlanArchiveView(VersionArchiveView):
-    api = PLAN_API
-
-
-@extend_schema_view(
-    post=extend_schema(request=None, responses={201: PlanOutput}, operation_id="nextPlanVersion")
-)
-class PlanNextVersionView(VersionNextView):
-    api = PLAN_API
+PlanPublishView, PlanArchiveView, PlanNextVersionView = action_views(PLAN_API, "Plan", PlanOutput)
 
 
 # --- add-ons --------------------------------------------------------------------------------------
@@ -327,18 +331,4 @@ class AddonDetailView(VersionDetailView):
     http_method_names = ["get", "put", "head", "options"]
 
 
-@extend_schema_view(post=extend_schema(request=None, responses=AddonOutput, operation_id="publishAddon"))
-class AddonPublishView(VersionPublishView):
-    api = ADDON_API
-
-
-@extend_schema_view(post=extend_schema(request=None, responses=AddonOutput, operation_id="archiveAddon"))
-class AddonArchiveView(VersionArchiveView):
-    api = ADDON_API
-
-
-@extend_schema_view(
-    post=extend_schema(request=None, responses={201: AddonOutput}, operation_id="nextAddonVersion")
-)
-class AddonNextVersionView(VersionNextView):
-    api = ADDON_API
+AddonPublishView, AddonArchiveView, AddonNextVersionView = action_views(ADDON_API, "Addon", AddonOutput)

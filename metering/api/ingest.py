@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -25,7 +26,7 @@ from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api_base import TenantAPIView, iso
+from core.api_base import IsoDateTimeField, TenantAPIView, iso
 from core.auth import ApiKeyAuthentication, CachedBearerAuthentication, api_key_lookup_cached
 from core.errors import PayloadTooLarge, ValidationFailed
 from metering import selectors, services
@@ -61,14 +62,27 @@ class CloudEventSerializer(serializers.Serializer):
 class CloudEventField(serializers.JSONField):
     """A stored event, rendered as stored (its time in RFC 3339)."""
 
+    def to_representation(self, value: Any) -> Any:
+        return {**value, "time": iso(value["time"])}
 
+
+# One entry of the event log, rendered from a metering.selectors.IngestedEvent (a comment, not a docstring:
+# the schema would show a docstring).
 class IngestedEventOutput(serializers.Serializer):
     event = CloudEventField()
-    ingestedAt = serializers.DateTimeField()
-    storedAt = serializers.DateTimeField(allow_null=True)
+    ingestedAt = IsoDateTimeField(source="ingested_at")
+    storedAt = IsoDateTimeField(source="stored_at", allow_null=True)
     validationError = serializers.CharField(
-        required=False, help_text="Why the event does not count (only on refused events)."
+        source="validation_error",
+        required=False,
+        help_text="Why the event does not count (only on refused events).",
     )
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        out = super().to_representation(instance)
+        if not out["validationError"]:
+            del out["validationError"]
+        return out
 
 
 # One media type in the schema: `application/json` takes an event or an array. The same bodies are taken as
@@ -268,17 +282,7 @@ class EventsView(_IngestBase):
             ingested_from=param_time(q, "ingestedAtFrom"),
             ingested_to=param_time(q, "ingestedAtTo"),
         )
-        out = []
-        for e in events:
-            item = {
-                "event": {**e.event, "time": iso(e.event["time"])},
-                "ingestedAt": iso(e.ingested_at),
-                "storedAt": iso(e.stored_at),
-            }
-            if e.validation_error:
-                item["validationError"] = e.validation_error
-            out.append(item)
-        return Response(IngestedEventOutput(out, many=True).data)
+        return Response(IngestedEventOutput(events, many=True).data)
 
 
 class EventsV3View(_IngestBase):

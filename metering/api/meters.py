@@ -12,43 +12,30 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api_base import TenantAPIView, iso
+from core.api_base import BlankAsNullCharField, IsoDateTimeField, TenantAPIView
 from core.errors import ValidationFailed
 from metering import selectors, services
 from metering.api.params import body_object, body_time
-from metering.models import Aggregation, Meter
-
-
-def meter_json(m: Meter) -> dict[str, Any]:
-    return {
-        "id": m.id,
-        "slug": m.slug,
-        "name": m.name,
-        "description": m.description or None,
-        "eventType": m.event_type,
-        "aggregation": m.aggregation,
-        "valueProperty": m.value_property or None,
-        "groupBy": m.group_by or {},
-        "eventFrom": iso(m.event_from),
-        "createdAt": iso(m.created_at),
-        "updatedAt": iso(m.updated_at),
-        "deletedAt": iso(m.deleted_at),
-    }
+from metering.models import Aggregation
 
 
 class MeterOutput(serializers.Serializer):
     id = serializers.CharField()
     slug = serializers.CharField()
     name = serializers.CharField(allow_blank=True)
-    description = serializers.CharField(allow_null=True)
-    eventType = serializers.CharField()
+    description = BlankAsNullCharField()
+    eventType = serializers.CharField(source="event_type")
     aggregation = serializers.ChoiceField(choices=Aggregation.choices)
-    valueProperty = serializers.CharField(allow_null=True, help_text="JSONPath into data, e.g. $.tokens.")
-    groupBy = serializers.DictField(child=serializers.CharField(), help_text="Dimension -> JSONPath.")
-    eventFrom = serializers.DateTimeField(allow_null=True)
-    createdAt = serializers.DateTimeField()
-    updatedAt = serializers.DateTimeField()
-    deletedAt = serializers.DateTimeField(allow_null=True)
+    valueProperty = BlankAsNullCharField(
+        source="value_property", help_text="JSONPath into data, e.g. $.tokens."
+    )
+    groupBy = serializers.DictField(
+        source="group_by", child=serializers.CharField(), help_text="Dimension -> JSONPath."
+    )
+    eventFrom = IsoDateTimeField(source="event_from", allow_null=True)
+    createdAt = IsoDateTimeField(source="created_at")
+    updatedAt = IsoDateTimeField(source="updated_at")
+    deletedAt = IsoDateTimeField(source="deleted_at", allow_null=True)
 
 
 class MeterCreateInput(serializers.Serializer):
@@ -123,14 +110,14 @@ class MeterListView(TenantAPIView):
     def get(self, request: Request) -> Response:
         include_deleted = (request.query_params.get("includeDeleted") or "").lower() == "true"
         meters = selectors.meter_list(organization=self.organization, include_deleted=include_deleted)
-        return Response(MeterOutput([meter_json(m) for m in meters], many=True).data)
+        return Response(MeterOutput(meters, many=True).data)
 
     @extend_schema(operation_id="createMeter", request=MeterCreateInput, responses={201: MeterOutput})
     def post(self, request: Request) -> Response:
         body = MeterCreateInput(data=request.data)
         body.is_valid(raise_exception=True)
         meter = services.meter_create(organization=self.organization, actor=self.actor, **body.validated_data)
-        return Response(MeterOutput(meter_json(meter)).data, status=status.HTTP_201_CREATED)
+        return Response(MeterOutput(meter).data, status=status.HTTP_201_CREATED)
 
 
 class MeterDetailView(TenantAPIView):
@@ -139,7 +126,7 @@ class MeterDetailView(TenantAPIView):
     @extend_schema(operation_id="getMeter", responses=MeterOutput)
     def get(self, request: Request, id_or_slug: str) -> Response:
         meter = selectors.meter_get(organization=self.organization, id_or_slug=id_or_slug)
-        return Response(MeterOutput(meter_json(meter)).data)
+        return Response(MeterOutput(meter).data)
 
     @extend_schema(operation_id="updateMeter", request=MeterUpdateInput, responses=MeterOutput)
     def put(self, request: Request, id_or_slug: str) -> Response:
@@ -149,7 +136,7 @@ class MeterDetailView(TenantAPIView):
         meter = services.meter_update(
             organization=self.organization, id_or_slug=meter.id, actor=self.actor, **body.validated_data
         )
-        return Response(MeterOutput(meter_json(meter)).data)
+        return Response(MeterOutput(meter).data)
 
     @extend_schema(operation_id="deleteMeter", responses={204: None})
     def delete(self, request: Request, id_or_slug: str) -> Response:

@@ -18,7 +18,7 @@ from rest_framework import renderers, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api_base import TenantAPIView, iso
+from core.api_base import IsoDateTimeField, TenantAPIView, iso
 from core.errors import ValidationFailed
 from metering import selectors
 from metering.api.params import TIME_PARAMS, body_object, body_string, body_strings, body_time, param_time
@@ -26,19 +26,20 @@ from metering.api.params import TIME_PARAMS, body_object, body_string, body_stri
 WINDOW_SIZES = ["MINUTE", "HOUR", "DAY", "MONTH"]
 
 
+# One row of metering.selectors.meter_query (a UsageRow; a comment, so the schema does not show it).
 class MeterQueryRowOutput(serializers.Serializer):
     value = serializers.FloatField()
-    windowStart = serializers.DateTimeField()
-    windowEnd = serializers.DateTimeField()
+    windowStart = IsoDateTimeField(source="window_start")
+    windowEnd = IsoDateTimeField(source="window_end")
     subject = serializers.CharField(allow_null=True)
-    customerId = serializers.CharField(allow_null=True)
-    groupBy = serializers.DictField(child=serializers.CharField(allow_null=True))
+    customerId = serializers.CharField(source="customer_id", allow_null=True)
+    groupBy = serializers.DictField(source="group_by", child=serializers.CharField(allow_null=True))
 
 
 class MeterQueryResultOutput(serializers.Serializer):
     # `from` is a keyword: the field is declared under another name and renamed on the wire below.
-    from_ = serializers.DateTimeField(allow_null=True)
-    to = serializers.DateTimeField(allow_null=True)
+    from_ = IsoDateTimeField(allow_null=True)
+    to = IsoDateTimeField(allow_null=True)
     windowSize = serializers.ChoiceField(choices=WINDOW_SIZES, allow_null=True)
     data = MeterQueryRowOutput(many=True)  # type: ignore[assignment]
 
@@ -266,22 +267,7 @@ class MeterQueryView(TenantAPIView):
             return Response(buf.getvalue(), content_type="text/csv; charset=utf-8")
         return Response(
             MeterQueryResultOutput(
-                {
-                    "from": iso(p["from"]),
-                    "to": iso(p["to"]),
-                    "windowSize": p["windowSize"],
-                    "data": [
-                        {
-                            "value": r.value,
-                            "windowStart": iso(r.window_start),
-                            "windowEnd": iso(r.window_end),
-                            "subject": r.subject,
-                            "customerId": r.customer_id,
-                            "groupBy": r.group_by,
-                        }
-                        for r in rows
-                    ],
-                }
+                {"from": p["from"], "to": p["to"], "windowSize": p["windowSize"], "data": rows}
             ).data
         )
 
