@@ -11,6 +11,7 @@ import shutil
 from dataclasses import dataclass, field
 
 import pytest
+from django.test import override_settings
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
@@ -60,6 +61,17 @@ def make_tenant(slug: str, *, currency: str = "USD") -> Tenant:
     }.items():
         tenant.keys[label] = ApiKeyFactory(organization=org, name=f"{slug} {label}", scopes=scopes).secret
     return tenant
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hasher():
+    """Passwords hashed with a cheap (salted MD5) hasher in the test process, as Django's testing docs
+    advise: the production PBKDF2 (1,000,000 iterations) costs about half a second of CPU per hash, and
+    every `tenant_a`/`tenant_b` creates a user and most console tests log in. What tests assert of
+    passwords (stored hashed, checked on login, wrong ones refused) holds for any hasher; processes the
+    tests start (runstack, gunicorn) keep the production hashers."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 @pytest.fixture(autouse=True)
