@@ -8,18 +8,14 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported here, not above: they import models, which exist only once the app registry is ready.
-        from core import navigation, rls
-        from core.models import Role
+        from core import models, navigation, rls
 
         # After every migrate (all apps' tables exist by then): the row-level security wall (core/rls.py).
         post_migrate.connect(rls.post_migrate, sender=self, dispatch_uid="core.rls.install")
 
         navigation.register("Overview", "console_home", order=0)
-        navigation.register(
-            "Organization", "console_org_settings", order=890, min_role=Role.ADMIN, section="settings"
-        )
-        navigation.register(
-            "API keys", "console_api_keys", order=900, min_role=Role.ADMIN, section="settings"
-        )
-        navigation.register("Members", "console_members", order=910, min_role=Role.ADMIN, section="settings")
-        navigation.register("Audit log", "console_audit", order=920, min_role=Role.ADMIN, section="settings")
+        admin_settings = {"min_role": models.Role.ADMIN, "section": "settings"}
+        navigation.register("Organization", "console_org_settings", order=890, **admin_settings)
+        navigation.register("API keys", "console_api_keys", order=900, **admin_settings)
+        navigation.register("Members", "console_members", order=910, **admin_settings)
+        navigation.register("Audit log", "console_audit", order=920, **admin_settings)

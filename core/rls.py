@@ -45,7 +45,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import psycopg
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 
 log = logging.getLogger(__name__)
 
@@ -258,8 +258,6 @@ def uninstall(using_connection=None) -> None:
 
 
 def post_migrate(sender, using="default", **kwargs) -> None:
-    from django.db import connections
-
     conn = connections[using]
     if conn.vendor != "postgresql":
         return
