@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
-from core.models import TenantModel
+from core.models import TenantModel, unique_while_live
 
 
 class Customer(TenantModel):
@@ -36,13 +36,7 @@ class Customer(TenantModel):
 
     class Meta:
         ordering = ["name", "id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["organization", "key"],
-                condition=Q(deleted_at__isnull=True),
-                name="billing_customer_key_unique_live",
-            ),
-        ]
+        constraints = [unique_while_live("key", name="billing_customer_key_unique_live")]
         indexes = [models.Index(fields=["organization", "name"])]
 
     def __str__(self) -> str:

@@ -15,7 +15,7 @@ from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Q
 
-from core.models import TenantModel
+from core.models import TenantModel, unique_while_live
 
 
 class Feature(TenantModel):
@@ -32,13 +32,7 @@ class Feature(TenantModel):
 
     class Meta:
         ordering = ["key"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["organization", "key"],
-                condition=Q(archived_at__isnull=True),
-                name="catalog_feature_key_unique_live",
-            )
-        ]
+        constraints = [unique_while_live("key", ended="archived_at", name="catalog_feature_key_unique_live")]
 
     def __str__(self) -> str:
         return self.key
@@ -48,6 +42,28 @@ class VersionStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
     PUBLISHED = "published", "Published"
     ARCHIVED = "archived", "Archived"
+
+
+def version_constraints(prefix: str) -> list[models.BaseConstraint]:
+    """A versioned document's rules, named after its table: each (key, version) once, and at most one
+    published and one draft version of a key."""
+    return [
+        models.UniqueConstraint(fields=["organization", "key", "version"], name=f"{prefix}_version_unique"),
+        models.UniqueConstraint(
+            fields=["organization", "key"], condition=Q(status="published"), name=f"{prefix}_one_published"
+        ),
+        models.UniqueConstraint(
+            fields=["organization", "key"], condition=Q(status="draft"), name=f"{prefix}_one_draft"
+        ),
+    ]
+
+
+def version_indexes(prefix: str) -> list[models.Index]:
+    """A versioned document's indexes: by status and key, and which features its rate cards price."""
+    return [
+        models.Index(fields=["organization", "status", "key"]),
+        GinIndex(fields=["feature_keys"], name=f"{prefix}_feature_keys"),
+    ]
 
 
 class VersionedModel(TenantModel):
@@ -81,23 +97,8 @@ class PlanVersion(VersionedModel):
 
     class Meta:
         ordering = ["key", "-version"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["organization", "key", "version"], name="catalog_plan_version_unique"
-            ),
-            models.UniqueConstraint(
-                fields=["organization", "key"],
-                condition=Q(status="published"),
-                name="catalog_plan_one_published",
-            ),
-            models.UniqueConstraint(
-                fields=["organization", "key"], condition=Q(status="draft"), name="catalog_plan_one_draft"
-            ),
-        ]
-        indexes = [
-            models.Index(fields=["organization", "status", "key"]),
-            GinIndex(fields=["feature_keys"], name="catalog_plan_feature_keys"),
-        ]
+        constraints = version_constraints("catalog_plan")
+        indexes = version_indexes("catalog_plan")
 
     def __str__(self) -> str:
         return f"{self.key} v{self.version} ({self.status})"
@@ -116,23 +117,8 @@ class AddonVersion(VersionedModel):
 
     class Meta:
         ordering = ["key", "-version"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["organization", "key", "version"], name="catalog_addon_version_unique"
-            ),
-            models.UniqueConstraint(
-                fields=["organization", "key"],
-                condition=Q(status="published"),
-                name="catalog_addon_one_published",
-            ),
-            models.UniqueConstraint(
-                fields=["organization", "key"], condition=Q(status="draft"), name="catalog_addon_one_draft"
-            ),
-        ]
-        indexes = [
-            models.Index(fields=["organization", "status", "key"]),
-            GinIndex(fields=["feature_keys"], name="catalog_addon_feature_keys"),
-        ]
+        constraints = version_constraints("catalog_addon")
+        indexes = version_indexes("catalog_addon")
 
     def __str__(self) -> str:
         return f"addon {self.key} v{self.version} ({self.status})"

@@ -43,6 +43,14 @@ class TenantModel(models.Model):
         abstract = True
 
 
+def unique_while_live(field: str, *, name: str, ended: str = "deleted_at") -> models.UniqueConstraint:
+    """`field` unique within the organization among the rows whose `ended` time is unset, so the key of
+    a deleted (or archived) row may be taken again."""
+    return models.UniqueConstraint(
+        fields=["organization", field], condition=models.Q(**{f"{ended}__isnull": True}), name=name
+    )
+
+
 class Role(models.TextChoices):
     OWNER = "owner", "Owner"
     ADMIN = "admin", "Admin"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
-from core.models import Organization, TenantModel
+from core.models import Organization, TenantModel, unique_while_live
 
 
 class NumericField(models.Field):
@@ -52,13 +52,7 @@ class Meter(TenantModel):
 
     class Meta:
         ordering = ["slug"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["organization", "slug"],
-                condition=Q(deleted_at__isnull=True),
-                name="meter_slug_unique_live",
-            )
-        ]
+        constraints = [unique_while_live("slug", name="meter_slug_unique_live")]
         indexes = [models.Index(fields=["organization", "event_type"])]
 
     def __str__(self) -> str:
