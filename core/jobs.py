@@ -26,6 +26,7 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from core.models import JobFailure, Organization
+from core.querysets import filter_given
 
 logger = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 2000
@@ -167,13 +168,9 @@ def job_failures_retry(
 ) -> int:
     """Resolve open failures (all, or one organization's, one job's, one failure) so the next run tries
     their objects again (or the job's retry hook re-queues them). Returns how many."""
-    qs = JobFailure.objects.filter(resolved_at__isnull=True)
-    if organization is not None:
-        qs = qs.filter(organization=organization)
-    if job is not None:
-        qs = qs.filter(job=job)
-    if failure_id is not None:
-        qs = qs.filter(id=failure_id)
+    qs = filter_given(
+        JobFailure.objects.filter(resolved_at__isnull=True), organization=organization, job=job, id=failure_id
+    )
     retried: dict[str, list[str]] = {}
     with transaction.atomic():
         for failed_job, object_id in qs.select_for_update().values_list("job", "object_id"):

@@ -16,6 +16,7 @@ from django.utils import timezone
 from core.errors import NotFound, ValidationFailed
 from core.ids import is_ulid
 from core.models import Organization
+from core.querysets import filter_given
 from metering import drain, hooks, store
 from metering.jsonpath import as_number, compile_path, extract, value_path_problem
 from metering.models import Aggregation, Meter, RejectedEvent
@@ -344,21 +345,16 @@ def events_list(
         stored_to=ingested_to,
         limit=limit,
     )
-    rej = RejectedEvent.objects.filter(organization=organization)
-    if subject is not None:
-        rej = rej.filter(subject=subject)
-    if type is not None:
-        rej = rej.filter(type=type)
-    if id is not None:
-        rej = rej.filter(event_id=id)
-    if from_ is not None:
-        rej = rej.filter(time__gte=from_)
-    if to is not None:
-        rej = rej.filter(time__lt=to)
-    if ingested_from is not None:
-        rej = rej.filter(received_at__gte=ingested_from)
-    if ingested_to is not None:
-        rej = rej.filter(received_at__lt=ingested_to)
+    rej = filter_given(
+        RejectedEvent.objects.filter(organization=organization),
+        subject=subject,
+        type=type,
+        event_id=id,
+        time__gte=from_,
+        time__lt=to,
+        received_at__gte=ingested_from,
+        received_at__lt=ingested_to,
+    )
     meters = list(meter_list(organization=organization))
     out: list[IngestedEvent] = []
     for ev in stored:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from functools import wraps
+from functools import partial, wraps
 from typing import Any
 
 from django import forms
@@ -259,16 +259,16 @@ def usage(request: HttpRequest, scope: PortalScope, slug: str) -> HttpResponse:
         }
     now = timezone.now()
     start, end, window_size, count = _window_range(window, now)
-    result = sources.meter_query(
+    # the customer's usage of this meter (the feature's filters applied), over a span
+    query = partial(
+        sources.meter_query,
         organization=scope.organization,
         meter=meter,
-        start=start,
-        end=end,
-        window_size=window_size,
         subjects=scope.subjects,
         customer_id=scope.usage_customer_id,
         filter_group_by=filters,
     )
+    result = query(start=start, end=end, window_size=window_size)
     bars = usage_bars(
         rows=result["data"], window=window, start=start, count=count, aggregation=meter.aggregation
     )
@@ -277,16 +277,7 @@ def usage(request: HttpRequest, scope: PortalScope, slug: str) -> HttpResponse:
     )
     period = sources.subscription_period(subscription=subscription, at=now)
     period_start = period.start if period else now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    so_far = sources.meter_query(
-        organization=scope.organization,
-        meter=meter,
-        start=period_start,
-        end=now,
-        window_size=None,
-        subjects=scope.subjects,
-        customer_id=scope.usage_customer_id,
-        filter_group_by=filters,
-    )
+    so_far = query(start=period_start, end=now, window_size=None)
     period_total = sum((Decimal(str(r.get("value") or 0)) for r in so_far["data"]), Decimal(0))
     title = (feature.name or feature.key) if feature else (meter.name or meter.slug)
     chart = bar_chart(

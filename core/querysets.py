@@ -1,0 +1,17 @@
+"""Small helpers for building querysets."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from django.db.models import Model, QuerySet
+
+M = TypeVar("M", bound=Model)
+
+
+def filter_given(qs: QuerySet[M], **lookups: Any) -> QuerySet[M]:
+    """`qs` narrowed by each lookup whose value is given (not None): a list's optional filters, in one
+    `filter()` (use it for the model's own fields: across a multi-valued relation, one `filter()` call
+    and several differ)."""
+    given = {lookup: value for lookup, value in lookups.items() if value is not None}
+    return qs.filter(**given) if given else qs
