@@ -82,6 +82,7 @@ class VersionedModel(TenantModel):
 
     class Meta:
         abstract = True
+        ordering = ["key", "-version"]
 
     @property
     def is_draft(self) -> bool:
@@ -95,8 +96,7 @@ class PlanVersion(VersionedModel):
     phases = models.JSONField(default=list, blank=True)  # validated by catalog.validation.validate_plan
     addons = models.JSONField(default=list, blank=True)  # [{addonKey, fromPlanPhase, maxQuantity}]
 
-    class Meta:
-        ordering = ["key", "-version"]
+    class Meta(VersionedModel.Meta):
         constraints = version_constraints("catalog_plan")
         indexes = version_indexes("catalog_plan")
 
@@ -115,8 +115,7 @@ class AddonVersion(VersionedModel):
     instance_type = models.CharField(max_length=16, choices=InstanceType.choices, default=InstanceType.SINGLE)
     rate_cards = models.JSONField(default=list, blank=True)
 
-    class Meta:
-        ordering = ["key", "-version"]
+    class Meta(VersionedModel.Meta):
         constraints = version_constraints("catalog_addon")
         indexes = version_indexes("catalog_addon")
 

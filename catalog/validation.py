@@ -178,12 +178,19 @@ def _entitlement(
     return {"type": "metered", "usagePeriod": usage_period, "issueAfterReset": issue, **flags}
 
 
+def _is_object(data: Any, path: str, errors: ErrorList) -> bool:
+    """Whether `data` is an object (a JSON object: a mapping); if not, an error at `path` says so."""
+    if not isinstance(data, Mapping):
+        errors.add(path, "Must be an object.")
+        return False
+    return True
+
+
 def validate_rate_card(
     data: Any, *, path: str, features: Mapping[str, FeatureRef], errors: ErrorList
 ) -> dict[str, Any] | None:
     """One rate card -> its canonical JSON (or None, with errors added)."""
-    if not isinstance(data, Mapping):
-        errors.add(path, "Must be an object.")
+    if not _is_object(data, path, errors):
         return None
     before = len(errors.items)
     kind = data.get("type")
@@ -326,8 +333,7 @@ def _rate_cards(
 def validate_phase(
     data: Any, *, path: str, features: Mapping[str, FeatureRef], errors: ErrorList
 ) -> dict[str, Any] | None:
-    if not isinstance(data, Mapping):
-        errors.add(path, "Must be an object.")
+    if not _is_object(data, path, errors):
         return None
     before = len(errors.items)
     for extra in data:

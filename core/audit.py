@@ -59,17 +59,25 @@ def audit_record(**fields: Unpack[AuditFields]) -> AuditLog:
 
 
 def audit_object(
-    row: Model, action: str, actor: Actor, *, object_id: Any = None, before: Any = None, after: Any = None
+    row: Model,
+    action: str,
+    actor: Actor,
+    *,
+    object_type: str = "",
+    object_id: Any = None,
+    before: Any = None,
+    after: Any = None,
 ) -> AuditLog:
     """Save one audit row about `row`, a model of one organization (or the organization itself):
     `action` reads "<object type>.<what happened>" (`customer.created`) and gives the object type; the
-    organization is the row's (by id, no query); the object id is the row's primary key unless given."""
+    organization is the row's (by id, no query); the object type and id, unless given, are the action's
+    first part and the row's primary key."""
     organization_id = row.pk if isinstance(row, Organization) else row.organization_id  # type: ignore[attr-defined]
     entry = AuditLog(
         organization_id=organization_id,
         **_actor(actor),
         action=action,
-        object_type=action.split(".", 1)[0],
+        object_type=object_type or action.split(".", 1)[0],
         object_id=str(row.pk if object_id is None else object_id),
         before=before,
         after=after,

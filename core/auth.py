@@ -82,12 +82,16 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     keyword = "Bearer"
 
+    @staticmethod
+    def lookup(secret: str) -> ApiKey | None:
+        return api_key_lookup(secret)
+
     def authenticate(self, request):
         header = request.META.get("HTTP_AUTHORIZATION", "")
         secret = self.secret_from_header(header)
         if secret is None:
             return None
-        key = api_key_lookup(secret)
+        key = self.lookup(secret)
         if key is None:
             raise exceptions.AuthenticationFailed("The API key is invalid, expired or revoked.")
         request._request.organization = key.organization
@@ -109,15 +113,9 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 class CachedBearerAuthentication(ApiKeyAuthentication):
     """Bearer keys through the short in-process cache; for endpoints called on every gateway request."""
 
-    def authenticate(self, request):
-        secret = self.secret_from_header(request.META.get("HTTP_AUTHORIZATION", ""))
-        if secret is None:
-            return None
-        key = api_key_lookup_cached(secret)
-        if key is None:
-            raise exceptions.AuthenticationFailed("The API key is invalid, expired or revoked.")
-        request._request.organization = key.organization
-        return (None, key)
+    @staticmethod
+    def lookup(secret: str) -> ApiKey | None:
+        return api_key_lookup_cached(secret)
 
 
 class HasScope(permissions.BasePermission):

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from core.audit import Actor, audit_record
+from core.audit import Actor, audit_object
 from core.errors import ValidationFailed
 from core.models import Organization
 from metering import store
@@ -49,12 +49,11 @@ def event_retention_set(*, organization: Organization, days: int | None, actor: 
         else:
             EventRetention.objects.update_or_create(organization=organization, defaults={"days": days})
         if before != days:
-            audit_record(
-                organization=organization,
-                actor=actor,
-                action="metering.event_retention.set",
+            audit_object(
+                organization,
+                "metering.event_retention.set",
+                actor,
                 object_type="organization",
-                object_id=organization.id,
                 before={"days": before},
                 after={"days": days},
             )
