@@ -51,19 +51,17 @@ def rate_flat(price: FlatPrice) -> Rating:
     return Rating(price.amount, (Line("flat", f"Flat fee ({term})", price.amount, Decimal(1), price.amount),))
 
 
+def _one_line(kind: str, description: str, quantity: Decimal, rate: Decimal) -> Rating:
+    """A rating of a single line: quantity x rate."""
+    with localcontext(ENGINE_CONTEXT):
+        amount = quantity * rate
+    return Rating(amount, (Line(kind, description, amount, quantity, rate),))
+
+
 def rate_unit(price: UnitPrice, quantity: Decimal) -> Rating:
     """quantity x unit amount."""
     _check_quantity(quantity)
-    with localcontext(ENGINE_CONTEXT):
-        amount = quantity * price.amount
-    return Rating(
-        amount,
-        (
-            Line(
-                "unit", f"{dec_str(quantity)} units x {dec_str(price.amount)}", amount, quantity, price.amount
-            ),
-        ),
-    )
+    return _one_line("unit", f"{dec_str(quantity)} units x {dec_str(price.amount)}", quantity, price.amount)
 
 
 def _tier_label(tiers: tuple[Tier, ...], index: int) -> str:
@@ -159,30 +157,17 @@ def rate_package(price: PackagePrice, quantity: Decimal) -> Rating:
     _check_quantity(quantity)
     with localcontext(ENGINE_CONTEXT):
         packages = (quantity / price.quantity_per_package).to_integral_value(rounding=ROUND_CEILING)
-        amount = packages * price.amount
     description = (
         f"{dec_str(packages)} packages of {dec_str(price.quantity_per_package)} x {dec_str(price.amount)}"
     )
-    return Rating(amount, (Line("package", description, amount, packages, price.amount),))
+    return _one_line("package", description, packages, price.amount)
 
 
 def rate_dynamic(price: DynamicPrice, quantity: Decimal) -> Rating:
     """The quantity is a money amount (e.g. the provider's cost); amount = quantity x multiplier."""
     _check_quantity(quantity)
-    with localcontext(ENGINE_CONTEXT):
-        amount = quantity * price.multiplier
-    return Rating(
-        amount,
-        (
-            Line(
-                "dynamic",
-                f"Cost {dec_str(quantity)} x {dec_str(price.multiplier)}",
-                amount,
-                quantity,
-                price.multiplier,
-            ),
-        ),
-    )
+    description = f"Cost {dec_str(quantity)} x {dec_str(price.multiplier)}"
+    return _one_line("dynamic", description, quantity, price.multiplier)
 
 
 def rate_percentage(price: PercentagePrice, quantity: Decimal, event_count: int = 0) -> Rating:
