@@ -19,6 +19,19 @@ FEATURES = [
 ]
 
 
+def _token_card(feature_key: str, name: str, amount: str) -> dict:
+    """A monthly rate card pricing one token feature per token, with a soft monthly limit."""
+    return {
+        "type": "usage_based",
+        "key": feature_key,
+        "name": name,
+        "featureKey": feature_key,
+        "billingCadence": "P1M",
+        "price": {"type": "unit", "amount": amount},
+        "entitlementTemplate": {"type": "metered", "usagePeriod": "P1M", "isSoftLimit": True},
+    }
+
+
 def ai_plan_body() -> dict:
     return {
         "name": "AI Pro",
@@ -38,24 +51,8 @@ def ai_plan_body() -> dict:
                         "billingCadence": "P1M",
                         "price": {"type": "flat", "amount": "20", "paymentTerm": "in_advance"},
                     },
-                    {
-                        "type": "usage_based",
-                        "key": "gpt4o_input_tokens",
-                        "name": "GPT-4o input tokens",
-                        "featureKey": "gpt4o_input_tokens",
-                        "billingCadence": "P1M",
-                        "price": {"type": "unit", "amount": "0.0000025"},
-                        "entitlementTemplate": {"type": "metered", "usagePeriod": "P1M", "isSoftLimit": True},
-                    },
-                    {
-                        "type": "usage_based",
-                        "key": "gpt4o_output_tokens",
-                        "name": "GPT-4o output tokens",
-                        "featureKey": "gpt4o_output_tokens",
-                        "billingCadence": "P1M",
-                        "price": {"type": "unit", "amount": "0.00001"},
-                        "entitlementTemplate": {"type": "metered", "usagePeriod": "P1M", "isSoftLimit": True},
-                    },
+                    _token_card("gpt4o_input_tokens", "GPT-4o input tokens", "0.0000025"),
+                    _token_card("gpt4o_output_tokens", "GPT-4o output tokens", "0.00001"),
                 ],
             }
         ],

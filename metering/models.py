@@ -34,6 +34,15 @@ class Aggregation(models.TextChoices):
     LATEST = "LATEST"
 
 
+def organization_unconstrained() -> models.ForeignKey:
+    """The organization of a row on the ingest and rollup paths: no FK constraint (no per-row RI trigger
+    on bulk writes) and no index of its own (each table's indexes lead with it); organizations are deleted
+    through `metering.store.events_purge`."""
+    return models.ForeignKey(
+        Organization, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+
+
 class Meter(TenantModel):
     """An OpenMeter-style meter: which events count (eventType), how (aggregation of valueProperty),
     broken down by which dimensions (groupBy: {dimension: JSONPath})."""
@@ -78,9 +87,7 @@ class Event(models.Model):
     """
 
     seq = models.BigAutoField(primary_key=True)
-    organization = models.ForeignKey(
-        Organization, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
-    )
+    organization = organization_unconstrained()
     source = models.TextField()
     event_id = models.TextField()
     type = models.TextField()
@@ -106,9 +113,7 @@ class EventKey(models.Model):
     and deleted with the event, by `metering.store` only."""
 
     pk = models.CompositePrimaryKey("organization", "source", "event_id")
-    organization = models.ForeignKey(
-        Organization, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
-    )
+    organization = organization_unconstrained()
     source = models.TextField()
     event_id = models.TextField()
     seq = models.BigIntegerField()
@@ -162,9 +167,7 @@ class Rollup(models.Model):
     UNIQUE_COUNT is not rolled up (distinct counts do not add across buckets): it reads raw events.
     """
 
-    organization = models.ForeignKey(
-        Organization, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
-    )
+    organization = organization_unconstrained()
     meter = models.ForeignKey(Meter, on_delete=models.CASCADE, related_name="+")
     subject = models.TextField()
     group_values = models.JSONField(default=dict)
@@ -214,9 +217,7 @@ class InboxBatch(models.Model):
     """
 
     id = models.BigAutoField(primary_key=True)
-    organization = models.ForeignKey(
-        Organization, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
-    )
+    organization = organization_unconstrained()
     received_at = models.DateTimeField()
     event_count = models.IntegerField()
     body = models.BinaryField()
