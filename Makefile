@@ -4,6 +4,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# `make test` and `make test-fast` run pytest in TEST_WORKERS processes (pytest-xdist; each has its own test
+# database); a test module stays on one worker, so module and session fixtures are built once.
+# TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
+XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 .PHONY: install run dev test test-fast test-faults lint format bench migrations-check clean-data
 
@@ -31,11 +36,11 @@ dev: install
 test: install
 	@scripts/ensure-chromium
 	MET_ALLOW_INSECURE_SECRET=true $(PY) manage.py makemigrations --check --dry-run > /dev/null || (echo "Missing migrations: run manage.py makemigrations" && exit 1)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 ## Everything but browser tests and the tests that start whole stacks of real processes.
 test-fast: install
-	$(PY) -m pytest -m "not browser and not processes" $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) -m "not browser and not processes" $(PYTEST_ARGS)
 
 ## The fault-injection suite alone (tests/faults/: database and broker killed under load; `make test` runs it too).
 test-faults: install

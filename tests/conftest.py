@@ -35,6 +35,16 @@ hypothesis_settings.register_profile(
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`make test`), modules that start real processes (tests/faults, runstack) come
+    first: they spend minutes waiting on their stacks, which the other worker fills with the rest of the
+    suite instead of leaving them for the end of the run. Modules keep their order otherwise."""
+    if not hasattr(config, "workerinput"):
+        return
+    slow = {item.path for item in items if item.get_closest_marker("processes")}
+    items.sort(key=lambda item: item.path not in slow)  # stable: tests keep their order inside a module
+
+
 @dataclass
 class Tenant:
     org: Organization
