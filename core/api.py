@@ -15,6 +15,7 @@ from core import services
 from core.api_base import (  # noqa: F401  (re-exported: `from core.api import TenantAPIView` keeps working)
     ApiAutoSchema,
     IdCursorPagination,
+    IsoDateTimeField,
     ScheduleDateTimeField,
     TenantAPIView,
     iso,
@@ -44,10 +45,10 @@ class ApiKeyOutput(serializers.Serializer):
     name = serializers.CharField()
     prefix = serializers.CharField()
     scopes = serializers.ListField(child=serializers.CharField())
-    createdAt = serializers.DateTimeField(source="created_at")
-    lastUsedAt = serializers.DateTimeField(source="last_used_at", allow_null=True)
-    expiresAt = serializers.DateTimeField(source="expires_at", allow_null=True)
-    revokedAt = serializers.DateTimeField(source="revoked_at", allow_null=True)
+    createdAt = IsoDateTimeField(source="created_at")
+    lastUsedAt = IsoDateTimeField(source="last_used_at", allow_null=True)
+    expiresAt = IsoDateTimeField(source="expires_at", allow_null=True)
+    revokedAt = IsoDateTimeField(source="revoked_at", allow_null=True)
 
 
 class ApiKeyListCreateView(TenantAPIView):
@@ -105,7 +106,7 @@ class AuditLogView(TenantAPIView):
 
     class Output(serializers.Serializer):
         id = serializers.IntegerField()
-        createdAt = serializers.DateTimeField(source="created_at")
+        createdAt = IsoDateTimeField(source="created_at")
         actor = serializers.CharField(source="actor_label")
         action = serializers.CharField()
         objectType = serializers.CharField(source="object_type")

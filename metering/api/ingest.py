@@ -21,6 +21,7 @@ from drf_spectacular.utils import (
     PolymorphicProxySerializer,
     extend_schema,
     extend_schema_field,
+    extend_schema_view,
 )
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
@@ -207,21 +208,19 @@ def check_media_type_shape(request: Request, body: bytes) -> None:
 class _IngestBase(TenantAPIView):
     abstract = True
     strict = False
+    accepted_status = 204
     authentication_classes = [CachedBearerAuthentication]
 
-    def ingest(self, request: Request) -> None:
+    def post(self, request: Request) -> HttpResponse:
         raw = read_ingest_body(request)
         check_media_type_shape(request, raw)
         body, count = validate_body(raw, strict=self.strict)
         services.events_accept(organization=self.organization, body=body, event_count=count)
+        return HttpResponse(status=self.accepted_status)
 
 
-class EventsView(_IngestBase):
-    """POST: ingest (204, scope ingest). GET: recent events with why they did not count (scope read)."""
-
-    required_scopes = {"POST": "ingest", "GET": "read"}
-
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         operation_id="ingestEvents",
         examples=[
             OpenApiExample(
@@ -243,9 +242,11 @@ class EventsView(_IngestBase):
         request=INGEST_BODY,
         responses={204: None, **INGEST_ERRORS},
     )
-    def post(self, request: Request) -> HttpResponse:
-        self.ingest(request)
-        return HttpResponse(status=204)
+)
+class EventsView(_IngestBase):
+    """POST: ingest (204, scope ingest). GET: recent events with why they did not count (scope read)."""
+
+    required_scopes = {"POST": "ingest", "GET": "read"}
 
     @extend_schema(
         operation_id="listEvents",
@@ -285,22 +286,21 @@ class EventsView(_IngestBase):
         return Response(IngestedEventOutput(events, many=True).data)
 
 
-class EventsV3View(_IngestBase):
-    """The OpenMeter self-hosted path Kong's Metering & Billing plugin posts to: 202, strict properties."""
-
-    required_scope = "ingest"
-    strict = True
-
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         operation_id="ingestEventsV3",
         description="The path Kong's Metering & Billing plugin posts to: 202, unknown event properties "
         "refused.\n\n" + INGEST_MEDIA_TYPES,
         request=INGEST_BODY,
         responses={202: None, **INGEST_ERRORS},
     )
-    def post(self, request: Request) -> HttpResponse:
-        self.ingest(request)
-        return HttpResponse(status=202)
+)
+class EventsV3View(_IngestBase):
+    """The OpenMeter self-hosted path Kong's Metering & Billing plugin posts to: 202, strict properties."""
+
+    required_scope = "ingest"
+    strict = True
+    accepted_status = 202
 
 
 class KongRejectionOutput(serializers.Serializer):
