@@ -228,12 +228,23 @@ class AddonLinksField(serializers.JSONField):
     """A plan version's stored add-on links, rendered as stored."""
 
 
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})
+class FilterValueField(serializers.Field):
+    """A feature's group-by filter value: one value, or a list of values (any of them matches)."""
+
+    def to_representation(self, value: Any) -> Any:
+        return [str(v) for v in value] if isinstance(value, list) else str(value)
+
+
 class FeatureInput(serializers.Serializer):
     key = serializers.CharField(help_text=KEY_HELP)
     name = serializers.CharField()
     meterSlug = serializers.CharField(required=False, allow_null=True, allow_blank=True)
-    meterGroupByFilters = _strings_map(
-        required=False, allow_null=True, help_text='Dimension -> value, e.g. {"model": "gpt-4o"}.'
+    meterGroupByFilters = serializers.DictField(
+        child=FilterValueField(),
+        required=False,
+        allow_null=True,
+        help_text='Dimension -> value or list of values (any matches), e.g. {"model": "gpt-4o"}.',
     )
     metadata = _strings_map(required=False, allow_null=True)
 
@@ -254,7 +265,7 @@ class FeatureOutput(serializers.Serializer):
     key = serializers.CharField()
     name = serializers.CharField()
     meterSlug = BlankAsNullCharField(source="meter_slug")
-    meterGroupByFilters = _strings_map(source="meter_group_by_filters")
+    meterGroupByFilters = serializers.DictField(source="meter_group_by_filters", child=FilterValueField())
     metadata = _strings_map()
     createdAt = IsoDateTimeField(source="created_at")
     updatedAt = IsoDateTimeField(source="updated_at")

@@ -123,3 +123,13 @@ def test_list_query_budget_is_constant(tenants, django_assert_max_num_queries):
         make_feature(a, f"f{i}")
     with django_assert_max_num_queries(3):
         assert len(api(a.client("read"), "get", "/api/v1/features").json()) == 12
+
+
+def test_filter_on_a_list_of_values_reads_back_as_a_list(tenants):
+    """A filter value may be a list (any of them matches); the answer keeps it a list of strings."""
+    a, b = tenants
+    created = make_feature(a, "gpt_any", filters={"model": ["gpt-4o", "gpt-4o-mini"], "type": "output"})
+    assert created["meterGroupByFilters"] == {"model": ["gpt-4o", "gpt-4o-mini"], "type": "output"}
+    listed = api(a.client("read"), "get", "/api/v1/features").json()
+    assert [f["meterGroupByFilters"] for f in listed] == [created["meterGroupByFilters"]]
+    assert [f["key"] for f in api(b.client("read"), "get", "/api/v1/features").json()] == ["globex_only"]
