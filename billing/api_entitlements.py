@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing import selectors, services
-from billing.entitlements import _num
+from billing.entitlements.values import wire_number as _num
 from billing.models import Customer, Entitlement, EntitlementType, Grant, NotificationEvent, NotificationRule
 from billing.periods import period_at
 from core import limits

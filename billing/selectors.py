@@ -12,17 +12,19 @@ from typing import Any
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from billing.entitlements import (  # noqa: F401 - re-exported reads
+from billing.entitlements.queries import (  # noqa: F401 - re-exported reads
+    entitlement_get,
+    entitlement_history,
+    entitlement_list,
+    grant_list,
+)
+from billing.entitlements.values import (  # noqa: F401 - re-exported reads
     EntitlementValue,
     EntitlementWithValue,
     customer_access,
     customer_entitlement_values,
-    entitlement_get,
-    entitlement_history,
-    entitlement_list,
     entitlement_value,
     entitlement_value_lookup,
-    grant_list,
 )
 from billing.models import Customer, CustomerSubject, Subscription, SubscriptionItem
 from billing.periods import Period, period_at, periods_between

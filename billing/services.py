@@ -12,29 +12,30 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from billing.entitlements import (  # noqa: F401 - re-exported writes
+from billing.entitlements.grants import grant_create, grant_void  # noqa: F401 - re-exported writes
+from billing.entitlements.lifecycle import (  # noqa: F401 - re-exported writes
     entitlement_create,
     entitlement_delete,
     entitlement_override,
     entitlement_reset,
+)
+from billing.entitlements.snapshots import (  # noqa: F401 - re-exported writes
     entitlement_snapshot_refresh,
-    entitlement_thresholds_check,
     entitlements_usage_landed,
-    grant_create,
-    grant_void,
+)
+from billing.entitlements.thresholds import (  # noqa: F401 - re-exported writes
+    entitlement_thresholds_check,
     notification_rule_create,
 )
 from billing.models import Customer, CustomerSubject, Entitlement, Subscription
-from billing.subscriptions import (  # noqa: F401 - re-exported writes
-    IMMEDIATE,
-    NEXT_BILLING_CYCLE,
-    subscription_addon_set,
+from billing.subscriptions.addons import subscription_addon_set  # noqa: F401 - re-exported writes
+from billing.subscriptions.cancel import (  # noqa: F401 - re-exported writes
     subscription_cancel,
-    subscription_change,
-    subscription_create,
-    subscription_migrate,
     subscription_unschedule_cancelation,
 )
+from billing.subscriptions.change import subscription_change, subscription_migrate  # noqa: F401
+from billing.subscriptions.create import subscription_create  # noqa: F401 - re-exported writes
+from billing.subscriptions.schedule import IMMEDIATE, NEXT_BILLING_CYCLE  # noqa: F401 - re-exported
 from core.audit import Actor, audit_object
 from core.errors import Conflict, ValidationFailed
 from core.models import Organization

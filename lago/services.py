@@ -22,9 +22,8 @@ from django.utils import timezone
 
 from billing import selectors as billing_selectors
 from billing import services as billing_services
-from billing import subscriptions as billing_subscriptions
 from billing.models import Customer, Subscription
-from billing.subscriptions import SubscriptionNotActive
+from billing.subscriptions.schedule import SubscriptionNotActive
 from catalog import selectors as catalog_selectors
 from catalog import services as catalog_services
 from catalog.validation import is_valid_key
@@ -344,7 +343,7 @@ def subscription_create(*, organization: Organization, data: Any, actor: Actor =
         if current.plan_key == plan_code:
             return current  # Lago answers the subscription unchanged
         with transaction.atomic():
-            old, new = billing_subscriptions.subscription_change(
+            old, new = billing_services.subscription_change(
                 organization=organization, subscription=current, plan_key=plan_code, timing=None, actor=actor
             )
             SubscriptionExternalId.objects.create(
@@ -372,7 +371,7 @@ def subscription_create(*, organization: Organization, data: Any, actor: Actor =
                 subject_keys=[*subjects, external_id],
                 actor=actor,
             )
-        sub = billing_subscriptions.subscription_create(
+        sub = billing_services.subscription_create(
             organization=organization,
             customer=customer,
             plan_key=plan_code,
@@ -384,7 +383,7 @@ def subscription_create(*, organization: Organization, data: Any, actor: Actor =
             organization=organization, external_id=external_id, subscription=sub
         )
         if ending is not None:
-            sub = billing_subscriptions.subscription_cancel(
+            sub = billing_services.subscription_cancel(
                 organization=organization, subscription=sub, timing=ending, actor=actor
             )
     return sub
@@ -412,7 +411,7 @@ def subscription_update(
     if ending is None:
         return sub
     try:
-        return billing_subscriptions.subscription_cancel(
+        return billing_services.subscription_cancel(
             organization=organization, subscription=sub, timing=ending, actor=actor
         )
     except SubscriptionNotActive:
@@ -428,7 +427,7 @@ def subscription_terminate(
     runs). A subscription with a scheduled plan change cannot be ended in our billing (422)."""
     sub = subscription_current(organization=organization, external_id=external_id)
     try:
-        return billing_subscriptions.subscription_cancel(
+        return billing_services.subscription_cancel(
             organization=organization, subscription=sub, timing="immediate", actor=actor
         )
     except SubscriptionNotActive:

@@ -10,7 +10,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.models import Subscription
-from billing.subscriptions import NEXT_BILLING_CYCLE, subscription_cancel, subscription_change
+from billing.subscriptions.cancel import subscription_cancel
+from billing.subscriptions.change import subscription_change
+from billing.subscriptions.schedule import NEXT_BILLING_CYCLE
 from core.audit import Actor, audit_object, audit_record
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.models import Organization

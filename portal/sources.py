@@ -14,7 +14,7 @@ from django.utils import timezone
 from billing import selectors as billing_selectors
 from billing.models import Customer, Subscription
 from billing.sources import PlanSpec, plan_spec_get
-from billing.subscriptions import IMMEDIATE, change_default_timing
+from billing.subscriptions.schedule import IMMEDIATE, change_default_timing
 from catalog import selectors as catalog_selectors
 from catalog.models import PlanVersion
 from core.errors import NotFound

@@ -12,7 +12,8 @@ import pytest
 from django.utils import timezone
 
 from billing import services, tasks
-from billing.entitlements import entitlement_create, entitlement_value
+from billing.entitlements.lifecycle import entitlement_create
+from billing.entitlements.values import entitlement_value
 from billing.models import BalanceSnapshot, NotificationEvent
 from catalog import services as catalog_services
 from config.celery import app as celery_app

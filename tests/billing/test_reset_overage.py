@@ -12,7 +12,7 @@ import time_machine
 
 from billing import grants_engine as engine
 from billing import services
-from billing.entitlements import entitlement_snapshot_refresh
+from billing.entitlements.snapshots import entitlement_snapshot_refresh
 from billing.models import BalanceSnapshot, Entitlement
 
 MAR = datetime(2026, 3, 1, tzinfo=UTC)
@@ -25,7 +25,7 @@ def d(*a: int) -> datetime:
 
 
 # --- the pure engine ------------------------------------------------------------------------------
-ISSUE = engine.Grant(  # what billing.entitlements builds for issueAfterReset 100: amount = min = max rollover
+ISSUE = engine.Grant(  # what billing.entitlements.burn builds for issueAfterReset 100: amount = min = max rollover
     id="issue", amount=D(100), effective_at=MAR, priority=1, min_rollover=D(100), max_rollover=D(100)
 )
 

@@ -11,7 +11,7 @@ import time_machine
 from billing import selectors, services
 from billing.models import Entitlement, Subscription, SubscriptionItem
 from billing.sources import AddonSpec, RateCardSpec
-from billing.subscriptions import SubscriptionNotActive
+from billing.subscriptions.schedule import SubscriptionNotActive
 from core.errors import Conflict, ValidationFailed
 from core.models import AuditLog
 from tests.billing.conftest import flat, pro_plan

@@ -14,7 +14,7 @@ from decimal import Decimal
 import time_machine
 
 from billing.services import customer_create
-from billing.subscriptions import subscription_create
+from billing.subscriptions.create import subscription_create
 from catalog import services as catalog
 from catalog.pricing import parse_price, rate
 from core.money import quantize

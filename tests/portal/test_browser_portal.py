@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from billing.entitlements import entitlement_create
+from billing.entitlements.lifecycle import entitlement_create
 from tests.catalog.factories import make_feature
 from tests.portal.conftest import ingest, make_portal_customer, make_token_meter
 

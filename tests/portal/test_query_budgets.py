@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from analytics.services import simulation_run_start
-from billing.entitlements import entitlement_create
+from billing.entitlements.lifecycle import entitlement_create
 from billing.models import Subscription, SubscriptionItem
 from catalog.services import plan_create, plan_publish
 from portal.services import portal_settings_update
@@ -150,12 +150,12 @@ def build(tenant, size: int, prefix: str):
     ]
     # What billing's beat task does every minute: a balance snapshot, so a value read burns only the tail.
     from billing import sources as billing_sources
-    from billing.entitlements import entitlement_snapshot_refresh
+    from billing.entitlements.snapshots import entitlement_snapshot_refresh
 
     for e in (ent, *others):
         entitlement_snapshot_refresh(organization=org, entitlement_id=e.id, now=now)
     # The bulk read (one metering query per meter, filters split in memory) equals the one-by-one values.
-    from billing.entitlements import customer_entitlement_values, entitlement_value
+    from billing.entitlements.values import customer_entitlement_values, entitlement_value
 
     bulk = {
         r.entitlement.id: r.value
@@ -269,7 +269,8 @@ def test_balances_with_three_meters_constant_queries(client, setup_org, tenant_b
     """3 metered entitlements on 3 different meters: metering answers them in one bulk call (constant in
     meters), so the balances page stays within budget and the same as events and customers grow."""
     from billing import sources as billing_sources
-    from billing.entitlements import entitlement_snapshot_refresh, entitlement_value
+    from billing.entitlements.snapshots import entitlement_snapshot_refresh
+    from billing.entitlements.values import entitlement_value
     from metering.services import meter_create
 
     org = setup_org.org
@@ -343,7 +344,7 @@ def test_balances_with_three_meters_constant_queries(client, setup_org, tenant_b
     big, _ = balances()
     assert small == big <= BUDGET, (small, big)
     # the numbers behind the page equal the one-by-one values
-    from billing.entitlements import customer_entitlement_values
+    from billing.entitlements.values import customer_entitlement_values
 
     at = timezone.now() + timedelta(seconds=1)
     bulk = {

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from billing.entitlements import entitlement_create
+from billing.entitlements.lifecycle import entitlement_create
 from billing.services import customer_update
 from metering.services import meter_create
 from portal.services import portal_token_create

@@ -17,12 +17,10 @@ import time_machine
 
 from billing.models import Customer, Subscription
 from billing.services import customer_create
-from billing.subscriptions import (
-    subscription_addon_set,
-    subscription_cancel,
-    subscription_change,
-    subscription_create,
-)
+from billing.subscriptions.addons import subscription_addon_set
+from billing.subscriptions.cancel import subscription_cancel
+from billing.subscriptions.change import subscription_change
+from billing.subscriptions.create import subscription_create
 from catalog import services as catalog
 from config.celery import app as celery_app
 from invoicing.credits import customer_credit_create

@@ -1,0 +1,89 @@
+"""Add-ons on a subscription: set an add-on's quantity from an instant on (0 removes it)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing import sources
+from billing.models import Subscription, SubscriptionAddon, SubscriptionItem
+from billing.subscriptions.events import subscription_notify
+from billing.subscriptions.schedule import IMMEDIATE, SubscriptionNotActive, timing_resolve
+from billing.subscriptions.timeline import addon_start
+from core.audit import Actor, audit_record
+from core.errors import ValidationFailed
+from core.models import Organization
+
+
+def subscription_addon_set(
+    *,
+    organization: Organization,
+    subscription: Subscription,
+    addon_key: str,
+    quantity: int,
+    timing: str | datetime = IMMEDIATE,
+    actor: Actor = None,
+) -> SubscriptionAddon | None:
+    """Set an add-on's quantity from the timing instant on (0 removes it). The previous quantity's items
+    end at that instant, so invoicing prorates each quantity over its own span."""
+    if quantity < 0:
+        raise ValidationFailed("quantity must be 0 or more.", field="quantity")
+    now = timezone.now()
+    spec = sources.addon_spec_get(organization=organization, key=addon_key)
+    if spec.max_quantity is not None and quantity > spec.max_quantity:
+        raise ValidationFailed(f"quantity must be at most {spec.max_quantity}.", field="quantity")
+    with transaction.atomic():
+        sub = Subscription.objects.select_for_update().get(pk=subscription.pk, organization=organization)
+        if sub.active_to is not None and sub.active_to <= now:
+            raise SubscriptionNotActive("The subscription has ended.")
+        at = timing_resolve(sub, timing, now)
+        current = (
+            SubscriptionAddon.objects.filter(subscription=sub, addon_key=addon_key)
+            .exclude(active_to__lte=at)
+            .order_by("-active_from")
+            .first()
+        )
+        before = {"addonKey": addon_key, "quantity": current.quantity if current else 0}
+        if current is not None:
+            if current.active_from >= at:
+                SubscriptionItem.objects.filter(
+                    subscription=sub, addon_key=addon_key, active_from=current.active_from
+                ).delete()
+                current.delete()
+            else:
+                current.active_to = at
+                current.save(update_fields=["active_to"])
+                SubscriptionItem.objects.filter(subscription=sub, addon_key=addon_key).exclude(
+                    active_to__lte=at
+                ).update(active_to=at)
+        addon = None
+        if quantity > 0:
+            addon = addon_start(
+                organization=organization,
+                sub=sub,
+                addon_key=addon_key,
+                quantity=quantity,
+                at=at,
+                snapshot=spec.as_json(),
+            )
+        audit_record(
+            organization=organization,
+            actor=actor,
+            action="subscription.addon_changed",
+            object_type="subscription",
+            object_id=sub.id,
+            before=before,
+            after={"addonKey": addon_key, "quantity": quantity, "at": at.isoformat()},
+        )
+        subscription_notify(
+            organization=organization,
+            type="subscription.changed",
+            sub=sub,
+            action="subscription.addon_changed",
+            timing=timing,
+            effective_at=at,
+            extra={"addon": {"key": addon_key, "quantity": quantity, "previousQuantity": before["quantity"]}},
+        )
+    return addon
