@@ -146,8 +146,14 @@ def charge_from_lago(
         props = {}
     if model not in CHARGE_MODELS:
         errors.add(f"{path}.charge_model", "value_is_invalid")
-    if charge.get("pay_in_advance"):
-        errors.add(f"{path}.pay_in_advance", "not_supported")
+    in_advance = charge.get("pay_in_advance", False)
+    invoiceable = charge.get("invoiceable", True)
+    if not isinstance(in_advance, bool) or (in_advance and model == "volume"):
+        errors.add(f"{path}.pay_in_advance", "invalid_value")
+    elif in_advance and charge.get("min_amount_cents") not in (None, 0):
+        errors.add(f"{path}.min_amount_cents", "invalid_value")  # as in Lago
+    if invoiceable is False and in_advance:
+        errors.add(f"{path}.invoiceable", "not_supported")  # fees outside any invoice
     if charge.get("prorated"):
         errors.add(f"{path}.prorated", "not_supported")
     if props.get("grouped_by") or props.get("pricing_group_keys"):
@@ -206,7 +212,7 @@ def charge_from_lago(
         "featureKey": metric.code,
         "billingCadence": cadence,
         "price": price,
-        "metadata": {"lagoChargeModel": model},
+        "metadata": {"lagoChargeModel": model, **({"lagoPayInAdvance": "1"} if in_advance else {})},
     }
     if discounts:
         card["discounts"] = discounts
@@ -373,6 +379,11 @@ def _ranges_back(tiers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def in_advance(card: dict[str, Any]) -> bool:
+    """Whether a usage rate card is a Lago charge paid in advance (billed as its events arrive)."""
+    return (card.get("metadata") or {}).get("lagoPayInAdvance") == "1"
+
+
 def charge_to_lago(card: dict[str, Any], *, metric: Metric | None, currency: str) -> dict[str, Any]:
     """A usage rate card → Lago `charge`. Prices Lago has no model for (dynamic, flat usage) come back as
     `dynamic`/`standard` with our price under `properties.meterline_price`."""
@@ -413,7 +424,7 @@ def charge_to_lago(card: dict[str, Any], *, metric: Metric | None, currency: str
         "code": card["key"],
         "invoice_display_name": card.get("name") or None,
         "charge_model": model,
-        "pay_in_advance": False,
+        "pay_in_advance": in_advance(card),
         "prorated": False,
         "invoiceable": True,
         "min_amount_cents": cents(Decimal(minimum), currency) if minimum else 0,

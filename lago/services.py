@@ -36,6 +36,7 @@ from invoicing import services as invoicing_services
 from invoicing.models import Invoice
 from lago import filters, mapping, plans, wire
 from lago import selectors as lago_selectors
+from lago.advance import advance_forget
 from lago.models import SubscriptionExternalId
 from lago.wire import LagoInvalid
 from metering import selectors as metering_selectors
@@ -156,6 +157,7 @@ def plan_create(*, organization: Organization, data: Any, actor: Actor = None) -
             organization=organization, key=doc.key, data=doc.document, actor=actor
         )
         catalog_services.plan_publish(organization=organization, plan_id=plan.id, actor=actor)
+    advance_forget(organization)
     return doc.key
 
 
@@ -176,6 +178,7 @@ def plan_update(*, organization: Organization, code: str, data: Any, actor: Acto
             organization=organization, plan_id=draft.id, data=doc.document, actor=actor
         )
         catalog_services.plan_publish(organization=organization, plan_id=draft.id, actor=actor)
+    advance_forget(organization)
     return code
 
 

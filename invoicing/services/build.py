@@ -308,14 +308,32 @@ def invoice_draft_for_period(
         if build.empty and not invoice.lines.filter(type=LineType.MANUAL).exists():
             invoice.delete()
             return None
-        write_lines(organization=organization, invoice=invoice, build=build)
         cfg = invoicing_settings_get(organization=organization)
-        invoice = state.transition(
-            invoice, S.DRAFT, drafted_at=now, draft_until=now + timedelta(seconds=cfg.draft_period_seconds)
+        invoice = invoice_draft_write(
+            organization=organization,
+            invoice=invoice,
+            build=build,
+            now=now,
+            draft_until=now + timedelta(seconds=cfg.draft_period_seconds),
+            actor=actor,
         )
-        invoice_event_record(
-            organization=organization, invoice=invoice, action="invoice.created", actor=actor
-        )
+    return invoice
+
+
+def invoice_draft_write(
+    *,
+    organization: Organization,
+    invoice: Invoice,
+    build: Build,
+    now: datetime,
+    draft_until: datetime,
+    actor: Actor,
+) -> Invoice:
+    """A gathering invoice's built lines written, the invoice a draft until `draft_until`
+    (`invoice.created` recorded)."""
+    write_lines(organization=organization, invoice=invoice, build=build)
+    invoice = state.transition(invoice, S.DRAFT, drafted_at=now, draft_until=draft_until)
+    invoice_event_record(organization=organization, invoice=invoice, action="invoice.created", actor=actor)
     return invoice
 
 

@@ -31,6 +31,7 @@ from invoicing.services import state
 from invoicing.services.build import (
     build_one,
     invoice_draft_for_period,
+    invoice_draft_write,
     invoice_event_record,
     invoice_moment,
     invoice_payload,
@@ -320,10 +321,8 @@ def invoice_on_demand_create(
             if build.empty:
                 invoice.delete()
                 continue
-            write_lines(organization=organization, invoice=invoice, build=build)
-            invoice = state.transition(invoice, S.DRAFT, drafted_at=now, draft_until=now)
-            invoice_event_record(
-                organization=organization, invoice=invoice, action="invoice.created", actor=actor
+            invoice = invoice_draft_write(
+                organization=organization, invoice=invoice, build=build, now=now, draft_until=now, actor=actor
             )
         out.append(invoice_issue(organization=organization, invoice=invoice, actor=actor, now=now))
     if not out:

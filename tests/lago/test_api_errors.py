@@ -227,7 +227,7 @@ def test_plan_errors(tenant_a, b_world):
             "billable_metric_id": metric,
             "charge_model": "standard",
             "code": "adv",
-            "pay_in_advance": True,
+            "pay_in_advance": "yes",
             "properties": {"amount": "1"},
         },
     ]
@@ -239,7 +239,7 @@ def test_plan_errors(tenant_a, b_world):
             "charges[1].properties.package_size": ["invalid_package_size"],
             "charges[2].properties.per_transaction_max_amount": ["invalid_value"],
             "charges[2].properties.free_units_per_events": ["invalid_value"],
-            "charges[3].pay_in_advance": ["not_supported"],
+            "charges[3].pay_in_advance": ["invalid_value"],
         },
     )
     assert PlanVersion.objects.filter(organization=tenant_a.org).count() == 0

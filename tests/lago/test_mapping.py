@@ -190,13 +190,13 @@ def test_charge_errors_name_every_field():
             {
                 "billable_metric_id": "nope",
                 "charge_model": "graduated",
-                "pay_in_advance": True,
+                "pay_in_advance": "yes",
                 "properties": {"graduated_ranges": [{"from_value": 1, "to_value": 5}]},
             }
         )
     assert exc.value.details == {
         "charges[0].billable_metric_id": ["billable_metric_not_found"],
-        "charges[0].pay_in_advance": ["not_supported"],
+        "charges[0].pay_in_advance": ["invalid_value"],
         "charges[0].properties.graduated_ranges[0].from_value": ["invalid_graduated_ranges"],
         "charges[0].properties.graduated_ranges[0].to_value": ["invalid_graduated_ranges"],
         "charges[0].properties.graduated_ranges[0].per_unit_amount": ["value_is_mandatory"],
