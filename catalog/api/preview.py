@@ -24,4 +24,4 @@ class PricePreviewView(TenantAPIView):
             preview = price_preview(**body.validated_data)
         except PriceInvalid as exc:
             raise invalid(exc) from None
-        return Response(PricePreviewOutput(preview.to_json()).data)
+        return Response(PricePreviewOutput(preview).data)

@@ -18,7 +18,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 
-from catalog.pricing import PAYMENT_TERMS, TIER_MODES, PriceInvalid
+from catalog.pricing import PAYMENT_TERMS, TIER_MODES, PriceInvalid, dec_str
 from catalog.validation import ENTITLEMENT_TYPES, INSTANCE_TYPES, KEY_HELP, RATE_CARD_TYPES, TAX_BEHAVIORS
 from core.api_base import BlankAsNullCharField, IsoDateTimeField
 from core.errors import ValidationFailed
@@ -399,17 +399,26 @@ class PricePreviewInput(serializers.Serializer):
         }
 
 
+class DecimalStringField(serializers.CharField):
+    """A computed decimal, answered in its canonical form ("1000", "0.0000025", "0")."""
+
+    def to_representation(self, value: Any) -> str:
+        return dec_str(value)
+
+
+# One line of a preview's rating (a catalog.pricing Line).
 class PriceLineOutput(serializers.Serializer):
-    type = serializers.CharField()
+    type = serializers.CharField(source="kind")
     description = serializers.CharField()
-    quantity = serializers.CharField(allow_null=True)
-    unitAmount = serializers.CharField(allow_null=True)
-    amount = serializers.CharField()
+    quantity = DecimalStringField(allow_null=True)
+    unitAmount = DecimalStringField(source="unit_amount", allow_null=True)
+    amount = DecimalStringField()
     tier = serializers.IntegerField(allow_null=True)
 
 
+# A catalog.pricing Preview.
 class PricePreviewOutput(serializers.Serializer):
     amount = serializers.CharField(help_text="Rounded once to the currency.")
-    unroundedAmount = serializers.CharField()
+    unroundedAmount = DecimalStringField(source="unrounded")
     currency = serializers.CharField()
-    lines = PriceLineOutput(many=True)
+    lines = PriceLineOutput(source="rating.lines", many=True)

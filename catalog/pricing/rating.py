@@ -28,7 +28,6 @@ from catalog.pricing.models import (
 from catalog.pricing.parse import (
     ErrorList,
     PriceInvalid,
-    line_to_json,
     parse_commitments,
     parse_decimal,
     parse_discounts_into,
@@ -291,15 +290,7 @@ class Preview:
     amount: Decimal  # rounded once to the currency
     unrounded: Decimal
     currency: str
-    rating: Rating
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "amount": str(self.amount),
-            "unroundedAmount": dec_str(self.unrounded),
-            "currency": self.currency,
-            "lines": [line_to_json(line) for line in self.rating.lines],
-        }
+    rating: Rating  # answered by catalog.api.serializers.PricePreviewOutput
 
 
 def price_preview(
