@@ -12,7 +12,7 @@ from django.utils import timezone
 from billing.entitlements.thresholds import entitlement_thresholds_check
 from billing.models import BalanceSnapshot, Entitlement, EntitlementType, Grant
 from billing.periods import Cadence, InvalidCadence, period_start
-from core.audit import Actor, audit_record
+from core.audit import Actor, audit_object
 from core.errors import NotFound, ValidationFailed
 from core.models import Organization
 
@@ -95,12 +95,10 @@ def grant_create(
 ) -> Grant:
     with transaction.atomic():
         grant = grant_insert(organization=organization, entitlement=entitlement, **fields)
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="grant.created",
-            object_type="grant",
-            object_id=grant.id,
+        audit_object(
+            grant,
+            "grant.created",
+            actor,
             after={
                 "entitlementId": entitlement.id,
                 "amount": str(grant.amount),
@@ -125,12 +123,10 @@ def grant_void(*, organization: Organization, grant_id: str, actor: Actor = None
         grant.voided_at = now
         grant.save(update_fields=["voided_at", "updated_at"])
         BalanceSnapshot.objects.filter(entitlement_id=grant.entitlement_id, at__gt=now).delete()
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="grant.voided",
-            object_type="grant",
-            object_id=grant.id,
+        audit_object(
+            grant,
+            "grant.voided",
+            actor,
             after={"voidedAt": now.isoformat()},
         )
     return grant

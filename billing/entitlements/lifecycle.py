@@ -15,7 +15,7 @@ from billing.entitlements.burn import measure_from
 from billing.entitlements.grants import grant_insert, interval_parse
 from billing.models import BalanceSnapshot, Customer, Entitlement, EntitlementReset, EntitlementType
 from billing.periods import period_at
-from core.audit import Actor, audit_record
+from core.audit import Actor, audit_object
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.models import Organization
 
@@ -103,12 +103,11 @@ def entitlement_create(
                     raise ValidationFailed(
                         exc.detail, field=f"grants[{index}].{exc.field or ''}".rstrip(".")
                     ) from None
-            audit_record(
-                organization=organization,
-                actor=actor,
-                action=_audit_action,
+            audit_object(
+                ent,
+                _audit_action,
+                actor,
                 object_type="entitlement",
-                object_id=ent.id,
                 after={"customerId": customer.id, "featureKey": ent.feature_key, "type": ent.type},
             )
     except IntegrityError:
@@ -125,12 +124,10 @@ def entitlement_delete(*, organization: Organization, entitlement: Entitlement, 
             pk=entitlement.pk, organization=organization, deleted_at__isnull=True
         ).update(deleted_at=now)
         if updated:
-            audit_record(
-                organization=organization,
-                actor=actor,
-                action="entitlement.deleted",
-                object_type="entitlement",
-                object_id=entitlement.id,
+            audit_object(
+                entitlement,
+                "entitlement.deleted",
+                actor,
                 before={"featureKey": entitlement.feature_key},
             )
 
@@ -162,11 +159,9 @@ def entitlement_reset(
     with transaction.atomic():
         EntitlementReset.objects.create(organization=organization, entitlement=entitlement, at=at)
         BalanceSnapshot.objects.filter(entitlement=entitlement, at__gt=at).delete()
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="entitlement.reset",
-            object_type="entitlement",
-            object_id=entitlement.id,
+        audit_object(
+            entitlement,
+            "entitlement.reset",
+            actor,
             after={"at": at.isoformat()},
         )

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from billing.entitlements.values import EntitlementValue, entitlement_value
 from billing.models import Entitlement, EntitlementType, NotificationEvent, NotificationRule
-from core.audit import Actor, audit_record
+from core.audit import Actor, audit_object
 from core.errors import ValidationFailed
 from core.models import Organization
 
@@ -120,12 +120,10 @@ def notification_rule_create(
             feature_key=feature_key,
             thresholds=[{"type": str(t["type"]).upper(), "value": str(t["value"])} for t in thresholds],
         )
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="notification_rule.created",
-            object_type="notification_rule",
-            object_id=rule.id,
+        audit_object(
+            rule,
+            "notification_rule.created",
+            actor,
             after={"featureKey": feature_key, "thresholds": rule.thresholds},
         )
     return rule

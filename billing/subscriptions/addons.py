@@ -12,7 +12,7 @@ from billing.models import Subscription, SubscriptionAddon, SubscriptionItem
 from billing.subscriptions.events import subscription_notify
 from billing.subscriptions.schedule import IMMEDIATE, SubscriptionNotActive, timing_resolve
 from billing.subscriptions.timeline import addon_start
-from core.audit import Actor, audit_record
+from core.audit import Actor, audit_object
 from core.errors import ValidationFailed
 from core.models import Organization
 
@@ -68,12 +68,10 @@ def subscription_addon_set(
                 at=at,
                 snapshot=spec.as_json(),
             )
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="subscription.addon_changed",
-            object_type="subscription",
-            object_id=sub.id,
+        audit_object(
+            sub,
+            "subscription.addon_changed",
+            actor,
             before=before,
             after={"addonKey": addon_key, "quantity": quantity, "at": at.isoformat()},
         )

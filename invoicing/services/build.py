@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.models import Customer
-from core.audit import Actor, audit_record
+from core.audit import Actor, audit_object
 from core.errors import NotFound, ValidationFailed
 from core.models import Organization
 from core.money import quantize, to_decimal
@@ -339,14 +339,7 @@ def invoice_draft_write(
 
 def invoice_event_record(*, organization: Organization, invoice: Invoice, action: str, actor: Actor) -> None:
     """Audit the invoice as it is now under `action` and send the webhook event of the same name."""
-    audit_record(
-        organization=organization,
-        actor=actor,
-        action=action,
-        object_type="invoice",
-        object_id=invoice.id,
-        after=invoice_payload(invoice),
-    )
+    audit_object(invoice, action, actor, object_type="invoice", after=invoice_payload(invoice))
     webhook_event_emit(organization=organization, type=action, payload=invoice_payload(invoice))
 
 
@@ -389,12 +382,10 @@ def invoice_line_add_manual(
             tax_rate_id=tax_rate_id,
         )
         _retax(organization=organization, invoice=invoice)
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="invoice.line_added",
-            object_type="invoice",
-            object_id=invoice.id,
+        audit_object(
+            invoice,
+            "invoice.line_added",
+            actor,
             after={"lineId": line.id, "amount": str(line.amount)},
         )
     return line
