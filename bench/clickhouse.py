@@ -1,35 +1,44 @@
 """ClickHouse store benchmarks, side by side with PostgreSQL (run by bench/run.py; `BENCH=clickhouse make bench`).
 
-ClickHouse runs in this process (chdb) on a data directory kept between runs (BENCH_CLICKHOUSE_DIR, default
-.data/bench-clickhouse), so the generated data sets are made once.
+ClickHouse runs in this process (chdb) on a temporary data directory made for the run and removed after it
+(under BENCH_CLICKHOUSE_TMP, default the system's temporary directory): every figure is from data made in
+the same run.
   (e) drain throughput: BENCH_CH_EVENTS events (10% of the batches accepted twice) accepted into the inbox
       in batches of 1000, then timed while the drain stores and deduplicates them: into ClickHouse, and into
       PostgreSQL with the same batches (the production path of either store);
-  (f) the 30-day meter query of bench/metering.py (one subject, 30 days by day) over 10M and over 100M
-      events generated inside ClickHouse with numbers() (60 days, 1000 subjects, the same shape as the
-      PostgreSQL data set); rollups by the meter's materialized view (the production path), and raw events
+  (f) the 30-day meter query of bench/metering.py (one subject, 30 days by day) over each size of
+      BENCH_CH_SIZES (default 10M and 100M) events generated inside ClickHouse with numbers() (60 days,
+      1000 subjects, the same shape as the PostgreSQL data set); rollups (the production path) and raw events
       only for comparison. The PostgreSQL figure over its 10M data set is measured in the same run when
       that data set exists in this database (made by `BENCH=metering`), else reported as absent.
 
-Knobs (environment): BENCH_CH_EVENTS (default 200000; 0 skips (e)), BENCH_CH_SIZES (default
-"10000000,100000000"). While a data set is generated, the query is measured after every 10M rows.
+How a data set is made: the meter's rollup view is created first (`rollups.ensure`, the production path),
+the events are generated into a staging table of the same definition, folded into the meter's rollups by
+the view's own SELECT over the staging table, and attached partition by partition to `metering_event`
+(an attach does not run the views, so nothing is folded twice). Generated events bypass the drain, so
+they are not in the dedup index (`metering_event_key`); nothing ingests their ids again.
+
+Knobs (environment): BENCH_CH_EVENTS (default 100000; 0 skips (e)), BENCH_CH_SIZES (default
+"10000000,100000000"), BENCH_CLICKHOUSE_TMP.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.metering import bench_query, log, make_event
 
-ROOT = Path(__file__).resolve().parent.parent
-N = int(os.environ.get("BENCH_CH_EVENTS", "200000"))
+N = int(os.environ.get("BENCH_CH_EVENTS", "100000"))
 SIZES = [int(s) for s in os.environ.get("BENCH_CH_SIZES", "10000000,100000000").split(",") if s]
-DATA_DIR = Path(os.environ.get("BENCH_CLICKHOUSE_DIR", str(ROOT / ".data" / "bench-clickhouse")))
+TMP_PARENT = os.environ.get("BENCH_CLICKHOUSE_TMP") or None
+DATA_DIR = Path()  # set by run(): a temporary directory, removed after the run
 SPAN_SECONDS = 60 * 86400  # 60 days from 2025-01-01, as bench/metering.py's 10M data set
 
 
@@ -90,10 +99,9 @@ def _now():
     return timezone.now()
 
 
-def generate(size: int, checkpoint=None):
-    """An organization with `size` events in ClickHouse (made once, kept in DATA_DIR); `checkpoint(org,
-    meter, rows)` runs after each 10M-row step (the query measured as the data set grows: event i lands at
-    (i * 7919 mod size) of the 60 days, so every step covers the whole span)."""
+def generate(size: int) -> tuple:
+    """An organization with `size` events in ClickHouse, made in the engine (see the module docstring):
+    event i lands at (i * 7919 mod size) of the 60 days, subject i mod 1000."""
     from metering import store
     from metering.clickhouse import rollups, schema
 
@@ -101,34 +109,49 @@ def generate(size: int, checkpoint=None):
     org, meter = _org(f"bench-ch-{size}")
     ch = schema.client()
     db = ch.database
-    (have,) = ch.rows(
-        f"SELECT count() FROM {db}.{schema.EVENT} WHERE organization_id = {{o:String}}", {"o": org.id}
-    )[0]
-    rollups.ensure(store.MeterSpec.of(meter))  # the view exists first: generated rows feed it as they land
-    if have >= size:
-        return org, meter
-    log(f"generating {size - have:,} events in ClickHouse for {org.slug} (once; kept in {DATA_DIR})…")
+    spec = store.MeterSpec.of(meter)
+    key = rollups.ensure(spec)  # the view and the (empty) history: the production path
+    stage = f"{db}.bench_stage"
+    ch.command(f"DROP TABLE IF EXISTS {stage}")
+    ch.command(f"CREATE TABLE {stage} AS {db}.{schema.EVENT}")
+    log(f"generating {size:,} events in ClickHouse for {org.slug}…")
     t0 = time.perf_counter()
     step = 10_000_000
-    for lo in range(have, size, step):
-        hi = min(size, lo + step)
+    for lo in range(0, size, step):
+        count = min(size, lo + step) - lo
         ch.command(
-            f"INSERT INTO {db}.{schema.EVENT} (organization_id, source, event_id, type, subject, time, data, "
-            "stored_at, seq, fp, doc) "
+            f"INSERT INTO {stage} (organization_id, source, event_id, type, subject, time, data, stored_at, seq, "
+            "fp, doc) "
             "SELECT {o:String}, 'gen', concat('g', toString(number)), 'prompt', "
             "concat('customer-', toString(number % 1000)), "
             "toDateTime64('2025-01-01 00:00:00', 6, 'UTC') + "
             "toIntervalSecond(intDiv(((number * 7919) % {n:UInt64}) * {span:UInt64}, {n:UInt64})), "
-            'concat(\'{"tokens":\', toString(number % 997), \',"model":"\', '
-            "['gpt-4o','gpt-4o-mini','claude','llama'][1 + number % 4], '\",\"type\":\"', "
-            "if(number % 2 = 0, 'input', 'output'), '\"}') AS data, now64(6), number + 1, cityHash64(number), "
-            'replaceRegexpOne(data, \'"tokens":([0-9]+)\', \'"tokens":"\\\\1"\') '
-            "FROM numbers({lo:UInt64}, {count:UInt64})",
-            {"o": org.id, "span": SPAN_SECONDS, "n": size, "lo": lo, "count": hi - lo},
+            'concat(\'{"tokens":\', toString(number % 997), \',"model":"\', model, \'","type":"\', kind, \'"}\'), '
+            "now64(6), number + 1, cityHash64(number), "
+            'concat(\'{"tokens":"\', toString(number % 997), \'","model":"\', model, \'","type":"\', kind, \'"}\') '
+            "FROM (SELECT number, ['gpt-4o','gpt-4o-mini','claude','llama'][1 + number % 4] AS model, "
+            "if(number % 2 = 0, 'input', 'output') AS kind FROM numbers_mt({lo:UInt64}, {count:UInt64})) "
+            "SETTINGS max_insert_threads = 2, min_insert_block_size_rows = 2000000",
+            {"o": org.id, "span": SPAN_SECONDS, "n": size, "lo": lo, "count": count},
         )
-        log(f"  {hi:,} rows ({time.perf_counter() - t0:.0f}s)")
-        if checkpoint is not None and hi < size:
-            checkpoint(org, meter, hi)
+        log(f"  {lo + count:,} rows ({time.perf_counter() - t0:.0f}s)")
+    columns = "organization_id, meter_key, bucket, subject, group_key, event_count, value_count, value_sum, "
+    columns += "value_min, value_max"
+    ch.command(f"INSERT INTO {db}.{schema.ROLLUP} ({columns}) " + rollups._select(spec, key, stage))
+    log(f"  folded into the meter's rollups ({time.perf_counter() - t0:.0f}s)")
+    for (partition,) in ch.rows(
+        "SELECT DISTINCT partition_id FROM system.parts WHERE database = {d:String} AND table = 'bench_stage' "
+        "AND active",
+        {"d": db},
+    ):
+        ch.command(f"ALTER TABLE {db}.{schema.EVENT} ATTACH PARTITION ID '{partition}' FROM {stage}")
+    ch.command(f"DROP TABLE {stage}")
+    (have,) = ch.rows(
+        f"SELECT count() FROM {db}.{schema.EVENT} WHERE organization_id = {{o:String}}", {"o": org.id}
+    )[0]
+    if have != size:
+        raise RuntimeError(f"generated {have} events, expected {size}")
+    log(f"  attached to {schema.EVENT} ({time.perf_counter() - t0:.0f}s)")
     return org, meter
 
 
@@ -163,8 +186,27 @@ def _pg_query() -> str:
     )
 
 
+def _data_dir_remove() -> None:
+    from metering.clickhouse import schema
+
+    for url, client in list(schema._clients.items()):
+        if url.startswith("chdb://"):
+            client.close()
+            del schema._clients[url]
+    shutil.rmtree(DATA_DIR, ignore_errors=True)
+
+
 def run() -> list[dict]:
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    global DATA_DIR
+    DATA_DIR = Path(tempfile.mkdtemp(prefix="meterline-bench-ch-", dir=TMP_PARENT))
+    try:
+        return _run()
+    finally:
+        _use("postgres")
+        _data_dir_remove()
+
+
+def _run() -> list[dict]:
     load_start = os.getloadavg()[0]
     run_id = f"ch{int(time.time())}"
     rows: list[dict] = []
@@ -183,19 +225,9 @@ def run() -> list[dict]:
             }
         )
     pg_note = _pg_query()
-
-    def checkpoint(org, meter, rows_so_far: int) -> None:
-        _use("clickhouse")
-        res = bench_query(org, meter, None, None)
-        log(
-            f"  at {rows_so_far:,} events: query p50 {res['rollup_p50']:.1f} ms (max {res['rollup_max']:.1f}, "
-            f"CPU p50 {query_cpu_ms(org, meter):.1f} ms), raw only p50 {res['raw_p50']:.1f} ms; "
-            f"load avg {os.getloadavg()[0]:.1f}"
-        )
-
     for size in SIZES:
         t0 = time.perf_counter()
-        org, meter = generate(size, checkpoint)
+        org, meter = generate(size)
         made = time.perf_counter() - t0
         _use("clickhouse")
         res = bench_query(org, meter, None, None)
@@ -206,8 +238,8 @@ def run() -> list[dict]:
                 f"{query_cpu_ms(org, meter):.1f} ms); raw only p50 {res['raw_p50']:.1f} ms",
                 "target": "<= 50 ms" if size >= 100_000_000 else "(info)",
                 "ok": res["rollup_p50"] <= 50 if size >= 100_000_000 else None,
-                "notes": f"data set ready in {made:.0f}s; load avg {os.getloadavg()[0]:.1f}; {pg_note}",
+                "notes": f"data set made in {made:.0f}s (temporary, removed after the run); load avg "
+                f"{os.getloadavg()[0]:.1f}; {pg_note}",
             }
         )
-    _use("postgres")
     return rows

@@ -220,6 +220,10 @@ INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 5 * 1024 * 1024, minimu
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(INGEST_MAX_BODY_BYTES, 2_621_440) + 1024
 # Accepted events waiting to be stored beyond which ingest answers 503 + Retry-After (0 = no limit).
 INGEST_BACKLOG_MAX_EVENTS = env_int("INGEST_BACKLOG_MAX_EVENTS", 2_000_000, minimum=0)
+# A background drainer's bounded share (metering.drain.Pace): each chunk aims at DRAIN_CHUNK_MS, and while
+# requests keep arriving it rests DRAIN_REST_PERCENT of a chunk's time (at most 50 ms) before the next.
+DRAIN_CHUNK_MS = env_int("DRAIN_CHUNK_MS", 100, minimum=1)
+DRAIN_REST_PERCENT = env_int("DRAIN_REST_PERCENT", 25, minimum=0)
 # Where raw events, rollups and meter queries live: "postgres" (default) or "clickhouse" (docs/scaling.md).
 METERING_STORE = env_choice("METERING_STORE", "postgres", ["postgres", "clickhouse"])
 # The ClickHouse store's connection: http(s)://user:password@host:8123/database (a server, clickhouse-connect)

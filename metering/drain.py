@@ -9,11 +9,14 @@ reads its own writes. It sits below services and selectors: both call it, it cal
 from __future__ import annotations
 
 import logging
+import os
 import time
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
 
 from core import jobs
 from core.background import Coalescer
@@ -66,14 +69,68 @@ def _notify_landed(*, organization_id: str, **kwargs: Any) -> None:
         hooks.ingest_landed(organization=organization, **kwargs)
 
 
-def events_drain(*, organization_id: str, up_to_id: int | None = None) -> list[store.DrainResult]:
+# A background drain takes a bounded share of the machine (docs/scaling.md, "PostgreSQL"): each chunk is
+# one short transaction sized to take about DRAIN_CHUNK_MS (the size follows the measured rate, between
+# DRAIN_MIN_EVENTS and store.DRAIN_MAX_EVENTS), and while requests keep arriving (the inbox's newest batch
+# moved during the chunk) the drain rests DRAIN_REST_PERCENT of the chunk's time before the next one, at
+# most DRAIN_REST_MAX_SECONDS, so single-event requests find the cores and the WAL free. Both settings
+# come from the environment (config/settings.py); the defaults below are theirs.
+DRAIN_CHUNK_SECONDS = 0.1
+DRAIN_MIN_EVENTS = 500
+DRAIN_REST_RATIO = 0.25
+DRAIN_REST_MAX_SECONDS = 0.05
+
+
+@dataclass
+class Pace:
+    """The chunk size and rests of one background drainer (reads drain without a pace: at full speed)."""
+
+    chunk_seconds: float = DRAIN_CHUNK_SECONDS
+    rest_ratio: float = DRAIN_REST_RATIO
+    rest_max: float = DRAIN_REST_MAX_SECONDS
+    events: int = DRAIN_MIN_EVENTS
+    newest: int | None = None
+
+    @classmethod
+    def from_settings(cls) -> Pace:
+        return cls(
+            chunk_seconds=getattr(settings, "DRAIN_CHUNK_MS", DRAIN_CHUNK_SECONDS * 1000) / 1000,
+            rest_ratio=getattr(settings, "DRAIN_REST_PERCENT", DRAIN_REST_RATIO * 100) / 100,
+        )
+
+    def after_chunk(self, received: int, elapsed: float) -> None:
+        """Size the next chunk from this one's rate; rest when requests arrived meanwhile."""
+        if received and elapsed > 0:
+            fitted = int(received / elapsed * self.chunk_seconds)
+            self.events = max(DRAIN_MIN_EVENTS, min(store.DRAIN_MAX_EVENTS, fitted))
+        newest = store.inbox_last_pending()
+        fresh = newest is not None and self.newest is not None and newest > self.newest
+        self.newest = newest
+        if fresh and self.rest_ratio > 0:
+            time.sleep(min(self.rest_max, elapsed * self.rest_ratio))
+
+
+def events_drain(
+    *, organization_id: str, up_to_id: int | None = None, pace: Pace | None = None
+) -> list[store.DrainResult]:
     """Store an organization's accepted batches (all, or those up to `up_to_id`), chunk by chunk; the
-    ingest listeners are called for each chunk that stored new events, after it commits."""
-    results = []
-    while (result := store.inbox_drain(organization_id=organization_id, up_to_id=up_to_id)) is not None:
+    ingest listeners are called for each chunk that stored new events, after it commits. With a `pace`
+    (background drains), chunks are sized to its time budget and rest while requests arrive."""
+    results: list[store.DrainResult] = []
+    while True:
+        started = time.monotonic()
+        if pace is None:
+            result = store.inbox_drain(organization_id=organization_id, up_to_id=up_to_id)
+        else:
+            result = store.inbox_drain(
+                organization_id=organization_id, up_to_id=up_to_id, max_events=pace.events
+            )
+        if result is None:
+            return results
         results.append(result)
         _landed(result)
-    return results
+        if pace is not None:
+            pace.after_chunk(result.received, time.monotonic() - started)
 
 
 def events_flush(*, organization_id: str) -> None:
@@ -84,9 +141,12 @@ def events_flush(*, organization_id: str) -> None:
         events_drain(organization_id=organization_id, up_to_id=last)
 
 
-def events_drain_all(*, seconds: float | None = None, up_to_id: int | None = None) -> list[store.DrainResult]:
+def events_drain_all(
+    *, seconds: float | None = None, up_to_id: int | None = None, pace: Pace | None = None
+) -> list[store.DrainResult]:
     """Drain every organization's inbox, oldest first: everything accepted up to now (or up to batch id
-    `up_to_id`), stopping early once `seconds` have passed. Bounded, so it never chases a live stream."""
+    `up_to_id`), stopping early once `seconds` have passed. Bounded, so it never chases a live stream.
+    `pace`: a background drainer's bounded share (see `Pace`)."""
     if up_to_id is None:
         up_to_id = store.inbox_last_pending()
         if up_to_id is None:
@@ -106,7 +166,7 @@ def events_drain_all(*, seconds: float | None = None, up_to_id: int | None = Non
                 object_id=organization_id,
                 was_failing=organization_id in skip.failing,
             ) as outcome:
-                results.extend(events_drain(organization_id=organization_id, up_to_id=up_to_id))
+                results.extend(events_drain(organization_id=organization_id, up_to_id=up_to_id, pace=pace))
             if outcome.failed:
                 skipped.add(organization_id)
             if deadline is not None and time.monotonic() >= deadline:
@@ -120,10 +180,30 @@ def events_drain_background(*, seconds: float = 50.0) -> int:
     on each other). Returns the number of events stored."""
     deadline = time.monotonic() + seconds
     stored = 0
+    pace = Pace.from_settings()
     with store.drain_worker_slot() as mine:
         while mine and (left := deadline - time.monotonic()) > 0:
-            results = events_drain_all(seconds=left)
+            results = events_drain_all(seconds=left, pace=pace)
             if not results:
                 break
             stored += sum(r.inserted for r in results)
     return stored
+
+
+def drainer_priority_lower(niceness: int) -> None:
+    """A dedicated drainer process (`manage.py events_drain --follow`) yields the CPU to requests: its own
+    scheduling priority is lowered by `niceness`, and so is its database server process when that runs on
+    this machine under our control (the embedded PostgreSQL; a server elsewhere is left alone). A
+    lower-priority process still gets every idle cycle; it only gives way when requests want the CPU."""
+    if niceness <= 0:
+        return
+    os.nice(niceness)
+    if getattr(settings, "EMBEDDED_DATABASE", False):
+        connection.ensure_connection()
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            backend = int(cur.fetchone()[0])
+        try:
+            os.setpriority(os.PRIO_PROCESS, backend, os.getpriority(os.PRIO_PROCESS, backend) + niceness)
+        except OSError:  # not allowed (another user's server without the privilege): keep the default
+            logger.info("could not lower the priority of the drainer's database process %s", backend)

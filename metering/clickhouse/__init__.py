@@ -9,31 +9,20 @@ rejected-event log stay in PostgreSQL; see docs/scaling.md.
 
 import sys
 
-from metering.clickhouse.events import events_insert, events_list, events_purge, inbox_drain
-from metering.clickhouse.query import (
-    group_values_list,
-    subjects_list,
-    usage_query,
-    usage_totals,
-    usage_totals_many,
-)
-from metering.clickhouse.rollups import rollup_advance, rollup_reset, safe_horizon, watermark_get
+# The names `metering.store.backend` routes to when METERING_STORE=clickhouse (re-exported: `x as x`).
+from metering.clickhouse.events import events_insert as events_insert
+from metering.clickhouse.events import events_list as events_list
+from metering.clickhouse.events import events_purge as events_purge
+from metering.clickhouse.events import inbox_drain as inbox_drain
+from metering.clickhouse.query import group_values_list as group_values_list
+from metering.clickhouse.query import subjects_list as subjects_list
+from metering.clickhouse.query import usage_query as usage_query
+from metering.clickhouse.query import usage_totals as usage_totals
+from metering.clickhouse.query import usage_totals_many as usage_totals_many
+from metering.clickhouse.rollups import rollup_advance as rollup_advance
+from metering.clickhouse.rollups import rollup_reset as rollup_reset
+from metering.clickhouse.rollups import safe_horizon as safe_horizon
+from metering.clickhouse.rollups import watermark_get as watermark_get
 from metering.store import backend
-
-__all__ = [
-    "events_insert",
-    "events_list",
-    "events_purge",
-    "group_values_list",
-    "inbox_drain",
-    "rollup_advance",
-    "rollup_reset",
-    "safe_horizon",
-    "subjects_list",
-    "usage_query",
-    "usage_totals",
-    "usage_totals_many",
-    "watermark_get",
-]
 
 backend.register_clickhouse(sys.modules[__name__])

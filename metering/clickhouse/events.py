@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Unpack
 
 from django.db import connection, transaction
 
@@ -297,34 +297,17 @@ def _mark_failed(cur: Any, bid: int, error: str) -> None:
 
 
 def events_list(
-    *,
-    organization_id: str,
-    subject: str | None = None,
-    type: str | None = None,
-    id: str | None = None,
-    time_from: datetime | None = None,
-    time_to: datetime | None = None,
-    stored_from: datetime | None = None,
-    stored_to: datetime | None = None,
-    limit: int = 100,
+    *, organization_id: str, limit: int = 100, **filters: Unpack[store.EventFilters]
 ) -> list[store.StoredEvent]:
-    """Most recently ingested first (as the PostgreSQL store's `events_list`)."""
+    """Most recently ingested first, filtered as the PostgreSQL store's `events_list` (the same keyword
+    arguments, through `store.event_conditions`)."""
     ch = client()
     where = ["organization_id = {org:String}"]
     params: dict[str, Any] = {"org": organization_id, "limit": int(limit)}
-    for col, name, val in (("subject", "subject", subject), ("type", "type", type), ("event_id", "id", id)):
-        if val is not None:
-            where.append(f"{col} = {{{name}:String}}")
-            params[name] = val
-    for col, op, name, bound in (
-        ("time", ">=", "t_from", time_from),
-        ("time", "<", "t_to", time_to),
-        ("stored_at", ">=", "s_from", stored_from),
-        ("stored_at", "<", "s_to", stored_to),
-    ):
-        if bound is not None:
-            where.append(f"{col} {op} {{{name}:DateTime64(6, 'UTC')}}")
-            params[name] = bound
+    for i, (column, op, value) in enumerate(store.event_conditions(filters)):
+        kind = "DateTime64(6, 'UTC')" if column in ("time", "stored_at") else "String"
+        where.append(f"{column} {op} {{f{i}:{kind}}}")
+        params[f"f{i}"] = value
     rows = ch.rows(
         "SELECT toInt64(seq), source, event_id, type, subject, time, data, stored_at "
         f"FROM {ch.database}.{schema.EVENT} FINAL WHERE {' AND '.join(where)} "

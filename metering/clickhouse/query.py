@@ -27,7 +27,7 @@ from metering.clickhouse.schema import client
 from metering.jsonpath import compile_path
 
 # The PostgreSQL store's own rules for hour boundaries and window ends: both stores decide alike.
-from metering.store.usage import UsageQuery, ceil_hour, floor_hour, tz_whole_hours, window_end
+from metering.store.usage import UsageQuery, ceil_hour, floor_hour, total_queries, tz_whole_hours, window_end
 
 _TIME = "DateTime64(6, 'UTC')"
 _WINDOW = {
@@ -306,17 +306,7 @@ def usage_totals(
 def usage_totals_many(
     *, requests: Sequence[store.TotalRequest], flush: store.Flush | None = None
 ) -> list[Decimal]:
-    queries = [
-        UsageQuery(
-            r.spec,
-            r.time_from,
-            r.time_to,
-            subjects=list(r.subjects) if r.subjects is not None else None,
-            filter_group_by={k: list(v) for k, v in r.filter_group_by.items()},
-        )
-        for r in requests
-    ]
-    return [total if total is not None else Decimal(0) for total in _totals(queries, flush)]
+    return [total if total is not None else Decimal(0) for total in _totals(total_queries(requests), flush)]
 
 
 def subjects_list(

@@ -49,9 +49,11 @@ from metering.store.events import (
     CONFLICT_REASON,
     INGEST_LOCK_KEY,
     SMALL_BATCH,
+    EventFilters,
     EventTuple,
     InsertResult,
     StoredEvent,
+    event_conditions,
     rejected_insert,
 )
 from metering.store.inbox import (
@@ -99,6 +101,7 @@ __all__ = [
     "UNITS",
     "UNPROCESSABLE_REASON",
     "DrainResult",
+    "EventFilters",
     "EventTuple",
     "ExpireResult",
     "Flush",
@@ -109,6 +112,7 @@ __all__ = [
     "TotalRequest",
     "UsageRow",
     "drain_worker_slot",
+    "event_conditions",
     "event_values",
     "events_expire",
     "events_insert",

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from django.db import connection, transaction
 
@@ -122,22 +122,25 @@ PAYLOAD_HASH = (
 
 # One statement stores the events of `{source}` (columns bid, ord, received_at, source, event_id, type,
 # subject, time, data; (bid, ord) is the acceptance order) for organization %(org)s and logs conflicts:
-# - `f`: the first occurrence of each (source, id), in acceptance order (first accepted wins);
-# - `n`: their seq, drawn in acceptance order (PostgreSQL evaluates the volatile nextval after the sort);
-# - `k`: their dedup keys with the payload hash, inserted in key order; a key already stored is skipped;
-# - `dup`: the keys stored before; `ins`: the other events, inserted in the query index's order (type,
-#   subject, time); both test membership with hashed `NOT IN` subplans, never a join the planner could turn
-#   into a nested loop (the row estimates of CTEs are guesses);
+# - `n`: every incoming event with its seq, drawn in acceptance order (PostgreSQL evaluates the volatile
+#   nextval after the sort);
+# - `k`: the dedup keys with the payload hash, inserted in key order and, for one key, in seq order: the
+#   first accepted occurrence of a key is inserted and every later one (in this chunk, or stored before) is
+#   skipped by ON CONFLICT DO NOTHING, so first accepted wins without a separate DISTINCT ON sort;
+# - `dup`: the events whose key was not inserted; `ins`: the others, inserted in the query index's order
+#   (type, subject, time); both test membership with hashed `NOT IN` subplans, never a join the planner
+#   could turn into a nested loop (the row estimates of CTEs are guesses);
 # - `old`: the stored payload hash of each key seen before: one primary-key probe each (a lateral lookup,
 #   never a join over the keys or a read of the event, whose index choice would rest on stale statistics);
+#   it reads the statement's snapshot, so a key first inserted by `k` finds nothing;
 # - `judged`/`rej`: per key, the payload that counts is the stored one, else the first occurrence (one
 #   window over the stored and incoming rows, no join); every incoming event that differs is a conflict.
+#   Only computed when some event lost (`dup` not empty): a chunk of new events skips the sort entirely.
 STORE_SQL = (
     "WITH v AS (SELECT s.*, " + PAYLOAD_HASH.format(a="s.") + " AS h FROM ({source}) s), "
-    "f AS (SELECT DISTINCT ON (source, event_id) * FROM v ORDER BY source, event_id, bid, ord), "
-    f"n AS (SELECT nextval('{SEQUENCE}') AS seq, f.* FROM f ORDER BY bid, ord), "
+    f"n AS (SELECT nextval('{SEQUENCE}') AS seq, v.* FROM v ORDER BY bid, ord), "
     "k AS (INSERT INTO metering_eventkey (organization_id, source, event_id, seq, time, payload_hash) "
-    "  SELECT %(org)s, source, event_id, seq, time, h FROM n ORDER BY source, event_id "
+    "  SELECT %(org)s, source, event_id, seq, time, h FROM n ORDER BY source, event_id, seq "
     "  ON CONFLICT DO NOTHING RETURNING seq), "
     "dup AS MATERIALIZED (SELECT n.seq, n.source, n.event_id FROM n WHERE n.seq NOT IN (SELECT seq FROM k)), "
     "ins AS (INSERT INTO metering_event (seq, organization_id, source, event_id, type, subject, time, data, "
@@ -152,6 +155,7 @@ STORE_SQL = (
     "    NULL::jsonb AS data, 0 AS prio, 0::bigint AS bid, 0::bigint AS ord, NULL::timestamptz AS received_at "
     "    FROM old UNION ALL "
     "    SELECT source, event_id, h, type, subject, time, data, 1, bid, ord, received_at FROM v) c "
+    "  WHERE EXISTS (SELECT 1 FROM dup) "
     "  WINDOW w AS (PARTITION BY source, event_id ORDER BY prio, bid, ord)), "
     f"rej AS ({CONFLICT_INSERT}SELECT %(org)s, source, event_id, type, subject, time, data, %(reason)s, "
     "  %(detail)s, received_at FROM judged WHERE prio = 1 AND w_h <> h RETURNING 1) "
@@ -216,37 +220,44 @@ class StoredEvent:
     stored_at: datetime
 
 
+class EventFilters(TypedDict, total=False):
+    """The event log's filters (`events_list` of either store): each one given narrows the list."""
+
+    subject: str | None
+    type: str | None
+    id: str | None
+    time_from: datetime | None  # event time, inclusive
+    time_to: datetime | None  # exclusive
+    stored_from: datetime | None  # when stored, inclusive
+    stored_to: datetime | None  # exclusive
+
+
+_FILTER_COLUMNS = {
+    "subject": ("subject", "="),
+    "type": ("type", "="),
+    "id": ("event_id", "="),
+    "time_from": ("time", ">="),
+    "time_to": ("time", "<"),
+    "stored_from": ("stored_at", ">="),
+    "stored_to": ("stored_at", "<"),
+}
+
+
+def event_conditions(filters: EventFilters) -> list[tuple[str, str, Any]]:
+    """The given filters as (column, operator, value): the same for both stores, each binds the values
+    its own way."""
+    return [(*_FILTER_COLUMNS[name], value) for name, value in filters.items() if value is not None]
+
+
 def events_list(
-    *,
-    organization_id: str,
-    subject: str | None = None,
-    type: str | None = None,
-    id: str | None = None,
-    time_from: datetime | None = None,
-    time_to: datetime | None = None,
-    stored_from: datetime | None = None,
-    stored_to: datetime | None = None,
-    limit: int = 100,
+    *, organization_id: str, limit: int = 100, **filters: Unpack[EventFilters]
 ) -> list[StoredEvent]:
     """Most recently ingested first."""
     where = ["organization_id = %s"]
     params: list[Any] = [organization_id]
-    for col, val in (("subject", subject), ("type", type), ("event_id", id)):
-        if val is not None:
-            where.append(f"{col} = %s")
-            params.append(val)
-    if time_from is not None:
-        where.append("time >= %s")
-        params.append(time_from)
-    if time_to is not None:
-        where.append("time < %s")
-        params.append(time_to)
-    if stored_from is not None:
-        where.append("stored_at >= %s")
-        params.append(stored_from)
-    if stored_to is not None:
-        where.append("stored_at < %s")
-        params.append(stored_to)
+    for column, op, value in event_conditions(filters):
+        where.append(f"{column} {op} %s")
+        params.append(value)
     params.append(limit)
     with connection.cursor() as cur:
         cur.execute(

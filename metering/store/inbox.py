@@ -43,6 +43,16 @@ class DrainResult:
         return self.received - self.inserted
 
 
+def drain_commit_async(cur) -> None:
+    """A drain's commit does not wait for its WAL to reach the disk (`synchronous_commit = off` for this
+    transaction only): the accepted batches it deletes were made durable when accepted, so a crash that
+    loses the last drains' commits puts their batches back in line and the drain redoes them (dedup keeps
+    each event once). Anything that read the drain's result and committed after it flushed its WAL too
+    (WAL is flushed in order), so nothing durable ever depends on a lost drain. The single-event requests
+    committing meanwhile then never queue behind a chunk's WAL flush."""
+    cur.execute("SET LOCAL synchronous_commit = off")
+
+
 def inbox_append(*, organization_id: str, body: bytes, event_count: int, received_at: datetime) -> int:
     """Accept a validated request durably: one row, the body as received (a JSON array of events).
 
@@ -151,8 +161,11 @@ def inbox_drain(
     redoes the whole chunk and the dedup keys keep every event counted once. Drains of the same
     organization are serialised by an advisory lock (first write wins stays first accepted wins).
     `up_to_id` leaves batches accepted after that id alone. Returns None when nothing was pending."""
+    outermost = not connection.in_atomic_block
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [DRAIN_LOCK_CLASS, organization_id])
+        if outermost:  # inside a caller's transaction, its commit keeps its own durability
+            drain_commit_async(cur)
         cur.execute(
             "SELECT id, event_count FROM metering_inboxbatch WHERE organization_id = %s AND failed_at IS NULL "
             "AND id <= %s ORDER BY id LIMIT 1000",

@@ -337,7 +337,12 @@ class TotalRequest:
 
 def usage_totals_many(*, requests: Sequence[TotalRequest], flush: Flush | None = None) -> list[Decimal]:
     """One total per request (ungrouped: all its subjects together; 0 when nothing counted), as `_totals`."""
-    queries = [
+    return [total if total is not None else Decimal(0) for total in _totals(total_queries(requests), flush)]
+
+
+def total_queries(requests: Sequence[TotalRequest]) -> list[UsageQuery]:
+    """The usage statement of each total request (both stores' `usage_totals_many`)."""
+    return [
         UsageQuery(
             r.spec,
             r.time_from,
@@ -347,7 +352,6 @@ def usage_totals_many(*, requests: Sequence[TotalRequest], flush: Flush | None =
         )
         for r in requests
     ]
-    return [total if total is not None else Decimal(0) for total in _totals(queries, flush)]
 
 
 def _totals(queries: Sequence[UsageQuery], flush: Flush | None) -> list[Decimal | None]:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from django.db import connection, transaction
 
 from metering import drain, hooks, services, store
 from metering import tasks as metering_tasks
@@ -350,3 +351,92 @@ def test_a_full_backlog_answers_503_with_retry_after_and_stores_nothing(
     drain.events_drain_all()
     accept(tenant_b.client("ingest"), [ce("g1")])  # drained: accepted again
     assert InboxBatch.objects.filter(organization=tenant_b.org).count() == 1
+
+
+# --- the background drain's bounded share ------------------------------------------------------------
+
+
+def _append(tenant, ids: list[str], tokens_each: int = 1) -> int:
+    body = json.dumps([ce(i, data={"tokens": tokens_each, "model": "m"}) for i in ids]).encode()
+    return store.inbox_append(
+        organization_id=tenant.org.id, body=body, event_count=len(ids), received_at=datetime.now(UTC)
+    )
+
+
+def test_a_paced_drain_stores_in_chunks_of_its_size_in_acceptance_order(
+    tenant_a, tenant_b, tokens_meter, monkeypatch
+):
+    rests: list[float] = []
+    monkeypatch.setattr(drain.time, "sleep", rests.append)
+    for b in range(6):  # 6 batches of 300 events; one id resent later with another payload
+        _append(tenant_a, [f"e{b}-{i}" for i in range(300)])
+    _append(tenant_a, ["e0-0"], tokens_each=50)
+    _append(tenant_b, ["e0-0"], tokens_each=9)  # B's own, never drained with A's
+    pace = drain.Pace(chunk_seconds=1e-9)  # a tiny budget: every chunk is the minimum size
+    results = drain.events_drain(organization_id=tenant_a.org.id, pace=pace)
+    # chunks of at most 500 events (whole batches, at least one): 2 batches of 300 exceed it
+    assert [r.received for r in results] == [300] * 5 + [301]  # the last two batches fit 500 together
+    assert sum(r.inserted for r in results) == 1800 and results[-1].conflicts == 1
+    assert pace.events == drain.DRAIN_MIN_EVENTS
+    assert rests == []  # nothing arrived while it drained: no rest
+    assert tokens(tenant_a.org, tokens_meter) == Decimal(1800)
+    seqs = Event.objects.filter(organization=tenant_a.org, event_id__in=["e0-0", "e5-299"])
+    assert [e.event_id for e in seqs.order_by("seq")] == ["e0-0", "e5-299"]
+    assert InboxBatch.objects.get().organization_id == tenant_b.org.id
+
+
+def test_a_paced_drain_sizes_chunks_from_its_rate_and_rests_only_when_requests_arrive(tenant_a, monkeypatch):
+    rests: list[float] = []
+    monkeypatch.setattr(drain.time, "sleep", rests.append)
+    pace = drain.Pace(chunk_seconds=0.1, rest_ratio=0.25, rest_max=0.05)
+    first = _append(tenant_a, ["a"])
+    pace.after_chunk(1000, 0.01)  # 100k events/s: 10,000 fit 0.1 s, capped at the maximum
+    assert (pace.events, pace.newest, rests) == (store.DRAIN_MAX_EVENTS, first, [])
+    pace.after_chunk(1000, 1.0)  # 1,000 events/s: 100 fit, raised to the minimum
+    assert (pace.events, rests) == (drain.DRAIN_MIN_EVENTS, [])
+    _append(tenant_a, ["b"])  # a request arrived during the chunk: rest a quarter of its time
+    pace.after_chunk(1000, 0.08)
+    assert rests == [pytest.approx(0.02)] and pace.events == 1250
+    _append(tenant_a, ["c"])
+    pace.after_chunk(1000, 1.0)  # never more than rest_max
+    assert rests[-1] == pytest.approx(0.05)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_drain_commits_without_waiting_for_the_wal_unless_inside_a_callers_transaction(
+    tenant_a, monkeypatch
+):
+    seen: list[str] = []
+    real = store_inbox._drain_rows
+
+    def spy(cur, org, ids):
+        cur.execute("SHOW synchronous_commit")
+        seen.append(cur.fetchone()[0])
+        return real(cur, org, ids)
+
+    monkeypatch.setattr(store_inbox, "_drain_rows", spy)
+    _append(tenant_a, ["s1", "s2"])
+    [result] = drain.events_drain(organization_id=tenant_a.org.id)
+    assert result.inserted == 2 and seen == ["off"]
+    with connection.cursor() as cur:  # for that transaction only
+        cur.execute("SHOW synchronous_commit")
+        assert cur.fetchone()[0] == "on"
+    # a caller's transaction that drains (a read inside a write) keeps its durable commit
+    _append(tenant_a, ["s3"])
+    with transaction.atomic():
+        [result] = drain.events_drain(organization_id=tenant_a.org.id)
+        with connection.cursor() as cur:
+            cur.execute("SHOW synchronous_commit")
+            assert cur.fetchone()[0] == "on"
+    assert result.inserted == 1 and seen == ["off", "on"]
+
+
+def test_a_dedicated_drainer_lowers_only_its_own_priority_on_a_server_elsewhere(settings, monkeypatch):
+    calls: list[tuple] = []
+    monkeypatch.setattr(drain.os, "nice", lambda n: calls.append(("nice", n)))
+    monkeypatch.setattr(drain.os, "setpriority", lambda *a: calls.append(("setpriority", *a)))
+    drain.drainer_priority_lower(0)
+    assert calls == []
+    settings.EMBEDDED_DATABASE = False  # DATABASE_URL: the server's processes are not ours to touch
+    drain.drainer_priority_lower(10)
+    assert calls == [("nice", 10)]

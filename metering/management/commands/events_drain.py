@@ -1,7 +1,10 @@
 """`manage.py events_drain`: store accepted ingest batches now, with progress (the Celery task's work).
 
 Useful to catch up on a backlog by hand, or (`--follow`) as a dedicated drainer process next to or
-instead of the Celery task. `--retry-failed` first retries the batches kept as unprocessable.
+instead of the Celery task: it then drains at the background pace (`metering.drain.Pace`: short chunks,
+rests while requests arrive) with its CPU priority lowered by `--nice` (default 10; 0 keeps it), so
+ingest requests keep their latency while a backlog drains. `--retry-failed` first retries the batches
+kept as unprocessable.
 """
 
 import time
@@ -20,6 +23,9 @@ class Command(BaseCommand):
             "--idle", type=float, default=0.05, help="seconds to wait when nothing is pending"
         )
         parser.add_argument(
+            "--nice", type=int, default=10, help="with --follow: lower this process's CPU priority by N"
+        )
+        parser.add_argument(
             "--retry-failed",
             action="store_true",
             help="first put batches kept as unprocessable back in line (after fixing the cause)",
@@ -33,10 +39,14 @@ class Command(BaseCommand):
         self.stdout.write(f"{total:,} events pending in {sum(n for _o, n, _e in pending):,} batches")
         # without --follow: what is pending now, not what keeps arriving
         up_to = None if opts["follow"] else (store.inbox_last_pending() or 0)
+        pace = None
+        if opts["follow"]:
+            drain.drainer_priority_lower(opts["nice"])
+            pace = drain.Pace.from_settings()
         started = last_report = time.monotonic()
         stored = duplicates = failed = 0
         while True:
-            results = drain.events_drain_all(seconds=1.0, up_to_id=up_to)
+            results = drain.events_drain_all(seconds=1.0, up_to_id=up_to, pace=pace)
             for r in results:
                 stored += r.inserted
                 duplicates += r.duplicates
