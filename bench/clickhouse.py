@@ -131,7 +131,8 @@ def generate(size: int) -> tuple:
             'concat(\'{"tokens":"\', toString(number % 997), \'","model":"\', model, \'","type":"\', kind, \'"}\') '
             "FROM (SELECT number, ['gpt-4o','gpt-4o-mini','claude','llama'][1 + number % 4] AS model, "
             "if(number % 2 = 0, 'input', 'output') AS kind FROM numbers_mt({lo:UInt64}, {count:UInt64})) "
-            "SETTINGS max_insert_threads = 2, min_insert_block_size_rows = 2000000",
+            "SETTINGS max_insert_threads = 2, min_insert_block_size_rows = 10000000, "
+            "min_insert_block_size_bytes = 4294967296",
             {"o": org.id, "span": SPAN_SECONDS, "n": size, "lo": lo, "count": count},
         )
         log(f"  {lo + count:,} rows ({time.perf_counter() - t0:.0f}s)")
