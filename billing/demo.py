@@ -12,8 +12,11 @@ from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
+from billing import services, sources
 from billing.models import Customer, Subscription
+from core.errors import DomainError
 from core.models import Organization
+from metering.services import events_ingest
 
 if TYPE_CHECKING:
     from metering.store import EventTuple
@@ -52,8 +55,6 @@ def _usage_events(now: datetime) -> list[EventTuple]:
 
 
 def demo_load(org: Organization) -> None:
-    from billing import services
-
     customer = Customer.objects.filter(organization=org, key="acme", deleted_at__isnull=True).first()
     if customer is None:
         customer = services.customer_create(
@@ -67,9 +68,6 @@ def demo_load(org: Organization) -> None:
         )
     now = timezone.now()
     if not Subscription.objects.filter(organization=org, customer=customer).exists():
-        from billing import sources
-        from core.errors import DomainError
-
         try:
             sources.plan_spec_get(organization=org, key="ai_pro")
         except (DomainError, LookupError):
@@ -84,6 +82,4 @@ def demo_load(org: Organization) -> None:
                 billing_anchor=start,
                 actor="demo_load",
             )
-    from metering.services import events_ingest
-
     events_ingest(organization=org, events=_usage_events(now))

@@ -9,17 +9,43 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar, cast
 
+from catalog import selectors as catalog
 from core.errors import NotFound
 from core.models import Organization
+from metering import selectors as metering
+
+
+class JsonSpec:
+    """`as_json()`: the dataclass's fields under camelCase names, nested specs as JSON too (the catalog
+    document shape that `from_json` reads and subscriptions keep as their snapshot)."""
+
+    NOT_IN_JSON: ClassVar[tuple[str, ...]] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(cast(Any, self)):
+            if f.name in self.NOT_IN_JSON:
+                continue
+            value = getattr(self, f.name)
+            head, *rest = f.name.split("_")
+            out[head + "".join(word.title() for word in rest)] = (
+                [v.as_json() for v in value] if isinstance(value, tuple) else value
+            )
+        return out
+
+
+def _key_and_name(d: dict[str, Any]) -> dict[str, Any]:
+    """A document's key, and its name (the key when it has none)."""
+    return {"key": d["key"], "name": d.get("name") or d["key"]}
 
 
 @dataclass(frozen=True)
-class RateCardSpec:
+class RateCardSpec(JsonSpec):
     key: str
     name: str
     feature_key: str = ""
@@ -30,24 +56,10 @@ class RateCardSpec:
     discounts: dict[str, Any] | None = None
     commitments: dict[str, Any] | None = None  # {"minimumAmount", "maximumAmount"} per billing period
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "name": self.name,
-            "featureKey": self.feature_key,
-            "price": self.price,
-            "paymentTerm": self.payment_term,
-            "billingCadence": self.billing_cadence,
-            "entitlementTemplate": self.entitlement_template,
-            "discounts": self.discounts,
-            "commitments": self.commitments,
-        }
-
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> RateCardSpec:
         return cls(
-            key=d["key"],
-            name=d.get("name") or d["key"],
+            **_key_and_name(d),
             feature_key=d.get("featureKey") or "",
             price=d.get("price"),
             payment_term=d.get("paymentTerm") or "in_advance",
@@ -59,32 +71,25 @@ class RateCardSpec:
 
 
 @dataclass(frozen=True)
-class PhaseSpec:
+class PhaseSpec(JsonSpec):
     key: str
     name: str
     duration: str | None  # ISO 8601; None = open-ended (last phase)
     rate_cards: tuple[RateCardSpec, ...] = ()
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "name": self.name,
-            "duration": self.duration,
-            "rateCards": [rc.as_json() for rc in self.rate_cards],
-        }
-
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> PhaseSpec:
         return cls(
-            key=d["key"],
-            name=d.get("name") or d["key"],
+            **_key_and_name(d),
             duration=d.get("duration"),
             rate_cards=tuple(RateCardSpec.from_json(rc) for rc in d.get("rateCards", [])),
         )
 
 
 @dataclass(frozen=True)
-class PlanSpec:
+class PlanSpec(JsonSpec):
+    NOT_IN_JSON = ("published",)  # a catalog status, not part of the plan's document
+
     id: str
     key: str
     version: int
@@ -94,24 +99,12 @@ class PlanSpec:
     phases: tuple[PhaseSpec, ...]
     published: bool = True
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "key": self.key,
-            "version": self.version,
-            "name": self.name,
-            "currency": self.currency,
-            "billingCadence": self.billing_cadence,
-            "phases": [p.as_json() for p in self.phases],
-        }
-
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> PlanSpec:
         return cls(
+            **_key_and_name(d),
             id=d.get("id", ""),
-            key=d["key"],
             version=int(d["version"]),
-            name=d.get("name") or d["key"],
             currency=d.get("currency") or "USD",
             billing_cadence=d.get("billingCadence") or "P1M",
             phases=tuple(PhaseSpec.from_json(p) for p in d["phases"]),
@@ -119,23 +112,13 @@ class PlanSpec:
 
 
 @dataclass(frozen=True)
-class AddonSpec:
+class AddonSpec(JsonSpec):
     id: str
     key: str
     version: int
     name: str
     rate_cards: tuple[RateCardSpec, ...]
     max_quantity: int | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "key": self.key,
-            "version": self.version,
-            "name": self.name,
-            "rateCards": [rc.as_json() for rc in self.rate_cards],
-            "maxQuantity": self.max_quantity,
-        }
 
 
 @dataclass(frozen=True)
@@ -151,8 +134,6 @@ class FeatureSpec:
 
 
 def _catalog_plan(*, organization: Organization, key: str, version: int | None) -> PlanSpec:
-    from catalog import selectors as catalog
-
     plan = catalog.plan_version_get(organization=organization, plan_key=key, version=version)
     return PlanSpec(
         id=plan.id,
@@ -167,8 +148,6 @@ def _catalog_plan(*, organization: Organization, key: str, version: int | None) 
 
 
 def _catalog_addon(*, organization: Organization, key: str) -> AddonSpec:
-    from catalog import selectors as catalog
-
     addon = catalog.addon_get(organization=organization, id_or_key=key)
     return AddonSpec(
         id=addon.id,
@@ -181,8 +160,6 @@ def _catalog_addon(*, organization: Organization, key: str) -> AddonSpec:
 
 
 def _catalog_feature(*, organization: Organization, key_or_id: str) -> FeatureSpec:
-    from catalog import selectors as catalog
-
     f = catalog.feature_get(organization=organization, id_or_key=key_or_id)
     return FeatureSpec(
         id=f.id,
@@ -200,8 +177,6 @@ _meter_cache: dict[tuple[str, str], tuple[float, Any]] = {}
 
 
 def _meter(organization: Organization, slug: str) -> Any:
-    from metering import selectors as metering
-
     key = (organization.id, slug)
     hit = _meter_cache.get(key)
     now = time.monotonic()
@@ -223,8 +198,6 @@ def _metering_usage(
     end: datetime,
     group_by_filters: dict[str, str],
 ) -> Decimal:
-    from metering import selectors as metering
-
     rows = metering.meter_query(
         organization=organization,
         meter=_meter(organization, meter_slug),
@@ -268,8 +241,6 @@ def _metering_usage_bulk(*, organization: Organization, requests: list[UsageRequ
     statements whatever the number of meters, subjects and windows (SUM/COUNT meters; others fall back to
     one meter_query each inside metering). Meters come from the per-process cache, cold ones from one
     `meter_list` query."""
-    from metering import selectors as metering
-
     out: list[Decimal] = [Decimal(0)] * len(requests)
     unique: dict[UsageRequest, list[int]] = {}
     for i, r in enumerate(requests):
@@ -304,8 +275,6 @@ def _metering_usage_bulk(*, organization: Organization, requests: list[UsageRequ
 
 
 def _catalog_plan_choices(*, organization: Organization) -> list[tuple[str, str, int]]:
-    from catalog import selectors as catalog
-
     rows = catalog.plan_list(organization=organization, status="published")
     return [(p.key, p.name, p.version) for p in rows]
 
@@ -326,25 +295,27 @@ def set_provider(name: str, fn: Callable[..., Any] | None) -> None:
     _PROVIDERS[name] = fn or _DEFAULTS[name]
 
 
-def plan_spec_get(*, organization: Organization, key: str, version: int | None = None) -> PlanSpec:
+def _provided(provider: str, missing: str, **kwargs: Any) -> Any:
+    """What the provider answers; NotFound(`missing`) when it knows no such thing."""
     try:
-        return _PROVIDERS["plan"](organization=organization, key=key, version=version)
-    except (ImportError, AttributeError, LookupError):
-        raise NotFound(f"No such plan: {key!r}" + (f" version {version}." if version else ".")) from None
+        return _PROVIDERS[provider](**kwargs)
+    except (AttributeError, LookupError):
+        raise NotFound(missing) from None
+
+
+def plan_spec_get(*, organization: Organization, key: str, version: int | None = None) -> PlanSpec:
+    missing = f"No such plan: {key!r}" + (f" version {version}." if version else ".")
+    return _provided("plan", missing, organization=organization, key=key, version=version)
 
 
 def addon_spec_get(*, organization: Organization, key: str) -> AddonSpec:
-    try:
-        return _PROVIDERS["addon"](organization=organization, key=key)
-    except (ImportError, AttributeError, LookupError):
-        raise NotFound(f"No such add-on: {key!r}.") from None
+    return _provided("addon", f"No such add-on: {key!r}.", organization=organization, key=key)
 
 
 def feature_spec_get(*, organization: Organization, key_or_id: str) -> FeatureSpec:
-    try:
-        return _PROVIDERS["feature"](organization=organization, key_or_id=key_or_id)
-    except (ImportError, AttributeError, LookupError):
-        raise NotFound(f"No such feature: {key_or_id!r}.") from None
+    return _provided(
+        "feature", f"No such feature: {key_or_id!r}.", organization=organization, key_or_id=key_or_id
+    )
 
 
 def usage_total(
@@ -395,5 +366,5 @@ def plan_choices(*, organization: Organization) -> list[tuple[str, str, int]]:
     """Published plans as (key, name, version), for the console's plan pickers."""
     try:
         return list(_PROVIDERS["plan_choices"](organization=organization))
-    except (ImportError, AttributeError, LookupError):
+    except (AttributeError, LookupError):
         return []

@@ -10,10 +10,10 @@ from datetime import datetime
 
 from celery import shared_task
 
+from billing import services
 from billing.models import Entitlement, EntitlementType
 from core import jobs, rls
 from core.background import Coalescer
-from core.enqueue import tasks_run_inline
 from core.models import Organization
 
 logger = logging.getLogger(__name__)
@@ -49,8 +49,6 @@ def entitlement_snapshot_refresh(
 ) -> None:
     """A failure is recorded for this entitlement (console, /healthz) and never raised: every other
     entitlement's task runs on."""
-    from billing import services
-
     with jobs.isolated(
         SNAPSHOT_JOB,
         organization_id=organization_id,
@@ -66,8 +64,6 @@ def entitlement_snapshot_refresh(
 @rls.scoped_task("organization_id")
 def usage_landed(organization_id: str, subject_keys: list[str], earliest_event_time: str) -> None:
     """After ingest: invalidate snapshots older than late events and evaluate threshold rules."""
-    from billing import services
-
     with jobs.isolated(
         USAGE_LANDED_JOB,
         organization_id=organization_id,
@@ -91,7 +87,6 @@ def usage_landed(organization_id: str, subject_keys: list[str], earliest_event_t
 # daemon thread publishes one `usage_landed` task per organization per flush. Requests landing while a
 # flush is under way are merged into the next task. A process killed with messages pending loses them:
 # the minute-ly `entitlement_snapshots_refresh` still evaluates thresholds within one beat interval.
-# With `task_always_eager` (tests) the task runs inline instead.
 USAGE_LANDED_FLUSH_SECONDS = 0.2  # coalescing window before each publish
 _pending: dict[str, tuple[set[str], datetime]] = {}
 _pending_lock = threading.Lock()
@@ -102,9 +97,6 @@ def usage_landed_listener(
 ) -> None:
     """Metering ingest listener (`metering.hooks.add_ingest_listener`): queue `usage_landed`, never inline
     work in the ingest request."""
-    if tasks_run_inline():
-        usage_landed.delay(organization.id, sorted(set(subjects)), earliest_event_time.isoformat())
-        return
     with _pending_lock:
         known = _pending.get(organization.id)
         if known is None:

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
+from billing import tasks as billing_tasks
 from config.celery import app as celery_app
 from core import auth
 from core.models import Organization, Role
@@ -92,6 +93,14 @@ def _celery_eager():
     celery_app.conf.task_eager_propagates = True
     yield
     celery_app.conf.task_always_eager = True
+
+
+@pytest.fixture(autouse=True)
+def _usage_landed_published_at_once(monkeypatch):
+    """billing's ingest listener hands usage to a daemon thread that publishes after a short window; in
+    tests it publishes in the caller's thread instead, so the (eager) `usage_landed` task runs inside the
+    test's transaction. Tests of the publishing path replace `poke` themselves."""
+    monkeypatch.setattr(billing_tasks._publisher, "poke", billing_tasks.usage_landed_flush)
 
 
 @pytest.fixture(autouse=True)

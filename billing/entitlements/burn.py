@@ -8,11 +8,34 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from django.db.models import QuerySet
+
 from billing import grants_engine as engine
 from billing import sources
-from billing.models import BalanceSnapshot, CustomerSubject, Entitlement, EntitlementReset, Grant
+from billing.models import (
+    BalanceSnapshot,
+    CustomerSubject,
+    Entitlement,
+    EntitlementReset,
+    EntitlementType,
+    Grant,
+)
 from billing.periods import boundaries_between, period_at
 from core.models import Organization
+
+
+def live_metered(organization: Organization) -> QuerySet[Entitlement]:
+    """The organization's metered entitlements that are not deleted."""
+    return Entitlement.objects.filter(
+        organization=organization, type=EntitlementType.METERED, deleted_at__isnull=True
+    )
+
+
+def entitlement_subjects(ent: Entitlement) -> list[str]:
+    """The subject keys whose usage counts for the entitlement (its customer's)."""
+    return list(
+        CustomerSubject.objects.filter(customer_id=ent.customer_id).values_list("subject_key", flat=True)
+    )
 
 
 def _engine_grants(ent: Entitlement, grants: list[Grant]) -> list[engine.Grant]:
@@ -117,9 +140,7 @@ def burn(
     usage_fn: Callable[[datetime, datetime], Decimal] | None = None,
 ) -> engine.BurnResult:
     if subjects is None:
-        subjects = list(
-            CustomerSubject.objects.filter(customer_id=ent.customer_id).values_list("subject_key", flat=True)
-        )
+        subjects = entitlement_subjects(ent)
     start_state = _initial(ent)
     if use_snapshot:
         if preloaded is not None:

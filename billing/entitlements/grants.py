@@ -123,10 +123,5 @@ def grant_void(*, organization: Organization, grant_id: str, actor: Actor = None
         grant.voided_at = now
         grant.save(update_fields=["voided_at", "updated_at"])
         BalanceSnapshot.objects.filter(entitlement_id=grant.entitlement_id, at__gt=now).delete()
-        audit_object(
-            grant,
-            "grant.voided",
-            actor,
-            after={"voidedAt": now.isoformat()},
-        )
+        audit_object(grant, "grant.voided", actor, after={"voidedAt": now.isoformat()})
     return grant

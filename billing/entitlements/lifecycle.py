@@ -125,10 +125,7 @@ def entitlement_delete(*, organization: Organization, entitlement: Entitlement, 
         ).update(deleted_at=now)
         if updated:
             audit_object(
-                entitlement,
-                "entitlement.deleted",
-                actor,
-                before={"featureKey": entitlement.feature_key},
+                entitlement, "entitlement.deleted", actor, before={"featureKey": entitlement.feature_key}
             )
 
 
@@ -159,9 +156,4 @@ def entitlement_reset(
     with transaction.atomic():
         EntitlementReset.objects.create(organization=organization, entitlement=entitlement, at=at)
         BalanceSnapshot.objects.filter(entitlement=entitlement, at__gt=at).delete()
-        audit_object(
-            entitlement,
-            "entitlement.reset",
-            actor,
-            after={"at": at.isoformat()},
-        )
+        audit_object(entitlement, "entitlement.reset", actor, after={"at": at.isoformat()})

@@ -8,9 +8,9 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
-from billing.entitlements.burn import burn, usage_reader
+from billing.entitlements.burn import burn, entitlement_subjects, usage_reader
 from billing.entitlements.values import wire_number
-from billing.models import Customer, CustomerSubject, Entitlement, EntitlementType, Grant
+from billing.models import Customer, Entitlement, EntitlementType, Grant
 from billing.periods import Cadence, InvalidCadence, period_at, period_start
 from core.errors import NotFound, ValidationFailed
 from core.ids import is_ulid
@@ -81,9 +81,7 @@ def entitlement_history(
 ) -> dict[str, Any]:
     """Windowed usage and the burn-down segments between start and end (OpenMeter's history shape)."""
     ent = entitlement
-    subjects = list(
-        CustomerSubject.objects.filter(customer_id=ent.customer_id).values_list("subject_key", flat=True)
-    )
+    subjects = entitlement_subjects(ent)
     usage = usage_reader(organization, ent, subjects)
     try:
         cad = Cadence.parse({"MINUTE": "PT1M"}.get(window_size.upper(), window_size))

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
-from billing.entitlements.burn import active_end, burn, measure_from
+from billing.entitlements.burn import active_end, burn, live_metered, measure_from
 from billing.entitlements.thresholds import entitlement_thresholds_check
 from billing.models import BalanceSnapshot, CustomerSubject, Entitlement, EntitlementType
 from core.models import Organization
@@ -76,14 +76,7 @@ def entitlements_usage_landed(
     )
     if not customer_ids:
         return []
-    ids = list(
-        Entitlement.objects.filter(
-            organization=organization,
-            customer_id__in=customer_ids,
-            type=EntitlementType.METERED,
-            deleted_at__isnull=True,
-        ).values_list("id", flat=True)
-    )
+    ids = list(live_metered(organization).filter(customer_id__in=customer_ids).values_list("id", flat=True))
     BalanceSnapshot.objects.filter(entitlement_id__in=ids, at__gt=earliest_event_time).delete()
     entitlement_thresholds_check(organization=organization, entitlement_ids=ids)
     return ids

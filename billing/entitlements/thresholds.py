@@ -10,8 +10,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from billing.entitlements.burn import live_metered
 from billing.entitlements.values import EntitlementValue, entitlement_value
-from billing.models import Entitlement, EntitlementType, NotificationEvent, NotificationRule
+from billing.models import NotificationEvent, NotificationRule
 from core.audit import Actor, audit_object
 from core.errors import ValidationFailed
 from core.models import Organization
@@ -39,14 +40,7 @@ def entitlement_thresholds_check(
     """Evaluate threshold rules for these entitlements; store one notification event per threshold
     crossed per usage period (idempotent through `dedupe_key`). Returns how many were created."""
     at = at or timezone.now()
-    ents = list(
-        Entitlement.objects.filter(
-            organization=organization,
-            id__in=entitlement_ids,
-            type=EntitlementType.METERED,
-            deleted_at__isnull=True,
-        ).select_related("customer")
-    )
+    ents = list(live_metered(organization).filter(id__in=entitlement_ids).select_related("customer"))
     if not ents:
         return 0
     rules = list(

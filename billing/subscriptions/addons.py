@@ -9,10 +9,10 @@ from django.utils import timezone
 
 from billing import sources
 from billing.models import Subscription, SubscriptionAddon, SubscriptionItem
-from billing.subscriptions.events import subscription_notify
-from billing.subscriptions.schedule import IMMEDIATE, SubscriptionNotActive, timing_resolve
-from billing.subscriptions.timeline import addon_start
-from core.audit import Actor, audit_object
+from billing.subscriptions.events import subscription_event_record
+from billing.subscriptions.schedule import IMMEDIATE, timing_resolve
+from billing.subscriptions.timeline import addon_start, subscription_lock
+from core.audit import Actor
 from core.errors import ValidationFailed
 from core.models import Organization
 
@@ -35,9 +35,7 @@ def subscription_addon_set(
     if spec.max_quantity is not None and quantity > spec.max_quantity:
         raise ValidationFailed(f"quantity must be at most {spec.max_quantity}.", field="quantity")
     with transaction.atomic():
-        sub = Subscription.objects.select_for_update().get(pk=subscription.pk, organization=organization)
-        if sub.active_to is not None and sub.active_to <= now:
-            raise SubscriptionNotActive("The subscription has ended.")
+        sub = subscription_lock(organization, subscription, now, ended="The subscription has ended.")
         at = timing_resolve(sub, timing, now)
         current = (
             SubscriptionAddon.objects.filter(subscription=sub, addon_key=addon_key)
@@ -60,28 +58,17 @@ def subscription_addon_set(
                 ).update(active_to=at)
         addon = None
         if quantity > 0:
-            addon = addon_start(
-                organization=organization,
-                sub=sub,
-                addon_key=addon_key,
-                quantity=quantity,
-                at=at,
-                snapshot=spec.as_json(),
-            )
-        audit_object(
-            sub,
-            "subscription.addon_changed",
-            actor,
-            before=before,
-            after={"addonKey": addon_key, "quantity": quantity, "at": at.isoformat()},
-        )
-        subscription_notify(
+            addon = addon_start(organization, sub, addon_key, quantity, at=at, snapshot=spec.as_json())
+        subscription_event_record(
             organization=organization,
-            type="subscription.changed",
             sub=sub,
+            actor=actor,
             action="subscription.addon_changed",
+            type="subscription.changed",
             timing=timing,
             effective_at=at,
+            before=before,
+            after={"addonKey": addon_key, "quantity": quantity, "at": at.isoformat()},
             extra={"addon": {"key": addon_key, "quantity": quantity, "previousQuantity": before["quantity"]}},
         )
     return addon

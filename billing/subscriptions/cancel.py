@@ -11,7 +11,7 @@ from django.utils import timezone
 from billing.models import Entitlement, Subscription, SubscriptionAddon, SubscriptionItem, SubscriptionPhase
 from billing.subscriptions.events import subscription_event_record, subscription_snapshot
 from billing.subscriptions.schedule import IMMEDIATE, SubscriptionNotActive, phase_schedule, timing_resolve
-from billing.subscriptions.timeline import items_create, subscription_clip
+from billing.subscriptions.timeline import phase_create, subscription_clip, subscription_lock
 from core.audit import Actor
 from core.errors import Conflict
 from core.models import Organization
@@ -27,9 +27,7 @@ def subscription_cancel(
     """Cancel now or at the end of the current billing period (`next_billing_cycle`)."""
     now = timezone.now()
     with transaction.atomic():
-        sub = Subscription.objects.select_for_update().get(pk=subscription.pk, organization=organization)
-        if sub.active_to is not None and sub.active_to <= now:
-            raise SubscriptionNotActive("The subscription has already ended.")
+        sub = subscription_lock(organization, subscription, now, ended="The subscription has already ended.")
         if Subscription.objects.filter(organization=organization, previous=sub).exists():
             raise Conflict("A plan change is scheduled for this subscription; it cannot be canceled.")
         at = timing_resolve(sub, timing, now)
@@ -89,23 +87,7 @@ def subscription_unschedule_cancelation(
         for sp in schedule.values():
             if sp.index in existing:
                 continue
-            phase = SubscriptionPhase.objects.create(
-                organization=organization,
-                subscription=sub,
-                index=sp.index,
-                key=sp.spec.key,
-                name=sp.spec.name,
-                starts_at=sp.starts_at,
-                ends_at=sp.ends_at,
-            )
-            items_create(
-                organization=organization,
-                sub=sub,
-                phase=phase,
-                rate_cards=sp.spec.rate_cards,
-                start=sp.starts_at,
-                end=sp.ends_at,
-            )
+            phase_create(organization=organization, sub=sub, scheduled=sp, start=sp.starts_at)
         subscription_event_record(
             organization=organization,
             sub=sub,

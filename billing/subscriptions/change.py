@@ -11,15 +11,15 @@ from django.utils import timezone
 from billing import sources
 from billing.models import Subscription, SubscriptionAddon
 from billing.subscriptions.create import starting_phase_index, subscription_start
-from billing.subscriptions.events import subscription_notify, subscription_snapshot
+from billing.subscriptions.events import subscription_event_record, subscription_snapshot
 from billing.subscriptions.schedule import (
     IMMEDIATE,
     SubscriptionNotActive,
     change_default_timing,
     timing_resolve,
 )
-from billing.subscriptions.timeline import addon_start, customer_lock, subscription_clip
-from core.audit import Actor, audit_record
+from billing.subscriptions.timeline import addon_start, customer_lock, subscription_clip, subscription_lock
+from core.audit import Actor
 from core.errors import Conflict, ValidationFailed
 from core.models import Organization
 
@@ -47,9 +47,7 @@ def subscription_change(
         timing = change_default_timing(sources.PlanSpec.from_json(subscription.plan_snapshot), plan)
     with transaction.atomic():
         customer_lock(organization, subscription.customer)
-        old = Subscription.objects.select_for_update().get(pk=subscription.pk, organization=organization)
-        if old.active_to is not None and old.active_to <= now:
-            raise SubscriptionNotActive("The subscription has ended.")
+        old = subscription_lock(organization, subscription, now, ended="The subscription has ended.")
         at = timing_resolve(old, timing, now)
         if old.active_to is not None and at >= old.active_to:
             raise SubscriptionNotActive(
@@ -72,20 +70,15 @@ def subscription_change(
             timezone_name=old.timezone,
         )
         for addon in addons:  # add-ons carry over to the new plan
-            addon_start(
-                organization=organization,
-                sub=new,
-                addon_key=addon.addon_key,
-                quantity=addon.quantity,
-                at=at,
-                snapshot=addon.snapshot,
-            )
-        audit_record(
+            addon_start(organization, new, addon.addon_key, addon.quantity, at=at, snapshot=addon.snapshot)
+        subscription_event_record(
             organization=organization,
+            sub=old,
             actor=actor,
             action=action,
-            object_type="subscription",
-            object_id=old.id,
+            type="subscription.changed",
+            timing=timing,
+            effective_at=at,
             before=before,
             after={
                 **subscription_snapshot(old),
@@ -93,15 +86,7 @@ def subscription_change(
                 "newPlan": {"key": new.plan_key, "version": new.plan_version},
                 "at": at.isoformat(),
             },
-        )
-        subscription_notify(
-            organization=organization,
-            type="subscription.changed",
-            sub=new,
-            action=action,
-            timing=timing,
-            effective_at=at,
-            previous=old,
+            next_sub=new,
         )
     return old, new
 

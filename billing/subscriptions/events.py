@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from billing.models import NotificationEvent, Subscription
-from core.audit import Actor, audit_record
+from core.audit import Actor, audit_object
 from core.ids import new_ulid
 from core.models import Organization
 
@@ -27,7 +27,7 @@ def _timing_label(timing: str | datetime) -> str:
     return timing.isoformat() if isinstance(timing, datetime) else timing
 
 
-def subscription_notify(
+def _notify(
     *,
     organization: Organization,
     type: str,
@@ -43,15 +43,10 @@ def subscription_notify(
     payload: dict[str, Any] = {
         "action": action,
         "subscriptionId": sub.id,
-        "customerId": sub.customer_id,
+        **subscription_snapshot(sub),
         "customerKey": sub.customer.key,
-        "plan": {"key": sub.plan_key, "version": sub.plan_version},
         "timing": _timing_label(timing),
         "effectiveAt": effective_at.isoformat(),
-        "activeFrom": sub.active_from.isoformat(),
-        "activeTo": sub.active_to.isoformat() if sub.active_to else None,
-        "billingAnchor": sub.billing_anchor.isoformat(),
-        "billingCadence": sub.billing_cadence,
         "currency": sub.currency,
     }
     if previous is not None:
@@ -78,24 +73,22 @@ def subscription_event_record(
     timing: str | datetime,
     effective_at: datetime,
     before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    next_sub: Subscription | None = None,
 ) -> None:
-    """Audit `action` on the subscription (after: its snapshot now) and store the `type` notification."""
-    audit_record(
-        organization=organization,
-        actor=actor,
-        action=action,
-        object_type="subscription",
-        object_id=sub.id,
-        before=before,
-        after=subscription_snapshot(sub),
+    """Audit `action` on `sub` (after: its snapshot now, unless given) and store the `type` notification:
+    about `next_sub`, with `sub` as its previous subscription, when a change started one; else about `sub`."""
+    audit_object(
+        sub, action, actor, before=before, after=subscription_snapshot(sub) if after is None else after
     )
-    subscription_notify(
+    _notify(
         organization=organization,
         type=type,
-        sub=sub,
+        sub=next_sub or sub,
         action=action,
         timing=timing,
         effective_at=effective_at,
+        previous=sub if next_sub is not None else None,
         extra=extra,
     )

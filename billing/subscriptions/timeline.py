@@ -26,7 +26,7 @@ from billing.models import (
     SubscriptionItem,
     SubscriptionPhase,
 )
-from billing.subscriptions.schedule import phase_schedule
+from billing.subscriptions.schedule import ScheduledPhase, SubscriptionNotActive, phase_schedule
 from core.errors import Conflict
 from core.models import Organization
 
@@ -83,40 +83,68 @@ def _entitlement_from_template(
     ent.save()
 
 
-def items_create(
-    *,
+def _item_create(
     organization: Organization,
     sub: Subscription,
-    phase: SubscriptionPhase,
-    rate_cards: tuple[sources.RateCardSpec, ...],
+    rc: sources.RateCardSpec,
+    *,
+    phase: SubscriptionPhase | None,
+    key: str,
+    quantity: Decimal,
+    addon_key: str,
+    template: dict[str, Any] | None,
     start: datetime,
     end: datetime | None,
-    addon_key: str = "",
-    quantity: Decimal = Decimal(1),
-) -> list[SubscriptionItem]:
-    items = []
-    for rc in rate_cards:
-        item = SubscriptionItem.objects.create(
-            organization=organization,
-            subscription=sub,
+) -> SubscriptionItem:
+    return SubscriptionItem.objects.create(
+        organization=organization,
+        subscription=sub,
+        phase=phase,
+        key=key,
+        name=rc.name,
+        feature_key=rc.feature_key,
+        price=rc.price,
+        payment_term=rc.payment_term,
+        billing_cadence=rc.billing_cadence,
+        quantity=quantity,
+        addon_key=addon_key,
+        entitlement_template=template,
+        discounts=rc.discounts,
+        commitments=rc.commitments,
+        active_from=start,
+        active_to=end,
+    )
+
+
+def phase_create(
+    *, organization: Organization, sub: Subscription, scheduled: ScheduledPhase, start: datetime
+) -> SubscriptionPhase:
+    """The scheduled phase from `start` to its scheduled end: its row, one item per rate card and the
+    entitlements of the items' templates."""
+    phase = SubscriptionPhase.objects.create(
+        organization=organization,
+        subscription=sub,
+        index=scheduled.index,
+        key=scheduled.spec.key,
+        name=scheduled.spec.name,
+        starts_at=start,
+        ends_at=scheduled.ends_at,
+    )
+    for rc in scheduled.spec.rate_cards:
+        item = _item_create(
+            organization,
+            sub,
+            rc,
             phase=phase,
             key=rc.key,
-            name=rc.name,
-            feature_key=rc.feature_key,
-            price=rc.price,
-            payment_term=rc.payment_term,
-            billing_cadence=rc.billing_cadence,
-            quantity=quantity,
-            addon_key=addon_key,
-            entitlement_template=rc.entitlement_template,
-            discounts=rc.discounts,
-            commitments=rc.commitments,
-            active_from=start,
-            active_to=end,
+            quantity=Decimal(1),
+            addon_key="",
+            template=rc.entitlement_template,
+            start=start,
+            end=scheduled.ends_at,
         )
         _entitlement_from_template(organization=organization, sub=sub, item=item)
-        items.append(item)
-    return items
+    return phase
 
 
 def schedule_materialize(
@@ -127,23 +155,7 @@ def schedule_materialize(
         if from_time is not None and sp.ends_at is not None and sp.ends_at <= from_time:
             continue
         start = sp.starts_at if from_time is None else max(sp.starts_at, from_time)
-        phase = SubscriptionPhase.objects.create(
-            organization=organization,
-            subscription=sub,
-            index=sp.index,
-            key=sp.spec.key,
-            name=sp.spec.name,
-            starts_at=start,
-            ends_at=sp.ends_at,
-        )
-        items_create(
-            organization=organization,
-            sub=sub,
-            phase=phase,
-            rate_cards=sp.spec.rate_cards,
-            start=start,
-            end=sp.ends_at,
-        )
+        phase_create(organization=organization, sub=sub, scheduled=sp, start=start)
 
 
 def subscription_clip(*, organization: Organization, sub: Subscription, at: datetime) -> None:
@@ -176,15 +188,27 @@ def customer_lock(organization: Organization, customer: Customer) -> Customer:
     return Customer.objects.select_for_update().get(pk=customer.pk, organization=organization)
 
 
+def subscription_lock(
+    organization: Organization, subscription: Subscription, now: datetime, *, ended: str
+) -> Subscription:
+    """The subscription's row, locked; `SubscriptionNotActive(ended)` when it ended at or before `now`."""
+    sub = Subscription.objects.select_for_update().get(pk=subscription.pk, organization=organization)
+    if sub.active_to is not None and sub.active_to <= now:
+        raise SubscriptionNotActive(ended)
+    return sub
+
+
 def addon_start(
-    *,
     organization: Organization,
     sub: Subscription,
     addon_key: str,
     quantity: int,
+    *,
     at: datetime,
     snapshot: dict[str, Any],
 ) -> SubscriptionAddon:
+    """`quantity` of the add-on (`snapshot`: its catalog document) from `at` to the subscription's end:
+    the add-on row and one item per rate card."""
     addon = SubscriptionAddon.objects.create(
         organization=organization,
         subscription=sub,
@@ -196,24 +220,18 @@ def addon_start(
         active_to=sub.active_to,
         snapshot=snapshot,
     )
-    rate_cards = tuple(sources.RateCardSpec.from_json(rc) for rc in snapshot.get("rateCards", []))
-    for rc in rate_cards:
-        SubscriptionItem.objects.create(
-            organization=organization,
-            subscription=sub,
+    for card in snapshot.get("rateCards", []):
+        rc = sources.RateCardSpec.from_json(card)
+        _item_create(
+            organization,
+            sub,
+            rc,
             phase=None,
             key=f"{addon_key}:{rc.key}",
-            name=rc.name,
-            feature_key=rc.feature_key,
-            price=rc.price,
-            payment_term=rc.payment_term,
-            billing_cadence=rc.billing_cadence,
             quantity=Decimal(quantity),
             addon_key=addon_key,
-            entitlement_template=None,
-            discounts=rc.discounts,
-            commitments=rc.commitments,
-            active_from=at,
-            active_to=sub.active_to,
+            template=None,
+            start=at,
+            end=sub.active_to,
         )
     return addon

@@ -205,7 +205,7 @@ def test_non_eager_listener_queues_one_task_per_organization(tenant_a, tenant_b,
     celery_app.conf.task_always_eager = False
     sent = []
     monkeypatch.setattr(tasks.usage_landed, "apply_async", lambda args, **kw: sent.append((args, kw)))
-    monkeypatch.setattr(tasks._publisher, "ensure_thread", lambda: None)  # flush by hand, no thread
+    monkeypatch.setattr(tasks._publisher, "poke", lambda: None)  # flush by hand, no thread
     t = timezone.now()
     tasks.usage_landed_listener(organization=tenant_a.org, subjects=["a"], earliest_event_time=t)
     tasks.usage_landed_listener(
