@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from catalog.rate_card_form import CADENCES
+from catalog.rate_card_json import CADENCES
 
 
 def price_summary(price: dict[str, Any] | None) -> str:

@@ -114,6 +114,25 @@ def draft_action(
     return redirect(version_url(draft))
 
 
+def draft_edit(
+    request: ConsoleRequest,
+    kind: str,
+    key: str,
+    version: int,
+    service: Callable[..., object],
+    done: str,
+    **arguments: Any,
+) -> HttpResponse:
+    """`draft_action` calling `service(organization=, plan_id=/addon_id=, actor=, **arguments)` on the draft
+    (remove a phase, a rate card, an add-on link)."""
+
+    def action(draft: Any) -> object:
+        ids = {f"{kind}_id": draft.id}
+        return service(organization=request.organization, actor=request.user, **ids, **arguments)
+
+    return draft_action(request, kind, key, version, action, done)
+
+
 def version_action(
     request: ConsoleRequest, kind: str, key: str, version: int, action: Callable[[Any], object], done: str
 ) -> HttpResponse:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -10,20 +14,40 @@ from django.views.decorators.http import require_POST
 from catalog import selectors, services, summaries
 from catalog.forms import AddonLinkForm, PhaseForm
 from catalog.models import PlanVersion
-from catalog.views.common import EDIT, draft_action, draft_get, form_write, version_url
+from catalog.views.common import EDIT, draft_edit, draft_get, form_write, version_url
 from catalog.views.versions import detail_page
 from core.console import console_view
 from core.http import ConsoleRequest
 
 
-@require_POST
-@console_view(min_role=EDIT)
-def phase_add(request: ConsoleRequest, key: str, version: int) -> HttpResponse:
+def _plan_form_post(
+    request: ConsoleRequest,
+    key: str,
+    version: int,
+    form: forms.Form,
+    write: Callable[[PlanVersion, dict[str, Any]], PlanVersion],
+    *,
+    section: str,
+    done: Callable[[dict[str, Any]], str],
+) -> HttpResponse:
+    """A form of the plan's version page (`section`: "phase", "addon"): `write(draft, cleaned_data)`, then back
+    to the version page, or the page again (400) with the form as typed and its errors."""
     plan = draft_get(request, "plan", key, version)
     if isinstance(plan, HttpResponse):
         return plan
+    saved, errors = form_write(form, lambda data: write(plan, data))
+    if saved is None:
+        return detail_page(
+            request, plan, 400, **{f"{section}_errors": errors, f"{section}_form": request.POST}
+        )
+    messages.success(request, done(form.cleaned_data))
+    return redirect(version_url(saved))
 
-    def add(phase: dict[str, str | None]) -> PlanVersion:
+
+@require_POST
+@console_view(min_role=EDIT)
+def phase_add(request: ConsoleRequest, key: str, version: int) -> HttpResponse:
+    def add(plan: PlanVersion, phase: dict[str, Any]) -> PlanVersion:
         # New phases go before the open-ended last phase (a trial, an intro price) unless open-ended.
         before_last = phase["duration"] and plan.phases and not plan.phases[-1].get("duration")
         return services.phase_add(
@@ -34,65 +58,50 @@ def phase_add(request: ConsoleRequest, key: str, version: int) -> HttpResponse:
             actor=request.user,
         )
 
-    form = PhaseForm(request.POST)
-    saved, errors = form_write(form, add)
-    if saved is None:
-        return detail_page(request, plan, 400, phase_errors=errors, phase_form=request.POST)
-    messages.success(request, f"Phase {form.cleaned_data['name']} added.")
-    return redirect(version_url(saved))
+    return _plan_form_post(
+        request,
+        key,
+        version,
+        PhaseForm(request.POST),
+        add,
+        section="phase",
+        done=lambda data: f"Phase {data['name']} added.",
+    )
 
 
 @require_POST
 @console_view(min_role=EDIT)
 def phase_remove(request: ConsoleRequest, key: str, version: int, phase_key: str) -> HttpResponse:
-    return draft_action(
-        request,
-        "plan",
-        key,
-        version,
-        lambda plan: services.phase_remove(
-            organization=request.organization, plan_id=plan.id, phase_key=phase_key, actor=request.user
-        ),
-        "Phase removed.",
+    return draft_edit(
+        request, "plan", key, version, services.phase_remove, "Phase removed.", phase_key=phase_key
     )
 
 
 @require_POST
 @console_view(min_role=EDIT)
 def plan_addon_link(request: ConsoleRequest, key: str, version: int) -> HttpResponse:
-    plan = draft_get(request, "plan", key, version)
-    if isinstance(plan, HttpResponse):
-        return plan
-    form = AddonLinkForm(request.POST)
-    saved, errors = form_write(
-        form,
-        lambda data: services.plan_addon_link(
+    return _plan_form_post(
+        request,
+        key,
+        version,
+        AddonLinkForm(request.POST),
+        lambda plan, data: services.plan_addon_link(
             organization=request.organization,
             plan_id=plan.id,
             addon_key=data["addonKey"],
             max_quantity=data["maxQuantity"],
             actor=request.user,
         ),
+        section="addon",
+        done=lambda data: f"Add-on {data['addonKey']} linked.",
     )
-    if saved is None:
-        return detail_page(request, plan, 400, addon_errors=errors, addon_form=request.POST)
-    messages.success(request, f"Add-on {form.cleaned_data['addonKey']} linked.")
-    return redirect(version_url(saved))
 
 
 @require_POST
 @console_view(min_role=EDIT)
 def plan_addon_unlink(request: ConsoleRequest, key: str, version: int, addon_key: str) -> HttpResponse:
-    return draft_action(
-        request,
-        "plan",
-        key,
-        version,
-        lambda plan: services.plan_addon_unlink(
-            organization=request.organization, plan_id=plan.id, addon_key=addon_key, actor=request.user
-        ),
-        f"Add-on {addon_key} unlinked.",
-    )
+    done = f"Add-on {addon_key} unlinked."
+    return draft_edit(request, "plan", key, version, services.plan_addon_unlink, done, addon_key=addon_key)
 
 
 @console_view()

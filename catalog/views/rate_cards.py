@@ -10,13 +10,14 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from catalog import rate_card_form, selectors, services
+from catalog import rate_card_json, selectors, services
+from catalog.forms import RateCardForm
 from catalog.models import PlanVersion
 from catalog.pricing import PriceInvalid, dec_str, price_preview
-from catalog.views.common import EDIT, draft_action, draft_get, version_get, version_url, versioned_of
+from catalog.views.common import EDIT, draft_edit, draft_get, version_get, version_url, versioned_of
 from core.console import console_view
 from core.errors import DomainError
-from core.forms import domain_error_items
+from core.forms import error_map
 from core.http import ConsoleRequest
 
 
@@ -36,30 +37,30 @@ def _card_form_page(
         raise Http404("No such rate card.")
     status = 200
     if request.method == "POST":
-        form = rate_card_form.form_from_post(request.POST)
+        form = RateCardForm(request.POST)
+        form.is_valid()  # every input is optional: the catalog services validate the card
         try:
-            save(rate_card_form.rate_card_from_form(form))
-            messages.success(request, f"Rate card {form.name} saved.")
+            save(rate_card_json.rate_card_from_form(form.values))
+            messages.success(request, f"Rate card {form.values.name} saved.")
             return redirect(version_url(owner))
         except DomainError as exc:
-            rate_card_form.place_errors(form, domain_error_items(exc))
+            form.add_domain_error(exc)
             status = 400
-    elif existing is not None:
-        form = rate_card_form.form_from_card(existing)
-    elif isinstance(owner, PlanVersion):
-        form = rate_card_form.RateCardForm(billing_cadence=owner.billing_cadence)
     else:
-        form = rate_card_form.RateCardForm()
+        cadence = owner.billing_cadence if isinstance(owner, PlanVersion) else ""
+        form = RateCardForm.for_card(existing, billing_cadence=cadence)
     spec = versioned_of(owner)
     context = {
         "plan": owner,
         "section": section,
         "card_key": card_key,
         "form": form,
+        "card": form.values,
+        "errors": error_map(form),
         "features": list(selectors.feature_list(organization=request.organization)),
-        "price_models": rate_card_form.PRICE_MODELS,
-        "cadences": rate_card_form.CADENCES,
-        "preview_quantity": form.preview_quantity or "1000",
+        "price_models": rate_card_json.PRICE_MODELS,
+        "cadences": rate_card_json.CADENCES,
+        "preview_quantity": form.values.preview_quantity or "1000",
         "list_url": reverse(spec.list_page),
         "list_label": spec.list_label,
         "back_url": version_url(owner),
@@ -121,34 +122,24 @@ def addon_rate_card_edit(
 def rate_card_remove(
     request: ConsoleRequest, key: str, version: int, phase_key: str, card_key: str
 ) -> HttpResponse:
-    return draft_action(
+    return draft_edit(
         request,
         "plan",
         key,
         version,
-        lambda plan: services.rate_card_remove(
-            organization=request.organization,
-            plan_id=plan.id,
-            phase_key=phase_key,
-            rate_card_key=card_key,
-            actor=request.user,
-        ),
+        services.rate_card_remove,
         "Rate card removed.",
+        phase_key=phase_key,
+        rate_card_key=card_key,
     )
 
 
 @require_POST
 @console_view(min_role=EDIT)
 def addon_rate_card_remove(request: ConsoleRequest, key: str, version: int, card_key: str) -> HttpResponse:
-    return draft_action(
-        request,
-        "addon",
-        key,
-        version,
-        lambda addon: services.addon_rate_card_remove(
-            organization=request.organization, addon_id=addon.id, rate_card_key=card_key, actor=request.user
-        ),
-        "Rate card removed.",
+    done = "Rate card removed."
+    return draft_edit(
+        request, "addon", key, version, services.addon_rate_card_remove, done, rate_card_key=card_key
     )
 
 
@@ -157,12 +148,13 @@ def addon_rate_card_remove(request: ConsoleRequest, key: str, version: int, card
 def rate_card_fields(request: ConsoleRequest) -> HttpResponse:
     """htmx: re-render the price fields after the model changes or a tier row is added/removed (a read:
     nothing is saved)."""
-    form = rate_card_form.form_from_post(request.POST)
-    rate_card_form.tiers_edit(form)
+    form = RateCardForm(request.POST)
+    form.is_valid()  # every input is optional; nothing is validated here
+    rate_card_json.tiers_edit(form.values)
     response = render(
         request,
         "console/catalog/rate_card_form.html#price-fields",
-        {"form": form, "price_models": rate_card_form.PRICE_MODELS},
+        {"card": form.values, "errors": {}, "price_models": rate_card_json.PRICE_MODELS},
     )
     response["HX-Trigger-After-Settle"] = "price-fields-updated"
     return response
@@ -197,13 +189,15 @@ def _preview_response(
 @console_view()
 def preview_form(request: ConsoleRequest) -> HttpResponse:
     """htmx: the rate card editor's preview, from the form fields as typed."""
-    form = rate_card_form.form_from_post(request.POST)
+    form = RateCardForm(request.POST)
+    form.is_valid()  # every input is optional; the pricing engine says what is wrong
+    values = form.values
     return _preview_response(
         request,
-        price=rate_card_form.price_from_form(form),
-        discounts=rate_card_form.discounts_from_form(form),
-        currency=form.currency or request.organization.default_currency,
-        quantity=form.preview_quantity,
+        price=rate_card_json.price_from_form(values),
+        discounts=rate_card_json.discounts_from_form(values),
+        currency=values.currency or request.organization.default_currency,
+        quantity=values.preview_quantity,
     )
 
 

@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from catalog import rate_card_form, selectors, services, summaries
+from catalog import rate_card_json, selectors, services, summaries
 from catalog.forms import AddonCreateForm, AddonSettingsForm, PlanCreateForm, PlanSettingsForm
 from catalog.models import AddonVersion, InstanceType, PlanVersion, VersionStatus
 from catalog.services import versions
@@ -53,7 +53,7 @@ def _list_page(
             row["draft"] = v
     if kind == "plan":
         defaults = {"currency": org.default_currency, "billingCadence": "P1M"}
-        context = {"plans": list(rows.values()), "cadences": rate_card_form.PLAN_CADENCES}
+        context = {"plans": list(rows.values()), "cadences": rate_card_json.PLAN_CADENCES}
         template = "console/catalog/plan_list.html"
     else:
         defaults = {"currency": org.default_currency, "instanceType": InstanceType.SINGLE}
@@ -122,7 +122,7 @@ def plan_context(request: ConsoleRequest, plan: PlanVersion) -> dict[str, Any]:
         "history": selectors.catalog_history(organization=org, object_type="plan", object_ids=[plan.key])[
             :50
         ],
-        "cadences": rate_card_form.PLAN_CADENCES,
+        "cadences": rate_card_json.PLAN_CADENCES,
         "linkable_addons": (
             list(selectors.addon_list(organization=org, status=VersionStatus.PUBLISHED)) if editable else []
         ),

@@ -1,14 +1,13 @@
-"""The rate card editor's form: HTML fields <-> rate card JSON (with tier rows), and each domain error
-placed next to its field."""
+"""The rate card editor's values (strings, as its inputs show them, with tier rows) <-> rate card JSON,
+and where each rate card path is shown in the editor. The form that reads them from a request and puts
+domain errors next to their inputs is `catalog.forms.RateCardForm`."""
 
 from __future__ import annotations
 
 import json
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-from django.http import QueryDict
 
 PRICE_MODELS = [
     ("flat", "Flat fee"),
@@ -39,8 +38,8 @@ class TierRow:
 
 
 @dataclass
-class RateCardForm:
-    """The editor's rate card form state, as strings (what the inputs show)."""
+class RateCardValues:
+    """The editor's rate card, as strings (what the inputs show)."""
 
     key: str = ""
     name: str = ""
@@ -68,8 +67,6 @@ class RateCardForm:
     preview_quantity: str = "1000"
     currency: str = ""
     tier_action: str = ""
-    errors: dict[str, str] = field(default_factory=dict)
-    general_errors: list[str] = field(default_factory=list)
 
     @property
     def is_tiered(self) -> bool:
@@ -80,51 +77,54 @@ class RateCardForm:
         return "flat_fee" if self.price_model == "flat" else "usage_based"
 
 
-def _s(post: QueryDict | dict[str, Any], name: str) -> str:
-    value = post.get(name, "")
-    return str(value).strip() if value is not None else ""
+def values_from_data(
+    data: Mapping[str, Any], tier_columns: tuple[list[str], list[str], list[str]]
+) -> RateCardValues:
+    """The values of a submitted editor: `data` is the form's cleaned data (named as the inputs are),
+    `tier_columns` the tier rows' up-to, unit and flat inputs, column by column."""
 
+    def text(name: str) -> str:  # an input that did not clean (a NUL character) reads as empty
+        return str(data.get(name) or "")
 
-def form_from_post(post: QueryDict) -> RateCardForm:
-    form = RateCardForm(
-        key=_s(post, "key"),
-        name=_s(post, "name"),
-        description=_s(post, "description"),
-        feature_key=_s(post, "featureKey"),
-        billing_cadence=_s(post, "billingCadence"),
-        payment_term=_s(post, "paymentTerm") or "in_advance",
-        price_model=_s(post, "priceModel") or "unit",
-        amount=_s(post, "amount"),
-        quantity_per_package=_s(post, "quantityPerPackage"),
-        multiplier=_s(post, "multiplier"),
-        percentage=_s(post, "percentage"),
-        fixed_amount_per_event=_s(post, "fixedAmountPerEvent"),
-        minimum_amount=_s(post, "minimumAmount"),
-        maximum_amount=_s(post, "maximumAmount"),
-        discount_percentage=_s(post, "discountPercentage"),
-        discount_usage=_s(post, "discountUsage"),
-        entitlement=_s(post, "entitlement"),
-        usage_period=_s(post, "usagePeriod") or "P1M",
-        issue_after_reset=_s(post, "issueAfterReset"),
-        is_soft_limit=post.get("isSoftLimit") in ("on", "true", "1"),
-        static_config=_s(post, "staticConfig"),
-        preview_quantity=_s(post, "previewQuantity"),
-        currency=_s(post, "currency"),
-        tier_action=_s(post, "tierAction"),
+    values = RateCardValues(
+        key=text("key"),
+        name=text("name"),
+        description=text("description"),
+        feature_key=text("featureKey"),
+        billing_cadence=text("billingCadence"),
+        payment_term=text("paymentTerm") or "in_advance",
+        price_model=text("priceModel") or "unit",
+        amount=text("amount"),
+        quantity_per_package=text("quantityPerPackage"),
+        multiplier=text("multiplier"),
+        percentage=text("percentage"),
+        fixed_amount_per_event=text("fixedAmountPerEvent"),
+        minimum_amount=text("minimumAmount"),
+        maximum_amount=text("maximumAmount"),
+        discount_percentage=text("discountPercentage"),
+        discount_usage=text("discountUsage"),
+        entitlement=text("entitlement"),
+        usage_period=text("usagePeriod") or "P1M",
+        issue_after_reset=text("issueAfterReset"),
+        is_soft_limit=bool(data.get("isSoftLimit")),
+        static_config=text("staticConfig"),
+        preview_quantity=text("previewQuantity"),
+        currency=text("currency"),
+        tier_action=text("tierAction"),
     )
-    ups, units, flats = post.getlist("tierUpTo"), post.getlist("tierUnit"), post.getlist("tierFlat")
+    ups, units, flats = tier_columns
 
-    def pick(values: list[str], index: int) -> str:
-        return values[index].strip() if index < len(values) else ""
+    def pick(column: list[str], index: int) -> str:
+        return column[index].strip() if index < len(column) else ""
 
     for index in range(max(len(ups), len(units), len(flats))):
-        form.tiers.append(TierRow(up_to=pick(ups, index), unit=pick(units, index), flat=pick(flats, index)))
-    if form.is_tiered and not form.tiers:
-        form.tiers = default_tiers()
-    return form
+        values.tiers.append(TierRow(up_to=pick(ups, index), unit=pick(units, index), flat=pick(flats, index)))
+    if values.is_tiered and not values.tiers:
+        values.tiers = default_tiers()
+    return values
 
 
-def tiers_edit(form: RateCardForm) -> None:
+def tiers_edit(form: RateCardValues) -> None:
     """Apply the form's tier action: `add` a row before the open-ended last one, `remove-<i>` a row (the
     last row stays open-ended); a tiered model gets the default rows when it has none."""
     action = form.tier_action
@@ -145,14 +145,14 @@ def default_tiers() -> list[TierRow]:
     return [TierRow(up_to="1000", unit=""), TierRow(up_to="", unit="")]
 
 
-def form_from_card(card: dict[str, Any]) -> RateCardForm:
+def values_from_card(card: dict[str, Any]) -> RateCardValues:
     price = card.get("price") or {}
     kind = price.get("type") or ("flat" if card.get("type") == "flat_fee" else "unit")
     model = str(price.get("mode") or "graduated") if kind == "tiered" else str(kind)
     discounts = card.get("discounts") or {}
     ent = card.get("entitlementTemplate") or {}
     commitments = card.get("commitments") or {}
-    form = RateCardForm(
+    form = RateCardValues(
         key=card.get("key", ""),
         name=card.get("name", ""),
         description=card.get("description", "") or "",
@@ -186,7 +186,7 @@ def form_from_card(card: dict[str, Any]) -> RateCardForm:
     return form
 
 
-def price_from_form(form: RateCardForm) -> dict[str, Any]:
+def price_from_form(form: RateCardValues) -> dict[str, Any]:
     """The OpenMeter price JSON the form describes (validation is the parser's job)."""
     model = form.price_model
 
@@ -227,7 +227,7 @@ def price_from_form(form: RateCardForm) -> dict[str, Any]:
     return {"type": model}
 
 
-def discounts_from_form(form: RateCardForm) -> dict[str, Any] | None:
+def discounts_from_form(form: RateCardValues) -> dict[str, Any] | None:
     out: dict[str, Any] = {}
     if form.discount_percentage:
         out["percentage"] = {"percentage": form.discount_percentage}
@@ -236,7 +236,7 @@ def discounts_from_form(form: RateCardForm) -> dict[str, Any] | None:
     return out or None
 
 
-def rate_card_from_form(form: RateCardForm) -> dict[str, Any]:
+def rate_card_from_form(form: RateCardValues) -> dict[str, Any]:
     card: dict[str, Any] = {
         "type": form.card_type,
         "key": form.key,
@@ -268,7 +268,10 @@ def rate_card_from_form(form: RateCardForm) -> dict[str, Any]:
     return card
 
 
-_FIELD_FOR_PATH = {
+# Where the editor shows the errors of a rate card path (the path without its `rateCard.` prefix): the
+# input's name; a path not listed goes to its first segment's entry, else to the input named as its last
+# segment, else above the form (`core.forms.add_domain_error`). Tier rows are `catalog.forms.RateCardForm`'s.
+FIELD_FOR_PATH = {
     "key": "key",
     "name": "name",
     "description": "description",
@@ -293,35 +296,10 @@ _FIELD_FOR_PATH = {
     "discounts.usage.quantity": "discountUsage",
     "discounts.usage": "discountUsage",
     "commitments": "minimumAmount",
+    "commitments.maximumAmount": "maximumAmount",
     "entitlementTemplate": "entitlement",
     "entitlementTemplate.type": "entitlement",
     "entitlementTemplate.usagePeriod": "usagePeriod",
     "entitlementTemplate.issueAfterReset": "issueAfterReset",
     "entitlementTemplate.config": "staticConfig",
 }
-_TIER_RE = re.compile(r"^price\.tiers\[(\d+)\](?:\.(upToAmount|unitPrice|flatPrice))?")
-_TIER_FIELD = {"upToAmount": "up_to", "unitPrice": "unit", "flatPrice": "flat", None: "row"}
-
-
-def place_errors(form: RateCardForm, errors: list[dict[str, str]], prefix: str = "rateCard") -> None:
-    """Attach [{name, reason}] errors to the inputs they belong to (inline, next to the field)."""
-    for error in errors:
-        name = error.get("name") or ""
-        if name == prefix:
-            name = ""
-        elif name.startswith(prefix + "."):
-            name = name[len(prefix) + 1 :]
-        tier = _TIER_RE.match(name)
-        if tier and int(tier.group(1)) < len(form.tiers):
-            form.tiers[int(tier.group(1))].errors.setdefault(_TIER_FIELD[tier.group(2)], error["reason"])
-            continue
-        target = _FIELD_FOR_PATH.get(name)
-        if target is None and name.startswith("price."):
-            target = "priceModel"
-        if target is None:
-            form.general_errors.append(f"{name}: {error['reason']}" if name else error["reason"])
-        else:
-            form.errors.setdefault(target, error["reason"])
-
-
-# --- summaries and diffs --------------------------------------------------------------------------
