@@ -48,14 +48,9 @@ from invoicing.models import (
     StripeSettings,
 )
 from invoicing.numbering import invoice_numbers_reserve
-from invoicing.services import (
-    customer_snapshot,
-    invoice_moment,
-    invoice_payload,
-    invoicing_settings_get,
-    line_rows,
-    supplier_snapshot,
-)
+from invoicing.services.build import invoice_moment, invoice_payload, line_rows
+from invoicing.services.lifecycle import customer_snapshot, supplier_snapshot
+from invoicing.services.settings import invoicing_settings_get
 from invoicing.sources import DuePeriod
 from invoicing.webhooks import webhook_events_emit_bulk
 
@@ -84,15 +79,7 @@ def invoice_batch_build(
         # 1. upsert on the natural key, then lock (ordered by id: no deadlock between batches)
         Invoice.objects.bulk_create(
             [
-                Invoice(
-                    organization=organization,
-                    customer_id=p.customer_id,
-                    currency=p.currency,
-                    period_start=p.period_start,
-                    period_end=p.period_end,
-                    status=S.GATHERING,
-                    kind=p.kind,
-                )
+                Invoice(organization=organization, **sources.natural_key(p), status=S.GATHERING)
                 for p in periods
             ],
             ignore_conflicts=True,

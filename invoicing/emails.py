@@ -28,7 +28,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -47,40 +47,37 @@ class EmailNotSent(Exception):
     """Sending failed in a way worth retrying (the reason is stored on the row)."""
 
 
+def _due(
+    documents: QuerySet[Any], emails: QuerySet[Any], document_id: str, *, now: datetime, limit: int
+) -> list[str]:
+    """Ids of `documents` issued within SWEEP_WINDOW without an e-mail row, plus those whose row in `emails`
+    failed or was left `sending` by a dead worker more than STALE_SENDING ago (attempts left). Two
+    queries."""
+    fresh = list(
+        documents.filter(issued_at__gte=now - SWEEP_WINDOW, email__isnull=True)
+        .order_by("issued_at")
+        .values_list("id", flat=True)[:limit]
+    )
+    again = list(
+        emails.filter(attempts__lt=MAX_ATTEMPTS, updated_at__lt=now - STALE_SENDING)
+        .filter(status__in=("failed", "sending"))
+        .values_list(document_id, flat=True)[:limit]
+    )
+    return [*fresh, *again]
+
+
 def invoice_emails_due(*, now: datetime | None = None, limit: int = 500) -> list[str]:
     """Ids of invoices to e-mail: issued within SWEEP_WINDOW without an e-mail row, plus rows that failed
     or were left `sending` by a dead worker more than STALE_SENDING ago (attempts left; a failed send is
     first retried by its own task). Two queries."""
-    now = now or timezone.now()
-    fresh = list(
-        Invoice.objects.filter(
-            status__in=SENT_STATUSES, issued_at__gte=now - SWEEP_WINDOW, email__isnull=True
-        )
-        .order_by("issued_at")
-        .values_list("id", flat=True)[:limit]
-    )
-    again = list(
-        InvoiceEmail.objects.filter(attempts__lt=MAX_ATTEMPTS, updated_at__lt=now - STALE_SENDING)
-        .filter(status__in=("failed", "sending"))
-        .values_list("invoice_id", flat=True)[:limit]
-    )
-    return [*fresh, *again]
+    invoices = Invoice.objects.filter(status__in=SENT_STATUSES)
+    return _due(invoices, InvoiceEmail.objects.all(), "invoice_id", now=now or timezone.now(), limit=limit)
 
 
 def credit_note_emails_due(*, now: datetime | None = None, limit: int = 500) -> list[str]:
     """Ids of credit notes to e-mail, as `invoice_emails_due` (two queries)."""
-    now = now or timezone.now()
-    fresh = list(
-        CreditNote.objects.filter(issued_at__gte=now - SWEEP_WINDOW, email__isnull=True)
-        .order_by("issued_at")
-        .values_list("id", flat=True)[:limit]
-    )
-    again = list(
-        CreditNoteEmail.objects.filter(attempts__lt=MAX_ATTEMPTS, updated_at__lt=now - STALE_SENDING)
-        .filter(status__in=("failed", "sending"))
-        .values_list("credit_note_id", flat=True)[:limit]
-    )
-    return [*fresh, *again]
+    notes, emails = CreditNote.objects.all(), CreditNoteEmail.objects.all()
+    return _due(notes, emails, "credit_note_id", now=now or timezone.now(), limit=limit)
 
 
 def invoice_email_send(*, invoice_id: str, now: datetime | None = None) -> str:

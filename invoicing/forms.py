@@ -135,3 +135,12 @@ class WebhookEndpointForm(forms.Form):
         field = self.fields["event_types"]
         assert isinstance(field, forms.MultipleChoiceField)
         field.choices = [(t, t) for t in event_types]
+
+
+class InvoiceOperationForm(forms.Form):
+    """An operation that takes nothing but the invoice (advance, approve, void, retry the Stripe push): the
+    form holds the reasons the service refuses it (`core.forms.add_domain_error`), shown as messages."""
+
+
+class WebhookResendForm(forms.Form):
+    """Resend one delivery: nothing to type; holds the service's refusal (`add_domain_error`)."""

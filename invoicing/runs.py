@@ -81,18 +81,7 @@ def invoice_runs_schedule(
         with transaction.atomic():
             run = InvoiceRun.objects.create(organization=org, started_at=now, total=len(todo))
             items = InvoiceRunItem.objects.bulk_create(
-                [
-                    InvoiceRunItem(
-                        organization=org,
-                        run=run,
-                        customer_id=d.customer_id,
-                        currency=d.currency,
-                        kind=d.kind,
-                        period_start=d.period_start,
-                        period_end=d.period_end,
-                    )
-                    for d in todo
-                ]
+                [InvoiceRunItem(organization=org, run=run, **sources.natural_key(d)) for d in todo]
             )
         item_ids.extend(i.id for i in items)
     return item_ids
@@ -183,15 +172,7 @@ def invoice_run_item_process(*, item_id: str, now: datetime | None = None) -> In
     InvoiceRunItem.objects.filter(id=item.id).update(attempts=F("attempts") + 1)
     org = item.organization
     try:
-        invoice = invoice_draft_for_period(
-            organization=org,
-            customer_id=item.customer_id,
-            currency=item.currency,
-            period_start=item.period_start,
-            period_end=item.period_end,
-            kind=item.kind,
-            now=now,
-        )
+        invoice = invoice_draft_for_period(organization=org, **sources.natural_key(item), now=now)
         cfg = invoicing_settings_get(organization=org)
         if (
             invoice is not None

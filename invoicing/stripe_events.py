@@ -24,6 +24,7 @@ from core.errors import Conflict, NotFound, ValidationFailed
 from core.models import Organization
 from invoicing import stripe_gateway
 from invoicing.models import Invoice, InvoiceStatus, StripeEvent, StripeSettings
+from invoicing.services.lifecycle import invoice_set_status
 
 EVENT_STATUS = {
     "invoice.paid": InvoiceStatus.PAID,
@@ -172,8 +173,6 @@ def stripe_events_requeue(event_row_ids: list[str]) -> None:
 
 
 def _process(event_row_id: str) -> str:
-    from invoicing.services import invoice_set_status
-
     now = timezone.now()
     with transaction.atomic():
         claimed = StripeEvent.objects.filter(id=event_row_id, processed_at__isnull=True).update(

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from billing.models import Customer
 from core.money import to_minor_units
 from invoicing.models import Invoice, InvoiceLine, StripeSettings
 
@@ -64,8 +65,6 @@ def webhook_verify(*, payload: bytes, signature: str, secret: str) -> dict[str, 
 
 
 def _customer_id(client: stripe.StripeClient, invoice: Invoice) -> str:
-    from billing.models import Customer
-
     customer = Customer.objects.get(id=invoice.customer_id, organization_id=invoice.organization_id)
     if customer.stripe_customer_id:
         return customer.stripe_customer_id

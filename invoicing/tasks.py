@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from celery import shared_task
 from django.utils import timezone
@@ -146,16 +148,21 @@ def invoice_emails_sweep() -> int:
     return len(ids) + len(notes)
 
 
+def _send_or_retry(task: Any, send: Callable[[], str]) -> str:
+    """Run an e-mail send; when it fails, retry the task with backoff (1, 2, 4... minutes, at most an hour)."""
+    try:
+        return send()
+    except EmailNotSent as exc:
+        raise task.retry(exc=exc, countdown=min(60 * 2**task.request.retries, 3600)) from exc
+
+
 @shared_task(
     name="invoicing.tasks.invoice_email_send", bind=True, acks_late=True, queue="default", max_retries=4
 )
 @rls.scoped_task(_invoice_organization)
 def invoice_email_send_task(self, invoice_id: str) -> str:  # type: ignore[no-untyped-def]
     """E-mail one issued invoice with its PDF; retried with backoff when sending fails."""
-    try:
-        return invoice_email_send(invoice_id=invoice_id)
-    except EmailNotSent as exc:
-        raise self.retry(exc=exc, countdown=min(60 * 2**self.request.retries, 3600)) from exc
+    return _send_or_retry(self, lambda: invoice_email_send(invoice_id=invoice_id))
 
 
 def _credit_note_organization(credit_note_id: str) -> str | None:
@@ -168,7 +175,4 @@ def _credit_note_organization(credit_note_id: str) -> str | None:
 @rls.scoped_task(_credit_note_organization)
 def credit_note_email_send_task(self, credit_note_id: str) -> str:  # type: ignore[no-untyped-def]
     """E-mail one credit note with its PDF; retried with backoff when sending fails."""
-    try:
-        return credit_note_email_send(credit_note_id=credit_note_id)
-    except EmailNotSent as exc:
-        raise self.retry(exc=exc, countdown=min(60 * 2**self.request.retries, 3600)) from exc
+    return _send_or_retry(self, lambda: credit_note_email_send(credit_note_id=credit_note_id))

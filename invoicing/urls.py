@@ -3,7 +3,8 @@
 from django.urls import path
 
 from core.routing import actions, collection
-from invoicing import api, views
+from invoicing import api
+from invoicing.views import billing_settings, customer_sections, invoice_ops, invoices, runs, webhooks
 
 INV = "api/v1/billing/invoices"
 CREDITS = "api/v1/customers/<str:customer>/credits"
@@ -66,55 +67,60 @@ urlpatterns: list = [
     ),
     *actions(f"{ENDPOINTS}/<str:endpoint_id>", "invoicing_endpoint", deliveries=api.EndpointDeliveriesView),
     # console
-    path("console/invoices/", views.invoice_list, name="invoicing_console_invoice_list"),
-    path("console/invoices/<str:invoice_id>/", views.invoice_detail, name="invoicing_console_invoice_detail"),
+    path("console/invoices/", invoices.invoice_list, name="invoicing_console_invoice_list"),
+    path(
+        "console/invoices/<str:invoice_id>/", invoices.invoice_detail, name="invoicing_console_invoice_detail"
+    ),
     path(
         "console/invoices/<str:invoice_id>/pdf",
-        views.invoice_pdf_download,
+        invoices.invoice_pdf_download,
         name="invoicing_console_invoice_pdf",
     ),
     path(
         "console/invoices/<str:invoice_id>/credit-note/pdf",
-        views.credit_note_pdf_download,
+        invoices.credit_note_pdf_download,
         name="invoicing_console_credit_note_pdf",
     ),
-    path(
-        "console/invoices/<str:invoice_id>/<str:action>",
-        views.invoice_action,
-        name="invoicing_console_invoice_action",
+    *(  # one view per operation on an invoice: …/advance, …/approve, …/void, …/retry, …/mark_paid
+        path(f"console/invoices/<str:invoice_id>/{op}", view, name=f"invoicing_console_invoice_{op}")
+        for op, view in invoice_ops.BY_URL.items()
     ),
-    *views.customer_urlpatterns,  # the customer page's invoicing sections
-    path("console/invoice-runs/", views.invoice_runs, name="invoicing_console_runs"),
+    *customer_sections.customer_urlpatterns,  # the customer page's invoicing sections
+    path("console/invoice-runs/", runs.invoice_runs, name="invoicing_console_runs"),
     path(
-        "console/invoice-runs/<str:run_id>/retry", views.invoice_run_retry, name="invoicing_console_run_retry"
+        "console/invoice-runs/<str:run_id>/retry", runs.invoice_run_retry, name="invoicing_console_run_retry"
     ),
-    path("console/billing-settings/", views.billing_settings, name="invoicing_console_billing_settings"),
+    path(
+        "console/billing-settings/",
+        billing_settings.billing_settings,
+        name="invoicing_console_billing_settings",
+    ),
     *actions(
         "console/billing-settings",
         "invoicing_console_billing_settings",
-        supplier=views.billing_settings_supplier,
-        stripe=views.billing_settings_stripe,
-        invoicing=views.billing_settings_invoicing,
+        supplier=billing_settings.billing_settings_supplier,
+        stripe=billing_settings.billing_settings_stripe,
+        invoicing=billing_settings.billing_settings_invoicing,
     ),
     path(
         "console/billing-settings/tax-rates",
-        views.billing_settings_tax_rate,
+        billing_settings.billing_settings_tax_rate,
         name="invoicing_console_tax_rate_create",
     ),
     path(
         "console/billing-settings/tax-rates/<str:tax_rate_id>",
-        views.billing_settings_tax_rate,
+        billing_settings.billing_settings_tax_rate,
         name="invoicing_console_tax_rate_update",
     ),
     path(
         "console/billing-settings/tax-rates/<str:tax_rate_id>/archive",
-        views.billing_settings_tax_rate_archive,
+        billing_settings.billing_settings_tax_rate_archive,
         name="invoicing_console_tax_rate_archive",
     ),
-    path("console/webhooks/", views.webhooks, name="invoicing_console_webhooks"),
+    path("console/webhooks/", webhooks.webhooks, name="invoicing_console_webhooks"),
     path(
         "console/webhooks/deliveries/<str:delivery_id>/resend",
-        views.webhook_resend,
+        webhooks.webhook_resend,
         name="invoicing_console_webhook_resend",
     ),
 ]

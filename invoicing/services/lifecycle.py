@@ -23,6 +23,7 @@ from invoicing.builder import Moment, customers_lock
 from invoicing.credit_notes import credit_note_issue
 from invoicing.models import (
     Invoice,
+    InvoicePayment,
     InvoicingSettings,
     StripeSettings,
 )
@@ -163,13 +164,7 @@ def invoice_advance(*, organization: Organization, invoice: Invoice, actor: Acto
                 "The period is not over yet; use on-demand invoicing to bill it early.", field="status"
             )
         drafted = invoice_draft_for_period(
-            organization=organization,
-            customer_id=invoice.customer_id,
-            currency=invoice.currency,
-            period_start=invoice.period_start,
-            period_end=invoice.period_end,
-            kind=invoice.kind,
-            actor=actor,
+            organization=organization, **sources.natural_key(invoice), actor=actor
         )
         if drafted is None:
             raise Conflict("Nothing is due on this invoice; it was removed.", field="status")
@@ -344,8 +339,6 @@ def invoice_mark_paid(
     (amount, date received, reference) and move the invoice to paid at that date, in one transaction.
     The amount must be the invoice total (partial payments are not tracked); the date may not be in the
     future."""
-    from invoicing.models import InvoicePayment
-
     amount = to_decimal(amount)
     total = quantize(invoice.total, invoice.currency)
     if quantize(amount, invoice.currency) != total:
