@@ -181,27 +181,41 @@ def _email(subject: str, body: str, to: str, supplier: dict[str, Any]) -> EmailM
     )
 
 
-def _message(invoice: Invoice, to: str) -> EmailMessage:
+def _document_message(
+    invoice: Invoice,
+    to: str,
+    *,
+    subject: Callable[[str], str],
+    template: str,
+    context: dict[str, Any],
+    attachment: tuple[str, bytes],
+) -> EmailMessage:
+    """The e-mail of a document of `invoice` (itself or its credit note) with its PDF attached; `subject`
+    is given the supplier's name."""
     supplier, name = _supplier(invoice)
-    context = {"invoice": invoice, "supplier_name": name}
-    message = _email(
-        f"Invoice {invoice.number} from {name}",
-        render_to_string("emails/invoice_issued.txt", context),
-        to,
-        supplier,
-    )
-    message.attach(f"{invoice.number or invoice.id}.pdf", invoice_pdf(invoice), "application/pdf")
+    context = {**context, "invoice": invoice, "supplier_name": name}
+    message = _email(subject(name), render_to_string(template, context), to, supplier)
+    message.attach(*attachment, "application/pdf")
     return message
+
+
+def _message(invoice: Invoice, to: str) -> EmailMessage:
+    return _document_message(
+        invoice,
+        to,
+        subject=lambda name: f"Invoice {invoice.number} from {name}",
+        template="emails/invoice_issued.txt",
+        context={},
+        attachment=(f"{invoice.number or invoice.id}.pdf", invoice_pdf(invoice)),
+    )
 
 
 def _credit_note_message(note: CreditNote, to: str) -> EmailMessage:
-    supplier, name = _supplier(note.invoice)
-    context = {"invoice": note.invoice, "note": note, "supplier_name": name}
-    message = _email(
-        f"Credit note {note.number} for invoice {note.invoice.number} from {name}",
-        render_to_string("emails/credit_note_issued.txt", context),
+    return _document_message(
+        note.invoice,
         to,
-        supplier,
+        subject=lambda name: f"Credit note {note.number} for invoice {note.invoice.number} from {name}",
+        template="emails/credit_note_issued.txt",
+        context={"note": note},
+        attachment=(f"{note.number}.pdf", credit_note_pdf(note)),
     )
-    message.attach(f"{note.number}.pdf", credit_note_pdf(note), "application/pdf")
-    return message

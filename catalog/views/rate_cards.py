@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -26,12 +27,14 @@ def _card_form_page(
     owner: Any,
     cards: list[dict[str, Any]],
     card_key: str | None,
-    save: Any,
+    upsert: Callable[..., object],
     *,
     section: str,
+    **arguments: Any,
 ) -> HttpResponse:
-    """GET: the form (a saved card's fields, or a new card's); POST: `save(rate_card_json)`, then back to
-    the version page, or the form again with each domain error next to its input."""
+    """GET: the form (a saved card's fields, or a new card's); POST: `upsert(organization=, plan_id=/addon_id=,
+    rate_card=, replace_key=, actor=, **arguments)`, then back to the version page, or the form again with
+    each domain error next to its input."""
     existing = next((c for c in cards if c["key"] == card_key), None) if card_key else None
     if card_key and existing is None:
         raise Http404("No such rate card.")
@@ -40,7 +43,14 @@ def _card_form_page(
         form = RateCardForm(request.POST)
         form.is_valid()  # every input is optional: the catalog services validate the card
         try:
-            save(rate_card_json.rate_card_from_form(form.values))
+            upsert(
+                organization=request.organization,
+                **{f"{versioned_of(owner).kind}_id": owner.id},
+                rate_card=rate_card_json.rate_card_from_form(form.values),
+                replace_key=card_key,
+                actor=request.user,
+                **arguments,
+            )
             messages.success(request, f"Rate card {form.values.name} saved.")
             return redirect(version_url(owner))
         except DomainError as exc:
@@ -83,18 +93,10 @@ def rate_card_edit(
     if isinstance(plan, HttpResponse):
         return plan
     phase = _phase(plan, phase_key)
-
-    def save(card: dict[str, Any]) -> object:
-        return services.rate_card_upsert(
-            organization=request.organization,
-            plan_id=plan.id,
-            phase_key=phase_key,
-            rate_card=card,
-            replace_key=card_key,
-            actor=request.user,
-        )
-
-    return _card_form_page(request, plan, phase["rateCards"], card_key, save, section=phase["name"])
+    upsert = services.rate_card_upsert
+    return _card_form_page(
+        request, plan, phase["rateCards"], card_key, upsert, section=phase["name"], phase_key=phase_key
+    )
 
 
 @console_view(min_role=EDIT)
@@ -104,17 +106,8 @@ def addon_rate_card_edit(
     addon = draft_get(request, "addon", key, version)
     if isinstance(addon, HttpResponse):
         return addon
-
-    def save(card: dict[str, Any]) -> object:
-        return services.addon_rate_card_upsert(
-            organization=request.organization,
-            addon_id=addon.id,
-            rate_card=card,
-            replace_key=card_key,
-            actor=request.user,
-        )
-
-    return _card_form_page(request, addon, addon.rate_cards, card_key, save, section="Rate cards")
+    upsert = services.addon_rate_card_upsert
+    return _card_form_page(request, addon, addon.rate_cards, card_key, upsert, section="Rate cards")
 
 
 @require_POST

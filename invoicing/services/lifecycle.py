@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from billing.models import Customer
-from core.audit import Actor, audit_object, audit_record
+from core.audit import Actor, audit_object
 from core.enqueue import enqueue, enqueue_on_commit
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.models import Organization
@@ -135,15 +135,7 @@ def invoice_set_status(
         invoice = state.transition(invoice, status, **extra)
         if status == S.VOIDED and invoice.number:
             credit_note_issue(organization=organization, invoice=invoice, at=now, reason=reason, actor=actor)
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action=f"invoice.{status}",
-            object_type="invoice",
-            object_id=invoice.id,
-            before={"status": before},
-            after={"status": status},
-        )
+        audit_object(invoice, f"invoice.{status}", actor, before={"status": before}, after={"status": status})
         if status in WEBHOOK_ON:
             webhook_event_emit(
                 organization=organization,

@@ -24,6 +24,16 @@ SETTINGS_PAGE = "console/invoicing/billing_settings.html"
 INVOICE_FORM_FIELDS = ("collection_delay_seconds", "draft_period_seconds", "due_days", "number_prefix")
 
 
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+# the services name fields as the API does (`supplierTaxId`); the forms' fields are snake_case
+SNAKE_SUPPLIER = {_camel(name): name for name in SupplierForm.base_fields}
+SNAKE = {_camel(name): name for name in (*INVOICE_FORM_FIELDS, "auto_advance")}
+
+
 def _errors(exc: ValidationFailed) -> dict[str, str]:
     return {e["name"]: e["reason"] for e in exc.errors} or {"form": exc.detail}
 
@@ -128,15 +138,6 @@ def billing_settings_supplier(request: ConsoleRequest) -> HttpResponse:
     return _saved(request, done, "supplier-card", lambda: {**_supplier_context(org), "supplier_saved": True})
 
 
-SNAKE_SUPPLIER = {
-    "supplierName": "supplier_name",
-    "supplierAddress": "supplier_address",
-    "supplierTaxId": "supplier_tax_id",
-    "supplierEmail": "supplier_email",
-    "paymentInstructions": "payment_instructions",
-}
-
-
 @require_POST
 @console_view(min_role=Role.ADMIN)
 def billing_settings_stripe(request: ConsoleRequest) -> HttpResponse:
@@ -174,15 +175,6 @@ def billing_settings_invoicing(request: ConsoleRequest) -> HttpResponse:
         return _partial(request, "invoice-settings", {"inv": fields, "inv_errors": errors}, status=400)
     done = "Invoice settings saved."
     return _saved(request, done, "invoice-settings", lambda: {**_settings_context(org), "inv_saved": True})
-
-
-SNAKE = {
-    "collectionDelaySeconds": "collection_delay_seconds",
-    "draftPeriodSeconds": "draft_period_seconds",
-    "dueDays": "due_days",
-    "numberPrefix": "number_prefix",
-    "autoAdvance": "auto_advance",
-}
 
 
 @require_POST
