@@ -46,6 +46,7 @@ from invoicing.models import (
     InvoiceStatus,
     LineType,
     StripeSettings,
+    natural_key,
 )
 from invoicing.numbering import invoice_numbers_reserve
 from invoicing.services.build import invoice_moment, invoice_payload, line_rows
@@ -78,10 +79,7 @@ def invoice_batch_build(
     with transaction.atomic():
         # 1. upsert on the natural key, then lock (ordered by id: no deadlock between batches)
         Invoice.objects.bulk_create(
-            [
-                Invoice(organization=organization, **sources.natural_key(p), status=S.GATHERING)
-                for p in periods
-            ],
+            [Invoice(organization=organization, **natural_key(p), status=S.GATHERING) for p in periods],
             ignore_conflicts=True,
         )
         customer_ids = sorted({p.customer_id for p in periods})

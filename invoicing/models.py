@@ -6,6 +6,8 @@ once to the currency with `core.money.quantize`). Totals are sums of rounded lin
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
@@ -99,6 +101,16 @@ class NumberSequence(TenantModel):
         constraints = [
             models.UniqueConstraint(fields=["organization", "series"], name="invoicing_sequence_unique")
         ]
+
+
+# the unique key of an invoice in its organization (the constraint below)
+NATURAL_KEY = ("customer_id", "currency", "kind", "period_start", "period_end")
+
+
+def natural_key(of: Any) -> dict[str, Any]:
+    """An invoice's natural key (customer, currency, kind, period) as keyword arguments, read off anything
+    that carries it: a `DuePeriod`, an `Invoice`, an `InvoiceRunItem`."""
+    return {name: getattr(of, name) for name in NATURAL_KEY}
 
 
 class Invoice(TenantModel):

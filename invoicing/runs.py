@@ -24,7 +24,7 @@ from core.errors import NotFound
 from core.models import Organization
 from invoicing import sources
 from invoicing.batch import invoice_batch_build
-from invoicing.models import Invoice, InvoiceRun, InvoiceRunItem, InvoiceStatus, RunStatus
+from invoicing.models import Invoice, InvoiceRun, InvoiceRunItem, InvoiceStatus, RunStatus, natural_key
 from invoicing.services import invoice_draft_for_period, invoice_issue, invoicing_settings_get
 
 logger = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def invoice_runs_schedule(
         with transaction.atomic():
             run = InvoiceRun.objects.create(organization=org, started_at=now, total=len(todo))
             items = InvoiceRunItem.objects.bulk_create(
-                [InvoiceRunItem(organization=org, run=run, **sources.natural_key(d)) for d in todo]
+                [InvoiceRunItem(organization=org, run=run, **natural_key(d)) for d in todo]
             )
         item_ids.extend(i.id for i in items)
     return item_ids
@@ -172,7 +172,7 @@ def invoice_run_item_process(*, item_id: str, now: datetime | None = None) -> In
     InvoiceRunItem.objects.filter(id=item.id).update(attempts=F("attempts") + 1)
     org = item.organization
     try:
-        invoice = invoice_draft_for_period(organization=org, **sources.natural_key(item), now=now)
+        invoice = invoice_draft_for_period(organization=org, **natural_key(item), now=now)
         cfg = invoicing_settings_get(organization=org)
         if (
             invoice is not None

@@ -33,15 +33,6 @@ from metering.models import Meter
 __all__ = ["BillableItem", "CurrentPeriod", "DuePeriod", "UsageRequest"]
 
 
-NATURAL_KEY = ("customer_id", "currency", "kind", "period_start", "period_end")
-
-
-def natural_key(of: Any) -> dict[str, Any]:
-    """An invoice's natural key (customer, currency, kind, period) as keyword arguments, read off anything
-    that carries it: a `DuePeriod`, an `Invoice`, an `InvoiceRunItem`."""
-    return {name: getattr(of, name) for name in NATURAL_KEY}
-
-
 @dataclass(frozen=True)
 class DuePeriod:
     """A billing moment of a customer: the invoice with this natural key bills what is due at its moment

@@ -26,6 +26,7 @@ from invoicing.models import (
     InvoicePayment,
     InvoicingSettings,
     StripeSettings,
+    natural_key,
 )
 from invoicing.numbering import invoice_number_assign
 from invoicing.services import state
@@ -155,9 +156,7 @@ def invoice_advance(*, organization: Organization, invoice: Invoice, actor: Acto
             raise Conflict(
                 "The period is not over yet; use on-demand invoicing to bill it early.", field="status"
             )
-        drafted = invoice_draft_for_period(
-            organization=organization, **sources.natural_key(invoice), actor=actor
-        )
+        drafted = invoice_draft_for_period(organization=organization, **natural_key(invoice), actor=actor)
         if drafted is None:
             raise Conflict("Nothing is due on this invoice; it was removed.", field="status")
         return drafted
