@@ -3,8 +3,6 @@
 from django.urls import path
 
 from billing import api, views
-from billing import api_entitlements as ent
-from billing import api_subscriptions as subs
 from core.routing import actions, collection
 
 E2 = "api/v2/customers/<str:customer>/entitlements"
@@ -20,64 +18,64 @@ urlpatterns: list = [
     ),
     path(
         "api/v1/customers/<str:customer>/access",
-        ent.CustomerAccessView.as_view(),
+        api.CustomerAccessView.as_view(),
         name="billing_customer_access",
     ),
     path(
         "api/v1/customers/<str:customer>/entitlements/<str:entitlement>/value",
-        ent.CustomerEntitlementValueV1View.as_view(),
+        api.CustomerEntitlementValueV1View.as_view(),
         name="billing_entitlement_value_v1",
     ),
     *collection(
         E2,
-        ent.CustomerEntitlementsView,
-        ent.CustomerEntitlementDetailView,
+        api.CustomerEntitlementsView,
+        api.CustomerEntitlementDetailView,
         key="entitlement",
         name="billing_entitlement",
     ),
     *actions(
         f"{E2}/<str:entitlement>",
         "billing_entitlement",
-        value=ent.CustomerEntitlementValueView,
-        history=ent.CustomerEntitlementHistoryView,
-        reset=ent.CustomerEntitlementResetView,
-        override=ent.CustomerEntitlementOverrideView,
+        value=api.CustomerEntitlementValueView,
+        history=api.CustomerEntitlementHistoryView,
+        reset=api.CustomerEntitlementResetView,
+        override=api.CustomerEntitlementOverrideView,
     ),
     path(
         f"{E2}/<str:entitlement>/grants",
-        ent.CustomerEntitlementGrantsView.as_view(),
+        api.CustomerEntitlementGrantsView.as_view(),
         name="billing_grant_list",
     ),
     path(
-        "api/v2/entitlements", ent.EntitlementAdminListView.as_view(), name="billing_entitlement_admin_list"
+        "api/v2/entitlements", api.EntitlementAdminListView.as_view(), name="billing_entitlement_admin_list"
     ),
-    path("api/v2/grants", ent.GrantAdminListView.as_view(), name="billing_grant_admin_list"),
-    path("api/v1/grants/<str:grant_id>", ent.GrantVoidView.as_view(), name="billing_grant_void"),
+    path("api/v2/grants", api.GrantAdminListView.as_view(), name="billing_grant_admin_list"),
+    path("api/v1/grants/<str:grant_id>", api.GrantVoidView.as_view(), name="billing_grant_void"),
     path(
         "api/v1/notification/events",
-        ent.NotificationEventListView.as_view(),
+        api.NotificationEventListView.as_view(),
         name="billing_notification_events",
     ),
     path(
         "api/v1/notification/rules",
-        ent.NotificationRuleListCreateView.as_view(),
+        api.NotificationRuleListCreateView.as_view(),
         name="billing_notification_rules",
     ),
     *collection(
         "api/v1/subscriptions",
-        subs.SubscriptionListCreateView,
-        subs.SubscriptionDetailView,
+        api.SubscriptionListCreateView,
+        api.SubscriptionDetailView,
         key="subscription_id",
         name="billing_subscription",
     ),
     *actions(
         S,
         "billing_subscription",
-        change=subs.SubscriptionChangeView,
-        migrate=subs.SubscriptionMigrateView,
-        cancel=subs.SubscriptionCancelView,
-        unschedule_cancelation=subs.SubscriptionUnscheduleCancelationView,
-        addons=subs.SubscriptionAddonsView,
+        change=api.SubscriptionChangeView,
+        migrate=api.SubscriptionMigrateView,
+        cancel=api.SubscriptionCancelView,
+        unschedule_cancelation=api.SubscriptionUnscheduleCancelationView,
+        addons=api.SubscriptionAddonsView,
     ),
     *views.urlpatterns,
 ]

@@ -248,6 +248,12 @@ class TenantAPIView(APIView):
     def actor(self) -> ApiKey:
         return self.api_key
 
+    def validated(self, serializer: type[serializers.Serializer], *, partial: bool = False) -> Any:
+        """The request body as `serializer` accepted it; a 400 naming each bad field otherwise."""
+        body = serializer(data=self.request.data, partial=partial)
+        body.is_valid(raise_exception=True)
+        return body.validated_data
+
 
 TenantAPIView.abstract = True  # type: ignore[attr-defined]
 

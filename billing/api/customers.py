@@ -1,5 +1,4 @@
-"""Billing API (OpenMeter-compatible shapes): customers. Subscriptions and entitlements live in
-`billing/api_subscriptions.py` and `billing/api_entitlements.py`."""
+"""Customers: list, create, get, replace, update, delete (OpenMeter's shapes)."""
 
 from __future__ import annotations
 
@@ -157,12 +156,11 @@ class CustomerListCreateView(TenantAPIView):
 
     @extend_schema(request=CustomerInput, responses={201: CustomerOutput}, operation_id="createCustomer")
     def post(self, request: Request) -> Response:
-        data = CustomerInput(data=request.data)
-        data.is_valid(raise_exception=True)
+        v = self.validated(CustomerInput)
         customer = services.customer_create(
             organization=self.organization,
             actor=self.actor,
-            **customer_kwargs(data.validated_data, full=False),
+            **customer_kwargs(v, full=False),
         )
         return Response(CustomerOutput(customer).data, status=status.HTTP_201_CREATED)
 
@@ -184,13 +182,12 @@ class CustomerDetailView(TenantAPIView):
 
     def _update(self, request: Request, id_or_key: str, *, full: bool) -> Response:
         customer = self._customer(id_or_key)
-        data = CustomerInput(data=request.data, partial=not full)
-        data.is_valid(raise_exception=True)
+        v = self.validated(CustomerInput, partial=not full)
         customer = services.customer_update(
             organization=self.organization,
             customer=customer,
             actor=self.actor,
-            **customer_kwargs(data.validated_data, full=full),
+            **customer_kwargs(v, full=full),
         )
         selectors.customers_annotate_current_subscription(
             organization=self.organization, customers=[customer]

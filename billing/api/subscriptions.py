@@ -253,9 +253,7 @@ class SubscriptionListCreateView(TenantAPIView):
         ],
     )
     def post(self, request: Request) -> Response:
-        data = self.Input(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
+        v = self.validated(self.Input)
         ref = v.get("customerId") or v.get("customerKey")
         if not ref:
             raise ValidationFailed("customerId or customerKey is required.", field="customerId")
@@ -305,9 +303,7 @@ class SubscriptionChangeView(_SubscriptionAction):
 
     @extend_schema(request=Input, responses=SubscriptionChangeOutput, operation_id="changeSubscription")
     def post(self, request: Request, subscription_id: str) -> Response:
-        data = self.Input(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
+        v = self.validated(self.Input)
         old, new = services.subscription_change(
             organization=self.organization,
             subscription=self._sub(subscription_id),
@@ -331,13 +327,12 @@ class SubscriptionMigrateView(_SubscriptionAction):
 
     @extend_schema(request=Input, responses=SubscriptionChangeOutput, operation_id="migrateSubscription")
     def post(self, request: Request, subscription_id: str) -> Response:
-        data = self.Input(data=request.data)
-        data.is_valid(raise_exception=True)
+        v = self.validated(self.Input)
         old, new = services.subscription_migrate(
             organization=self.organization,
             subscription=self._sub(subscription_id),
-            target_version=data.validated_data.get("targetVersion"),
-            timing=parse_timing(data.validated_data.get("timing")),
+            target_version=v.get("targetVersion"),
+            timing=parse_timing(v.get("timing")),
             actor=self.actor,
         )
         return Response(_change_out(old, new))
@@ -351,12 +346,11 @@ class SubscriptionCancelView(_SubscriptionAction):
 
     @extend_schema(request=Input, responses=SubscriptionOutput, operation_id="cancelSubscription")
     def post(self, request: Request, subscription_id: str) -> Response:
-        data = self.Input(data=request.data)
-        data.is_valid(raise_exception=True)
+        v = self.validated(self.Input)
         sub = services.subscription_cancel(
             organization=self.organization,
             subscription=self._sub(subscription_id),
-            timing=parse_timing(data.validated_data.get("timing")),
+            timing=parse_timing(v.get("timing")),
             actor=self.actor,
         )
         return Response(_out(sub))
@@ -388,9 +382,7 @@ class SubscriptionAddonsView(_SubscriptionAction):
 
     @extend_schema(request=Input, responses=SubscriptionOutput, operation_id="setSubscriptionAddon")
     def post(self, request: Request, subscription_id: str) -> Response:
-        data = self.Input(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
+        v = self.validated(self.Input)
         key = v.get("addonKey") or (v.get("addon") or {}).get("key") or (v.get("addon") or {}).get("id")
         if not key:
             raise ValidationFailed("addon.key is required.", field="addon.key")
