@@ -41,6 +41,7 @@ def invoice_list(
     period_from: datetime | None = None,
     period_to: datetime | None = None,
     include_gathering: bool = True,
+    run_id: str = "",
 ) -> QuerySet[Invoice]:
     qs = Invoice.objects.filter(organization=organization).select_related("customer", "credit_note")
     if statuses:
@@ -53,6 +54,9 @@ def invoice_list(
         qs = qs.filter(period_end__gt=period_from)
     if period_to:
         qs = qs.filter(period_start__lt=period_to)
+    if run_id:
+        issued = InvoiceRunItem.objects.filter(organization=organization, run_id=run_id)
+        qs = qs.filter(id__in=issued.values("invoice_id"))
     return qs
 
 

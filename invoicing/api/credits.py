@@ -11,9 +11,9 @@ from rest_framework.response import Response
 
 from billing.selectors import customer_get
 from core.api_base import TenantAPIView
-from core.errors import ValidationFailed
 from core.pagination import PAGE_PARAMETERS, page_of, page_params, paged
 from invoicing import credits
+from invoicing.api.params import status_filter
 from invoicing.models import CustomerCredit
 
 
@@ -80,10 +80,7 @@ class CreditListView(TenantAPIView):
     )
     def get(self, request: Request, customer: str) -> Response:
         cust = customer_get(organization=self.organization, id_or_key=customer)
-        statuses = [s for raw in request.query_params.getlist("status") for s in raw.split(",") if s]
-        bad = sorted(set(statuses) - set(credits.CREDIT_STATUSES))
-        if bad:
-            raise ValidationFailed(f"Unknown status: {', '.join(bad)}.", field="status")
+        statuses = status_filter(request, credits.CREDIT_STATUSES)
         qs = credits.customer_credit_list(
             organization=self.organization, customer_id=cust.id, statuses=statuses
         )

@@ -15,9 +15,10 @@ from rest_framework.response import Response
 
 from billing.selectors import customer_get
 from core.api_base import TenantAPIView
-from core.errors import NotFound, ValidationFailed
+from core.errors import NotFound
 from core.pagination import PAGE_PARAMETERS, page_of, page_params, paged
 from invoicing import selectors, services
+from invoicing.api.params import status_filter
 from invoicing.credit_notes import credit_note_of
 from invoicing.models import Invoice, InvoiceLine, InvoiceStatus
 from invoicing.pdf import credit_note_pdf, invoice_pdf
@@ -115,6 +116,13 @@ class InvoiceListView(TenantAPIView):
     model = Invoice
     required_scope = "read"
 
+    class Query(serializers.Serializer):
+        customerId = serializers.CharField(required=False, default="")
+        periodFrom = serializers.DateTimeField(required=False)
+        periodTo = serializers.DateTimeField(required=False)
+        runId = serializers.CharField(required=False, default="")
+        expand = serializers.CharField(required=False, default="")
+
     @extend_schema(
         responses=page_of(InvoiceListItemOutput),
         parameters=[
@@ -123,6 +131,7 @@ class InvoiceListView(TenantAPIView):
             OpenApiParameter("customerId", str),
             OpenApiParameter("periodFrom", OpenApiTypes.DATETIME),
             OpenApiParameter("periodTo", OpenApiTypes.DATETIME),
+            OpenApiParameter("runId", str, description="Only the invoices this invoice run issued."),
             OpenApiParameter("expand", str, description="`lines` adds each invoice's lines."),
             *PAGE_PARAMETERS,
         ],
@@ -130,26 +139,19 @@ class InvoiceListView(TenantAPIView):
         operation_id="listInvoices",
     )
     def get(self, request: Request) -> Response:
-        qp = request.query_params
-        statuses = [s for raw in qp.getlist("statuses") + qp.getlist("status") for s in raw.split(",") if s]
-        bad = sorted(set(statuses) - set(InvoiceStatus.values))
-        if bad:
-            raise ValidationFailed(f"Unknown status: {', '.join(bad)}.", field="statuses")
-        period_from = (
-            serializers.DateTimeField().to_internal_value(qp["periodFrom"]) if qp.get("periodFrom") else None
-        )
-        period_to = (
-            serializers.DateTimeField().to_internal_value(qp["periodTo"]) if qp.get("periodTo") else None
-        )
+        query = self.Query(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        q = query.validated_data
         qs = selectors.invoice_list(
             organization=self.organization,
-            statuses=statuses,
-            customer_id=qp.get("customerId", ""),
-            period_from=period_from,
-            period_to=period_to,
+            statuses=status_filter(request, InvoiceStatus.values, names=("statuses", "status")),
+            customer_id=q["customerId"],
+            period_from=q.get("periodFrom"),
+            period_to=q.get("periodTo"),
+            run_id=q["runId"],
         )
         page, size = page_params(request)
-        expand = "lines" in qp.get("expand", "")
+        expand = "lines" in q["expand"]
         if expand:
             qs = qs.prefetch_related("lines")
         out = InvoiceWithLinesOutput if expand else InvoiceOutput
@@ -188,8 +190,8 @@ class InvoiceDetailView(TenantAPIView):
         return Response(InvoiceWithLinesOutput(invoice).data)
 
 
-class _InvoiceAction(TenantAPIView):
-    """POST /{id}/<action>: one lifecycle service, chosen by the subclass."""
+class InvoiceActionView(TenantAPIView):
+    """POST /{id}/<action>: one step of the invoice's lifecycle; answers the invoice after it."""
 
     required_scope = "admin"
     abstract = True
@@ -206,24 +208,15 @@ class _InvoiceAction(TenantAPIView):
         )
 
 
-@extend_schema_view(post=extend_schema(operation_id="advanceInvoice"))
-class InvoiceAdvanceView(_InvoiceAction):
-    service = staticmethod(services.invoice_advance)
+def invoice_action_view(name: str, service: Any, operation_id: str) -> type[InvoiceActionView]:
+    view = type(name, (InvoiceActionView,), {"service": staticmethod(service), "__module__": __name__})
+    return extend_schema_view(post=extend_schema(operation_id=operation_id))(view)
 
 
-@extend_schema_view(post=extend_schema(operation_id="approveInvoice"))
-class InvoiceApproveView(_InvoiceAction):
-    service = staticmethod(services.invoice_approve)
-
-
-@extend_schema_view(post=extend_schema(operation_id="voidInvoice"))
-class InvoiceVoidView(_InvoiceAction):
-    service = staticmethod(services.invoice_void)
-
-
-@extend_schema_view(post=extend_schema(operation_id="retryInvoiceSync"))
-class InvoiceRetryView(_InvoiceAction):
-    service = staticmethod(services.invoice_retry_sync)
+InvoiceAdvanceView = invoice_action_view("InvoiceAdvanceView", services.invoice_advance, "advanceInvoice")
+InvoiceApproveView = invoice_action_view("InvoiceApproveView", services.invoice_approve, "approveInvoice")
+InvoiceVoidView = invoice_action_view("InvoiceVoidView", services.invoice_void, "voidInvoice")
+InvoiceRetryView = invoice_action_view("InvoiceRetryView", services.invoice_retry_sync, "retryInvoiceSync")
 
 
 class InvoiceLineCreateView(TenantAPIView):

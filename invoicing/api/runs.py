@@ -1,11 +1,10 @@
-"""Invoice runs: start one now, list them, follow one's progress and items."""
+"""Invoice runs: start one now (202 with the run), list them, follow one's progress and items."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from django.urls import reverse
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,20 +12,37 @@ from rest_framework.response import Response
 from billing.selectors import customer_get
 from core.api_base import TenantAPIView
 from core.enqueue import enqueue_on_commit
-from core.errors import NotFound, ValidationFailed
+from core.errors import NotFound
+from core.models import Organization
 from core.pagination import PAGE_PARAMETERS, page_of, page_params, paged
 from invoicing import runs, selectors
+from invoicing.api.params import status_filter
 from invoicing.models import InvoiceRun, InvoiceRunItem
 
 
+class RunLinksOutput(serializers.Serializer):
+    self = serializers.SerializerMethodField(help_text="This run: its progress and items.")
+    invoices = serializers.SerializerMethodField(help_text="The invoices this run has issued so far.")
+
+    def get_self(self, run: InvoiceRun) -> str:
+        return reverse("invoicing_run_detail", args=[run.id])
+
+    def get_invoices(self, run: InvoiceRun) -> str:
+        return reverse("invoicing_invoice_list") + f"?runId={run.id}"
+
+
 class RunOutput(serializers.Serializer):
+    """An invoice run: one per start (the clock's or `POST /invoice-runs`), one item per due billing
+    moment of a customer; `total` = `done` + `failed` + the items still pending."""
+
     id = serializers.CharField()
-    status = serializers.CharField()
+    status = serializers.CharField(help_text="running, done or failed (some items failed).")
     startedAt = serializers.DateTimeField(source="started_at")
     finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
     total = serializers.IntegerField()
     done = serializers.IntegerField()
     failed = serializers.IntegerField()
+    links = RunLinksOutput(source="*")
 
 
 class RunItemOutput(serializers.Serializer):
@@ -35,7 +51,9 @@ class RunItemOutput(serializers.Serializer):
     customerKey = serializers.CharField(source="customer.key", allow_null=True)
     customerName = serializers.CharField(source="customer.name")
     currency = serializers.CharField()
-    kind = serializers.CharField()  # the billing moment: "start" (in-advance fees) or "period" (its end)
+    kind = serializers.CharField(
+        help_text='The billing moment: "start" (in-advance fees) or "period" (its end).'
+    )
     periodStart = serializers.DateTimeField(source="period_start")
     periodEnd = serializers.DateTimeField(source="period_end")
     status = serializers.CharField()
@@ -44,38 +62,23 @@ class RunItemOutput(serializers.Serializer):
     invoiceId = serializers.CharField(source="invoice_id", allow_null=True)
 
 
-class RunItemsPage(serializers.Serializer):
-    totalCount = serializers.IntegerField()
-    page = serializers.IntegerField()
-    pageSize = serializers.IntegerField()
-    items = RunItemOutput(many=True)
-
-
 class RunDetailOutput(RunOutput):
-    items = RunItemsPage()
+    items = page_of(RunItemOutput)(source="item_page", help_text="The run's items, one page.")
 
 
-class RunsStartedOutput(serializers.Serializer):
-    items = RunOutput(many=True)
-    message = serializers.CharField()
-
-
-def invoice_runs_start(*, organization: Any, customer_id: str | None) -> tuple[list[InvoiceRun], int]:
+def invoice_run_start(*, organization: Organization, customer_id: str | None) -> InvoiceRun | None:
     """Schedule the due invoices of the organization (or of one customer) now, through the clock's own
-    scheduler, and queue one batch task per batch after commit. Returns the new runs and the number of
-    billing moments scheduled (0: nothing due)."""
+    scheduler, and queue one batch task per batch after commit. Returns the new run (one per organization),
+    or None when nothing is due."""
     batches = runs.invoice_runs_schedule_batches(
         now=timezone.now(), organization=organization, customer_id=customer_id
     )
-    item_ids = [i for batch in batches for i in batch]
-    run_ids = set(
-        InvoiceRunItem.objects.filter(organization=organization, id__in=item_ids).values_list(
-            "run_id", flat=True
-        )
-    )
+    if not batches:
+        return None
     for batch in batches:
         enqueue_on_commit("invoicing.tasks.invoice_run_batch", batch)
-    return list(InvoiceRun.objects.filter(organization=organization, id__in=run_ids)), len(item_ids)
+    item = InvoiceRunItem.objects.filter(organization=organization, id=batches[0][0]).only("run_id").get()
+    return InvoiceRun.objects.get(organization=organization, id=item.run_id)
 
 
 class InvoiceRunListView(TenantAPIView):
@@ -85,7 +88,9 @@ class InvoiceRunListView(TenantAPIView):
     required_scopes = {"GET": "read", "POST": "admin"}
 
     class Input(serializers.Serializer):
-        customerId = serializers.CharField(required=False, allow_blank=True)
+        customerId = serializers.CharField(
+            required=False, allow_blank=True, help_text="A customer id or key: only its due moments."
+        )
 
     @extend_schema(responses=page_of(RunOutput), parameters=PAGE_PARAMETERS, operation_id="listInvoiceRuns")
     def get(self, request: Request) -> Response:
@@ -95,23 +100,29 @@ class InvoiceRunListView(TenantAPIView):
 
     @extend_schema(
         request=Input,
-        responses={202: RunsStartedOutput, 200: RunsStartedOutput},
+        responses={
+            202: OpenApiResponse(
+                RunOutput,
+                description="A run started: the due billing moments are queued; follow `links.self` (also "
+                "the Location header) until `status` is done or failed.",
+            ),
+            204: OpenApiResponse(
+                description="Nothing is due: every closed billing period is invoiced or in a run."
+            ),
+        },
         operation_id="startInvoiceRun",
+        examples=[
+            OpenApiExample("Invoice one customer now", request_only=True, value={"customerId": "acme"})
+        ],
     )
     def post(self, request: Request) -> Response:
-        v = self.validated(self.Input)
-        ref = v.get("customerId") or ""
+        ref = self.validated(self.Input).get("customerId") or ""
         customer = customer_get(organization=self.organization, id_or_key=ref) if ref else None
-        started, count = invoice_runs_start(
-            organization=self.organization, customer_id=customer.id if customer else None
-        )
-        if not started:
-            who = f"customer {customer.key or customer.id}" if customer else "the organization"
-            message = f"Nothing is due for {who}: every closed billing period is invoiced or in a run."
-            return Response({"items": [], "message": message}, status=status.HTTP_200_OK)
-        message = f"{count} due billing moment(s) scheduled in {len(started)} run(s)."
-        body = {"items": RunOutput(started, many=True).data, "message": message}
-        return Response(body, status=status.HTTP_202_ACCEPTED)
+        run = invoice_run_start(organization=self.organization, customer_id=customer.id if customer else None)
+        if run is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        body = RunOutput(run).data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["links"]["self"]})
 
 
 class InvoiceRunDetailView(TenantAPIView):
@@ -129,13 +140,9 @@ class InvoiceRunDetailView(TenantAPIView):
         if run is None:
             raise NotFound(f"No such invoice run: {run_id!r}.")
         items = selectors.invoice_run_items(organization=self.organization, run_id=run.id).order_by("id")
-        wanted = [s for raw in request.query_params.getlist("status") for s in raw.split(",") if s]
-        bad = sorted(set(wanted) - {"pending", "done", "failed"})
-        if bad:
-            raise ValidationFailed(f"Unknown status: {', '.join(bad)}.", field="status")
+        wanted = status_filter(request, ("pending", "done", "failed"))
         if wanted:
             items = items.filter(status__in=wanted)
         page, size = page_params(request)
-        body = dict(RunOutput(run).data)
-        body["items"] = paged(items, page, size, lambda rows: RunItemOutput(rows, many=True).data)
-        return Response(body)
+        run.item_page = paged(items, page, size, list)  # type: ignore[attr-defined]
+        return Response(RunDetailOutput(run).data)

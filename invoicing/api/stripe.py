@@ -3,8 +3,6 @@ signature is the authentication)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.decorators import method_decorator
 from django.views import View
@@ -22,32 +20,41 @@ from invoicing.stripe_events import organization_for_webhook, stripe_event_recei
 
 
 class StripeAppOutput(serializers.Serializer):
-    """Secrets are write-only: only whether they are set and their last 4 characters come back."""
+    """The organization's Stripe connection (the defaults when none is configured). Secrets are write-only:
+    only whether they are set and their last 4 characters come back."""
 
-    configured = serializers.BooleanField()
-    enabled = serializers.BooleanField()
-    secretKeySet = serializers.BooleanField()
-    secretKeyLast4 = serializers.CharField()
-    webhookSecretSet = serializers.BooleanField()
-    webhookSecretLast4 = serializers.CharField()
-    apiVersion = serializers.CharField()
-    collectionMethod = serializers.CharField()
-    webhookUrl = serializers.CharField()
+    configured = serializers.SerializerMethodField()
+    enabled = serializers.SerializerMethodField()
+    secretKeySet = serializers.SerializerMethodField()
+    secretKeyLast4 = serializers.SerializerMethodField()
+    webhookSecretSet = serializers.SerializerMethodField()
+    webhookSecretLast4 = serializers.SerializerMethodField()
+    apiVersion = serializers.CharField(source="api_version")
+    collectionMethod = serializers.CharField(source="collection_method")
+    webhookUrl = serializers.SerializerMethodField(help_text="What to paste into Stripe's webhook settings.")
 
+    def get_configured(self, cfg: StripeSettings) -> bool:
+        return not cfg._state.adding  # an unsaved row: the defaults, nothing configured
 
-def stripe_app_payload(organization: Any, request: Any = None) -> dict[str, Any]:
-    cfg = selectors.stripe_settings_get(organization=organization)
-    return {
-        "configured": cfg is not None,
-        "enabled": bool(cfg and cfg.enabled),
-        "secretKeySet": bool(cfg and cfg.secret_key),
-        "secretKeyLast4": selectors.secret_hint(cfg.secret_key) if cfg else "",
-        "webhookSecretSet": bool(cfg and cfg.webhook_secret),
-        "webhookSecretLast4": selectors.secret_hint(cfg.webhook_secret) if cfg else "",
-        "apiVersion": cfg.api_version if cfg else StripeSettings._meta.get_field("api_version").default,
-        "collectionMethod": cfg.collection_method if cfg else "send_invoice",
-        "webhookUrl": selectors.stripe_webhook_url(organization=organization, request=request),
-    }
+    def get_enabled(self, cfg: StripeSettings) -> bool:
+        return self.get_configured(cfg) and cfg.enabled
+
+    def get_secretKeySet(self, cfg: StripeSettings) -> bool:
+        return bool(cfg.secret_key)
+
+    def get_secretKeyLast4(self, cfg: StripeSettings) -> str:
+        return selectors.secret_hint(cfg.secret_key or "")
+
+    def get_webhookSecretSet(self, cfg: StripeSettings) -> bool:
+        return bool(cfg.webhook_secret)
+
+    def get_webhookSecretLast4(self, cfg: StripeSettings) -> str:
+        return selectors.secret_hint(cfg.webhook_secret or "")
+
+    def get_webhookUrl(self, cfg: StripeSettings) -> str:
+        return selectors.stripe_webhook_url(
+            organization=cfg.organization, request=self.context.get("request")
+        )
 
 
 class StripeAppView(TenantAPIView):
@@ -62,9 +69,14 @@ class StripeAppView(TenantAPIView):
         enabled = serializers.BooleanField(required=False)
         collectionMethod = serializers.CharField(required=False)
 
+    def _out(self, request: Request) -> Response:
+        cfg = selectors.stripe_settings_get(organization=self.organization)
+        cfg = cfg or StripeSettings(organization=self.organization)
+        return Response(StripeAppOutput(cfg, context={"request": request}).data)
+
     @extend_schema(responses=StripeAppOutput, operation_id="getStripeApp")
     def get(self, request: Request) -> Response:
-        return Response(stripe_app_payload(self.organization, request))
+        return self._out(request)
 
     @extend_schema(request=Input, responses=StripeAppOutput, operation_id="updateStripeApp")
     def put(self, request: Request) -> Response:
@@ -78,7 +90,7 @@ class StripeAppView(TenantAPIView):
             collection_method=v.get("collectionMethod"),
             actor=self.actor,
         )
-        return Response(stripe_app_payload(self.organization, request))
+        return self._out(request)
 
 
 @method_decorator(csrf_exempt, name="dispatch")

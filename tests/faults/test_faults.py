@@ -234,7 +234,7 @@ def test_worker_killed_in_the_middle_of_an_invoice_run_then_rerun(stack):
     org = stack.sql("SELECT id FROM core_organization WHERE slug = 'faults'")[0][0]
     status, body = stack.request("POST", "/api/v1/billing/invoice-runs", {})
     assert status == 202, body
-    due = sum(run["total"] for run in json.loads(body)["items"])
+    due = json.loads(body)["total"]
     assert due == 600
 
     def items_done() -> int:
@@ -250,7 +250,7 @@ def test_worker_killed_in_the_middle_of_an_invoice_run_then_rerun(stack):
         proc.send_signal(signals.SIGKILL)
     assert items_done() < due, "the run should still have been in progress when the worker was killed"
     status, body = stack.request("POST", "/api/v1/billing/invoice-runs", {})  # the operator's rerun
-    assert status in (200, 202), body
+    assert status in (202, 204), body  # 204: nothing left to schedule
     wait_for(lambda: items_done() == due, 120, f"all {due} run items done")
     time.sleep(2)  # nothing more arrives
     duplicates = stack.sql(

@@ -55,6 +55,9 @@ def test_list_filters_and_isolation(tenant_a, tenant_b, two):
     assert tenant_a.client("read").get(BASE, {"statuses": "issued"}).json()["items"] == []
     assert tenant_a.client("read").get(BASE, {"customerId": b.customer_id}).json()["items"] == []
     assert tenant_a.client("read").get(BASE, {"statuses": "bogus"}).status_code == 400
+    bad = tenant_a.client("read").get(BASE, {"periodFrom": "yesterday"})
+    assert bad.status_code == 400
+    assert [p["name"] for p in bad.json()["invalid_params"]] == ["periodFrom"]
     assert [i["id"] for i in tenant_b.client("read").get(BASE).json()["items"]] == [b.id]
     assert tenant_a.client("read").get(f"{BASE}/{b.id}").status_code == 404
     assert tenant_a.client("read").get(f"{BASE}/{b.id}/pdf").status_code == 404

@@ -1,5 +1,5 @@
-"""Invoice runs API: start a run now for one customer or the whole organization (202 with the run and its
-progress; nothing due → 200 with an empty list and a message), list and detail with items, scopes,
+"""Invoice runs API: start a run now for one customer or the whole organization (202 with the run, its
+progress and its links; nothing due → 204), list and detail with items, the invoices of a run, scopes,
 a query budget, and tenant B's runs and customers never visible to A."""
 
 from __future__ import annotations
@@ -65,8 +65,7 @@ def test_start_for_one_customer_then_the_rest(tenant_a, tenant_b, usage, django_
     with django_capture_on_commit_callbacks(execute=True) as queued:
         r = admin.post(RUNS, {"customerId": "initech"}, format="json")
     assert r.status_code == 202, r.content
-    body = r.json()
-    [run] = body["items"]
+    run = r.json()
     # two billing moments of initech are due: its start and the end of October. The answer is written
     # before the queued batch runs: the run is in progress.
     assert run == {
@@ -77,8 +76,12 @@ def test_start_for_one_customer_then_the_rest(tenant_a, tenant_b, usage, django_
         "total": 2,
         "done": 0,
         "failed": 0,
+        "links": {
+            "self": f"{RUNS}/{run['id']}",
+            "invoices": f"/api/v1/billing/invoices?runId={run['id']}",
+        },
     }
-    assert body["message"] == "2 due billing moment(s) scheduled in 1 run(s)."
+    assert r["Location"] == f"{RUNS}/{run['id']}"
     assert len(queued) == 1  # one batch task, queued after commit (run eagerly here)
 
     got = invoices(tenant_a, initech)
@@ -113,29 +116,29 @@ def test_start_for_one_customer_then_the_rest(tenant_a, tenant_b, usage, django_
         {**common, "kind": "start", "invoiceId": got["start"].id},
     ]
     assert not Invoice.objects.filter(customer=hooli).exclude(status="gathering").exists()
+    # the run's invoices link: initech's two, nothing of hooli's or of B's
+    issued = tenant_a.client("read").get(run["links"]["invoices"]).json()
+    assert sorted(i["id"] for i in issued["items"]) == sorted(i.id for i in got.values())
+    assert tenant_b.client("read").get(run["links"]["invoices"]).json()["totalCount"] == 0
 
-    # the same customer again: nothing due is not an error
+    # the same customer again: nothing due is not an error, and no run is recorded
     again = admin.post(RUNS, {"customerId": initech.id}, format="json")
-    assert again.status_code == 200
-    assert again.json() == {
-        "items": [],
-        "message": "Nothing is due for customer initech: every closed billing period is invoiced or in a run.",
-    }
+    assert (again.status_code, again.content) == (204, b"")
+    assert InvoiceRun.objects.filter(organization=tenant_a.org).count() == 1
 
     # the whole organization: only hooli is left; B's umbrella is not A's to invoice
     later = datetime(2026, 11, 1, 2, 5, tzinfo=UTC)
     with time_machine.travel(later, tick=False), django_capture_on_commit_callbacks(execute=True):
         rest = admin.post(RUNS, {}, format="json")
-    assert rest.status_code == 202 and rest.json()["items"][0]["total"] == 2  # hooli's start and October
+    assert rest.status_code == 202 and rest.json()["total"] == 2  # hooli's start and October
     assert {k: i.total for k, i in invoices(tenant_a, hooli).items()} == {"start": 5, "period": 7}
     assert not Invoice.objects.filter(customer=umbrella).exists()
     nothing = admin.post(RUNS, {}, format="json")
-    assert nothing.status_code == 200 and nothing.json()["items"] == []
-    assert nothing.json()["message"].startswith("Nothing is due for the organization")
+    assert nothing.status_code == 204
 
     listed = tenant_a.client("read").get(RUNS).json()
     assert listed["totalCount"] == 2
-    assert [x["id"] for x in listed["items"]] == [rest.json()["items"][0]["id"], run["id"]]  # newest first
+    assert [x["id"] for x in listed["items"]] == [rest.json()["id"], run["id"]]  # newest first
     only_failed = tenant_a.client("read").get(f"{RUNS}/{run['id']}", {"status": "failed"}).json()
     assert only_failed["items"]["totalCount"] == 0
     assert tenant_a.client("read").get(f"{RUNS}/{run['id']}", {"status": "x"}).status_code == 400
@@ -147,7 +150,7 @@ def test_start_for_one_customer_then_the_rest(tenant_a, tenant_b, usage, django_
     with django_capture_on_commit_callbacks(execute=True):
         b_run = tenant_b.client().post(RUNS, {}, format="json")
     assert b_run.status_code == 202
-    b_detail = tenant_b.client("read").get(f"{RUNS}/{b_run.json()['items'][0]['id']}").json()
+    b_detail = tenant_b.client("read").get(f"{RUNS}/{b_run.json()['id']}").json()
     assert [i["customerKey"] for i in b_detail["items"]["items"]] == ["umbrella", "umbrella"]
     assert {k: i.total for k, i in invoices(tenant_b, umbrella).items()} == {"start": 5, "period": 6}
     assert tenant_a.client("read").get(RUNS).json()["totalCount"] == 2
@@ -165,9 +168,7 @@ def test_list_and_detail_query_budget(tenant_a, tenant_b, usage, django_capture_
         return len(ctx.captured_queries)
 
     with django_capture_on_commit_callbacks(execute=True):
-        run_id = (
-            tenant_a.client().post(RUNS, {"customerId": first.id}, format="json").json()["items"][0]["id"]
-        )
+        run_id = tenant_a.client().post(RUNS, {"customerId": first.id}, format="json").json()["id"]
     count(RUNS)  # warm the API key cache
     # list: API key, count, page; detail: API key, run, item count, item page (customers joined);
     # the first run holds 2 items (initech's start and October), the second 6 (3 customers x 2)
@@ -176,7 +177,7 @@ def test_list_and_detail_query_budget(tenant_a, tenant_b, usage, django_capture_
     for key in ("hooli", "globex", "soylent"):
         subscribe(tenant_a, usage, key, 1)
     with django_capture_on_commit_callbacks(execute=True):
-        big_id = tenant_a.client().post(RUNS, {}, format="json").json()["items"][0]["id"]
+        big_id = tenant_a.client().post(RUNS, {}, format="json").json()["id"]
     assert (count(RUNS), count(f"{RUNS}/{big_id}")) == small
     assert tenant_a.client("read").get(f"{RUNS}/{big_id}").json()["items"]["totalCount"] == 6  # 3 x 2
 
@@ -188,7 +189,7 @@ def test_one_bad_customer_fails_alone(tenant_a, tenant_b, usage, django_capture_
     wonka = subscribe(tenant_a, usage, "wonka", 3, unit="NaN")
     subscribe(tenant_b, usage, "wonka", 2)  # B's wonka is fine and not part of A's run
     with django_capture_on_commit_callbacks(execute=True):
-        run_id = tenant_a.client().post(RUNS, {}, format="json").json()["items"][0]["id"]
+        run_id = tenant_a.client().post(RUNS, {}, format="json").json()["id"]
     detail = tenant_a.client("read").get(f"{RUNS}/{run_id}").json()
     failed = tenant_a.client("read").get(f"{RUNS}/{run_id}", {"status": "failed"}).json()["items"]
     # 4 moments: the start and October of each customer; wonka's start bills only its base fee and is
