@@ -34,9 +34,15 @@ class CustomerScopedView(TenantAPIView):
         return selectors.customer_get(organization=self.organization, id_or_key=customer_id_or_key)
 
     def _entitlement(self, customer: Customer, id_or_feature_key: str) -> Entitlement:
-        return selectors.entitlement_get(
+        ent = selectors.entitlement_get(
             organization=self.organization, customer=customer, id_or_feature_key=id_or_feature_key
         )
+        ent.customer = customer  # the answer names the customer: no second read of it
+        return ent
+
+
+def include_deleted(request: Request) -> bool:
+    return request.query_params.get("includeDeleted") == "true"
 
 
 def time_param(request: Request, name: str = "time") -> datetime | None:

@@ -3,19 +3,23 @@ official SDK works unchanged; the organization-wide admin list."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing import selectors, services
-from billing.api.base import INCLUDE_DELETED, TIME_PARAM, VALUE_EXAMPLE, CustomerScopedView, time_param
+from billing.api.base import (
+    INCLUDE_DELETED,
+    TIME_PARAM,
+    VALUE_EXAMPLE,
+    CustomerScopedView,
+    include_deleted,
+    time_param,
+)
 from billing.api.serializers import (
-    NAMED_INTERVALS,
     CustomerAccessOutput,
     EntitlementHistoryOutput,
     EntitlementInput,
@@ -23,68 +27,11 @@ from billing.api.serializers import (
     EntitlementValueOutput,
     EntitlementValueV2Output,
 )
-from billing.entitlements.values import wire_number as _num
-from billing.models import Customer, Entitlement, EntitlementType
-from billing.periods import period_at
-from core.api_base import ScheduleDateTimeField, TenantAPIView, iso
+from billing.models import Entitlement
+from core.api_base import ScheduleDateTimeField, TenantAPIView
 from core.auth import CachedBearerAuthentication
 from core.errors import NotFound, ValidationFailed
 from core.pagination import PAGE_PARAMETERS, page_of, page_params, paged
-
-_dt = iso
-
-
-def entitlement_out(ent: Entitlement, customer: Customer) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": ent.id,
-        "type": ent.type,
-        "featureId": ent.feature_id or ent.feature_key,
-        "featureKey": ent.feature_key,
-        "customerId": customer.id,
-        "customerKey": customer.key,
-        "subscriptionId": ent.subscription_id,
-        "metadata": ent.metadata,
-        "activeFrom": _dt(ent.active_from),
-        "activeTo": _dt(ent.active_to),
-        "createdAt": _dt(ent.created_at),
-        "updatedAt": _dt(ent.updated_at),
-        "deletedAt": _dt(ent.deleted_at),
-    }
-    if ent.type == EntitlementType.STATIC:
-        out["config"] = ent.config
-    if ent.type == EntitlementType.METERED and ent.usage_period_anchor:
-        now = max(timezone.now(), ent.active_from)
-        current = period_at(ent.usage_period_anchor, ent.usage_period_interval, now, ent.timezone)
-        last_reset = max([current.start, *[r.at for r in ent.resets.all() if r.at <= now]])
-        out.update(
-            {
-                "isSoftLimit": ent.is_soft_limit,
-                "preserveOverageAtReset": ent.preserve_overage_at_reset,
-                "issueAfterReset": _num(ent.issue_after_reset),
-                "issueAfterResetPriority": ent.issue_after_reset_priority,
-                "usagePeriod": {
-                    "interval": NAMED_INTERVALS.get(ent.usage_period_interval, ent.usage_period_interval),
-                    "anchor": _dt(ent.usage_period_anchor),
-                },
-                "currentUsagePeriod": {"from": _dt(current.start), "to": _dt(current.end)},
-                "measureUsageFrom": _dt(ent.measure_usage_from),
-                "lastReset": _dt(last_reset),
-            }
-        )
-        if ent.issue_after_reset is not None:
-            out["issue"] = {"amount": _num(ent.issue_after_reset), "priority": ent.issue_after_reset_priority}
-    return out
-
-
-def value_out(value: selectors.EntitlementValue, *, v2: bool) -> dict[str, Any]:
-    out = value.as_api()
-    if v2 and value.grant_balances is not None:
-        out["grantBalances"] = {k: _num(v) for k, v in value.grant_balances.items()}
-    return out
-
-
-def _entitlements(items: list[Entitlement], customer: Customer | None = None) -> Any:
-    return EntitlementOutput([entitlement_out(e, customer or e.customer) for e in items], many=True).data
 
 
 class CustomerEntitlementsView(CustomerScopedView):
@@ -99,10 +46,10 @@ class CustomerEntitlementsView(CustomerScopedView):
         qs = selectors.entitlement_list(
             organization=self.organization,
             customer=cust,
-            include_deleted=request.query_params.get("includeDeleted") == "true",
+            include_deleted=include_deleted(request),
         )
         qs = qs.prefetch_related("resets")
-        return Response(paged(qs, page, page_size, lambda items: _entitlements(items, cust)))
+        return Response(paged(qs, page, page_size, lambda items: EntitlementOutput(items, many=True).data))
 
     @extend_schema(
         request=EntitlementInput,
@@ -116,14 +63,14 @@ class CustomerEntitlementsView(CustomerScopedView):
         ent = services.entitlement_create(
             organization=self.organization, customer=cust, actor=self.actor, **data.kwargs()
         )
-        return Response(EntitlementOutput(entitlement_out(ent, cust)).data, status=status.HTTP_201_CREATED)
+        return Response(EntitlementOutput(ent).data, status=status.HTTP_201_CREATED)
 
 
 class CustomerEntitlementDetailView(CustomerScopedView):
     @extend_schema(responses=EntitlementOutput, operation_id="getCustomerEntitlementV2")
     def get(self, request: Request, customer: str, entitlement: str) -> Response:
         cust = self._customer(customer)
-        return Response(EntitlementOutput(entitlement_out(self._entitlement(cust, entitlement), cust)).data)
+        return Response(EntitlementOutput(self._entitlement(cust, entitlement)).data)
 
     @extend_schema(responses={204: None}, operation_id="deleteCustomerEntitlementV2")
     def delete(self, request: Request, customer: str, entitlement: str) -> Response:
@@ -148,7 +95,7 @@ class CustomerEntitlementOverrideView(CustomerScopedView):
         new = services.entitlement_override(
             organization=self.organization, customer=cust, old=old, actor=self.actor, **data.kwargs()
         )
-        return Response(EntitlementOutput(entitlement_out(new, cust)).data, status=status.HTTP_201_CREATED)
+        return Response(EntitlementOutput(new).data, status=status.HTTP_201_CREATED)
 
 
 class CustomerEntitlementValueView(CustomerScopedView):
@@ -180,20 +127,14 @@ class CustomerEntitlementValueView(CustomerScopedView):
             organization=self.organization, entitlement=ent, at=at, subjects=subjects, preloaded=preloaded
         )
         out = EntitlementValueV2Output if self.v2 else EntitlementValueOutput
-        return Response(out(value_out(value, v2=self.v2)).data)
+        return Response(out(value).data)
 
 
+@extend_schema_view(
+    get=extend_schema(responses=EntitlementValueOutput, operation_id="getCustomerEntitlementValue")
+)
 class CustomerEntitlementValueV1View(CustomerEntitlementValueView):
     v2 = False
-
-    @extend_schema(
-        responses=EntitlementValueOutput,
-        parameters=[TIME_PARAM],
-        operation_id="getCustomerEntitlementValue",
-        examples=[VALUE_EXAMPLE],
-    )
-    def get(self, request: Request, customer: str, entitlement: str) -> Response:
-        return super().get(request, customer, entitlement)
 
 
 class CustomerEntitlementHistoryView(CustomerScopedView):
@@ -220,10 +161,6 @@ class CustomerEntitlementHistoryView(CustomerScopedView):
         body = selectors.entitlement_history(
             organization=self.organization, entitlement=ent, start=start, end=end, window_size=window, tz=tz
         )
-        for w in body["windowedHistory"]:
-            w["from"], w["to"] = _dt(w["from"]), _dt(w["to"])
-        for b in body["burndownHistory"]:
-            b["period"] = {"from": _dt(b["period"]["from"]), "to": _dt(b["period"]["to"])}
         return Response(EntitlementHistoryOutput(body).data)
 
 
@@ -254,8 +191,7 @@ class CustomerAccessView(CustomerScopedView):
     def get(self, request: Request, customer: str) -> Response:
         cust = self._customer(customer)
         access = selectors.customer_access(organization=self.organization, customer=cust)
-        body = {"entitlements": {k: value_out(v, v2=False) for k, v in access.items()}}
-        return Response(CustomerAccessOutput(body).data)
+        return Response(CustomerAccessOutput({"entitlements": access}).data)
 
 
 class EntitlementAdminListView(TenantAPIView):
@@ -273,9 +209,9 @@ class EntitlementAdminListView(TenantAPIView):
         page, page_size = page_params(request)
         qs = selectors.entitlement_list(
             organization=self.organization,
-            include_deleted=request.query_params.get("includeDeleted") == "true",
+            include_deleted=include_deleted(request),
         )
         if request.query_params.get("featureKey"):
             qs = qs.filter(feature_key=request.query_params["featureKey"])
         qs = qs.prefetch_related("resets")
-        return Response(paged(qs, page, page_size, lambda items: _entitlements(items)))
+        return Response(paged(qs, page, page_size, lambda items: EntitlementOutput(items, many=True).data))

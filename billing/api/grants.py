@@ -3,48 +3,17 @@ organization-wide admin list."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing import selectors, services
-from billing.api.base import INCLUDE_DELETED, CustomerScopedView
-from billing.api.serializers import NAMED_INTERVALS, GrantInput, GrantOutput
-from billing.entitlements.values import wire_number as _num
+from billing.api.base import INCLUDE_DELETED, CustomerScopedView, include_deleted
+from billing.api.serializers import GrantInput, GrantOutput
 from billing.models import Grant
-from core.api_base import TenantAPIView, iso
+from core.api_base import TenantAPIView
 from core.pagination import PAGE_PARAMETERS, page_of, page_params, paged
-
-_dt = iso
-
-
-def grant_out(g: Grant) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": g.id,
-        "entitlementId": g.entitlement_id,
-        "amount": _num(g.amount),
-        "priority": g.priority,
-        "effectiveAt": _dt(g.effective_at),
-        "expiresAt": _dt(g.expires_at),
-        "voidedAt": _dt(g.voided_at),
-        "minRolloverAmount": _num(g.min_rollover),
-        "maxRolloverAmount": _num(g.max_rollover),
-        "metadata": g.metadata,
-        "createdAt": _dt(g.created_at),
-        "updatedAt": _dt(g.updated_at),
-        "deletedAt": None,
-    }
-    if g.expiration_duration:
-        out["expiration"] = {"duration": g.expiration_duration, "count": g.expiration_count}
-    if g.recurrence_interval:
-        out["recurrence"] = {
-            "interval": NAMED_INTERVALS.get(g.recurrence_interval, g.recurrence_interval),
-            "anchor": _dt(g.recurrence_anchor),
-        }
-    return out
 
 
 class CustomerEntitlementGrantsView(CustomerScopedView):
@@ -60,13 +29,9 @@ class CustomerEntitlementGrantsView(CustomerScopedView):
         qs = selectors.grant_list(
             organization=self.organization,
             entitlement=ent,
-            include_deleted=request.query_params.get("includeDeleted") == "true",
+            include_deleted=include_deleted(request),
         )
-        return Response(
-            paged(
-                qs, page, page_size, lambda items: GrantOutput([grant_out(g) for g in items], many=True).data
-            )
-        )
+        return Response(paged(qs, page, page_size, lambda items: GrantOutput(items, many=True).data))
 
     @extend_schema(
         request=GrantInput, responses={201: GrantOutput}, operation_id="createCustomerEntitlementGrantV2"
@@ -81,7 +46,7 @@ class CustomerEntitlementGrantsView(CustomerScopedView):
             actor=self.actor,
             **GrantInput.kwargs(v),
         )
-        return Response(GrantOutput(grant_out(grant)).data, status=status.HTTP_201_CREATED)
+        return Response(GrantOutput(grant).data, status=status.HTTP_201_CREATED)
 
 
 class GrantVoidView(TenantAPIView):
@@ -109,10 +74,6 @@ class GrantAdminListView(TenantAPIView):
         page, page_size = page_params(request)
         qs = selectors.grant_list(
             organization=self.organization,
-            include_deleted=request.query_params.get("includeDeleted") == "true",
+            include_deleted=include_deleted(request),
         )
-        return Response(
-            paged(
-                qs, page, page_size, lambda items: GrantOutput([grant_out(g) for g in items], many=True).data
-            )
-        )
+        return Response(paged(qs, page, page_size, lambda items: GrantOutput(items, many=True).data))

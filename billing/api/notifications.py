@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -13,28 +11,29 @@ from rest_framework.response import Response
 from billing import services
 from billing.api.base import time_param
 from billing.models import NotificationEvent, NotificationRule
-from core.api_base import TenantAPIView, iso
+from core.api_base import TenantAPIView
 from core.pagination import PAGE_PARAMETERS, page_of, page_params, paged
-
-_dt = iso
 
 
 class NotificationEventOutput(serializers.Serializer):
     id = serializers.CharField()
     type = serializers.CharField()
-    createdAt = serializers.DateTimeField()
-    ruleId = serializers.CharField(allow_null=True)
+    createdAt = serializers.DateTimeField(source="created_at")
+    ruleId = serializers.CharField(source="rule_id", allow_null=True)
     payload = serializers.JSONField()
 
 
 class NotificationRuleOutput(serializers.Serializer):
     id = serializers.CharField()
     name = serializers.CharField()
-    type = serializers.CharField()
-    featureKey = serializers.CharField()
+    type = serializers.SerializerMethodField(help_text="entitlements.balance.threshold")
+    featureKey = serializers.CharField(source="feature_key")
     thresholds = serializers.ListField(child=serializers.DictField())
     disabled = serializers.BooleanField()
-    createdAt = serializers.DateTimeField()
+    createdAt = serializers.DateTimeField(source="created_at")
+
+    def get_type(self, rule: NotificationRule) -> str:
+        return "entitlements.balance.threshold"
 
 
 class NotificationEventListView(TenantAPIView):
@@ -59,26 +58,7 @@ class NotificationEventListView(TenantAPIView):
         if since:
             qs = qs.filter(created_at__gte=since)
         return Response(
-            paged(
-                qs,
-                page,
-                page_size,
-                lambda items: (
-                    NotificationEventOutput(
-                        [
-                            {
-                                "id": e.id,
-                                "type": e.type,
-                                "createdAt": _dt(e.created_at),
-                                "ruleId": e.rule_id,
-                                "payload": e.payload,
-                            }
-                            for e in items
-                        ],
-                        many=True,
-                    ).data
-                ),
-            )
+            paged(qs, page, page_size, lambda items: NotificationEventOutput(items, many=True).data)
         )
 
 
@@ -93,18 +73,6 @@ class NotificationRuleListCreateView(TenantAPIView):
 
     Input = NotificationRuleListCreateInput
 
-    @staticmethod
-    def out(r: NotificationRule) -> dict[str, Any]:
-        return {
-            "id": r.id,
-            "name": r.name,
-            "type": "entitlements.balance.threshold",
-            "featureKey": r.feature_key,
-            "thresholds": r.thresholds,
-            "disabled": r.disabled,
-            "createdAt": _dt(r.created_at),
-        }
-
     @extend_schema(
         responses=page_of(NotificationRuleOutput),
         parameters=PAGE_PARAMETERS,
@@ -117,7 +85,7 @@ class NotificationRuleListCreateView(TenantAPIView):
                 self.get_queryset(),
                 page,
                 page_size,
-                lambda items: NotificationRuleOutput([self.out(r) for r in items], many=True).data,
+                lambda items: NotificationRuleOutput(items, many=True).data,
             )
         )
 
@@ -133,4 +101,4 @@ class NotificationRuleListCreateView(TenantAPIView):
             thresholds=v["thresholds"],
             actor=self.actor,
         )
-        return Response(NotificationRuleOutput(self.out(rule)).data, status=status.HTTP_201_CREATED)
+        return Response(NotificationRuleOutput(rule).data, status=status.HTTP_201_CREATED)

@@ -11,76 +11,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing import selectors, services
+from billing.api.serializers import FromToOutput, OmittingSerializer
 from billing.models import Subscription, SubscriptionItem
 from catalog.api import EntitlementTemplateSerializer, PriceField
 from core import limits
-from core.api_base import ScheduleDateTimeField, TenantAPIView, iso
+from core.api_base import BlankAsNullCharField, ScheduleDateTimeField, TenantAPIView
 from core.errors import ValidationFailed
 from core.pagination import PAGE_PARAMETERS, page_of, page_params, paged
-
-_dt = iso
-
-
-def _item(item: SubscriptionItem) -> dict[str, Any]:
-    return {
-        "id": item.id,
-        "key": item.key,
-        "name": item.name,
-        "featureKey": item.feature_key or None,
-        "price": item.price,
-        "paymentTerm": item.payment_term,
-        "billingCadence": item.billing_cadence or None,
-        "quantity": str(item.quantity.normalize()),
-        "addonKey": item.addon_key or None,
-        "entitlementTemplate": item.entitlement_template,
-        "activeFrom": _dt(item.active_from),
-        "activeTo": _dt(item.active_to),
-    }
-
-
-def subscription_out(sub: Subscription, *, expand: bool = True) -> dict[str, Any]:
-    period = selectors.subscription_current_period(subscription=sub, at=max(timezone.now(), sub.active_from))
-    out: dict[str, Any] = {
-        "id": sub.id,
-        "customerId": sub.customer_id,
-        "name": sub.name,
-        "plan": {"id": sub.plan_id or None, "key": sub.plan_key, "version": sub.plan_version},
-        "status": selectors.subscription_status(sub),
-        "currency": sub.currency,
-        "billingCadence": sub.billing_cadence,
-        "billingAnchor": _dt(sub.billing_anchor),
-        "activeFrom": _dt(sub.active_from),
-        "activeTo": _dt(sub.active_to),
-        "currentPeriod": {"from": _dt(period.start), "to": _dt(period.end)},
-        "previousSubscriptionId": sub.previous_id,
-        "createdAt": _dt(sub.created_at),
-        "updatedAt": _dt(sub.updated_at),
-    }
-    if expand:
-        items = list(sub.items.all())
-        out["phases"] = [
-            {
-                "id": p.id,
-                "key": p.key,
-                "name": p.name,
-                "activeFrom": _dt(p.starts_at),
-                "activeTo": _dt(p.ends_at),
-                "items": [_item(i) for i in items if i.phase_id == p.id],
-            }
-            for p in sub.phases.all()
-        ]
-        out["addons"] = [
-            {
-                "id": a.id,
-                "addon": {"key": a.addon_key, "version": a.addon_version},
-                "name": a.name,
-                "quantity": a.quantity,
-                "activeFrom": _dt(a.active_from),
-                "activeTo": _dt(a.active_to),
-            }
-            for a in sub.addons.all()
-        ]
-    return out
 
 
 # --- serializers: what the wire carries -------------------------------------------------------------
@@ -93,88 +30,91 @@ class SubscriptionItemOutput(serializers.Serializer):
     id = serializers.CharField()
     key = serializers.CharField()
     name = serializers.CharField()
-    featureKey = serializers.CharField(allow_null=True)
+    featureKey = BlankAsNullCharField(source="feature_key")
     price = PriceField(allow_null=True)
-    paymentTerm = serializers.CharField(allow_null=True)
-    billingCadence = serializers.CharField(allow_null=True)
-    quantity = serializers.CharField(help_text="A decimal string.")
-    addonKey = serializers.CharField(allow_null=True)
-    entitlementTemplate = EntitlementTemplateField(allow_null=True)
-    activeFrom = serializers.DateTimeField()
-    activeTo = serializers.DateTimeField(allow_null=True)
+    paymentTerm = serializers.CharField(source="payment_term", allow_null=True)
+    billingCadence = BlankAsNullCharField(source="billing_cadence")
+    quantity = serializers.SerializerMethodField(help_text="A decimal string.")
+    addonKey = BlankAsNullCharField(source="addon_key")
+    entitlementTemplate = EntitlementTemplateField(source="entitlement_template", allow_null=True)
+    activeFrom = serializers.DateTimeField(source="active_from")
+    activeTo = serializers.DateTimeField(source="active_to", allow_null=True)
+
+    def get_quantity(self, item: SubscriptionItem) -> str:
+        return str(item.quantity.normalize())
 
 
 class SubscriptionPhaseOutput(serializers.Serializer):
     id = serializers.CharField()
     key = serializers.CharField()
     name = serializers.CharField()
-    activeFrom = serializers.DateTimeField()
-    activeTo = serializers.DateTimeField(allow_null=True)
-    items = SubscriptionItemOutput(many=True)
+    activeFrom = serializers.DateTimeField(source="starts_at")
+    activeTo = serializers.DateTimeField(source="ends_at", allow_null=True)
+    items = SubscriptionItemOutput(many=True, source="item_rows")
 
 
 class AddonRefOutput(serializers.Serializer):
-    key = serializers.CharField()
-    version = serializers.IntegerField()
+    key = serializers.CharField(source="addon_key")
+    version = serializers.IntegerField(source="addon_version")
 
 
 class SubscriptionAddonOutput(serializers.Serializer):
     id = serializers.CharField()
-    addon = AddonRefOutput()
+    addon = AddonRefOutput(source="*")
     name = serializers.CharField()
     quantity = serializers.IntegerField()
-    activeFrom = serializers.DateTimeField()
-    activeTo = serializers.DateTimeField(allow_null=True)
+    activeFrom = serializers.DateTimeField(source="active_from")
+    activeTo = serializers.DateTimeField(source="active_to", allow_null=True)
 
 
 class SubscriptionPlanRefOutput(serializers.Serializer):
-    id = serializers.CharField(allow_null=True)
-    key = serializers.CharField()
-    version = serializers.IntegerField()
+    id = BlankAsNullCharField(source="plan_id")
+    key = serializers.CharField(source="plan_key")
+    version = serializers.IntegerField(source="plan_version")
 
 
-class CurrentPeriodOutput(serializers.Serializer):
-    from_ = serializers.DateTimeField()
-    to = serializers.DateTimeField()
-
-
-CurrentPeriodOutput._declared_fields["from"] = CurrentPeriodOutput._declared_fields.pop("from_")
-
-
-class SubscriptionOutput(serializers.Serializer):
+class SubscriptionOutput(OmittingSerializer):
     """A subscription; lists leave out `phases` and `addons` (get one to see them)."""
 
+    # a list renders with context={"expand": False}
+
     id = serializers.CharField()
-    customerId = serializers.CharField()
+    customerId = serializers.CharField(source="customer_id")
     name = serializers.CharField()
-    plan = SubscriptionPlanRefOutput()
-    status = serializers.CharField(help_text="active, inactive, canceled or scheduled.")
+    plan = SubscriptionPlanRefOutput(source="*")
+    status = serializers.CharField(source="status_now", help_text="active, inactive, canceled or scheduled.")
     currency = serializers.CharField()
-    billingCadence = serializers.CharField()
-    billingAnchor = serializers.DateTimeField()
-    activeFrom = serializers.DateTimeField()
-    activeTo = serializers.DateTimeField(allow_null=True)
-    currentPeriod = CurrentPeriodOutput()
-    previousSubscriptionId = serializers.CharField(allow_null=True)
-    createdAt = serializers.DateTimeField()
-    updatedAt = serializers.DateTimeField()
-    phases = SubscriptionPhaseOutput(many=True, required=False)
-    addons = SubscriptionAddonOutput(many=True, required=False)
+    billingCadence = serializers.CharField(source="billing_cadence")
+    billingAnchor = serializers.DateTimeField(source="billing_anchor")
+    activeFrom = serializers.DateTimeField(source="active_from")
+    activeTo = serializers.DateTimeField(source="active_to", allow_null=True)
+    currentPeriod = FromToOutput(source="current_period")
+    previousSubscriptionId = serializers.CharField(source="previous_id", allow_null=True)
+    createdAt = serializers.DateTimeField(source="created_at")
+    updatedAt = serializers.DateTimeField(source="updated_at")
+    phases = SubscriptionPhaseOutput(many=True, required=False, source="phase_rows")
+    addons = SubscriptionAddonOutput(many=True, required=False, source="addons.all")
+
+    def absent(self, sub: Subscription) -> set[str]:
+        return set() if self.context.get("expand", True) else {"phases", "addons"}
+
+    def to_representation(self, sub: Subscription) -> dict[str, Any]:
+        period = selectors.subscription_current_period(
+            subscription=sub, at=max(timezone.now(), sub.active_from)
+        )
+        sub.current_period = {"from": period.start, "to": period.end}  # type: ignore[attr-defined]
+        sub.status_now = selectors.subscription_status(sub)  # type: ignore[attr-defined]
+        if self.context.get("expand", True):
+            items = list(sub.items.all())
+            sub.phase_rows = list(sub.phases.all())  # type: ignore[attr-defined]
+            for phase in sub.phase_rows:  # type: ignore[attr-defined]
+                phase.item_rows = [i for i in items if i.phase_id == phase.id]
+        return super().to_representation(sub)
 
 
 class SubscriptionChangeOutput(serializers.Serializer):
     current = SubscriptionOutput(help_text="The subscription that ends.")
     next = SubscriptionOutput(help_text="The subscription that follows it.")
-
-
-def _out(sub: Subscription, *, expand: bool = True) -> dict[str, Any]:
-    return dict(SubscriptionOutput(subscription_out(sub, expand=expand)).data)
-
-
-def _change_out(old: Subscription, new: Subscription) -> dict[str, Any]:
-    return dict(
-        SubscriptionChangeOutput({"current": subscription_out(old), "next": subscription_out(new)}).data
-    )
 
 
 class PlanRef(serializers.Serializer):
@@ -238,7 +178,14 @@ class SubscriptionListCreateView(TenantAPIView):
         qs = selectors.subscription_list(
             organization=self.organization, customer=customer, status=request.query_params.get("status", "")
         )
-        return Response(paged(qs, page, page_size, lambda items: [_out(s, expand=False) for s in items]))
+        return Response(
+            paged(
+                qs,
+                page,
+                page_size,
+                lambda items: SubscriptionOutput(items, many=True, context={"expand": False}).data,
+            )
+        )
 
     @extend_schema(
         request=Input,
@@ -272,17 +219,7 @@ class SubscriptionListCreateView(TenantAPIView):
             starting_phase=v.get("startingPhase"),
             actor=self.actor,
         )
-        return Response(_out(sub), status=status.HTTP_201_CREATED)
-
-
-class SubscriptionDetailView(TenantAPIView):
-    required_scope = "read"
-    model = Subscription
-
-    @extend_schema(responses=SubscriptionOutput, operation_id="getSubscription")
-    def get(self, request: Request, subscription_id: str) -> Response:
-        sub = selectors.subscription_get(organization=self.organization, subscription_id=subscription_id)
-        return Response(_out(sub))
+        return Response(SubscriptionOutput(sub).data, status=status.HTTP_201_CREATED)
 
 
 class _SubscriptionAction(TenantAPIView):
@@ -291,6 +228,14 @@ class _SubscriptionAction(TenantAPIView):
 
     def _sub(self, subscription_id: str) -> Subscription:
         return selectors.subscription_get(organization=self.organization, subscription_id=subscription_id)
+
+
+class SubscriptionDetailView(_SubscriptionAction):
+    required_scope = "read"
+
+    @extend_schema(responses=SubscriptionOutput, operation_id="getSubscription")
+    def get(self, request: Request, subscription_id: str) -> Response:
+        return Response(SubscriptionOutput(self._sub(subscription_id)).data)
 
 
 class SubscriptionChangeView(_SubscriptionAction):
@@ -313,7 +258,7 @@ class SubscriptionChangeView(_SubscriptionAction):
             starting_phase=v.get("startingPhase"),
             actor=self.actor,
         )
-        return Response(_change_out(old, new))
+        return Response(SubscriptionChangeOutput({"current": old, "next": new}).data)
 
 
 class SubscriptionMigrateView(_SubscriptionAction):
@@ -335,7 +280,7 @@ class SubscriptionMigrateView(_SubscriptionAction):
             timing=parse_timing(v.get("timing")),
             actor=self.actor,
         )
-        return Response(_change_out(old, new))
+        return Response(SubscriptionChangeOutput({"current": old, "next": new}).data)
 
 
 class SubscriptionCancelView(_SubscriptionAction):
@@ -353,7 +298,7 @@ class SubscriptionCancelView(_SubscriptionAction):
             timing=parse_timing(v.get("timing")),
             actor=self.actor,
         )
-        return Response(_out(sub))
+        return Response(SubscriptionOutput(sub).data)
 
 
 class SubscriptionUnscheduleCancelationView(_SubscriptionAction):
@@ -362,7 +307,7 @@ class SubscriptionUnscheduleCancelationView(_SubscriptionAction):
         sub = services.subscription_unschedule_cancelation(
             organization=self.organization, subscription=self._sub(subscription_id), actor=self.actor
         )
-        return Response(_out(sub))
+        return Response(SubscriptionOutput(sub).data)
 
 
 class SubscriptionAddonsView(_SubscriptionAction):
@@ -378,7 +323,7 @@ class SubscriptionAddonsView(_SubscriptionAction):
 
     @extend_schema(responses=SubscriptionAddonOutput(many=True), operation_id="listSubscriptionAddons")
     def get(self, request: Request, subscription_id: str) -> Response:
-        return Response(_out(self._sub(subscription_id))["addons"])
+        return Response(SubscriptionAddonOutput(self._sub(subscription_id).addons.all(), many=True).data)
 
     @extend_schema(request=Input, responses=SubscriptionOutput, operation_id="setSubscriptionAddon")
     def post(self, request: Request, subscription_id: str) -> Response:
@@ -395,4 +340,4 @@ class SubscriptionAddonsView(_SubscriptionAction):
             timing=parse_timing(v.get("timing")),
             actor=self.actor,
         )
-        return Response(_out(self._sub(subscription_id)), status=status.HTTP_200_OK)
+        return Response(SubscriptionOutput(self._sub(subscription_id)).data, status=status.HTTP_200_OK)
