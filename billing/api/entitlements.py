@@ -208,8 +208,7 @@ class EntitlementAdminListView(TenantAPIView):
     def get(self, request: Request) -> Response:
         page, page_size = page_params(request)
         qs = selectors.entitlement_list(
-            organization=self.organization,
-            include_deleted=include_deleted(request),
+            organization=self.organization, include_deleted=include_deleted(request)
         )
         if request.query_params.get("featureKey"):
             qs = qs.filter(feature_key=request.query_params["featureKey"])

@@ -72,8 +72,5 @@ class GrantAdminListView(TenantAPIView):
     )
     def get(self, request: Request) -> Response:
         page, page_size = page_params(request)
-        qs = selectors.grant_list(
-            organization=self.organization,
-            include_deleted=include_deleted(request),
-        )
+        qs = selectors.grant_list(organization=self.organization, include_deleted=include_deleted(request))
         return Response(paged(qs, page, page_size, lambda items: GrantOutput(items, many=True).data))

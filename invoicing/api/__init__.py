@@ -1,6 +1,6 @@
 """Invoicing API: invoices and the upcoming invoice (`invoices.py`), customer credits (`credits.py`), invoice
-runs (`runs.py`), tax rates and billing settings (`settings.py`), the Stripe app and its webhook receiver
-(`stripe.py`), notification endpoints and deliveries (`webhooks.py`)."""
+runs (`runs.py`), the Stripe app, tax rates, billing settings and notification endpoints (`settings.py`), the
+Stripe webhook receiver (`stripe_webhook.py`)."""
 
 from invoicing.api.credits import CreditDetailView, CreditListView, CreditVoidView
 from invoicing.api.invoices import (
@@ -17,9 +17,16 @@ from invoicing.api.invoices import (
     UpcomingInvoiceView,
 )
 from invoicing.api.runs import InvoiceRunDetailView, InvoiceRunListView
-from invoicing.api.settings import BillingSettingsView, TaxRateDetailView, TaxRateListView
-from invoicing.api.stripe import StripeAppView, StripeWebhookView
-from invoicing.api.webhooks import EndpointDeliveriesView, EndpointDetailView, EndpointListView
+from invoicing.api.settings import (
+    BillingSettingsView,
+    EndpointDeliveriesView,
+    EndpointDetailView,
+    EndpointListView,
+    StripeAppView,
+    TaxRateDetailView,
+    TaxRateListView,
+)
+from invoicing.api.stripe_webhook import StripeWebhookView
 
 __all__ = [
     "BillingSettingsView",

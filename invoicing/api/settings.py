@@ -1,4 +1,5 @@
-"""Billing settings: tax rates and the organization's invoicing settings."""
+"""Billing settings: the Stripe app (secrets write-only), tax rates, the organization's invoicing settings,
+and notification endpoints (outgoing webhooks) with their deliveries."""
 
 from __future__ import annotations
 
@@ -9,11 +10,85 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api_base import TenantAPIView
+from core.api_base import TenantAPIView, paginate
 from core.errors import ValidationFailed
-from core.pagination import PAGE_PARAMETERS, page_of, page_params, paged
-from invoicing import selectors, services
-from invoicing.models import TaxRate
+from core.pagination import CURSOR_PARAMETERS, PAGE_PARAMETERS, cursor_page_of, page_of, page_params, paged
+from invoicing import selectors, services, webhooks
+from invoicing.models import StripeSettings, TaxRate, WebhookDelivery, WebhookEndpoint
+
+
+class StripeAppOutput(serializers.Serializer):
+    """The organization's Stripe connection (the defaults when none is configured). Secrets are write-only:
+    only whether they are set and their last 4 characters come back."""
+
+    configured = serializers.SerializerMethodField()
+    enabled = serializers.SerializerMethodField()
+    secretKeySet = serializers.SerializerMethodField()
+    secretKeyLast4 = serializers.SerializerMethodField()
+    webhookSecretSet = serializers.SerializerMethodField()
+    webhookSecretLast4 = serializers.SerializerMethodField()
+    apiVersion = serializers.CharField(source="api_version")
+    collectionMethod = serializers.CharField(source="collection_method")
+    webhookUrl = serializers.SerializerMethodField(help_text="What to paste into Stripe's webhook settings.")
+
+    def get_configured(self, cfg: StripeSettings) -> bool:
+        return not cfg._state.adding  # an unsaved row: the defaults, nothing configured
+
+    def get_enabled(self, cfg: StripeSettings) -> bool:
+        return self.get_configured(cfg) and cfg.enabled
+
+    def get_secretKeySet(self, cfg: StripeSettings) -> bool:
+        return bool(cfg.secret_key)
+
+    def get_secretKeyLast4(self, cfg: StripeSettings) -> str:
+        return selectors.secret_hint(cfg.secret_key or "")
+
+    def get_webhookSecretSet(self, cfg: StripeSettings) -> bool:
+        return bool(cfg.webhook_secret)
+
+    def get_webhookSecretLast4(self, cfg: StripeSettings) -> str:
+        return selectors.secret_hint(cfg.webhook_secret or "")
+
+    def get_webhookUrl(self, cfg: StripeSettings) -> str:
+        return selectors.stripe_webhook_url(
+            organization=cfg.organization, request=self.context.get("request")
+        )
+
+
+class StripeAppView(TenantAPIView):
+    required_scopes = {"GET": "read", "PUT": "admin"}
+
+    class Input(serializers.Serializer):
+        secretKey = serializers.CharField(required=False, trim_whitespace=True, max_length=255)
+        webhookSecret = serializers.CharField(
+            required=False, allow_blank=True, trim_whitespace=True, max_length=255
+        )
+        apiVersion = serializers.CharField(required=False, allow_blank=True, max_length=64)
+        enabled = serializers.BooleanField(required=False)
+        collectionMethod = serializers.CharField(required=False)
+
+    def _out(self, request: Request) -> Response:
+        cfg = selectors.stripe_settings_get(organization=self.organization)
+        cfg = cfg or StripeSettings(organization=self.organization)
+        return Response(StripeAppOutput(cfg, context={"request": request}).data)
+
+    @extend_schema(responses=StripeAppOutput, operation_id="getStripeApp")
+    def get(self, request: Request) -> Response:
+        return self._out(request)
+
+    @extend_schema(request=Input, responses=StripeAppOutput, operation_id="updateStripeApp")
+    def put(self, request: Request) -> Response:
+        v = self.validated(self.Input)
+        services.stripe_settings_set(
+            organization=self.organization,
+            secret_key=v.get("secretKey"),
+            webhook_secret=v.get("webhookSecret"),
+            api_version=v.get("apiVersion"),
+            enabled=v.get("enabled"),
+            collection_method=v.get("collectionMethod"),
+            actor=self.actor,
+        )
+        return self._out(request)
 
 
 class TaxRateOutput(serializers.Serializer):
@@ -162,3 +237,121 @@ class BillingSettingsView(TenantAPIView):
         fields = {SETTINGS_API_FIELDS[k]: v for k, v in request.data.items()}
         cfg = services.invoicing_settings_update(organization=self.organization, actor=self.actor, **fields)
         return Response(BillingSettingsOutput(cfg).data)
+
+
+class EndpointOutput(serializers.Serializer):
+    id = serializers.CharField()
+    url = serializers.CharField()
+    description = serializers.CharField()
+    eventTypes = serializers.ListField(source="event_types", child=serializers.CharField())
+    enabled = serializers.BooleanField()
+    format = serializers.CharField(help_text="`standard` (Standard Webhooks) or `lago` (Lago's envelope).")
+    createdAt = serializers.DateTimeField(source="created_at")
+
+
+class EndpointCreatedOutput(EndpointOutput):
+    """Only the create response carries the signing secret (shown once, like Svix/OpenMeter)."""
+
+    secret = serializers.CharField()
+
+
+class EndpointListView(TenantAPIView):
+    model = WebhookEndpoint
+    required_scopes = {"GET": "read", "POST": "admin"}
+
+    class Input(serializers.Serializer):
+        url = serializers.CharField(max_length=1000)
+        description = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+        eventTypes = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+        format = serializers.CharField(max_length=32, required=False, default="standard")
+
+    @extend_schema(
+        responses=cursor_page_of(EndpointOutput),
+        parameters=CURSOR_PARAMETERS,
+        operation_id="listNotificationEndpoints",
+    )
+    def get(self, request: Request) -> Response:
+        return paginate(self, request, self.get_queryset(), EndpointOutput)
+
+    @extend_schema(
+        request=Input, responses={201: EndpointCreatedOutput}, operation_id="createNotificationEndpoint"
+    )
+    def post(self, request: Request) -> Response:
+        v = self.validated(self.Input)
+        endpoint = webhooks.webhook_endpoint_create(
+            organization=self.organization,
+            url=v["url"],
+            event_types=v["eventTypes"],
+            description=v["description"],
+            format=v["format"],
+            actor=self.actor,
+        )
+        return Response(EndpointCreatedOutput(endpoint).data, status=status.HTTP_201_CREATED)
+
+
+class EndpointDetailView(TenantAPIView):
+    required_scopes = {"GET": "read", "PATCH": "admin", "DELETE": "admin"}
+
+    class Input(serializers.Serializer):
+        url = serializers.CharField(max_length=1000, required=False)
+        description = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        eventTypes = serializers.ListField(child=serializers.CharField(), required=False)
+        enabled = serializers.BooleanField(required=False)
+        format = serializers.CharField(max_length=32, required=False)
+
+    @extend_schema(responses=EndpointOutput, operation_id="getNotificationEndpoint")
+    def get(self, request: Request, endpoint_id: str) -> Response:
+        endpoint = selectors.webhook_endpoint_get(organization=self.organization, endpoint_id=endpoint_id)
+        return Response(EndpointOutput(endpoint).data)
+
+    @extend_schema(request=Input, responses=EndpointOutput, operation_id="updateNotificationEndpoint")
+    def patch(self, request: Request, endpoint_id: str) -> Response:
+        selectors.webhook_endpoint_get(organization=self.organization, endpoint_id=endpoint_id)
+        v = self.validated(self.Input, partial=True)
+        endpoint = webhooks.webhook_endpoint_update(
+            organization=self.organization,
+            endpoint_id=endpoint_id,
+            url=v.get("url"),
+            event_types=v.get("eventTypes"),
+            description=v.get("description"),
+            enabled=v.get("enabled"),
+            format=v.get("format"),
+            actor=self.actor,
+        )
+        return Response(EndpointOutput(endpoint).data)
+
+    @extend_schema(request=None, responses={204: None}, operation_id="deleteNotificationEndpoint")
+    def delete(self, request: Request, endpoint_id: str) -> Response:
+        webhooks.webhook_endpoint_delete(
+            organization=self.organization, endpoint_id=endpoint_id, actor=self.actor
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DeliveryOutput(serializers.Serializer):
+    id = serializers.CharField()
+    eventId = serializers.CharField(source="message_id")
+    eventType = serializers.CharField(source="message.type")
+    status = serializers.CharField()
+    attempts = serializers.IntegerField()
+    lastStatusCode = serializers.IntegerField(source="last_status_code", allow_null=True)
+    responseSnippet = serializers.CharField(source="response_snippet")
+    lastError = serializers.CharField(source="last_error")
+    lastAttemptAt = serializers.DateTimeField(source="last_attempt_at", allow_null=True)
+    nextAttemptAt = serializers.DateTimeField(source="next_attempt_at", allow_null=True)
+    createdAt = serializers.DateTimeField(source="created_at")
+
+
+class EndpointDeliveriesView(TenantAPIView):
+    model = WebhookDelivery
+    required_scope = "read"
+
+    @extend_schema(
+        responses=cursor_page_of(DeliveryOutput),
+        parameters=CURSOR_PARAMETERS,
+        operation_id="listNotificationEndpointDeliveries",
+    )
+    def get(self, request: Request, endpoint_id: str) -> Response:
+        endpoint = selectors.webhook_endpoint_get(organization=self.organization, endpoint_id=endpoint_id)
+        qs = self.get_queryset().filter(endpoint_id=endpoint.id).select_related("message")
+        return paginate(self, request, qs, DeliveryOutput)
