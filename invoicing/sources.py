@@ -318,16 +318,9 @@ def _billing_current_periods(
     return _periods_at(subs, cadences, at)
 
 
-def _billing_usage(
-    *,
-    organization: Organization,
-    customer_id: str,
-    feature_key: str,
-    start: datetime,
-    end: datetime,
-    measure: str = "value",
-) -> Decimal:
-    request = UsageRequest(customer_id, feature_key, start, end, measure)
+def _billing_usage(*, organization: Organization, **fields: Any) -> Decimal:
+    """The default `usage` provider: the one request (`usage`'s arguments) read through the bulk one."""
+    request = UsageRequest(**fields)
     return _billing_usage_bulk(organization=organization, requests=[request])[request]
 
 
