@@ -269,5 +269,15 @@ def events_list(
     return [StoredEvent(r[0], r[1], r[2], r[3], r[4], r[5], _json(r[6]), r[7]) for r in rows]
 
 
+# What a stored row's data reads as when it is too deeply nested to decode (rows stored before the ingest
+# limits): the row is still listed, with this text in place of its data, and counts for no meter.
+TOO_DEEP = "(nested too deep to show)"
+
+
 def _json(value: Any) -> Any:
-    return json.loads(value, parse_float=Decimal) if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value, parse_float=Decimal)
+    except RecursionError:  # how deep decoding may go depends on the caller's stack, so never fail a page
+        return TOO_DEEP

@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from metering import selectors, services
+from metering.store import events as stored_events
 from metering.tasks import rollups_advance
 from tests.conftest import PASSWORD
 
@@ -70,3 +71,11 @@ def test_bad_stored_rows_are_listed_not_counted_and_break_no_page(
     assert b"(nested too deep to show)" in page.content or b'{"n":{"n":' in page.content
     assert b"b1" not in page.content
     assert client.get("/console/meters/").status_code == 200
+
+
+def test_data_too_deep_to_decode_reads_as_a_marker_not_an_error():
+    """How deep JSON may be decoded depends on the reader's own stack (a test worker's is deeper than a web
+    request's): data past that depth is listed as a marker, never a RecursionError on a page."""
+    far_too_deep = '{"n":' * 5000 + "1" + "}" * 5000
+    assert stored_events._json(far_too_deep) == stored_events.TOO_DEEP
+    assert stored_events._json('{"tokens": 1.5}') == {"tokens": Decimal("1.5")}
