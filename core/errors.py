@@ -111,6 +111,16 @@ def raise_invalid(errors: list[dict[str, str]]) -> None:
         raise ValidationFailed(errors_summary(errors), field=errors[0]["name"], errors=errors)
 
 
+def merge_problems(*reports: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Several checks' reports on one document as one list, naming each field once: a name an earlier
+    report gave is left out of the later ones (e.g. the domain's rules before a serializer's fields)."""
+    merged: list[dict[str, str]] = []
+    for report in reports:
+        named = {e["name"] for e in merged}
+        merged.extend(e for e in report if e["name"] not in named)
+    return merged
+
+
 class ErrorList:
     """The problems found while validating a whole document, reported together (`raise_invalid`).
 

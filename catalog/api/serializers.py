@@ -1,17 +1,28 @@
 """What the catalog API's wire carries, as serializers: the schema reads them, they validate every request
 body and render every answer (prices as a `type`-discriminated union).
 
-Request bodies are validated by the catalog's own rules, one set for the API, the console and the Lago import
-(`catalog.validation`, `catalog.pricing`: floats refused, every problem named by its full path such as
-`phases[0].rateCards[1].price.tiers[2].upToAmount`): each input serializer's `to_internal_value` runs them
-(with the organization from its context, for feature and add-on references) and hands the service what they
-accepted. The fields below describe the same documents for the schema.
+A plan, add-on, phase or rate-card body is checked in two layers, one after the other:
+
+1. its serializer's declared fields check the body's shape, what the schema says: JSON types (a string is
+   not a number, an amount is a decimal string or a whole number, never a fraction), required fields,
+   enums, key patterns, the price union by `type`, nested lists and objects (`checked_body`);
+2. the catalog's own rules (`catalog.validation`, `catalog.pricing`), the only ones the console and the Lago
+   import use, then read the RAW body (never the fields' coerced values, so a float amount still reaches
+   them as a float and is refused): decimal syntax and ranges, unknown fields, references to features and
+   add-ons, and every cross-field rule.
+
+If the fields refuse, the rules read the body too, so one 400 lists every problem of both layers, each
+named once by its full path (`phases[0].rateCards[1].price.tiers[2].upToAmount`; the rules' reason where
+both name the same field). The price preview's and a feature's bodies still go whole to the catalog's
+rules (`PricePreviewInput`, `FeatureInput`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import (
     PolymorphicProxySerializer,
     extend_schema_field,
@@ -19,9 +30,16 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 
 from catalog.pricing import PAYMENT_TERMS, TIER_MODES, PriceInvalid, dec_str
-from catalog.validation import ENTITLEMENT_TYPES, INSTANCE_TYPES, KEY_HELP, RATE_CARD_TYPES, TAX_BEHAVIORS
+from catalog.validation import (
+    ENTITLEMENT_TYPES,
+    INSTANCE_TYPES,
+    KEY_HELP,
+    KEY_RE,
+    RATE_CARD_TYPES,
+    TAX_BEHAVIORS,
+)
 from core.api_base import BlankAsNullCharField, IsoDateTimeField
-from core.errors import ValidationFailed
+from core.errors import ValidationFailed, errors_summary, flatten_errors, merge_problems
 
 
 def invalid(exc: PriceInvalid) -> ValidationFailed:
@@ -35,16 +53,144 @@ def body_object(data: Any) -> dict[str, Any]:
     return data
 
 
-# --- serializers: what the wire carries ----------------------------------------------------------
-def _decimal(**kwargs: Any) -> serializers.CharField:
-    kwargs.setdefault("help_text", 'A decimal string, e.g. "0.0025" (numbers are refused).')
-    return serializers.CharField(**kwargs)
+def checked_body(
+    body: serializers.Serializer, rules: Callable[[dict[str, Any]], object] | None, prefix: str = ""
+) -> dict[str, Any]:
+    """The raw request body, once `body`'s declared fields accept its shape (layer 1 above).
+
+    `rules` are the catalog's rules for the same body (layer 2: they raise ValidationFailed). They run in
+    the service that saves the body; only when the fields refuse do they run here as well, so that the 400
+    lists both layers' problems at once. `prefix` names the body in the rules' paths (`rateCard`)."""
+    data = body_object(body.initial_data)
+    if body.is_valid():
+        return data
+    problems = flatten_errors(body.errors, prefix)
+    found: list[dict[str, str]] = []
+    if rules is not None:
+        try:
+            rules(data)
+        except ValidationFailed as exc:
+            found = exc.errors
+    merged = merge_problems(found, problems)
+    raise ValidationFailed(errors_summary(merged), field=merged[0]["name"], errors=merged)
 
 
-def _const(value: str) -> serializers.CharField:
-    """A discriminator field that only takes `value` (an inline enum, not a named component)."""
-    field = serializers.CharField()
-    return extend_schema_field({"type": "string", "enum": [value]})(field)  # type: ignore[type-var]
+# --- fields: what the schema says each value is, and nothing looser -------------------------------
+class TextField(serializers.CharField):
+    """A JSON string (a number is refused, not turned into text)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
+class AmountField(serializers.CharField):
+    """A decimal as a JSON string ("0.0025"); a whole JSON number is read as the catalog reads it, a
+    fraction (a float, which may already have lost digits) or a boolean never. Its syntax and range are
+    the catalog's rules' to check, on the raw value."""
+
+    default_error_messages = {
+        "invalid": "Must be a decimal string.",
+        "fraction": 'Must be a decimal string such as "0.5", not a JSON number with a fraction.',
+    }
+
+    def to_internal_value(self, data: Any) -> str:
+        if isinstance(data, (bool, float)):
+            self.fail("fraction")
+        if not isinstance(data, (str, int)):
+            self.fail("invalid")
+        return str(data)
+
+
+class FlagField(serializers.BooleanField):
+    """A JSON boolean (not "yes", 1 or "true")."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+class WholeNumberField(serializers.IntegerField):
+    """A JSON integer (not "3" or 3.0)."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return data
+
+
+class StringMapField(serializers.DictField):
+    """An object of string values, refused as a whole (as the catalog's rules name it) when it is not."""
+
+    default_error_messages = {"invalid": "Must be an object of string values."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(child=TextField(allow_blank=True), **kwargs)
+
+    def to_internal_value(self, data: Any) -> dict[str, str]:
+        if not isinstance(data, Mapping) or not all(isinstance(v, str) for v in data.values()):
+            self.fail("invalid")
+        return {str(k): v for k, v in data.items()}
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "description": "A JSON document, as a string."},
+            {"type": "object", "additionalProperties": True},
+            {"type": "array", "items": {}},
+        ]
+    }
+)
+class JsonDocumentField(serializers.Field):
+    """A static entitlement's config: a JSON document as a string, or the object or array itself (stored
+    as its JSON text)."""
+
+    default_error_messages = {"invalid": "Must be a JSON document (an object or a JSON string)."}
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, (str, dict, list)):
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+def _key(**kwargs: Any) -> TextField:
+    kwargs.setdefault("help_text", KEY_HELP)
+    return TextField(max_length=64, validators=[RegexValidator(KEY_RE, KEY_HELP)], **kwargs)
+
+
+def _text(**kwargs: Any) -> TextField:
+    """Optional text that may be null or blank (the catalog stores it blank)."""
+    return TextField(required=False, allow_null=True, allow_blank=True, **kwargs)
+
+
+def _decimal(**kwargs: Any) -> AmountField:
+    kwargs.setdefault("help_text", 'A decimal string, e.g. "0.0025" (numbers with a fraction are refused).')
+    return AmountField(**kwargs)
+
+
+class ConstField(TextField):
+    """A discriminator that only takes `value` (an inline enum in the schema, not a named component)."""
+
+    def __init__(self, value: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.value = value
+        self.error_messages["const"] = f'Must be "{value}".'
+
+    def to_internal_value(self, data: Any) -> str:
+        text = super().to_internal_value(data)
+        if text != self.value:
+            self.fail("const")
+        return text
+
+
+def _const(value: str, **kwargs: Any) -> ConstField:
+    return extend_schema_field({"type": "string", "enum": [value]})(ConstField(value, **kwargs))  # type: ignore[type-var]
 
 
 def _one_of(choices: tuple[str, ...] | list[str], **kwargs: Any) -> serializers.ChoiceField:
@@ -53,12 +199,8 @@ def _one_of(choices: tuple[str, ...] | list[str], **kwargs: Any) -> serializers.
     return extend_schema_field({"type": "string", "enum": enum})(field)  # type: ignore[type-var]
 
 
-def _optional_decimal() -> serializers.CharField:
-    return _decimal(required=False, allow_null=True)
-
-
-def _strings_map(**kwargs: Any) -> serializers.DictField:
-    return serializers.DictField(child=serializers.CharField(allow_blank=True), **kwargs)
+def _optional_decimal(**kwargs: Any) -> AmountField:
+    return _decimal(required=False, allow_null=True, **kwargs)
 
 
 class FlatPriceSerializer(serializers.Serializer):
@@ -80,12 +222,12 @@ class UnitPriceSerializer(_CommittedPrice):
 
 
 class TierUnitPriceSerializer(serializers.Serializer):
-    type = _const("unit")
+    type = _const("unit", required=False)
     amount = _decimal()
 
 
 class TierFlatPriceSerializer(serializers.Serializer):
-    type = _const("flat")
+    type = _const("flat", required=False)
     amount = _decimal()
 
 
@@ -102,7 +244,7 @@ class PriceTierSerializer(serializers.Serializer):
 class TieredPriceSerializer(_CommittedPrice):
     type = _const("tiered")
     mode = serializers.ChoiceField(choices=TIER_MODES, help_text="graduated or volume.")
-    tiers = PriceTierSerializer(many=True)
+    tiers = PriceTierSerializer(many=True, allow_empty=False)
 
 
 class PackagePriceSerializer(_CommittedPrice):
@@ -113,42 +255,68 @@ class PackagePriceSerializer(_CommittedPrice):
 
 class DynamicPriceSerializer(_CommittedPrice):
     type = _const("dynamic")
-    multiplier = _decimal(required=False, help_text="Amount = quantity (a cost) x multiplier; default 1.")
+    multiplier = _optional_decimal(help_text="Amount = quantity (a cost) x multiplier; default 1.")
 
 
 class PercentagePriceSerializer(_CommittedPrice):
     type = _const("percentage")
     percentage = _decimal(help_text="0 to 100, of the transaction volume.")
     fixedAmountPerEvent = _optional_decimal()
+    perTransactionMinimumAmount = _optional_decimal(help_text="Rated transaction by transaction: at least.")
+    perTransactionMaximumAmount = _optional_decimal(help_text="Rated transaction by transaction: at most.")
+    freeEvents = _optional_decimal(help_text="The first events of a period are free (a whole number).")
+    freeAmount = _optional_decimal(help_text="The first volume of a period is free.")
 
 
+PRICE_SHAPES: dict[str, type[serializers.Serializer]] = {
+    "flat": FlatPriceSerializer,
+    "unit": UnitPriceSerializer,
+    "tiered": TieredPriceSerializer,
+    "package": PackagePriceSerializer,
+    "dynamic": DynamicPriceSerializer,
+    "percentage": PercentagePriceSerializer,
+}
 PRICE_SCHEMA = PolymorphicProxySerializer(
     component_name="Price",
-    serializers={
-        "flat": FlatPriceSerializer,
-        "unit": UnitPriceSerializer,
-        "tiered": TieredPriceSerializer,
-        "package": PackagePriceSerializer,
-        "dynamic": DynamicPriceSerializer,
-        "percentage": PercentagePriceSerializer,
-    },
+    serializers={kind: shape for kind, shape in PRICE_SHAPES.items()},  # (typed as the proxy takes it)
     resource_type_field_name="type",
 )
 
 
 @extend_schema_field(PRICE_SCHEMA)
-class PriceField(serializers.JSONField):
-    """A price document, discriminated by `type` (validated by catalog.pricing.parse_price)."""
+class PriceField(serializers.Field):
+    """A price document, discriminated by `type`: the fields of that type's serializer check its shape
+    (errors nested under the price's path); an answer renders the stored document as it is."""
+
+    default_error_messages = {
+        "invalid": "Must be an object.",
+        "type": f"Must be one of: {', '.join(PRICE_SHAPES)}.",
+    }
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            self.fail("invalid")
+        kind = data.get("type")
+        shape = PRICE_SHAPES.get(kind) if isinstance(kind, str) else None
+        if shape is None:
+            raise serializers.ValidationError({"type": [self.error_messages["type"]]})
+        price = shape(data=data)
+        if not price.is_valid():
+            raise serializers.ValidationError(price.errors)
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
 
 
 class PercentageDiscountSerializer(serializers.Serializer):
     percentage = _decimal()
-    correlationId = serializers.CharField(required=False)
+    correlationId = _text()
 
 
 class UsageDiscountSerializer(serializers.Serializer):
     quantity = _decimal(help_text="Units free before the price applies.")
-    correlationId = serializers.CharField(required=False)
+    correlationId = _text()
 
 
 class DiscountsSerializer(serializers.Serializer):
@@ -163,54 +331,44 @@ class CommitmentsSerializer(serializers.Serializer):
 
 class EntitlementTemplateSerializer(serializers.Serializer):
     type = _one_of(ENTITLEMENT_TYPES)
-    usagePeriod = serializers.CharField(required=False, help_text="metered: ISO 8601 duration, e.g. P1M.")
+    usagePeriod = TextField(
+        required=False, allow_null=True, help_text="metered: ISO 8601 duration, e.g. P1M."
+    )
     issueAfterReset = _decimal(required=False, allow_null=True)
-    isSoftLimit = serializers.BooleanField(required=False)
-    preserveOverageAtReset = serializers.BooleanField(required=False)
-    config = serializers.CharField(required=False, help_text="static: a JSON document (as a string).")
+    isSoftLimit = FlagField(required=False)
+    preserveOverageAtReset = FlagField(required=False)
+    config = JsonDocumentField(required=False, help_text="static: a JSON document.")
 
 
 class RateCardSerializer(serializers.Serializer):
     type = _one_of(RATE_CARD_TYPES)
-    key = serializers.CharField()
-    name = serializers.CharField()
-    description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
-    featureKey = serializers.CharField(required=False, allow_null=True)
-    billingCadence = serializers.CharField(
-        required=False, allow_null=True, help_text="ISO 8601 duration (P1M); required for usage_based."
-    )
+    key = _key()
+    name = TextField()
+    description = _text()
+    featureKey = _text()
+    billingCadence = _text(help_text="ISO 8601 duration (P1M); required for usage_based.")
     price = PriceField(required=False, allow_null=True)
     paymentTerm = serializers.ChoiceField(choices=PAYMENT_TERMS, required=False, allow_null=True)
     entitlementTemplate = EntitlementTemplateSerializer(required=False, allow_null=True)
     discounts = DiscountsSerializer(required=False, allow_null=True)
     commitments = CommitmentsSerializer(required=False, allow_null=True)
     taxBehavior = _one_of(TAX_BEHAVIORS, required=False, allow_null=True)
-    metadata = _strings_map(required=False, allow_null=True)
-
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        """As a request body (a rate card alone): an object, checked whole by the service."""
-        return body_object(data)
+    metadata = StringMapField(required=False, allow_null=True)
 
 
 class PlanPhaseSerializer(serializers.Serializer):
-    key = serializers.CharField()
-    name = serializers.CharField()
-    description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
-    duration = serializers.CharField(
-        required=False, allow_null=True, help_text="ISO 8601 duration; null on the last phase."
-    )
-    rateCards = RateCardSerializer(many=True, required=False)
-    metadata = _strings_map(required=False, allow_null=True)
-
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        """As a request body (a phase alone): an object, checked whole by the service."""
-        return body_object(data)
+    key = _key()
+    name = TextField()
+    description = _text()
+    duration = _text(help_text="ISO 8601 duration; null on the last phase.")
+    rateCards = RateCardSerializer(many=True, required=False, allow_null=True)
+    metadata = StringMapField(required=False, allow_null=True)
 
 
 class PlanAddonLinkSerializer(serializers.Serializer):
-    addonKey = serializers.CharField()
-    fromPlanPhase = serializers.CharField(required=False, allow_null=True)
-    maxQuantity = serializers.IntegerField(required=False, allow_null=True)
+    addonKey = TextField()
+    fromPlanPhase = _text()
+    maxQuantity = WholeNumberField(required=False, allow_null=True, min_value=1)
 
 
 @extend_schema_field(PlanPhaseSerializer(many=True))
@@ -246,7 +404,7 @@ class FeatureInput(serializers.Serializer):
         allow_null=True,
         help_text='Dimension -> value or list of values (any matches), e.g. {"model": "gpt-4o"}.',
     )
-    metadata = _strings_map(required=False, allow_null=True)
+    metadata = StringMapField(required=False, allow_null=True)
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         """feature_create's arguments (it names each bad field, and checks the meter and its dimensions)."""
@@ -266,46 +424,36 @@ class FeatureOutput(serializers.Serializer):
     name = serializers.CharField()
     meterSlug = BlankAsNullCharField(source="meter_slug")
     meterGroupByFilters = serializers.DictField(source="meter_group_by_filters", child=FilterValueField())
-    metadata = _strings_map()
+    metadata = StringMapField()
     createdAt = IsoDateTimeField(source="created_at")
     updatedAt = IsoDateTimeField(source="updated_at")
     archivedAt = IsoDateTimeField(source="archived_at", allow_null=True)
 
 
-# A plan or add-on version's body (create or replace); no docstring, for the schema's sake (see above).
-class VersionBody(serializers.Serializer):
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        """{key, data}: the key apart, the rest the version's document (validated whole by the versioned-
-        document service against the organization's features and add-ons, each bad field by its path)."""
-        d = body_object(data)
-        return {"key": d.get("key"), "data": {k: v for k, v in d.items() if k != "key"}}
-
-
 # What a plan and an add-on version's body both start with (a comment: the schema would show a docstring).
-class VersionInput(VersionBody):
-    key = serializers.CharField(help_text=KEY_HELP + " Required on create.")
-    name = serializers.CharField()
-    description = serializers.CharField(required=False, allow_null=True, allow_blank=True)
-    currency = serializers.CharField(help_text="ISO 4217 code.")
+class VersionInput(serializers.Serializer):
+    key = _key(help_text=KEY_HELP + " Required on create.")
+    name = TextField()
+    description = _text()
+    currency = TextField(help_text="ISO 4217 code.")
 
 
 class PlanInput(VersionInput):
-    key = serializers.CharField(help_text=KEY_HELP + " Required on create; cannot change.")
-    billingCadence = serializers.CharField(help_text="ISO 8601 duration, e.g. P1M.")
-    phases = PlanPhaseSerializer(many=True, required=False)
+    key = _key(help_text=KEY_HELP + " Required on create; cannot change.")
+    billingCadence = TextField(help_text="ISO 8601 duration, e.g. P1M.")
+    phases = PlanPhaseSerializer(many=True, required=False, allow_null=True)
     addons = PlanAddonLinkSerializer(many=True, required=False, allow_null=True)
-    metadata = _strings_map(required=False, allow_null=True)
+    metadata = StringMapField(required=False, allow_null=True)
 
 
 class PlanUpdateInput(PlanInput):
-    key = serializers.CharField(required=False, help_text="If sent, must be the plan's key.")
+    key = _key(required=False, help_text="If sent, must be the plan's key.")
 
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        """As PlanInput; a key, if sent, is the plan's own (context `current`: the version updated)."""
-        body = super().to_internal_value(data)
-        if "key" in data and body["key"] != self.context["current"].key:
-            raise ValidationFailed("A plan's key cannot change.", field="key")
-        return body
+    def validate_key(self, value: str) -> str:
+        """A key, if sent, is the plan's own (context `current`: the version updated)."""
+        if value != self.context["current"].key:
+            raise serializers.ValidationError("A plan's key cannot change.")
+        return value
 
 
 # What a plan version and an add-on version both answer (no docstring, for the schema's sake). Each
@@ -319,7 +467,7 @@ class VersionOutput(serializers.Serializer):
     name = serializers.CharField()
     description = BlankAsNullCharField()
     currency = serializers.CharField()
-    metadata = _strings_map()
+    metadata = StringMapField()
     createdAt = IsoDateTimeField(source="created_at")
     updatedAt = IsoDateTimeField(source="updated_at")
     publishedAt = IsoDateTimeField(source="published_at", allow_null=True)
@@ -356,14 +504,14 @@ class PlanOutput(VersionOutput):
 
 
 class AddonInput(VersionInput):
-    key = serializers.CharField(help_text=KEY_HELP + " Required on create; ignored on update.")
+    key = _key(help_text=KEY_HELP + " Required on create; ignored on update.")
     instanceType = serializers.ChoiceField(choices=INSTANCE_TYPES, required=False)
     rateCards = RateCardSerializer(many=True, required=False)
-    metadata = _strings_map(required=False, allow_null=True)
+    metadata = StringMapField(required=False, allow_null=True)
 
 
 class AddonUpdateInput(AddonInput):
-    key = serializers.CharField(required=False, help_text="Ignored.")
+    key = TextField(required=False, help_text="Ignored.")
 
 
 class AddonOutput(VersionOutput):

@@ -29,6 +29,7 @@ from catalog.api.serializers import (
     PlanOutput,
     PlanUpdateInput,
     VersionOutput,
+    checked_body,
 )
 from catalog.services import versions
 from core.api_base import TenantAPIView
@@ -119,6 +120,20 @@ class _VersionedView(TenantAPIView):
     def render(self, version: Any) -> Any:
         return self.api.output(version).data
 
+    def document(self, body: serializers.Serializer) -> tuple[Any, dict[str, Any]]:
+        """(key, document) of a version's body, raw, once its serializer accepts its shape; the kind's
+        rules check the document (`checked_body`)."""
+
+        def rules(raw: dict[str, Any]) -> object:
+            return self.api.kind.validated(self.organization, _without_key(raw))
+
+        raw = checked_body(body, rules)
+        return raw.get("key"), _without_key(raw)
+
+
+def _without_key(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k != "key"}
+
 
 class VersionListCreateView(_VersionedView):
     abstract = True
@@ -130,10 +145,9 @@ class VersionListCreateView(_VersionedView):
         return Response(paged(qs, page, size, lambda rows: self.api.output(rows, many=True).data))
 
     def post(self, request: Request) -> Response:
-        body = self.api.create_input(data=request.data)
-        body.is_valid(raise_exception=True)
+        key, document = self.document(self.api.create_input(data=request.data))
         created = versions.version_create(
-            self.api.kind, organization=self.organization, actor=self.actor, **body.validated_data
+            self.api.kind, organization=self.organization, key=key, data=document, actor=self.actor
         )
         return Response(self.render(created), status=status.HTTP_201_CREATED)
 
@@ -147,13 +161,12 @@ class VersionDetailView(_VersionedView):
 
     def put(self, request: Request, **kwargs: str) -> Response:
         current = self.current()
-        body = self.api.update_input(data=request.data, context={"current": current})
-        body.is_valid(raise_exception=True)
+        _, document = self.document(self.api.update_input(data=request.data, context={"current": current}))
         updated = versions.version_update(
             self.api.kind,
             organization=self.organization,
             version_id=current.id,
-            data=body.validated_data["data"],
+            data=document,
             actor=self.actor,
         )
         return Response(self.render(updated))

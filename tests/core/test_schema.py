@@ -1,6 +1,13 @@
+import copy
+import re
+
 import pytest
 from drf_spectacular.drainage import GENERATOR_STATS
 from drf_spectacular.generators import SchemaGenerator
+
+from catalog.api.serializers import PlanInput
+from core.errors import flatten_errors
+from tests.catalog.factories import api, make_feature, make_meter
 
 pytestmark = pytest.mark.django_db
 
@@ -194,3 +201,138 @@ def test_on_demand_invoice_and_portal_token_have_their_own_bodies(generated):
         if op["operationId"] == "createPortalToken":
             ref = op["responses"]["201"]["content"]["application/json"]["schema"]["$ref"]
             assert {"token", "url", "subject"} <= set(components[ref.rsplit("/", 1)[-1]]["properties"])
+
+
+# --- what the schema requires, the serializer requires ----------------------------------------------
+def _card(key, price, **extra):
+    """A rate card: flat_fee for a flat price, else usage_based on the feature `tokens`."""
+    card = {"type": "flat_fee", "key": key, "name": key.title(), "billingCadence": "P1M", "price": price}
+    if price["type"] != "flat":
+        card.update(type="usage_based", featureKey="tokens")
+    return {**card, **extra}
+
+
+def _plan_with_every_object():
+    """A valid plan body holding every object PlanInput can nest (each price type once)."""
+    tiers = [
+        {
+            "upToAmount": "10",
+            "unitPrice": {"type": "unit", "amount": "1"},
+            "flatPrice": {"type": "flat", "amount": "2"},
+        },
+        {"upToAmount": None, "unitPrice": {"type": "unit", "amount": "0.5"}},
+    ]
+    cards = [
+        _card(
+            "base", {"type": "flat", "amount": "49", "paymentTerm": "in_advance"}, metadata={"kind": "fee"}
+        ),
+        _card(
+            "units",
+            {"type": "unit", "amount": "0.01", "minimumAmount": "1", "maximumAmount": "100"},
+            entitlementTemplate={"type": "metered", "usagePeriod": "P1M", "issueAfterReset": "10"},
+            discounts={
+                "percentage": {"percentage": "10", "correlationId": "c1"},
+                "usage": {"quantity": "5", "correlationId": "c2"},
+            },
+        ),
+        _card(
+            "tiers",
+            {"type": "tiered", "mode": "graduated", "tiers": tiers},
+            commitments={"minimumAmount": "1", "maximumAmount": "50"},
+        ),
+        _card("packs", {"type": "package", "amount": "5", "quantityPerPackage": "1000"}),
+        _card("costs", {"type": "dynamic", "multiplier": "1.2"}),
+        _card("volume", {"type": "percentage", "percentage": "2.5", "fixedAmountPerEvent": "0.3"}),
+    ]
+    return {
+        "key": "full",
+        "name": "Full",
+        "currency": "USD",
+        "billingCadence": "P1M",
+        "phases": [{"key": "main", "name": "Main", "duration": None, "rateCards": cards}],
+        "addons": [{"addonKey": "seats", "fromPlanPhase": "main", "maxQuantity": 5}],
+        "metadata": {"tier": "gold"},
+    }
+
+
+def _required_paths(schema, body):
+    """(path of an object in `body`, a property its schema requires) for every object of `body`, walking
+    the schema beside it ($ref, nullable oneOf, the price union's discriminator), and the price types met."""
+    components = schema["components"]["schemas"]
+    found, price_types = [], set()
+
+    def resolve(node, value):
+        while True:
+            if "$ref" in node:
+                node = components[node["$ref"].rsplit("/", 1)[-1]]
+            elif "discriminator" in node:
+                price_types.add(value["type"])
+                node = {"$ref": node["discriminator"]["mapping"][value["type"]]}
+            elif "oneOf" in node:
+                members = [m for m in node["oneOf"] if m.get("type") != "null"]
+                assert len(members) == 1, node
+                node = members[0]
+            elif "allOf" in node and len(node["allOf"]) == 1:
+                node = node["allOf"][0]
+            else:
+                return node
+
+    def walk(value, node, path):
+        if not isinstance(value, (dict, list)):
+            return  # a scalar: nothing nested in it
+        node = resolve(node, value)
+        if isinstance(value, dict):
+            if "properties" not in node:
+                return  # a map of strings (metadata)
+            properties = node["properties"]
+            assert set(value) <= set(properties), (path, set(value) - set(properties))
+            found.extend((path, name) for name in node.get("required", []))
+            for name, inner in value.items():
+                walk(inner, properties[name], f"{path}.{name}" if path else name)
+        else:
+            for index, inner in enumerate(value):
+                walk(inner, node["items"], f"{path}[{index}]")
+
+    request = schema["paths"]["/api/v1/plans"]["post"]["requestBody"]["content"]["application/json"]
+    walk(body, request["schema"], "")
+    return found, price_types
+
+
+def _without(body, path, name):
+    """A deep copy of `body` with the property `name` of the object at `path` left out."""
+    body = copy.deepcopy(body)
+    node = body
+    for step in re.findall(r"[A-Za-z]+|\[\d+\]", path):
+        node = node[int(step[1:-1])] if step.startswith("[") else node[step]
+    del node[name]
+    return body
+
+
+def test_every_property_the_plan_schema_requires_the_serializer_requires(client, tenant_a, tenant_b):
+    """Parse the live schema; leave out each property it marks `required` (in PlanInput and everything
+    nested in it, every price type included): the serializer alone refuses the body naming that
+    property's full path, and so does the API (400)."""
+    for tenant, currency in ((tenant_a, "USD"), (tenant_b, "EUR")):
+        make_meter(tenant.org)
+        make_feature(tenant, "tokens")
+        addon = {"key": "seats", "name": "Seats", "currency": currency, "instanceType": "multiple"}
+        assert api(tenant.client(), "post", "/api/v1/addons", addon).status_code == 201
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    body = _plan_with_every_object()
+    required, price_types = _required_paths(schema, body)
+    assert price_types == {"flat", "unit", "tiered", "package", "dynamic", "percentage"}
+    assert len(required) >= 30, required  # the walk reached the nested objects
+    admin = tenant_a.client()
+    for path, name in required:
+        full = f"{path}.{name}" if path else name
+        incomplete = _without(body, path, name)
+        serializer = PlanInput(data=incomplete)
+        assert not serializer.is_valid(), full
+        assert full in {e["name"] for e in flatten_errors(serializer.errors)}, full
+        response = api(admin, "post", "/api/v1/plans", incomplete)
+        assert response.status_code == 400, (full, response.content)
+        assert full in {p["name"] for p in response.json()["invalid_params"]}, full
+    # the whole body is valid, linked to A's own USD add-on (B's is in EUR), and B has no plan
+    created = api(admin, "post", "/api/v1/plans", body)
+    assert created.status_code == 201, created.content
+    assert api(tenant_b.client(), "get", "/api/v1/plans").json()["totalCount"] == 0
