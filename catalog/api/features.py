@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from catalog import selectors, services
-from catalog.api.serializers import FeatureInput, FeatureOutput
+from catalog.api.serializers import FeatureInput, FeatureOutput, checked_body
 from catalog.api.versions import INCLUDE_ARCHIVED, truthy
 from core.api_base import TenantAPIView
 from core.pagination import MAX_PAGE_SIZE, PAGE_PARAMETERS, page_of, page_params, paged
@@ -49,10 +51,12 @@ class FeatureListCreateView(TenantAPIView):
 
     @extend_schema(request=FeatureInput, responses={201: FeatureOutput}, operation_id="createFeature")
     def post(self, request: Request) -> Response:
-        body = FeatureInput(data=request.data)
-        body.is_valid(raise_exception=True)
+        def rules(raw: dict[str, Any]) -> object:
+            return services.feature_check(organization=self.organization, **FeatureInput.arguments(raw))
+
+        raw = checked_body(FeatureInput(data=request.data), rules)
         feature = services.feature_create(
-            organization=self.organization, actor=self.actor, **body.validated_data
+            organization=self.organization, actor=self.actor, **FeatureInput.arguments(raw)
         )
         return Response(FeatureOutput(feature).data, status=status.HTTP_201_CREATED)
 

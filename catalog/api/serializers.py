@@ -13,8 +13,8 @@ A plan, add-on, phase or rate-card body is checked in two layers, one after the 
 
 If the fields refuse, the rules read the body too, so one 400 lists every problem of both layers, each
 named once by its full path (`phases[0].rateCards[1].price.tiers[2].upToAmount`; the rules' reason where
-both name the same field). The price preview's and a feature's bodies still go whole to the catalog's
-rules (`PricePreviewInput`, `FeatureInput`).
+both name the same field). The price preview's and a feature's bodies take the same two layers: their
+fields first (`checked_body`), then the pricing rules or the feature service, on the raw body.
 """
 
 from __future__ import annotations
@@ -390,6 +390,13 @@ class AddonLinksField(serializers.JSONField):
 class FilterValueField(serializers.Field):
     """A feature's group-by filter value: one value, or a list of values (any of them matches)."""
 
+    default_error_messages = {"invalid": "Must be a string or a list of strings."}
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str) or (isinstance(data, list) and all(isinstance(v, str) for v in data)):
+            return data
+        self.fail("invalid")
+
     def to_representation(self, value: Any) -> Any:
         return [str(v) for v in value] if isinstance(value, list) else str(value)
 
@@ -406,15 +413,16 @@ class FeatureInput(serializers.Serializer):
     )
     metadata = StringMapField(required=False, allow_null=True)
 
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        """feature_create's arguments (it names each bad field, and checks the meter and its dimensions)."""
-        d = body_object(data)
+    @staticmethod
+    def arguments(raw: dict[str, Any]) -> dict[str, Any]:
+        """feature_create's arguments from the raw body its fields accepted (the service checks the meter
+        and its dimensions, naming each bad field)."""
         return {
-            "key": d.get("key"),
-            "name": d.get("name"),
-            "meter_slug": d.get("meterSlug"),
-            "meter_group_by_filters": d.get("meterGroupByFilters"),
-            "metadata": d.get("metadata"),
+            "key": raw.get("key"),
+            "name": raw.get("name"),
+            "meter_slug": raw.get("meterSlug"),
+            "meter_group_by_filters": raw.get("meterGroupByFilters"),
+            "metadata": raw.get("metadata"),
         }
 
 
@@ -534,16 +542,16 @@ class PricePreviewInput(serializers.Serializer):
         required=False, help_text="percentage prices: events in the volume."
     )
 
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        """price_preview's arguments (it parses them all and names every bad field)."""
-        d = body_object(data)
+    def arguments(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """price_preview's arguments from the raw body its fields accepted (it parses them all and names
+        every bad field)."""
         return {
-            "price": d.get("price"),
-            "quantity": d.get("quantity", "0"),
-            "currency": d.get("currency") or self.context["organization"].default_currency,
-            "discounts": d.get("discounts"),
-            "commitments": d.get("commitments"),
-            "event_count": d.get("eventCount", 0),
+            "price": raw.get("price"),
+            "quantity": raw.get("quantity", "0"),
+            "currency": raw.get("currency") or self.context["organization"].default_currency,
+            "discounts": raw.get("discounts"),
+            "commitments": raw.get("commitments"),
+            "event_count": raw.get("eventCount", 0),
         }
 
 

@@ -12,7 +12,7 @@ from catalog.services.addons import (
     addon_to_document,
     addon_update,
 )
-from catalog.services.features import feature_create, feature_delete, feature_to_json
+from catalog.services.features import feature_check, feature_create, feature_delete, feature_to_json
 from catalog.services.plans import (
     PLANS,
     phase_add,
@@ -44,6 +44,7 @@ __all__ = [
     "addon_rate_card_upsert",
     "addon_to_document",
     "addon_update",
+    "feature_check",
     "feature_create",
     "feature_delete",
     "feature_to_json",

@@ -35,7 +35,7 @@ def _filter_value(value: Any) -> bool:
     return isinstance(value, str)
 
 
-def feature_create(
+def feature_check(
     *,
     organization: Organization,
     key: Any,
@@ -43,9 +43,10 @@ def feature_create(
     meter_slug: Any = None,
     meter_group_by_filters: Any = None,
     metadata: Any = None,
-    actor: Actor = None,
     check_meter: bool = True,
-) -> Feature:
+) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """A new feature's rules, every problem at once (ValidationFailed naming each field); else its meter
+    slug, filters and metadata as they will be saved."""
     errors: list[dict[str, str]] = []
     if not is_valid_key(key):
         errors.append({"name": "key", "reason": KEY_HELP})
@@ -87,12 +88,35 @@ def feature_create(
                     )
     if errors:
         raise ValidationFailed("; ".join(f"{e['name']}: {e['reason']}" for e in errors), errors=errors)
+    return meter_slug or "", filters, meta
+
+
+def feature_create(
+    *,
+    organization: Organization,
+    key: Any,
+    name: Any,
+    meter_slug: Any = None,
+    meter_group_by_filters: Any = None,
+    metadata: Any = None,
+    actor: Actor = None,
+    check_meter: bool = True,
+) -> Feature:
+    meter_slug, filters, meta = feature_check(
+        organization=organization,
+        key=key,
+        name=name,
+        meter_slug=meter_slug,
+        meter_group_by_filters=meter_group_by_filters,
+        metadata=metadata,
+        check_meter=check_meter,
+    )
     return create_audited(
         lambda: Feature.objects.create(
             organization=organization,
             key=key,
             name=name.strip(),
-            meter_slug=meter_slug or "",
+            meter_slug=meter_slug,
             meter_group_by_filters=filters,
             metadata=meta,
         ),

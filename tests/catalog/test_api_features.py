@@ -133,3 +133,19 @@ def test_filter_on_a_list_of_values_reads_back_as_a_list(tenants):
     listed = api(a.client("read"), "get", "/api/v1/features").json()
     assert [f["meterGroupByFilters"] for f in listed] == [created["meterGroupByFilters"]]
     assert [f["key"] for f in api(b.client("read"), "get", "/api/v1/features").json()] == ["globex_only"]
+
+
+def test_body_shape_and_rules_are_reported_together_once_each(tenants):
+    """The serializer's fields check the shape (a filter value of the wrong JSON type, named by its own
+    path) and the feature rules read the same raw body (a bad key, a blank name): one 400 names them all,
+    each once, and nothing is written."""
+    a, b = tenants
+    body = {"key": "Bad Key", "name": " ", "meterSlug": "llm_tokens", "meterGroupByFilters": {"model": 3}}
+    r = api(a.client(), "post", "/api/v1/features", body)
+    assert r.status_code == 400
+    assert r["Content-Type"] == "application/problem+json"
+    names = [p["name"] for p in r.json()["invalid_params"]]
+    assert {"key", "name", "meterGroupByFilters.model"} <= set(names)
+    assert len(names) == len(set(names))
+    assert not Feature.objects.filter(organization=a.org).exists()
+    assert Feature.objects.filter(organization=b.org).count() == 1

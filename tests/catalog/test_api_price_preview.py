@@ -108,3 +108,15 @@ def test_preview_requires_read_scope(tenant_a, client):
     assert post(tenant_a.client("ingest"), body).status_code == 403
     assert post(client, body).status_code == 401
     assert post(tenant_a.client("read"), ["not", "an", "object"]).status_code == 400
+
+
+def test_preview_price_union_and_field_types_are_checked_by_the_serializer(tenant_a, tenant_b):
+    """An unknown price `type` is refused by the price union (naming `price.type`), a string event count by
+    its field, both in one 400; a good body still prices for each organization in its own currency."""
+    response = post(tenant_a.client("read"), {"price": {"type": "nope"}, "eventCount": "four"})
+    assert response.status_code == 400
+    names = {p["name"] for p in response.json()["invalid_params"]}
+    assert {"price.type", "eventCount"} <= names
+    good = {"price": {"type": "unit", "amount": "0.5"}, "quantity": "3"}
+    assert post(tenant_a.client("read"), good).json()["amount"] == "1.50"
+    assert post(tenant_b.client("read"), good).status_code == 200
