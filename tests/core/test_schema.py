@@ -1,4 +1,5 @@
 import copy
+import json
 import re
 
 import pytest
@@ -336,3 +337,28 @@ def test_every_property_the_plan_schema_requires_the_serializer_requires(client,
     created = api(admin, "post", "/api/v1/plans", body)
     assert created.status_code == 201, created.content
     assert api(tenant_b.client(), "get", "/api/v1/plans").json()["totalCount"] == 0
+
+
+def _examples(operation):
+    """Every example value an operation's request body or answers carry."""
+    contents = list((operation.get("requestBody") or {}).get("content", {}).values())
+    for answer in operation.get("responses", {}).values():
+        contents += list((answer.get("content") or {}).values())
+    return [example["value"] for content in contents for example in content.get("examples", {}).values()]
+
+
+def test_the_main_flows_show_real_examples(generated):
+    """/api/docs/ shows an example for each main flow: ingest, meter query, a plan with a tiered price, a
+    subscription, an entitlement value and an invoice."""
+    schema, _ = generated
+    by_id = {op["operationId"]: op for _, _, op in _operations(schema)}
+    for operation_id in (
+        "ingestEvents",
+        "queryMeter",
+        "createPlan",
+        "createSubscription",
+        "getCustomerEntitlementValue",
+        "invoicePendingLinesAction",
+    ):
+        assert _examples(by_id[operation_id]), operation_id
+    assert '"tiered"' in json.dumps(_examples(by_id["createPlan"]))
