@@ -5,13 +5,7 @@ class CatalogConfig(AppConfig):
     name = "catalog"
 
     def ready(self) -> None:
-        # Imported here, not at the top: models and app modules load only once the app registry is ready.
-        from catalog.demo import demo_load
-        from core import navigation
-        from core.demo import DEMO_LOADERS
+        # wiring.py imports models, which exist only once the app registry is ready.
+        from catalog import wiring
 
-        navigation.register("Features", "catalog_console_features", order=25)
-        navigation.register("Plans", "catalog_console_plans", order=30)
-        navigation.register("Add-ons", "catalog_console_addons", order=32)
-        if demo_load not in DEMO_LOADERS:
-            DEMO_LOADERS.append(demo_load)
+        wiring.connect()

@@ -92,25 +92,12 @@ def feature_check(
 
 
 def feature_create(
-    *,
-    organization: Organization,
-    key: Any,
-    name: Any,
-    meter_slug: Any = None,
-    meter_group_by_filters: Any = None,
-    metadata: Any = None,
-    actor: Actor = None,
-    check_meter: bool = True,
+    *, organization: Organization, actor: Actor = None, check_meter: bool = True, **fields: Any
 ) -> Feature:
-    meter_slug, filters, meta = feature_check(
-        organization=organization,
-        key=key,
-        name=name,
-        meter_slug=meter_slug,
-        meter_group_by_filters=meter_group_by_filters,
-        metadata=metadata,
-        check_meter=check_meter,
-    )
+    """A new feature from `feature_check`'s fields (key, name, meter_slug, meter_group_by_filters,
+    metadata), once they pass its rules."""
+    meter_slug, filters, meta = feature_check(organization=organization, check_meter=check_meter, **fields)
+    key, name = fields["key"], fields["name"]
     return create_audited(
         lambda: Feature.objects.create(
             organization=organization,
