@@ -82,16 +82,20 @@ def usage_in_advance_bill(
         .select_related("customer")
     )
     out: list[Invoice] = []
+    advance_keys: dict[tuple[str, int], set[str]] = {}  # per plan version: read once for all its subscribers
     for sub in subscriptions:
-        version = catalog_selectors.plan_version_get(
-            organization=organization, plan_key=sub.plan_key, version=sub.plan_version
-        )
-        cards = {
-            (sub.id, card["key"])
-            for phase in version.phases
-            for card in phase.get("rateCards", [])
-            if plans.in_advance(card)
-        }
+        plan = (sub.plan_key, sub.plan_version)
+        if plan not in advance_keys:
+            version = catalog_selectors.plan_version_get(
+                organization=organization, plan_key=sub.plan_key, version=sub.plan_version
+            )
+            advance_keys[plan] = {
+                card["key"]
+                for phase in version.phases
+                for card in phase.get("rateCards", [])
+                if plans.in_advance(card)
+            }
+        cards = {(sub.id, key) for key in advance_keys[plan]}
         if cards:
             out += invoice_usage_in_advance(
                 organization=organization, customer=sub.customer, cards=cards, now=now

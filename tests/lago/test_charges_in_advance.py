@@ -176,3 +176,45 @@ def test_charge_paid_in_advance_bills_each_increment_once(lago_clients, tenant_a
         assert period == (3, [("calls", "3", 3)])
         # B: its in-advance invoice, then a period invoice with nothing left to bill
         assert [total for total, _ in _invoices(b)] == [1500, 0]
+
+
+def test_subscribers_of_one_plan_read_its_version_once(lago_clients, tenant_a, tenant_b, monkeypatch):
+    """Billing a batch's subjects in advance reads each plan version once, however many subscriptions of it
+    the batch touches; a second pass over events already billed issues nothing, for A and never for B."""
+    from lago_python_client.models import Customer, Subscription
+
+    from catalog import selectors as catalog_selectors
+    from invoicing.models import Invoice
+    from lago import advance
+
+    a, b = lago_clients
+    with time_machine.travel(at("2026-10-01 00:00"), tick=True):
+        _catalog(a)
+        _catalog(b)
+        a.customers.create(build(Customer, external_id="cust-2", name="Other shop", currency="USD"))
+        a.subscriptions.create(
+            build(
+                Subscription,
+                external_customer_id="cust-2",
+                plan_code="seats_plan",
+                external_id="sub-2",
+                subscription_at="2026-10-01T00:00:00Z",
+            )
+        )
+    with time_machine.travel(at("2026-10-05 12:00"), tick=True):
+        a.events.create(_event("t-1", "seats", "2026-10-05 10:00", units=4))
+        b.events.create(_event("t-1", "seats", "2026-10-05 10:00", units=3))
+        issued = Invoice.objects.filter(organization=tenant_a.org).count()
+        assert issued == 1
+        reads = []
+        real = catalog_selectors.plan_version_get
+
+        def counted(**kwargs):
+            reads.append(kwargs["plan_key"])
+            return real(**kwargs)
+
+        monkeypatch.setattr(advance.catalog_selectors, "plan_version_get", counted)
+        assert advance.usage_in_advance_bill(organization=tenant_a.org, subjects=["sub-1", "sub-2"]) == []
+        assert len(reads) == 1
+        assert Invoice.objects.filter(organization=tenant_a.org).count() == issued
+        assert Invoice.objects.filter(organization=tenant_b.org).count() == 1
