@@ -18,7 +18,6 @@ from catalog.pricing.models import (
     Discounts,
     DynamicPrice,
     FlatPrice,
-    Line,
     PackagePrice,
     PercentagePrice,
     Price,
@@ -372,22 +371,10 @@ def discounts_to_json(discounts: Discounts | None) -> dict[str, Any] | None:
     return out
 
 
-def line_to_json(line: Line) -> dict[str, Any]:
-    return {
-        "type": line.kind,
-        "description": line.description,
-        "quantity": None if line.quantity is None else dec_str(line.quantity),
-        "unitAmount": None if line.unit_amount is None else dec_str(line.unit_amount),
-        "amount": dec_str(line.amount),
-        "tier": line.tier,
-    }
-
-
 __all__ = [
     "ErrorList",
     "PriceInvalid",
     "discounts_to_json",
-    "line_to_json",
     "parse_commitments",
     "parse_decimal",
     "parse_discounts",

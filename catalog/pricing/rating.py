@@ -1,5 +1,6 @@
 """Rating: one function per price type, `rate` (discounts and commitments around them), the one
-rounding (`price_total`) and the preview the API and the editor show."""
+rounding (`price_total`), a rating line's JSON (`line_to_json`) and the preview the API and the editor
+show."""
 
 from __future__ import annotations
 
@@ -284,6 +285,18 @@ def price_total(rating: Rating, currency: str) -> Decimal:
     return quantize(rating.amount, currency)
 
 
+def line_to_json(line: Line) -> dict[str, Any]:
+    """One explanatory line as the API and the invoice lines' detail show it (decimal strings)."""
+    return {
+        "type": line.kind,
+        "description": line.description,
+        "quantity": None if line.quantity is None else dec_str(line.quantity),
+        "unitAmount": None if line.unit_amount is None else dec_str(line.unit_amount),
+        "amount": dec_str(line.amount),
+        "tier": line.tier,
+    }
+
+
 # --- preview (the API endpoint and the editor call this) -----------------------------------------
 @dataclass(frozen=True)
 class Preview:
@@ -328,6 +341,7 @@ def price_preview(
 __all__ = [
     "Preview",
     "effective_commitments",
+    "line_to_json",
     "price_preview",
     "price_total",
     "rate",
