@@ -172,7 +172,9 @@ def invoice_run_item_process(*, item_id: str, now: datetime | None = None) -> In
     InvoiceRunItem.objects.filter(id=item.id).update(attempts=F("attempts") + 1)
     org = item.organization
     try:
-        invoice = invoice_draft_for_period(organization=org, **natural_key(item), now=now)
+        invoice = invoice_draft_for_period(
+            organization=org, due=sources.DuePeriod(**natural_key(item)), now=now
+        )
         cfg = invoicing_settings_get(organization=org)
         if (
             invoice is not None

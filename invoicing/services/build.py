@@ -27,6 +27,7 @@ from invoicing.models import (
     InvoiceLine,
     LineType,
     TaxRate,
+    natural_key,
 )
 from invoicing.services import state
 from invoicing.services.settings import invoicing_settings_get
@@ -143,24 +144,10 @@ def _payload(invoice: Invoice) -> dict[str, Any]:
 
 
 # --- building from subscriptions ----------------------------------------------------------------------
-def invoice_gathering_get(
-    *,
-    organization: Organization,
-    customer_id: str,
-    currency: str,
-    period_start: datetime,
-    period_end: datetime,
-    kind: str = "period",
-) -> Invoice:
-    """The invoice for this natural key, created in `gathering` when missing (an upsert)."""
+def invoice_gathering_get(*, organization: Organization, due: sources.DuePeriod) -> Invoice:
+    """The invoice with this natural key, created in `gathering` when missing (an upsert)."""
     invoice, _ = Invoice.objects.get_or_create(
-        organization=organization,
-        customer_id=customer_id,
-        currency=currency,
-        kind=kind,
-        period_start=period_start,
-        period_end=period_end,
-        defaults={"status": S.GATHERING},
+        organization=organization, **natural_key(due), defaults={"status": S.GATHERING}
     )
     return invoice
 
@@ -252,13 +239,13 @@ def invoice_gathering_refresh(
     out = []
     for cp in sources.current_periods(organization=organization, customer_id=customer.id, at=now):
         with transaction.atomic():
-            invoice = invoice_gathering_get(
-                organization=organization,
+            due = sources.DuePeriod(
                 customer_id=customer.id,
                 currency=cp.currency,
                 period_start=cp.period_start,
                 period_end=cp.period_end,
             )
+            invoice = invoice_gathering_get(organization=organization, due=due)
             invoice = state.invoice_lock(invoice.id, organization, billing=False)
             if invoice.status == S.GATHERING:
                 build = invoice_upcoming_build(
@@ -276,29 +263,18 @@ def invoice_gathering_refresh(
 def invoice_draft_for_period(
     *,
     organization: Organization,
-    customer_id: str,
-    currency: str,
-    period_start: datetime,
-    period_end: datetime,
-    kind: str = "period",
+    due: sources.DuePeriod,
     now: datetime | None = None,
     actor: Actor = "invoice_run",
 ) -> Invoice | None:
-    """Idempotent: the invoice of this billing moment as a draft with its final lines, or None when
-    nothing is due at that moment (no invoice is created).
+    """Idempotent: the invoice of this billing moment (`due`, its natural key) as a draft with its final
+    lines, or None when nothing is due at that moment (no invoice is created).
 
     The natural key makes a second run (or a rerun after a crash) find the same row; anything past
     `gathering` is returned unchanged. The whole build is one transaction, so a crash leaves nothing."""
     now = now or timezone.now()
     with transaction.atomic():
-        invoice = invoice_gathering_get(
-            organization=organization,
-            customer_id=customer_id,
-            currency=currency,
-            period_start=period_start,
-            period_end=period_end,
-            kind=kind,
-        )
+        invoice = invoice_gathering_get(organization=organization, due=due)
         invoice = state.invoice_lock(invoice.id, organization)
         if invoice.status != S.GATHERING:
             return invoice

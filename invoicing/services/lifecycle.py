@@ -156,7 +156,9 @@ def invoice_advance(*, organization: Organization, invoice: Invoice, actor: Acto
             raise Conflict(
                 "The period is not over yet; use on-demand invoicing to bill it early.", field="status"
             )
-        drafted = invoice_draft_for_period(organization=organization, **natural_key(invoice), actor=actor)
+        drafted = invoice_draft_for_period(
+            organization=organization, due=sources.DuePeriod(**natural_key(invoice)), actor=actor
+        )
         if drafted is None:
             raise Conflict("Nothing is due on this invoice; it was removed.", field="status")
         return drafted

@@ -204,6 +204,7 @@ def test_simulation_equals_invoicing_the_same_usage_on_the_draft_plan(tenant_a, 
     let invoicing bill October, and compare with the simulation of that plan for October."""
     from billing.models import Customer, Subscription, SubscriptionItem
     from invoicing.services import invoice_draft_for_period
+    from invoicing.sources import DuePeriod
 
     plan = world[0]
     customer = Customer.objects.get(organization=tenant_a.org, key=key)
@@ -230,9 +231,8 @@ def test_simulation_equals_invoicing_the_same_usage_on_the_draft_plan(tenant_a, 
             billing_cadence=card["billingCadence"],
             active_from=OCT,
         )
-    invoice = invoice_draft_for_period(
-        organization=tenant_a.org, customer_id=customer.id, currency="USD", period_start=OCT, period_end=NOV
-    )
+    due = DuePeriod(customer_id=customer.id, currency="USD", period_start=OCT, period_end=NOV)
+    invoice = invoice_draft_for_period(organization=tenant_a.org, due=due)
     # the Nov 1 invoice also bills November's in-advance fee: compare October's service only
     october = [x for x in invoice.lines.all() if x.billing_period_start == OCT]
     invoiced_net = sum((x.amount for x in october if x.type != "tax"), Decimal(0))
