@@ -3,7 +3,7 @@ were invoiced, over a past period, computed from their real usage.
 
 Same engine as invoicing: for each rate card of the plan's final (steady-state) phase we build an
 `invoicing.lines.BillableItem` over the whole period and ask `invoicing.lines.item_lines` for the
-lines it would put on a final invoice, with usage from `invoicing.sources.usage` (feature → meter +
+lines it would put on a final invoice, with usage from `invoicing.sources.usage_of` (feature → meter +
 filters → `metering` rollups), then `invoicing.lines.totals`. Taxes are left out on both sides: the
 comparison is net of tax (lines of type flat_fee/usage/commitment/discount/adjustment).
 """
@@ -56,14 +56,8 @@ def plan_simulate_customer(
     currency = plan.currency
 
     def usage(feature_key: str, start: datetime, end: datetime, measure: str = "value") -> Decimal:
-        return invoicing_sources.usage(
-            organization=organization,
-            customer_id=customer_id,
-            feature_key=feature_key,
-            start=start,
-            end=end,
-            measure=measure,
-        )
+        request = invoicing_sources.UsageRequest(customer_id, feature_key, start, end, measure)
+        return invoicing_sources.usage_of(organization=organization, request=request)
 
     drafts = []
     for card in phase.get("rateCards", []):

@@ -162,14 +162,7 @@ class InvoiceBuilder:
                 record.append(req)
                 return ZERO
             if req not in self._usage:
-                self._usage[req] = sources.usage(
-                    organization=self.organization,
-                    customer_id=customer_id,
-                    feature_key=feature_key,
-                    start=start,
-                    end=end,
-                    measure=measure,
-                )
+                self._usage[req] = sources.usage_of(organization=self.organization, request=req)
             return self._usage[req]
 
         return read

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -564,18 +564,15 @@ def usage(
 ) -> Decimal:
     """Metered usage of the customer for the feature over [start, end) (`measure="count"`: the number of
     events the feature's meter counts, for per-event fees)."""
-    if end <= start or not feature_key:
+    request = UsageRequest(customer_id, feature_key, start, end, measure)
+    return usage_of(organization=organization, request=request)
+
+
+def usage_of(*, organization: Organization, request: UsageRequest) -> Decimal:
+    """`usage` of one request (the fields the `usage` provider takes)."""
+    if request.end <= request.start or not request.feature_key:
         return Decimal(0)
-    return Decimal(
-        _PROVIDERS["usage"](
-            organization=organization,
-            customer_id=customer_id,
-            feature_key=feature_key,
-            start=start,
-            end=end,
-            measure=measure,
-        )
-    )
+    return Decimal(_PROVIDERS["usage"](organization=organization, **asdict(request)))
 
 
 def usage_bulk(*, organization: Organization, requests: list[UsageRequest]) -> dict[UsageRequest, Decimal]:
