@@ -13,9 +13,15 @@ from core.errors import ValidationFailed
 from core.models import Organization
 
 ACTOR = "demo_load"
+# each feature as `services.feature_create`'s fields
 FEATURES = [
-    ("gpt4o_input_tokens", "GPT-4o input tokens", {"model": "gpt-4o", "type": "input"}),
-    ("gpt4o_output_tokens", "GPT-4o output tokens", {"model": "gpt-4o", "type": "output"}),
+    {
+        "key": f"gpt4o_{kind}_tokens",
+        "name": f"GPT-4o {kind} tokens",
+        "meter_slug": "llm_tokens",
+        "meter_group_by_filters": {"model": "gpt-4o", "type": kind},
+    }
+    for kind in ("input", "output")
 ]
 
 
@@ -60,20 +66,12 @@ def ai_plan_body() -> dict:
 
 
 def demo_load(org: Organization) -> None:
-    for key, name, filters in FEATURES:
-        if Feature.objects.filter(organization=org, key=key, archived_at__isnull=True).exists():
+    for fields in FEATURES:
+        if Feature.objects.filter(organization=org, key=fields["key"], archived_at__isnull=True).exists():
             continue
         for check_meter in (True, False):
             try:
-                services.feature_create(
-                    organization=org,
-                    key=key,
-                    name=name,
-                    meter_slug="llm_tokens",
-                    meter_group_by_filters=filters,
-                    actor=ACTOR,
-                    check_meter=check_meter,
-                )
+                services.feature_create(organization=org, actor=ACTOR, check_meter=check_meter, **fields)
                 break
             except ValidationFailed:
                 # the metering demo meter is missing (or lacks these dimensions): keep the slug anyway

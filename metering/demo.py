@@ -4,6 +4,7 @@ by slug; events have fixed ids, so the database drops them the second time)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.utils import timezone
 
@@ -15,28 +16,25 @@ from metering.store import EventTuple
 MODELS = ("gpt-4o", "gpt-4o-mini")
 
 
+# each meter as `services.meter_create`'s fields
+METERS: list[dict[str, Any]] = [
+    {
+        "slug": "llm_tokens",
+        "name": "LLM tokens",
+        "event_type": "llm_tokens",
+        "aggregation": "SUM",
+        "value_property": "$.tokens",
+        "group_by": {"model": "$.model", "type": "$.type"},
+    },
+    {"slug": "api_requests", "name": "API requests", "event_type": "api_request", "aggregation": "COUNT"},
+]
+
+
 def demo_load(org: Organization) -> None:
     live = Meter.objects.filter(organization=org, deleted_at__isnull=True)
-    if not live.filter(slug="llm_tokens").exists():
-        services.meter_create(
-            organization=org,
-            slug="llm_tokens",
-            name="LLM tokens",
-            event_type="llm_tokens",
-            aggregation="SUM",
-            value_property="$.tokens",
-            group_by={"model": "$.model", "type": "$.type"},
-            actor="demo_load",
-        )
-    if not live.filter(slug="api_requests").exists():
-        services.meter_create(
-            organization=org,
-            slug="api_requests",
-            name="API requests",
-            event_type="api_request",
-            aggregation="COUNT",
-            actor="demo_load",
-        )
+    for fields in METERS:
+        if not live.filter(slug=fields["slug"]).exists():
+            services.meter_create(organization=org, actor="demo_load", **fields)
     # 3 days of hourly usage for two subjects, anchored to today's date so the ids stay stable all day
     today = timezone.now().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start = today - timedelta(days=2)
