@@ -4,7 +4,8 @@ services behind the `metering.tasks.events_expire` and `metering.tasks.event_par
 An organization without an `EventRetention` row keeps its events forever (the default). With one, its raw
 events (and their dedup keys) are removed once their whole month is older than `days` days: months
 where every organization present is expired go as whole partitions, months shared with an organization
-that keeps them lose only the expired organizations' rows (`metering.store.partitions.events_expire`).
+that keeps them lose only the expired organizations' rows (`store.events_expire`: the PostgreSQL store's
+`partitions.py`, or `metering/clickhouse/retention.py` with METERING_STORE=clickhouse, the same rule).
 Hourly rollups are kept, so meter totals over removed months stay answerable at hour precision.
 """
 

@@ -4,7 +4,7 @@ rejected-event log stay in PostgreSQL; see docs/scaling.md.
 
 - `connection.py`: the seam, chdb in-process or a server through clickhouse-connect, the same SQL.
 - `schema.py`: tables; `events.py`: inserts, the drain, the event log; `rollups.py`: per-meter materialized
-  views; `query.py`: usage queries.
+  views; `query.py`: usage queries; `retention.py`: per-organization event retention.
 """
 
 import sys
@@ -19,6 +19,7 @@ from metering.clickhouse.query import subjects_list as subjects_list
 from metering.clickhouse.query import usage_query as usage_query
 from metering.clickhouse.query import usage_totals as usage_totals
 from metering.clickhouse.query import usage_totals_many as usage_totals_many
+from metering.clickhouse.retention import events_expire as events_expire
 from metering.clickhouse.rollups import rollup_advance as rollup_advance
 from metering.clickhouse.rollups import rollup_reset as rollup_reset
 from metering.clickhouse.rollups import safe_horizon as safe_horizon

@@ -14,6 +14,8 @@
   and group values, an `AggregatingMergeTree` filled by one materialized view per meter
   (`metering/clickhouse/rollups.py`); partial states merge at query time.
 - `metering_rollup_ready`: meters whose view exists and whose history has been folded in.
+- `metering_event_expiring`: the dedup keys of events that retention is removing (`retention.py`), deleted
+  from `metering_event_key` once their events are gone.
 
 Every insert carries an `insert_deduplication_token`: a retried block (a client that lost the answer) is
 dropped by the tables and by the views they feed (`non_replicated_deduplication_window`).
@@ -42,6 +44,7 @@ EVENT = "metering_event"
 EVENT_KEY = "metering_event_key"
 ROLLUP = "metering_rollup"
 READY = "metering_rollup_ready"
+EXPIRING = "metering_event_expiring"
 
 _DDL = [
     f"""CREATE TABLE IF NOT EXISTS {{db}}.{EVENT} (
@@ -91,6 +94,11 @@ _DDL = [
         meter_id String,
         view String
     ) ENGINE = ReplacingMergeTree ORDER BY meter_key""",
+    f"""CREATE TABLE IF NOT EXISTS {{db}}.{EXPIRING} (
+        organization_id LowCardinality(String),
+        source String,
+        event_id String
+    ) ENGINE = MergeTree ORDER BY (organization_id, source, event_id)""",
 ]
 
 
@@ -108,7 +116,7 @@ def truncate(client: ChdbClient | ServerClient) -> None:
     )
     for (view,) in views:
         client.command(f"DROP VIEW IF EXISTS {db}.{view}")
-    for table in (EVENT, EVENT_KEY, ROLLUP, READY):
+    for table in (EVENT, EVENT_KEY, ROLLUP, READY, EXPIRING):
         client.command(f"TRUNCATE TABLE IF EXISTS {db}.{table}")
 
 

@@ -24,11 +24,12 @@ advisory lock; the rollup takes the same lock exclusively for an instant to read
 such that every seq <= horizon is committed. Rollups advance by seq (ingestion order), so late events (old
 `time`) are always caught.
 
-`METERING_STORE=clickhouse` routes the event, rollup and usage functions to `metering/clickhouse/`
+`METERING_STORE=clickhouse` routes the event, retention, rollup and usage functions to `metering/clickhouse/`
 (`backend.py`); the inbox and the rejected-event log stay here.
 """
 
 from metering.store.backend import (
+    events_expire,
     events_insert,
     events_list,
     events_purge,
@@ -72,7 +73,6 @@ from metering.store.inbox import (
 from metering.store.meters import MeterSpec
 from metering.store.partitions import (
     ExpireResult,
-    events_expire,
     partition_create,
     partitions_ensure,
     partitions_list,

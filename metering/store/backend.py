@@ -14,7 +14,7 @@ from typing import Any, TypeVar, cast
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from metering.store import events, inbox, rollups, usage
+from metering.store import events, inbox, partitions, rollups, usage
 
 F = TypeVar("F", bound=Callable[..., Any])
 _clickhouse: list[ModuleType] = []
@@ -48,6 +48,7 @@ def _routed(postgres: F) -> F:
     return cast(F, call)
 
 
+events_expire = _routed(partitions.events_expire)
 events_insert = _routed(events.events_insert)
 events_list = _routed(events.events_list)
 events_purge = _routed(events.events_purge)
