@@ -67,11 +67,13 @@ def audit_object(
     object_id: Any = None,
     before: Any = None,
     after: Any = None,
+    save: bool = True,
 ) -> AuditLog:
     """Save one audit row about `row`, a model of one organization (or the organization itself):
     `action` reads "<object type>.<what happened>" (`customer.created`) and gives the object type; the
     organization is the row's (by id, no query); the object type and id, unless given, are the action's
-    first part and the row's primary key."""
+    first part and the row's primary key (give `object_id` for a row just deleted). `save=False` returns
+    the row unsaved, for `audit_record_many`."""
     organization_id = row.pk if isinstance(row, Organization) else row.organization_id  # type: ignore[attr-defined]
     entry = AuditLog(
         organization_id=organization_id,
@@ -82,7 +84,8 @@ def audit_object(
         before=before,
         after=after,
     )
-    entry.save()
+    if save:
+        entry.save()
     return entry
 
 

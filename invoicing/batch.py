@@ -33,7 +33,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from billing.models import Customer
-from core.audit import audit_build, audit_record_many
+from core.audit import audit_object, audit_record_many
 from core.enqueue import enqueue_on_commit
 from core.models import AuditLog, Organization
 from invoicing import lines as L
@@ -179,7 +179,7 @@ def invoice_batch_build(
             invoice.draft_until = now + timedelta(seconds=cfg.draft_period_seconds)
             invoice.updated_at = now
             created_payload = invoice_payload(invoice)
-            audits.append(_audit(organization, "invoice.created", invoice.id, created_payload))
+            audits.append(audit_object(invoice, "invoice.created", ACTOR, after=created_payload, save=False))
             events.append(("invoice.created", created_payload))
             if issue:
                 invoice.status = S.ISSUED
@@ -189,7 +189,9 @@ def invoice_batch_build(
                 invoice.supplier_snapshot = supplier
                 invoice.customer_snapshot = customer_snapshot(customers[invoice.customer_id])
                 issued_payload = invoice_payload(invoice)
-                audits.append(_audit(organization, "invoice.issued", invoice.id, issued_payload))
+                audits.append(
+                    audit_object(invoice, "invoice.issued", ACTOR, after=issued_payload, save=False)
+                )
                 events.append(("invoice.issued", issued_payload))
         if builds:
             _invoices_update([b[0] for b in builds])
@@ -242,14 +244,3 @@ def _invoices_update(invoices: list[Invoice]) -> None:
             [values for _, values in cols.values()],  # type: ignore[misc]
         )
         assert cur.rowcount == len(invoices), "a locked gathering invoice changed under the batch"
-
-
-def _audit(organization: Organization, action: str, invoice_id: str, after: dict[str, Any]) -> AuditLog:
-    return audit_build(
-        organization=organization,
-        actor=ACTOR,
-        action=action,
-        object_type="invoice",
-        object_id=invoice_id,
-        after=after,
-    )

@@ -48,7 +48,7 @@ from standardwebhooks.webhooks import Webhook
 
 from billing.models import NotificationEvent
 from core import jobs
-from core.audit import Actor, audit_object, audit_record
+from core.audit import Actor, audit_object
 from core.enqueue import enqueue_on_commit
 from core.errors import NotFound, raise_invalid
 from core.models import Organization
@@ -302,14 +302,7 @@ def webhook_endpoint_delete(*, organization: Organization, endpoint_id: str, act
             raise NotFound(f"No webhook endpoint {endpoint_id}.")
         before = _endpoint_audit(endpoint)
         endpoint.delete()
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="webhook_endpoint.deleted",
-            object_type="webhook_endpoint",
-            object_id=endpoint_id,
-            before=before,
-        )
+        audit_object(endpoint, "webhook_endpoint.deleted", actor, object_id=endpoint_id, before=before)
 
 
 def webhook_event_emit(

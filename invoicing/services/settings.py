@@ -9,7 +9,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.audit import Actor, audit_object, audit_record
+from core.audit import Actor, audit_object
 from core.errors import Conflict, NotFound, ValidationFailed, raise_invalid
 from core.models import Organization
 from core.money import to_decimal
@@ -260,15 +260,7 @@ def tax_rate_archive(*, organization: Organization, tax_rate_id: str, actor: Act
         else:
             rate.delete()
             action, after, result = "tax_rate.deleted", None, None
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action=action,
-            object_type="tax_rate",
-            object_id=tax_rate_id,
-            before=before,
-            after=after,
-        )
+        audit_object(rate, action, actor, object_id=tax_rate_id, before=before, after=after)
     return result
 
 
@@ -333,12 +325,10 @@ def stripe_settings_set(
         if collection_method is not None:
             obj.collection_method = collection_method
         obj.save()
-        audit_record(
-            organization=organization,
-            actor=actor,
-            action="stripe_settings.created" if created else "stripe_settings.updated",
-            object_type="stripe_settings",
-            object_id=obj.id,
+        audit_object(
+            obj,
+            "stripe_settings.created" if created else "stripe_settings.updated",
+            actor,
             before=None if created else before,
             after={
                 "secretKey": _secret_state(old_key, obj.secret_key),
