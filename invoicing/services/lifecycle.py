@@ -35,6 +35,7 @@ from invoicing.services.build import (
     invoice_draft_for_period,
     invoice_draft_write,
     invoice_event_record,
+    invoice_gathering_get,
     invoice_moment,
     invoice_payload,
     write_lines,
@@ -389,16 +390,11 @@ def invoice_record_billed_elsewhere(
     for currency in sorted(currencies):
         with transaction.atomic():
             customers_lock(organization=organization, customer_ids=[customer.id])
-            invoice, created = Invoice.objects.get_or_create(
-                organization=organization,
-                customer=customer,
-                currency=currency,
-                kind="external",
-                period_start=at,
-                period_end=at,
-                defaults={"status": S.GATHERING},
+            due = sources.DuePeriod(
+                customer_id=customer.id, currency=currency, period_start=at, period_end=at, kind="external"
             )
-            if not created and invoice.status != S.GATHERING:
+            invoice = invoice_gathering_get(organization=organization, due=due)
+            if invoice.status != S.GATHERING:  # recorded before
                 out.append(invoice)
                 continue
             moment = Moment(customer.id, currency, at, "start", exclude_invoice_id=invoice.id)
