@@ -130,9 +130,11 @@ PAYLOAD_HASH = (
 # - `dup`: the events whose key was not inserted; `ins`: the others, inserted in the query index's order
 #   (type, subject, time); both test membership with hashed `NOT IN` subplans, never a join the planner
 #   could turn into a nested loop (the row estimates of CTEs are guesses);
-# - `old`: the stored payload hash of each key seen before: one primary-key probe each (a lateral lookup,
-#   never a join over the keys or a read of the event, whose index choice would rest on stale statistics);
-#   it reads the statement's snapshot, so a key first inserted by `k` finds nothing;
+# - `old`: the stored payload hash of each key seen before: one primary-key probe each (a lateral lookup
+#   with LIMIT 1, which the planner cannot flatten into a join: as a join it may hash all of the
+#   organization's keys whenever its statistics underestimate them, a fixed cost of every chunk that held a
+#   resend; never a read of the event either); it reads the statement's snapshot, so a key first inserted
+#   by `k` finds nothing;
 # - `judged`/`rej`: per key, the payload that counts is the stored one, else the first occurrence (one
 #   window over the stored and incoming rows, no join); every incoming event that differs is a conflict.
 #   Only computed when some event lost (`dup` not empty): a chunk of new events skips the sort entirely.
@@ -149,7 +151,7 @@ STORE_SQL = (
     "  RETURNING subject, type, time), "
     "old AS (SELECT d.source, d.event_id, s.payload_hash AS h FROM dup d CROSS JOIN LATERAL "
     "  (SELECT ek.payload_hash FROM metering_eventkey ek WHERE ek.organization_id = %(org)s "
-    "   AND ek.source = d.source AND ek.event_id = d.event_id) s), "
+    "   AND ek.source = d.source AND ek.event_id = d.event_id LIMIT 1) s), "
     "judged AS (SELECT c.*, first_value(c.h) OVER w AS w_h FROM ("
     "    SELECT source, event_id, h, NULL::text AS type, NULL::text AS subject, NULL::timestamptz AS time, "
     "    NULL::jsonb AS data, 0 AS prio, 0::bigint AS bid, 0::bigint AS ord, NULL::timestamptz AS received_at "
@@ -176,7 +178,12 @@ class StoreCounts:
 
 
 def store_rows(cur, org: str, source: str, params: Mapping[str, Any]) -> StoreCounts:
-    """Run `STORE_SQL` over `source` (inside a transaction that took `store_locks`)."""
+    """Run `STORE_SQL` over `source` (inside a transaction that took `store_locks`).
+
+    Without JIT compilation for the rest of the transaction: the planner's row estimate for the inbox's JSON
+    arrays (100 rows a batch) makes a chunk of many single-event batches look large enough to compile,
+    which cost a server built with LLVM ~150 ms a chunk, several times the statement's own work."""
+    cur.execute("SET LOCAL jit = off")
     cur.execute(
         STORE_SQL.replace("{source}", source),
         {**params, "org": org, "reason": CONFLICT_REASON, "detail": CONFLICT_DETAIL},

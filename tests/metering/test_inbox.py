@@ -15,6 +15,7 @@ from metering import drain, hooks, services, store
 from metering import tasks as metering_tasks
 from metering.models import Event, InboxBatch, RejectedEvent
 from metering.selectors import meter_query
+from metering.store import events as events_store
 from metering.store import inbox as store_inbox  # the module whose private step is made to fail
 from tests.metering.conftest import ce
 
@@ -429,6 +430,57 @@ def test_a_drain_commits_without_waiting_for_the_wal_unless_inside_a_callers_tra
             cur.execute("SHOW synchronous_commit")
             assert cur.fetchone()[0] == "on"
     assert result.inserted == 1 and seen == ["off", "on"]
+
+
+def test_the_store_statement_runs_without_jit(tenant_a, tenant_b):
+    """Many single-event batches look large to the planner (100 rows a JSON array); JIT compiling the
+    statement for them cost more than the statement itself on a server built with LLVM."""
+    seen: list[str] = []
+
+    def spy(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if sql.startswith("WITH v AS"):
+            with context["connection"].cursor() as cur:
+                cur.execute("SELECT current_setting('jit')")
+                seen.append(cur.fetchone()[0])
+        return result
+
+    for i in range(3):
+        _append(tenant_a, [f"single-{i}"])
+    _append(tenant_b, ["b-single"])
+    with connection.execute_wrapper(spy):
+        [result] = drain.events_drain(organization_id=tenant_a.org.id)
+    assert (result.batches, result.inserted) == (3, 3) and seen == ["off"]
+    assert Event.objects.filter(organization=tenant_b.org).count() == 0  # B's batch left alone
+
+
+def test_a_resent_key_is_looked_up_by_its_key_whatever_the_planner_prefers(tenant_a, tenant_b):
+    """The stored payload of each resent key is one primary-key probe: never a scan of all the
+    organization's keys (which the planner picks for a join when its statistics underestimate them)."""
+    _append(tenant_a, [f"k{i}" for i in range(50)])
+    _append(tenant_b, [f"k{i}" for i in range(50)])
+    drain.events_drain(organization_id=tenant_a.org.id)
+    drain.events_drain(organization_id=tenant_b.org.id)
+    bid = _append(tenant_a, [f"k{i}" for i in range(10)])
+    sql = events_store.STORE_SQL.replace("{source}", store_inbox._INBOX_EVENTS)
+    params = {"org": tenant_a.org.id, "reason": "r", "detail": "d", "ids": [bid]}
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SET LOCAL enable_nestloop = off")  # what makes a join over the keys look cheaper
+        cur.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+        plan = cur.fetchone()[0]
+        transaction.set_rollback(True)
+
+    def nodes(node):
+        yield node
+        for child in node.get("Plans", []):
+            yield from nodes(child)
+
+    key_reads = [n for n in nodes(plan[0]["Plan"]) if n.get("Relation Name") == "metering_eventkey"]
+    reads = [n for n in key_reads if n["Node Type"] != "ModifyTable"]
+    assert reads, key_reads
+    for n in reads:
+        assert n["Node Type"] in ("Index Scan", "Index Only Scan"), n["Node Type"]
+        assert "event_id" in n["Index Cond"], n["Index Cond"]
 
 
 def test_a_dedicated_drainer_lowers_only_its_own_priority_on_a_server_elsewhere(settings, monkeypatch):
