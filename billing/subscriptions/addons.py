@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from billing import sources
 from billing.models import Subscription, SubscriptionAddon, SubscriptionItem
-from billing.subscriptions.events import subscription_event_record
-from billing.subscriptions.schedule import IMMEDIATE, timing_resolve
+from billing.subscriptions.events import SubscriptionWrite
+from billing.subscriptions.schedule import IMMEDIATE
 from billing.subscriptions.timeline import addon_start, subscription_lock
 from core.audit import Actor
 from core.errors import ValidationFailed
@@ -36,7 +36,10 @@ def subscription_addon_set(
         raise ValidationFailed(f"quantity must be at most {spec.max_quantity}.", field="quantity")
     with transaction.atomic():
         sub = subscription_lock(organization, subscription, now, ended="The subscription has ended.")
-        at = timing_resolve(sub, timing, now)
+        write = SubscriptionWrite.resolve(
+            organization=organization, actor=actor, sub=sub, timing=timing, now=now
+        )
+        at = write.at
         current = (
             SubscriptionAddon.objects.filter(subscription=sub, addon_key=addon_key)
             .exclude(active_to__lte=at)
@@ -59,14 +62,8 @@ def subscription_addon_set(
         addon = None
         if quantity > 0:
             addon = addon_start(organization, sub, addon_key, quantity, at=at, snapshot=spec.as_json())
-        subscription_event_record(
-            organization=organization,
-            sub=sub,
-            actor=actor,
-            action="subscription.addon_changed",
-            type="subscription.changed",
-            timing=timing,
-            effective_at=at,
+        write.record(
+            "subscription.addon_changed",
             before=before,
             after={"addonKey": addon_key, "quantity": quantity, "at": at.isoformat()},
             extra={"addon": {"key": addon_key, "quantity": quantity, "previousQuantity": before["quantity"]}},

@@ -9,8 +9,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.models import Entitlement, Subscription, SubscriptionAddon, SubscriptionItem, SubscriptionPhase
-from billing.subscriptions.events import subscription_event_record, subscription_snapshot
-from billing.subscriptions.schedule import IMMEDIATE, SubscriptionNotActive, phase_schedule, timing_resolve
+from billing.subscriptions.events import SubscriptionWrite, subscription_snapshot
+from billing.subscriptions.schedule import IMMEDIATE, SubscriptionNotActive, phase_schedule
 from billing.subscriptions.timeline import phase_create, subscription_clip, subscription_lock
 from core.audit import Actor
 from core.errors import Conflict
@@ -30,22 +30,14 @@ def subscription_cancel(
         sub = subscription_lock(organization, subscription, now, ended="The subscription has already ended.")
         if Subscription.objects.filter(organization=organization, previous=sub).exists():
             raise Conflict("A plan change is scheduled for this subscription; it cannot be canceled.")
-        at = timing_resolve(sub, timing, now)
+        write = SubscriptionWrite.resolve(
+            organization=organization, actor=actor, sub=sub, timing=timing, now=now
+        )
         before = subscription_snapshot(sub)
-        subscription_clip(organization=organization, sub=sub, at=at)
+        subscription_clip(organization=organization, sub=sub, at=write.at)
         sub.cancel_requested_at = now
         sub.save(update_fields=["cancel_requested_at", "updated_at"])
-        subscription_event_record(
-            organization=organization,
-            sub=sub,
-            actor=actor,
-            action="subscription.canceled",
-            type="subscription.canceled",
-            before=before,
-            timing=timing,
-            effective_at=at,
-            extra={"canceledAt": now.isoformat()},
-        )
+        write.record("subscription.canceled", before=before, extra={"canceledAt": now.isoformat()})
     return sub
 
 
@@ -88,15 +80,10 @@ def subscription_unschedule_cancelation(
             if sp.index in existing:
                 continue
             phase_create(organization=organization, sub=sub, scheduled=sp, start=sp.starts_at)
-        subscription_event_record(
-            organization=organization,
-            sub=sub,
-            actor=actor,
-            action="subscription.cancelation_unscheduled",
-            type="subscription.changed",
+        write = SubscriptionWrite(organization=organization, actor=actor, sub=sub, timing=IMMEDIATE, at=now)
+        write.record(
+            "subscription.cancelation_unscheduled",
             before=before,
-            timing=IMMEDIATE,
-            effective_at=now,
             extra={"unscheduledCancelationAt": at.isoformat()},
         )
     return sub

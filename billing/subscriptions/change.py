@@ -11,12 +11,11 @@ from django.utils import timezone
 from billing import sources
 from billing.models import Subscription, SubscriptionAddon
 from billing.subscriptions.create import starting_phase_index, subscription_start
-from billing.subscriptions.events import subscription_event_record, subscription_snapshot
+from billing.subscriptions.events import SubscriptionWrite, subscription_snapshot
 from billing.subscriptions.schedule import (
     IMMEDIATE,
     SubscriptionNotActive,
     change_default_timing,
-    timing_resolve,
 )
 from billing.subscriptions.timeline import addon_start, customer_lock, subscription_clip, subscription_lock
 from core.audit import Actor
@@ -48,7 +47,10 @@ def subscription_change(
     with transaction.atomic():
         customer_lock(organization, subscription.customer)
         old = subscription_lock(organization, subscription, now, ended="The subscription has ended.")
-        at = timing_resolve(old, timing, now)
+        write = SubscriptionWrite.resolve(
+            organization=organization, actor=actor, sub=old, timing=timing, now=now
+        )
+        at = write.at
         if old.active_to is not None and at >= old.active_to:
             raise SubscriptionNotActive(
                 "The subscription is canceled before the change would take effect; "
@@ -71,14 +73,8 @@ def subscription_change(
         )
         for addon in addons:  # add-ons carry over to the new plan
             addon_start(organization, new, addon.addon_key, addon.quantity, at=at, snapshot=addon.snapshot)
-        subscription_event_record(
-            organization=organization,
-            sub=old,
-            actor=actor,
-            action=action,
-            type="subscription.changed",
-            timing=timing,
-            effective_at=at,
+        write.record(
+            action,
             before=before,
             after={
                 **subscription_snapshot(old),

@@ -10,7 +10,7 @@ from django.utils import timezone
 from billing import sources
 from billing.models import Customer, Subscription
 from billing.periods import Cadence, InvalidCadence
-from billing.subscriptions.events import subscription_event_record
+from billing.subscriptions.events import SubscriptionWrite
 from billing.subscriptions.schedule import IMMEDIATE
 from billing.subscriptions.timeline import customer_lock, schedule_materialize
 from core.audit import Actor
@@ -123,13 +123,9 @@ def subscription_create(
             previous=None,
             timezone_name=customer.timezone or organization.timezone,
         )
-        subscription_event_record(
-            organization=organization,
-            sub=sub,
-            actor=actor,
-            action="subscription.created",
-            type="subscription.created",
-            timing=IMMEDIATE if active_from <= now else active_from,
-            effective_at=active_from,
+        timing = IMMEDIATE if active_from <= now else active_from
+        write = SubscriptionWrite(
+            organization=organization, actor=actor, sub=sub, timing=timing, at=active_from
         )
+        write.record("subscription.created")
     return sub
