@@ -83,6 +83,19 @@ def _entitlement_from_template(
     ent.save()
 
 
+# What an item copies from its rate card as it is (its key, quantity and entitlement template depend on
+# whether a phase or an add-on brings it).
+ITEM_FIELDS_FROM_RATE_CARD = (
+    "name",
+    "feature_key",
+    "price",
+    "payment_term",
+    "billing_cadence",
+    "discounts",
+    "commitments",
+)
+
+
 def _item_create(
     organization: Organization,
     sub: Subscription,
@@ -101,18 +114,12 @@ def _item_create(
         subscription=sub,
         phase=phase,
         key=key,
-        name=rc.name,
-        feature_key=rc.feature_key,
-        price=rc.price,
-        payment_term=rc.payment_term,
-        billing_cadence=rc.billing_cadence,
         quantity=quantity,
         addon_key=addon_key,
         entitlement_template=template,
-        discounts=rc.discounts,
-        commitments=rc.commitments,
         active_from=start,
         active_to=end,
+        **{name: getattr(rc, name) for name in ITEM_FIELDS_FROM_RATE_CARD},
     )
 
 
