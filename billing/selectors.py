@@ -32,6 +32,7 @@ from billing.proration import prorate, proration_fraction
 from core.errors import NotFound
 from core.ids import is_ulid
 from core.models import Organization
+from core.querysets import filter_given
 
 
 def customer_get(*, organization: Organization, id_or_key: str, include_deleted: bool = False) -> Customer:
@@ -72,12 +73,9 @@ def customer_list(
             | Q(primary_email__icontains=search)
             | Q(subjects__subject_key__icontains=search)
         ).distinct()
-    if key:
-        qs = qs.filter(key=key)
-    if name:
-        qs = qs.filter(name__icontains=name)
-    if primary_email:
-        qs = qs.filter(primary_email__icontains=primary_email)
+    qs = filter_given(
+        qs, key=key or None, name__icontains=name or None, primary_email__icontains=primary_email or None
+    )
     if subject:
         qs = qs.filter(subjects__subject_key=subject)
     ordering = {
