@@ -133,15 +133,19 @@ class FeatureSpec:
 # --- providers ---------------------------------------------------------------------------------------
 
 
+def _attributes(row: Any, *names: str) -> dict[str, Any]:
+    """The catalog row's attributes that a spec takes as they are, by name."""
+    return {name: getattr(row, name) for name in names}
+
+
+# What a spec of a versioned catalog document (a plan or an add-on version) copies from its row.
+_VERSIONED = ("id", "key", "version", "name")
+
+
 def _catalog_plan(*, organization: Organization, key: str, version: int | None) -> PlanSpec:
     plan = catalog.plan_version_get(organization=organization, plan_key=key, version=version)
     return PlanSpec(
-        id=plan.id,
-        key=plan.key,
-        version=plan.version,
-        name=plan.name,
-        currency=plan.currency,
-        billing_cadence=plan.billing_cadence,
+        **_attributes(plan, *_VERSIONED, "currency", "billing_cadence"),
         published=plan.status == "published",
         phases=tuple(PhaseSpec.from_json(p) for p in plan.phases),
     )
@@ -150,10 +154,7 @@ def _catalog_plan(*, organization: Organization, key: str, version: int | None) 
 def _catalog_addon(*, organization: Organization, key: str) -> AddonSpec:
     addon = catalog.addon_get(organization=organization, id_or_key=key)
     return AddonSpec(
-        id=addon.id,
-        key=addon.key,
-        version=addon.version,
-        name=addon.name,
+        **_attributes(addon, *_VERSIONED),
         rate_cards=tuple(RateCardSpec.from_json(rc) for rc in addon.rate_cards),
         max_quantity=1 if addon.instance_type == "single" else None,
     )
@@ -162,9 +163,7 @@ def _catalog_addon(*, organization: Organization, key: str) -> AddonSpec:
 def _catalog_feature(*, organization: Organization, key_or_id: str) -> FeatureSpec:
     f = catalog.feature_get(organization=organization, id_or_key=key_or_id)
     return FeatureSpec(
-        id=f.id,
-        key=f.key,
-        name=f.name,
+        **_attributes(f, "id", "key", "name"),
         meter_slug=f.meter_slug or "",
         meter_group_by_filters=dict(f.meter_group_by_filters or {}),
     )
