@@ -9,6 +9,7 @@ These views are not in our OpenAPI schema (`/api/schema/` describes our own API;
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -131,15 +132,46 @@ class LagoView(TenantAPIView):
         return selectors.Page(values[0], values[1])
 
 
+class _Listing(LagoView):
+    """GET: a page of the resource (`lister`, a selector taking the organization and the page), under its
+    plural with Lago's `meta`."""
+
+    abstract = True
+    plural: ClassVar[str]
+    lister: ClassVar[Callable[..., tuple[list[Any], dict[str, Any]]]]
+
+    def get(self, request: Request) -> Response:
+        items, meta = type(self).lister(organization=self.organization, page=self.page())
+        return Response({self.plural: items, "meta": meta})
+
+
+class _ByCode(LagoView):
+    """A resource addressed by its code: GET answers it (`reader`); DELETE deletes it (`deleter`) and
+    answers it as it was."""
+
+    abstract = True
+    reader: ClassVar[Callable[..., dict[str, Any]]]
+    deleter: ClassVar[Callable[..., Any]]
+
+    def answer(self, code: str) -> Response:
+        return Response({self.root: type(self).reader(organization=self.organization, code=code)})
+
+    def get(self, request: Request, code: str) -> Response:
+        return self.answer(code)
+
+    def delete(self, request: Request, code: str) -> Response:
+        answer = self.answer(code)
+        type(self).deleter(organization=self.organization, code=code, actor=self.actor)
+        return answer
+
+
 # --- billable metrics ------------------------------------------------------------------------------
 
 
-class BillableMetricsView(LagoView):
+class BillableMetricsView(_Listing):
     root = "billable_metric"
-
-    def get(self, request: Request) -> Response:
-        items, meta = selectors.metric_list(organization=self.organization, page=self.page())
-        return Response({"billable_metrics": items, "meta": meta})
+    plural = "billable_metrics"
+    lister = staticmethod(selectors.metric_list)
 
     def post(self, request: Request) -> Response:
         feature_id = services.metric_create(
@@ -150,57 +182,43 @@ class BillableMetricsView(LagoView):
         )
 
 
-class BillableMetricView(LagoView):
-    def get(self, request: Request, code: str) -> Response:
-        return Response({"billable_metric": selectors.metric_get(organization=self.organization, code=code)})
-
-    def delete(self, request: Request, code: str) -> Response:
-        body = selectors.metric_get(organization=self.organization, code=code)
-        services.metric_delete(organization=self.organization, code=code, actor=self.actor)
-        return Response({"billable_metric": body})
+class BillableMetricView(_ByCode):
+    root = "billable_metric"
+    reader = staticmethod(selectors.metric_get)
+    deleter = staticmethod(services.metric_delete)
 
 
 # --- plans -------------------------------------------------------------------------------------------
 
 
-class PlansView(LagoView):
+class PlansView(_Listing):
     root = "plan"
-
-    def get(self, request: Request) -> Response:
-        items, meta = selectors.plan_list(organization=self.organization, page=self.page())
-        return Response({"plans": items, "meta": meta})
+    plural = "plans"
+    lister = staticmethod(selectors.plan_list)
 
     def post(self, request: Request) -> Response:
         code = services.plan_create(organization=self.organization, data=self.body(), actor=self.actor)
         return Response({"plan": selectors.plan_get(organization=self.organization, code=code)})
 
 
-class PlanView(LagoView):
+class PlanView(_ByCode):
     root = "plan"
-
-    def get(self, request: Request, code: str) -> Response:
-        return Response({"plan": selectors.plan_get(organization=self.organization, code=code)})
+    reader = staticmethod(selectors.plan_get)
+    deleter = staticmethod(services.plan_delete)
 
     def put(self, request: Request, code: str) -> Response:
         selectors.plan_get(organization=self.organization, code=code)
         services.plan_update(organization=self.organization, code=code, data=self.body(), actor=self.actor)
-        return Response({"plan": selectors.plan_get(organization=self.organization, code=code)})
-
-    def delete(self, request: Request, code: str) -> Response:
-        body = selectors.plan_get(organization=self.organization, code=code)
-        services.plan_delete(organization=self.organization, code=code, actor=self.actor)
-        return Response({"plan": body})
+        return self.answer(code)
 
 
 # --- customers ------------------------------------------------------------------------------------
 
 
-class CustomersView(LagoView):
+class CustomersView(_Listing):
     root = "customer"
-
-    def get(self, request: Request) -> Response:
-        items, meta = selectors.customer_list(organization=self.organization, page=self.page())
-        return Response({"customers": items, "meta": meta})
+    plural = "customers"
+    lister = staticmethod(selectors.customer_list)
 
     def post(self, request: Request) -> Response:
         customer = services.customer_upsert(
@@ -495,15 +513,13 @@ class WalletTransactionListView(LagoView):
 # --- webhook endpoints ----------------------------------------------------------------------------
 
 
-class WebhookEndpointsView(LagoView):
+class WebhookEndpointsView(_Listing):
     """Lago's webhook endpoints: our endpoints with `format="lago"`. The create answer carries `hmac_key`,
     the signing secret of `X-Lago-Signature` (shown once)."""
 
     root = "webhook_endpoint"
-
-    def get(self, request: Request) -> Response:
-        items, meta = selectors.webhook_endpoint_list(organization=self.organization, page=self.page())
-        return Response({"webhook_endpoints": items, "meta": meta})
+    plural = "webhook_endpoints"
+    lister = staticmethod(selectors.webhook_endpoint_list)
 
     def post(self, request: Request) -> Response:
         endpoint = webhook_endpoint_services.webhook_endpoint_create(
