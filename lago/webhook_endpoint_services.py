@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from core.audit import Actor
@@ -67,6 +69,15 @@ def _endpoint_invalid(exc: ValidationFailed) -> LagoInvalid:
     return LagoInvalid(details)
 
 
+@contextmanager
+def _lago_validation() -> Iterator[None]:
+    """An endpoint write's validation errors in Lago's terms (`_endpoint_invalid`)."""
+    try:
+        yield
+    except ValidationFailed as exc:
+        raise _endpoint_invalid(exc) from None
+
+
 def webhook_endpoint_get(*, organization: Organization, lago_id: str) -> WebhookEndpoint:
     """One of the organization's Lago-format endpoints (the others are not Lago's to see)."""
     endpoint = WebhookEndpoint.objects.filter(
@@ -79,7 +90,7 @@ def webhook_endpoint_get(*, organization: Organization, lago_id: str) -> Webhook
 
 def webhook_endpoint_create(*, organization: Organization, data: Any, actor: Actor = None) -> WebhookEndpoint:
     fields = _webhook_endpoint_fields(data, partial=False)
-    try:
+    with _lago_validation():
         return invoicing_webhooks.webhook_endpoint_create(
             organization=organization,
             url=fields["url"],
@@ -88,8 +99,6 @@ def webhook_endpoint_create(*, organization: Organization, data: Any, actor: Act
             format=fields.get("format", LAGO_FORMAT),
             actor=actor,
         )
-    except ValidationFailed as exc:
-        raise _endpoint_invalid(exc) from None
 
 
 def webhook_endpoint_update(
@@ -97,7 +106,7 @@ def webhook_endpoint_update(
 ) -> WebhookEndpoint:
     endpoint = webhook_endpoint_get(organization=organization, lago_id=lago_id)
     fields = _webhook_endpoint_fields(data, partial=True)
-    try:
+    with _lago_validation():
         return invoicing_webhooks.webhook_endpoint_update(
             organization=organization,
             endpoint_id=endpoint.id,
@@ -107,8 +116,6 @@ def webhook_endpoint_update(
             format=fields.get("format"),
             actor=actor,
         )
-    except ValidationFailed as exc:
-        raise _endpoint_invalid(exc) from None
 
 
 def webhook_endpoint_delete(
