@@ -1,126 +1,72 @@
 """Routes owned by this app (full paths: /api/... and /console/...). config/urls.py includes it."""
 
-from django.urls import path
-
-from core.routing import actions, collection
+from core.routing import Routes
 from invoicing import api
 from invoicing.views import billing_settings, customer_sections, invoice_ops, invoices, runs, webhooks
 
-INV = "api/v1/billing/invoices"
-CREDITS = "api/v1/customers/<str:customer>/credits"
-ENDPOINTS = "api/v1/notification/endpoints"
+API = Routes("api/v1", "invoicing")
+INVOICES = API.under("/billing/invoices", "invoicing_invoice")
+INVOICE = INVOICES.item("invoice_id")
+RUNS = API.under("/billing/invoice-runs", "invoicing_run")
+CREDITS = API.under("/customers/<str:customer>/credits", "invoicing_credit")
+TAX_RATES = API.under("/tax-rates", "invoicing_tax_rate")
+ENDPOINTS = API.under("/notification/endpoints", "invoicing_endpoint")
+
+CONSOLE = Routes("console", "invoicing_console")
+INVOICE_PAGES = CONSOLE.under("/invoices", "invoicing_console_invoice")
+INVOICE_PAGE = INVOICE_PAGES.item("invoice_id")
+SETTINGS_PAGES = CONSOLE.under("/billing-settings", "invoicing_console_billing_settings")
+TAX_RATE_PAGES = SETTINGS_PAGES.under("/tax-rates", "invoicing_console_tax_rate")
 
 urlpatterns: list = [
     # before the detail route, which would take "invoice" for an id
-    path(f"{INV}/invoice", api.InvoiceOnDemandView.as_view(), name="invoicing_invoice_on_demand"),
-    *collection(INV, api.InvoiceListView, api.InvoiceDetailView, key="invoice_id", name="invoicing_invoice"),
-    *actions(
-        f"{INV}/<str:invoice_id>",
-        "invoicing_invoice",
+    INVOICES.path("/invoice", api.InvoiceOnDemandView, "on_demand"),
+    *INVOICES.collection(api.InvoiceListView, api.InvoiceDetailView, key="invoice_id"),
+    *INVOICE.actions(
         advance=api.InvoiceAdvanceView,
         approve=api.InvoiceApproveView,
         void=api.InvoiceVoidView,
         retry=api.InvoiceRetryView,
         pdf=api.InvoicePdfView,
     ),
-    path(
-        f"{INV}/<str:invoice_id>/lines",
-        api.InvoiceLineCreateView.as_view(),
-        name="invoicing_invoice_line_create",
-    ),
-    path(
-        f"{INV}/<str:invoice_id>/credit-note/pdf",
-        api.CreditNotePdfView.as_view(),
-        name="invoicing_credit_note_pdf",
-    ),
-    *collection(
-        "api/v1/billing/invoice-runs",
-        api.InvoiceRunListView,
-        api.InvoiceRunDetailView,
-        key="run_id",
-        name="invoicing_run",
-    ),
-    *collection(CREDITS, api.CreditListView, api.CreditDetailView, key="credit_id", name="invoicing_credit"),
-    *actions(f"{CREDITS}/<str:credit_id>", "invoicing_credit", void=api.CreditVoidView),
-    path(
-        "api/v1/apps/stripe/webhook/<str:org>",
-        api.StripeWebhookView.as_view(),
-        name="invoicing_stripe_webhook",
-    ),
+    INVOICE.path("/lines", api.InvoiceLineCreateView, "line_create"),
+    INVOICE.under("/credit-note", "invoicing_credit_note").path("/pdf", api.CreditNotePdfView, "pdf"),
+    *RUNS.collection(api.InvoiceRunListView, api.InvoiceRunDetailView, key="run_id"),
+    *CREDITS.collection(api.CreditListView, api.CreditDetailView, key="credit_id"),
+    *CREDITS.item("credit_id").actions(void=api.CreditVoidView),
+    API.path("/apps/stripe/webhook/<str:org>", api.StripeWebhookView, "stripe_webhook"),
     # settings
-    path(
-        "api/v1/customers/<str:customer>/upcoming-invoice",
-        api.UpcomingInvoiceView.as_view(),
-        name="invoicing_upcoming_invoice",
-    ),
-    path("api/v1/apps/stripe", api.StripeAppView.as_view(), name="invoicing_stripe_app"),
-    *collection(
-        "api/v1/tax-rates",
-        api.TaxRateListView,
-        api.TaxRateDetailView,
-        key="tax_rate_id",
-        name="invoicing_tax_rate",
-    ),
-    path("api/v1/billing/settings", api.BillingSettingsView.as_view(), name="invoicing_billing_settings"),
-    *collection(
-        ENDPOINTS, api.EndpointListView, api.EndpointDetailView, key="endpoint_id", name="invoicing_endpoint"
-    ),
-    *actions(f"{ENDPOINTS}/<str:endpoint_id>", "invoicing_endpoint", deliveries=api.EndpointDeliveriesView),
+    API.path("/customers/<str:customer>/upcoming-invoice", api.UpcomingInvoiceView, "upcoming_invoice"),
+    API.path("/apps/stripe", api.StripeAppView, "stripe_app"),
+    *TAX_RATES.collection(api.TaxRateListView, api.TaxRateDetailView, key="tax_rate_id"),
+    API.path("/billing/settings", api.BillingSettingsView, "billing_settings"),
+    *ENDPOINTS.collection(api.EndpointListView, api.EndpointDetailView, key="endpoint_id"),
+    *ENDPOINTS.item("endpoint_id").actions(deliveries=api.EndpointDeliveriesView),
     # console
-    path("console/invoices/", invoices.invoice_list, name="invoicing_console_invoice_list"),
-    path(
-        "console/invoices/<str:invoice_id>/", invoices.invoice_detail, name="invoicing_console_invoice_detail"
+    *INVOICE_PAGES.collection(invoices.invoice_list, invoices.invoice_detail, key="invoice_id", slash=True),
+    INVOICE_PAGE.path("/pdf", invoices.invoice_pdf_download, "pdf"),
+    INVOICE_PAGE.under("/credit-note", "invoicing_console_credit_note").path(
+        "/pdf", invoices.credit_note_pdf_download, "pdf"
     ),
-    path(
-        "console/invoices/<str:invoice_id>/pdf",
-        invoices.invoice_pdf_download,
-        name="invoicing_console_invoice_pdf",
-    ),
-    path(
-        "console/invoices/<str:invoice_id>/credit-note/pdf",
-        invoices.credit_note_pdf_download,
-        name="invoicing_console_credit_note_pdf",
-    ),
-    *(  # one view per operation on an invoice: …/advance, …/approve, …/void, …/retry, …/mark_paid
-        path(f"console/invoices/<str:invoice_id>/{op}", view, name=f"invoicing_console_invoice_{op}")
-        for op, view in invoice_ops.BY_URL.items()
-    ),
+    # one view per operation on an invoice: …/advance, …/approve, …/void, …/retry, …/mark_paid
+    *(INVOICE_PAGE.path(f"/{op}", view, op) for op, view in invoice_ops.BY_URL.items()),
     *customer_sections.customer_urlpatterns,  # the customer page's invoicing sections
-    path("console/invoice-runs/", runs.invoice_runs, name="invoicing_console_runs"),
-    path(
-        "console/invoice-runs/<str:run_id>/retry", runs.invoice_run_retry, name="invoicing_console_run_retry"
-    ),
-    path(
-        "console/billing-settings/",
-        billing_settings.billing_settings,
-        name="invoicing_console_billing_settings",
-    ),
-    *actions(
-        "console/billing-settings",
-        "invoicing_console_billing_settings",
+    CONSOLE.path("/invoice-runs/", runs.invoice_runs, "runs"),
+    CONSOLE.path("/invoice-runs/<str:run_id>/retry", runs.invoice_run_retry, "run_retry"),
+    SETTINGS_PAGES.path("/", billing_settings.billing_settings, ""),
+    *SETTINGS_PAGES.actions(
         supplier=billing_settings.billing_settings_supplier,
         stripe=billing_settings.billing_settings_stripe,
         invoicing=billing_settings.billing_settings_invoicing,
     ),
-    path(
-        "console/billing-settings/tax-rates",
+    # a tax rate's form posts to the list (create) or to the rate (update)
+    *TAX_RATE_PAGES.collection(
         billing_settings.billing_settings_tax_rate,
-        name="invoicing_console_tax_rate_create",
-    ),
-    path(
-        "console/billing-settings/tax-rates/<str:tax_rate_id>",
         billing_settings.billing_settings_tax_rate,
-        name="invoicing_console_tax_rate_update",
+        key="tax_rate_id",
+        names=("create", "update"),
     ),
-    path(
-        "console/billing-settings/tax-rates/<str:tax_rate_id>/archive",
-        billing_settings.billing_settings_tax_rate_archive,
-        name="invoicing_console_tax_rate_archive",
-    ),
-    path("console/webhooks/", webhooks.webhooks, name="invoicing_console_webhooks"),
-    path(
-        "console/webhooks/deliveries/<str:delivery_id>/resend",
-        webhooks.webhook_resend,
-        name="invoicing_console_webhook_resend",
-    ),
+    *TAX_RATE_PAGES.item("tax_rate_id").actions(archive=billing_settings.billing_settings_tax_rate_archive),
+    CONSOLE.path("/webhooks/", webhooks.webhooks, "webhooks"),
+    CONSOLE.path("/webhooks/deliveries/<str:delivery_id>/resend", webhooks.webhook_resend, "webhook_resend"),
 ]

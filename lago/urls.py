@@ -2,17 +2,15 @@
 
 from django.urls import path, re_path
 
-from core.routing import actions, collection
+from core.routing import Routes, View
 from lago import api
 
-V1 = "lago/api/v1"
+LAGO = Routes("lago/api/v1", "lago")
 
 
-def _resource(plural: str, key: str, list_view: type, detail_view: type, one: str) -> list:
+def _resource(plural: str, key: str, list_view: View, detail_view: View, one: str) -> list:
     """Lago's collection and item routes, named `lago_<plural>` and `lago_<one>`."""
-    return collection(
-        f"{V1}/{plural}", list_view, detail_view, key=key, names=(f"lago_{plural}", f"lago_{one}")
-    )
+    return LAGO.under(f"/{plural}").collection(list_view, detail_view, key=key, names=(plural, one))
 
 
 urlpatterns: list = [
@@ -21,40 +19,28 @@ urlpatterns: list = [
     ),
     *_resource("plans", "code", api.PlansView, api.PlanView, "plan"),
     *_resource("customers", "external_id", api.CustomersView, api.CustomerView, "customer"),
-    path(
-        f"{V1}/customers/<str:external_id>/current_usage",
-        api.CurrentUsageView.as_view(),
-        name="lago_current_usage",
-    ),
+    LAGO.path("/customers/<str:external_id>/current_usage", api.CurrentUsageView, "current_usage"),
     *_resource("subscriptions", "external_id", api.SubscriptionsView, api.SubscriptionView, "subscription"),
-    path(f"{V1}/events", api.EventsView.as_view(), name="lago_events"),
-    path(f"{V1}/events/batch", api.EventsBatchView.as_view(), name="lago_events_batch"),
-    path(f"{V1}/events/<str:transaction_id>", api.EventView.as_view(), name="lago_event"),
+    LAGO.path("/events", api.EventsView, "events"),
+    LAGO.path("/events/batch", api.EventsBatchView, "events_batch"),
+    LAGO.path("/events/<str:transaction_id>", api.EventView, "event"),
     *_resource("invoices", "invoice_id", api.InvoicesView, api.InvoiceView, "invoice"),
-    *actions(
-        f"{V1}/invoices/<str:invoice_id>",
-        "lago_invoice",
+    *LAGO.under("/invoices/<str:invoice_id>", "lago_invoice").actions(
         download=api.InvoiceDownloadView,
         refresh=api.InvoiceRefreshView,
         finalize=api.InvoiceFinalizeView,
         void=api.InvoiceVoidView,
     ),
     *_resource("wallets", "wallet_id", api.WalletsView, api.WalletView, "wallet"),
-    path(
-        f"{V1}/wallets/<str:wallet_id>/wallet_transactions",
-        api.WalletTransactionListView.as_view(),
-        name="lago_wallet_transaction_list",
+    LAGO.under("/wallets/<str:wallet_id>").path(
+        "/wallet_transactions", api.WalletTransactionListView, "wallet_transaction_list"
     ),
-    path(f"{V1}/wallet_transactions", api.WalletTransactionsView.as_view(), name="lago_wallet_transactions"),
+    LAGO.path("/wallet_transactions", api.WalletTransactionsView, "wallet_transactions"),
     *_resource(
         "webhook_endpoints", "lago_id", api.WebhookEndpointsView, api.WebhookEndpointView, "webhook_endpoint"
     ),
-    path(f"{V1}/webhooks/public_key", api.WebhookPublicKeyView.as_view(), name="lago_webhook_public_key"),
-    path(
-        f"{V1}/webhooks/json_public_key",
-        api.WebhookJsonPublicKeyView.as_view(),
-        name="lago_webhook_json_public_key",
-    ),
+    LAGO.path("/webhooks/public_key", api.WebhookPublicKeyView, "webhook_public_key"),
+    LAGO.path("/webhooks/json_public_key", api.WebhookJsonPublicKeyView, "webhook_json_public_key"),
     path("lago/files/invoices/<str:token>", api.invoice_file, name="lago_invoice_file"),
     re_path(r"^lago/(?P<path>.*)$", api.not_found_view, name="lago_not_found"),
 ]

@@ -1,35 +1,25 @@
 """Routes owned by this app (full paths: /api/... and /console/...). config/urls.py includes it."""
 
-from django.urls import path
-
-from core.routing import actions, collection
+from core.routing import Routes
 from metering import api, views
 
+API = Routes("api", "metering")
+METERS = API.under("/v1/meters", "metering_meter")
+METER = METERS.item("id_or_slug")
+CONSOLE = Routes("console", "metering_console")
+
 urlpatterns = [
-    path("api/v1/events", api.EventsView.as_view(), name="metering_events"),
-    path("api/v1/events/kong", api.KongEventsView.as_view(), name="metering_events_kong"),
-    path("api/v3/openmeter/events", api.EventsV3View.as_view(), name="metering_events_v3"),
-    *collection(
-        "api/v1/meters", api.MeterListView, api.MeterDetailView, key="id_or_slug", name="metering_meter"
-    ),
-    *actions(
-        "api/v1/meters/<str:id_or_slug>",
-        "metering_meter",
-        query=api.MeterQueryView,
-        subjects=api.MeterSubjectsView,
-    ),
-    path(
-        "api/v1/meters/<str:id_or_slug>/group-by/<str:key>/values",
-        api.MeterGroupValuesView.as_view(),
-        name="metering_meter_group_values",
-    ),
-    path("console/meters/", views.meter_list, name="metering_console_meters"),
-    path("console/meters/new/", views.meter_edit, name="metering_console_meter_new"),
-    path("console/meters/try-paths/", views.meter_paths_test, name="metering_console_meter_paths_test"),
-    path("console/meters/<str:meter_id>/edit/", views.meter_edit, name="metering_console_meter_edit"),
-    path(
-        "console/meters/<str:meter_id>/archive/", views.meter_archive, name="metering_console_meter_archive"
-    ),
-    path("console/meters/<str:slug>/", views.meter_explore, name="metering_console_meter_explore"),
-    path("console/events/", views.event_list, name="metering_console_events"),
+    API.path("/v1/events", api.EventsView, "events"),
+    API.path("/v1/events/kong", api.KongEventsView, "events_kong"),
+    API.path("/v3/openmeter/events", api.EventsV3View, "events_v3"),
+    *METERS.collection(api.MeterListView, api.MeterDetailView, key="id_or_slug"),
+    *METER.actions(query=api.MeterQueryView, subjects=api.MeterSubjectsView),
+    METER.path("/group-by/<str:key>/values", api.MeterGroupValuesView, "group_values"),
+    CONSOLE.path("/meters/", views.meter_list, "meters"),
+    CONSOLE.path("/meters/new/", views.meter_edit, "meter_new"),
+    CONSOLE.path("/meters/try-paths/", views.meter_paths_test, "meter_paths_test"),
+    CONSOLE.path("/meters/<str:meter_id>/edit/", views.meter_edit, "meter_edit"),
+    CONSOLE.path("/meters/<str:meter_id>/archive/", views.meter_archive, "meter_archive"),
+    CONSOLE.path("/meters/<str:slug>/", views.meter_explore, "meter_explore"),
+    CONSOLE.path("/events/", views.event_list, "events"),
 ]

@@ -1,41 +1,31 @@
 """Routes owned by the portal (full paths). config/urls.py includes this module."""
 
-from django.urls import path, re_path
+from django.urls import re_path
 
-from core.routing import actions
+from core.routing import Routes
 from portal import api, console, views
 
+API = Routes("api/v1/portal", "portal_api")
+PORTAL = Routes("portal", "portal")
+CONSOLE = Routes("console", "portal_console")
+
 urlpatterns = [
-    path("api/v1/portal/tokens", api.PortalTokenListCreateView.as_view(), name="portal_api_tokens"),
-    path(
-        "api/v1/portal/tokens/invalidate",
-        api.PortalTokenInvalidateView.as_view(),
-        name="portal_api_tokens_invalidate",
+    API.path("/tokens", api.PortalTokenListCreateView, "tokens"),
+    API.path("/tokens/invalidate", api.PortalTokenInvalidateView, "tokens_invalidate"),
+    API.path("/meters/<str:slug>/query", api.PortalMeterQueryView, "meter_query"),
+    PORTAL.path("/", views.home, "home"),
+    PORTAL.path("/logout/", views.logout, "logout"),
+    PORTAL.path("/usage/<str:slug>/", views.usage, "usage"),
+    PORTAL.path("/estimate/", views.estimate, "estimate"),
+    PORTAL.path("/balances/", views.balances, "balances"),
+    PORTAL.path("/invoices/", views.invoices, "invoices"),
+    PORTAL.path("/plan/", views.plan, "plan"),
+    *PORTAL.under("/plan", "portal_plan").actions(
+        slash=True, change=views.plan_change, cancel=views.plan_cancel
     ),
-    path(
-        "api/v1/portal/meters/<str:slug>/query",
-        api.PortalMeterQueryView.as_view(),
-        name="portal_api_meter_query",
-    ),
-    path("portal/", views.home, name="portal_home"),
-    path("portal/logout/", views.logout, name="portal_logout"),
-    path("portal/usage/<str:slug>/", views.usage, name="portal_usage"),
-    path("portal/estimate/", views.estimate, name="portal_estimate"),
-    path("portal/balances/", views.balances, name="portal_balances"),
-    path("portal/invoices/", views.invoices, name="portal_invoices"),
-    path("portal/plan/", views.plan, name="portal_plan"),
-    *actions("portal/plan", "portal_plan", slash=True, change=views.plan_change, cancel=views.plan_cancel),
-    path("portal/invoices/<str:invoice_id>/pdf/", views.invoice_pdf, name="portal_invoice_pdf"),
-    path(
-        "portal/invoices/<str:invoice_id>/credit-note/pdf/",
-        views.credit_note_pdf,
-        name="portal_credit_note_pdf",
-    ),
+    PORTAL.path("/invoices/<str:invoice_id>/pdf/", views.invoice_pdf, "invoice_pdf"),
+    PORTAL.path("/invoices/<str:invoice_id>/credit-note/pdf/", views.credit_note_pdf, "credit_note_pdf"),
     re_path(r"^portal/(?P<token>mlp_[A-Za-z0-9_\-:.]+)/?$", views.magic_link, name="portal_magic_link"),
-    path(
-        "console/customers/<str:customer_id>/portal-link/",
-        console.customer_portal_link,
-        name="portal_console_customer_link",
-    ),
-    path("console/portal/settings/", console.portal_settings, name="portal_console_settings"),
+    CONSOLE.path("/customers/<str:customer_id>/portal-link/", console.customer_portal_link, "customer_link"),
+    CONSOLE.path("/portal/settings/", console.portal_settings, "settings"),
 ]
