@@ -4,6 +4,7 @@ subscription operation (assign, change, cancel, unschedule a cancelation), each 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from django import forms
@@ -24,6 +25,7 @@ from billing.forms import (
     SubscriptionChangeForm,
     SubscriptionUnscheduleForm,
 )
+from billing.models import Customer
 from core.console import console_view
 from core.errors import DomainError
 from core.forms import add_domain_error
@@ -109,23 +111,40 @@ def _detail_context(request: HttpRequest, customer_id: str) -> dict:
     }
 
 
+def _not_found(request: HttpRequest, exc: DomainError) -> HttpResponse:
+    return render(request, "console/billing/not_found.html", {"detail": exc.detail}, status=404)
+
+
+def _customer_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A page of the URL's customer (its id or key): the view gets the customer after the id; one the
+    organization does not have is the not-found page."""
+
+    @wraps(view)
+    def wrapper(request: ConsoleRequest, customer_id: str) -> HttpResponse:
+        org = request.organization  # type: ignore[attr-defined]
+        try:
+            customer = selectors.customer_get(organization=org, id_or_key=customer_id)
+        except DomainError as exc:
+            return _not_found(request, exc)
+        return view(request, customer_id, customer)
+
+    return wrapper
+
+
 @console_view()
 def customer_detail(request: HttpRequest, customer_id: str) -> HttpResponse:
     try:
         context = _detail_context(request, customer_id)
     except DomainError as exc:
-        return render(request, "console/billing/not_found.html", {"detail": exc.detail}, status=404)
+        return _not_found(request, exc)
     return render(request, "console/billing/customer_detail.html", context)
 
 
 @console_view()
-def customer_usage(request: ConsoleRequest, customer_id: str) -> HttpResponse:
+@_customer_page
+def customer_usage(request: ConsoleRequest, _customer_id: str, cust: Customer) -> HttpResponse:
     """Usage this period: every live entitlement with its balance, usage and overage (one bulk read)."""
     org = request.organization  # type: ignore[attr-defined]
-    try:
-        cust = selectors.customer_get(organization=org, id_or_key=customer_id)
-    except DomainError as exc:
-        return render(request, "console/billing/not_found.html", {"detail": exc.detail}, status=404)
     rows = selectors.customer_entitlement_values(organization=org, customer=cust)
     template = "console/billing/customer_detail.html#usage-section"
     return render(
@@ -140,13 +159,10 @@ def customer_usage(request: ConsoleRequest, customer_id: str) -> HttpResponse:
 
 
 @console_view(min_role=Role.ADMIN)
-def customer_edit(request: ConsoleRequest, customer_id: str) -> HttpResponse:
+@_customer_page
+def customer_edit(request: ConsoleRequest, _customer_id: str, cust: Customer) -> HttpResponse:
     """Edit details (name, e-mail, address, tax ids, subjects): GET the form, POST saves it."""
     org = request.organization  # type: ignore[attr-defined]
-    try:
-        cust = selectors.customer_get(organization=org, id_or_key=customer_id)
-    except DomainError as exc:
-        return render(request, "console/billing/not_found.html", {"detail": exc.detail}, status=404)
     subjects = selectors.customer_subject_keys(customer=cust)
     if request.method == "POST":
         form = CustomerDetailsForm(request.POST)
@@ -187,29 +203,27 @@ _FORM_FIELDS = {  # service field names -> form fields, for domain errors
 # --- the subscription panel: one view and one form per operation ------------------------------------
 # Each write validates its form, finds the customer's current subscription, calls one service and
 # renders the panel again (htmx) or redirects to the customer page; a domain error lands on the form.
-SubscriptionWrite = Callable[[Any, Any, Any, Any], str]  # (organization, customer, subscription, form)
+# A write takes (request, organization, customer, subscription, form) and answers the success message.
+SubscriptionWrite = Callable[[ConsoleRequest, Any, Any, Any, Any], str]
 
 
 def _subscription_write(
     request: ConsoleRequest,
     customer_id: str,
+    cust: Customer,
     form: forms.Form,
     write: SubscriptionWrite,
     *,
     needs_sub: bool = True,
 ) -> HttpResponse:
     org = request.organization  # type: ignore[attr-defined]
-    try:
-        cust = selectors.customer_get(organization=org, id_or_key=customer_id)
-    except DomainError as exc:
-        return render(request, "console/billing/not_found.html", {"detail": exc.detail}, status=404)
     if form.is_valid():
         try:
             selectors.customers_annotate_current_subscription(organization=org, customers=[cust])
             sub = cust.current_subscription  # type: ignore[attr-defined]
             if needs_sub and sub is None:
                 raise services.Conflict("The customer has no active subscription.")
-            messages.success(request, write(org, cust, sub, form))
+            messages.success(request, write(request, org, cust, sub, form))
         except DomainError as exc:
             add_domain_error(form, exc)
     error = _form_error(form) if form.errors else None
@@ -230,55 +244,56 @@ def _subscription_write(
     return redirect("billing_console_customer", customer_id=customer_id)
 
 
-@require_POST
-@console_view(min_role=Role.ADMIN)
-def subscription_assign(request: ConsoleRequest, customer_id: str) -> HttpResponse:
-    def write(org: Any, cust: Any, _sub: Any, form: Any) -> str:
-        services.subscription_create(
-            organization=org, customer=cust, plan_key=form.cleaned_data["plan"], actor=request.user
-        )
-        return "Plan assigned."
-
-    form = SubscriptionAssignForm(request.POST)
-    return _subscription_write(request, customer_id, form, write, needs_sub=False)
+def _assign(request: ConsoleRequest, org: Any, cust: Any, _sub: Any, form: Any) -> str:
+    services.subscription_create(
+        organization=org, customer=cust, plan_key=form.cleaned_data["plan"], actor=request.user
+    )
+    return "Plan assigned."
 
 
-@require_POST
-@console_view(min_role=Role.ADMIN)
-def subscription_change(request: ConsoleRequest, customer_id: str) -> HttpResponse:
-    def write(org: Any, _cust: Any, sub: Any, form: Any) -> str:
-        timing = form.cleaned_data["timing"]
-        services.subscription_change(
-            organization=org,
-            subscription=sub,
-            plan_key=form.cleaned_data["plan"],
-            timing=timing,
-            actor=request.user,
-        )
-        return "Plan changed." if timing == "immediate" else "Plan change scheduled."
-
-    return _subscription_write(request, customer_id, SubscriptionChangeForm(request.POST), write)
+def _change(request: ConsoleRequest, org: Any, _cust: Any, sub: Any, form: Any) -> str:
+    timing = form.cleaned_data["timing"]
+    services.subscription_change(
+        organization=org,
+        subscription=sub,
+        plan_key=form.cleaned_data["plan"],
+        timing=timing,
+        actor=request.user,
+    )
+    return "Plan changed." if timing == "immediate" else "Plan change scheduled."
 
 
-@require_POST
-@console_view(min_role=Role.ADMIN)
-def subscription_cancel(request: ConsoleRequest, customer_id: str) -> HttpResponse:
-    def write(org: Any, _cust: Any, sub: Any, form: Any) -> str:
-        timing = form.cleaned_data["timing"]
-        services.subscription_cancel(organization=org, subscription=sub, timing=timing, actor=request.user)
-        return "Subscription canceled." if timing == "immediate" else "Cancelation scheduled."
-
-    return _subscription_write(request, customer_id, SubscriptionCancelForm(request.POST), write)
+def _cancel(request: ConsoleRequest, org: Any, _cust: Any, sub: Any, form: Any) -> str:
+    timing = form.cleaned_data["timing"]
+    services.subscription_cancel(organization=org, subscription=sub, timing=timing, actor=request.user)
+    return "Subscription canceled." if timing == "immediate" else "Cancelation scheduled."
 
 
-@require_POST
-@console_view(min_role=Role.ADMIN)
-def subscription_unschedule(request: ConsoleRequest, customer_id: str) -> HttpResponse:
-    def write(org: Any, _cust: Any, sub: Any, _form: Any) -> str:
-        services.subscription_unschedule_cancelation(organization=org, subscription=sub, actor=request.user)
-        return "Cancelation unscheduled."
+def _unschedule(request: ConsoleRequest, org: Any, _cust: Any, sub: Any, _form: Any) -> str:
+    services.subscription_unschedule_cancelation(organization=org, subscription=sub, actor=request.user)
+    return "Cancelation unscheduled."
 
-    return _subscription_write(request, customer_id, SubscriptionUnscheduleForm(request.POST), write)
+
+# (operation, its form, its write, whether it needs a current subscription): one POST view each.
+SUBSCRIPTION_OPERATIONS: tuple[tuple[str, type[forms.Form], SubscriptionWrite, bool], ...] = (
+    ("assign", SubscriptionAssignForm, _assign, False),
+    ("change", SubscriptionChangeForm, _change, True),
+    ("cancel", SubscriptionCancelForm, _cancel, True),
+    ("unschedule", SubscriptionUnscheduleForm, _unschedule, True),
+)
+
+
+def _subscription_view(
+    form_class: type[forms.Form], write: SubscriptionWrite, needs_sub: bool
+) -> Callable[..., HttpResponse]:
+    @require_POST
+    @console_view(min_role=Role.ADMIN)
+    @_customer_page
+    def view(request: ConsoleRequest, customer_id: str, cust: Customer) -> HttpResponse:
+        form = form_class(request.POST)
+        return _subscription_write(request, customer_id, cust, form, write, needs_sub=needs_sub)
+
+    return view
 
 
 @console_view()
@@ -300,15 +315,10 @@ urlpatterns = [
     *[
         path(
             f"console/customers/<str:customer_id>/subscription/{operation}/",
-            view,
+            _subscription_view(form_class, write, needs_sub),
             name=f"billing_console_subscription_{operation}",
         )
-        for operation, view in (
-            ("assign", subscription_assign),
-            ("change", subscription_change),
-            ("cancel", subscription_cancel),
-            ("unschedule", subscription_unschedule),
-        )
+        for operation, form_class, write, needs_sub in SUBSCRIPTION_OPERATIONS
     ],
     path("console/customers/<str:customer_id>/usage/", customer_usage, name="billing_console_customer_usage"),
     path("console/customers/<str:customer_id>/edit/", customer_edit, name="billing_console_customer_edit"),
