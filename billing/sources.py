@@ -317,26 +317,18 @@ def feature_spec_get(*, organization: Organization, key_or_id: str) -> FeatureSp
     )
 
 
-def usage_total(
-    *,
-    organization: Organization,
-    meter_slug: str,
-    subject_keys: list[str],
-    start: datetime,
-    end: datetime,
-    group_by_filters: dict[str, str] | None = None,
-) -> Decimal:
-    """Metered usage of the subjects in [start, end)."""
-    if not subject_keys or end <= start:
+def usage_total(*, organization: Organization, window: UsageRequest) -> Decimal:
+    """Metered usage of the window's subjects in [start, end)."""
+    if not window.subject_keys or window.end <= window.start:
         return Decimal(0)
     return Decimal(
         _PROVIDERS["usage"](
             organization=organization,
-            meter_slug=meter_slug,
-            subject_keys=subject_keys,
-            start=start,
-            end=end,
-            group_by_filters=group_by_filters or {},
+            meter_slug=window.meter_slug,
+            subject_keys=list(window.subject_keys),
+            start=window.start,
+            end=window.end,
+            group_by_filters=window.group_by_filters,
         )
     )
 
@@ -347,17 +339,7 @@ def usage_totals(*, organization: Organization, requests: list[UsageRequest]) ->
     if not requests:
         return []
     if _PROVIDERS["usage"] is not _metering_usage:
-        return [
-            usage_total(
-                organization=organization,
-                meter_slug=r.meter_slug,
-                subject_keys=list(r.subject_keys),
-                start=r.start,
-                end=r.end,
-                group_by_filters=r.group_by_filters,
-            )
-            for r in requests
-        ]
+        return [usage_total(organization=organization, window=r) for r in requests]
     return [Decimal(v) for v in _PROVIDERS["usage_bulk"](organization=organization, requests=requests)]
 
 

@@ -88,16 +88,22 @@ def _resets(ent: Entitlement, manual: list[datetime], start: datetime, end: date
     return sorted(out)
 
 
+def usage_window(
+    ent: Entitlement, subjects: list[str], start: datetime, end: datetime
+) -> sources.UsageRequest:
+    """The usage of the entitlement's meter (with its group-by filters) by `subjects` in [start, end)."""
+    return sources.UsageRequest(
+        meter_slug=ent.meter_slug,
+        subject_keys=tuple(subjects),
+        start=start,
+        end=end,
+        group_by_filters=dict(ent.meter_group_by_filters or {}),
+    )
+
+
 def usage_reader(organization: Organization, ent: Entitlement, subjects: list[str]):
     def usage(a: datetime, b: datetime) -> Decimal:
-        return sources.usage_total(
-            organization=organization,
-            meter_slug=ent.meter_slug,
-            subject_keys=subjects,
-            start=a,
-            end=b,
-            group_by_filters=ent.meter_group_by_filters,
-        )
+        return sources.usage_total(organization=organization, window=usage_window(ent, subjects, a, b))
 
     return usage
 

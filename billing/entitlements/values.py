@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from billing import grants_engine as engine
 from billing import sources
-from billing.entitlements.burn import Preloaded, active_end, burn, measure_from, usage_reader
+from billing.entitlements.burn import Preloaded, active_end, burn, measure_from, usage_reader, usage_window
 from billing.models import Customer, Entitlement, EntitlementType, Grant
 from billing.periods import period_at
 from core.ids import is_ulid
@@ -266,11 +266,7 @@ def customer_entitlement_values(
             continue
 
         def record(a: datetime, b: datetime, ent: Entitlement = row, subj: list[str] = subjects) -> Decimal:
-            requests.append(
-                sources.UsageRequest(
-                    ent.meter_slug, tuple(subj), a, b, dict(ent.meter_group_by_filters or {})
-                )
-            )
+            requests.append(usage_window(ent, subj, a, b))
             return Decimal(0)
 
         burn(organization=organization, ent=row, at=at, subjects=subjects, preloaded=pre, usage_fn=record)
@@ -281,9 +277,7 @@ def customer_entitlement_values(
     for row, pre, subjects in plans:
 
         def lookup(a: datetime, b: datetime, ent: Entitlement = row, subj: list[str] = subjects) -> Decimal:
-            req = sources.UsageRequest(
-                ent.meter_slug, tuple(subj), a, b, dict(ent.meter_group_by_filters or {})
-            )
+            req = usage_window(ent, subj, a, b)
             if req in known:
                 return known[req]
             return usage_reader(organization, ent, subj)(a, b)  # not planned (never expected): ask directly
