@@ -107,30 +107,21 @@ def field_name_of(value_property: str | None) -> str | None:
     return value_property[2:] if value_property.startswith("$.") else value_property
 
 
-def metric_to_lago(
-    *,
-    lago_id: str,
-    code: str,
-    name: str,
-    description: str,
-    aggregation: str,
-    value_property: str | None,
-    group_by: dict[str, str],
-    created_at: datetime,
-) -> dict[str, Any]:
+def metric_to_lago(spec: MeterSpec, *, lago_id: str, created_at: datetime) -> dict[str, Any]:
+    """`MeterSpec` → Lago `billable_metric` (the reverse of `metric_from_lago`)."""
     return {
         "lago_id": lago_id,
-        "name": name,
-        "code": code,
-        "description": description or None,
-        "aggregation_type": AGGREGATIONS_BACK.get(aggregation, aggregation.lower() + "_agg"),
+        "name": spec.name,
+        "code": spec.key,
+        "description": spec.description or None,
+        "aggregation_type": AGGREGATIONS_BACK.get(spec.aggregation, spec.aggregation.lower() + "_agg"),
         "weighted_interval": None,
         "recurring": False,
         "rounding_function": None,
         "rounding_precision": None,
         "expression": None,
-        "field_name": field_name_of(value_property),
-        "filters": [{"key": k, "values": []} for k in sorted(group_by)],
+        "field_name": field_name_of(spec.value_property),
+        "filters": [{"key": k, "values": []} for k in sorted(spec.group_by)],
         "created_at": iso(created_at),
     }
 

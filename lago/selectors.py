@@ -63,16 +63,15 @@ def metric_json(
     meter = (meters or {}).get(feature.meter_slug) or metering_selectors.meter_get(
         organization=organization, id_or_slug=feature.meter_slug
     )
-    return mapping.metric_to_lago(
-        lago_id=feature.id,
-        code=feature.key,
+    spec = mapping.MeterSpec(
+        key=feature.key,
         name=feature.name,
         description=meter.description,
         aggregation=meter.aggregation,
         value_property=meter.value_property,
         group_by=meter.group_by or {},
-        created_at=feature.created_at,
     )
+    return mapping.metric_to_lago(spec, lago_id=feature.id, created_at=feature.created_at)
 
 
 def metric_get(*, organization: Organization, code: str) -> dict[str, Any]:
