@@ -22,7 +22,7 @@ from core.api_base import (  # noqa: F401  (re-exported: `from core.api import T
     paginate,
 )
 from core.models import ApiKey, AuditLog, Scope
-from core.pagination import CURSOR_PARAMETERS, cursor_page_of
+from core.pagination import cursor_page_schema
 
 
 class OrganizationView(TenantAPIView):
@@ -60,9 +60,7 @@ class ApiKeyListCreateView(TenantAPIView):
         scopes = serializers.ListField(child=serializers.ChoiceField(choices=Scope.values), allow_empty=False)
         expiresAt = serializers.DateTimeField(required=False, allow_null=True)
 
-    @extend_schema(
-        responses=cursor_page_of(ApiKeyOutput), parameters=CURSOR_PARAMETERS, operation_id="listApiKeys"
-    )
+    @cursor_page_schema(ApiKeyOutput, "listApiKeys")
     def get(self, request: Request) -> Response:
         return paginate(self, request, self.get_queryset(), ApiKeyOutput)
 
@@ -125,14 +123,8 @@ class AuditLogView(TenantAPIView):
             qs = qs.filter(object_id=params["objectId"])
         return qs
 
-    @extend_schema(
-        responses=cursor_page_of(Output),
-        parameters=[
-            OpenApiParameter("objectType", str),
-            OpenApiParameter("objectId", str),
-            *CURSOR_PARAMETERS,
-        ],
-        operation_id="listAuditLog",
+    @cursor_page_schema(
+        Output, "listAuditLog", OpenApiParameter("objectType", str), OpenApiParameter("objectId", str)
     )
     def get(self, request: Request) -> Response:
         return paginate(self, request, self.get_queryset(), self.Output, self.Pagination)

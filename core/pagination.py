@@ -4,10 +4,11 @@
   every OpenMeter-compatible list (customers, plans, add-ons, subscriptions, entitlements, grants) and by
   our own lists that sit beside them (invoices, credits, invoice runs). `page_params` reads and bounds the
   query, `paged` slices a queryset or list, `page_of(ItemSerializer)` is the serializer that renders and
-  documents the answer.
+  documents the answer; `page_schema` declares a list view with both.
 - **Cursors** (`cursor`, `limit` in; `{items, next, previous}` out, newest first): our append-only admin
   logs (API keys, audit log, notification endpoints, deliveries), where a page number would shift as rows
-  arrive. `IdCursorPagination` and `paginate` in `core.api`; `cursor_page_of(ItemSerializer)` documents it.
+  arrive. `IdCursorPagination` and `paginate` in `core.api`; `cursor_page_of(ItemSerializer)` documents it
+  (`cursor_page_schema` declares the view).
 
 OpenMeter's own bare arrays (`GET /api/v1/meters`, `GET /api/v1/events`, features without `page`) stay
 arrays: the official SDK reads them that way.
@@ -20,7 +21,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 
@@ -118,3 +119,30 @@ def cursor_page_of(
             },
         )
     return _PAGES[key]
+
+
+def page_schema(
+    item: type[serializers.Serializer],
+    operation_id: str,
+    *parameters: OpenApiParameter,
+    description: str | None = None,
+) -> Callable[[Any], Any]:
+    """The schema of a page-paginated list of `item`s (`extend_schema` on its `get`): the page serializer,
+    the list's own query `parameters` then `page` and `pageSize`."""
+    return extend_schema(
+        responses=page_of(item),
+        parameters=[*parameters, *PAGE_PARAMETERS],
+        description=description,
+        operation_id=operation_id,
+    )
+
+
+def cursor_page_schema(
+    item: type[serializers.Serializer], operation_id: str, *parameters: OpenApiParameter
+) -> Callable[[Any], Any]:
+    """`page_schema` of a cursor-paginated list: its cursor page serializer, then `cursor` and `limit`."""
+    return extend_schema(
+        responses=cursor_page_of(item),
+        parameters=[*parameters, *CURSOR_PARAMETERS],
+        operation_id=operation_id,
+    )

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from billing.selectors import customer_get
 from core.api_base import TenantAPIView
-from core.pagination import PAGE_PARAMETERS, page_of, page_params, paged
+from core.pagination import page_params, page_schema, paged
 from invoicing import credits
 from invoicing.api.params import status_filter
 from invoicing.models import CustomerCredit
@@ -73,11 +73,7 @@ class CreditListView(TenantAPIView):
                 raise serializers.ValidationError('Send the amount as a decimal string, e.g. "25.00".')
             return value
 
-    @extend_schema(
-        responses=page_of(CreditOutput),
-        parameters=[OpenApiParameter("status", str, many=True), *PAGE_PARAMETERS],
-        operation_id="listCustomerCredits",
-    )
+    @page_schema(CreditOutput, "listCustomerCredits", OpenApiParameter("status", str, many=True))
     def get(self, request: Request, customer: str) -> Response:
         cust = customer_get(organization=self.organization, id_or_key=customer)
         statuses = status_filter(request, credits.CREDIT_STATUSES)

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from billing.selectors import customer_get
 from core.api_base import TenantAPIView
 from core.errors import NotFound
-from core.pagination import PAGE_PARAMETERS, page_of, page_params, paged
+from core.pagination import page_params, page_schema, paged
 from invoicing import selectors, services
 from invoicing.api.params import status_filter
 from invoicing.credit_notes import credit_note_of
@@ -123,20 +123,17 @@ class InvoiceListView(TenantAPIView):
         runId = serializers.CharField(required=False, default="")
         expand = serializers.CharField(required=False, default="")
 
-    @extend_schema(
-        responses=page_of(InvoiceListItemOutput),
-        parameters=[
-            OpenApiParameter("statuses", str, many=True, description="Comma-separated or repeated."),
-            OpenApiParameter("status", str, many=True, description="An alias of `statuses`."),
-            OpenApiParameter("customerId", str),
-            OpenApiParameter("periodFrom", OpenApiTypes.DATETIME),
-            OpenApiParameter("periodTo", OpenApiTypes.DATETIME),
-            OpenApiParameter("runId", str, description="Only the invoices this invoice run issued."),
-            OpenApiParameter("expand", str, description="`lines` adds each invoice's lines."),
-            *PAGE_PARAMETERS,
-        ],
+    @page_schema(
+        InvoiceListItemOutput,
+        "listInvoices",
+        OpenApiParameter("statuses", str, many=True, description="Comma-separated or repeated."),
+        OpenApiParameter("status", str, many=True, description="An alias of `statuses`."),
+        OpenApiParameter("customerId", str),
+        OpenApiParameter("periodFrom", OpenApiTypes.DATETIME),
+        OpenApiParameter("periodTo", OpenApiTypes.DATETIME),
+        OpenApiParameter("runId", str, description="Only the invoices this invoice run issued."),
+        OpenApiParameter("expand", str, description="`lines` adds each invoice's lines."),
         description="Invoices, newest first; `lines` only with `expand=lines`.",
-        operation_id="listInvoices",
     )
     def get(self, request: Request) -> Response:
         query = self.Query(data=request.query_params)
@@ -314,11 +311,7 @@ class UpcomingInvoiceView(TenantAPIView):
 
     required_scope = "read"
 
-    @extend_schema(
-        responses=page_of(UpcomingInvoiceOutput),
-        parameters=PAGE_PARAMETERS,
-        operation_id="getUpcomingInvoice",
-    )
+    @page_schema(UpcomingInvoiceOutput, "getUpcomingInvoice")
     def get(self, request: Request, customer: str) -> Response:
         cust = customer_get(organization=self.organization, id_or_key=customer)
         upcoming = services.invoice_upcoming(organization=self.organization, customer=cust)

@@ -14,7 +14,7 @@ from core.api_base import TenantAPIView
 from core.enqueue import enqueue_on_commit
 from core.errors import NotFound
 from core.models import Organization
-from core.pagination import PAGE_PARAMETERS, page_of, page_params, paged
+from core.pagination import PAGE_PARAMETERS, page_of, page_params, page_schema, paged
 from invoicing import runs, selectors
 from invoicing.api.params import status_filter
 from invoicing.models import InvoiceRun, InvoiceRunItem
@@ -92,7 +92,7 @@ class InvoiceRunListView(TenantAPIView):
             required=False, allow_blank=True, help_text="A customer id or key: only its due moments."
         )
 
-    @extend_schema(responses=page_of(RunOutput), parameters=PAGE_PARAMETERS, operation_id="listInvoiceRuns")
+    @page_schema(RunOutput, "listInvoiceRuns")
     def get(self, request: Request) -> Response:
         page, size = page_params(request)
         qs = selectors.invoice_run_list(organization=self.organization)

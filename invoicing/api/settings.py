@@ -12,7 +12,12 @@ from rest_framework.response import Response
 
 from core.api_base import TenantAPIView, paginate
 from core.errors import ValidationFailed
-from core.pagination import CURSOR_PARAMETERS, PAGE_PARAMETERS, cursor_page_of, page_of, page_params, paged
+from core.pagination import (
+    cursor_page_schema,
+    page_params,
+    page_schema,
+    paged,
+)
 from invoicing import selectors, services, webhooks
 from invoicing.models import StripeSettings, TaxRate, WebhookDelivery, WebhookEndpoint
 
@@ -123,11 +128,7 @@ class TaxRateListView(TenantAPIView):
 
     Input = _TaxRateInput
 
-    @extend_schema(
-        responses=page_of(TaxRateOutput),
-        parameters=[OpenApiParameter("includeArchived", bool), *PAGE_PARAMETERS],
-        operation_id="listTaxRates",
-    )
+    @page_schema(TaxRateOutput, "listTaxRates", OpenApiParameter("includeArchived", bool))
     def get(self, request: Request) -> Response:
         include = request.query_params.get("includeArchived", "") in ("1", "true")
         qs = selectors.tax_rate_list(organization=self.organization, include_archived=include)
@@ -265,11 +266,7 @@ class EndpointListView(TenantAPIView):
         eventTypes = serializers.ListField(child=serializers.CharField(), required=False, default=list)
         format = serializers.CharField(max_length=32, required=False, default="standard")
 
-    @extend_schema(
-        responses=cursor_page_of(EndpointOutput),
-        parameters=CURSOR_PARAMETERS,
-        operation_id="listNotificationEndpoints",
-    )
+    @cursor_page_schema(EndpointOutput, "listNotificationEndpoints")
     def get(self, request: Request) -> Response:
         return paginate(self, request, self.get_queryset(), EndpointOutput)
 
@@ -346,11 +343,7 @@ class EndpointDeliveriesView(TenantAPIView):
     model = WebhookDelivery
     required_scope = "read"
 
-    @extend_schema(
-        responses=cursor_page_of(DeliveryOutput),
-        parameters=CURSOR_PARAMETERS,
-        operation_id="listNotificationEndpointDeliveries",
-    )
+    @cursor_page_schema(DeliveryOutput, "listNotificationEndpointDeliveries")
     def get(self, request: Request, endpoint_id: str) -> Response:
         endpoint = selectors.webhook_endpoint_get(organization=self.organization, endpoint_id=endpoint_id)
         qs = self.get_queryset().filter(endpoint_id=endpoint.id).select_related("message")
