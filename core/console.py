@@ -8,17 +8,18 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from core import rls
-from core.errors import DomainError
+from core.errors import DomainError, NotFound
 from core.models import ROLE_RANK, Role
 
 
 def console_view(min_role: str = Role.VIEWER) -> Callable:
     """Require a logged-in member of the current organization with at least `min_role`; the page runs in
-    that organization's tenant scope (core/rls.py)."""
+    that organization's tenant scope (core/rls.py), and a `NotFound` it lets out (a missing row, or another
+    organization's) is its 404."""
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(view)
@@ -33,7 +34,10 @@ def console_view(min_role: str = Role.VIEWER) -> Callable:
                     return render(
                         request, "console/forbidden.html", {"needed": Role(min_role).label}, status=403
                     )
-                return view(request, *args, **kwargs)
+                try:
+                    return view(request, *args, **kwargs)
+                except NotFound:
+                    raise Http404 from None
 
         return wrapper
 

@@ -7,12 +7,11 @@ is shown once (the token string is never stored) and built from the request or P
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from core.console import console_view
-from core.errors import NotFound
 from core.http import ConsoleRequest
 from core.links import absolute_url
 from core.models import ROLE_RANK, Role
@@ -28,10 +27,7 @@ TEMPLATE = "console/portal_link.html"
 @console_view()
 def customer_portal_link(request: ConsoleRequest, customer_id: str) -> HttpResponse:
     org = request.organization
-    try:
-        customer = sources.customer_get(organization=org, id_or_key=customer_id)
-    except NotFound:
-        raise Http404 from None
+    customer = sources.customer_get(organization=org, id_or_key=customer_id)
     context: dict = {"customer": customer, "form": PortalLinkForm()}
     if request.method == "POST":
         if ROLE_RANK[Role(request.membership.role)] < ROLE_RANK[Role.ADMIN]:  # type: ignore[attr-defined]

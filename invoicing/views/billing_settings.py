@@ -218,10 +218,7 @@ def billing_settings_tax_rate(request: ConsoleRequest, tax_rate_id: str = "") ->
 @console_view(min_role=Role.ADMIN)
 def billing_settings_tax_rate_archive(request: ConsoleRequest, tax_rate_id: str) -> HttpResponse:
     org = request.organization
-    try:
-        services.tax_rate_archive(organization=org, tax_rate_id=tax_rate_id, actor=request.user)
-    except NotFound:
-        raise Http404 from None
+    services.tax_rate_archive(organization=org, tax_rate_id=tax_rate_id, actor=request.user)
     return _saved(request, "Tax rate removed.", "tax-rates", lambda: _rates_context(org))
 
 

@@ -26,10 +26,7 @@ CUSTOMER_SECTIONS = "console/invoicing/customer_sections.html"
 
 def _customer(org: Organization, customer_id: str) -> Customer:
     """The organization's live customer with this id (one query, subjects not needed here), else 404."""
-    try:
-        return selectors.live_customer_get(organization=org, customer_id=customer_id)
-    except NotFound:
-        raise Http404 from None
+    return selectors.live_customer_get(organization=org, customer_id=customer_id)
 
 
 def _section(request: ConsoleRequest, name: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
@@ -42,11 +39,8 @@ def _section(request: ConsoleRequest, name: str, context: dict[str, Any], status
 def customer_upcoming(request: ConsoleRequest, customer_id: str) -> HttpResponse:
     """The customer's next invoice per currency as it stands now (nothing stored)."""
     org = request.organization
-    try:
-        # checks the customer through the read of its items (the section's query budget)
-        upcoming = services.customer_invoice_upcoming(organization=org, customer_id=customer_id)
-    except NotFound:
-        raise Http404 from None
+    # checks the customer through the read of its items (the section's query budget): unknown is a 404
+    upcoming = services.customer_invoice_upcoming(organization=org, customer_id=customer_id)
     context: dict[str, Any] = {"upcoming": upcoming}
     if not request.htmx:  # the whole page names the customer
         context["customer"] = _customer(org, customer_id)
