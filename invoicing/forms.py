@@ -81,7 +81,21 @@ class SupplierForm(forms.Form):
 
 # The forms below only shape what was typed; the services validate it (every problem at once, named as
 # the API names it), so the console and the API refuse the same values with the same reasons.
-class StripeForm(forms.Form):
+class TypedValuesForm(forms.Form):
+    """Every field is optional: the form never refuses, `values` is what was typed as the service's
+    arguments (`service_kwargs`)."""
+
+    @classmethod
+    def values(cls, data: Any) -> dict[str, Any]:
+        form = cls(data)
+        form.is_valid()  # cleans what it can; the service says what is wrong
+        return form.service_kwargs()
+
+    def service_kwargs(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class StripeForm(TypedValuesForm):
     """Secrets are write-only: an empty field keeps the stored value."""
 
     secret_key = forms.CharField(max_length=255, required=False, strip=True)
@@ -99,15 +113,25 @@ class StripeForm(forms.Form):
         }
 
 
-class InvoiceSettingsForm(forms.Form):
+INVOICE_FORM_FIELDS = ("collection_delay_seconds", "draft_period_seconds", "due_days", "number_prefix")
+
+
+class InvoiceSettingsForm(TypedValuesForm):
     collection_delay_seconds = forms.CharField(required=False)
     draft_period_seconds = forms.CharField(required=False)
     due_days = forms.CharField(required=False)
     number_prefix = forms.CharField(max_length=64, required=False)
     auto_advance = forms.BooleanField(required=False)
 
+    def service_kwargs(self) -> dict[str, Any]:
+        d = self.cleaned_data
+        return {
+            **{f: d.get(f, "") for f in INVOICE_FORM_FIELDS},
+            "auto_advance": d.get("auto_advance", False),
+        }
 
-class TaxRateForm(forms.Form):
+
+class TaxRateForm(TypedValuesForm):
     name = forms.CharField(max_length=200, required=False, strip=False)
     percentage = forms.CharField(max_length=32, required=False)
     behavior = forms.ChoiceField(

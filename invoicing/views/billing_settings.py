@@ -18,10 +18,9 @@ from core.forms import add_domain_error
 from core.http import ConsoleRequest
 from core.models import Organization, Role
 from invoicing import selectors, services
-from invoicing.forms import InvoiceSettingsForm, StripeForm, SupplierForm, TaxRateForm
+from invoicing.forms import INVOICE_FORM_FIELDS, InvoiceSettingsForm, StripeForm, SupplierForm, TaxRateForm
 
 SETTINGS_PAGE = "console/invoicing/billing_settings.html"
-INVOICE_FORM_FIELDS = ("collection_delay_seconds", "draft_period_seconds", "due_days", "number_prefix")
 
 
 def _camel(name: str) -> str:
@@ -142,11 +141,10 @@ def billing_settings_supplier(request: ConsoleRequest) -> HttpResponse:
 @console_view(min_role=Role.ADMIN)
 def billing_settings_stripe(request: ConsoleRequest) -> HttpResponse:
     org = request.organization
-    form = StripeForm(request.POST)
-    form.is_valid()  # every field is optional; the service validates the values
+    # empty secret inputs keep the stored secret (write-only fields are never filled back)
+    values = StripeForm.values(request.POST)
     try:
-        # empty secret inputs keep the stored secret (write-only fields are never filled back)
-        services.stripe_settings_set(organization=org, actor=request.user, **form.service_kwargs())
+        services.stripe_settings_set(organization=org, actor=request.user, **values)
     except ValidationFailed as exc:
         return _partial(
             request,
@@ -164,10 +162,7 @@ def billing_settings_stripe(request: ConsoleRequest) -> HttpResponse:
 @console_view(min_role=Role.ADMIN)
 def billing_settings_invoicing(request: ConsoleRequest) -> HttpResponse:
     org = request.organization
-    form = InvoiceSettingsForm(request.POST)
-    form.is_valid()  # every field is optional; the service validates the values
-    fields: dict[str, Any] = {f: form.cleaned_data.get(f, "") for f in INVOICE_FORM_FIELDS}
-    fields["auto_advance"] = form.cleaned_data.get("auto_advance", False)
+    fields = InvoiceSettingsForm.values(request.POST)
     try:
         services.invoicing_settings_update(organization=org, actor=request.user, **fields)
     except ValidationFailed as exc:
@@ -182,9 +177,7 @@ def billing_settings_invoicing(request: ConsoleRequest) -> HttpResponse:
 def billing_settings_tax_rate(request: ConsoleRequest, tax_rate_id: str = "") -> HttpResponse:
     """Create (no id) or edit a tax rate; answers with the tax rate table."""
     org = request.organization
-    form = TaxRateForm(request.POST)
-    form.is_valid()  # every field is optional; the service validates the values
-    values: dict[str, Any] = form.service_kwargs()
+    values = TaxRateForm.values(request.POST)
     try:
         if tax_rate_id:
             services.tax_rate_update(organization=org, tax_rate_id=tax_rate_id, actor=request.user, **values)
