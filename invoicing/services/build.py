@@ -156,20 +156,20 @@ def invoice_upcoming_build(
     *,
     organization: Organization,
     customer_id: str,
-    currency: str,
-    period_end: datetime,
+    period: sources.CurrentPeriod,
     now: datetime,
     timeline: sources.CustomerTimeline | None = None,
 ) -> Build:
-    """What the invoice at the end of the current period would hold if usage stopped now (the upcoming
-    invoice): everything due at `period_end`, with the open periods' usage so far and no commitments yet,
-    before credits. Writes nothing. `timeline` (`sources.customer_timeline`) spares the items read."""
-    moment = Moment(customer_id, currency, period_end, progressive=True, usage_upto=min(now, period_end))
+    """What the invoice at the end of the customer's current `period` would hold if usage stopped now (the
+    upcoming invoice): everything due at its end, with the open periods' usage so far and no commitments
+    yet, before credits. Writes nothing. `timeline` (`sources.customer_timeline`) spares the items read."""
+    end = period.period_end
+    moment = Moment(customer_id, period.currency, end, progressive=True, usage_upto=min(now, end))
     builder = InvoiceBuilder(
         organization=organization,
         customer_ids=[customer_id],
-        moments=[period_end],
-        items=timeline.items_for(period_end) if timeline is not None else None,
+        moments=[end],
+        items=timeline.items_for(end) if timeline is not None else None,
     )
     builder.prefetch([moment])
     return builder.build(moment, apply_credits=False)
@@ -219,12 +219,7 @@ def _upcoming(
     out = []
     for cp in timeline.periods:
         build = invoice_upcoming_build(
-            organization=organization,
-            customer_id=timeline.customer_id,
-            currency=cp.currency,
-            period_end=cp.period_end,
-            now=now,
-            timeline=timeline,
+            organization=organization, customer_id=timeline.customer_id, period=cp, now=now, timeline=timeline
         )
         out.append(Upcoming(cp.currency, cp.period_start, cp.period_end, build.lines, L.totals(build.lines)))
     return out
@@ -249,11 +244,7 @@ def invoice_gathering_refresh(
             invoice = state.invoice_lock(invoice.id, organization, billing=False)
             if invoice.status == S.GATHERING:
                 build = invoice_upcoming_build(
-                    organization=organization,
-                    customer_id=customer.id,
-                    currency=cp.currency,
-                    period_end=cp.period_end,
-                    now=now,
+                    organization=organization, customer_id=customer.id, period=cp, now=now
                 )
                 write_lines(organization=organization, invoice=invoice, build=build)
             out.append(invoice)
