@@ -369,21 +369,6 @@ def _retax(*, organization: Organization, invoice: Invoice) -> None:
     ]
     taxes = L.tax_lines(drafts, currency=invoice.currency, default=default_tax, rates=rates)
     InvoiceLine.objects.bulk_create(
-        [
-            InvoiceLine(
-                organization=organization,
-                invoice=invoice,
-                type="tax",
-                position=9000 + i,
-                description=t.description,
-                quantity=t.quantity,
-                unit_price=t.unit_price,
-                amount=t.amount,
-                detail=t.detail,
-                taxable=False,
-                tax_rate_id=t.tax_rate_id,
-            )
-            for i, t in enumerate(taxes)
-        ]
+        line_rows(organization=organization, invoice=invoice, drafts=taxes, start=0)
     )
     Invoice.objects.filter(id=invoice.id).update(**L.totals(invoice.lines.all()).fields())
