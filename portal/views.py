@@ -303,11 +303,22 @@ def usage(request: HttpRequest, scope: PortalScope, slug: str) -> HttpResponse:
 
 
 # --- estimate, balances, invoices -------------------------------------------------------------------
-@require_GET
-@portal_view
-def estimate(request: HttpRequest, scope: PortalScope) -> HttpResponse:
-    estimates = sources.gathering_estimate(organization=scope.organization, customer=scope.customer)
-    return _section(request, scope, "estimate", {"estimates": estimates})
+def _customer_section(name: str, key: str, read: Callable[..., Any]) -> Callable[..., HttpResponse]:
+    """The view of a section that shows one read of the customer, `read(organization=, customer=)`, as
+    `key` in the section's context."""
+
+    @require_GET
+    @portal_view
+    def view(request: HttpRequest, scope: PortalScope) -> HttpResponse:
+        rows = read(organization=scope.organization, customer=scope.customer)
+        return _section(request, scope, name, {key: rows})
+
+    view.__name__ = view.__qualname__ = name
+    return view
+
+
+estimate = _customer_section("estimate", "estimates", sources.gathering_estimate)
+invoices = _customer_section("invoices", "invoices", sources.invoices_for_customer)
 
 
 @require_GET
@@ -325,13 +336,6 @@ def balances(request: HttpRequest, scope: PortalScope) -> HttpResponse:
         else:
             row["percent"] = None
     return _section(request, scope, "balances", {"entitlements": rows})
-
-
-@require_GET
-@portal_view
-def invoices(request: HttpRequest, scope: PortalScope) -> HttpResponse:
-    rows = sources.invoices_for_customer(organization=scope.organization, customer=scope.customer)
-    return _section(request, scope, "invoices", {"invoices": rows})
 
 
 @require_GET
