@@ -11,6 +11,7 @@ from billing.models import Customer
 from core.errors import NotFound
 from core.links import absolute_url
 from core.models import Organization
+from core.querysets import filter_given
 from invoicing.models import (
     Invoice,
     InvoiceLine,
@@ -48,12 +49,9 @@ def invoice_list(
         qs = qs.filter(status__in=statuses)
     elif not include_gathering:
         qs = qs.exclude(status="gathering")
-    if customer_id:
-        qs = qs.filter(customer_id=customer_id)
-    if period_from:
-        qs = qs.filter(period_end__gt=period_from)
-    if period_to:
-        qs = qs.filter(period_start__lt=period_to)
+    qs = filter_given(
+        qs, customer_id=customer_id or None, period_end__gt=period_from, period_start__lt=period_to
+    )
     if run_id:
         issued = InvoiceRunItem.objects.filter(organization=organization, run_id=run_id)
         qs = qs.filter(id__in=issued.values("invoice_id"))

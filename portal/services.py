@@ -16,6 +16,7 @@ from billing.subscriptions.schedule import NEXT_BILLING_CYCLE
 from core.audit import Actor, audit_object, audit_record
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.models import Organization
+from core.querysets import filter_given
 from portal import sources
 from portal.models import PortalSettings, PortalToken
 from portal.selectors import PortalScope, portal_settings_get
@@ -93,12 +94,7 @@ def portal_token_invalidate(
     if not (token_id or subject or customer_id):
         raise ValidationFailed("Give an id, a subject or a customer.", field="id")
     qs = PortalToken.objects.filter(organization=organization, invalidated_at__isnull=True)
-    if token_id:
-        qs = qs.filter(id=token_id)
-    if subject:
-        qs = qs.filter(subject=subject)
-    if customer_id:
-        qs = qs.filter(customer_id=customer_id)
+    qs = filter_given(qs, id=token_id or None, subject=subject or None, customer_id=customer_id or None)
     with transaction.atomic():
         ids = list(qs.values_list("id", flat=True))
         count = PortalToken.objects.filter(id__in=ids, invalidated_at__isnull=True).update(
