@@ -59,14 +59,16 @@ def truthy(request: Request, name: str) -> bool:
 
 @dataclass(frozen=True)
 class VersionedAPI:
-    lookup: str  # the URL's keyword for a version id or key: plan_id, addon_id
-    kind: versions.Kind[Any]
-    get: Callable[..., Any]  # (organization=, id_or_key=, version=) -> a version, or NotFound
+    kind: versions.Kind[Any]  # read with its selector (`kind.get`), written with the versions service
     filter: Callable[[Organization, Request], QuerySet[Any]]  # the list, filtered by the query
-    next_version: Callable[..., Any]  # (organization=, id_or_key=, actor=) -> the new draft
     output: type[VersionOutput]
     create_input: type[serializers.Serializer]
     update_input: type[serializers.Serializer]
+
+    @property
+    def lookup(self) -> str:
+        """The URL's keyword for a version id or key: plan_id, addon_id."""
+        return f"{self.kind.object_type}_id"
 
 
 def _plans(organization: Organization, request: Request) -> QuerySet[Any]:
@@ -86,21 +88,15 @@ def _addons(organization: Organization, request: Request) -> QuerySet[Any]:
 
 
 PLAN_API = VersionedAPI(
-    lookup="plan_id",
     kind=services.PLANS,
-    get=selectors.plan_get,
     filter=_plans,
-    next_version=services.plan_next_version,
     output=PlanOutput,
     create_input=PlanInput,
     update_input=PlanUpdateInput,
 )
 ADDON_API = VersionedAPI(
-    lookup="addon_id",
     kind=services.ADDONS,
-    get=selectors.addon_get,
     filter=_addons,
-    next_version=services.addon_next_version,
     output=AddonOutput,
     create_input=AddonInput,
     update_input=AddonUpdateInput,
@@ -113,7 +109,7 @@ class _VersionedView(TenantAPIView):
 
     def current(self, version: int | None = None) -> Any:
         """The version the URL names (by id; or by key: published, else newest; or `version`)."""
-        return self.api.get(
+        return self.api.kind.get(
             organization=self.organization, id_or_key=self.kwargs[self.api.lookup], version=version
         )
 
@@ -207,8 +203,8 @@ class VersionNextView(_VersionedView):
     required_scope = "admin"
 
     def post(self, request: Request, **kwargs: str) -> Response:
-        draft = self.api.next_version(
-            organization=self.organization, id_or_key=kwargs[self.api.lookup], actor=self.actor
+        draft = versions.version_next_from(
+            self.api.kind, organization=self.organization, id_or_key=kwargs[self.api.lookup], actor=self.actor
         )
         return Response(self.render(draft), status=status.HTTP_201_CREATED)
 

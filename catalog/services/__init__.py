@@ -3,14 +3,10 @@ one versioned-document service (`versions.py`: draft -> published -> archived, a
 
 from catalog.services.addons import (
     ADDONS,
-    addon_archive,
     addon_create,
-    addon_next_version,
     addon_publish,
     addon_rate_card_remove,
     addon_rate_card_upsert,
-    addon_to_document,
-    addon_update,
 )
 from catalog.services.features import feature_check, feature_create, feature_delete, feature_to_json
 from catalog.services.plans import (
@@ -25,7 +21,6 @@ from catalog.services.plans import (
     plan_delete,
     plan_next_version,
     plan_publish,
-    plan_to_document,
     plan_update,
     rate_card_remove,
     rate_card_upsert,
@@ -36,14 +31,10 @@ __all__ = [
     "ADDONS",
     "PLANS",
     "VersionImmutable",
-    "addon_archive",
     "addon_create",
-    "addon_next_version",
     "addon_publish",
     "addon_rate_card_remove",
     "addon_rate_card_upsert",
-    "addon_to_document",
-    "addon_update",
     "feature_check",
     "feature_create",
     "feature_delete",
@@ -58,7 +49,6 @@ __all__ = [
     "plan_delete",
     "plan_next_version",
     "plan_publish",
-    "plan_to_document",
     "plan_update",
     "rate_card_remove",
     "rate_card_upsert",

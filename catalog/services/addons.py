@@ -13,24 +13,14 @@ from core.models import Organization
 
 ADDONS: versions.Kind[AddonVersion] = versions.Kind(
     model=AddonVersion,
+    get=selectors.addon_get,
     object_type="addon",
     noun="Add-on",
-    fields=(
-        ("name", "name"),
-        ("description", "description"),
-        ("currency", "currency"),
-        ("instanceType", "instance_type"),
-        ("rateCards", "rate_cards"),
-        ("metadata", "metadata"),
-    ),
+    fields=("name", "description", "currency", "instance_type", "rate_cards", "metadata"),
     validate=lambda organization, data, for_publish: validate_addon(
         data, features=selectors.feature_refs(organization=organization), for_publish=for_publish
     ),
 )
-
-
-def addon_to_document(addon: AddonVersion) -> dict[str, Any]:
-    return ADDONS.to_document(addon)
 
 
 def addon_create(
@@ -39,27 +29,8 @@ def addon_create(
     return versions.version_create(ADDONS, organization=organization, key=key, data=data, actor=actor)
 
 
-def addon_update(
-    *, organization: Organization, addon_id: str, data: dict[str, Any], actor: Actor = None
-) -> AddonVersion:
-    return versions.version_update(
-        ADDONS, organization=organization, version_id=addon_id, data=data, actor=actor
-    )
-
-
 def addon_publish(*, organization: Organization, addon_id: str, actor: Actor = None) -> AddonVersion:
     return versions.version_publish(ADDONS, organization=organization, version_id=addon_id, actor=actor)
-
-
-def addon_archive(*, organization: Organization, addon_id: str, actor: Actor = None) -> AddonVersion:
-    return versions.version_archive(ADDONS, organization=organization, version_id=addon_id, actor=actor)
-
-
-def addon_next_version(*, organization: Organization, id_or_key: str, actor: Actor = None) -> AddonVersion:
-    source = selectors.addon_get(organization=organization, id_or_key=id_or_key)
-    return versions.version_next(
-        ADDONS, organization=organization, source=source, by_key=source.key == id_or_key, actor=actor
-    )
 
 
 def addon_rate_card_upsert(

@@ -15,17 +15,10 @@ from core.models import Organization
 
 PLANS: versions.Kind[PlanVersion] = versions.Kind(
     model=PlanVersion,
+    get=selectors.plan_get,
     object_type="plan",
     noun="Plan",
-    fields=(
-        ("name", "name"),
-        ("description", "description"),
-        ("currency", "currency"),
-        ("billingCadence", "billing_cadence"),
-        ("phases", "phases"),
-        ("addons", "addons"),
-        ("metadata", "metadata"),
-    ),
+    fields=("name", "description", "currency", "billing_cadence", "phases", "addons", "metadata"),
     validate=lambda organization, data, for_publish: validate_plan(
         data,
         features=selectors.feature_refs(organization=organization),
@@ -33,11 +26,6 @@ PLANS: versions.Kind[PlanVersion] = versions.Kind(
         for_publish=for_publish,
     ),
 )
-
-
-def plan_to_document(plan: PlanVersion) -> dict[str, Any]:
-    """The editable body of a plan version (what PUT takes and what the audit log records)."""
-    return PLANS.to_document(plan)
 
 
 def plan_create(
@@ -74,10 +62,7 @@ def plan_archive(*, organization: Organization, plan_id: str, actor: Actor = Non
 
 def plan_next_version(*, organization: Organization, id_or_key: str, actor: Actor = None) -> PlanVersion:
     """A new draft copied from the given version (by id) or from the key's newest version."""
-    source = selectors.plan_get(organization=organization, id_or_key=id_or_key)
-    return versions.version_next(
-        PLANS, organization=organization, source=source, by_key=source.key == id_or_key, actor=actor
-    )
+    return versions.version_next_from(PLANS, organization=organization, id_or_key=id_or_key, actor=actor)
 
 
 def plan_delete(*, organization: Organization, plan_id: str, actor: Actor = None) -> None:

@@ -37,19 +37,26 @@ def invalid(exc: PriceInvalid) -> ValidationFailed:
     return ValidationFailed(str(exc), errors=exc.errors)
 
 
+def document_name(attr: str) -> str:
+    """A model attribute's name in the document: `billing_cadence` -> `billingCadence`."""
+    first, *rest = attr.split("_")
+    return first + "".join(word.capitalize() for word in rest)
+
+
 @dataclass(frozen=True)
 class Kind(Generic[V]):
     """What differs between plans and add-ons."""
 
     model: type[V]
+    get: Callable[..., V]  # its selector: (organization=, id_or_key=, version=None) -> a version, or NotFound
     object_type: str  # "plan" / "addon": audit object type and action prefix
     noun: str  # "Plan" / "Add-on", in messages
-    fields: tuple[tuple[str, str], ...]  # (document name, model attribute), the editable body
+    fields: tuple[str, ...]  # the editable body's model attributes (named in camelCase in the document)
     validate: Callable[[Organization, Any, bool], Any]  # (organization, data, for_publish) -> document
 
     def to_document(self, version: V) -> dict[str, Any]:
         """The editable body of a version (what PUT takes and what the audit log records)."""
-        return {name: copy.deepcopy(getattr(version, attr)) for name, attr in self.fields}
+        return {document_name(attr): copy.deepcopy(getattr(version, attr)) for attr in self.fields}
 
     def validated(self, organization: Organization, data: Any, *, for_publish: bool = False) -> Any:
         try:
@@ -59,7 +66,7 @@ class Kind(Generic[V]):
 
     def apply(self, version: V, doc: Any) -> None:
         """Copy a validated document onto the version (the document's attributes are the model's)."""
-        for _name, attr in self.fields:
+        for attr in self.fields:
             setattr(version, attr, getattr(doc, attr))
         version.feature_keys = doc.feature_keys
 
@@ -235,7 +242,7 @@ def version_next(kind: Kind[V], *, organization: Organization, source: V, by_key
             metadata=dict(source.metadata or {}),
             feature_keys=list(source.feature_keys),
         )
-        for _name, attr in kind.fields:
+        for attr in kind.fields:
             setattr(version, attr, copy.deepcopy(getattr(source, attr)))
         try:
             with transaction.atomic():
@@ -249,6 +256,14 @@ def version_next(kind: Kind[V], *, organization: Organization, source: V, by_key
             after={"version": version.version, "copiedFrom": source.version},
         )
     return version
+
+
+def version_next_from(kind: Kind[V], *, organization: Organization, id_or_key: str, actor: Actor) -> V:
+    """A new draft copied from the given version (by id) or from the key's newest version (by key)."""
+    source = kind.get(organization=organization, id_or_key=id_or_key)
+    return version_next(
+        kind, organization=organization, source=source, by_key=source.key == id_or_key, actor=actor
+    )
 
 
 def version_delete(kind: Kind[V], *, organization: Organization, version_id: str, actor: Actor) -> None:
