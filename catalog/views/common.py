@@ -17,8 +17,9 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from catalog import selectors
+from catalog import selectors, services
 from catalog.models import AddonVersion, PlanVersion, VersionStatus
+from catalog.services import versions
 from core.errors import DomainError
 from core.forms import add_domain_error, error_map
 from core.http import ConsoleRequest
@@ -29,39 +30,33 @@ EDIT = Role.PRICING_EDITOR
 
 @dataclass(frozen=True)
 class Versioned:
-    """The console's words and routes for plans or add-ons."""
+    """The console's words and routes for plans or add-ons: the service's `Kind` (its noun, its selector)
+    and how the console lists its versions; the URL names follow the kind (`catalog_console_plan`, ...)."""
 
-    kind: str  # "plan" / "addon": the URL's kind and the audit object type
-    noun: str  # "Plan" / "Add-on"
+    service: versions.Kind[Any]
     list_versions: Callable[..., Any]  # (organization=, key=, status=) -> versions, newest first per key
-    get_version: Callable[..., Any]  # (organization=, id_or_key=, version=) -> a version, or NotFound
-    missing: str
-    page: str  # the version page's URL name
-    list_page: str  # the list page's URL name
-    list_label: str
+
+    @property
+    def kind(self) -> str:
+        """The URL's kind and the audit object type: "plan" / "addon"."""
+        return self.service.object_type
+
+    @property
+    def page(self) -> str:
+        """The version page's URL name."""
+        return f"catalog_console_{self.kind}"
+
+    @property
+    def list_page(self) -> str:
+        return f"{self.page}s"
 
 
 VERSIONED = {
-    "plan": Versioned(
-        kind="plan",
-        noun="Plan",
-        list_versions=selectors.plan_list,
-        get_version=selectors.plan_get,
-        missing="No such plan.",
-        page="catalog_console_plan",
-        list_page="catalog_console_plans",
-        list_label="Plans",
-    ),
-    "addon": Versioned(
-        kind="addon",
-        noun="Add-on",
-        list_versions=selectors.addon_list,
-        get_version=selectors.addon_get,
-        missing="No such add-on.",
-        page="catalog_console_addon",
-        list_page="catalog_console_addons",
-        list_label="Add-ons",
-    ),
+    spec.kind: spec
+    for spec in (
+        Versioned(services.PLANS, list_versions=selectors.plan_list),
+        Versioned(services.ADDONS, list_versions=selectors.addon_list),
+    )
 }
 
 
@@ -78,13 +73,33 @@ def version_get(request: ConsoleRequest, kind: str, key: str, version: int | Non
             draft = spec.list_versions(organization=request.organization, key=key, status="draft").first()
             if draft is not None:
                 return draft
-        return spec.get_version(organization=request.organization, id_or_key=key, version=version)
+        return spec.service.get(organization=request.organization, id_or_key=key, version=version)
     except DomainError:
-        raise Http404(spec.missing) from None
+        raise Http404(f"No such {spec.service.noun.lower()}.") from None
 
 
 def version_url(item: PlanVersion | AddonVersion) -> str:
     return reverse(versioned_of(item).page, args=[item.key]) + f"?version={item.version}"
+
+
+def version_links(item: PlanVersion | AddonVersion) -> dict[str, str]:
+    """The links of a page about a version (a rate card form, the publish confirmation): back to its list
+    and to the version."""
+    spec = versioned_of(item)
+    return {
+        "list_url": reverse(spec.list_page),
+        "list_label": f"{spec.service.noun}s",
+        "back_url": version_url(item),
+    }
+
+
+def version_write(
+    request: ConsoleRequest, write: Callable[..., Any], item: PlanVersion | AddonVersion
+) -> Any:
+    """A versions-service write on one version (publish, archive, delete a draft) as the request's user."""
+    return write(
+        versioned_of(item).service, organization=request.organization, version_id=item.id, actor=request.user
+    )
 
 
 def draft_get(request: ConsoleRequest, kind: str, key: str, version: int) -> Any:

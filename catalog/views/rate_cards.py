@@ -8,14 +8,21 @@ from typing import Any
 from django.contrib import messages
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from catalog import rate_card_json, selectors, services
 from catalog.forms import RateCardForm
 from catalog.models import PlanVersion
 from catalog.pricing import PriceInvalid, dec_str, price_preview
-from catalog.views.common import EDIT, draft_edit, draft_get, version_get, version_url, versioned_of
+from catalog.views.common import (
+    EDIT,
+    draft_edit,
+    draft_get,
+    version_get,
+    version_links,
+    version_url,
+    versioned_of,
+)
 from core.console import console_view
 from core.errors import DomainError
 from core.forms import error_map
@@ -59,7 +66,6 @@ def _card_form_page(
     else:
         cadence = owner.billing_cadence if isinstance(owner, PlanVersion) else ""
         form = RateCardForm.for_card(existing, billing_cadence=cadence)
-    spec = versioned_of(owner)
     context = {
         "plan": owner,
         "section": section,
@@ -71,9 +77,7 @@ def _card_form_page(
         "price_models": rate_card_json.PRICE_MODELS,
         "cadences": rate_card_json.CADENCES,
         "preview_quantity": form.values.preview_quantity or "1000",
-        "list_url": reverse(spec.list_page),
-        "list_label": spec.list_label,
-        "back_url": version_url(owner),
+        **version_links(owner),
     }
     return render(request, "console/catalog/rate_card_form.html", context, status=status)
 

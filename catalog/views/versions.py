@@ -10,10 +10,9 @@ from django import forms
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from catalog import rate_card_json, selectors, services, summaries
+from catalog import rate_card_json, selectors, summaries
 from catalog.forms import AddonCreateForm, AddonSettingsForm, PlanCreateForm, PlanSettingsForm
 from catalog.models import AddonVersion, InstanceType, PlanVersion, VersionStatus
 from catalog.services import versions
@@ -24,14 +23,15 @@ from catalog.views.common import (
     form_write,
     version_action,
     version_get,
+    version_links,
     version_url,
+    version_write,
 )
 from core.console import console_view
 from core.errors import DomainError
 from core.forms import domain_error_items
 from core.http import ConsoleRequest
 
-KINDS: dict[str, versions.Kind[Any]] = {"plan": services.PLANS, "addon": services.ADDONS}
 CREATE_FORMS: dict[str, type[forms.Form]] = {"plan": PlanCreateForm, "addon": AddonCreateForm}
 SETTINGS_FORMS: dict[str, type[forms.Form]] = {"plan": PlanSettingsForm, "addon": AddonSettingsForm}
 
@@ -82,7 +82,7 @@ def version_create(request: ConsoleRequest, kind: str) -> HttpResponse:
     created, errors = form_write(
         CREATE_FORMS[kind](request.POST),
         lambda data: versions.version_create(
-            KINDS[kind],
+            VERSIONED[kind].service,
             organization=request.organization,
             key=data["key"],
             data=_new_document(kind, data),
@@ -92,7 +92,8 @@ def version_create(request: ConsoleRequest, kind: str) -> HttpResponse:
     if created is None:
         return _list_page(request, kind, request.POST, errors)
     messages.success(
-        request, f"{VERSIONED[kind].noun} {created.key} created as a draft. Add rate cards, then publish."
+        request,
+        f"{VERSIONED[kind].service.noun} {created.key} created as a draft. Add rate cards, then publish.",
     )
     return redirect(version_url(created))
 
@@ -170,7 +171,7 @@ def version_settings(request: ConsoleRequest, kind: str, key: str, version: int)
     draft = draft_get(request, kind, key, version)
     if isinstance(draft, HttpResponse):
         return draft
-    spec = KINDS[kind]
+    spec = VERSIONED[kind].service
     saved, errors = form_write(
         SETTINGS_FORMS[kind](request.POST),
         lambda data: versions.version_update(
@@ -183,7 +184,7 @@ def version_settings(request: ConsoleRequest, kind: str, key: str, version: int)
     )
     if saved is None:
         return detail_page(request, draft, 400, settings_errors=errors, settings_form=request.POST)
-    messages.success(request, f"{VERSIONED[kind].noun} settings saved.")
+    messages.success(request, f"{VERSIONED[kind].service.noun} settings saved.")
     return redirect(version_url(saved))
 
 
@@ -191,16 +192,13 @@ def version_settings(request: ConsoleRequest, kind: str, key: str, version: int)
 def _publish_context(current: Any, draft: Any, errors: list[dict[str, str]]) -> dict[str, Any]:
     """The publish confirmation: what changes versus the published version."""
     settings_rows, rows = summaries.version_rows(current, draft)
-    spec = VERSIONED["plan" if isinstance(draft, PlanVersion) else "addon"]
     return {
         "plan": draft,
         "current": current,
         "settings_rows": [r for r in settings_rows if r.change != "same"],
         "rows": [r for r in rows if r.change != "same"],
         "errors": errors,
-        "list_url": reverse(spec.list_page),
-        "list_label": spec.list_label,
-        "back_url": version_url(draft),
+        **version_links(draft),
     }
 
 
@@ -218,9 +216,7 @@ def version_publish(request: ConsoleRequest, kind: str, key: str, version: int) 
     errors: list[dict[str, str]] = []
     if request.method == "POST":
         try:
-            versions.version_publish(
-                KINDS[kind], organization=request.organization, version_id=draft.id, actor=request.user
-            )
+            version_write(request, versions.version_publish, draft)
             messages.success(
                 request, f"Version {draft.version} of {draft.key} is published.{PUBLISHED[kind]}"
             )
@@ -239,9 +235,7 @@ def version_archive(request: ConsoleRequest, kind: str, key: str, version: int) 
         kind,
         key,
         version,
-        lambda item: versions.version_archive(
-            KINDS[kind], organization=request.organization, version_id=item.id, actor=request.user
-        ),
+        lambda item: version_write(request, versions.version_archive, item),
         "Version {item.version} archived: " + ARCHIVED[kind] + ".",
     )
 
@@ -250,13 +244,14 @@ def version_archive(request: ConsoleRequest, kind: str, key: str, version: int) 
 @console_view(min_role=EDIT)
 def version_next(request: ConsoleRequest, kind: str, key: str) -> HttpResponse:
     source = version_get(request, kind, key)  # 404 for another organization's key
+    spec = VERSIONED[kind]
     try:
         draft = versions.version_next(
-            KINDS[kind], organization=request.organization, source=source, by_key=True, actor=request.user
+            spec.service, organization=request.organization, source=source, by_key=True, actor=request.user
         )
     except DomainError as exc:
         messages.error(request, exc.detail)
-        return redirect(VERSIONED[kind].page, key=key)
+        return redirect(spec.page, key=key)
     messages.success(request, f"Draft version {draft.version} created from the latest version.")
     return redirect(version_url(draft))
 
@@ -267,9 +262,7 @@ def version_delete_draft(request: ConsoleRequest, kind: str, key: str, version: 
     draft = version_get(request, kind, key, version)
     spec = VERSIONED[kind]
     try:
-        versions.version_delete(
-            KINDS[kind], organization=request.organization, version_id=draft.id, actor=request.user
-        )
+        version_write(request, versions.version_delete, draft)
     except DomainError as exc:
         messages.error(request, exc.detail)
         return redirect(version_url(draft))
