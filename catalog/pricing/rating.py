@@ -73,11 +73,33 @@ def _tier_label(tiers: tuple[Tier, ...], index: int) -> str:
     return f"Tier {index + 1} ({dec_str(lower)} < q <= {dec_str(upper)})"
 
 
+def _tier_lines(tiers: tuple[Tier, ...], index: int, units: Decimal, units_text: str) -> list[Line]:
+    """A reached tier's lines: its flat price once, and `units` (described as `units_text`) at its unit
+    price. Call it inside the engine's context."""
+    tier = tiers[index]
+    label = _tier_label(tiers, index)
+    lines: list[Line] = []
+    if tier.flat_price is not None:
+        lines.append(
+            Line("tier_flat", f"{label}: flat", tier.flat_price, Decimal(1), tier.flat_price, index + 1)
+        )
+    if tier.unit_price is not None:
+        description = f"{label}: {units_text} x {dec_str(tier.unit_price)}"
+        lines.append(
+            Line("tier_unit", description, units * tier.unit_price, units, tier.unit_price, index + 1)
+        )
+    return lines
+
+
+def _rating_of(lines: list[Line]) -> Rating:
+    """The rating whose amount is its lines' sum (inside the engine's context)."""
+    return Rating(sum((line.amount for line in lines), ZERO), tuple(lines))
+
+
 def rate_graduated(price: TieredPrice, quantity: Decimal) -> Rating:
     """Each tier's unit price applies to the units inside it; every reached tier's flat price once."""
     _check_quantity(quantity)
     lines: list[Line] = []
-    total = ZERO
     lower = ZERO
     with localcontext(ENGINE_CONTEXT):
         for index, tier in enumerate(price.tiers):
@@ -85,31 +107,11 @@ def rate_graduated(price: TieredPrice, quantity: Decimal) -> Rating:
                 break  # not reached (tier 0 is reached only by a positive quantity)
             upper = quantity if tier.up_to is None else min(quantity, tier.up_to)
             in_tier = upper - lower
-            label = _tier_label(price.tiers, index)
-            if tier.flat_price is not None:
-                total += tier.flat_price
-                lines.append(
-                    Line(
-                        "tier_flat", f"{label}: flat", tier.flat_price, Decimal(1), tier.flat_price, index + 1
-                    )
-                )
-            if tier.unit_price is not None:
-                amount = in_tier * tier.unit_price
-                total += amount
-                lines.append(
-                    Line(
-                        "tier_unit",
-                        f"{label}: {dec_str(in_tier)} x {dec_str(tier.unit_price)}",
-                        amount,
-                        in_tier,
-                        tier.unit_price,
-                        index + 1,
-                    )
-                )
+            lines += _tier_lines(price.tiers, index, in_tier, dec_str(in_tier))
             if tier.up_to is None:
                 break
             lower = tier.up_to
-    return Rating(total, tuple(lines))
+        return _rating_of(lines)
 
 
 def volume_tier_index(tiers: tuple[Tier, ...], quantity: Decimal) -> int:
@@ -126,30 +128,8 @@ def rate_volume(price: TieredPrice, quantity: Decimal) -> Rating:
     if quantity == 0:
         return Rating(ZERO, ())
     index = volume_tier_index(price.tiers, quantity)
-    tier = price.tiers[index]
-    label = _tier_label(price.tiers, index)
-    lines: list[Line] = []
-    total = ZERO
     with localcontext(ENGINE_CONTEXT):
-        if tier.flat_price is not None:
-            total += tier.flat_price
-            lines.append(
-                Line("tier_flat", f"{label}: flat", tier.flat_price, Decimal(1), tier.flat_price, index + 1)
-            )
-        if tier.unit_price is not None:
-            amount = quantity * tier.unit_price
-            total += amount
-            lines.append(
-                Line(
-                    "tier_unit",
-                    f"{label}: all {dec_str(quantity)} units x {dec_str(tier.unit_price)}",
-                    amount,
-                    quantity,
-                    tier.unit_price,
-                    index + 1,
-                )
-            )
-    return Rating(total, tuple(lines))
+        return _rating_of(_tier_lines(price.tiers, index, quantity, f"all {dec_str(quantity)} units"))
 
 
 def rate_package(price: PackagePrice, quantity: Decimal) -> Rating:
