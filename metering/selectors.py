@@ -317,6 +317,18 @@ def _reasons(ev_type: str, time: datetime, data: Any, meters: list[Meter]) -> st
     return None
 
 
+# the event log's filters (`store.EventFilters`) on the rejected events
+_REJECTED_LOOKUPS = {
+    "subject": "subject",
+    "type": "type",
+    "id": "event_id",
+    "time_from": "time__gte",
+    "time_to": "time__lt",
+    "stored_from": "received_at__gte",
+    "stored_to": "received_at__lt",
+}
+
+
 def events_list(
     *,
     organization: Organization,
@@ -334,27 +346,18 @@ def events_list(
     rejected ones (e.g. same id with a different payload) and stored ones that match no meter or
     carry no usable value (computed now, against the current meters). Four queries at most."""
     _fresh(organization.id)
-    stored = store.events_list(
-        organization_id=organization.id,
-        subject=subject,
-        type=type,
-        id=id,
-        time_from=from_,
-        time_to=to,
-        stored_from=ingested_from,
-        stored_to=ingested_to,
-        limit=limit,
-    )
-    rej = filter_given(
-        RejectedEvent.objects.filter(organization=organization),
-        subject=subject,
-        type=type,
-        event_id=id,
-        time__gte=from_,
-        time__lt=to,
-        received_at__gte=ingested_from,
-        received_at__lt=ingested_to,
-    )
+    filters: store.EventFilters = {
+        "subject": subject,
+        "type": type,
+        "id": id,
+        "time_from": from_,
+        "time_to": to,
+        "stored_from": ingested_from,
+        "stored_to": ingested_to,
+    }
+    stored = store.events_list(organization_id=organization.id, limit=limit, **filters)
+    rejected_filters = {_REJECTED_LOOKUPS[name]: value for name, value in filters.items()}
+    rej = filter_given(RejectedEvent.objects.filter(organization=organization), **rejected_filters)
     meters = list(meter_list(organization=organization))
     out: list[IngestedEvent] = []
     for ev in stored:
