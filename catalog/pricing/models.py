@@ -30,11 +30,18 @@ class FlatPrice:
     type: str = field(default="flat", init=False)
 
 
-@dataclass(frozen=True)
-class UnitPrice:
-    amount: Decimal
+@dataclass(frozen=True, kw_only=True)
+class _Bounded:
+    """What every usage price may carry (keyword-only): a minimum spend topped up to, a maximum capped at
+    (`rate` applies them as `Commitments` unless the rate card gives its own)."""
+
     minimum_amount: Decimal | None = None
     maximum_amount: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class UnitPrice(_Bounded):
+    amount: Decimal
     type: str = field(default="unit", init=False)
 
 
@@ -46,37 +53,29 @@ class Tier:
 
 
 @dataclass(frozen=True)
-class TieredPrice:
+class TieredPrice(_Bounded):
     mode: str
     tiers: tuple[Tier, ...]
-    minimum_amount: Decimal | None = None
-    maximum_amount: Decimal | None = None
     type: str = field(default="tiered", init=False)
 
 
 @dataclass(frozen=True)
-class PackagePrice:
+class PackagePrice(_Bounded):
     amount: Decimal
     quantity_per_package: Decimal
-    minimum_amount: Decimal | None = None
-    maximum_amount: Decimal | None = None
     type: str = field(default="package", init=False)
 
 
 @dataclass(frozen=True)
-class DynamicPrice:
+class DynamicPrice(_Bounded):
     multiplier: Decimal = Decimal(1)
-    minimum_amount: Decimal | None = None
-    maximum_amount: Decimal | None = None
     type: str = field(default="dynamic", init=False)
 
 
 @dataclass(frozen=True)
-class PercentagePrice:
+class PercentagePrice(_Bounded):
     percentage: Decimal
     fixed_amount_per_event: Decimal | None = None
-    minimum_amount: Decimal | None = None
-    maximum_amount: Decimal | None = None
     type: str = field(default="percentage", init=False)
     # rated transaction by transaction (invoicing.transactions): bounds on each event's fee, and the
     # first events / first amount that are free
