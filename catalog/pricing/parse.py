@@ -102,6 +102,16 @@ def _unknown_keys(data: Mapping[str, Any], allowed: set[str], path: str, errors:
             errors.add(f"{path}.{key}", "Unknown field.")
 
 
+def _optional_object(data: Any, allowed: set[str], path: str, errors: ErrorList) -> Mapping[str, Any] | None:
+    """An optional nested object: None when absent (or not an object: an error), its unknown keys reported."""
+    if data is None:
+        return None
+    obj = _object(data, path, errors)
+    if obj is not None:
+        _unknown_keys(obj, allowed, path, errors)
+    return obj
+
+
 def _optional_decimal(
     data: Mapping[str, Any], key: str, path: str, errors: ErrorList, **kw: Any
 ) -> Decimal | None:
@@ -121,8 +131,13 @@ def _commitment_fields(
 
 
 _COMMON = {"type", "minimumAmount", "maximumAmount"}
-# percentage prices rated transaction by transaction: PercentagePrice's last four fields, in order
-_PER_TRANSACTION = ("perTransactionMinimumAmount", "perTransactionMaximumAmount", "freeEvents", "freeAmount")
+# percentage prices rated transaction by transaction: {JSON name: PercentagePrice field}
+_PER_TRANSACTION = {
+    "perTransactionMinimumAmount": "per_transaction_minimum",
+    "perTransactionMaximumAmount": "per_transaction_maximum",
+    "freeEvents": "free_events",
+    "freeAmount": "free_amount",
+}
 
 
 def parse_price_into(data: Any, path: str, errors: ErrorList) -> Price | None:
@@ -180,23 +195,24 @@ def parse_price_into(data: Any, path: str, errors: ErrorList) -> Price | None:
         if pct is not None and pct > HUNDRED:
             errors.add(f"{path}.percentage", "Must be between 0 and 100.")
         fixed = _optional_decimal(obj, "fixedAmountPerEvent", path, errors)
-        low, high, free_events, free_amount = (
-            _optional_decimal(obj, k, path, errors) for k in _PER_TRANSACTION
-        )
+        per_transaction: dict[str, Any] = {
+            attr: _optional_decimal(obj, key, path, errors) for key, attr in _PER_TRANSACTION.items()
+        }
+        low, high = per_transaction["per_transaction_minimum"], per_transaction["per_transaction_maximum"]
         if low is not None and high is not None and low > high:
             errors.add(f"{path}.perTransactionMaximumAmount", "Must be greater than or equal to the minimum.")
+        free_events = per_transaction["free_events"]
         if free_events is not None and free_events != free_events.to_integral_value():
             errors.add(f"{path}.freeEvents", "Must be a whole number.")
         if pct is not None:
+            if free_events is not None:
+                per_transaction["free_events"] = int(free_events)
             price = PercentagePrice(
                 percentage=pct,
                 fixed_amount_per_event=fixed,
                 minimum_amount=minimum,
                 maximum_amount=maximum,
-                per_transaction_minimum=low,
-                per_transaction_maximum=high,
-                free_events=None if free_events is None else int(free_events),
-                free_amount=free_amount,
+                **per_transaction,
             )
     return price if len(errors.items) == before else None
 
@@ -239,12 +255,9 @@ def parse_tiers_into(data: Any, path: str, errors: ErrorList) -> tuple[Tier, ...
 
 
 def _nested_amount(data: Any, kind: str, path: str, errors: ErrorList) -> Decimal | None:
-    if data is None:
-        return None
-    obj = _object(data, path, errors)
+    obj = _optional_object(data, {"type", "amount"}, path, errors)
     if obj is None:
         return None
-    _unknown_keys(obj, {"type", "amount"}, path, errors)
     if obj.get("type", kind) != kind:
         errors.add(f"{path}.type", f'Must be "{kind}".')
     return parse_decimal(obj.get("amount"), f"{path}.amount", errors)
@@ -260,27 +273,20 @@ def parse_price(data: Any, path: str = "price") -> Price:
 
 
 def parse_discounts_into(data: Any, path: str, errors: ErrorList) -> Discounts | None:
-    if data is None:
-        return None
-    obj = _object(data, path, errors)
+    obj = _optional_object(data, {"percentage", "usage"}, path, errors)
     if obj is None:
         return None
-    _unknown_keys(obj, {"percentage", "usage"}, path, errors)
     pct = usage = None
-    if obj.get("percentage") is not None:
-        inner = _object(obj["percentage"], f"{path}.percentage", errors)
-        if inner is not None:
-            _unknown_keys(inner, {"percentage", "correlationId"}, f"{path}.percentage", errors)
-            pct = parse_decimal(
-                inner.get("percentage"), f"{path}.percentage.percentage", errors, positive=True
-            )
-            if pct is not None and pct > HUNDRED:
-                errors.add(f"{path}.percentage.percentage", "Must be between 0 and 100.")
-    if obj.get("usage") is not None:
-        inner = _object(obj["usage"], f"{path}.usage", errors)
-        if inner is not None:
-            _unknown_keys(inner, {"quantity", "correlationId"}, f"{path}.usage", errors)
-            usage = parse_decimal(inner.get("quantity"), f"{path}.usage.quantity", errors, positive=True)
+    inner = _optional_object(
+        obj.get("percentage"), {"percentage", "correlationId"}, f"{path}.percentage", errors
+    )
+    if inner is not None:
+        pct = parse_decimal(inner.get("percentage"), f"{path}.percentage.percentage", errors, positive=True)
+        if pct is not None and pct > HUNDRED:
+            errors.add(f"{path}.percentage.percentage", "Must be between 0 and 100.")
+    inner = _optional_object(obj.get("usage"), {"quantity", "correlationId"}, f"{path}.usage", errors)
+    if inner is not None:
+        usage = parse_decimal(inner.get("quantity"), f"{path}.usage.quantity", errors, positive=True)
     return Discounts(percentage=pct, usage_quantity=usage)
 
 
@@ -293,12 +299,9 @@ def parse_discounts(data: Any, path: str = "discounts") -> Discounts | None:
 
 def parse_commitments(data: Any, path: str = "commitments") -> Commitments | None:
     errors = ErrorList()
-    if data is None:
-        return None
-    obj = _object(data, path, errors)
+    obj = _optional_object(data, {"minimumAmount", "maximumAmount"}, path, errors)
     result = None
     if obj is not None:
-        _unknown_keys(obj, {"minimumAmount", "maximumAmount"}, path, errors)
         minimum, maximum = _commitment_fields(obj, path, errors)
         result = Commitments(minimum_amount=minimum, maximum_amount=maximum)
     errors.raise_if_any()
@@ -344,13 +347,8 @@ def price_to_json(price: Price) -> dict[str, Any]:
         out["percentage"] = dec_str(price.percentage)
         if price.fixed_amount_per_event is not None:
             out["fixedAmountPerEvent"] = dec_str(price.fixed_amount_per_event)
-        extra = (
-            price.per_transaction_minimum,
-            price.per_transaction_maximum,
-            price.free_events,
-            price.free_amount,
-        )
-        for key, value in zip(_PER_TRANSACTION, extra, strict=True):
+        for key, attr in _PER_TRANSACTION.items():
+            value = getattr(price, attr)
             if value is not None:
                 out[key] = dec_str(Decimal(value))
     if price.minimum_amount is not None:
