@@ -24,6 +24,7 @@ from catalog.validation import AddonRef, FeatureRef
 from core.errors import NotFound
 from core.ids import is_ulid
 from core.models import AuditLog, Organization
+from core.querysets import filter_given
 from metering.selectors import meter_get
 
 
@@ -141,11 +142,10 @@ def plans_using_feature(*, organization: Organization, feature_key: str) -> Quer
 
 # --- add-ons --------------------------------------------------------------------------------------
 def addon_list(*, organization: Organization, key: str = "", status: str = "") -> QuerySet[AddonVersion]:
-    qs = AddonVersion.objects.filter(organization=organization)
-    if key:
-        qs = qs.filter(key=key)
-    if status:
-        qs = qs.filter(status=status)
+    """The versions, newest first per key; `key` and `status` narrow the list when given (not "")."""
+    qs = filter_given(
+        AddonVersion.objects.filter(organization=organization), key=key or None, status=status or None
+    )
     return qs.order_by("key", "-version")
 
 
