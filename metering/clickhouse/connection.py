@@ -66,11 +66,18 @@ def literal(value: Any) -> str:
     return str(value)
 
 
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
+
+
 def _chdb_param(value: Any) -> str:
+    """A parameter's value as the engine reads it: in the escaped text format (a backslash escapes), as a
+    server reads `param_<name>` (clickhouse-connect escapes them alike)."""
     if isinstance(value, datetime):
         return ts(value)
     if isinstance(value, (list, tuple)):
         return literal(value)
+    if isinstance(value, str):
+        return value.translate(_ESCAPES)
     return str(value)
 
 
@@ -157,6 +164,10 @@ class ServerClient:
             password=unquote(parsed.password or ""),
             secure=parsed.scheme == "https",
             database="default",
+            # One client serves every thread of the process: requests must not share a server session (a
+            # server refuses a session's second concurrent query with SESSION_IS_LOCKED), and nothing here
+            # uses session state.
+            autogenerate_session_id=False,
         )
         self._client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
 
