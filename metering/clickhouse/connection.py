@@ -189,8 +189,10 @@ class ServerClient:
 
 
 def _aware(value: Any) -> Any:
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
+    """A datetime as aware UTC (as the in-process client answers): clickhouse-connect gives naive UTC for UTC
+    columns, or the server's timezone for a column it reads without one."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return value
 
 

@@ -20,7 +20,8 @@ What it speaks of https://clickhouse.com/docs/interfaces/http:
 - Basic authentication (or `X-ClickHouse-User`/`-Key`) against one user: otherwise 403 with code 516;
 - errors as the server answers them: the HTTP status ClickHouse gives the error code, the
   `X-ClickHouse-Exception-Code` header and `Code: N. DB::Exception: …` in the body; headers
-  `X-ClickHouse-Summary`, `-Query-Id`, `-Format`, `-Timezone` (the engine's `timezone()`).
+  `X-ClickHouse-Summary`, `-Query-Id`, `-Format`, `-Timezone` (the engine's `timezone()`; `timezone=`
+  plays a server configured with another one: every engine session gets it as `session_timezone`).
 """
 
 from __future__ import annotations
@@ -109,8 +110,9 @@ class ClickHouseError(Exception):
 class ChdbHttpServer:
     """`url` answers ClickHouse HTTP requests by executing them on chdb with its data in `path`."""
 
-    def __init__(self, path: str, user: str, password: str) -> None:
+    def __init__(self, path: str, user: str, password: str, timezone: str | None = None) -> None:
         self.path = path
+        self.server_timezone = timezone  # a server configured with another timezone than the engine's
         self.user, self.password = user, password
         self.staging = tempfile.mkdtemp(prefix="chdb-http-")
         self.requests: list[dict[str, Any]] = []  # what clients sent (tests look at the settings)
@@ -118,11 +120,11 @@ class ChdbHttpServer:
         self._sessions_lock = threading.Lock()
         self._pool: list[Any] = []
         self._pool_lock = threading.Lock()
-        probe = chdb_session.Session(path)
+        probe = self._session_take()
         try:
             self.timezone = probe.query("SELECT timezone()", "TabSeparated").bytes().decode().strip()
         finally:
-            probe.close()
+            self._session_give(probe, [])
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="chdb-http", daemon=True)
@@ -225,7 +227,10 @@ class ChdbHttpServer:
         with self._pool_lock:
             if self._pool:
                 return self._pool.pop()
-        return chdb_session.Session(self.path)
+        s = chdb_session.Session(self.path)
+        if self.server_timezone:
+            s.query(f"SET session_timezone = '{_escape(self.server_timezone)}'")
+        return s
 
     def _session_give(self, s: Any, applied: list[str]) -> None:
         """Back to the pool once the request's settings are undone (they never outlive the request)."""

@@ -20,6 +20,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 from metering import selectors, services, store
 from metering.clickhouse import schema
 from metering.clickhouse.connection import ChdbClient, ServerClient, make_client
+from tests.metering.store_contract.clickhouse_http import ChdbHttpServer
 from tests.metering.store_contract.conftest import HTTP_PASSWORD, HTTP_USER
 
 pytestmark = pytest.mark.django_db
@@ -71,6 +72,24 @@ def test_values_and_parameters_round_trip_as_in_process(clients):
     got = server.rows(SQL, PARAMS)
     assert got == expected
     assert all(v.tzinfo is not None for v in got[0] if isinstance(v, datetime))
+
+
+def test_a_server_in_another_timezone_answers_the_same_instants(clients, chdb_path):
+    """A server whose timezone is not UTC: values come back as the same instants, in UTC."""
+    kolkata = ChdbHttpServer(chdb_path, HTTP_USER, HTTP_PASSWORD, timezone="Asia/Kolkata")
+    try:
+        server = make_client(f"http://{HTTP_USER}:s3cret%3A%2F%40@127.0.0.1:{kolkata.port}/meterline_http")
+        assert server.rows("SELECT timezone()") == [("Asia/Kolkata",)]
+        table = f"{server.database}.{schema.ROLLUP}"
+        server.command(f"INSERT INTO {table} (organization_id, bucket) VALUES ('o', '2025-03-01 10:00:00')")
+        expected = [(datetime(2025, 3, 1, 10, tzinfo=UTC), T)]
+        sql = f"SELECT bucket, {{t:DateTime64(6, 'UTC')}} FROM {table}"
+        got = server.rows(sql, {"t": T})
+        assert got == expected
+        assert [v.tzinfo for v in got[0]] == [UTC, UTC]
+        server.close()
+    finally:
+        kolkata.close()
 
 
 def test_inserts_reach_the_engine_with_their_token(clients, http_server, tenant_a):
