@@ -62,17 +62,31 @@ def _credits_amounts(data: dict[str, Any], errors: dict[str, list[str]]) -> tupl
     return out[0], out[1]
 
 
+def _document(data: Any, root: str) -> dict[str, Any]:
+    """The object inside Lago's `root` envelope; anything but a JSON object is `invalid_value`."""
+    if not isinstance(data, dict):
+        raise LagoInvalid({root: ["invalid_value"]})
+    return data
+
+
+def _mandatory_id(data: dict[str, Any], name: str, errors: dict[str, list[str]]) -> str:
+    """`data[name]`, an id that must be a non-empty string: when it is not, `value_is_mandatory` goes
+    into `errors` and the answer is ""."""
+    value = data.get(name)
+    if isinstance(value, str) and value:
+        return value
+    errors[name] = ["value_is_mandatory"]
+    return ""
+
+
 def wallet_create(
     *, organization: Organization, data: Any, actor: Actor = None
 ) -> tuple[Customer, list[CustomerCredit]]:
     """A Lago wallet is the customer's credits in its currency (1 credit = 1 unit of the currency): paid and
     granted credits become one credit each. The wallet's id is the customer's id."""
-    if not isinstance(data, dict):
-        raise LagoInvalid({"wallet": ["invalid_value"]})
+    data = _document(data, "wallet")
     errors: dict[str, list[str]] = {}
-    external_customer_id = data.get("external_customer_id")
-    if not isinstance(external_customer_id, str) or not external_customer_id:
-        errors["external_customer_id"] = ["value_is_mandatory"]
+    external_customer_id = _mandatory_id(data, "external_customer_id", errors)
     rate = data.get("rate_amount", "1")
     if wire.decimal_string(rate) != Decimal(1):
         errors["rate_amount"] = ["not_supported"]
@@ -89,7 +103,6 @@ def wallet_create(
         errors["recurring_transaction_rules"] = ["not_supported"]
     if errors:
         raise LagoInvalid(errors)
-    assert isinstance(external_customer_id, str)
     customer = billing_selectors.customer_list(organization=organization, key=external_customer_id).first()
     if customer is None:
         raise NotFound("customer_not_found")
@@ -144,18 +157,14 @@ def wallet_top_up(
 def wallet_transaction_create(
     *, organization: Organization, data: Any, actor: Actor = None
 ) -> tuple[Customer, list[CustomerCredit]]:
-    if not isinstance(data, dict):
-        raise LagoInvalid({"wallet_transaction": ["invalid_value"]})
+    data = _document(data, "wallet_transaction")
     errors: dict[str, list[str]] = {}
-    wallet_id = data.get("wallet_id")
-    if not isinstance(wallet_id, str) or not wallet_id:
-        errors["wallet_id"] = ["value_is_mandatory"]
+    wallet_id = _mandatory_id(data, "wallet_id", errors)
     paid, granted = _credits_amounts(data, errors)
     if data.get("voided_credits") not in (None, "", "0", 0):
         errors["voided_credits"] = ["not_supported"]
     if errors:
         raise LagoInvalid(errors)
-    assert isinstance(wallet_id, str)
     customer = wallet_customer(organization=organization, wallet_id=wallet_id)
     return customer, wallet_top_up(
         organization=organization, customer=customer, paid=paid, granted=granted, actor=actor
