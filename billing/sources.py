@@ -8,7 +8,6 @@ The default providers call `catalog.selectors` and `metering.selectors`; `set_pr
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
@@ -17,6 +16,7 @@ from typing import Any, ClassVar, cast
 from catalog import selectors as catalog
 from core.errors import NotFound
 from core.models import Organization
+from core.providers import Providers
 from metering import selectors as metering
 
 
@@ -278,20 +278,17 @@ def _catalog_plan_choices(*, organization: Organization) -> list[tuple[str, str,
     return [(p.key, p.name, p.version) for p in rows]
 
 
-_PROVIDERS: dict[str, Callable[..., Any]] = {
-    "plan": _catalog_plan,
-    "addon": _catalog_addon,
-    "feature": _catalog_feature,
-    "usage": _metering_usage,
-    "usage_bulk": _metering_usage_bulk,
-    "plan_choices": _catalog_plan_choices,
-}
-_DEFAULTS = dict(_PROVIDERS)
-
-
-def set_provider(name: str, fn: Callable[..., Any] | None) -> None:
-    """Replace a provider (None restores the default)."""
-    _PROVIDERS[name] = fn or _DEFAULTS[name]
+_PROVIDERS = Providers(
+    {
+        "plan": _catalog_plan,
+        "addon": _catalog_addon,
+        "feature": _catalog_feature,
+        "usage": _metering_usage,
+        "usage_bulk": _metering_usage_bulk,
+        "plan_choices": _catalog_plan_choices,
+    }
+)
+set_provider = _PROVIDERS.set
 
 
 def _provided(provider: str, missing: str, **kwargs: Any) -> Any:

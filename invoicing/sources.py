@@ -9,7 +9,6 @@ that are due, and usage through `metering.selectors` (features and meters from c
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -26,6 +25,7 @@ from billing.selectors import subjects_for_customers
 from catalog.models import Feature
 from catalog.selectors import feature_list
 from core.models import Organization
+from core.providers import Providers
 from invoicing.lines import BillableItem
 from metering import selectors as metering_selectors
 from metering.models import Meter
@@ -516,22 +516,17 @@ def _billing_event_values(
     return out
 
 
-_PROVIDERS: dict[str, Callable[..., Any]] = {
-    "items_bulk": _billing_items_bulk,
-    "usage_bulk": _billing_usage_bulk,
-    "due_periods": _billing_due_periods,
-    "current_periods": _billing_current_periods,
-    "usage": _billing_usage,
-    "event_values": _billing_event_values,
-}
-_DEFAULTS = dict(_PROVIDERS)
-
-
-def set_provider(name: str, fn: Callable[..., Any] | None) -> None:
-    """Replace a provider (None restores the default)."""
-    if name not in _DEFAULTS:
-        raise KeyError(name)
-    _PROVIDERS[name] = fn or _DEFAULTS[name]
+_PROVIDERS = Providers(
+    {
+        "items_bulk": _billing_items_bulk,
+        "usage_bulk": _billing_usage_bulk,
+        "due_periods": _billing_due_periods,
+        "current_periods": _billing_current_periods,
+        "usage": _billing_usage,
+        "event_values": _billing_event_values,
+    }
+)
+set_provider = _PROVIDERS.set
 
 
 def billable_items(
