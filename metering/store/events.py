@@ -256,21 +256,25 @@ def event_conditions(filters: EventFilters) -> list[tuple[str, str, Any]]:
     return [(*_FILTER_COLUMNS[name], value) for name, value in filters.items() if value is not None]
 
 
+def and_given(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
+    """The optional conditions of a WHERE clause: for each (SQL condition with one %s, value) whose value
+    is not None, " AND condition", joined; and the values to bind, in the same order."""
+    given = [(sql, value) for sql, value in conditions if value is not None]
+    return "".join(f" AND {sql}" for sql, _ in given), [value for _, value in given]
+
+
 def events_list(
     *, organization_id: str, limit: int = 100, **filters: Unpack[EventFilters]
 ) -> list[StoredEvent]:
     """Most recently ingested first."""
-    where = ["organization_id = %s"]
-    params: list[Any] = [organization_id]
-    for column, op, value in event_conditions(filters):
-        where.append(f"{column} {op} %s")
-        params.append(value)
-    params.append(limit)
+    where, params = and_given(
+        *((f"{column} {op} %s", value) for column, op, value in event_conditions(filters))
+    )
     with connection.cursor() as cur:
         cur.execute(
             "SELECT seq, source, event_id, type, subject, time, data, stored_at FROM metering_event "
-            f"WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT %s",
-            params,
+            f"WHERE organization_id = %s{where} ORDER BY seq DESC LIMIT %s",
+            [organization_id, *params, limit],
         )
         rows = cur.fetchall()
     return [StoredEvent(r[0], r[1], r[2], r[3], r[4], r[5], _json(r[6]), r[7]) for r in rows]

@@ -9,13 +9,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import psycopg
 from django.db import DatabaseError, connection, transaction
 
 from core import rls
-from metering.store.events import CONFLICT_INSERT, ORG_LOCK_CLASS, StoreCounts, store_locks, store_rows
+from metering.store.events import (
+    CONFLICT_INSERT,
+    ORG_LOCK_CLASS,
+    StoreCounts,
+    and_given,
+    store_locks,
+    store_rows,
+)
 
 DRAIN_LOCK_CLASS = (
     ORG_LOCK_CLASS  # pg_advisory_xact_lock(DRAIN_LOCK_CLASS, hashtext(org)): one drainer per org
@@ -76,18 +82,11 @@ def inbox_pending(
 ) -> list[tuple[str, int, int]]:
     """[(organization id, pending batches, pending events)] for batches not yet stored nor failed
     (only those with id <= `up_to_id` when given), oldest organization first."""
-    where = "failed_at IS NULL"
-    params: list[Any] = []
-    if organization_id is not None:
-        where += " AND organization_id = %s"
-        params.append(organization_id)
-    if up_to_id is not None:
-        where += " AND id <= %s"
-        params.append(up_to_id)
+    where, params = and_given(("organization_id = %s", organization_id), ("id <= %s", up_to_id))
     with connection.cursor() as cur:
         cur.execute(
             "SELECT organization_id, count(*), coalesce(sum(event_count), 0) FROM metering_inboxbatch "
-            f"WHERE {where} GROUP BY organization_id ORDER BY min(id)",
+            f"WHERE failed_at IS NULL{where} GROUP BY organization_id ORDER BY min(id)",
             params,
         )
         return [(org, int(n), int(ev)) for org, n, ev in cur.fetchall()]
@@ -128,13 +127,9 @@ def inbox_pending_events() -> int:
 
 def inbox_last_pending(*, organization_id: str | None = None) -> int | None:
     """The newest pending batch id of an organization, or of all (None: nothing pending). One index probe."""
-    sql = "SELECT max(id) FROM metering_inboxbatch WHERE failed_at IS NULL"
-    params: list[Any] = []
-    if organization_id is not None:
-        sql += " AND organization_id = %s"
-        params.append(organization_id)
+    where, params = and_given(("organization_id = %s", organization_id))
     with connection.cursor() as cur:
-        cur.execute(sql, params)
+        cur.execute(f"SELECT max(id) FROM metering_inboxbatch WHERE failed_at IS NULL{where}", params)
         found = cur.fetchone()[0]
     return None if found is None else int(found)
 

@@ -18,6 +18,7 @@ from django.db import connection
 
 from core.limits import TIME_MAX, TIME_MIN
 from metering.jsonpath import compile_path
+from metering.store.events import and_given
 from metering.store.meters import MeterSpec, value_sql
 from metering.store.rollups import Flush, watermark_get, watermarks_read, watermarks_with_flush
 
@@ -400,20 +401,12 @@ def window_end(start: datetime, window_size: str, tz: str) -> datetime:
 def subjects_list(
     *, spec: MeterSpec, time_from: datetime | None = None, time_to: datetime | None = None
 ) -> list[str]:
-    params: list[Any] = [spec.organization_id, spec.event_type]
-    where = ""
-    if time_from is not None:
-        where += " AND time >= %s"
-        params.append(time_from)
-    if time_to is not None:
-        where += " AND time < %s"
-        params.append(time_to)
+    where, params = and_given(("time >= %s", time_from), ("time < %s", time_to))
     with connection.cursor() as cur:
         cur.execute(
             "SELECT DISTINCT subject FROM metering_event WHERE organization_id = %s AND type = %s"
-            + where
-            + " ORDER BY subject",
-            params,
+            f"{where} ORDER BY subject",
+            [spec.organization_id, spec.event_type, *params],
         )
         return [r[0] for r in cur.fetchall()]
 
