@@ -28,7 +28,7 @@ from billing.forms import (
 from billing.models import Customer
 from core.console import console_view
 from core.errors import DomainError
-from core.forms import add_domain_error
+from core.forms import add_domain_error, form_write
 from core.http import ConsoleRequest
 from core.models import Role
 
@@ -166,20 +166,20 @@ def customer_edit(request: ConsoleRequest, _customer_id: str, cust: Customer) ->
     subjects = selectors.customer_subject_keys(customer=cust)
     if request.method == "POST":
         form = CustomerDetailsForm(request.POST)
-        if form.is_valid():
-            try:
-                services.customer_update(
-                    organization=org, customer=cust, actor=request.user, **form.service_kwargs()
-                )
-            except DomainError as exc:
-                form.add_error(_FORM_FIELDS.get(exc.field or ""), exc.detail)
-            else:
-                messages.success(request, "Customer details saved.")
-                if request.htmx:
-                    response = HttpResponse(status=204)
-                    response["HX-Redirect"] = reverse("billing_console_customer", args=[cust.id])
-                    return response
-                return redirect("billing_console_customer", customer_id=cust.id)
+        saved = form_write(
+            form,
+            lambda: services.customer_update(
+                organization=org, customer=cust, actor=request.user, **form.service_kwargs()
+            ),
+            fields=_FORM_FIELDS,
+        )
+        if saved:
+            messages.success(request, "Customer details saved.")
+            if request.htmx:
+                response = HttpResponse(status=204)
+                response["HX-Redirect"] = reverse("billing_console_customer", args=[cust.id])
+                return response
+            return redirect("billing_console_customer", customer_id=cust.id)
     else:
         form = CustomerDetailsForm(initial=CustomerDetailsForm.initial_for(customer=cust, subjects=subjects))
     context = {"customer": cust, "form": form, "section": "details-form"}

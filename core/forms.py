@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS
@@ -32,6 +33,7 @@ class SignupForm(forms.Form):
 # (`phase.key`, `rateCard.price.amount`, `meterGroupByFilters.model`). A console form shows each reason
 # next to the input it concerns: `add_domain_error` puts them on a Django form, `error_map` reads them
 # back as {field: first reason} ("general" for the rest) for templates that show one message per input.
+# `form_write` is the whole console write: validate, call the service, put its domain error on the form.
 
 
 def domain_error_items(exc: DomainError) -> list[dict[str, str]]:
@@ -53,6 +55,21 @@ def add_domain_error(form: forms.Form, exc: DomainError, *, fields: Mapping[str,
             last = name.rsplit(".", 1)[-1]
             target = last if last in form.fields else None
         form.add_error(target, item["reason"])
+
+
+def form_write(
+    form: forms.Form, write: Callable[[], Any], *, fields: Mapping[str, str] | None = None
+) -> bool:
+    """Call `write()` when `form` is valid; a DomainError it raises goes onto the form (`add_domain_error`
+    with `fields`). True when the write ran; False leaves the reasons in `form.errors`."""
+    if not form.is_valid():
+        return False
+    try:
+        write()
+    except DomainError as exc:
+        add_domain_error(form, exc, fields=fields)
+        return False
+    return True
 
 
 def error_map(form: forms.Form) -> dict[str, str]:

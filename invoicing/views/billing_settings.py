@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from core.console import console_view
 from core.errors import DomainError, NotFound, ValidationFailed
-from core.forms import add_domain_error
+from core.forms import form_write
 from core.http import ConsoleRequest
 from core.models import Organization, Role
 from invoicing import selectors, services
@@ -124,12 +124,12 @@ def billing_settings_supplier(request: ConsoleRequest) -> HttpResponse:
     """Supplier details (name, address, tax id, e-mail, payment instructions) printed on invoices."""
     org = request.organization
     form = SupplierForm(request.POST)
-    if form.is_valid():
-        try:
-            services.invoicing_settings_update(organization=org, actor=request.user, **form.cleaned_data)
-        except DomainError as exc:
-            add_domain_error(form, exc, fields=SNAKE_SUPPLIER)
-    if form.errors:
+    saved = form_write(
+        form,
+        lambda: services.invoicing_settings_update(organization=org, actor=request.user, **form.cleaned_data),
+        fields=SNAKE_SUPPLIER,
+    )
+    if not saved:
         return _partial(
             request, "supplier-card", _supplier_context(org, form), status=200 if request.htmx else 400
         )

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from billing.models import Customer
 from core.console import console_view
 from core.errors import DomainError, NotFound
-from core.forms import add_domain_error
+from core.forms import form_write
 from core.http import ConsoleRequest
 from core.models import Organization, Role
 from invoicing import credits as credits_module
@@ -69,14 +69,13 @@ def customer_credit_create(request: ConsoleRequest, customer_id: str) -> HttpRes
     org = request.organization
     customer = _customer(org, customer_id)
     form = CreditForm(request.POST)
-    if form.is_valid():
-        try:
-            credits_module.customer_credit_create(
-                organization=org, customer=customer, actor=request.user, **form.service_kwargs()
-            )
-        except DomainError as exc:
-            add_domain_error(form, exc)
-    if form.errors:
+    saved = form_write(
+        form,
+        lambda: credits_module.customer_credit_create(
+            organization=org, customer=customer, actor=request.user, **form.service_kwargs()
+        ),
+    )
+    if not saved:
         # htmx 2 does not swap 4xx answers: the form with its errors comes back as 200
         return _section(
             request, "billing", _billing_context(org, customer, form), status=200 if request.htmx else 400

@@ -10,8 +10,7 @@ from django import forms
 from django.contrib import messages
 from django.http import HttpRequest
 
-from core.errors import DomainError
-from core.forms import add_domain_error
+from core.forms import form_write
 
 
 def flash_form_errors(request: HttpRequest, form: forms.Form) -> None:
@@ -22,12 +21,7 @@ def flash_form_errors(request: HttpRequest, form: forms.Form) -> None:
 def submit_and_flash(request: HttpRequest, form: forms.Form, write: Callable[[], Any], done: str) -> None:
     """Call `write` when `form` is valid; flash `done`, or the form's errors and the domain error `write`
     raised (put on the form by `core.forms.add_domain_error`)."""
-    if form.is_valid():
-        try:
-            write()
-        except DomainError as exc:
-            add_domain_error(form, exc)
-    if form.errors:
+    if not form_write(form, write):
         flash_form_errors(request, form)
     else:
         messages.success(request, done)

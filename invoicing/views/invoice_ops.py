@@ -13,8 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from core.console import console_view
-from core.errors import DomainError
-from core.forms import add_domain_error
+from core.forms import form_write
 from core.http import ConsoleRequest
 from core.models import Role
 from invoicing import services
@@ -57,17 +56,17 @@ def invoice_mark_paid(request: ConsoleRequest, invoice_id: str) -> HttpResponse:
     """Mark paid with a payment record (amount, date received, reference) through one service."""
     invoice = invoice_or_404(request, invoice_id)
     form = PaymentForm(request.POST)
-    if form.is_valid():
-        try:
-            services.invoice_mark_paid(
-                organization=request.organization,
-                invoice=invoice,
-                actor=request.user,
-                **form.service_kwargs(),
-            )
-        except DomainError as exc:
-            add_domain_error(form, exc, fields={"paidAt": "paid_on"})
-    if form.errors:
+    saved = form_write(
+        form,
+        lambda: services.invoice_mark_paid(
+            organization=request.organization,
+            invoice=invoice,
+            actor=request.user,
+            **form.service_kwargs(),
+        ),
+        fields={"paidAt": "paid_on"},
+    )
+    if not saved:
         invoice = invoice_or_404(request, invoice.id)  # read again: the service may have moved it
         return render(request, DETAIL_PAGE, detail_context(request, invoice, payment_form=form), status=400)
     messages.success(request, "Payment recorded; the invoice is paid.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from core.errors import Conflict, ValidationFailed
-from core.forms import add_domain_error, domain_error_items, error_map
+from core.forms import add_domain_error, domain_error_items, error_map, form_write
 
 
 class _PhaseForm(forms.Form):
@@ -50,3 +50,36 @@ def test_an_error_naming_one_field_or_none() -> None:
     assert error_map(form) == {"key": "Plan 'pro' already exists.", "general": "Changed while publishing."}
     assert domain_error_items(Conflict("x")) == [{"name": "", "reason": "x"}]
     assert form.cleaned_data == {"name": "Trial"}  # the field in error is no longer clean
+
+
+def test_form_write_calls_the_service_only_for_a_valid_form() -> None:
+    calls: list[str] = []
+    form = _PhaseForm({"key": "x" * 3, "name": "Trial"})
+    assert form_write(form, lambda: calls.append(form.cleaned_data["key"])) is True
+    assert calls == ["xxx"]
+    assert not form.errors
+
+    class _Required(forms.Form):
+        key = forms.CharField()
+
+    invalid = _Required({})
+    assert form_write(invalid, lambda: calls.append("never")) is False
+    assert calls == ["xxx"]
+    assert "key" in invalid.errors
+
+
+def test_form_write_puts_the_domain_error_on_the_mapped_field() -> None:
+    form = _PhaseForm({"key": "trial", "name": "Trial"})
+
+    def write() -> None:
+        raise ValidationFailed("Name taken.", field="planName")
+
+    assert form_write(form, write, fields={"planName": "name"}) is False
+    assert form.errors["name"] == ["Name taken."]
+    unnamed = _PhaseForm({"key": "trial"})
+
+    def conflict() -> None:
+        raise Conflict("Already archived.")
+
+    assert form_write(unnamed, conflict) is False
+    assert error_map(unnamed) == {"general": "Already archived."}
