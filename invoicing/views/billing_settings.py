@@ -106,6 +106,24 @@ def _saved(
     return _partial(request, name, context())
 
 
+def _card_write(
+    request: ConsoleRequest,
+    name: str,
+    write: Callable[[], Any],
+    *,
+    failed: Callable[[dict[str, str]], dict[str, Any]],
+    done: str,
+    saved: Callable[[], dict[str, Any]],
+) -> HttpResponse:
+    """Call `write()`; on ValidationFailed the named card again with `failed(errors by field)` (400),
+    else `_saved` with `done` and the card's `saved()` context."""
+    try:
+        write()
+    except ValidationFailed as exc:
+        return _partial(request, name, failed(_errors(exc)), status=400)
+    return _saved(request, done, name, saved)
+
+
 @console_view(min_role=Role.ADMIN)
 def billing_settings(request: ConsoleRequest) -> HttpResponse:
     org = request.organization
@@ -143,18 +161,13 @@ def billing_settings_stripe(request: ConsoleRequest) -> HttpResponse:
     org = request.organization
     # empty secret inputs keep the stored secret (write-only fields are never filled back)
     values = StripeForm.values(request.POST)
-    try:
-        services.stripe_settings_set(organization=org, actor=request.user, **values)
-    except ValidationFailed as exc:
-        return _partial(
-            request,
-            "stripe-card",
-            {**_stripe_context(org, request), "stripe_errors": _errors(exc)},
-            status=400,
-        )
-    done = "Stripe settings saved."
-    return _saved(
-        request, done, "stripe-card", lambda: {**_stripe_context(org, request), "stripe_saved": True}
+    return _card_write(
+        request,
+        "stripe-card",
+        lambda: services.stripe_settings_set(organization=org, actor=request.user, **values),
+        failed=lambda errors: {**_stripe_context(org, request), "stripe_errors": errors},
+        done="Stripe settings saved.",
+        saved=lambda: {**_stripe_context(org, request), "stripe_saved": True},
     )
 
 
@@ -163,13 +176,14 @@ def billing_settings_stripe(request: ConsoleRequest) -> HttpResponse:
 def billing_settings_invoicing(request: ConsoleRequest) -> HttpResponse:
     org = request.organization
     fields = InvoiceSettingsForm.values(request.POST)
-    try:
-        services.invoicing_settings_update(organization=org, actor=request.user, **fields)
-    except ValidationFailed as exc:
-        errors = {SNAKE.get(k, k): v for k, v in _errors(exc).items()}
-        return _partial(request, "invoice-settings", {"inv": fields, "inv_errors": errors}, status=400)
-    done = "Invoice settings saved."
-    return _saved(request, done, "invoice-settings", lambda: {**_settings_context(org), "inv_saved": True})
+    return _card_write(
+        request,
+        "invoice-settings",
+        lambda: services.invoicing_settings_update(organization=org, actor=request.user, **fields),
+        failed=lambda errors: {"inv": fields, "inv_errors": {SNAKE.get(k, k): v for k, v in errors.items()}},
+        done="Invoice settings saved.",
+        saved=lambda: {**_settings_context(org), "inv_saved": True},
+    )
 
 
 @require_POST
