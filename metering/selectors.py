@@ -133,21 +133,21 @@ def meter_query(
             raise NotFound(f"No customer {missing[0]!r} in this organization.")
     if customers is not None:
         group_customer = True
-    return store.usage_query(
-        flush=_flusher(organization.id),
+    query = store.UsageQuery(
         spec=store.MeterSpec.of(meter),
         time_from=from_,
         time_to=to,
         window_size=window_size,
         window_tz=window_tz,
         subjects=list(subjects) if subjects is not None else None,
-        group_by=dims,
+        group_by=tuple(dims),
         group_by_subject=group_subject,
         filter_group_by={k: list(v) for k, v in (filter_group_by or {}).items()},
         customers=customers,
         group_by_customer=group_customer,
         use_rollups=use_rollups,
     )
+    return store.usage_query(query, flush=_flusher(organization.id))
 
 
 def meter_usage_total(
@@ -167,15 +167,14 @@ def meter_usage_total(
     m = meter_get(organization=organization, id_or_slug=meter)
     if not subjects:
         return Decimal(0)
-    rows = store.usage_query(
-        flush=_flusher(organization.id),
+    query = store.UsageQuery(
         spec=store.MeterSpec.of(m),
         time_from=start,
         time_to=end,
-        window_size=None,
         subjects=list(subjects),
         filter_group_by={k: [v] if isinstance(v, str) else list(v) for k, v in (filters or {}).items()},
     )
+    rows = store.usage_query(query, flush=_flusher(organization.id))
     if not rows:
         return Decimal(0)
     if len(rows) == 1:

@@ -76,9 +76,10 @@ def verify_organization(
     """Every meter's totals per UTC day on both stores; the days that differ. `specs`: (name, spec)."""
     out: list[DayMismatch] = []
     for name, spec in specs:
-        rows = pg_usage.usage_query(spec=spec, time_from=None, time_to=None, window_size="DAY")
+        by_day = store.UsageQuery(spec=spec, time_from=None, time_to=None, window_size="DAY")
+        rows = pg_usage.usage_query(by_day)
         pg = {r.window_start: r.value for r in rows}
-        rows = ch_query.usage_query(spec=spec, time_from=None, time_to=None, window_size="DAY")
+        rows = ch_query.usage_query(by_day)
         ch = {r.window_start: r.value for r in rows}
         days = sorted(set(pg) | set(ch))
         bad = [DayMismatch(name, d, pg.get(d), ch.get(d)) for d in days if pg.get(d) != ch.get(d)]

@@ -253,10 +253,9 @@ def _rows(q: UsageQuery, found: Sequence[tuple[Any, ...]]) -> list[store.UsageRo
     return out
 
 
-def usage_query(*, flush: store.Flush | None = None, **kwargs: Any) -> list[store.UsageRow]:
+def usage_query(q: UsageQuery, *, flush: store.Flush | None = None) -> list[store.UsageRow]:
     """As the PostgreSQL store's `usage_query` (same arguments and rows). `flush` is called first when the
     organization has accepted batches not yet stored (read-your-writes)."""
-    q = UsageQuery(**kwargs)
     _flush(q.spec.organization_id, flush)
     sql, params = usage_sql(q, _key(q))
     return _rows(q, client().rows(sql, params))

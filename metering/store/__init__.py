@@ -85,6 +85,7 @@ from metering.store.usage import (
     HOUR,
     UNITS,
     TotalRequest,
+    UsageQuery,
     UsageRow,
 )
 
@@ -110,6 +111,7 @@ __all__ = [
     "StoredEvent",
     "TooManyEvents",
     "TotalRequest",
+    "UsageQuery",
     "UsageRow",
     "drain_worker_slot",
     "event_conditions",

@@ -62,38 +62,10 @@ def tz_whole_hours(tz: str, start: datetime | None, end: datetime | None) -> boo
     return True
 
 
-def usage_query(
-    *,
-    spec: MeterSpec,
-    time_from: datetime | None,
-    time_to: datetime | None,
-    window_size: str | None,
-    window_tz: str = "UTC",
-    subjects: Sequence[str] | None = None,
-    group_by: Sequence[str] = (),
-    group_by_subject: bool = False,
-    filter_group_by: Mapping[str, Sequence[str]] | None = None,
-    customers: Mapping[str, Sequence[str]] | None = None,
-    group_by_customer: bool = False,
-    use_rollups: bool = True,
-    flush: Flush | None = None,
-) -> list[UsageRow]:
-    """Aggregate a meter over [time_from, time_to) (see docs/metering.md "Query algorithm"). `flush`:
+def usage_query(q: UsageQuery, *, flush: Flush | None = None) -> list[UsageRow]:
+    """Aggregate a meter over [q.time_from, q.time_to) (see docs/metering.md "Query algorithm"). `flush`:
     read-your-writes, see `watermarks_with_flush`."""
-    q = UsageQuery(
-        spec=spec,
-        time_from=time_from,
-        time_to=time_to,
-        window_size=window_size,
-        window_tz=window_tz,
-        subjects=list(subjects) if subjects is not None else None,
-        group_by=tuple(group_by),
-        group_by_subject=group_by_subject,
-        filter_group_by={k: list(v) for k, v in (filter_group_by or {}).items()},
-        customers=customers,
-        group_by_customer=group_by_customer,
-        use_rollups=use_rollups,
-    )
+    spec = q.spec
     for _attempt in range(3):
         w0 = watermarks_with_flush(spec.organization_id, [spec.id], flush).get(spec.id, 0)
         flush = None
@@ -105,7 +77,11 @@ def usage_query(
 
 @dataclass(frozen=True)
 class UsageQuery:
-    """One usage statement's inputs (see `usage_query` for their meaning)."""
+    """One usage statement's inputs (`usage_query`): `spec`'s usage in [time_from, time_to) (None: open),
+    in windows of `window_size` (None = one window) in `window_tz`; only `subjects` (None = all) and the
+    `filter_group_by` {dimension: [allowed values]}; rows grouped by the `group_by` dimensions, and by
+    subject / customer when asked; `customers` ({customer id: [subject, ...]}) limits to their subjects.
+    `use_rollups=False` reads raw events only."""
 
     spec: MeterSpec
     time_from: datetime | None
