@@ -121,24 +121,23 @@ def usage_sql(q: UsageQuery, key: str | None) -> tuple[str, dict[str, Any]]:
     branches: list[str] = []
     if key is not None:
         params["key"] = key
+        # Whole hours come from the rollups; the partial hour before the first whole one and the partial
+        # hour after the last whole one from raw events. (param, its value, the bound it rounds, rollup
+        # operator, the partial hour's [start, end) params)
         core_lo = ceil_hour(q.time_from) if q.time_from else None
         core_hi = floor_hour(q.time_to) if q.time_to else None
-        if core_lo is not None:
-            params["core_lo"] = core_lo
-            roll_where.append(f"bucket >= {{core_lo:{_TIME}}}")
-        if core_lo is not None and core_lo != q.time_from:  # the partial hour before the first whole one
-            branches.append(
-                raw_select
-                + " AND ".join([*raw_where, f"time >= {{t_from:{_TIME}}}", f"time < {{core_lo:{_TIME}}}"])
-            )
-        if core_hi is not None:
-            params["core_hi"] = core_hi
-            roll_where.append(f"bucket < {{core_hi:{_TIME}}}")
-        if core_hi is not None and core_hi != q.time_to:  # the partial hour after the last whole one
-            branches.append(
-                raw_select
-                + " AND ".join([*raw_where, f"time >= {{core_hi:{_TIME}}}", f"time < {{t_to:{_TIME}}}"])
-            )
+        edges = (
+            ("core_lo", core_lo, q.time_from, ">=", "t_from", "core_lo"),
+            ("core_hi", core_hi, q.time_to, "<", "core_hi", "t_to"),
+        )
+        for name, edge, bound, op, part_from, part_to in edges:
+            if edge is None:
+                continue
+            params[name] = edge
+            roll_where.append(f"bucket {op} {{{name}:{_TIME}}}")
+            if edge != bound:
+                part = [f"time >= {{{part_from}:{_TIME}}}", f"time < {{{part_to}:{_TIME}}}"]
+                branches.append(raw_select + " AND ".join([*raw_where, *part]))
         branches.append(
             f"SELECT {', '.join(roll_cols + roll_g)} FROM {db}.{schema.ROLLUP} WHERE {' AND '.join(roll_where)}"
         )
