@@ -32,7 +32,7 @@ from billing.proration import prorate, proration_fraction
 from core.errors import NotFound
 from core.ids import is_ulid
 from core.models import Organization
-from core.querysets import filter_given
+from core.querysets import filter_given, first_or_not_found
 
 
 def customer_get(*, organization: Organization, id_or_key: str, include_deleted: bool = False) -> Customer:
@@ -186,14 +186,10 @@ def customers_annotate_current_subscription(
 
 
 def subscription_get(*, organization: Organization, subscription_id: str) -> Subscription:
-    sub = (
-        Subscription.objects.filter(organization=organization, id=subscription_id)
-        .select_related("customer")
-        .first()
+    return first_or_not_found(
+        Subscription.objects.filter(organization=organization, id=subscription_id).select_related("customer"),
+        f"No such subscription: {subscription_id!r}.",
     )
-    if sub is None:
-        raise NotFound(f"No such subscription: {subscription_id!r}.")
-    return sub
 
 
 def subscription_list(

@@ -6,6 +6,8 @@ from typing import Any, TypeVar
 
 from django.db.models import Model, QuerySet
 
+from core.errors import NotFound
+
 M = TypeVar("M", bound=Model)
 
 
@@ -15,3 +17,11 @@ def filter_given(qs: QuerySet[M], **lookups: Any) -> QuerySet[M]:
     and several differ)."""
     given = {lookup: value for lookup, value in lookups.items() if value is not None}
     return qs.filter(**given) if given else qs
+
+
+def first_or_not_found(qs: QuerySet[M], detail: str) -> M:
+    """The first row of `qs` (a lookup by id or key); NotFound(`detail`), a 404, when it has none."""
+    row = qs.first()
+    if row is None:
+        raise NotFound(detail)
+    return row

@@ -38,6 +38,7 @@ from core.errors import Conflict, NotFound, ValidationFailed
 from core.ids import is_ulid
 from core.models import Organization
 from core.money import currency_exponent, is_currency, quantize, to_decimal
+from core.querysets import first_or_not_found
 from invoicing.models import CreditApplication, CustomerCredit, InvoiceStatus
 
 MAX_INTEGER_DIGITS = 18
@@ -226,14 +227,12 @@ def customer_credit_list(
 def customer_credit_get(
     *, organization: Organization, customer_id: str, credit_id: str, at: datetime | None = None
 ) -> CustomerCredit:
-    credit = (
-        customer_credit_list(organization=organization, customer_id=customer_id, at=at)
-        .filter(id=credit_id.upper() if is_ulid(credit_id) else credit_id)
-        .first()
+    return first_or_not_found(
+        customer_credit_list(organization=organization, customer_id=customer_id, at=at).filter(
+            id=credit_id.upper() if is_ulid(credit_id) else credit_id
+        ),
+        f"No such credit: {credit_id!r}.",
     )
-    if credit is None:
-        raise NotFound(f"No such credit: {credit_id!r}.")
-    return credit
 
 
 def credit_application_list(

@@ -8,10 +8,9 @@ from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 from django.http import HttpRequest
 
 from billing.models import Customer
-from core.errors import NotFound
 from core.links import absolute_url
 from core.models import Organization
-from core.querysets import filter_given
+from core.querysets import filter_given, first_or_not_found
 from invoicing.models import (
     Invoice,
     InvoiceLine,
@@ -26,12 +25,10 @@ from invoicing.models import (
 
 def live_customer_get(*, organization: Organization, customer_id: str) -> Customer:
     """The organization's live customer with this id (one query, its subjects not loaded), else NotFound."""
-    customer = Customer.objects.filter(
-        organization=organization, id=customer_id, deleted_at__isnull=True
-    ).first()
-    if customer is None:
-        raise NotFound(f"No such customer: {customer_id!r}.")
-    return customer
+    return first_or_not_found(
+        Customer.objects.filter(organization=organization, id=customer_id, deleted_at__isnull=True),
+        f"No such customer: {customer_id!r}.",
+    )
 
 
 def invoice_list(
@@ -66,15 +63,12 @@ def invoice_list_totals(qs: QuerySet[Invoice]) -> list[dict]:
 
 
 def invoice_get(*, organization: Organization, invoice_id: str) -> Invoice:
-    invoice = (
+    return first_or_not_found(
         Invoice.objects.filter(organization=organization, id=invoice_id)
         .select_related("customer", "organization", "credit_note")
-        .prefetch_related(Prefetch("lines", queryset=InvoiceLine.objects.order_by("position", "id")))
-        .first()
+        .prefetch_related(Prefetch("lines", queryset=InvoiceLine.objects.order_by("position", "id"))),
+        f"No such invoice: {invoice_id!r}.",
     )
-    if invoice is None:
-        raise NotFound(f"No such invoice: {invoice_id!r}.")
-    return invoice
 
 
 def invoice_run_list(*, organization: Organization) -> QuerySet[InvoiceRun]:
@@ -104,10 +98,9 @@ def tax_rate_list(*, organization: Organization, include_archived: bool = False)
 
 
 def tax_rate_get(*, organization: Organization, tax_rate_id: str) -> TaxRate:
-    rate = TaxRate.objects.filter(organization=organization, id=tax_rate_id).first()
-    if rate is None:
-        raise NotFound(f"No tax rate {tax_rate_id}.")
-    return rate
+    return first_or_not_found(
+        TaxRate.objects.filter(organization=organization, id=tax_rate_id), f"No tax rate {tax_rate_id}."
+    )
 
 
 def stripe_settings_get(*, organization: Organization) -> StripeSettings | None:
@@ -126,10 +119,10 @@ def secret_hint(secret: str) -> str:
 
 
 def webhook_endpoint_get(*, organization: Organization, endpoint_id: str) -> WebhookEndpoint:
-    endpoint = WebhookEndpoint.objects.filter(organization=organization, id=endpoint_id).first()
-    if endpoint is None:
-        raise NotFound(f"No webhook endpoint {endpoint_id}.")
-    return endpoint
+    return first_or_not_found(
+        WebhookEndpoint.objects.filter(organization=organization, id=endpoint_id),
+        f"No webhook endpoint {endpoint_id}.",
+    )
 
 
 ISSUED_STATUSES = ("issued", "paid", "payment_failed", "overdue", "uncollectible")
