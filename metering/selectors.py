@@ -199,7 +199,7 @@ def meter_usage_totals(*, organization: Organization, requests: Sequence[UsageTo
     `filter_group_by`: {dimension: value or [values]}. SUM and COUNT meters are answered together in
     three statements whatever the number of requests, meters or subjects (`store.usage_totals_many`:
     watermarks, one UNION ALL over rollups + raw tail, watermarks again), exactly like `meter_query`.
-    Other aggregations fall back to one `meter_query` each and return the sum of its per-subject rows
+    Other aggregations fall back to one usage query each and return the sum of its per-subject rows
     (the number billing has always used for them). No counted events = 0.
     """
     names = {m for m, *_ in requests if not isinstance(m, Meter)}
@@ -228,19 +228,14 @@ def meter_usage_totals(*, organization: Organization, requests: Sequence[UsageTo
                 )
         if (subjects is not None and not subjects) or (from_ is not None and to is not None and from_ >= to):
             out[i] = Decimal(0)
-        elif meter.aggregation in BULK_AGGREGATIONS:
-            subs = list(subjects) if subjects is not None else None
-            bulk.append((i, store.TotalRequest(store.MeterSpec.of(meter), subs, from_, to, fgb)))
         else:
-            rows = meter_query(
-                organization=organization,
-                meter=meter,
-                from_=from_,
-                to=to,
-                subjects=subjects,
-                filter_group_by=fgb,
-            )
-            out[i] = sum((r.value for r in rows), Decimal(0))
+            subs = list(subjects) if subjects is not None else None
+            request = store.TotalRequest(store.MeterSpec.of(meter), subs, from_, to, fgb)
+            if meter.aggregation in BULK_AGGREGATIONS:
+                bulk.append((i, request))
+            else:
+                rows = store.usage_query(request.per_subject(), flush=_flusher(organization.id))
+                out[i] = sum((r.value for r in rows), Decimal(0))
     if bulk:
         totals = store.usage_totals_many(requests=[r for _, r in bulk], flush=_flusher(organization.id))
         for (i, _), total in zip(bulk, totals, strict=True):

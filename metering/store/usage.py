@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -311,6 +311,21 @@ class TotalRequest:
     time_to: datetime | None
     filter_group_by: Mapping[str, Sequence[str]]
 
+    def query(self) -> UsageQuery:
+        """This total's usage statement (ungrouped: all its subjects together)."""
+        return UsageQuery(
+            self.spec,
+            self.time_from,
+            self.time_to,
+            subjects=list(self.subjects) if self.subjects is not None else None,
+            filter_group_by={k: list(v) for k, v in self.filter_group_by.items()},
+        )
+
+    def per_subject(self) -> UsageQuery:
+        """This total's usage statement with one row per subject when `subjects` are given: what is added
+        up for the aggregations `usage_totals_many` does not answer."""
+        return replace(self.query(), group_by_subject=self.subjects is not None)
+
 
 def usage_totals_many(*, requests: Sequence[TotalRequest], flush: Flush | None = None) -> list[Decimal]:
     """One total per request (ungrouped: all its subjects together; 0 when nothing counted), as `_totals`."""
@@ -319,16 +334,7 @@ def usage_totals_many(*, requests: Sequence[TotalRequest], flush: Flush | None =
 
 def total_queries(requests: Sequence[TotalRequest]) -> list[UsageQuery]:
     """The usage statement of each total request (both stores' `usage_totals_many`)."""
-    return [
-        UsageQuery(
-            r.spec,
-            r.time_from,
-            r.time_to,
-            subjects=list(r.subjects) if r.subjects is not None else None,
-            filter_group_by={k: list(v) for k, v in r.filter_group_by.items()},
-        )
-        for r in requests
-    ]
+    return [r.query() for r in requests]
 
 
 def _totals(queries: Sequence[UsageQuery], flush: Flush | None) -> list[Decimal | None]:
