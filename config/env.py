@@ -56,10 +56,12 @@ def _parse(name: str, default: T, parse: Callable[[str], T], kind: str) -> T:
         raise ImproperlyConfigured(f"Environment variable {name}={value!r} is not {kind}.") from None
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
     result = _parse(name, default, int, "an integer")
     if minimum is not None and result < minimum:
         raise ImproperlyConfigured(f"Environment variable {name}={result} must be at least {minimum}.")
+    if maximum is not None and result > maximum:
+        raise ImproperlyConfigured(f"Environment variable {name}={result} must be at most {maximum}.")
     return result
 
 

@@ -73,12 +73,20 @@ def _notify_landed(*, organization_id: str, **kwargs: Any) -> None:
 # one short transaction sized to take about DRAIN_CHUNK_MS (the size follows the measured rate, between
 # DRAIN_MIN_EVENTS and store.DRAIN_MAX_EVENTS), and while requests keep arriving (the inbox's newest batch
 # moved during the chunk) the drain rests DRAIN_REST_PERCENT of the chunk's time before the next one, at
-# most DRAIN_REST_MAX_SECONDS, so single-event requests find the cores and the WAL free. Both settings
+# most DRAIN_REST_MAX_SECONDS, so single-event requests find the cores and the WAL free. With several lanes
+# (DRAIN_LANES), each lane also rests the time its siblings work: while requests arrive, the lanes
+# together take about one drainer's share; once requests stop, every lane runs flat out. Both settings
 # come from the environment (config/settings.py); the defaults below are theirs.
 DRAIN_CHUNK_SECONDS = 0.1
 DRAIN_MIN_EVENTS = 500
 DRAIN_REST_RATIO = 0.25
 DRAIN_REST_MAX_SECONDS = 0.05
+
+
+def drain_lanes() -> int:
+    """How many lanes new batches are split into and background drainers work in (`DRAIN_LANES`; one
+    with the ClickHouse store, whose drain stores whole batches)."""
+    return 1 if store.clickhouse_selected() else settings.DRAIN_LANES
 
 
 @dataclass
@@ -88,6 +96,7 @@ class Pace:
     chunk_seconds: float = DRAIN_CHUNK_SECONDS
     rest_ratio: float = DRAIN_REST_RATIO
     rest_max: float = DRAIN_REST_MAX_SECONDS
+    lanes: int = 1
     events: int = DRAIN_MIN_EVENTS
     newest: int | None = None
 
@@ -96,7 +105,17 @@ class Pace:
         return cls(
             chunk_seconds=getattr(settings, "DRAIN_CHUNK_MS", DRAIN_CHUNK_SECONDS * 1000) / 1000,
             rest_ratio=getattr(settings, "DRAIN_REST_PERCENT", DRAIN_REST_RATIO * 100) / 100,
+            lanes=drain_lanes(),
         )
+
+    def rest_after(self, elapsed: float) -> float:
+        """The rest after a chunk of `elapsed` seconds while requests arrive: the chunk's share of rest,
+        plus, with several lanes, the other lanes' turn (so the lanes together work about one chunk at a
+        time)."""
+        if self.rest_ratio <= 0:
+            return 0.0
+        siblings = self.lanes - 1
+        return min(self.rest_max + siblings * self.chunk_seconds, elapsed * (self.rest_ratio + siblings))
 
     def after_chunk(self, received: int, elapsed: float) -> None:
         """Size the next chunk from this one's rate; rest when requests arrived meanwhile."""
@@ -106,31 +125,37 @@ class Pace:
         newest = store.inbox_last_pending()
         fresh = newest is not None and self.newest is not None and newest > self.newest
         self.newest = newest
-        if fresh and self.rest_ratio > 0:
-            time.sleep(min(self.rest_max, elapsed * self.rest_ratio))
+        if fresh and (rest := self.rest_after(elapsed)) > 0:
+            time.sleep(rest)
 
 
 def events_drain(
-    *, organization_id: str, up_to_id: int | None = None, pace: Pace | None = None
+    *,
+    organization_id: str,
+    up_to_id: int | None = None,
+    pace: Pace | None = None,
+    lane: store.DrainLane | None = None,
+    deadline: float | None = None,
 ) -> list[store.DrainResult]:
     """Store an organization's accepted batches (all, or those up to `up_to_id`), chunk by chunk; the
     ingest listeners are called for each chunk that stored new events, after it commits. With a `pace`
-    (background drains), chunks are sized to its time budget and rest while requests arrive."""
+    (background drains), chunks are sized to its time budget and rest while requests arrive; with a
+    `lane`, only that lane's share of each batch is stored; with a `deadline` (time.monotonic()), no chunk
+    starts after it."""
     results: list[store.DrainResult] = []
-    while True:
+    options: dict[str, Any] = {} if lane is None else {"lane": lane}
+    while deadline is None or time.monotonic() < deadline:
         started = time.monotonic()
-        if pace is None:
-            result = store.inbox_drain(organization_id=organization_id, up_to_id=up_to_id)
-        else:
-            result = store.inbox_drain(
-                organization_id=organization_id, up_to_id=up_to_id, max_events=pace.events
-            )
+        if pace is not None:
+            options["max_events"] = pace.events
+        result = store.inbox_drain(organization_id=organization_id, up_to_id=up_to_id, **options)
         if result is None:
             return results
         results.append(result)
         _landed(result)
         if pace is not None:
-            pace.after_chunk(result.received, time.monotonic() - started)
+            pace.after_chunk(result.batch_events, time.monotonic() - started)
+    return results
 
 
 def events_flush(*, organization_id: str) -> None:
@@ -142,11 +167,16 @@ def events_flush(*, organization_id: str) -> None:
 
 
 def events_drain_all(
-    *, seconds: float | None = None, up_to_id: int | None = None, pace: Pace | None = None
+    *,
+    seconds: float | None = None,
+    up_to_id: int | None = None,
+    pace: Pace | None = None,
+    lane: store.DrainLane | None = None,
 ) -> list[store.DrainResult]:
     """Drain every organization's inbox, oldest first: everything accepted up to now (or up to batch id
     `up_to_id`), stopping early once `seconds` have passed. Bounded, so it never chases a live stream.
-    `pace`: a background drainer's bounded share (see `Pace`)."""
+    `pace`: a background drainer's bounded share (see `Pace`); `lane`: only that lane's share, ending
+    when a pass over the pending organizations found nothing of its own."""
     if up_to_id is None:
         up_to_id = store.inbox_last_pending()
         if up_to_id is None:
@@ -157,7 +187,11 @@ def events_drain_all(
     # recorded and skipped (core.jobs), so every other organization's batches are still stored
     skip = jobs.quarantined(DRAIN_JOB, "organization")
     skipped = set(skip)
-    while pending := [p for p in store.inbox_pending(up_to_id=up_to_id) if p[0] not in skipped]:
+    progressed = True
+    while progressed and (
+        pending := [p for p in store.inbox_pending(up_to_id=up_to_id) if p[0] not in skipped]
+    ):
+        progressed = False
         for organization_id, _batches, _events in pending:
             with jobs.isolated(
                 DRAIN_JOB,
@@ -166,28 +200,52 @@ def events_drain_all(
                 object_id=organization_id,
                 was_failing=organization_id in skip.failing,
             ) as outcome:
-                results.extend(events_drain(organization_id=organization_id, up_to_id=up_to_id, pace=pace))
+                drained = events_drain(
+                    organization_id=organization_id,
+                    up_to_id=up_to_id,
+                    pace=pace,
+                    lane=lane,
+                    deadline=deadline,
+                )
+                results.extend(drained)
+                progressed = progressed or bool(drained)
             if outcome.failed:
                 skipped.add(organization_id)
+                progressed = True
             if deadline is not None and time.monotonic() >= deadline:
                 return results
     return results
 
 
-def events_drain_background(*, seconds: float = 50.0) -> int:
-    """The Celery task's work: drain until the inbox is empty (or `seconds` pass), unless another worker
-    is already doing so (then return at once: tasks queued by busy web processes never pile up waiting
-    on each other). Returns the number of events stored."""
+# While a backlog drains, a background drainer holds one lane slot for at most this long, then looks at
+# the other slots again: a lone worker (one Celery process) thus takes every lane in turn.
+DRAIN_SLOT_SECONDS = 1.0
+
+
+def events_drain_background(*, seconds: float = 50.0, pace: Pace | None = None) -> list[store.DrainResult]:
+    """The Celery task's work (and each `events_drain --follow` thread's): drain until the inbox is empty
+    (or `seconds` pass). With DRAIN_LANES > 1, several of these run side by side, one per lane slot: each
+    round, this one takes every free slot in turn and drains that lane's share for up to
+    DRAIN_SLOT_SECONDS; a slot another worker holds is left to it (so tasks queued by busy web processes
+    never pile up waiting on each other). Ends after a round that stored nothing. Returns what each chunk
+    stored."""
     deadline = time.monotonic() + seconds
-    stored = 0
-    pace = Pace.from_settings()
-    with store.drain_worker_slot() as mine:
-        while mine and (left := deadline - time.monotonic()) > 0:
-            results = events_drain_all(seconds=left, pace=pace)
-            if not results:
-                break
-            stored += sum(r.inserted for r in results)
-    return stored
+    done: list[store.DrainResult] = []
+    pace = pace or Pace.from_settings()
+    lanes = drain_lanes()
+    progressed = True
+    while progressed and deadline - time.monotonic() > 0:
+        progressed = False
+        for slot in range(lanes):
+            lane = store.DrainLane(slot, lanes) if lanes > 1 else None
+            with store.drain_worker_slot(slot) as mine:
+                if not mine:
+                    continue
+                left = min(deadline - time.monotonic(), DRAIN_SLOT_SECONDS)
+                results = events_drain_all(seconds=max(left, 0.0), pace=pace, lane=lane)
+            progressed = progressed or bool(results)
+            done.extend(results)
+    return done
 
 
 def drainer_priority_lower(niceness: int) -> None:

@@ -214,6 +214,11 @@ class InboxBatch(models.Model):
     (`metering.store.inbox_drain`) parses it in PostgreSQL, dedups into `Event` in acceptance order and
     deletes the row in the same transaction. A row PostgreSQL cannot parse is kept with `failed_at` and
     `error` (never silently dropped) and skipped by later drains.
+
+    Background drainers work in `lanes` (fixed when the batch is accepted): lane j stores the events whose
+    dedup key hashes to j, so several drainers store one organization's batches side by side while each
+    key keeps one writer; `lanes_done` has bit j set once lane j's share is stored, and the row is deleted
+    when every lane's bit is set (`metering.store.inbox`).
     """
 
     id = models.BigAutoField(primary_key=True)
@@ -223,6 +228,8 @@ class InboxBatch(models.Model):
     body = models.BinaryField()
     failed_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
+    lanes = models.PositiveSmallIntegerField(default=1, db_default=1)
+    lanes_done = models.PositiveSmallIntegerField(default=0, db_default=0)
 
     class Meta:
         indexes = [

@@ -22,7 +22,7 @@ from core.errors import Unavailable, raise_invalid
 from core.ids import is_ulid
 from core.models import Organization
 from metering import hooks, store
-from metering.drain import drain_soon, events_drain_all, events_flush
+from metering.drain import drain_lanes, drain_soon, events_drain_all, events_flush
 from metering.jsonpath import value_path_problem
 from metering.models import Aggregation, Meter, RejectedEvent
 from metering.selectors import meter_get
@@ -81,6 +81,7 @@ def events_accept(
         body=body,
         event_count=event_count,
         received_at=received_at or timezone.now(),
+        lanes=drain_lanes(),
     )
     transaction.on_commit(drain_soon)
     return batch_id

@@ -76,11 +76,24 @@ def events_insert(
 ORG_LOCK_CLASS = 0x6D6C6472  # pg_advisory_xact_lock(ORG_LOCK_CLASS, hashtext(org)): one writer per org
 
 
-def store_locks(cur, org: str) -> None:
+LANE_LOCK_CLASS = (
+    0x6D6C6C00  # pg_advisory_xact_lock(LANE_LOCK_CLASS + lane, hashtext(org)): one drainer per lane
+)
+
+
+def store_locks(cur, org: str, lane: int | None = None) -> None:
     """The locks every transaction that stores events takes first, in this order: the organization's
     (one writer at a time: first accepted stays first stored), then the shared ingest lock (before any
-    seq is drawn; see `rollups.safe_horizon` and `partitions`)."""
-    cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [ORG_LOCK_CLASS, org])
+    seq is drawn; see `rollups.safe_horizon` and `partitions`). A drain lane (`inbox.DrainLane`) holds the
+    organization's lock shared and its lane's exclusive: lanes run side by side, each key has one lane,
+    and every other writer waits for them."""
+    if lane is None:
+        cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [ORG_LOCK_CLASS, org])
+    else:
+        cur.execute(
+            "SELECT pg_advisory_xact_lock_shared(%s, hashtext(%s)), pg_advisory_xact_lock(%s, hashtext(%s))",
+            [ORG_LOCK_CLASS, org, LANE_LOCK_CLASS + lane, org],
+        )
     cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", [INGEST_LOCK_KEY])
 
 
@@ -138,16 +151,19 @@ PAYLOAD_HASH = (
 # - `judged`/`rej`: per key, the payload that counts is the stored one, else the first occurrence (one
 #   window over the stored and incoming rows, no join); every incoming event that differs is a conflict.
 #   Only computed when some event lost (`dup` not empty): a chunk of new events skips the sort entirely.
+# Sorts, windows and DISTINCTs over identifiers compare bytes (COLLATE "C"): ids and subjects have no
+# language order, and a database collation such as C.UTF-8 compares through strcoll, which cost a few µs
+# per event. Byte order is also the order of a C or C.UTF-8 index, so inserts still arrive in index order.
 STORE_SQL = (
     "WITH v AS (SELECT s.*, " + PAYLOAD_HASH.format(a="s.") + " AS h FROM ({source}) s), "
     f"n AS (SELECT nextval('{SEQUENCE}') AS seq, v.* FROM v ORDER BY bid, ord), "
     "k AS (INSERT INTO metering_eventkey (organization_id, source, event_id, seq, time, payload_hash) "
-    "  SELECT %(org)s, source, event_id, seq, time, h FROM n ORDER BY source, event_id, seq "
+    '  SELECT %(org)s, source, event_id, seq, time, h FROM n ORDER BY source COLLATE "C", event_id COLLATE "C", seq '
     "  ON CONFLICT DO NOTHING RETURNING seq), "
     "dup AS MATERIALIZED (SELECT n.seq, n.source, n.event_id FROM n WHERE n.seq NOT IN (SELECT seq FROM k)), "
     "ins AS (INSERT INTO metering_event (seq, organization_id, source, event_id, type, subject, time, data, "
     "  stored_at) SELECT n.seq, %(org)s, n.source, n.event_id, n.type, n.subject, n.time, n.data, n.received_at "
-    "  FROM n WHERE n.seq NOT IN (SELECT seq FROM dup) ORDER BY n.type, n.subject, n.time "
+    '  FROM n WHERE n.seq NOT IN (SELECT seq FROM dup) ORDER BY n.type COLLATE "C", n.subject COLLATE "C", n.time '
     "  RETURNING subject, type, time), "
     "old AS (SELECT d.source, d.event_id, s.payload_hash AS h FROM dup d CROSS JOIN LATERAL "
     "  (SELECT ek.payload_hash FROM metering_eventkey ek WHERE ek.organization_id = %(org)s "
@@ -158,18 +174,18 @@ STORE_SQL = (
     "    FROM old UNION ALL "
     "    SELECT source, event_id, h, type, subject, time, data, 1, bid, ord, received_at FROM v) c "
     "  WHERE EXISTS (SELECT 1 FROM dup) "
-    "  WINDOW w AS (PARTITION BY source, event_id ORDER BY prio, bid, ord)), "
+    '  WINDOW w AS (PARTITION BY source COLLATE "C", event_id COLLATE "C" ORDER BY prio, bid, ord)), '
     f"rej AS ({CONFLICT_INSERT}SELECT %(org)s, source, event_id, type, subject, time, data, %(reason)s, "
     "  %(detail)s, received_at FROM judged WHERE prio = 1 AND w_h <> h RETURNING 1) "
-    "SELECT (SELECT count(*) FROM ins), "
-    "(SELECT coalesce(array_agg(DISTINCT subject), '{}') FROM ins), "
-    "(SELECT coalesce(array_agg(DISTINCT type), '{}') FROM ins), "
-    "(SELECT min(time) FROM ins), (SELECT count(*) FROM rej)"
+    "SELECT (SELECT count(*) FROM v), count(*), "
+    """coalesce(array_agg(DISTINCT subject COLLATE "C"), '{}'), coalesce(array_agg(DISTINCT type COLLATE "C"), '{}'), """
+    "min(time), (SELECT count(*) FROM rej) FROM ins"
 )
 
 
 @dataclass(frozen=True)
 class StoreCounts:
+    received: int
     inserted: int
     conflicts: int
     subjects: tuple[str, ...]
@@ -188,8 +204,8 @@ def store_rows(cur, org: str, source: str, params: Mapping[str, Any]) -> StoreCo
         STORE_SQL.replace("{source}", source),
         {**params, "org": org, "reason": CONFLICT_REASON, "detail": CONFLICT_DETAIL},
     )
-    inserted, subjects, types, earliest, conflicts = cur.fetchone()
-    return StoreCounts(int(inserted), int(conflicts), tuple(subjects), tuple(types), earliest)
+    received, inserted, subjects, types, earliest, conflicts = cur.fetchone()
+    return StoreCounts(int(received), int(inserted), int(conflicts), tuple(subjects), tuple(types), earliest)
 
 
 def rejected_insert(

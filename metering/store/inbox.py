@@ -1,5 +1,15 @@
 """The inbox: accepted requests waiting to be stored (`metering_inboxbatch`, one row per request, the body
-as received), and the drain that moves their events into `metering_event` in acceptance order."""
+as received), and the drain that moves their events into `metering_event` in acceptance order.
+
+Lanes: a batch accepted with `lanes` = N > 1 is stored by N background drainers side by side. Lane j owns
+the events whose dedup key (source, id) hashes to j (`_LANE`), so one key always has one writer, which
+takes the batches in acceptance order: first accepted still wins, and conflicts are still seen. A lane's
+drain holds the organization's lock shared and its lane's lock exclusive; every other writer of the
+organization's events (a full drain, `events_insert`) holds the organization's lock exclusive and so
+waits for the lanes' open chunks. Each lane parses the whole batch (so a batch PostgreSQL cannot read
+fails in every lane alike, before any lane stored its share), stores its share, and sets its bit in
+`lanes_done`; the lane that completes the mask deletes the row. A full drain (reads of one's own writes,
+`manage.py events_drain`) stores whatever share is not done yet."""
 
 # SQL here is assembled from fixed fragments; every value is a bound parameter.
 # ruff: noqa: S608
@@ -27,7 +37,24 @@ DRAIN_LOCK_CLASS = (
     ORG_LOCK_CLASS  # pg_advisory_xact_lock(DRAIN_LOCK_CLASS, hashtext(org)): one drainer per org
 )
 DRAIN_MAX_EVENTS = 5_000  # events per drain transaction (several batches; at least one): short transactions
+MAX_LANES = 8  # lanes_done is a smallint bit mask
 UNPROCESSABLE_REASON = "unprocessable_batch"
+
+
+@dataclass(frozen=True)
+class DrainLane:
+    """Background drainer `slot` of `of`: it stores lane `slot`'s share of each batch; the last slot also
+    takes the lanes beyond it (batches accepted while more lanes were configured)."""
+
+    slot: int
+    of: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.slot < self.of <= MAX_LANES:
+            raise ValueError(f"drain lane {self.slot} of {self.of}: expected 0 <= slot < of <= {MAX_LANES}")
+
+    def params(self) -> dict[str, int]:
+        return {"slot": self.slot, "last": self.of - 1}
 
 
 @dataclass(frozen=True)
@@ -36,10 +63,11 @@ class DrainResult:
 
     organization_id: str
     batches: int
-    received: int
+    received: int  # events of the batches handled by this drain (a lane's share only, for a lane)
     inserted: int
     conflicts: int
     failed: int
+    batch_events: int = 0  # events of the batches read (what a chunk's size is measured in)
     subjects: tuple[str, ...] = ()
     event_types: tuple[str, ...] = ()
     earliest_event_time: datetime | None = None
@@ -59,8 +87,11 @@ def drain_commit_async(cur) -> None:
     cur.execute("SET LOCAL synchronous_commit = off")
 
 
-def inbox_append(*, organization_id: str, body: bytes, event_count: int, received_at: datetime) -> int:
-    """Accept a validated request durably: one row, the body as received (a JSON array of events).
+def inbox_append(
+    *, organization_id: str, body: bytes, event_count: int, received_at: datetime, lanes: int = 1
+) -> int:
+    """Accept a validated request durably: one row, the body as received (a JSON array of events), to be
+    stored by `lanes` drain lanes.
 
     Uses a psycopg cursor with a binary parameter on Django's connection (same transaction): Django's
     client-side binding would inline the body as a hex literal in the SQL text, which made a 1000-event
@@ -68,9 +99,9 @@ def inbox_append(*, organization_id: str, body: bytes, event_count: int, receive
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cur:
         cur.execute(
-            "INSERT INTO metering_inboxbatch (organization_id, received_at, event_count, body, error) "
-            "VALUES (%s, %s, %s, %b, '') RETURNING id",
-            [organization_id, received_at, event_count, body],
+            "INSERT INTO metering_inboxbatch (organization_id, received_at, event_count, body, error, lanes, "
+            "lanes_done) VALUES (%s, %s, %s, %b, '', %s, 0) RETURNING id",
+            [organization_id, received_at, event_count, body, lanes],
         )
         row = cur.fetchone()
     assert row is not None
@@ -92,22 +123,22 @@ def inbox_pending(
         return [(org, int(n), int(ev)) for org, n, ev in cur.fetchall()]
 
 
-DRAIN_WORKER_LOCK = (DRAIN_LOCK_CLASS, 0)  # session lock: one background drainer at a time
+DRAIN_WORKER_CLASS = 0x6D6C6457  # session lock (DRAIN_WORKER_CLASS, slot): one background drainer per slot
 
 
 @contextmanager
-def drain_worker_slot() -> Iterator[bool]:
-    """Try to become the background drainer (a session-level advisory lock, released on exit). Yields
-    False when another process holds it: that drainer keeps going until the inbox is empty."""
+def drain_worker_slot(slot: int = 0) -> Iterator[bool]:
+    """Try to become background drainer `slot` (a session-level advisory lock, released on exit). Yields
+    False when another process holds it: that drainer keeps going until its lane is empty."""
     with connection.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_lock(%s, %s)", list(DRAIN_WORKER_LOCK))
+        cur.execute("SELECT pg_try_advisory_lock(%s, %s)", [DRAIN_WORKER_CLASS, slot])
         got = bool(cur.fetchone()[0])
     try:
         yield got
     finally:
         if got:
             with connection.cursor() as cur:
-                cur.execute("SELECT pg_advisory_unlock(%s, %s)", list(DRAIN_WORKER_LOCK))
+                cur.execute("SELECT pg_advisory_unlock(%s, %s)", [DRAIN_WORKER_CLASS, slot])
 
 
 def inbox_failed_retry() -> int:
@@ -134,65 +165,97 @@ def inbox_last_pending(*, organization_id: str | None = None) -> int | None:
     return None if found is None else int(found)
 
 
-# The events of the given inbox rows, in acceptance order. Validation at accept time (metering.ingest)
-# guarantees these casts succeed; a row that still fails is isolated by `inbox_drain`.
-_INBOX_EVENTS = (
-    "SELECT b.id AS bid, x.ord, b.received_at, x.e ->> 'source' AS source, x.e ->> 'id' AS event_id, "
-    "x.e ->> 'type' AS type, x.e ->> 'subject' AS subject, "
-    "coalesce((x.e ->> 'time')::timestamptz, b.received_at) AS time, "
-    "CASE jsonb_typeof(x.e -> 'data') WHEN 'object' THEN x.e -> 'data' "
-    "  WHEN 'string' THEN (x.e ->> 'data')::jsonb END AS data "
-    "FROM metering_inboxbatch b, "
-    "jsonb_array_elements(convert_from(b.body, 'UTF8')::jsonb) WITH ORDINALITY AS x(e, ord) "
-    "WHERE b.id = ANY(%(ids)s)"
+# The events of the given inbox rows, in acceptance order, that are still to be stored: those of lanes
+# not done yet, and with a lane slot (%(slot)s not NULL), only that slot's. Validation at accept time
+# (metering.ingest) guarantees the casts succeed; a row that still fails is isolated by `inbox_drain`.
+# OFFSET 0 keeps the lane filter out of the parsing subquery, so every event of a batch is cast whichever
+# lane reads it: a batch that fails, fails in every lane before any lane stored its share.
+_LANE = (
+    "CASE WHEN r.lanes = 1 THEN 0 ELSE "
+    "((hashtextextended(r.source || chr(31) || r.event_id, 0) & 2147483647) %% r.lanes)::int END"
 )
+_INBOX_EVENTS = (
+    "SELECT r.bid, r.ord, r.received_at, r.source, r.event_id, r.type, r.subject, r.time, r.data FROM ("
+    "  SELECT b.id AS bid, x.ord, b.received_at, b.lanes, b.lanes_done, x.e ->> 'source' AS source, "
+    "  x.e ->> 'id' AS event_id, x.e ->> 'type' AS type, x.e ->> 'subject' AS subject, "
+    "  coalesce((x.e ->> 'time')::timestamptz, b.received_at) AS time, "
+    "  CASE jsonb_typeof(x.e -> 'data') WHEN 'object' THEN x.e -> 'data' "
+    "    WHEN 'string' THEN (x.e ->> 'data')::jsonb END AS data "
+    "  FROM metering_inboxbatch b, "
+    "  jsonb_array_elements(convert_from(b.body, 'UTF8')::jsonb) WITH ORDINALITY AS x(e, ord) "
+    "  WHERE b.id = ANY(%(ids)s) OFFSET 0) r, "
+    f"LATERAL (SELECT {_LANE} AS lane) l "
+    "WHERE (r.lanes_done >> l.lane) & 1 = 0 "
+    "AND (%(slot)s::int IS NULL OR least(l.lane, %(last)s::int) = %(slot)s::int)"
+)
+# The bits of `lanes_done` a lane slot stores (its own lane; the last slot also every lane beyond it).
+_SLOT_MASK = "(CASE WHEN %(slot)s < %(last)s THEN 1 << %(slot)s ELSE (1 << lanes) - (1 << %(slot)s) END)"
 
 
 def inbox_drain(
-    *, organization_id: str, up_to_id: int | None = None, max_events: int = DRAIN_MAX_EVENTS
+    *,
+    organization_id: str,
+    up_to_id: int | None = None,
+    max_events: int = DRAIN_MAX_EVENTS,
+    lane: DrainLane | None = None,
 ) -> DrainResult | None:
     """Move the oldest pending batches of one organization (up to `max_events` events, at least one
     batch) into `metering_event`, in acceptance order, and delete them: one transaction, so a crash
     redoes the whole chunk and the dedup keys keep every event counted once. Drains of the same
     organization are serialised by an advisory lock (first write wins stays first accepted wins).
-    `up_to_id` leaves batches accepted after that id alone. Returns None when nothing was pending."""
+    `up_to_id` leaves batches accepted after that id alone. With a `lane`, only that lane slot's share of
+    each batch is stored (lanes of one organization run side by side; see the module's docstring) and a
+    batch is deleted once every lane stored its share. Returns None when nothing was pending."""
     outermost = not connection.in_atomic_block
+    slot: dict[str, int | None] = {"slot": None, "last": 0} if lane is None else {**lane.params()}
+    mine = f" AND lanes > %(slot)s AND lanes_done & {_SLOT_MASK} <> {_SLOT_MASK}" if lane is not None else ""
     with transaction.atomic(), connection.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [DRAIN_LOCK_CLASS, organization_id])
+        store_locks(cur, organization_id, lane=None if lane is None else lane.slot)
         if outermost:  # inside a caller's transaction, its commit keeps its own durability
             drain_commit_async(cur)
         cur.execute(
-            "SELECT id, event_count FROM metering_inboxbatch WHERE organization_id = %s AND failed_at IS NULL "
-            "AND id <= %s ORDER BY id LIMIT 1000",
-            [organization_id, up_to_id if up_to_id is not None else 2**63 - 1],
+            "SELECT id, event_count FROM metering_inboxbatch WHERE organization_id = %(org)s "
+            f"AND failed_at IS NULL AND id <= %(up_to)s{mine} ORDER BY id LIMIT 1000",
+            {"org": organization_id, "up_to": up_to_id if up_to_id is not None else 2**63 - 1, **slot},
         )
         ids: list[int] = []
-        received = 0
+        batch_events = 0
         for bid, count in cur.fetchall():
-            if ids and received + count > max_events:
+            if ids and batch_events + count > max_events:
                 break
             ids.append(int(bid))
-            received += int(count)
+            batch_events += int(count)
         if not ids:
             return None
-        store_locks(cur, organization_id)
         try:
             with transaction.atomic():
-                stored = [_drain_rows(cur, organization_id, ids)]
+                stored = [_drain_rows(cur, organization_id, ids, slot)]
             failed: list[int] = []
         except (DatabaseError, psycopg.Error) as exc:
             if _transient(exc):
                 raise  # a lock timeout or deadlock says nothing about the batches: the next drain redoes them
-            stored, failed = _drain_one_by_one(cur, organization_id, ids)
-        cur.execute("DELETE FROM metering_inboxbatch WHERE id = ANY(%s) AND failed_at IS NULL", [ids])
+            stored, failed = _drain_one_by_one(cur, organization_id, ids, slot)
+        done = {"ids": ids, **slot}
+        if lane is not None:
+            cur.execute(
+                f"UPDATE metering_inboxbatch SET lanes_done = lanes_done | {_SLOT_MASK} "
+                "WHERE id = ANY(%(ids)s) AND failed_at IS NULL",
+                done,
+            )
+        cur.execute(
+            "DELETE FROM metering_inboxbatch WHERE id = ANY(%(ids)s) AND failed_at IS NULL"
+            + (" AND lanes_done = (1 << lanes) - 1" if lane is not None else ""),
+            done,
+        )
     times = [r.earliest_time for r in stored if r.earliest_time is not None]
     return DrainResult(
         organization_id=organization_id,
         batches=len(ids),
-        received=received,
+        received=sum(r.received for r in stored),
         inserted=sum(r.inserted for r in stored),
         conflicts=sum(r.conflicts for r in stored),
         failed=len(failed),
+        batch_events=batch_events,
         subjects=tuple(sorted({s for r in stored for s in r.subjects})),
         event_types=tuple(sorted({t for r in stored for t in r.event_types})),
         earliest_event_time=min(times) if times else None,
@@ -210,11 +273,13 @@ def _transient(exc: BaseException) -> bool:
     return state.startswith(_TRANSIENT)
 
 
-def _drain_rows(cur, org: str, ids: list[int]) -> StoreCounts:
-    return store_rows(cur, org, _INBOX_EVENTS, {"ids": ids})
+def _drain_rows(cur, org: str, ids: list[int], slot: dict[str, int | None]) -> StoreCounts:
+    return store_rows(cur, org, _INBOX_EVENTS, {"ids": ids, **slot})
 
 
-def _drain_one_by_one(cur, org: str, ids: list[int]) -> tuple[list[StoreCounts], list[int]]:
+def _drain_one_by_one(
+    cur, org: str, ids: list[int], slot: dict[str, int | None]
+) -> tuple[list[StoreCounts], list[int]]:
     """A chunk PostgreSQL refused as a whole: store batch by batch; mark the ones that fail (kept, with
     the error, and listed among the organization's rejected events) so they never block the inbox."""
     stored: list[StoreCounts] = []
@@ -222,7 +287,7 @@ def _drain_one_by_one(cur, org: str, ids: list[int]) -> tuple[list[StoreCounts],
     for bid in ids:
         try:
             with transaction.atomic():
-                stored.append(_drain_rows(cur, org, [bid]))
+                stored.append(_drain_rows(cur, org, [bid], slot))
         except (DatabaseError, psycopg.Error) as exc:
             if _transient(exc):
                 raise

@@ -100,8 +100,8 @@ def test_drain_that_crashes_midway_is_redone_without_double_counting(tenant_a, t
     accept(c, [ce(f"y{i}", data={"tokens": 1, "model": "m"}) for i in range(10)])
     real = store_inbox._drain_rows
 
-    def crash_after_insert(cur, org, ids):
-        real(cur, org, ids)  # events are inserted ...
+    def crash_after_insert(cur, org, ids, slot):
+        real(cur, org, ids, slot)  # events are inserted ...
         raise RuntimeError("worker killed")  # ... and the process dies before the batches are deleted
 
     monkeypatch.setattr(store_inbox, "_drain_rows", crash_after_insert)
@@ -326,11 +326,11 @@ def test_one_background_drainer_at_a_time(tenant_a, tenant_b):
     t = threading.Thread(target=other_worker)
     t.start()
     assert holding.wait(10)
-    assert drain.events_drain_background(seconds=5) == 0  # someone else is draining
+    assert drain.events_drain_background(seconds=5) == []  # someone else is draining
     assert InboxBatch.objects.count() == 2
     release.set()
     t.join()
-    assert drain.events_drain_background(seconds=5) == 2  # both tenants' batches
+    assert sum(r.inserted for r in drain.events_drain_background(seconds=5)) == 2  # both tenants' batches
     assert not InboxBatch.objects.exists()
     assert Event.objects.filter(organization=tenant_b.org).count() == 1
 
@@ -386,6 +386,17 @@ def test_a_paced_drain_stores_in_chunks_of_its_size_in_acceptance_order(
     assert InboxBatch.objects.get().organization_id == tenant_b.org.id
 
 
+def test_with_several_lanes_each_rests_its_siblings_turn_while_requests_arrive():
+    """Two lanes that work 80 ms chunks rest 25% of it plus one chunk for the other lane: together they
+    take about one drainer's share while requests arrive."""
+    one = drain.Pace(chunk_seconds=0.1, rest_ratio=0.25, rest_max=0.05, lanes=1)
+    two = drain.Pace(chunk_seconds=0.1, rest_ratio=0.25, rest_max=0.05, lanes=2)
+    assert one.rest_after(0.08) == pytest.approx(0.02)
+    assert two.rest_after(0.08) == pytest.approx(0.1)  # 0.08 * (0.25 + 1)
+    assert two.rest_after(1.0) == pytest.approx(0.15)  # capped: the rest's maximum plus one chunk
+    assert drain.Pace(rest_ratio=0, lanes=2).rest_after(0.08) == 0  # DRAIN_REST_PERCENT=0: never rests
+
+
 def test_a_paced_drain_sizes_chunks_from_its_rate_and_rests_only_when_requests_arrive(tenant_a, monkeypatch):
     rests: list[float] = []
     monkeypatch.setattr(drain.time, "sleep", rests.append)
@@ -410,10 +421,10 @@ def test_a_drain_commits_without_waiting_for_the_wal_unless_inside_a_callers_tra
     seen: list[str] = []
     real = store_inbox._drain_rows
 
-    def spy(cur, org, ids):
+    def spy(cur, org, ids, slot):
         cur.execute("SHOW synchronous_commit")
         seen.append(cur.fetchone()[0])
-        return real(cur, org, ids)
+        return real(cur, org, ids, slot)
 
     monkeypatch.setattr(store_inbox, "_drain_rows", spy)
     _append(tenant_a, ["s1", "s2"])
@@ -463,7 +474,7 @@ def test_a_resent_key_is_looked_up_by_its_key_whatever_the_planner_prefers(tenan
     drain.events_drain(organization_id=tenant_b.org.id)
     bid = _append(tenant_a, [f"k{i}" for i in range(10)])
     sql = events_store.STORE_SQL.replace("{source}", store_inbox._INBOX_EVENTS)
-    params = {"org": tenant_a.org.id, "reason": "r", "detail": "d", "ids": [bid]}
+    params = {"org": tenant_a.org.id, "reason": "r", "detail": "d", "ids": [bid], "slot": None, "last": 0}
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("SET LOCAL enable_nestloop = off")  # what makes a join over the keys look cheaper
         cur.execute("EXPLAIN (FORMAT JSON) " + sql, params)

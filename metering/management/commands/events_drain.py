@@ -1,17 +1,47 @@
 """`manage.py events_drain`: store accepted ingest batches now, with progress (the Celery task's work).
 
 Useful to catch up on a backlog by hand, or (`--follow`) as a dedicated drainer process next to or
-instead of the Celery task: it then drains at the background pace (`metering.drain.Pace`: short chunks,
-rests while requests arrive) with its CPU priority lowered by `--nice` (default 10; 0 keeps it), so
-ingest requests keep their latency while a backlog drains. `--retry-failed` first retries the batches
-kept as unprocessable.
+instead of the Celery task: it then runs one thread per drain lane (`--lanes`, default `DRAIN_LANES`),
+each draining at the background pace (`metering.drain.Pace`: short chunks, rests while requests arrive)
+with its CPU priority lowered by `--nice` (default 10; 0 keeps it), so ingest requests keep their latency
+while a backlog drains. `--retry-failed` first retries the batches kept as unprocessable.
 """
 
+import threading
 import time
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 
 from metering import drain, store
+
+
+class Progress:
+    """Totals of the drain's chunks, added to from several threads and printed about once a second."""
+
+    def __init__(self, write) -> None:
+        self.write = write
+        self.started = self.reported = time.monotonic()
+        self.stored = self.duplicates = self.failed = 0
+        self.lock = threading.Lock()
+
+    def add(self, results: list[store.DrainResult]) -> None:
+        with self.lock:
+            for r in results:
+                self.stored += r.inserted
+                self.duplicates += r.duplicates
+                self.failed += r.failed
+            now = time.monotonic()
+            if results and now - self.reported >= 1.0:
+                self.reported = now
+                rate = (self.stored + self.duplicates) / (now - self.started)
+                self.write(f"  stored {self.stored:,}, duplicates {self.duplicates:,}, {rate:,.0f} events/s")
+
+    def summary(self) -> str:
+        return (
+            f"done: stored {self.stored:,} events, dropped {self.duplicates:,} duplicates, "
+            f"{self.failed} batches kept as unprocessable, in {time.monotonic() - self.started:.1f}s"
+        )
 
 
 class Command(BaseCommand):
@@ -26,6 +56,12 @@ class Command(BaseCommand):
             "--nice", type=int, default=10, help="with --follow: lower this process's CPU priority by N"
         )
         parser.add_argument(
+            "--lanes",
+            type=int,
+            default=None,
+            help="with --follow: drainer threads (default: DRAIN_LANES, the lanes new batches are split into)",
+        )
+        parser.add_argument(
             "--retry-failed",
             action="store_true",
             help="first put batches kept as unprocessable back in line (after fixing the cause)",
@@ -37,30 +73,46 @@ class Command(BaseCommand):
         pending = store.inbox_pending()
         total = sum(events for _org, _n, events in pending)
         self.stdout.write(f"{total:,} events pending in {sum(n for _o, n, _e in pending):,} batches")
-        # without --follow: what is pending now, not what keeps arriving
-        up_to = None if opts["follow"] else (store.inbox_last_pending() or 0)
-        pace = None
+        progress = Progress(self.stdout.write)
         if opts["follow"]:
-            drain.drainer_priority_lower(opts["nice"])
-            pace = drain.Pace.from_settings()
-        started = last_report = time.monotonic()
-        stored = duplicates = failed = 0
-        while True:
-            results = drain.events_drain_all(seconds=1.0, up_to_id=up_to, pace=pace)
-            for r in results:
-                stored += r.inserted
-                duplicates += r.duplicates
-                failed += r.failed
-            now = time.monotonic()
-            if results and now - last_report >= 1.0:
-                last_report = now
-                rate = (stored + duplicates) / (now - started)
-                self.stdout.write(f"  stored {stored:,}, duplicates {duplicates:,}, {rate:,.0f} events/s")
-            if not results:
-                if not opts["follow"]:
-                    break
-                time.sleep(opts["idle"])
-        self.stdout.write(
-            f"done: stored {stored:,} events, dropped {duplicates:,} duplicates, "
-            f"{failed} batches kept as unprocessable, in {time.monotonic() - started:.1f}s"
-        )
+            threads = opts["lanes"] or drain.drain_lanes()
+            if not 1 <= threads <= store.MAX_LANES:
+                raise CommandError(f"--lanes must be between 1 and {store.MAX_LANES}")
+            try:
+                self._follow(threads, opts, progress)
+            finally:
+                self.stdout.write(progress.summary())
+            return
+        # what is pending now, not what keeps arriving: every lane's share, one chunk after the other
+        up_to = store.inbox_last_pending() or 0
+        while results := drain.events_drain_all(seconds=1.0, up_to_id=up_to):
+            progress.add(results)
+        self.stdout.write(progress.summary())
+
+    def _follow(self, threads: int, opts, progress: Progress) -> None:
+        """Drainer threads until interrupted: each lowers its own priority (and its database process's),
+        then takes the free lane slots in turn (`drain.events_drain_background`)."""
+        stop = threading.Event()
+
+        def drainer() -> None:
+            try:
+                drain.drainer_priority_lower(opts["nice"])
+                pace = drain.Pace.from_settings()
+                while not stop.is_set():
+                    results = drain.events_drain_background(seconds=1.0, pace=pace)
+                    progress.add(results)
+                    if not results:
+                        stop.wait(opts["idle"])
+            finally:
+                connection.close()
+
+        workers = [threading.Thread(target=drainer, name=f"drainer-{i}", daemon=True) for i in range(threads)]
+        for w in workers:
+            w.start()
+        try:
+            while any(w.is_alive() for w in workers):
+                time.sleep(0.2)
+        finally:
+            stop.set()
+            for w in workers:
+                w.join(timeout=30)
