@@ -9,7 +9,7 @@ import dj_database_url
 from config import embedded_pg, keys
 from config.env import env_bool, env_choice, env_int, env_list, env_str
 from config.pg_tuning import machine_cores
-from config.schedule import BEAT_SCHEDULE
+from config.schedule import beat_schedule
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -193,7 +193,10 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 
-CELERY_BEAT_SCHEDULE = BEAT_SCHEDULE
+# How often beat runs the invoice clock (drafts and issues due billing periods); django-celery-beat
+# syncs the schedule to its tables when beat starts, so a new value takes effect at the next beat start.
+INVOICE_CLOCK_SECONDS = env_int("INVOICE_CLOCK_SECONDS", 300, minimum=1)
+CELERY_BEAT_SCHEDULE = beat_schedule(invoice_clock_seconds=INVOICE_CLOCK_SECONDS)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 HEALTH_BEAT_MAX_AGE_SECONDS = env_int("HEALTH_BEAT_MAX_AGE_SECONDS", 300, minimum=10)

@@ -50,6 +50,8 @@ def test_choice_and_list_and_required(monkeypatch):
         ("INGEST_MAX_BODY_BYTES", "lots", "INGEST_MAX_BODY_BYTES='lots' is not an integer"),
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL='LOUD' must be one of"),
         ("DATABASE_URL", "mysql://x@y/z", "must be a postgresql:// URL"),
+        ("INVOICE_CLOCK_SECONDS", "0", "INVOICE_CLOCK_SECONDS=0 must be at least 1"),
+        ("INVOICE_CLOCK_SECONDS", "5m", "INVOICE_CLOCK_SECONDS='5m' is not an integer"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(name, value, message):
@@ -80,3 +82,41 @@ def test_env_example_lists_every_variable_the_settings_read():
     readme = (ROOT / "README.md").read_text()
     assert read <= documented, f"missing from .env.example: {sorted(read - documented)}"
     assert all(f"`{name}`" in readme for name in read), [n for n in read if f"`{n}`" not in readme]
+
+
+def _settings_with(monkeypatch, **environ: str | None) -> dict:
+    """config/settings.py executed afresh with these variables (None: unset); the running settings stay."""
+    import runpy
+
+    for name, value in environ.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    return runpy.run_path(str(ROOT / "config/settings.py"))
+
+
+@pytest.mark.parametrize(
+    ("value", "interval", "expires"), [(None, 300, 290), ("86400", 86400, 86390), ("5", 5, 1)]
+)
+def test_the_invoice_clock_runs_every_invoice_clock_seconds(monkeypatch, value, interval, expires):
+    entry = _settings_with(monkeypatch, INVOICE_CLOCK_SECONDS=value)["CELERY_BEAT_SCHEDULE"][
+        "invoicing-invoice-clock"
+    ]
+    assert entry["task"] == "invoicing.tasks.invoice_clock"
+    assert entry["schedule"] == interval
+    assert entry["options"] == {"expires": expires, "queue": "billing"}  # gone before the next run is due
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0", "Environment variable INVOICE_CLOCK_SECONDS=0 must be at least 1."),
+        ("-300", "Environment variable INVOICE_CLOCK_SECONDS=-300 must be at least 1."),
+        ("five", "Environment variable INVOICE_CLOCK_SECONDS='five' is not an integer."),
+    ],
+)
+def test_a_bad_invoice_clock_interval_is_refused_naming_the_variable(monkeypatch, value, message):
+    with pytest.raises(ImproperlyConfigured) as refused:
+        _settings_with(monkeypatch, INVOICE_CLOCK_SECONDS=value)
+    assert str(refused.value) == message

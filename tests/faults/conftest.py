@@ -126,6 +126,9 @@ class Stack:
             MET_ALLOW_INSECURE_SECRET="false",
             STRIPE_API_BASE=f"http://127.0.0.1:{self.stripe_port}",
             STRIPE_TIMEOUT_SECONDS="1",
+            # the tests start their invoice runs themselves and count what is due: beat's invoice clock
+            # (every 5 minutes by default) must not invoice a tenant while a test is still setting it up
+            INVOICE_CLOCK_SECONDS="86400",
         )
         return env
 

@@ -175,7 +175,18 @@ def _pool_children(stack: Stack) -> list:
     return [c for m in mains for c in m.children()]
 
 
-def _invoicing_tenant(stack: Stack, customers: int, since: str = "2026-09-01T00:00:00Z") -> None:
+def _subscribed_since(closed_months: int) -> str:
+    """An `activeFrom` (the billing anchor too) for a subscription whose start and `closed_months` monthly
+    periods are due now, whatever today's date: `closed_months` monthly periods before six hours ago (the
+    last period closed six hours ago, past the default collection delay of an hour; the start, at most 92
+    days before that for three months, stays within the clock's 93-day look-back, `invoicing/sources.py`)."""
+    from billing.periods import Cadence, period_start
+
+    anchor = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6)
+    return period_start(anchor, Cadence.parse("P1M"), -closed_months, "UTC").isoformat()
+
+
+def _invoicing_tenant(stack: Stack, customers: int, since: str) -> None:
     plan = {
         "key": "flat",
         "name": "Flat",
@@ -223,14 +234,14 @@ def _invoicing_tenant(stack: Stack, customers: int, since: str = "2026-09-01T00:
 
 
 def test_worker_killed_in_the_middle_of_an_invoice_run_then_rerun(stack):
-    """An invoice run over 150 customers (subscribed since September 1: the start and three closed monthly
+    """An invoice run over 150 customers (subscribed three months ago: the start and three closed monthly
     periods are due) while the Celery worker's pool process is killed with SIGKILL once the first batch
     is done. Celery requeues the lost batch (acks late, reject on worker lost), the operator starts a
     rerun, and in the end every run item is done, no billing moment has two invoices, and the numbers
     are gapless."""
     import signal as signals
 
-    _invoicing_tenant(stack, customers=150)
+    _invoicing_tenant(stack, customers=150, since=_subscribed_since(3))
     org = stack.sql("SELECT id FROM core_organization WHERE slug = 'faults'")[0][0]
     status, body = stack.request("POST", "/api/v1/billing/invoice-runs", {})
     assert status == 202, body
@@ -294,7 +305,7 @@ def test_stripe_errors_and_timeouts_are_retried_with_the_same_idempotency_key(st
         {"secretKey": "sk_test_faultsuite0000000000", "collectionMethod": "send_invoice"},
     )
     assert status == 200, body
-    _invoicing_tenant(admin, customers=1, since="2026-11-01T00:00:00Z")
+    _invoicing_tenant(admin, customers=1, since=_subscribed_since(1))
     status, body = admin.request("POST", "/api/v1/billing/invoice-runs", {})
     assert status == 202, body
     org = stack.sql("SELECT id FROM core_organization WHERE slug = 'stripeco'")[0][0]
@@ -309,7 +320,7 @@ def test_stripe_errors_and_timeouts_are_retried_with_the_same_idempotency_key(st
         lambda: (rows := pushed()) and all(r[2] == "open" for r in rows), 90, "the invoices to be finalized"
     )
     invoices = pushed()
-    assert len(invoices) == 2  # the start (November in advance) and the end of November (December)
+    assert len(invoices) == 2  # the start (its first month in advance) and the end of that month (the next)
     assert len({r[1] for r in invoices}) == 2
     lines = stack.sql(
         "SELECT count(*) FROM invoicing_invoiceline l JOIN invoicing_invoice i ON i.id = l.invoice_id "
@@ -355,7 +366,7 @@ def test_a_poison_tenant_leaves_every_other_tenant_unaffected(stack):
     tenants = {}
     for slug in ("poisoned", "healthy"):
         admin, org = _tenant(stack, slug)
-        _invoicing_tenant(admin, customers=3, since="2026-11-01T00:00:00Z")
+        _invoicing_tenant(admin, customers=3, since=_subscribed_since(1))
         status, body = admin.request(
             "POST", "/api/v1/meters", {"slug": "pings", "eventType": "ping", "aggregation": "COUNT"}
         )
@@ -433,7 +444,7 @@ def test_a_poison_tenant_leaves_every_other_tenant_unaffected(stack):
             )
         )
 
-    # each customer has two moments: its start (November in advance) and the end of November
+    # each customer has two moments: its start (its first month in advance) and the end of that month
     wait_for(lambda: items(healthy_org) == {"done": 6}, 90, "the healthy tenant's run")
     wait_for(lambda: items(poisoned_org) == {"done": 4, "failed": 2}, 90, "the poisoned tenant's run")
     errors = stack.sql(
@@ -476,7 +487,7 @@ def test_stripe_webhooks_twice_out_of_order_and_late_are_applied_once_in_order(s
         },
     )
     assert status == 200, body
-    _invoicing_tenant(admin, customers=1, since="2026-11-01T00:00:00Z")
+    _invoicing_tenant(admin, customers=1, since=_subscribed_since(1))
     status, body = admin.request("POST", "/api/v1/billing/invoice-runs", {})
     assert status == 202, body
 
