@@ -278,6 +278,7 @@ def inbox_drain(
         inserted=len(new),
         conflicts=len(result.conflicts),
         failed=failed,
+        batch_events=received,
         subjects=tuple(sorted({e.subject for e in new})),
         event_types=tuple(sorted({e.type for e in new})),
         earliest_event_time=min((e.time for e in new), default=None),

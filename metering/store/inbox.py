@@ -67,7 +67,7 @@ class DrainResult:
     inserted: int
     conflicts: int
     failed: int
-    batch_events: int = 0  # events of the batches read (what a chunk's size is measured in)
+    batch_events: int  # events of the batches read (what a chunk's size is measured in)
     subjects: tuple[str, ...] = ()
     event_types: tuple[str, ...] = ()
     earliest_event_time: datetime | None = None
