@@ -58,3 +58,21 @@ def test_heartbeat_is_in_the_beat_schedule():
     entry = settings.CELERY_BEAT_SCHEDULE["core-heartbeat"]
     assert entry["task"] == "core.tasks.heartbeat"
     assert entry["schedule"] <= 60
+
+
+@pytest.mark.django_db
+def test_every_beat_entry_keeps_its_expiry_in_the_database_scheduler():
+    """django-celery-beat syncs the schedule into its tables at start; an entry's expiry must survive that
+    (its option is `expire_seconds`: a Celery `expires` option would be silently dropped)."""
+    from django.conf import settings
+    from django_celery_beat.models import PeriodicTask
+    from django_celery_beat.schedulers import ModelEntry
+
+    from config.celery import app
+
+    for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
+        ModelEntry.from_entry(name, app=app, **entry)
+        stored = PeriodicTask.objects.get(name=name)
+        assert stored.expire_seconds == entry["options"]["expire_seconds"], name
+        assert stored.expire_seconds < entry["schedule"], name  # gone before the next run is due
+        assert ModelEntry(stored, app=app).options["expires"] == stored.expire_seconds, name

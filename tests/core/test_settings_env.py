@@ -105,7 +105,8 @@ def test_the_invoice_clock_runs_every_invoice_clock_seconds(monkeypatch, value, 
     ]
     assert entry["task"] == "invoicing.tasks.invoice_clock"
     assert entry["schedule"] == interval
-    assert entry["options"] == {"expires": expires, "queue": "billing"}  # gone before the next run is due
+    # gone before the next run is due
+    assert entry["options"] == {"expire_seconds": expires, "queue": "billing"}
 
 
 @pytest.mark.parametrize(
