@@ -5,8 +5,8 @@ All figures come from one run on the same database (DATABASE_URL, else the embed
   (a2) the same COPY into a table with the event store's keys (identity PK, dedup and query indexes);
   (b) batched HTTP ingest through a real gunicorn started here (several client threads, batches of
       1000, 10% of batches resent so dedup really works) with a drainer process running (one thread per
-      drain lane, DRAIN_LANES), into an event
-      table that already holds BIG events: the rate at which requests are durably accepted (204), and
+      drain lane, DRAIN_LANES), into an event table that already holds BIG events: the rate at which
+      requests are durably accepted (204), and
       (b') the rate until every event is stored and deduplicated (the inbox is empty), with the backlog
       (accepted, not yet stored) sampled every second, and (b'') the rate at which the backlog left when
       (c) ended was stored (no request arriving: the drain's lanes at full speed);
