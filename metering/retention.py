@@ -76,5 +76,9 @@ def events_expire(*, now: datetime | None = None) -> store.ExpireResult:
 
 def event_partitions_maintain(*, now: datetime | None = None) -> list[str]:
     """Create the coming months' partitions and move months found in the default partition into their
-    own (idempotent). Returns the partitions created."""
+    own (idempotent). Returns the partitions created. Nothing to do with the ClickHouse store, whose events
+    never reach PostgreSQL's event table (should the store be switched back, the default partition takes
+    every month until this runs again)."""
+    if store.clickhouse_selected():
+        return []
     return store.partitions_ensure(now=now or timezone.now())

@@ -119,6 +119,17 @@ def test_no_retention_no_removal_and_the_task_runs(tenant_a, tenant_b):
     assert Event.objects.count() == 2
 
 
+def test_partitions_are_left_alone_with_the_clickhouse_store(tenant_a, tenant_b, settings):
+    before = store.partitions_list()
+    settings.METERING_STORE = "clickhouse"
+    assert retention.event_partitions_maintain(now=datetime(2033, 6, 1, tzinfo=UTC)) == []
+    settings.METERING_STORE = "postgres"
+    assert store.partitions_list() == before
+    created = retention.event_partitions_maintain(now=datetime(2033, 6, 1, tzinfo=UTC))
+    assert "metering_event_p203306" in created
+    assert not Event.objects.filter(organization__in=[tenant_a.org, tenant_b.org]).exists()
+
+
 def test_retention_command(tenant_a, tenant_b, capsys):
     call_command("event_retention", tenant_a.org.slug, "60")
     assert retention.event_retention_get(organization=tenant_a.org) == 60
