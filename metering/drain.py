@@ -29,11 +29,17 @@ DRAIN_JOB = "events_drain"
 DRAIN_TASK = "metering.tasks.events_drain"
 
 
-def _request_drain() -> None:
-    try:
-        enqueue(DRAIN_TASK)
-    except Exception:  # the broker is down: beat's periodic drain (or the next read) stores the batches
-        logger.exception("could not queue metering.tasks.events_drain")
+def _request_drain(attempts: int = 2) -> None:
+    """Publish one drain task. A failed publish is tried once more: the first publishes of several web
+    processes started together race to create the queue in a database broker (kombu's SQLAlchemy
+    transport), and the loser gets a unique violation that a second attempt does not."""
+    for attempt in range(1, attempts + 1):
+        try:
+            enqueue(DRAIN_TASK)
+            return
+        except Exception:  # the broker is down: beat's periodic drain (or the next read) stores the batches
+            if attempt == attempts:
+                logger.exception("could not queue metering.tasks.events_drain")
 
 
 # Accepting a batch asks for a drain; a daemon thread per process publishes at most one task per window.

@@ -386,6 +386,30 @@ def test_a_paced_drain_stores_in_chunks_of_its_size_in_acceptance_order(
     assert InboxBatch.objects.get().organization_id == tenant_b.org.id
 
 
+def test_a_drain_request_is_published_again_once_after_a_failed_publish(monkeypatch, caplog):
+    calls: list[str] = []
+
+    def flaky(name):
+        calls.append(name)
+        if len(calls) == 1:  # as kombu's SQLAlchemy transport when another process created the queue first
+            raise RuntimeError("duplicate key value violates unique constraint")
+
+    monkeypatch.setattr(drain, "enqueue", flaky)
+    drain._request_drain()
+    assert calls == [drain.DRAIN_TASK] * 2
+    assert "could not queue" not in caplog.text
+
+    def down(name):
+        calls.append(name)
+        raise ConnectionError("broker unreachable")
+
+    calls.clear()
+    monkeypatch.setattr(drain, "enqueue", down)
+    drain._request_drain()  # never raises into the publisher thread: logged, beat's drain catches up
+    assert calls == [drain.DRAIN_TASK] * 2
+    assert "could not queue metering.tasks.events_drain" in caplog.text
+
+
 def test_with_several_lanes_each_rests_its_siblings_turn_while_requests_arrive():
     """Two lanes that work 80 ms chunks rest 25% of it plus one chunk for the other lane: together they
     take about one drainer's share while requests arrive."""
