@@ -79,7 +79,8 @@ def _notify_landed(*, organization_id: str, **kwargs: Any) -> None:
 # one short transaction sized to take about DRAIN_CHUNK_MS (the size follows the measured rate, between
 # DRAIN_MIN_EVENTS and store.DRAIN_MAX_EVENTS), and while requests keep arriving (the inbox's newest batch
 # moved during the chunk) the drain rests DRAIN_REST_PERCENT of the chunk's time before the next one, at
-# most DRAIN_REST_MAX_SECONDS, so single-event requests find the cores and the WAL free. With several lanes
+# most DRAIN_REST_MAX_SECONDS, so single-event requests find the cores and the WAL free; it does not rest
+# when more events arrived than the chunk stored (falling behind, a rest would only grow the backlog). With several lanes
 # (DRAIN_LANES), each lane also rests the time its siblings work: while requests arrive, the lanes
 # together take about one drainer's share; once requests stop, every lane runs flat out. Both settings
 # come from the environment (config/settings.py); the defaults below are theirs.
@@ -123,15 +124,19 @@ class Pace:
         siblings = self.lanes - 1
         return min(self.rest_max + siblings * self.chunk_seconds, elapsed * (self.rest_ratio + siblings))
 
-    def after_chunk(self, received: int, elapsed: float) -> None:
-        """Size the next chunk from this one's rate; rest when requests arrived meanwhile."""
-        if received and elapsed > 0:
-            fitted = int(received / elapsed * self.chunk_seconds)
+    def after_chunk(self, batch_events: int, elapsed: float) -> None:
+        """Size the next chunk from this one's rate (`batch_events` read in `elapsed` seconds); rest when
+        requests arrived since the last chunk, unless more events arrived than this chunk covered: then
+        the drain is falling behind, and resting would only grow the backlog."""
+        if batch_events and elapsed > 0:
+            fitted = int(batch_events / elapsed * self.chunk_seconds)
             self.events = max(DRAIN_MIN_EVENTS, min(store.DRAIN_MAX_EVENTS, fitted))
-        newest = store.inbox_last_pending()
-        fresh = newest is not None and self.newest is not None and newest > self.newest
-        self.newest = newest
-        if fresh and (rest := self.rest_after(elapsed)) > 0:
+        if self.newest is None:
+            self.newest = store.inbox_last_pending()
+            return
+        newest, arrived = store.inbox_arrivals(after_id=self.newest)
+        self.newest = max(self.newest, newest or 0)
+        if 0 < arrived <= batch_events and (rest := self.rest_after(elapsed)) > 0:
             time.sleep(rest)
 
 

@@ -156,6 +156,19 @@ def inbox_pending_events() -> int:
         return int(cur.fetchone()[0])
 
 
+def inbox_arrivals(*, after_id: int) -> tuple[int | None, int]:
+    """(newest pending batch id or None, events in the pending batches accepted after batch `after_id`),
+    all organizations: what arrived since a drainer last looked. One range scan of the newest rows."""
+    with rls.unscoped(), connection.cursor() as cur:
+        cur.execute(
+            "SELECT max(id), coalesce(sum(event_count), 0) FROM metering_inboxbatch "
+            "WHERE failed_at IS NULL AND id > %s",
+            [after_id],
+        )
+        newest, events = cur.fetchone()
+    return (None if newest is None else int(newest)), int(events)
+
+
 def inbox_last_pending(*, organization_id: str | None = None) -> int | None:
     """The newest pending batch id of an organization, or of all (None: nothing pending). One index probe."""
     where, params = and_given(("organization_id = %s", organization_id))

@@ -421,7 +421,9 @@ def test_with_several_lanes_each_rests_its_siblings_turn_while_requests_arrive()
     assert drain.Pace(rest_ratio=0, lanes=2).rest_after(0.08) == 0  # DRAIN_REST_PERCENT=0: never rests
 
 
-def test_a_paced_drain_sizes_chunks_from_its_rate_and_rests_only_when_requests_arrive(tenant_a, monkeypatch):
+def test_a_paced_drain_sizes_chunks_from_its_rate_and_rests_only_when_requests_arrive(
+    tenant_a, tenant_b, monkeypatch
+):
     rests: list[float] = []
     monkeypatch.setattr(drain.time, "sleep", rests.append)
     pace = drain.Pace(chunk_seconds=0.1, rest_ratio=0.25, rest_max=0.05)
@@ -436,6 +438,13 @@ def test_a_paced_drain_sizes_chunks_from_its_rate_and_rests_only_when_requests_a
     _append(tenant_a, ["c"])
     pace.after_chunk(1000, 1.0)  # never more than rest_max
     assert rests[-1] == pytest.approx(0.05)
+    # falling behind: more events arrived since the last chunk than this chunk covered, so no rest
+    _append(tenant_a, [f"d{i}" for i in range(600)])
+    _append(tenant_b, [f"d{i}" for i in range(600)])  # every organization's arrivals count
+    pace.after_chunk(1000, 0.08)
+    assert len(rests) == 2
+    pace.after_chunk(1000, 0.08)  # nothing new arrived: nothing to give way to
+    assert len(rests) == 2
 
 
 @pytest.mark.django_db(transaction=True)
