@@ -140,6 +140,15 @@ def start_gunicorn(port: int) -> subprocess.Popen:
     raise RuntimeError("gunicorn did not start")
 
 
+def run_threads(target, count: int) -> None:
+    """`target(0)` … `target(count - 1)`, each in its own thread, all at once; returns when all are done."""
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def client_connection(port: int, timeout: float) -> http.client.HTTPConnection:
     """A keep-alive connection with TCP_NODELAY, as gateways' HTTP clients use (Go's net/http and nginx
     set it by default). Python's http.client does not: a 200 KB batch then ends with a partial segment
@@ -256,12 +265,8 @@ def send_batches(port: int, key: str, run: str) -> tuple[int, float, float]:
                 failures.append(resp.status)
         conn.close()
 
-    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
     t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(lambda _: client(), CLIENTS)
     if failures:
         raise RuntimeError(f"batched ingest failed: {failures[:5]}")
     return sent_events, t0, time.perf_counter()
@@ -373,11 +378,7 @@ def bench_sustained(port: int, key: str, run: str, org_id: str, rate: float) -> 
                 failures.append(resp.status)
         conn.close()
 
-    threads = [threading.Thread(target=client, args=(c,)) for c in range(CLIENTS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(client, CLIENTS)
     window = time.perf_counter() - start
     left = pending_events(org_id)
     sampler.start()  # from the end of the load until the inbox is empty
@@ -424,11 +425,7 @@ def bench_single(port: int, key: str, run: str) -> tuple[float, float, float, in
             conn.getresponse().read()
         conn.close()
 
-    warmers = [threading.Thread(target=warm, args=(k,)) for k in range(n_threads)]
-    for t in warmers:
-        t.start()
-    for t in warmers:
-        t.join()
+    run_threads(warm, n_threads)
     start = time.perf_counter() + 0.5
 
     def client(k: int):
@@ -450,11 +447,7 @@ def bench_single(port: int, key: str, run: str) -> tuple[float, float, float, in
                     failures.append(resp.status)
         conn.close()
 
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(n_threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(client, n_threads)
     achieved = total / (time.perf_counter() - start)
     if failures:
         raise RuntimeError(f"single ingest failed: {failures[:5]}")
