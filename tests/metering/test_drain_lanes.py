@@ -230,3 +230,41 @@ def test_two_lanes_side_by_side_store_every_event_once(tenant_a, tenant_b):
     assert RejectedEvent.objects.filter(organization=tenant_a.org).count() == 9
     assert not InboxBatch.objects.filter(organization=tenant_a.org).exists()
     assert InboxBatch.objects.filter(organization=tenant_b.org).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_drain_follow_runs_a_thread_per_lane_until_stopped(tenant_a, tenant_b, settings):
+    import time
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from metering.management.commands.events_drain import Command
+
+    settings.DRAIN_LANES = 2
+    for b in range(5):
+        append(tenant_a, [ce(f"f{b}-{i}", data={"tokens": 1}) for i in range(40)])
+    append(tenant_a, [ce("f0-0", data={"tokens": 1})])  # a duplicate
+    append(tenant_b, [ce("f0-0", data={"tokens": 1})])
+    command, out = Command(), StringIO()
+
+    def run() -> None:
+        try:
+            call_command(command, "--follow", "--nice", "0", "--idle", "0.01", stdout=out)
+        finally:
+            connection.close()  # this thread's own connection
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    deadline = time.monotonic() + 30
+    while InboxBatch.objects.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    command.stop.set()
+    runner.join(30)
+    assert not runner.is_alive()
+    assert not InboxBatch.objects.exists()
+    assert Event.objects.filter(organization=tenant_a.org).count() == 200
+    assert Event.objects.filter(organization=tenant_b.org).count() == 1
+    text = out.getvalue()
+    assert text.startswith("202 events pending in 7 batches")
+    assert "done: stored 201 events, dropped 1 duplicates, 0 batches kept as unprocessable" in text

@@ -1,7 +1,7 @@
 """`manage.py events_drain`: store accepted ingest batches now, with progress (the Celery task's work).
 
 Useful to catch up on a backlog by hand, or (`--follow`) as a dedicated drainer process next to or
-instead of the Celery task: it then runs one thread per drain lane (`--lanes`, default `DRAIN_LANES`),
+instead of the Celery task: it then runs one thread per drain lane (`DRAIN_LANES`),
 each draining at the background pace (`metering.drain.Pace`: short chunks, rests while requests arrive)
 with its CPU priority lowered by `--nice` (default 10; 0 keeps it), so ingest requests keep their latency
 while a backlog drains. `--retry-failed` first retries the batches kept as unprocessable.
@@ -10,7 +10,7 @@ while a backlog drains. `--retry-failed` first retries the batches kept as unpro
 import threading
 import time
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from django.db import connection
 
 from metering import drain, store
@@ -47,6 +47,10 @@ class Progress:
 class Command(BaseCommand):
     help = "Store accepted ingest batches (the inbox) into the event store, printing progress."
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.stop = threading.Event()  # set to end --follow (Ctrl-C sets it)
+
     def add_arguments(self, parser):
         parser.add_argument("--follow", action="store_true", help="keep draining until interrupted")
         parser.add_argument(
@@ -54,12 +58,6 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--nice", type=int, default=10, help="with --follow: lower this process's CPU priority by N"
-        )
-        parser.add_argument(
-            "--lanes",
-            type=int,
-            default=None,
-            help="with --follow: drainer threads (default: DRAIN_LANES, the lanes new batches are split into)",
         )
         parser.add_argument(
             "--retry-failed",
@@ -75,11 +73,8 @@ class Command(BaseCommand):
         self.stdout.write(f"{total:,} events pending in {sum(n for _o, n, _e in pending):,} batches")
         progress = Progress(self.stdout.write)
         if opts["follow"]:
-            threads = opts["lanes"] or drain.drain_lanes()
-            if not 1 <= threads <= store.MAX_LANES:
-                raise CommandError(f"--lanes must be between 1 and {store.MAX_LANES}")
             try:
-                self._follow(threads, opts, progress)
+                self._follow(drain.drain_lanes(), opts, progress)
             finally:
                 self.stdout.write(progress.summary())
             return
@@ -90,9 +85,10 @@ class Command(BaseCommand):
         self.stdout.write(progress.summary())
 
     def _follow(self, threads: int, opts, progress: Progress) -> None:
-        """Drainer threads until interrupted: each lowers its own priority (and its database process's),
-        then takes the free lane slots in turn (`drain.events_drain_background`)."""
-        stop = threading.Event()
+        """Drainer threads until `self.stop` is set or the process is interrupted: each lowers its own
+        priority (and its database process's), then takes the free lane slots in turn
+        (`drain.events_drain_background`)."""
+        stop = self.stop
 
         def drainer() -> None:
             try:
@@ -110,8 +106,8 @@ class Command(BaseCommand):
         for w in workers:
             w.start()
         try:
-            while any(w.is_alive() for w in workers):
-                time.sleep(0.2)
+            while not stop.is_set() and any(w.is_alive() for w in workers):
+                stop.wait(0.2)
         finally:
             stop.set()
             for w in workers:
