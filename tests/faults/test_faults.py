@@ -361,8 +361,10 @@ def test_a_poison_tenant_leaves_every_other_tenant_unaffected(stack):
     invoice run invoices everyone. The poison tenant's run invoices its two sound customers and marks the
     third failed with the reason."""
     now = datetime.now(UTC)
-    month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0).isoformat()
-    event_time = (now - timedelta(minutes=5)).isoformat()
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    month = month_start.isoformat()
+    # a few minutes ago, but never before this month's usage period (a run in a month's first minutes)
+    event_time = max(now - timedelta(minutes=5), month_start).isoformat()
     tenants = {}
     for slug in ("poisoned", "healthy"):
         admin, org = _tenant(stack, slug)
