@@ -77,13 +77,13 @@ def _notify_landed(*, organization_id: str, **kwargs: Any) -> None:
 
 # A background drain takes a bounded share of the machine (docs/scaling.md, "PostgreSQL"): each chunk is
 # one short transaction sized to take about DRAIN_CHUNK_MS (the size follows the measured rate, between
-# DRAIN_MIN_EVENTS and store.DRAIN_MAX_EVENTS), and while requests keep arriving (the inbox's newest batch
-# moved during the chunk) the drain rests DRAIN_REST_PERCENT of the chunk's time before the next one, at
-# most DRAIN_REST_MAX_SECONDS, so single-event requests find the cores and the WAL free; it does not rest
-# when more events arrived than the chunk stored (falling behind, a rest would only grow the backlog). With several lanes
-# (DRAIN_LANES), each lane also rests the time its siblings work: while requests arrive, the lanes
-# together take about one drainer's share; once requests stop, every lane runs flat out. Both settings
-# come from the environment (config/settings.py); the defaults below are theirs.
+# DRAIN_MIN_EVENTS and store.DRAIN_MAX_EVENTS), and while requests keep arriving (batches accepted since
+# the last chunk) the drain rests DRAIN_REST_PERCENT of the chunk's time before the next one, at most
+# DRAIN_REST_MAX_SECONDS, so single-event requests find the cores and the WAL free. It does not rest when
+# more events arrived than the chunk covered: it is falling behind, and a rest would only grow the backlog.
+# With several lanes (DRAIN_LANES), each lane also rests the time its siblings work: while requests
+# arrive, the lanes together take about one drainer's share; once requests stop, every lane runs flat
+# out. The settings come from the environment (config/settings.py); the defaults below are theirs.
 DRAIN_CHUNK_SECONDS = 0.1
 DRAIN_MIN_EVENTS = 500
 DRAIN_REST_RATIO = 0.25

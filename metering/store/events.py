@@ -76,9 +76,8 @@ def events_insert(
 ORG_LOCK_CLASS = 0x6D6C6472  # pg_advisory_xact_lock(ORG_LOCK_CLASS, hashtext(org)): one writer per org
 
 
-LANE_LOCK_CLASS = (
-    0x6D6C6C00  # pg_advisory_xact_lock(LANE_LOCK_CLASS + lane, hashtext(org)): one drainer per lane
-)
+# pg_advisory_xact_lock(LANE_LOCK_CLASS + lane, hashtext(org)): one drainer per lane of an organization
+LANE_LOCK_CLASS = 0x6D6C6C00
 
 
 def store_locks(cur, org: str, lane: int | None = None) -> None:
@@ -152,8 +151,8 @@ PAYLOAD_HASH = (
 #   window over the stored and incoming rows, no join); every incoming event that differs is a conflict.
 #   Only computed when some event lost (`dup` not empty): a chunk of new events skips the sort entirely.
 # Sorts, windows and DISTINCTs over identifiers compare bytes (COLLATE "C"): ids and subjects have no
-# language order, and a database collation such as C.UTF-8 compares through strcoll, which cost a few µs
-# per event. Byte order is also the order of a C or C.UTF-8 index, so inserts still arrive in index order.
+# language order, and a database collation such as C.UTF-8 compares through strcoll (about 3 µs of ~25 per
+# event, docs/scaling.md). Byte order is also the order of a C or C.UTF-8 index, so inserts still arrive in index order.
 STORE_SQL = (
     "WITH v AS (SELECT s.*, " + PAYLOAD_HASH.format(a="s.") + " AS h FROM ({source}) s), "
     f"n AS (SELECT nextval('{SEQUENCE}') AS seq, v.* FROM v ORDER BY bid, ord), "

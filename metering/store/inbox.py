@@ -33,9 +33,9 @@ from metering.store.events import (
     store_rows,
 )
 
-DRAIN_LOCK_CLASS = (
-    ORG_LOCK_CLASS  # pg_advisory_xact_lock(DRAIN_LOCK_CLASS, hashtext(org)): one drainer per org
-)
+# pg_advisory_xact_lock(DRAIN_LOCK_CLASS, hashtext(org)): the organization's writer lock (`store_locks`),
+# held exclusive by a full drain and shared by drain lanes; the ClickHouse drain takes it exclusive
+DRAIN_LOCK_CLASS = ORG_LOCK_CLASS
 DRAIN_MAX_EVENTS = 5_000  # events per drain transaction (several batches; at least one): short transactions
 MAX_LANES = 8  # lanes_done is a smallint bit mask
 UNPROCESSABLE_REASON = "unprocessable_batch"
@@ -63,7 +63,7 @@ class DrainResult:
 
     organization_id: str
     batches: int
-    received: int  # events of the batches handled by this drain (a lane's share only, for a lane)
+    received: int  # events this drain handled: those not stored yet by another lane (for a lane, its share)
     inserted: int
     conflicts: int
     failed: int

@@ -52,6 +52,8 @@ def test_choice_and_list_and_required(monkeypatch):
         ("DATABASE_URL", "mysql://x@y/z", "must be a postgresql:// URL"),
         ("INVOICE_CLOCK_SECONDS", "0", "INVOICE_CLOCK_SECONDS=0 must be at least 1"),
         ("INVOICE_CLOCK_SECONDS", "5m", "INVOICE_CLOCK_SECONDS='5m' is not an integer"),
+        ("DRAIN_LANES", "9", "DRAIN_LANES=9 must be at most 8"),
+        ("DRAIN_LANES", "0", "DRAIN_LANES=0 must be at least 1"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(name, value, message):

@@ -184,6 +184,30 @@ def test_a_lone_background_worker_takes_every_lane_in_turn(tenant_a, tenant_b, t
     assert Event.objects.filter(organization=tenant_b.org).count() == 1
 
 
+def test_the_clickhouse_store_drains_whole_batches(settings):
+    settings.DRAIN_LANES = 3
+    assert drain.drain_lanes() == 3
+    settings.METERING_STORE = "clickhouse"  # its drain stores whole batches: one lane, whatever is set
+    assert drain.drain_lanes() == 1
+    assert drain.Pace.from_settings().lanes == 1
+
+
+def test_a_drain_starts_no_chunk_after_its_deadline(tenant_a, tenant_b):
+    import time
+
+    append(tenant_a, [ce("late1", data={"tokens": 1})])
+    append(tenant_a, [ce("late2", data={"tokens": 1})])
+    append(tenant_b, [ce("late1", data={"tokens": 1})])
+    assert drain.events_drain(organization_id=tenant_a.org.id, deadline=time.monotonic()) == []
+    assert InboxBatch.objects.filter(organization=tenant_a.org).count() == 2
+    # a paced drain with time left stores chunk after chunk until its inbox is empty
+    results = drain.events_drain(
+        organization_id=tenant_a.org.id, pace=drain.Pace(), deadline=time.monotonic() + 30
+    )
+    assert sum(r.inserted for r in results) == 2
+    assert InboxBatch.objects.filter(organization=tenant_b.org).count() == 1
+
+
 def test_accepting_records_the_configured_lanes(tenant_a, tenant_b, settings):
     settings.DRAIN_LANES = 3
     services_accept(tenant_a, [ce("l1")])
