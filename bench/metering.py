@@ -36,6 +36,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -467,10 +468,7 @@ def slow_text(slow: list[float]) -> str:
     once show as many in one second."""
     if not slow:
         return f"none over {SLOW_SECONDS * 1000:.0f} ms"
-    seconds: dict[int, int] = {}
-    for t in slow:
-        seconds[int(t)] = seconds.get(int(t), 0) + 1
-    by_second = ", ".join(f"{n} in second {s}" for s, n in sorted(seconds.items()))
+    by_second = ", ".join(f"{n} in second {s}" for s, n in sorted(Counter(int(t) for t in slow).items()))
     return f"{len(slow)} over {SLOW_SECONDS * 1000:.0f} ms: {by_second}"
 
 
