@@ -7,7 +7,8 @@ All figures come from one run on the same database (DATABASE_URL, else the embed
       1000, 10% of batches resent so dedup really works) with a drainer process running (one thread per
       drain lane, DRAIN_LANES), into an event table that already holds BIG events: the rate at which
       requests are durably accepted (204), and
-      (b') the rate until every event is stored and deduplicated (the inbox is empty), with the backlog
+      (b') the rate until every event is stored and deduplicated (none of (b)'s batches is left in the
+      inbox; (c)'s single events, accepted meanwhile, are not waited for), with the backlog
       (accepted, not yet stored) sampled every second, and (b'') the rate at which the backlog left when
       (c) ended was stored (no request arriving: the drain's lanes at full speed);
   (c) single-event HTTP ingest at a fixed 200 req/s (open loop) started at the last 204 of (b), so it
@@ -274,12 +275,14 @@ def send_batches(port: int, key: str, run: str) -> tuple[int, float, float]:
 
 
 class BacklogSampler(threading.Thread):
-    """Samples the accepted-but-not-stored events (all organizations) every second from t0 until the
-    inbox is empty; `done` is set then, `empty_at` is when."""
+    """Samples the accepted-but-not-stored events (all organizations; with `up_to_id`, only those of the
+    batches accepted up to that inbox id) every second from t0 until there are none; `done` is set then,
+    `empty_at` is when."""
 
-    def __init__(self, t0: float):
+    def __init__(self, t0: float, up_to_id: int | None = None):
         super().__init__(daemon=True)
         self.t0 = t0
+        self.up_to_id = up_to_id
         self.curve: list[tuple[float, int]] = []
         self.empty_at = 0.0
         self.done = threading.Event()
@@ -292,7 +295,10 @@ class BacklogSampler(threading.Thread):
         try:
             next_sample = 0.0
             while True:
-                pending = store.inbox_pending_events()
+                if self.up_to_id is None:
+                    pending = store.inbox_pending_events()
+                else:
+                    pending = sum(ev for _org, _n, ev in store.inbox_pending(up_to_id=self.up_to_id))
                 now = time.perf_counter() - self.t0
                 if now >= next_sample or not pending:
                     self.curve.append((now, pending))
@@ -313,10 +319,13 @@ def curve_text(curve: list[tuple[float, int]], points: int = 12) -> str:
 
 
 def bench_batched(port: int, key: str, run: str, org_id: str) -> dict:
-    """(b) then, at the last 204, (c) while the backlog drains; (b') ends when the inbox is empty."""
+    """(b) then, at the last 204, (c) while the backlog drains; (b') ends when (b)'s batches are all
+    stored ((c)'s single events, accepted meanwhile, are a stream of their own)."""
+    from metering import store
+
     before = stored_events(org_id, f"{run}-b-")
     sent, t0, accepted_at = send_batches(port, key, run)
-    sampler = BacklogSampler(t0)
+    sampler = BacklogSampler(t0, up_to_id=store.inbox_last_pending(organization_id=org_id) or 0)
     sampler.start()
     backlog = pending_events(org_id)
     log(f"{backlog:,} events in the inbox at the last 204; (c) single events at {RATE}/s meanwhile…")
@@ -656,7 +665,7 @@ def _run(org, key: str, run_id: str) -> list[dict]:
             f"{ratio:.0%} of (a2))",
             "target": ">= 50% of (a2)",
             "ok": ratio >= 0.5,
-            "notes": f"into a table of >= {BIG:,} events; first request to empty inbox {b['stored_seconds']:.1f}s; "
+            "notes": f"into a table of >= {BIG:,} events; first request to the last of them stored {b['stored_seconds']:.1f}s; "
             f"exactly {N:,} events stored; backlog: {b['curve']}",
         }
     )

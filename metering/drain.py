@@ -108,10 +108,14 @@ class Pace:
     newest: int | None = None
 
     @classmethod
-    def from_settings(cls) -> Pace:
+    def from_settings(cls, *, yields: bool = False) -> Pace:
+        """The configured pace; `yields`: the drain's work runs at a lower CPU priority than the requests'
+        (`drainer_priority_lower` lowered its database process too), so the scheduler hands the requests
+        the cores the moment they want them and rests would only leave cores idle: none are taken."""
+        rest_percent = 0 if yields else getattr(settings, "DRAIN_REST_PERCENT", DRAIN_REST_RATIO * 100)
         return cls(
             chunk_seconds=getattr(settings, "DRAIN_CHUNK_MS", DRAIN_CHUNK_SECONDS * 1000) / 1000,
-            rest_ratio=getattr(settings, "DRAIN_REST_PERCENT", DRAIN_REST_RATIO * 100) / 100,
+            rest_ratio=rest_percent / 100,
             lanes=drain_lanes(),
         )
 
@@ -259,20 +263,24 @@ def events_drain_background(*, seconds: float = 50.0, pace: Pace | None = None) 
     return done
 
 
-def drainer_priority_lower(niceness: int) -> None:
+def drainer_priority_lower(niceness: int) -> bool:
     """A dedicated drainer process (`manage.py events_drain --follow`) yields the CPU to requests: its own
     scheduling priority is lowered by `niceness`, and so is its database server process when that runs on
     this machine under our control (the embedded PostgreSQL; a server elsewhere is left alone). A
-    lower-priority process still gets every idle cycle; it only gives way when requests want the CPU."""
+    lower-priority process still gets every idle cycle; it only gives way when requests want the CPU.
+    True when both were lowered: the drain's work then yields by itself and needs no rests (`Pace`)."""
     if niceness <= 0:
-        return
+        return False
     os.nice(niceness)
-    if getattr(settings, "EMBEDDED_DATABASE", False):
-        connection.ensure_connection()
-        with connection.cursor() as cur:
-            cur.execute("SELECT pg_backend_pid()")
-            backend = int(cur.fetchone()[0])
-        try:
-            os.setpriority(os.PRIO_PROCESS, backend, os.getpriority(os.PRIO_PROCESS, backend) + niceness)
-        except OSError:  # not allowed (another user's server without the privilege): keep the default
-            logger.info("could not lower the priority of the drainer's database process %s", backend)
+    if not getattr(settings, "EMBEDDED_DATABASE", False):
+        return False
+    connection.ensure_connection()
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        backend = int(cur.fetchone()[0])
+    try:
+        os.setpriority(os.PRIO_PROCESS, backend, os.getpriority(os.PRIO_PROCESS, backend) + niceness)
+    except OSError:  # not allowed (another user's server without the privilege): keep the default
+        logger.info("could not lower the priority of the drainer's database process %s", backend)
+        return False
+    return True

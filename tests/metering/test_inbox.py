@@ -531,8 +531,30 @@ def test_a_dedicated_drainer_lowers_only_its_own_priority_on_a_server_elsewhere(
     calls: list[tuple] = []
     monkeypatch.setattr(drain.os, "nice", lambda n: calls.append(("nice", n)))
     monkeypatch.setattr(drain.os, "setpriority", lambda *a: calls.append(("setpriority", *a)))
-    drain.drainer_priority_lower(0)
+    assert drain.drainer_priority_lower(0) is False
     assert calls == []
     settings.EMBEDDED_DATABASE = False  # DATABASE_URL: the server's processes are not ours to touch
-    drain.drainer_priority_lower(10)
+    assert drain.drainer_priority_lower(10) is False  # its database work still competes: keep resting
     assert calls == [("nice", 10)]
+
+
+def test_a_drainer_whose_database_process_was_lowered_takes_no_rests(settings, monkeypatch):
+    """On the embedded server the drain's database process is lowered too: the scheduler already gives the
+    requests the cores they want, so the pace takes no rests; when the server refuses, the rests stay."""
+    calls: list[tuple] = []
+    monkeypatch.setattr(drain.os, "nice", lambda n: calls.append(("nice", n)))
+    monkeypatch.setattr(drain.os, "getpriority", lambda *a: 0)
+    monkeypatch.setattr(drain.os, "setpriority", lambda *a: calls.append(("setpriority", *a)))
+    settings.EMBEDDED_DATABASE = True
+    settings.DRAIN_REST_PERCENT = 25
+    lowered = drain.drainer_priority_lower(10)
+    assert lowered is True and calls[0] == ("nice", 10) and calls[1][0] == "setpriority"
+    assert calls[1][-1] == 10
+    assert drain.Pace.from_settings(yields=lowered).rest_after(0.08) == 0
+    assert drain.Pace.from_settings().rest_after(0.08) == pytest.approx(0.02)
+
+    def refused(*a):
+        raise PermissionError("not permitted")
+
+    monkeypatch.setattr(drain.os, "setpriority", refused)
+    assert drain.drainer_priority_lower(10) is False

@@ -4,7 +4,8 @@ Useful to catch up on a backlog by hand, or (`--follow`) as a dedicated drainer 
 instead of the Celery task: it then runs one thread per drain lane (`DRAIN_LANES`),
 each draining at the background pace (`metering.drain.Pace`: short chunks, rests while requests arrive)
 with its CPU priority lowered by `--nice` (default 10; 0 keeps it), so ingest requests keep their latency
-while a backlog drains. `--retry-failed` first retries the batches kept as unprocessable.
+while a backlog drains. When its database process was lowered too (the embedded PostgreSQL), the
+scheduler does what the rests are for, and it takes none. `--retry-failed` first retries the batches kept as unprocessable.
 """
 
 import threading
@@ -92,8 +93,7 @@ class Command(BaseCommand):
 
         def drainer() -> None:
             try:
-                drain.drainer_priority_lower(opts["nice"])
-                pace = drain.Pace.from_settings()
+                pace = drain.Pace.from_settings(yields=drain.drainer_priority_lower(opts["nice"]))
                 while not stop.is_set():
                     results = drain.events_drain_background(seconds=1.0, pace=pace)
                     progress.add(results)
