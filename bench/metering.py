@@ -512,6 +512,19 @@ def lanes_text() -> str:
     return f"{n} drain lane" + ("s" if n > 1 else "")
 
 
+def rests_text() -> str:
+    """The drainer's rests (`metering.drain.Pace`): none when its database process runs at lower priority
+    too (the embedded server), else the configured share while requests arrive."""
+    from django.conf import settings
+
+    if DRAIN_NICE > 0 and getattr(settings, "EMBEDDED_DATABASE", False):
+        return "no rests: its database process runs at the lower priority too"
+    return (
+        f"rests {settings.DRAIN_REST_PERCENT}% of a chunk, plus the other lanes' turn, while requests arrive "
+        "and it keeps up"
+    )
+
+
 def slow_text(slow: list[float]) -> str:
     """Requests over the p99 target, by the second they were sent in: stalls that hit every request at
     once show as many in one second."""
@@ -743,8 +756,7 @@ def _run(org, key: str, run_id: str) -> list[dict]:
             "ok": p99 <= 25,
             "notes": f"{total} requests, achieved {achieved:.0f} req/s, from the last 204 of (b); drainer "
             f"`events_drain --follow` ({lanes_text()}, nice {DRAIN_NICE}, chunks of "
-            f"~{settings.DRAIN_CHUNK_MS} ms, rests {settings.DRAIN_REST_PERCENT}% of a chunk, plus the other "
-            f"lanes' turn, while requests arrive and it keeps up); {slow_text(slow)}",
+            f"~{settings.DRAIN_CHUNK_MS} ms, {rests_text()}); {slow_text(slow)}",
         }
     )
     sustained = e["left"] <= 2 * e["offered"]
