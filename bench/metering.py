@@ -19,13 +19,14 @@ All figures come from one run on the same database (DATABASE_URL, else the embed
   (d) meter query for one subject, 30 days by day, over >= BIG stored events (generated server-side once
       and reused), with rollups (the production path) and raw-only for comparison;
   (e) sustained ingest: batches (10% resent) offered on a fixed schedule at BENCH_SUSTAIN_SHARE of (a2)
-      for BENCH_SUSTAIN_SECONDS, the drainer storing meanwhile: the rate stored over the window, and
-      whether the backlog stayed bounded (at most 2 s of the load when the window ends).
+      for BENCH_SUSTAIN_SECONDS, the drainer storing meanwhile: the rate stored over the window, whether
+      the backlog stayed bounded (at most 2 s of the load when the window ends), and its curve.
 The run's own events are removed at the end, so every run stores into the same >= BIG events.
 
 Knobs (environment): BENCH_EVENTS (default 500000), BENCH_BIG_EVENTS (10000000), BENCH_WORKERS (2),
 BENCH_THREADS (4), BENCH_CLIENTS (4), BENCH_BATCH (1000), BENCH_RATE (200), BENCH_SECONDS (10),
-BENCH_DRAIN_NICE (10: the drainer's `--nice`), BENCH_SUSTAIN_SECONDS (20), BENCH_SUSTAIN_SHARE (0.5).
+BENCH_DRAIN_NICE (10: the drainer's `--nice`), BENCH_DRAIN_LANES (2: DRAIN_LANES of the web workers and
+the drainer), BENCH_SUSTAIN_SECONDS (20), BENCH_SUSTAIN_SHARE (0.5).
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ BATCH = int(os.environ.get("BENCH_BATCH", "1000"))
 RATE = int(os.environ.get("BENCH_RATE", "200"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 DRAIN_NICE = int(os.environ.get("BENCH_DRAIN_NICE", "10"))
+# DRAIN_LANES of the web workers and the drainer started here: two, a dedicated drainer's setting for a
+# machine of two or more cores (docs/scaling.md); BENCH_DRAIN_LANES=1 measures the default
+DRAIN_LANES = os.environ.get("BENCH_DRAIN_LANES", "2")
 SUSTAIN_SECONDS = int(os.environ.get("BENCH_SUSTAIN_SECONDS", "20"))
 SUSTAIN_SHARE = float(os.environ.get("BENCH_SUSTAIN_SHARE", "0.5"))  # offered load, as a share of (a2)
 SLOW_SECONDS = 0.025  # (c)'s p99 target
@@ -109,7 +113,7 @@ def free_port() -> int:
 
 
 def start_gunicorn(port: int) -> subprocess.Popen:
-    env = dict(os.environ, DB_CONN_MAX_AGE="600", PYTHONUNBUFFERED="1")
+    env = dict(os.environ, DB_CONN_MAX_AGE="600", PYTHONUNBUFFERED="1", DRAIN_LANES=DRAIN_LANES)
     cmd = [
         sys.executable,
         "-m",
@@ -252,7 +256,7 @@ def bench_copy_store(run: str, org_id: str) -> float:
 
 def start_drainer() -> subprocess.Popen:
     """A dedicated drainer (`manage.py events_drain --follow`): the Celery task's work, in a loop."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", DRAIN_LANES=DRAIN_LANES)
     cmd = [sys.executable, "manage.py", "events_drain", "--follow", "--nice", str(DRAIN_NICE)]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
 
@@ -315,13 +319,17 @@ def send_batches(port: int, key: str, run: str) -> tuple[int, float, float]:
 
 class BacklogSampler(threading.Thread):
     """Samples the accepted-but-not-stored events (all organizations; with `up_to_id`, only those of the
-    batches accepted up to that inbox id) every second from t0 until there are none; `done` is set then,
-    `empty_at` is when."""
+    batches accepted up to that inbox id) every second from t0 until there are none once `loaded` is set
+    (already set: at the first sample with none); `done` is set then, `empty_at` is when."""
 
-    def __init__(self, t0: float, up_to_id: int | None = None):
+    def __init__(self, t0: float, up_to_id: int | None = None, loaded: threading.Event | None = None):
         super().__init__(daemon=True)
         self.t0 = t0
         self.up_to_id = up_to_id
+        if loaded is None:
+            loaded = threading.Event()
+            loaded.set()
+        self.loaded = loaded
         self.curve: list[tuple[float, int]] = []
         self.empty_at = 0.0
         self.done = threading.Event()
@@ -339,10 +347,11 @@ class BacklogSampler(threading.Thread):
                 else:
                     pending = sum(ev for _org, _n, ev in store.inbox_pending(up_to_id=self.up_to_id))
                 now = time.perf_counter() - self.t0
-                if now >= next_sample or not pending:
+                over = not pending and self.loaded.is_set()
+                if now >= next_sample or over:
                     self.curve.append((now, pending))
                     next_sample += 1.0
-                if not pending:
+                if over:
                     self.empty_at = now
                     return
                 time.sleep(0.05)
@@ -411,7 +420,9 @@ def bench_sustained(port: int, key: str, run: str, org_id: str, rate: float) -> 
     failures: list[int] = []
     late: list[float] = []
     start = time.perf_counter() + 0.5
-    sampler = BacklogSampler(start)
+    loaded = threading.Event()
+    sampler = BacklogSampler(start, loaded=loaded)  # the backlog through the load and until it is stored
+    sampler.start()
 
     def client(c: int) -> None:
         conn = client_connection(port, timeout=60)
@@ -431,7 +442,7 @@ def bench_sustained(port: int, key: str, run: str, org_id: str, rate: float) -> 
     run_threads(client, CLIENTS)
     window = time.perf_counter() - start
     left = pending_events(org_id)
-    sampler.start()  # from the end of the load until the inbox is empty
+    loaded.set()
     sampler.done.wait()
     if failures:
         raise RuntimeError(f"sustained ingest failed: {failures[:5]}")
@@ -446,6 +457,7 @@ def bench_sustained(port: int, key: str, run: str, org_id: str, rate: float) -> 
         "sent": sent,
         "window": window,
         "empty_after": sampler.empty_at - window,
+        "curve": curve_text(sampler.curve),
     }
 
 
@@ -506,9 +518,7 @@ def bench_single(port: int, key: str, run: str) -> tuple[float, float, float, in
 
 
 def lanes_text() -> str:
-    from django.conf import settings
-
-    n = settings.DRAIN_LANES
+    n = int(DRAIN_LANES)
     return f"{n} drain lane" + ("s" if n > 1 else "")
 
 
@@ -770,7 +780,7 @@ def _run(org, key: str, run_id: str) -> list[dict]:
             "notes": f"{e['sent']:,} events (10% resent) in batches of {BATCH} on a fixed schedule for "
             f"{e['window']:.1f}s; {e['left']:,} still in the inbox at the end (kept pace: at most 2 s of the "
             f"load), stored {e['empty_after']:.1f}s later; clients at most {e['late'] * 1000:.0f} ms behind "
-            "schedule",
+            f"schedule; backlog: {e['curve']}",
         }
     )
     log(f"(d) query over {BIG:,} events…")
