@@ -25,8 +25,8 @@ The run's own events are removed at the end, so every run stores into the same >
 
 Knobs (environment): BENCH_EVENTS (default 500000), BENCH_BIG_EVENTS (10000000), BENCH_WORKERS (2),
 BENCH_THREADS (4), BENCH_CLIENTS (4), BENCH_BATCH (1000), BENCH_RATE (200), BENCH_SECONDS (10),
-BENCH_DRAIN_NICE (10: the drainer's `--nice`), BENCH_DRAIN_LANES (2: DRAIN_LANES of the web workers and
-the drainer), BENCH_SUSTAIN_SECONDS (20), BENCH_SUSTAIN_SHARE (0.5).
+BENCH_DRAIN_NICE (10: the drainer's `--nice`), BENCH_SUSTAIN_SECONDS (20), BENCH_SUSTAIN_SHARE (0.5);
+DRAIN_LANES (the web workers' and the drainer's setting, as in production).
 """
 
 from __future__ import annotations
@@ -54,9 +54,6 @@ BATCH = int(os.environ.get("BENCH_BATCH", "1000"))
 RATE = int(os.environ.get("BENCH_RATE", "200"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 DRAIN_NICE = int(os.environ.get("BENCH_DRAIN_NICE", "10"))
-# DRAIN_LANES of the web workers and the drainer started here: two, a dedicated drainer's setting for a
-# machine of two or more cores (docs/scaling.md); BENCH_DRAIN_LANES=1 measures the default
-DRAIN_LANES = os.environ.get("BENCH_DRAIN_LANES", "2")
 SUSTAIN_SECONDS = int(os.environ.get("BENCH_SUSTAIN_SECONDS", "20"))
 SUSTAIN_SHARE = float(os.environ.get("BENCH_SUSTAIN_SHARE", "0.5"))  # offered load, as a share of (a2)
 SLOW_SECONDS = 0.025  # (c)'s p99 target
@@ -113,7 +110,7 @@ def free_port() -> int:
 
 
 def start_gunicorn(port: int) -> subprocess.Popen:
-    env = dict(os.environ, DB_CONN_MAX_AGE="600", PYTHONUNBUFFERED="1", DRAIN_LANES=DRAIN_LANES)
+    env = dict(os.environ, DB_CONN_MAX_AGE="600", PYTHONUNBUFFERED="1")
     cmd = [
         sys.executable,
         "-m",
@@ -256,7 +253,7 @@ def bench_copy_store(run: str, org_id: str) -> float:
 
 def start_drainer() -> subprocess.Popen:
     """A dedicated drainer (`manage.py events_drain --follow`): the Celery task's work, in a loop."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", DRAIN_LANES=DRAIN_LANES)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "manage.py", "events_drain", "--follow", "--nice", str(DRAIN_NICE)]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
 
@@ -518,7 +515,9 @@ def bench_single(port: int, key: str, run: str) -> tuple[float, float, float, in
 
 
 def lanes_text() -> str:
-    n = int(DRAIN_LANES)
+    from django.conf import settings
+
+    n = settings.DRAIN_LANES
     return f"{n} drain lane" + ("s" if n > 1 else "")
 
 
