@@ -20,7 +20,7 @@ All figures come from one run on the same database (DATABASE_URL, else the embed
       and reused), with rollups (the production path) and raw-only for comparison;
   (e) sustained ingest: batches (10% resent) offered on a fixed schedule at BENCH_SUSTAIN_SHARE of (a2)
       for BENCH_SUSTAIN_SECONDS, the drainer storing meanwhile: the rate stored over the window, whether
-      the backlog stayed bounded (at most 2 s of the load when the window ends), and its curve.
+      the backlog stayed bounded (at most 1 s of the load when the window ends), and its curve.
 The run's own events are removed at the end, so every run stores into the same >= BIG events.
 
 Knobs (environment): BENCH_EVENTS (default 500000), BENCH_BIG_EVENTS (10000000), BENCH_WORKERS (2),
@@ -404,7 +404,7 @@ def bench_sustained(port: int, key: str, run: str, org_id: str, rate: float) -> 
     """(e) CLIENTS connections send batches of BATCH events on a fixed schedule (open loop) adding up to
     `rate` events/s for SUSTAIN_SECONDS, every tenth batch one sent before (a resend the dedup must drop),
     while the drainer stores them. Sustained when what was stored kept pace with what was offered: the
-    backlog at the end is at most two seconds of the load."""
+    backlog at the end is at most one second of the load (a drain that keeps up holds a few chunks)."""
     batches = max(1, int(rate * SUSTAIN_SECONDS / BATCH))
     fresh = [
         json.dumps([make_event(i, f"{run}-e") for i in range(k * BATCH, (k + 1) * BATCH)]).encode()
@@ -772,7 +772,7 @@ def _run(org, key: str, run_id: str) -> list[dict]:
             f"~{settings.DRAIN_CHUNK_MS} ms, {rests_text()}); {slow_text(slow)}",
         }
     )
-    sustained = e["left"] <= 2 * e["offered"]
+    sustained = e["left"] <= e["offered"]
     rows.append(
         {
             "benchmark": "metering (e) sustained: steady load, stored and deduplicated",
@@ -781,7 +781,7 @@ def _run(org, key: str, run_id: str) -> list[dict]:
             "target": f"keeps pace at {SUSTAIN_SHARE:.0%} of (a2)",
             "ok": sustained,
             "notes": f"{e['sent']:,} events (10% resent) in batches of {BATCH} on a fixed schedule for "
-            f"{e['window']:.1f}s; {e['left']:,} still in the inbox at the end (kept pace: at most 2 s of the "
+            f"{e['window']:.1f}s; {e['left']:,} still in the inbox at the end (kept pace: at most 1 s of the "
             f"load), stored {e['empty_after']:.1f}s later; clients at most {e['late'] * 1000:.0f} ms behind "
             f"schedule; backlog: {e['curve']}",
         }
