@@ -11,8 +11,8 @@ All figures come from one run on the same database (DATABASE_URL, else the embed
       requests are durably accepted (204), and
       (b') the rate until every event is stored and deduplicated (none of (b)'s batches is left in the
       inbox; (c)'s single events, accepted meanwhile, are not waited for), with the backlog
-      (accepted, not yet stored) sampled every second, and (b'') the rate at which the backlog left when
-      (c) ended was stored (no request arriving: the drain's lanes at full speed);
+      (accepted, not yet stored) sampled every second, and (b'') the rate at which what was left of (b)
+      when (c) ended was stored (no request arriving: the drain's lanes at full speed);
   (c) single-event HTTP ingest at a fixed 200 req/s (open loop) started at the last 204 of (b), so it
       runs while (b)'s backlog drains: p50/p99 from the scheduled send time, and when the requests over
       25 ms were sent;
