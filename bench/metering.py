@@ -164,6 +164,13 @@ def client_connection(port: int, timeout: float) -> http.client.HTTPConnection:
     return conn
 
 
+def copy_rows(cur, sql: str, rows: list[tuple]) -> None:
+    """COPY `rows` with psycopg's COPY (`sql`: a `COPY … FROM STDIN`) on a Django cursor."""
+    with cur.cursor.copy(sql) as copy:
+        for r in rows:
+            copy.write_row(r)
+
+
 # --- (a) raw COPY ------------------------------------------------------------------------------
 
 
@@ -202,9 +209,8 @@ def bench_copy(run: str, like_events: bool = False) -> float:
             cur.execute("CREATE INDEX ON bench_raw_copy (organization_id, type, subject, time)")
     t0 = time.perf_counter()
     copy_sql = "COPY bench_raw_copy (organization_id, source, event_id, type, subject, time, data, stored_at) FROM STDIN"
-    with connection.cursor() as cur, cur.cursor.copy(copy_sql) as copy:
-        for r in rows:
-            copy.write_row(r)
+    with connection.cursor() as cur:
+        copy_rows(cur, copy_sql, rows)
     elapsed = time.perf_counter() - t0
     with connection.cursor() as cur:
         cur.execute("DROP TABLE bench_raw_copy")
@@ -230,19 +236,17 @@ def bench_copy_store(run: str, org_id: str) -> float:
         )
     with transaction.atomic(), connection.cursor() as cur:
         t0 = time.perf_counter()
-        key_sql = (
-            "COPY metering_eventkey (organization_id, source, event_id, seq, time, payload_hash) FROM STDIN"
+        copy_rows(
+            cur,
+            "COPY metering_eventkey (organization_id, source, event_id, seq, time, payload_hash) FROM STDIN",
+            keys,
         )
-        with cur.cursor.copy(key_sql) as copy:
-            for r in keys:
-                copy.write_row(r)
-        event_sql = (
+        copy_rows(
+            cur,
             "COPY metering_event (seq, organization_id, source, event_id, type, subject, time, data, stored_at) "
-            "FROM STDIN"
+            "FROM STDIN",
+            events,
         )
-        with cur.cursor.copy(event_sql) as copy:
-            for r in events:
-                copy.write_row(r)
         elapsed = time.perf_counter() - t0
         transaction.set_rollback(True)
     return N / elapsed
@@ -316,16 +320,13 @@ def send_batches(port: int, key: str, run: str) -> tuple[int, float, float]:
 
 class BacklogSampler(threading.Thread):
     """Samples the accepted-but-not-stored events (all organizations; with `up_to_id`, only those of the
-    batches accepted up to that inbox id) every second from t0 until there are none once `loaded` is set
-    (already set: at the first sample with none); `done` is set then, `empty_at` is when."""
+    batches accepted up to that inbox id) every second from t0 until there are none (with `loaded`: none
+    once it is set, that is once the load is over); `done` is set then, `empty_at` is when."""
 
     def __init__(self, t0: float, up_to_id: int | None = None, loaded: threading.Event | None = None):
         super().__init__(daemon=True)
         self.t0 = t0
         self.up_to_id = up_to_id
-        if loaded is None:
-            loaded = threading.Event()
-            loaded.set()
         self.loaded = loaded
         self.curve: list[tuple[float, int]] = []
         self.empty_at = 0.0
@@ -339,12 +340,9 @@ class BacklogSampler(threading.Thread):
         try:
             next_sample = 0.0
             while True:
-                if self.up_to_id is None:
-                    pending = store.inbox_pending_events()
-                else:
-                    pending = sum(ev for _org, _n, ev in store.inbox_pending(up_to_id=self.up_to_id))
+                pending = sum(ev for _org, _n, ev in store.inbox_pending(up_to_id=self.up_to_id))
                 now = time.perf_counter() - self.t0
-                over = not pending and self.loaded.is_set()
+                over = not pending and (self.loaded is None or self.loaded.is_set())
                 if now >= next_sample or over:
                     self.curve.append((now, pending))
                     next_sample += 1.0
@@ -522,8 +520,8 @@ def lanes_text() -> str:
 
 
 def rests_text() -> str:
-    """The drainer's rests (`metering.drain.Pace`): none when its database process runs at lower priority
-    too (the embedded server), else the configured share while requests arrive."""
+    """The drainer's rests (`metering.drain.Pace`): none when `drainer_priority_lower` can lower its
+    database process too (a --nice above 0 on the embedded server), else the configured share."""
     from django.conf import settings
 
     if DRAIN_NICE > 0 and getattr(settings, "EMBEDDED_DATABASE", False):

@@ -257,7 +257,7 @@ def test_two_lanes_side_by_side_store_every_event_once(tenant_a, tenant_b):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_events_drain_follow_runs_a_thread_per_lane_until_stopped(tenant_a, tenant_b, settings):
+def test_events_drain_follow_runs_a_thread_per_lane_until_stopped(tenant_a, tenant_b, settings, monkeypatch):
     import time
     from io import StringIO
 
@@ -271,6 +271,11 @@ def test_events_drain_follow_runs_a_thread_per_lane_until_stopped(tenant_a, tena
     append(tenant_a, [ce("f0-0", data={"tokens": 1})])  # a duplicate
     append(tenant_b, [ce("f0-0", data={"tokens": 1})])
     command, out = Command(), StringIO()
+    # each thread's pace takes no rests when its priority (database process included) was lowered
+    paces: list[drain.Pace] = []
+    configured = drain.Pace.from_settings
+    monkeypatch.setattr(drain, "drainer_priority_lower", lambda niceness: True)
+    monkeypatch.setattr(drain.Pace, "from_settings", lambda **kw: paces.append(configured(**kw)) or paces[-1])
 
     def run() -> None:
         try:
@@ -292,3 +297,4 @@ def test_events_drain_follow_runs_a_thread_per_lane_until_stopped(tenant_a, tena
     text = out.getvalue()
     assert text.startswith("202 events pending in 7 batches")
     assert "done: stored 201 events, dropped 1 duplicates, 0 batches kept as unprocessable" in text
+    assert [p.rest_ratio for p in paces] == [0, 0]
