@@ -56,12 +56,15 @@ def drain_soon() -> None:
         _drain_requests.poke()
 
 
-def _landed(result: store.DrainResult) -> None:
+def _landed(result: store.DrainResult, organizations: dict[str, Organization | None]) -> None:
+    """Have the ingest listeners told what `result` stored, once it commits. `organizations`: the ones
+    looked up so far by this drain (one query per organization and drain, not per chunk)."""
     if result.inserted and result.earliest_event_time is not None and hooks.ingest_listeners():
         transaction.on_commit(
             partial(
                 _notify_landed,
                 organization_id=result.organization_id,
+                organizations=organizations,
                 subjects=result.subjects,
                 earliest_event_time=result.earliest_event_time,
                 event_types=result.event_types,
@@ -69,9 +72,12 @@ def _landed(result: store.DrainResult) -> None:
         )
 
 
-def _notify_landed(*, organization_id: str, **kwargs: Any) -> None:
-    organization = Organization.objects.filter(pk=organization_id).first()
-    if organization is not None:
+def _notify_landed(
+    *, organization_id: str, organizations: dict[str, Organization | None], **kwargs: Any
+) -> None:
+    if organization_id not in organizations:
+        organizations[organization_id] = Organization.objects.filter(pk=organization_id).first()
+    if (organization := organizations[organization_id]) is not None:
         hooks.ingest_landed(organization=organization, **kwargs)
 
 
@@ -135,6 +141,8 @@ class Pace:
         if batch_events and elapsed > 0:
             fitted = int(batch_events / elapsed * self.chunk_seconds)
             self.events = max(DRAIN_MIN_EVENTS, min(store.DRAIN_MAX_EVENTS, fitted))
+        if self.rest_ratio <= 0:  # never rests: what arrived meanwhile does not matter (and costs a query)
+            return
         if self.newest is None:
             self.newest = store.inbox_last_pending()
             return
@@ -159,6 +167,7 @@ def events_drain(
     starts after it."""
     results: list[store.DrainResult] = []
     options: dict[str, Any] = {} if lane is None else {"lane": lane}
+    organizations: dict[str, Organization | None] = {}
     while deadline is None or time.monotonic() < deadline:
         started = time.monotonic()
         if pace is not None:
@@ -167,7 +176,7 @@ def events_drain(
         if result is None:
             return results
         results.append(result)
-        _landed(result)
+        _landed(result, organizations)
         if pace is not None:
             pace.after_chunk(result.batch_events, time.monotonic() - started)
     return results

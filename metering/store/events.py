@@ -80,20 +80,32 @@ ORG_LOCK_CLASS = 0x6D6C6472  # pg_advisory_xact_lock(ORG_LOCK_CLASS, hashtext(or
 LANE_LOCK_CLASS = 0x6D6C6C00
 
 
-def store_locks(cur, org: str, lane: int | None = None) -> None:
+def store_locks(cur, org: str, lane: int | None = None, *, commit_async: bool = False) -> None:
     """The locks every transaction that stores events takes first, in this order: the organization's
     (one writer at a time: first accepted stays first stored), then the shared ingest lock (before any
     seq is drawn; see `rollups.safe_horizon` and `partitions`). A drain lane (`inbox.DrainLane`) holds the
     organization's lock shared and its lane's exclusive: lanes run side by side, each key has one lane,
-    and every other writer waits for them."""
+    and every other writer waits for them.
+
+    One statement (each is a round trip, and a drainer's round trips wait for a CPU the requests have
+    first claim on): the organization's locks in a subquery, so they are taken before the ingest lock,
+    and the transaction's settings. JIT compilation is off for the transaction: the planner's row
+    estimate for the inbox's JSON arrays (100 rows a batch) makes a chunk of many single-event batches look
+    large enough to compile, which cost a server built with LLVM ~150 ms a chunk, several times the
+    statement's own work. `commit_async`: the commit does not wait for the WAL to reach the disk
+    (`synchronous_commit = off`, this transaction only): for drains, whose batches were made durable when
+    accepted (`inbox.inbox_drain`)."""
     if lane is None:
-        cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [ORG_LOCK_CLASS, org])
+        org_locks, params = "pg_advisory_xact_lock(%s, hashtext(%s))", [ORG_LOCK_CLASS, org]
     else:
-        cur.execute(
-            "SELECT pg_advisory_xact_lock_shared(%s, hashtext(%s)), pg_advisory_xact_lock(%s, hashtext(%s))",
-            [ORG_LOCK_CLASS, org, LANE_LOCK_CLASS + lane, org],
-        )
-    cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", [INGEST_LOCK_KEY])
+        org_locks = "pg_advisory_xact_lock_shared(%s, hashtext(%s)), pg_advisory_xact_lock(%s, hashtext(%s))"
+        params = [ORG_LOCK_CLASS, org, LANE_LOCK_CLASS + lane, org]
+    no_wait = ", set_config('synchronous_commit', 'off', true)" if commit_async else ""
+    cur.execute(
+        f"SELECT pg_advisory_xact_lock_shared(%s), set_config('jit', 'off', true){no_wait} "
+        f"FROM (SELECT {org_locks} OFFSET 0) AS organization_locks",
+        [INGEST_LOCK_KEY, *params],
+    )
 
 
 _ARRAY_SOURCE = (
@@ -193,12 +205,7 @@ class StoreCounts:
 
 
 def store_rows(cur, org: str, source: str, params: Mapping[str, Any]) -> StoreCounts:
-    """Run `STORE_SQL` over `source` (inside a transaction that took `store_locks`).
-
-    Without JIT compilation for the rest of the transaction: the planner's row estimate for the inbox's JSON
-    arrays (100 rows a batch) makes a chunk of many single-event batches look large enough to compile,
-    which cost a server built with LLVM ~150 ms a chunk, several times the statement's own work."""
-    cur.execute("SET LOCAL jit = off")
+    """Run `STORE_SQL` over `source` (inside a transaction that took `store_locks`)."""
     cur.execute(
         STORE_SQL.replace("{source}", source),
         {**params, "org": org, "reason": CONFLICT_REASON, "detail": CONFLICT_DETAIL},

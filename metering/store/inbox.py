@@ -15,10 +15,12 @@ fails in every lane alike, before any lane stored its share), stores its share, 
 # ruff: noqa: S608
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
+from typing import Any
 
 import psycopg
 from django.db import DatabaseError, connection, transaction
@@ -75,16 +77,6 @@ class DrainResult:
     @property
     def duplicates(self) -> int:
         return self.received - self.inserted
-
-
-def drain_commit_async(cur) -> None:
-    """A drain's commit does not wait for its WAL to reach the disk (`synchronous_commit = off` for this
-    transaction only): the accepted batches it deletes were made durable when accepted, so a crash that
-    loses the last drains' commits puts their batches back in line and the drain redoes them (dedup keeps
-    each event once). Anything that read the drain's result and committed after it flushed its WAL too
-    (WAL is flushed in order), so nothing durable ever depends on a lost drain. The single-event requests
-    committing meanwhile then never queue behind a chunk's WAL flush."""
-    cur.execute("SET LOCAL synchronous_commit = off")
 
 
 def inbox_append(
@@ -218,14 +210,55 @@ def inbox_drain(
     organization are serialised by an advisory lock (first write wins stays first accepted wins).
     `up_to_id` leaves batches accepted after that id alone. With a `lane`, only that lane slot's share of
     each batch is stored (lanes of one organization run side by side; see the module's docstring) and a
-    batch is deleted once every lane stored its share. Returns None when nothing was pending."""
-    outermost = not connection.in_atomic_block
+    batch is deleted once every lane stored its share. Returns None when nothing was pending.
+
+    A chunk PostgreSQL refuses as a whole is rolled back and redone batch by batch in a new transaction
+    (`_drain_one_by_one`), so the usual chunk needs no savepoint: every statement is a round trip, and a
+    background drainer's round trips wait for a CPU that the requests have first claim on.
+
+    The commit does not wait for its WAL to reach the disk (`store_locks(commit_async=True)`) when the
+    drain is its own transaction: the accepted batches it deletes were made durable when accepted, so a
+    crash that loses the last drains' commits puts their batches back in line and the drain redoes them
+    (dedup keeps each event once). Anything that read the drain's result and committed after it flushed
+    its WAL too (WAL is flushed in order), so nothing durable ever depends on a lost drain. The
+    single-event requests committing meanwhile then never queue behind a chunk's WAL flush. Inside a
+    caller's transaction, the caller's commit keeps its own durability."""
+    chunk = partial(
+        _drain_chunk,
+        organization_id,
+        up_to_id=up_to_id,
+        max_events=max_events,
+        lane=lane,
+        commit_async=not connection.in_atomic_block,
+    )
+    try:
+        return chunk(_drain_rows)
+    except (DatabaseError, psycopg.Error) as exc:
+        if _transient(exc):
+            raise  # a lock timeout or deadlock says nothing about the batches: the next drain redoes them
+    return chunk(_drain_one_by_one)
+
+
+# stores the events of the given inbox rows (cursor, organization, batch ids, lane slot); returns what it
+# stored and the ids of the batches it kept as unprocessable: `_drain_rows` or `_drain_one_by_one`
+StoreBatches = Callable[[Any, str, list[int], dict[str, int | None]], tuple[list[StoreCounts], list[int]]]
+
+
+def _drain_chunk(
+    organization_id: str,
+    store_batches: StoreBatches,
+    *,
+    up_to_id: int | None,
+    max_events: int,
+    lane: DrainLane | None,
+    commit_async: bool,
+) -> DrainResult | None:
+    """One drain transaction (see `inbox_drain`): the locks, the oldest pending batches, `store_batches`
+    over them, and their deletion."""
     slot: dict[str, int | None] = {"slot": None, "last": 0} if lane is None else {**lane.params()}
     mine = f" AND lanes > %(slot)s AND lanes_done & {_SLOT_MASK} <> {_SLOT_MASK}" if lane is not None else ""
     with transaction.atomic(), connection.cursor() as cur:
-        store_locks(cur, organization_id, lane=None if lane is None else lane.slot)
-        if outermost:  # inside a caller's transaction, its commit keeps its own durability
-            drain_commit_async(cur)
+        store_locks(cur, organization_id, lane=None if lane is None else lane.slot, commit_async=commit_async)
         cur.execute(
             "SELECT id, event_count FROM metering_inboxbatch WHERE organization_id = %(org)s "
             f"AND failed_at IS NULL AND id <= %(up_to)s{mine} ORDER BY id LIMIT 1000",
@@ -240,14 +273,7 @@ def inbox_drain(
             batch_events += int(count)
         if not ids:
             return None
-        try:
-            with transaction.atomic():
-                stored = [_drain_rows(cur, organization_id, ids, slot)]
-            failed: list[int] = []
-        except (DatabaseError, psycopg.Error) as exc:
-            if _transient(exc):
-                raise  # a lock timeout or deadlock says nothing about the batches: the next drain redoes them
-            stored, failed = _drain_one_by_one(cur, organization_id, ids, slot)
+        stored, failed = store_batches(cur, organization_id, ids, slot)
         done = {"ids": ids, **slot}
         if lane is not None:
             cur.execute(
@@ -286,21 +312,25 @@ def _transient(exc: BaseException) -> bool:
     return state.startswith(_TRANSIENT)
 
 
-def _drain_rows(cur, org: str, ids: list[int], slot: dict[str, int | None]) -> StoreCounts:
-    return store_rows(cur, org, _INBOX_EVENTS, {"ids": ids, **slot})
+def _drain_rows(
+    cur, org: str, ids: list[int], slot: dict[str, int | None]
+) -> tuple[list[StoreCounts], list[int]]:
+    """The whole chunk in one statement."""
+    return [store_rows(cur, org, _INBOX_EVENTS, {"ids": ids, **slot})], []
 
 
 def _drain_one_by_one(
     cur, org: str, ids: list[int], slot: dict[str, int | None]
 ) -> tuple[list[StoreCounts], list[int]]:
-    """A chunk PostgreSQL refused as a whole: store batch by batch; mark the ones that fail (kept, with
-    the error, and listed among the organization's rejected events) so they never block the inbox."""
+    """A chunk PostgreSQL refused as a whole: store batch by batch, each in a savepoint; mark the ones
+    that fail (kept, with the error, and listed among the organization's rejected events) so they never
+    block the inbox."""
     stored: list[StoreCounts] = []
     failed: list[int] = []
     for bid in ids:
         try:
             with transaction.atomic():
-                stored.append(_drain_rows(cur, org, [bid], slot))
+                stored.extend(_drain_rows(cur, org, [bid], slot)[0])
         except (DatabaseError, psycopg.Error) as exc:
             if _transient(exc):
                 raise

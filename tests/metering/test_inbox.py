@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from metering import drain, hooks, services, store
 from metering import tasks as metering_tasks
@@ -445,6 +446,35 @@ def test_a_paced_drain_sizes_chunks_from_its_rate_and_rests_only_when_requests_a
     assert len(rests) == 2
     pace.after_chunk(1000, 0.08)  # nothing new arrived: nothing to give way to
     assert len(rests) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_background_chunk_takes_four_statements_and_tells_listeners_once_per_organization(
+    tenant_a, tenant_b, monkeypatch
+):
+    """Every statement is a round trip, and a drainer's round trips wait for a CPU the requests have first
+    claim on: a chunk is the locks (with the transaction's settings), the batch ids, the store statement
+    and the deletion; a pace that never rests does not look for arrivals; the organization the listeners
+    are given is looked up once per drain, not once per chunk."""
+    told: list[str] = []
+    # this listener alone (the apps' own listeners queue their work; with eager tasks they would query)
+    monkeypatch.setattr(
+        hooks, "_ingest_listeners", [lambda *, organization, **_: told.append(organization.id)]
+    )
+    for b in range(3):
+        _append(tenant_a, [f"c{b}-{i}" for i in range(300)])
+    _append(tenant_b, ["other"])
+    pace = drain.Pace(chunk_seconds=1e-9, rest_ratio=0)  # chunks of the minimum size: one batch each
+    with CaptureQueriesContext(connection) as queries:
+        results = drain.events_drain(organization_id=tenant_a.org.id, pace=pace)
+    assert [r.inserted for r in results] == [300, 300, 300]
+    statements = [q["sql"].split()[0] for q in queries.captured_queries]
+    # per chunk: BEGIN, the locks, the ids, the store statement (WITH), the deletion, COMMIT; then the
+    # look that found nothing left (BEGIN, locks, ids, COMMIT); one organization lookup for the listeners
+    chunk = ["BEGIN", "SELECT", "SELECT", "WITH", "DELETE", "COMMIT"]
+    assert statements == chunk + ["SELECT"] + chunk * 2 + ["BEGIN", "SELECT", "SELECT", "COMMIT"], statements
+    assert told == [tenant_a.org.id] * 3
+    assert InboxBatch.objects.get().organization_id == tenant_b.org.id
 
 
 @pytest.mark.django_db(transaction=True)
