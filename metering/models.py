@@ -6,6 +6,7 @@ module touches it, so a ClickHouse (or partitioned/Citus) backend can replace th
 
 from __future__ import annotations
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
@@ -218,7 +219,9 @@ class InboxBatch(models.Model):
     Background drainers work in `lanes` (fixed when the batch is accepted): lane j stores the events whose
     dedup key hashes to j, so several drainers store one organization's batches side by side while each
     key keeps one writer; `lanes_done` has bit j set once lane j's share is stored, and the row is deleted
-    when every lane's bit is set (`metering.store.inbox`).
+    when every lane's bit is set (`metering.store.inbox`). With more than one lane the body is split when
+    accepted: one JSON array per lane, back to back, `lane_ends` the byte offset where each ends, so each
+    lane parses only its own events (NULL: one array, as received).
     """
 
     id = models.BigAutoField(primary_key=True)
@@ -230,6 +233,7 @@ class InboxBatch(models.Model):
     error = models.TextField(blank=True, default="")
     lanes = models.PositiveSmallIntegerField(default=1, db_default=1)
     lanes_done = models.PositiveSmallIntegerField(default=0, db_default=0)
+    lane_ends = ArrayField(models.IntegerField(), null=True, blank=True)
 
     class Meta:
         indexes = [

@@ -245,7 +245,7 @@ def inbox_drain(
     with transaction.atomic(), connection.cursor() as cur:
         lock_organization(cur, organization_id)
         cur.execute(
-            "SELECT id, event_count, received_at, body FROM metering_inboxbatch WHERE organization_id = %s "
+            "SELECT id, event_count, received_at, body, lane_ends FROM metering_inboxbatch WHERE organization_id = %s "
             "AND failed_at IS NULL AND id <= %s ORDER BY id LIMIT 1000",
             [organization_id, up_to_id if up_to_id is not None else 2**63 - 1],
         )
@@ -253,13 +253,14 @@ def inbox_drain(
         ids: list[int] = []
         received = 0
         failed = 0
-        for bid, count, received_at, body in cur.fetchall():
+        for bid, count, received_at, body, lane_ends in cur.fetchall():
             if ids and received + count > max_events:
                 break
             ids.append(int(bid))
             received += int(count)
-            try:
-                events.extend(_parse_batch(bytes(body), received_at))
+            try:  # a batch split by lane (accepted while the PostgreSQL store ran lanes): every lane's share
+                arrays = store.inbox_segments(bytes(body), lane_ends)
+                events.extend(e for parsed in [_parse_batch(a, received_at) for a in arrays] for e in parsed)
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 failed += 1
                 _mark_failed(

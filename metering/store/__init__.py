@@ -73,6 +73,8 @@ from metering.store.inbox import (
     inbox_last_pending,
     inbox_pending,
     inbox_pending_events,
+    inbox_segments,
+    lane_of,
 )
 from metering.store.meters import MeterSpec
 from metering.store.partitions import (
@@ -135,6 +137,8 @@ __all__ = [
     "inbox_last_pending",
     "inbox_pending",
     "inbox_pending_events",
+    "inbox_segments",
+    "lane_of",
     "partition_create",
     "partitions_ensure",
     "partitions_list",

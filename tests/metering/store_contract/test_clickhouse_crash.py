@@ -100,3 +100,24 @@ def test_a_retried_insert_block_is_dropped_by_the_table_and_the_views(meters, te
         ch.insert(f"{ch.database}.{schema.EVENT}", ch_events._EVENT_COLUMNS, [row], "retry-token-1")
     assert _sum(tenant_a.org, meter) == Decimal(7)
     assert _sum(tenant_b.org, meter_b) is None
+
+
+def test_a_batch_split_by_lane_before_the_switch_is_stored_whole(meters, tenant_a, tenant_b):
+    """Batches accepted while the PostgreSQL store ran drain lanes, still waiting when ClickHouse was
+    selected: every lane's share is stored, once."""
+    meter, meter_b = meters
+    body = [ce(f"s{i}", time=f"2025-06-01T0{i}:30:00Z", data={"tokens": i}) for i in range(1, 9)]
+    for org, events in ((tenant_a.org, body), (tenant_b.org, body[:1])):
+        store.inbox_append(
+            organization_id=org.id,
+            body=json.dumps(events).encode(),
+            event_count=len(events),
+            received_at=T0,
+            lanes=3,
+        )
+    assert InboxBatch.objects.get(organization=tenant_a.org).lane_ends is not None
+    result = store.inbox_drain(organization_id=tenant_a.org.id)
+    assert result is not None and (result.received, result.inserted, result.failed) == (8, 8, 0)
+    assert _sum(tenant_a.org, meter) == Decimal(36)  # 1 + 2 + ... + 8
+    assert not InboxBatch.objects.filter(organization=tenant_a.org).exists()
+    assert _sum(tenant_b.org, meter_b) == Decimal(1)  # B's own, drained by its read
