@@ -228,8 +228,8 @@ INGEST_BACKLOG_MAX_EVENTS = env_int("INGEST_BACKLOG_MAX_EVENTS", 2_000_000, mini
 DRAIN_CHUNK_MS = env_int("DRAIN_CHUNK_MS", 100, minimum=1)
 DRAIN_REST_PERCENT = env_int("DRAIN_REST_PERCENT", 25, minimum=0)
 # Background drainers that store one organization's accepted batches side by side (metering.store.inbox,
-# "lanes"; at most 8). One by default: on the 2-core reference machine two lanes store a backlog faster when
-# nothing else runs but store less under steady ingest (each lane parses every batch; docs/scaling.md).
+# "lanes"; at most 8). One by default: on the 2-core reference machine two lanes keep up with a steadier
+# load and drain a backlog faster, but accept a burst about a fifth slower (docs/scaling.md).
 DRAIN_LANES = env_int("DRAIN_LANES", 1, minimum=1, maximum=8)
 # Where raw events, rollups and meter queries live: "postgres" (default) or "clickhouse" (docs/scaling.md).
 METERING_STORE = env_choice("METERING_STORE", "postgres", ["postgres", "clickhouse"])
