@@ -258,9 +258,10 @@ def inbox_drain(
                 break
             ids.append(int(bid))
             received += int(count)
-            try:  # a batch split by lane (accepted while the PostgreSQL store ran lanes): every lane's share
+            try:  # every array of the body: one, or one per lane (accepted while the PostgreSQL store ran lanes)
                 arrays = store.inbox_segments(bytes(body), lane_ends)
-                events.extend(e for parsed in [_parse_batch(a, received_at) for a in arrays] for e in parsed)
+                parsed = [e for array in arrays for e in _parse_batch(array, received_at)]  # all, or none
+                events.extend(parsed)
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 failed += 1
                 _mark_failed(
