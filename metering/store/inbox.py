@@ -100,12 +100,16 @@ _EVENT_KEYS = msgspec.json.Decoder(list[_Key])
 def lane_of(source: str, event_id: str, lanes: int) -> int:
     """The lane of a dedup key in a batch split at accept: CRC-32 of source, U+001F and id (UTF-8), modulo
     `lanes`; the same in every process and release, so a key keeps its lane from batch to batch."""
-    return zlib.crc32(event_id.encode(), _source_crc(source)) % lanes
+    return _lane(_source_crc(source), event_id, lanes)
 
 
 def _source_crc(source: str) -> int:
     """CRC-32 of the key's first part (source and U+001F): CRC-32 continues over the id from there."""
     return zlib.crc32(source.encode() + b"\x1f")
+
+
+def _lane(source_crc: int, event_id: str, lanes: int) -> int:
+    return zlib.crc32(event_id.encode(), source_crc) % lanes
 
 
 def lane_split(body: bytes, lanes: int) -> tuple[bytes, list[int]]:
@@ -118,7 +122,7 @@ def lane_split(body: bytes, lanes: int) -> tuple[bytes, list[int]]:
     for raw, key in zip(_RAW_EVENTS.decode(body), _EVENT_KEYS.decode(body), strict=True):
         if (seed := sources.get(key.source)) is None:
             seed = sources[key.source] = _source_crc(key.source)
-        shares[zlib.crc32(key.id.encode(), seed) % lanes].append(raw)
+        shares[_lane(seed, key.id, lanes)].append(raw)
     arrays = [b"[" + b",".join(share) + b"]" for share in shares]
     ends, end = [], 0
     for array in arrays:

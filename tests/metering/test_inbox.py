@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import psycopg
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -152,6 +153,34 @@ def test_a_batch_postgres_refuses_is_kept_and_reported_not_blocking(tenant_a, te
     assert out.getvalue().startswith("1 unprocessable batches put back in line")
     assert InboxBatch.objects.filter(failed_at__isnull=False).count() == 2  # A's again, and B's
     assert Event.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_chunk_of_its_own_transaction_is_redone_batch_by_batch(tenant_a, tenant_b):
+    """Outside any caller's transaction a chunk has no savepoint: PostgreSQL's refusal rolls the whole chunk
+    back, and a new transaction stores it batch by batch, keeping the bad batch for an operator."""
+    now = datetime.now(UTC)
+    bad = b'[{"id":"b1","source":"app","specversion":"1.0","type":"prompt","subject":"c","data":{"n":1e999999}}]'
+    for body in (json.dumps([ce("g1")]).encode(), bad, json.dumps([ce("g2")]).encode()):
+        store.inbox_append(organization_id=tenant_a.org.id, body=body, event_count=1, received_at=now)
+    store.inbox_append(
+        organization_id=tenant_b.org.id, body=json.dumps([ce("g1")]).encode(), event_count=1, received_at=now
+    )
+    assert not connection.in_atomic_block
+    [result] = drain.events_drain(organization_id=tenant_a.org.id)
+    assert (result.batches, result.inserted, result.failed) == (3, 2, 1)
+    assert sorted(Event.objects.filter(organization=tenant_a.org).values_list("event_id", flat=True)) == [
+        "g1",
+        "g2",
+    ]
+    kept = InboxBatch.objects.get(organization=tenant_a.org)
+    assert kept.failed_at is not None and "numeric" in kept.error
+    assert (
+        RejectedEvent.objects.filter(organization=tenant_a.org, reason=store.UNPROCESSABLE_REASON).count()
+        == 1
+    )
+    assert not Event.objects.filter(organization=tenant_b.org).exists()
+    assert InboxBatch.objects.filter(organization=tenant_b.org, failed_at__isnull=True).count() == 1
 
 
 @pytest.mark.parametrize(
@@ -504,6 +533,63 @@ def test_a_drain_commits_without_waiting_for_the_wal_unless_inside_a_callers_tra
             cur.execute("SHOW synchronous_commit")
             assert cur.fetchone()[0] == "on"
     assert result.inserted == 1 and seen == ["off", "on"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_store_takes_the_organizations_lock_before_the_ingest_lock(tenant_a, tenant_b):
+    """`store_locks` takes both in one statement; the organization's comes first (its subquery), so a writer
+    waiting for the ingest lock (held exclusive by the rollup horizon's read) already holds its
+    organization's, and never holds the ingest lock while waiting for an organization."""
+    import threading
+
+    from django.conf import settings as django_settings
+
+    from metering.store import events as events_store
+
+    dsn = django_settings.DATABASES["default"]
+    other = psycopg.connect(
+        dbname=connection.settings_dict["NAME"],
+        user=dsn.get("USER") or None,
+        host=dsn.get("HOST") or None,
+        port=dsn.get("PORT") or None,
+        password=dsn.get("PASSWORD") or None,
+        autocommit=True,
+    )
+    other.execute("SELECT pg_advisory_lock(%s)", [events_store.INGEST_LOCK_KEY])  # the horizon's read
+    started = threading.Event()
+    pid: list[int] = []
+
+    def writer() -> None:
+        try:
+            with transaction.atomic(), connection.cursor() as cur:
+                cur.execute("SELECT pg_backend_pid()")
+                pid.append(cur.fetchone()[0])
+                started.set()
+                events_store.store_locks(cur, tenant_a.org.id)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    started.wait(10)
+    held: list[tuple] = []
+    for _ in range(200):  # until the writer waits on the ingest lock
+        held = other.execute(
+            "SELECT classid, objid, mode, granted FROM pg_locks WHERE locktype = 'advisory' AND pid = %s "
+            "ORDER BY granted DESC",
+            [pid[0]],
+        ).fetchall()
+        if any(not granted for *_, granted in held):
+            break
+        time.sleep(0.02)
+    other.execute("SELECT pg_advisory_unlock(%s)", [events_store.INGEST_LOCK_KEY])
+    thread.join(10)
+    other.close()
+    granted = [(mode, g) for _c, _o, mode, g in held]
+    assert granted == [("ExclusiveLock", True), ("ShareLock", False)], (
+        held
+    )  # organization's held, ingest waited
+    assert held[0][0] == events_store.ORG_LOCK_CLASS
 
 
 def test_the_store_statement_runs_without_jit(tenant_a, tenant_b):
