@@ -8,7 +8,6 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import psycopg
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -542,19 +541,8 @@ def test_a_store_takes_the_organizations_lock_before_the_ingest_lock(tenant_a, t
     organization's, and never holds the ingest lock while waiting for an organization."""
     import threading
 
-    from django.conf import settings as django_settings
-
-    from metering.store import events as events_store
-
-    dsn = django_settings.DATABASES["default"]
-    other = psycopg.connect(
-        dbname=connection.settings_dict["NAME"],
-        user=dsn.get("USER") or None,
-        host=dsn.get("HOST") or None,
-        port=dsn.get("PORT") or None,
-        password=dsn.get("PASSWORD") or None,
-        autocommit=True,
-    )
+    other = connection.get_new_connection(connection.get_connection_params())  # a second session, same DB
+    other.autocommit = True
     other.execute("SELECT pg_advisory_lock(%s)", [events_store.INGEST_LOCK_KEY])  # the horizon's read
     started = threading.Event()
     pid: list[int] = []
