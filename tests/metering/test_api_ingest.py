@@ -165,6 +165,25 @@ def test_malformed_json_and_nul_and_empty_batch(tenant_a):
     assert stored(tenant_a.org) == []
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [b'"ext": "caf\xe9"', b'"data": {"model": "caf\xe9"}', b'"data": {"\xff": 1}', b'"subject": "\xc3"'],
+    ids=["extension attribute", "data value", "data key", "subject"],
+)
+def test_a_body_that_is_not_utf8_is_refused_before_it_is_accepted(tenant_a, bad):
+    """The fast path's decoder steps over unknown attributes and `data` without building their strings;
+    PostgreSQL would refuse such bytes when the drain parses the batch, after the client had its 204."""
+    good = json.dumps(ce("ok", data={"model": "caf\u00e9 \u00fcber"}), ensure_ascii=False).encode()
+    one = json.dumps(ce("bad")).encode()[:-1] + b", " + bad + b"}"
+    r = post_events(tenant_a.client("ingest"), b"[" + good + b", " + one + b"]")
+    assert r.status_code == 400, r.content
+    assert [p["name"] for p in r.json()["invalid_params"]] == ["body"]
+    assert "not valid UTF-8" in r.json()["detail"]
+    assert stored(tenant_a.org) == []
+    assert post_events(tenant_a.client("ingest"), b"[" + good + b"]").status_code == 204
+    assert Event.objects.get(organization=tenant_a.org).data == {"model": "caf\u00e9 \u00fcber"}
+
+
 def test_unsupported_content_type_is_415(tenant_a):
     r = post_events(tenant_a.client("ingest"), [ce("a")], content_type="text/plain")
     assert r.status_code == 415
