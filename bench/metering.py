@@ -25,7 +25,7 @@ The run's own events are removed at the end, so every run stores into the same >
 
 Knobs (environment): BENCH_EVENTS (default 500000), BENCH_BIG_EVENTS (10000000), BENCH_WORKERS (2),
 BENCH_THREADS (4), BENCH_CLIENTS (4), BENCH_BATCH (1000), BENCH_RATE (200), BENCH_SECONDS (10),
-BENCH_DRAIN_NICE (10: the drainer's `--nice`), BENCH_SUSTAIN_SECONDS (20), BENCH_SUSTAIN_SHARE (0.5);
+BENCH_DRAIN_NICE (idle: the drainer's `--nice`), BENCH_SUSTAIN_SECONDS (20), BENCH_SUSTAIN_SHARE (0.5);
 DRAIN_LANES (the web workers' and the drainer's setting, as in production).
 """
 
@@ -53,7 +53,7 @@ CLIENTS = int(os.environ.get("BENCH_CLIENTS", "4"))
 BATCH = int(os.environ.get("BENCH_BATCH", "1000"))
 RATE = int(os.environ.get("BENCH_RATE", "200"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
-DRAIN_NICE = int(os.environ.get("BENCH_DRAIN_NICE", "10"))
+DRAIN_NICE = os.environ.get("BENCH_DRAIN_NICE", "idle")
 SUSTAIN_SECONDS = int(os.environ.get("BENCH_SUSTAIN_SECONDS", "20"))
 SUSTAIN_SHARE = float(os.environ.get("BENCH_SUSTAIN_SHARE", "0.5"))  # offered load, as a share of (a2)
 SLOW_SECONDS = 0.025  # (c)'s p99 target
@@ -521,10 +521,10 @@ def lanes_text() -> str:
 
 def rests_text() -> str:
     """The drainer's rests (`metering.drain.Pace`): none when `drainer_priority_lower` can lower its
-    database process too (a --nice above 0 on the embedded server), else the configured share."""
+    database process too (a --nice other than 0 on the embedded server), else the configured share."""
     from django.conf import settings
 
-    if DRAIN_NICE > 0 and getattr(settings, "EMBEDDED_DATABASE", False):
+    if DRAIN_NICE != "0" and getattr(settings, "EMBEDDED_DATABASE", False):
         return "no rests: its database process runs at the lower priority too"
     return (
         f"rests {settings.DRAIN_REST_PERCENT}% of a chunk, plus the other lanes' turn, while requests arrive "
@@ -766,7 +766,7 @@ def _run(org, key: str, run_id: str) -> list[dict]:
             "target": "p99 <= 25 ms",
             "ok": p99 <= 25,
             "notes": f"{total} requests, achieved {achieved:.0f} req/s, from the last 204 of (b); drainer "
-            f"`events_drain --follow` ({lanes_text()}, nice {DRAIN_NICE}, chunks of "
+            f"`events_drain --follow` ({lanes_text()}, `--nice {DRAIN_NICE}`, chunks of "
             f"~{settings.DRAIN_CHUNK_MS} ms, {rests_text()}); {slow_text(slow)}",
         }
     )

@@ -272,15 +272,23 @@ def events_drain_background(*, seconds: float = 50.0, pace: Pace | None = None) 
     return done
 
 
-def drainer_priority_lower(niceness: int) -> bool:
-    """A dedicated drainer process (`manage.py events_drain --follow`) yields the CPU to requests: its own
-    scheduling priority is lowered by `niceness`, and so is its database server process when that runs on
-    this machine under our control (the embedded PostgreSQL; a server elsewhere is left alone). A
-    lower-priority process still gets every idle cycle; it only gives way when requests want the CPU.
-    True when both were lowered: the drain's work then yields by itself and needs no rests (`Pace`)."""
-    if niceness <= 0:
+IDLE_PRIORITY = "idle"
+
+
+def drainer_priority_lower(priority: int | str = IDLE_PRIORITY) -> bool:
+    """A dedicated drainer thread (`manage.py events_drain --follow`) yields the CPU to requests: it lowers
+    its own scheduling priority, and that of its database server process when that runs on this machine
+    under our control (the embedded PostgreSQL; a server elsewhere is left alone).
+
+    `priority`: "idle" (the default), the operating system's idle class (Linux `SCHED_IDLE`: the drain
+    runs only on CPU that no other process wants, and a request that wakes up takes the core at once;
+    without that class, nice 19); N > 0, N steps of niceness (the scheduler still gives the drain a share
+    against requests, about a tenth at 10); 0, unchanged. True when both were lowered: the drain's work
+    then yields by itself and needs no rests (`Pace`)."""
+    if priority == 0:
         return False
-    os.nice(niceness)
+    lower = _idle_class if priority == IDLE_PRIORITY else partial(_niceness, int(priority))
+    lower(0)  # this thread (Linux schedules threads, so each drainer thread lowers itself)
     if not getattr(settings, "EMBEDDED_DATABASE", False):
         return False
     connection.ensure_connection()
@@ -288,8 +296,22 @@ def drainer_priority_lower(niceness: int) -> bool:
         cur.execute("SELECT pg_backend_pid()")
         backend = int(cur.fetchone()[0])
     try:
-        os.setpriority(os.PRIO_PROCESS, backend, os.getpriority(os.PRIO_PROCESS, backend) + niceness)
+        lower(backend)
     except OSError:  # not allowed (another user's server without the privilege): keep the default
         logger.info("could not lower the priority of the drainer's database process %s", backend)
         return False
     return True
+
+
+def _idle_class(pid: int) -> None:
+    if hasattr(os, "SCHED_IDLE"):
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+    else:
+        _niceness(19, pid)
+
+
+def _niceness(steps: int, pid: int) -> None:
+    if pid == 0:
+        os.nice(steps)
+    else:
+        os.setpriority(os.PRIO_PROCESS, pid, os.getpriority(os.PRIO_PROCESS, pid) + steps)

@@ -3,12 +3,17 @@ order, listeners), reads see accepted events at once, and nothing is lost or cou
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import threading
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
@@ -640,6 +645,43 @@ def test_a_dedicated_drainer_lowers_only_its_own_priority_on_a_server_elsewhere(
     settings.EMBEDDED_DATABASE = False  # DATABASE_URL: the server's processes are not ours to touch
     assert drain.drainer_priority_lower(10) is False  # its database work still competes: keep resting
     assert calls == [("nice", 10)]
+
+
+def test_a_drainer_thread_at_idle_priority_runs_in_the_idle_class_and_so_does_its_database_process(
+    settings, monkeypatch
+):
+    """The default: the drainer thread really enters the idle scheduling class (in a thread of its own,
+    as in `events_drain --follow`; the test's own thread keeps its class), and on the embedded server its
+    database process is asked to enter it too; a server elsewhere is left alone."""
+    if not hasattr(os, "SCHED_IDLE"):
+        pytest.skip("no idle scheduling class on this operating system")
+    seen: dict[str, object] = {}
+    settings.EMBEDDED_DATABASE = False
+
+    def drainer() -> None:
+        seen["lowered"] = drain.drainer_priority_lower()
+        seen["class"] = os.sched_getscheduler(0)
+
+    thread = threading.Thread(target=drainer)
+    thread.start()
+    thread.join()
+    assert seen == {"lowered": False, "class": os.SCHED_IDLE}
+    assert os.sched_getscheduler(0) != os.SCHED_IDLE
+
+    calls: list[tuple] = []
+    monkeypatch.setattr(drain.os, "sched_setscheduler", lambda pid, *a: calls.append((pid, *a)))
+    settings.EMBEDDED_DATABASE = True
+    assert drain.drainer_priority_lower("idle") is True
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        backend = cur.fetchone()[0]
+    assert [(pid, policy) for pid, policy, _param in calls] == [(0, os.SCHED_IDLE), (backend, os.SCHED_IDLE)]
+
+
+def test_the_drainer_priority_option_takes_idle_or_a_niceness():
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="expected 'idle' or a number from 0 to 19, not 'low'"):
+        call_command("events_drain", "--follow", "--nice", "low", stdout=out)
 
 
 def test_a_drainer_whose_database_process_was_lowered_takes_no_rests(settings, monkeypatch):

@@ -3,11 +3,14 @@
 Useful to catch up on a backlog by hand, or (`--follow`) as a dedicated drainer process next to or
 instead of the Celery task: it then runs one thread per drain lane (`DRAIN_LANES`),
 each draining at the background pace (`metering.drain.Pace`: short chunks, rests while requests arrive)
-with its CPU priority lowered by `--nice` (default 10; 0 keeps it), so ingest requests keep their latency
-while a backlog drains. When its database process was lowered too (the embedded PostgreSQL), the
-scheduler does what the rests are for, and it takes none. `--retry-failed` first retries the batches kept as unprocessable.
+at the lowest CPU priority (`--nice idle`, the default: the idle scheduling class, so it runs on what
+requests leave and a request takes a core from it at once; `--nice N` lowers it by N steps instead, `--nice
+0` leaves it), so ingest requests keep their latency while a backlog drains. When its database process was
+lowered too (the embedded PostgreSQL), the scheduler does what the rests are for, and it takes none.
+`--retry-failed` first retries the batches kept as unprocessable.
 """
 
+import argparse
 import threading
 import time
 
@@ -15,6 +18,18 @@ from django.core.management.base import BaseCommand
 from django.db import connection
 
 from metering import drain, store
+
+
+def _priority(text: str) -> int | str:
+    if text == drain.IDLE_PRIORITY:
+        return text
+    try:
+        steps = int(text)
+    except ValueError:
+        steps = -1
+    if not 0 <= steps <= 19:
+        raise argparse.ArgumentTypeError(f"expected 'idle' or a number from 0 to 19, not {text!r}")
+    return steps
 
 
 class Progress:
@@ -58,7 +73,10 @@ class Command(BaseCommand):
             "--idle", type=float, default=0.05, help="seconds to wait when nothing is pending"
         )
         parser.add_argument(
-            "--nice", type=int, default=10, help="with --follow: lower this process's CPU priority by N"
+            "--nice",
+            type=_priority,
+            default=drain.IDLE_PRIORITY,
+            help="with --follow: 'idle' (default: the idle scheduling class), or lower the CPU priority by N",
         )
         parser.add_argument(
             "--retry-failed",
