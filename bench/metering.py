@@ -26,7 +26,8 @@ The run's own events are removed at the end, so every run stores into the same >
 Knobs (environment): BENCH_EVENTS (default 500000), BENCH_BIG_EVENTS (10000000), BENCH_WORKERS (2),
 BENCH_THREADS (4), BENCH_CLIENTS (4), BENCH_BATCH (1000), BENCH_RATE (200), BENCH_SECONDS (10),
 BENCH_DRAIN_NICE (idle: the drainer's `--nice`), BENCH_SUSTAIN_SECONDS (20), BENCH_SUSTAIN_SHARE (0.5);
-DRAIN_LANES (the web workers' and the drainer's setting, as in production).
+DRAIN_LANES (the web workers' and the drainer's setting; unset, 2: the dedicated drainer as docs/scaling.md
+sets it up on two cores).
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ BATCH = int(os.environ.get("BENCH_BATCH", "1000"))
 RATE = int(os.environ.get("BENCH_RATE", "200"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 DRAIN_NICE = os.environ.get("BENCH_DRAIN_NICE", "idle")
+# The drain lanes of the web workers (they split batches by lane) and of the drainer, as in production
+LANES = os.environ.get("DRAIN_LANES") or "2"
 SUSTAIN_SECONDS = int(os.environ.get("BENCH_SUSTAIN_SECONDS", "20"))
 SUSTAIN_SHARE = float(os.environ.get("BENCH_SUSTAIN_SHARE", "0.5"))  # offered load, as a share of (a2)
 SLOW_SECONDS = 0.025  # (c)'s p99 target
@@ -110,7 +113,7 @@ def free_port() -> int:
 
 
 def start_gunicorn(port: int) -> subprocess.Popen:
-    env = dict(os.environ, DB_CONN_MAX_AGE="600", PYTHONUNBUFFERED="1")
+    env = dict(os.environ, DB_CONN_MAX_AGE="600", PYTHONUNBUFFERED="1", DRAIN_LANES=LANES)
     cmd = [
         sys.executable,
         "-m",
@@ -257,7 +260,7 @@ def bench_copy_store(run: str, org_id: str) -> float:
 
 def start_drainer() -> subprocess.Popen:
     """A dedicated drainer (`manage.py events_drain --follow`): the Celery task's work, in a loop."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", DRAIN_LANES=LANES)
     cmd = [sys.executable, "manage.py", "events_drain", "--follow", "--nice", str(DRAIN_NICE)]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
 
@@ -513,10 +516,7 @@ def bench_single(port: int, key: str, run: str) -> tuple[float, float, float, in
 
 
 def lanes_text() -> str:
-    from django.conf import settings
-
-    n = settings.DRAIN_LANES
-    return f"{n} drain lane" + ("s" if n > 1 else "")
+    return f"{LANES} drain lane" + ("s" if LANES != "1" else "")
 
 
 def rests_text() -> str:
