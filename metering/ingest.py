@@ -6,7 +6,7 @@
   Fast path: msgspec decodes the body straight into typed structs (required strings, `specversion`,
   RFC 3339 `time`, `data` an object), about 1 µs per event. Any problem sends the body to the
   slow path, which parses it generically and checks every event by hand to name every bad field.
-- `parse_body(body)` parses JSON generically (Kong logs), numbers exact: floats become Decimal, and
+- `parse_body(body)` parses JSON generically, numbers exact: floats become Decimal, and
   numbers PostgreSQL's `numeric` cannot hold are refused.
 
 Validation is what makes the drain's SQL casts safe and every accepted event countable (`core.limits`):
@@ -151,15 +151,25 @@ def _refuse_invalid_utf8(body: bytes) -> None:
         ) from None
 
 
-def parse_body(body: bytes) -> Any:
-    """The JSON payload (object or array), or ValidationFailed naming `body`."""
+def _refuse_unstorable(body: bytes) -> None:
+    """What no event of a body may carry, judged on its bytes before any parse: ValidationFailed naming
+    `body`."""
     _refuse_invalid_utf8(body)
     _refuse_nul(body)
     _refuse_deep(body)
+
+
+def _decode(body: bytes) -> Any:
     try:
         return loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationFailed(f"The body is not valid JSON: {exc}.", field="body") from None
+
+
+def parse_body(body: bytes) -> Any:
+    """The JSON payload (object or array), or ValidationFailed naming `body`."""
+    _refuse_unstorable(body)
+    return _decode(body)
 
 
 # --- fast path ---------------------------------------------------------------------------------
@@ -241,12 +251,10 @@ def _fast_events(body: bytes, strict: bool) -> list[_Event] | None:
 
 def validate_body(body: bytes, *, strict: bool = False, prefix: str = "events") -> tuple[bytes, int]:
     """(the inbox form of the request: a JSON array of its events, how many), or ValidationFailed."""
-    _refuse_invalid_utf8(body)
-    _refuse_nul(body)
-    _refuse_deep(body)
+    _refuse_unstorable(body)
     events = _fast_events(body, strict)
     if events is None:  # name every problem (raises), or accept what only the fast path's rules refused
-        payload = parse_body(body)
+        payload = _decode(body)
         count = check_events(payload, strict=strict, prefix=prefix)
         is_batch = isinstance(payload, list)
     else:
