@@ -5,7 +5,8 @@ Two gunicorn servers on the same database, one with `DATABASE_RLS=true` (the def
 the entitlement value check (`GET /api/v1/customers/acme/entitlements/tokens/value`, the tenant of
 bench/entitlements.py with BENCH_RLS_EVENTS events) and single-event ingest (`POST /api/v1/events`,
 one CloudEvent per request, sequential, into an organization of its own). The wall adds two statements per request (enter and leave
-the scope) and the policy's filter on each query.
+the scope) and the policy's filter on each query; for single-event ingest the two are sent with the insert
+in one pipeline (`rls.execute_raw`), so they cost no round trip of their own.
 
 Env: BENCH_RLS_EVENTS (default 100_000), BENCH_RLS_REQUESTS (default 1000 per server and path).
 """

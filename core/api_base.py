@@ -233,7 +233,8 @@ class TenantAPIView(APIView):
         assert isinstance(request.auth, ApiKey)
         self.api_key = request.auth
         self.organization = request.auth.organization
-        self._tenant_scope.enter_context(rls.tenant_scope(self.organization.id))
+        # Deferred: set with the request's first query, or sent with it (core/rls.py)
+        self._tenant_scope.enter_context(rls.tenant_scope(self.organization.id, deferred=True))
 
     def get_queryset(self) -> QuerySet:
         if self.model is None:

@@ -29,6 +29,14 @@ scope ends, not with SET LOCAL: views run in autocommit (no transaction around a
 wrapping every request in one would move every `on_commit` hook and lock to the end of the request.
 The two statements go through the raw driver connection, so they are not counted as queries.
 
+An API request's scope is deferred (`tenant_scope(..., deferred=True)`): nothing is sent when it is
+entered; the first query through Django's cursor sets it (an execute wrapper), and a request that makes
+none (or only `unscoped()` ones) sends neither statement. A statement sent on the driver connection past
+Django's cursor (the ingest path's binary insert) goes through `execute_raw`, which sends it between the
+scope's two statements in one pipeline: one round trip for a single-event request instead of three.
+Whichever way, what is set on the connection (`_wire`) is tracked per connection, so no statement is sent
+to set what is already set, and a connection opened anew starts as the login user.
+
 `DATABASE_RLS=false` disables both the policies and the scopes (for a database user that may not
 create roles).
 """
@@ -59,20 +67,37 @@ _EXTRA = {"core_membership": f"OR user_id = {_USER}"}
 _state = threading.local()
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
+Scope = tuple[str, int | None]  # (organization id, user id)
 
 
 def enabled() -> bool:
     return bool(getattr(settings, "DATABASE_RLS", False))
 
 
-def _stack() -> list[tuple[str, int | None] | None]:
+def _stack() -> list[tuple[Scope | None, bool]]:
+    """The thread's scopes, innermost last: (scope, deferred); a None scope is an `unscoped()` block."""
     stack = getattr(_state, "stack", None)
     if stack is None:
         stack = _state.stack = []
     return stack
 
 
-def _statement(scope: tuple[str, int | None] | None) -> tuple[str, list[str]]:
+def _wanted() -> tuple[Scope | None, bool]:
+    stack = _stack()
+    return stack[-1] if stack else (None, False)
+
+
+def _wire() -> Scope | None:
+    """The scope set on this thread's database connection (None: the login user's own session). Kept with
+    the driver connection it was set on: a connection opened anew has none."""
+    wire = getattr(_state, "wire", None)
+    if wire is None or wire[0] is None or wire[0] is not connection.connection:
+        return None
+    return wire[1]
+
+
+def _statement(scope: Scope | None) -> tuple[str, list[str]]:
     if scope is None:
         return (
             "SELECT set_config('role', 'none', false), set_config('app.organization_id', '', false), "
@@ -87,31 +112,45 @@ def _statement(scope: tuple[str, int | None] | None) -> tuple[str, list[str]]:
     )
 
 
-def _apply(scope: tuple[str, int | None] | None) -> None:
-    sql, params = _statement(scope)
-    raw = connection.connection
-    check_due = getattr(connection, "health_check_enabled", False) and not getattr(
-        connection, "health_check_done", True
+def _health_check_due() -> bool:
+    return connection.connection is not None and (
+        getattr(connection, "health_check_enabled", False) and not getattr(connection, "health_check_done", True)
     )
-    if raw is not None and check_due:
+
+
+def _apply(scope: Scope | None) -> None:
+    sql, params = _statement(scope)
+    if _health_check_due():
         # The request's first statement on a persistent connection doubles as the health check Django
         # runs before a request's first query (SELECT 1, CONN_HEALTH_CHECKS), so entering the scope costs
         # no round trip of its own; a connection that died (a database restart) is replaced below.
         try:
-            raw.execute(sql, params)
+            connection.connection.execute(sql, params)
         except psycopg.Error:
             connection.close()
         else:
             connection.health_check_done = True  # type: ignore[attr-defined]
+            _state.wire = (connection.connection, scope)
             return
     connection.close_if_health_check_failed()
     connection.ensure_connection()
     connection.connection.execute(sql, params)
+    _state.wire = (connection.connection, scope)
 
 
-def _restore(previous: tuple[str, int | None] | None) -> None:
+def _sync(*, lazy: bool = False) -> None:
+    """Give the connection the innermost scope's role and settings, unless it has them. `lazy`: a deferred
+    scope the connection does not have yet stays deferred while the connection is the login user's."""
+    wanted, deferred = _wanted()
+    have = _wire()
+    if have == wanted or (lazy and deferred and have is None):
+        return
+    _apply(wanted)
+
+
+def _restore() -> None:
     try:
-        _apply(previous)
+        _sync(lazy=True)
     except Exception:
         # The connection cannot run the reset (a broken transaction, a lost server): its session state
         # must not outlive this request, so drop the connection; the next query opens a fresh one.
@@ -119,39 +158,86 @@ def _restore(previous: tuple[str, int | None] | None) -> None:
         connection.close()
 
 
+def _sync_before(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+    """Django execute wrapper of a deferred scope: the query runs with the innermost scope set."""
+    _sync()
+    return execute(sql, params, many, context)
+
+
 @contextmanager
-def tenant_scope(organization_id: str, *, user_id: int | None = None) -> Iterator[None]:
-    """Run the block as `TENANT_ROLE` with `app.organization_id` set (nested scopes restore the outer)."""
+def tenant_scope(organization_id: str, *, user_id: int | None = None, deferred: bool = False) -> Iterator[None]:
+    """Run the block as `TENANT_ROLE` with `app.organization_id` set (nested scopes restore the outer).
+    `deferred`: set it on the connection only when the block's first query needs it (see the module's
+    docstring); the block must then reach the database through Django's cursor or `execute_raw`."""
     if not enabled():
         yield
         return
     stack = _stack()
-    previous = stack[-1] if stack else None
-    scope = (organization_id, user_id)
-    _apply(scope)
-    stack.append(scope)
+    stack.append(((organization_id, user_id), deferred))
     try:
-        yield
+        if deferred:
+            with connection.execute_wrapper(_sync_before):
+                yield
+        else:
+            _sync()
+            yield
     finally:
         stack.pop()
-        _restore(previous)
+        _restore()
 
 
 @contextmanager
 def unscoped() -> Iterator[None]:
     """Leave the tenant scope for a block that legitimately works across tenants (a declared bypass)."""
     stack = _stack()
-    if not enabled() or not stack or stack[-1] is None:
+    if not enabled() or not stack or stack[-1][0] is None:
         yield
         return
-    previous = stack[-1]
-    _apply(None)
-    stack.append(None)
+    stack.append((None, False))
     try:
+        _sync()
         yield
     finally:
         stack.pop()
-        _restore(previous)
+        _restore()
+
+
+def execute_raw(run: Callable[[psycopg.Connection], T]) -> T:
+    """`run(driver_connection)` for statements sent past Django's cursor (so past a deferred scope's
+    wrapper), inside the innermost scope. When the connection does not have that scope yet, what `run`
+    sends goes in one pipeline between the statement that sets the scope and the one that sets back what
+    the connection had: one round trip, in one implicit transaction (should a statement fail, the settings
+    are rolled back with it), and the scope stays deferred. `run` must send its statements and read their
+    results after they are sent (a cursor's rows are there once the pipeline ends).
+
+    The first statement of a request on a persistent connection doubles as Django's health check (as
+    `_apply`): when it fails to reach the server, the connection is replaced and `run` called once more."""
+    connection.ensure_connection()
+    wanted, _ = _wanted() if enabled() else (None, False)
+    have = _wire() if enabled() else None
+    check_due = _health_check_due()
+    try:
+        result = _run_between(run, have, wanted)
+    except psycopg.OperationalError:
+        if not check_due:
+            raise
+        connection.close()
+        connection.ensure_connection()
+        result = _run_between(run, None, wanted)
+    if check_due:
+        connection.health_check_done = True  # type: ignore[attr-defined]
+    return result
+
+
+def _run_between(run: Callable[[psycopg.Connection], T], have: Scope | None, wanted: Scope | None) -> T:
+    raw = connection.connection
+    if have == wanted:
+        return run(raw)
+    with raw.cursor() as scope, raw.pipeline():
+        scope.execute(*_statement(wanted))
+        result = run(raw)
+        scope.execute(*_statement(have))
+    return result
 
 
 def scoped_task(
@@ -187,8 +273,8 @@ def scoped_task(
 
 
 def current_organization_id() -> str | None:
-    stack = _stack()
-    return stack[-1][0] if stack and stack[-1] is not None else None
+    scope, _ = _wanted()
+    return scope[0] if scope is not None else None
 
 
 # --- installation (post_migrate) ------------------------------------------------------------------

@@ -5,14 +5,20 @@ migrations) nothing is walled. Two tenants with data of their own throughout."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.db import connection, transaction
 from django.db.utils import ProgrammingError
 from django.http import HttpResponse
 from django.test import RequestFactory
+from django.utils.timezone import now
 from rest_framework.response import Response
-from rest_framework.test import APIRequestFactory
+from rest_framework.test import APIClient, APIRequestFactory
 
 from config.celery import app
 from core import rls
@@ -21,6 +27,7 @@ from core.console import console_view
 from core.models import ApiKey, AuditLog, Membership, Role
 from invoicing.models import StripeSettings
 from invoicing.services import stripe_settings_set
+from metering import services, store
 from tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
@@ -166,3 +173,104 @@ def test_disabled_wall_changes_nothing(tenant_a, tenant_b, settings, login_user)
     with rls.tenant_scope(tenant_a.org.id):
         assert _session()[0] == login_user
         assert ApiKey.objects.count() == 8
+
+
+# --- deferred scopes: an API request sets its scope with its first statement -----------------------
+@contextmanager
+def wire_trace(path: Path) -> Iterator[list[str]]:
+    """The protocol messages this connection exchanges in the block (libpq's trace), one per line."""
+    connection.ensure_connection()
+    pgconn = connection.connection.pgconn
+    lines: list[str] = []
+    with path.open("w") as out:
+        pgconn.trace(out.fileno())
+        pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS | psycopg.pq.Trace.REGRESS_MODE)
+        try:
+            yield lines
+        finally:
+            pgconn.untrace()
+    lines.extend(path.read_text().splitlines())
+
+
+def _statements(lines: list[str]) -> list[str]:
+    return [line.split('"')[3] for line in lines if "\tParse\t" in line or "\tQuery\t" in line]
+
+
+def test_a_single_event_request_enters_and_leaves_its_scope_in_its_one_round_trip(
+    tenant_a, tenant_b, login_user, tmp_path, monkeypatch
+):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tenant_a.keys['ingest']}")
+
+    def post(i: int) -> int:
+        body = {"id": f"e{i}", "source": "s", "specversion": "1.0", "type": "t", "subject": "c", "data": {}}
+        return client.post("/api/v1/events", body, format="json").status_code
+
+    assert post(1) == 204  # the key is looked up once, then cached
+    monkeypatch.setattr(services, "_backlog", services._Backlog(ttl=3600))
+    services._backlog.pending()
+    with wire_trace(tmp_path / "trace") as lines:
+        assert post(2) == 204
+    statements = _statements(lines)
+    assert len(statements) == 3, statements
+    assert statements[0].startswith("SELECT set_config('role', 'meterline_tenant'")
+    assert tenant_a.org.id in statements[0]
+    assert statements[1].startswith("INSERT INTO metering_inboxbatch")
+    assert statements[2].startswith("SELECT set_config('role', 'none'")
+    assert sum("\tSync" in line for line in lines) == 1  # one pipeline: one round trip
+    assert sum("ReadyForQuery" in line for line in lines) == 1
+    assert _session() == (login_user, "", "")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT organization_id, count(*) FROM metering_inboxbatch GROUP BY 1")
+        assert cursor.fetchall() == [(tenant_a.org.id, 2)]
+
+
+def test_a_deferred_scope_sends_nothing_until_a_query_needs_it(tenant_a, tenant_b, login_user, tmp_path):
+    with wire_trace(tmp_path / "quiet") as quiet:
+        with rls.tenant_scope(tenant_a.org.id, deferred=True):
+            with rls.unscoped():  # a declared bypass inside needs nothing either
+                pass
+    assert _statements(quiet) == []
+    with rls.tenant_scope(tenant_a.org.id, deferred=True):
+        assert ApiKey.objects.count() == 4  # the first query sets the scope
+        assert _session() == ("meterline_tenant", tenant_a.org.id, "")
+        with rls.unscoped():
+            assert ApiKey.objects.count() == 8
+        assert ApiKey.objects.count() == 4
+        with rls.tenant_scope(tenant_b.org.id):  # an inner scope, then the outer again
+            assert _session() == ("meterline_tenant", tenant_b.org.id, "")
+        assert _session() == ("meterline_tenant", tenant_a.org.id, "")
+    assert _session() == (login_user, "", "")
+
+
+def _inbox_rows() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT organization_id FROM metering_inboxbatch")
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_raw_statement_the_wall_refuses_leaves_the_connection_as_the_login_user(tenant_a, tenant_b, login_user):
+    body, count = b'[{"id": "x"}]', 1
+    with rls.tenant_scope(tenant_a.org.id, deferred=True):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+            store.inbox_append(organization_id=tenant_b.org.id, body=body, event_count=count, received_at=now())
+        assert _session() == ("meterline_tenant", tenant_a.org.id, "")  # a query after: scope set again
+    assert _session() == (login_user, "", "")
+    assert _inbox_rows() == []
+    with rls.tenant_scope(tenant_a.org.id, deferred=True):
+        store.inbox_append(organization_id=tenant_a.org.id, body=body, event_count=count, received_at=now())
+    assert _inbox_rows() == [tenant_a.org.id]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_first_raw_statement_of_a_request_replaces_a_dead_connection(tenant_a, tenant_b, login_user):
+    connection.ensure_connection()
+    connection.health_check_enabled, connection.health_check_done = True, False
+    dead = connection.connection
+    dead.close()  # as after a database restart: the persistent connection is gone
+    with rls.tenant_scope(tenant_a.org.id, deferred=True):
+        store.inbox_append(organization_id=tenant_a.org.id, body=b"[]", event_count=0, received_at=now())
+    assert connection.connection is not dead and connection.health_check_done
+    assert _inbox_rows() == [tenant_a.org.id]
+    assert _session() == (login_user, "", "")
