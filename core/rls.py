@@ -114,7 +114,8 @@ def _statement(scope: Scope | None) -> tuple[str, list[str]]:
 
 def _health_check_due() -> bool:
     return connection.connection is not None and (
-        getattr(connection, "health_check_enabled", False) and not getattr(connection, "health_check_done", True)
+        getattr(connection, "health_check_enabled", False)
+        and not getattr(connection, "health_check_done", True)
     )
 
 
@@ -165,7 +166,9 @@ def _sync_before(execute: Callable[..., Any], sql: str, params: Any, many: bool,
 
 
 @contextmanager
-def tenant_scope(organization_id: str, *, user_id: int | None = None, deferred: bool = False) -> Iterator[None]:
+def tenant_scope(
+    organization_id: str, *, user_id: int | None = None, deferred: bool = False
+) -> Iterator[None]:
     """Run the block as `TENANT_ROLE` with `app.organization_id` set (nested scopes restore the outer).
     `deferred`: set it on the connection only when the block's first query needs it (see the module's
     docstring); the block must then reach the database through Django's cursor or `execute_raw`."""

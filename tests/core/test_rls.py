@@ -226,10 +226,9 @@ def test_a_single_event_request_enters_and_leaves_its_scope_in_its_one_round_tri
 
 
 def test_a_deferred_scope_sends_nothing_until_a_query_needs_it(tenant_a, tenant_b, login_user, tmp_path):
-    with wire_trace(tmp_path / "quiet") as quiet:
-        with rls.tenant_scope(tenant_a.org.id, deferred=True):
-            with rls.unscoped():  # a declared bypass inside needs nothing either
-                pass
+    with wire_trace(tmp_path / "quiet") as quiet, rls.tenant_scope(tenant_a.org.id, deferred=True):
+        with rls.unscoped():  # a declared bypass inside needs nothing either
+            pass
     assert _statements(quiet) == []
     with rls.tenant_scope(tenant_a.org.id, deferred=True):
         assert ApiKey.objects.count() == 4  # the first query sets the scope
@@ -250,11 +249,15 @@ def _inbox_rows() -> list[str]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_raw_statement_the_wall_refuses_leaves_the_connection_as_the_login_user(tenant_a, tenant_b, login_user):
+def test_a_raw_statement_the_wall_refuses_leaves_the_connection_as_the_login_user(
+    tenant_a, tenant_b, login_user
+):
     body, count = b'[{"id": "x"}]', 1
     with rls.tenant_scope(tenant_a.org.id, deferred=True):
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
-            store.inbox_append(organization_id=tenant_b.org.id, body=body, event_count=count, received_at=now())
+            store.inbox_append(
+                organization_id=tenant_b.org.id, body=body, event_count=count, received_at=now()
+            )
         assert _session() == ("meterline_tenant", tenant_a.org.id, "")  # a query after: scope set again
     assert _session() == (login_user, "", "")
     assert _inbox_rows() == []
