@@ -226,9 +226,13 @@ def test_a_single_event_request_enters_and_leaves_its_scope_in_its_one_round_tri
 
 
 def test_a_deferred_scope_sends_nothing_until_a_query_needs_it(tenant_a, tenant_b, login_user, tmp_path):
-    with wire_trace(tmp_path / "quiet") as quiet, rls.tenant_scope(tenant_a.org.id, deferred=True):
-        with rls.unscoped():  # a declared bypass inside needs nothing either
-            pass
+    # entering and leaving, and a declared bypass inside, need nothing
+    with (
+        wire_trace(tmp_path / "quiet") as quiet,
+        rls.tenant_scope(tenant_a.org.id, deferred=True),
+        rls.unscoped(),
+    ):
+        pass
     assert _statements(quiet) == []
     with rls.tenant_scope(tenant_a.org.id, deferred=True):
         assert ApiKey.objects.count() == 4  # the first query sets the scope
