@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from core import jobs
 from core.background import Coalescer
@@ -30,9 +30,12 @@ DRAIN_TASK = "metering.tasks.events_drain"
 
 
 def _request_drain(attempts: int = 2) -> None:
-    """Publish one drain task. A failed publish is tried once more: the first publishes of several web
+    """Publish one drain task, unless a dedicated drainer runs (it finds new batches itself, and the task
+    would find every lane taken). A failed publish is tried once more: the first publishes of several web
     processes started together race to create the queue in a database broker (kombu's SQLAlchemy
     transport), and the loser gets a unique violation that a second attempt does not."""
+    if _follower.running():
+        return
     for attempt in range(1, attempts + 1):
         try:
             enqueue(DRAIN_TASK)
@@ -41,6 +44,33 @@ def _request_drain(attempts: int = 2) -> None:
             if attempt == attempts:
                 logger.exception("could not queue metering.tasks.events_drain")
 
+
+class _Follower:
+    """Whether a dedicated drainer (`events_drain --follow`) runs, asked of the database at most once per
+    `ttl` seconds by the publisher thread (on a connection it closes again: no idle connection per web
+    process). A drainer that stopped is noticed within `ttl`; its batches meanwhile wait for beat's
+    periodic drain or the next read, as when the broker is down."""
+
+    def __init__(self, ttl: float = 10.0) -> None:
+        self.ttl = ttl
+        self.value = False
+        self.read_at = float("-inf")
+
+    def running(self) -> bool:
+        now = time.monotonic()
+        if now - self.read_at >= self.ttl:
+            try:
+                self.value = store.drain_follower_running()
+            except DatabaseError:
+                self.value = False
+            finally:
+                if not connection.in_atomic_block:
+                    connection.close()
+            self.read_at = now
+        return self.value
+
+
+_follower = _Follower()
 
 # Accepting a batch asks for a drain; a daemon thread per process publishes at most one task per window.
 DRAIN_REQUEST_WINDOW_SECONDS = 0.2

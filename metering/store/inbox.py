@@ -202,6 +202,34 @@ def drain_worker_slot(slot: int = 0) -> Iterator[bool]:
                 cur.execute("SELECT pg_advisory_unlock(%s, %s)", [DRAIN_WORKER_CLASS, slot])
 
 
+DRAIN_FOLLOWER_CLASS = DRAIN_WORKER_CLASS + 1  # shared session lock (class, 0) of each dedicated drainer
+
+
+@contextmanager
+def drain_follower() -> Iterator[None]:
+    """Mark this process as a dedicated drainer (`events_drain --follow`) while the block runs: a shared
+    session-level advisory lock, which PostgreSQL also releases when the process dies."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock_shared(%s, 0)", [DRAIN_FOLLOWER_CLASS])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock_shared(%s, 0)", [DRAIN_FOLLOWER_CLASS])
+
+
+def drain_follower_running() -> bool:
+    """Whether a dedicated drainer (`drain_follower`) is running on this database."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND classid = %s AND objid = 0 AND objsubid = 2)",
+            [DRAIN_FOLLOWER_CLASS],
+        )
+        return bool(cur.fetchone()[0])
+
+
 def inbox_failed_retry() -> int:
     """Put batches kept as unprocessable back in line (after the cause was fixed); returns how many."""
     with connection.cursor() as cur:

@@ -358,9 +358,11 @@ def test_events_drain_follow_runs_a_thread_per_lane_until_stopped(tenant_a, tena
     deadline = time.monotonic() + 30
     while InboxBatch.objects.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert store.drain_follower_running()  # web processes publish no drain task meanwhile
     command.stop.set()
     runner.join(30)
     assert not runner.is_alive()
+    assert not store.drain_follower_running()
     assert not InboxBatch.objects.exists()
     assert Event.objects.filter(organization=tenant_a.org).count() == 200
     assert Event.objects.filter(organization=tenant_b.org).count() == 1

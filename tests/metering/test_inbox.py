@@ -429,6 +429,7 @@ def test_a_drain_request_is_published_again_once_after_a_failed_publish(monkeypa
             raise RuntimeError("duplicate key value violates unique constraint")
 
     monkeypatch.setattr(drain, "enqueue", flaky)
+    monkeypatch.setattr(drain._follower, "running", lambda: False)  # no dedicated drainer
     drain._request_drain()
     assert calls == [drain.DRAIN_TASK] * 2
     assert "could not queue" not in caplog.text
@@ -704,3 +705,26 @@ def test_a_drainer_whose_database_process_was_lowered_takes_no_rests(settings, m
 
     monkeypatch.setattr(drain.os, "setpriority", refused)
     assert drain.drainer_priority_lower(10) is False
+
+
+def test_no_drain_task_is_published_while_a_dedicated_drainer_runs(tenant_a, tenant_b, monkeypatch):
+    """`events_drain --follow` finds new batches itself: while one runs (its lock held), the web processes'
+    publisher sends no task that would only find every lane taken. Seen again once the check expires."""
+    published: list[str] = []
+    monkeypatch.setattr(drain, "enqueue", published.append)
+    follower = drain._Follower(ttl=0)
+    monkeypatch.setattr(drain, "_follower", follower)
+    drain._request_drain()
+    assert published == [drain.DRAIN_TASK]
+    with store.drain_follower():
+        assert store.drain_follower_running()
+        drain._request_drain()
+        assert published == [drain.DRAIN_TASK]
+        follower.ttl = 3600  # the answer is kept for ttl seconds
+        drain._request_drain()
+    assert not store.drain_follower_running()
+    drain._request_drain()
+    assert published == [drain.DRAIN_TASK]  # still the kept answer
+    follower.read_at = float("-inf")
+    drain._request_drain()
+    assert published == [drain.DRAIN_TASK] * 2

@@ -121,12 +121,14 @@ class Command(BaseCommand):
                 connection.close()
 
         workers = [threading.Thread(target=drainer, name=f"drainer-{i}", daemon=True) for i in range(threads)]
-        for w in workers:
-            w.start()
-        try:
-            while not stop.is_set() and any(w.is_alive() for w in workers):
-                stop.wait(0.2)
-        finally:
-            stop.set()
+        # Web processes publish no drain tasks while a dedicated drainer runs (`drain._request_drain`)
+        with store.drain_follower():
             for w in workers:
-                w.join(timeout=30)
+                w.start()
+            try:
+                while not stop.is_set() and any(w.is_alive() for w in workers):
+                    stop.wait(0.2)
+            finally:
+                stop.set()
+                for w in workers:
+                    w.join(timeout=30)
