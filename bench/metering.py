@@ -208,7 +208,10 @@ def bench_copy(run: str, like_events: bool = False) -> float:
             cur.execute(
                 "ALTER TABLE bench_raw_copy ADD COLUMN seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
             )
-            cur.execute("CREATE UNIQUE INDEX ON bench_raw_copy (organization_id, source, event_id)")
+            # the dedup key as the store indexes it (metering.models.EventKey)
+            cur.execute(
+                'CREATE UNIQUE INDEX ON bench_raw_copy (event_id COLLATE "C", source COLLATE "C", organization_id)'
+            )
             cur.execute("CREATE INDEX ON bench_raw_copy (organization_id, type, subject, time)")
     t0 = time.perf_counter()
     copy_sql = "COPY bench_raw_copy (organization_id, source, event_id, type, subject, time, data, stored_at) FROM STDIN"
@@ -689,7 +692,7 @@ def _run(org, key: str, run_id: str) -> list[dict]:
             "measured": f"{copy_idx_rate:,.0f} events/s",
             "target": "schema limit",
             "ok": None,
-            "notes": "identity PK + unique (org, source, id) + (org, type, subject, time)",
+            "notes": "identity PK + unique (id, source, org) in byte order + (org, type, subject, time)",
         }
     )
     log(f"the event table holds >= {BIG:,} events before (b)…")

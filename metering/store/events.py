@@ -164,12 +164,13 @@ PAYLOAD_HASH = (
 #   Only computed when some event lost (`dup` not empty): a chunk of new events skips the sort entirely.
 # Sorts, windows and DISTINCTs over identifiers compare bytes (COLLATE "C"): ids and subjects have no
 # language order, and a database collation such as C.UTF-8 compares through strcoll (about 3 µs of ~25 per
-# event, docs/scaling.md). Byte order is also the order of a C or C.UTF-8 index, so inserts still arrive in index order.
+# event, docs/scaling.md). Byte order is also the order of a C or C.UTF-8 index, so inserts still arrive in index order
+# (the key's index is (event_id, source, organization_id) in `C`: metering.models.EventKey).
 STORE_SQL = (
     "WITH v AS (SELECT s.*, " + PAYLOAD_HASH.format(a="s.") + " AS h FROM ({source}) s), "
     f"n AS (SELECT nextval('{SEQUENCE}') AS seq, v.* FROM v ORDER BY bid, ord), "
     "k AS (INSERT INTO metering_eventkey (organization_id, source, event_id, seq, time, payload_hash) "
-    '  SELECT %(org)s, source, event_id, seq, time, h FROM n ORDER BY source COLLATE "C", event_id COLLATE "C", seq '
+    '  SELECT %(org)s, source, event_id, seq, time, h FROM n ORDER BY event_id COLLATE "C", source COLLATE "C", seq '
     "  ON CONFLICT DO NOTHING RETURNING seq), "
     "dup AS MATERIALIZED (SELECT n.seq, n.source, n.event_id FROM n WHERE n.seq NOT IN (SELECT seq FROM k)), "
     "ins AS (INSERT INTO metering_event (seq, organization_id, source, event_id, type, subject, time, data, "
@@ -227,9 +228,14 @@ def events_purge(*, organization_id: str) -> int:
     """Delete an organization's raw events, their keys and rollups (used when an organization is deleted)."""
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("DELETE FROM metering_rollup WHERE organization_id = %s", [organization_id])
-        cur.execute("DELETE FROM metering_event WHERE organization_id = %s", [organization_id])
-        deleted = cur.rowcount
-        cur.execute("DELETE FROM metering_eventkey WHERE organization_id = %s", [organization_id])
+        # the keys through the events: the key's index leads with the event id, not the organization
+        cur.execute(
+            "WITH gone AS (DELETE FROM metering_event WHERE organization_id = %s RETURNING source, event_id), "
+            "keys AS (DELETE FROM metering_eventkey k USING gone g WHERE k.event_id = g.event_id "
+            "AND k.source = g.source AND k.organization_id = %s) SELECT count(*) FROM gone",
+            [organization_id, organization_id],
+        )
+        deleted = cur.fetchone()[0]
         cur.execute("DELETE FROM metering_inboxbatch WHERE organization_id = %s", [organization_id])
         return deleted
 

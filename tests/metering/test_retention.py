@@ -16,7 +16,7 @@ from django.core.management.base import CommandError
 from core.errors import ValidationFailed
 from core.models import AuditLog
 from metering import retention, services, store, tasks
-from metering.models import Event, EventKey, EventRetention
+from metering.models import Event, EventKey, EventRetention, InboxBatch, Rollup
 from metering.selectors import meter_query
 
 pytestmark = pytest.mark.django_db
@@ -139,3 +139,42 @@ def test_retention_command(tenant_a, tenant_b, capsys):
         call_command("event_retention", tenant_a.org.slug, "10")
     assert retention.event_retention_get(organization=tenant_a.org) is None
     assert retention.event_retention_get(organization=tenant_b.org) is None
+
+
+def test_purging_an_organization_removes_its_events_keys_rollups_and_inbox_only(
+    tenant_a, tenant_b, tokens_meter, tokens_meter_b
+):
+    t = datetime(2031, 5, 1, tzinfo=UTC)
+    for tenant in (tenant_a, tenant_b):
+        # the same source and ids in both: the key is per organization
+        services.events_ingest(organization=tenant.org, events=[ev("e1", t), ev("e2", t, 3)])
+    services.events_accept(organization=tenant_a.org, body=json.dumps([]).encode(), event_count=0)
+    services.rollups_advance()
+    assert Rollup.objects.filter(organization_id=tenant_a.org.id).exists()
+    assert store.events_purge(organization_id=tenant_a.org.id) == 2
+    assert not Rollup.objects.filter(organization_id=tenant_a.org.id).exists()
+    assert Rollup.objects.filter(organization_id=tenant_b.org.id).exists()
+    assert not Event.objects.filter(organization=tenant_a.org).exists()
+    assert not EventKey.objects.filter(organization=tenant_a.org).exists()
+    assert not InboxBatch.objects.filter(organization=tenant_a.org).exists()
+    assert sorted(EventKey.objects.filter(organization=tenant_b.org).values_list("event_id", flat=True)) == [
+        "e1",
+        "e2",
+    ]
+    assert Event.objects.filter(organization=tenant_b.org).count() == 2
+    assert store.events_purge(organization_id=tenant_a.org.id) == 0
+
+
+def test_the_dedup_key_index_leads_with_the_event_id_in_byte_order(tenant_a, tenant_b):
+    """metering.models.EventKey: each comparison of an insert's descent is settled by the id, with memcmp."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT a.attname, coalesce(c.collname, '') FROM pg_index i "
+            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+            "LEFT JOIN pg_collation c ON c.oid = a.attcollation "
+            "WHERE i.indexrelid = 'metering_eventkey_pkey'::regclass "
+            "ORDER BY array_position(i.indkey::int2[], a.attnum)"
+        )
+        assert cur.fetchall() == [("event_id", "C"), ("source", "C"), ("organization_id", "default")]
