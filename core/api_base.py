@@ -233,8 +233,15 @@ class TenantAPIView(APIView):
         assert isinstance(request.auth, ApiKey)
         self.api_key = request.auth
         self.organization = request.auth.organization
-        # Deferred: set with the request's first query, or sent with it (core/rls.py)
-        self._tenant_scope.enter_context(rls.tenant_scope(self.organization.id, deferred=True))
+        deferred = self.tenant_scope_deferred(request)
+        self._tenant_scope.enter_context(rls.tenant_scope(self.organization.id, deferred=deferred))
+
+    def tenant_scope_deferred(self, request: Request) -> bool:
+        """Whether this request's tenant scope waits for its first statement (`rls.tenant_scope(deferred=
+        True)`): for requests whose statements are a raw insert sent with the scope (`rls.execute_raw`) or
+        queries outside transactions; a scope first set inside a transaction that rolls back is undone with
+        it, so views that open transactions keep the default, the scope set on entry."""
+        return False
 
     def get_queryset(self) -> QuerySet:
         if self.model is None:

@@ -29,13 +29,15 @@ scope ends, not with SET LOCAL: views run in autocommit (no transaction around a
 wrapping every request in one would move every `on_commit` hook and lock to the end of the request.
 The two statements go through the raw driver connection, so they are not counted as queries.
 
-An API request's scope is deferred (`tenant_scope(..., deferred=True)`): nothing is sent when it is
-entered; the first query through Django's cursor sets it (an execute wrapper), and a request that makes
-none (or only `unscoped()` ones) sends neither statement. A statement sent on the driver connection past
-Django's cursor (the ingest path's binary insert) goes through `execute_raw`, which sends it between the
-scope's two statements in one pipeline: one round trip for a single-event request instead of three.
-Whichever way, what is set on the connection (`_wire`) is tracked per connection, so no statement is sent
-to set what is already set, and a connection opened anew starts as the login user.
+An ingest request's scope is deferred (`tenant_scope(..., deferred=True)`, chosen by the view's
+`tenant_scope_deferred`): nothing is sent when it is entered; the first query through Django's cursor sets
+it (an execute wrapper), and a request that makes none (or only `unscoped()` ones) sends neither
+statement. A statement sent on the driver connection past Django's cursor (the inbox insert with its
+binary body) goes through `execute_raw`, which sends it between the scope's two statements in one
+pipeline: one round trip for a single-event request instead of three. Other views set their scope on
+entry: a scope first set inside a transaction would be undone by its rollback. Whichever way, what is set
+on the connection (`_wire`) is tracked per connection, so no statement is sent to set what is already
+set, and a connection opened anew starts as the login user.
 
 `DATABASE_RLS=false` disables both the policies and the scopes (for a database user that may not
 create roles).
@@ -236,10 +238,10 @@ def _run_between(run: Callable[[psycopg.Connection], T], have: Scope | None, wan
     raw = connection.connection
     if have == wanted:
         return run(raw)
-    with raw.cursor() as scope, raw.pipeline():
-        scope.execute(*_statement(wanted))
+    with raw.cursor() as settings_cursor, raw.pipeline():
+        settings_cursor.execute(*_statement(wanted))
         result = run(raw)
-        scope.execute(*_statement(have))
+        settings_cursor.execute(*_statement(have))
     return result
 
 

@@ -211,6 +211,9 @@ class _IngestBase(TenantAPIView):
     accepted_status = 204
     authentication_classes = [CachedBearerAuthentication]
 
+    def tenant_scope_deferred(self, request: Request) -> bool:
+        return request.method == "POST"  # one round trip: the scope is sent with the inbox insert
+
     def post(self, request: Request) -> HttpResponse:
         raw = read_ingest_body(request)
         check_media_type_shape(request, raw)
