@@ -1,4 +1,7 @@
-"""A per-process background flusher for work that must not run in the request thread.
+"""Per-process helpers for work that must not run in the request thread: `Coalescer`, a background
+flusher, and `Refreshed`, a value read from elsewhere at most once per interval.
+
+The flusher:
 
 Publishing a Celery message from a request costs a broker round trip (3.2 ms p50 with the default
 SQLAlchemy broker, ~10 ms when the broker is unreachable; see docs/metering.md). Callers record what they
@@ -14,9 +17,12 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Coalescer:
@@ -55,3 +61,33 @@ class Coalescer:
                 self.flush()
             except Exception:
                 logger.exception("%s: flush failed", self.name)
+
+
+class Refreshed(Generic[T]):
+    """A value `read()` at most once per `ttl` seconds in this process (the first `get` reads it), for
+    figures a hot path consults that may lag by that much (the inbox's backlog, whether a dedicated
+    drainer runs). `expire()` makes the next `get` read again."""
+
+    _all: weakref.WeakSet[Refreshed] = weakref.WeakSet()
+
+    def __init__(self, read: Callable[[], T], ttl: float) -> None:
+        self.read = read
+        self.ttl = ttl
+        self._value: T | None = None
+        self._read_at = float("-inf")
+        Refreshed._all.add(self)
+
+    def get(self) -> T:
+        now = time.monotonic()
+        if now - self._read_at >= self.ttl:
+            self._value, self._read_at = self.read(), now
+        return self._value  # type: ignore[return-value]
+
+    def expire(self) -> None:
+        self._read_at = float("-inf")
+
+    @classmethod
+    def expire_all(cls) -> None:
+        """Every instance of this process reads again at its next `get` (the test suite, between tests)."""
+        for refreshed in list(cls._all):
+            refreshed.expire()

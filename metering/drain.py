@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
 from core import jobs
-from core.background import Coalescer
+from core.background import Coalescer, Refreshed
 from core.enqueue import enqueue, tasks_run_inline
 from core.models import Organization
 from metering import hooks, store
@@ -34,7 +34,7 @@ def _request_drain(attempts: int = 2) -> None:
     would find every lane taken). A failed publish is tried once more: the first publishes of several web
     processes started together race to create the queue in a database broker (kombu's SQLAlchemy
     transport), and the loser gets a unique violation that a second attempt does not."""
-    if _follower.running():
+    if _follower.get():
         return
     for attempt in range(1, attempts + 1):
         try:
@@ -45,32 +45,21 @@ def _request_drain(attempts: int = 2) -> None:
                 logger.exception("could not queue metering.tasks.events_drain")
 
 
-class _Follower:
-    """Whether a dedicated drainer (`events_drain --follow`) runs, asked of the database at most once per
-    `ttl` seconds by the publisher thread (on a connection it closes again: no idle connection per web
-    process). A drainer that stopped is noticed within `ttl`; its batches meanwhile wait for beat's
-    periodic drain or the next read, as when the broker is down."""
-
-    def __init__(self, ttl: float = 10.0) -> None:
-        self.ttl = ttl
-        self.value = False
-        self.read_at = float("-inf")
-
-    def running(self) -> bool:
-        now = time.monotonic()
-        if now - self.read_at >= self.ttl:
-            try:
-                self.value = store.drain_follower_running()
-            except DatabaseError:
-                self.value = False
-            finally:
-                if not connection.in_atomic_block:
-                    connection.close()
-            self.read_at = now
-        return self.value
+def _follower_running() -> bool:
+    """Whether a dedicated drainer (`events_drain --follow`) runs, asked on a connection the publisher
+    thread closes again (no idle connection per web process); an unreachable database answers no."""
+    try:
+        return store.drain_follower_running()
+    except DatabaseError:
+        return False
+    finally:
+        if not connection.in_atomic_block:
+            connection.close()
 
 
-_follower = _Follower()
+# Asked at most every 10 s: a drainer that stopped is noticed within that; its batches meanwhile wait for
+# beat's periodic drain or the next read, as when the broker is down.
+_follower = Refreshed(_follower_running, ttl=10.0)
 
 # Accepting a batch asks for a drain; a daemon thread per process publishes at most one task per window.
 DRAIN_REQUEST_WINDOW_SECONDS = 0.2

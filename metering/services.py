@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import partial
@@ -18,6 +17,7 @@ from django.utils import timezone
 from core import jobs
 from core.audit import Actor, audit_object
 from core.audited import create_audited
+from core.background import Refreshed
 from core.errors import Unavailable, raise_invalid
 from core.ids import is_ulid
 from core.models import Organization
@@ -42,22 +42,8 @@ RESERVED_DIMS = {"subject", "customer_id", "customerId", "windowstart", "windowe
 # already-built tuples synchronously (demo data, loaders, tests).
 
 
-class _Backlog:
-    """The inbox's pending event count, read from the database at most once per `ttl` seconds per process."""
-
-    def __init__(self, ttl: float = 1.0) -> None:
-        self.ttl = ttl
-        self.value = 0
-        self.read_at = float("-inf")
-
-    def pending(self) -> int:
-        now = time.monotonic()
-        if now - self.read_at >= self.ttl:
-            self.value, self.read_at = store.inbox_pending_events(), now
-        return self.value
-
-
-_backlog = _Backlog()
+# The inbox's pending event count, read from the database at most once a second per process.
+_backlog = Refreshed(lambda: store.inbox_pending_events(), ttl=1.0)
 
 
 def events_accept(
@@ -69,7 +55,7 @@ def events_accept(
     are refused with 503 + Retry-After (nothing is stored; the client retries), so a burst beyond what
     the drain sustains cannot grow the backlog, and the lag of reads, without bound."""
     limit = settings.INGEST_BACKLOG_MAX_EVENTS
-    if limit and (pending := _backlog.pending()) > limit:
+    if limit and (pending := _backlog.get()) > limit:
         raise Unavailable(
             f"{pending:,} accepted events are waiting to be stored, more than INGEST_BACKLOG_MAX_EVENTS "
             f"({limit:,}); nothing of this request was stored, retry in a few seconds.",

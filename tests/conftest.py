@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 from billing import tasks as billing_tasks
 from config.celery import app as celery_app
 from core import auth
+from core.background import Refreshed
 from core.models import Organization, Role
 from tests.factories import PASSWORD, ApiKeyFactory, MembershipFactory, OrganizationFactory, UserFactory
 
@@ -109,6 +110,15 @@ def _fresh_api_key_cache():
     auth._key_cache.clear()
     yield
     auth._key_cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_refreshed_values():
+    """Values a process reads at most once per interval (`core.background.Refreshed`: the inbox backlog,
+    whether a dedicated drainer runs) are read anew in each test: rows are rolled back between tests."""
+    Refreshed.expire_all()
+    yield
+    Refreshed.expire_all()
 
 
 @pytest.fixture

@@ -173,9 +173,13 @@ def test_disabled_wall_changes_nothing(tenant_a, tenant_b, settings, login_user)
     with rls.tenant_scope(tenant_a.org.id):
         assert _session()[0] == login_user
         assert ApiKey.objects.count() == 8
+    with rls.tenant_scope(tenant_a.org.id, deferred=True):  # the raw insert goes alone, as the login user
+        store.inbox_append(organization_id=tenant_b.org.id, body=b"[]", event_count=0, received_at=now())
+        assert _session()[0] == login_user
+    assert _inbox_rows() == [tenant_b.org.id]
 
 
-# --- deferred scopes: an API request sets its scope with its first statement -----------------------
+# --- deferred scopes: an ingest request sets its scope with its first statement -----------------------
 @contextmanager
 def wire_trace(path: Path) -> Iterator[list[str]]:
     """The protocol messages this connection exchanges in the block (libpq's trace), one per line."""
@@ -207,8 +211,9 @@ def test_a_single_event_request_enters_and_leaves_its_scope_in_its_one_round_tri
         return client.post("/api/v1/events", body, format="json").status_code
 
     assert post(1) == 204  # the key is looked up once, then cached
-    monkeypatch.setattr(services, "_backlog", services._Backlog(ttl=3600))
-    services._backlog.pending()
+    monkeypatch.setattr(services._backlog, "ttl", 3600)  # the backlog read once, then not during the trace
+    services._backlog.expire()
+    services._backlog.get()
     with wire_trace(tmp_path / "trace") as lines:
         assert post(2) == 204
     statements = _statements(lines)

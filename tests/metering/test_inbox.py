@@ -373,7 +373,7 @@ def test_a_full_backlog_answers_503_with_retry_after_and_stores_nothing(
     tenant_a, tenant_b, settings, monkeypatch
 ):
     settings.INGEST_BACKLOG_MAX_EVENTS = 3
-    monkeypatch.setattr(services, "_backlog", services._Backlog(ttl=0))  # read the count on every request
+    monkeypatch.setattr(services._backlog, "ttl", 0)  # read the count on every request
     accept(tenant_a.client("ingest"), [ce(f"f{i}") for i in range(4)])  # 0 pending: accepted
     r = tenant_b.client("ingest").post(URL, data=json.dumps([ce("g1")]), content_type=BATCH)
     assert r.status_code == 503
@@ -429,7 +429,8 @@ def test_a_drain_request_is_published_again_once_after_a_failed_publish(monkeypa
             raise RuntimeError("duplicate key value violates unique constraint")
 
     monkeypatch.setattr(drain, "enqueue", flaky)
-    monkeypatch.setattr(drain._follower, "running", lambda: False)  # no dedicated drainer
+    monkeypatch.setattr(drain._follower, "read", lambda: False)  # no dedicated drainer
+    drain._follower.expire()
     drain._request_drain()
     assert calls == [drain.DRAIN_TASK] * 2
     assert "could not queue" not in caplog.text
@@ -712,8 +713,9 @@ def test_no_drain_task_is_published_while_a_dedicated_drainer_runs(tenant_a, ten
     publisher sends no task that would only find every lane taken. Seen again once the check expires."""
     published: list[str] = []
     monkeypatch.setattr(drain, "enqueue", published.append)
-    follower = drain._Follower(ttl=0)
-    monkeypatch.setattr(drain, "_follower", follower)
+    follower = drain._follower
+    monkeypatch.setattr(follower, "ttl", 0)
+    follower.expire()
     drain._request_drain()
     assert published == [drain.DRAIN_TASK]
     with store.drain_follower():
@@ -725,6 +727,6 @@ def test_no_drain_task_is_published_while_a_dedicated_drainer_runs(tenant_a, ten
     assert not store.drain_follower_running()
     drain._request_drain()
     assert published == [drain.DRAIN_TASK]  # still the kept answer
-    follower.read_at = float("-inf")
+    follower.expire()
     drain._request_drain()
     assert published == [drain.DRAIN_TASK] * 2
