@@ -161,7 +161,10 @@ PAYLOAD_HASH = (
 #   by `k` finds nothing;
 # - `judged`/`rej`: per key, the payload that counts is the stored one, else the first occurrence (one
 #   window over the stored and incoming rows, no join); every incoming event that differs is a conflict.
-#   Only computed when some event lost (`dup` not empty): a chunk of new events skips the sort entirely.
+#   Only computed when some event lost (`dup` not empty): a chunk of new events skips the sort entirely;
+#   and only over the incoming rows of the keys in `dup` (a hashed subplan in a select list, which the
+#   planner never turns into a join; OFFSET 0 keeps it there), so a chunk with one resent batch sorts
+#   that batch's keys, not the whole chunk.
 # Sorts, windows and DISTINCTs over identifiers compare bytes (COLLATE "C"): ids and subjects have no
 # language order, and a database collation such as C.UTF-8 compares through strcoll (about 3 µs of ~25 per
 # event, docs/scaling.md). Byte order is also the order of a C or C.UTF-8 index, so inserts still arrive in index order
@@ -184,7 +187,9 @@ STORE_SQL = (
     "    SELECT source, event_id, h, NULL::text AS type, NULL::text AS subject, NULL::timestamptz AS time, "
     "    NULL::jsonb AS data, 0 AS prio, 0::bigint AS bid, 0::bigint AS ord, NULL::timestamptz AS received_at "
     "    FROM old UNION ALL "
-    "    SELECT source, event_id, h, type, subject, time, data, 1, bid, ord, received_at FROM v) c "
+    "    SELECT source, event_id, h, type, subject, time, data, 1, bid, ord, received_at FROM ("
+    "      SELECT v.*, (source, event_id) IN (SELECT source, event_id FROM dup) AS resent FROM v OFFSET 0) r "
+    "    WHERE resent) c "
     "  WHERE EXISTS (SELECT 1 FROM dup) "
     '  WINDOW w AS (PARTITION BY source COLLATE "C", event_id COLLATE "C" ORDER BY prio, bid, ord)), '
     f"rej AS ({CONFLICT_INSERT}SELECT %(org)s, source, event_id, type, subject, time, data, %(reason)s, "

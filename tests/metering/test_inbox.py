@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import threading
 import time
 from datetime import UTC, datetime
@@ -97,6 +98,29 @@ def test_stored_event_wins_over_every_differing_copy_in_a_later_chunk(tenant_a, 
     assert list(logged) == [{"tokens": 7, "model": "m"}] * 2
     assert tokens(tenant_a.org, tokens_meter) == Decimal(1)
     drain.events_drain(organization_id=tenant_b.org.id)
+    assert not RejectedEvent.objects.filter(organization=tenant_b.org).exists()
+
+
+def test_one_chunk_judges_each_repeated_key_against_the_copy_that_counts(tenant_a, tenant_b, tokens_meter):
+    """A chunk mixing new keys, keys stored before and a key repeated within it: only the repeated keys are
+    judged, each against the stored copy, else its first accepted one; every new key is stored as is."""
+
+    def ev(key: str, n: int) -> dict:
+        return ce(key, data={"tokens": n, "model": "m"})
+
+    c = tenant_a.client("ingest")
+    accept(c, [ev("old-same", 1), ev("old-diff", 2)])
+    drain.events_drain(organization_id=tenant_a.org.id)
+    accept(tenant_b.client("ingest"), [ev("twice", 5)])  # B's key of the same name is B's own
+    accept(c, [ev("new1", 10), ev("old-same", 1), ev("old-diff", 20), ev("twice", 3)])
+    accept(c, [ev("twice", 30), ev("new2", 100), ev("twice", 3)])
+    [result] = drain.events_drain(organization_id=tenant_a.org.id)
+    assert (result.batches, result.received, result.inserted, result.conflicts) == (2, 7, 3, 2)
+    rejected = RejectedEvent.objects.filter(organization=tenant_a.org)
+    assert sorted((r.event_id, r.data["tokens"]) for r in rejected) == [("old-diff", 20), ("twice", 30)]
+    assert tokens(tenant_a.org, tokens_meter) == Decimal(1 + 2 + 10 + 3 + 100)
+    drain.events_drain(organization_id=tenant_b.org.id)
+    assert Event.objects.get(organization=tenant_b.org, event_id="twice").data["tokens"] == 5
     assert not RejectedEvent.objects.filter(organization=tenant_b.org).exists()
 
 
@@ -636,6 +660,24 @@ def test_a_resent_key_is_looked_up_by_its_key_whatever_the_planner_prefers(tenan
     for n in reads:
         assert n["Node Type"] in ("Index Scan", "Index Only Scan"), n["Node Type"]
         assert "event_id" in n["Index Cond"], n["Index Cond"]
+
+
+def test_the_store_statement_tests_key_membership_by_hash_never_by_a_loop(tenant_a, tenant_b):
+    """Which keys were inserted, which lost and which incoming rows are judged are each one hashed
+    subplan: the row estimates of CTE scans are guesses (one row), so a join the planner could choose
+    instead might be a nested loop over thousands of rows."""
+    _append(tenant_a, ["x"])
+    bid = _append(tenant_a, ["x"])
+    _append(tenant_b, ["x"])
+    sql = events_store.STORE_SQL.replace("{source}", store_inbox._INBOX_EVENTS)
+    params = {"org": tenant_a.org.id, "reason": "r", "detail": "d", "ids": [bid], "slot": None, "last": 0}
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("EXPLAIN (VERBOSE, FORMAT JSON) " + sql, params)
+        plan = json.dumps(cur.fetchone()[0])
+        transaction.set_rollback(True)
+    used = set(re.findall(r"(?<!hashed )SubPlan (\d+)\)", plan))
+    hashed = set(re.findall(r"\(hashed SubPlan (\d+)\)", plan))
+    assert len(hashed) == 3 and not used - hashed, (hashed, used)
 
 
 def test_a_dedicated_drainer_lowers_only_its_own_priority_on_a_server_elsewhere(settings, monkeypatch):
