@@ -157,8 +157,8 @@ class Pace:
         """Size the next chunk from this one's rate (`batch_events` read in `elapsed` seconds); rest when
         requests arrived since the last chunk, unless more events arrived than this chunk covered: then
         the drain is falling behind, and resting would only grow the backlog."""
-        if batch_events and elapsed > 0:
-            fitted = int(batch_events / elapsed * self.chunk_seconds)
+        if batch_events and elapsed > 0:  # sized in events stored: a lane stores 1/lanes of what it reads
+            fitted = int(batch_events / self.lanes / elapsed * self.chunk_seconds)
             self.events = max(DRAIN_MIN_EVENTS, min(store.DRAIN_MAX_EVENTS, fitted))
         if self.rest_ratio <= 0:  # never rests: what arrived meanwhile does not matter (and costs a query)
             return

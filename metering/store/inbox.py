@@ -47,7 +47,9 @@ from metering.store.events import (
 # pg_advisory_xact_lock(DRAIN_LOCK_CLASS, hashtext(org)): the organization's writer lock (`store_locks`),
 # held exclusive by a full drain and shared by drain lanes; the ClickHouse drain takes it exclusive
 DRAIN_LOCK_CLASS = ORG_LOCK_CLASS
-DRAIN_MAX_EVENTS = 5_000  # events per drain transaction (several batches; at least one): short transactions
+# events per drain transaction (several batches; at least one): short transactions. A lane stores about
+# 1/N of each batch it reads (N lanes), so it reads batches of up to N times this many events.
+DRAIN_MAX_EVENTS = 5_000
 MAX_LANES = 8  # lanes_done is a smallint bit mask
 UNPROCESSABLE_REASON = "unprocessable_batch"
 
@@ -314,7 +316,8 @@ def inbox_drain(
     lane: DrainLane | None = None,
 ) -> DrainResult | None:
     """Move the oldest pending batches of one organization (up to `max_events` events, at least one
-    batch) into `metering_event`, in acceptance order, and delete them: one transaction, so a crash
+    batch; a lane of N, batches of up to N times that, about `max_events` of them its own) into
+    `metering_event`, in acceptance order, and delete them: one transaction, so a crash
     redoes the whole chunk and the dedup keys keep every event counted once. Drains of the same
     organization are serialised by an advisory lock (first write wins stays first accepted wins).
     `up_to_id` leaves batches accepted after that id alone. With a `lane`, only that lane slot's share of
@@ -375,8 +378,9 @@ def _drain_chunk(
         )
         ids: list[int] = []
         batch_events = 0
+        budget = max_events * (lane.of if lane is not None else 1)  # a lane stores about 1/of of a batch
         for bid, count in cur.fetchall():
-            if ids and batch_events + count > max_events:
+            if ids and batch_events + count > budget:
                 break
             ids.append(int(bid))
             batch_events += int(count)

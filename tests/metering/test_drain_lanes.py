@@ -96,6 +96,28 @@ def test_each_lane_stores_its_share_and_the_last_one_deletes_the_batch(tenant_a,
     assert not Event.objects.filter(organization=tenant_b.org).exists()
 
 
+def test_a_lanes_chunk_is_sized_in_the_events_it_stores(tenant_a, tenant_b):
+    """A lane stores about half of each batch (two lanes): its chunk reads batches of up to twice
+    `max_events`, so a transaction stores about `max_events` events whether it is a lane's or a full
+    drain's; a paced lane sizes its next chunk from the events it stored."""
+    zeros, ones = ids_in(0, 6), ids_in(1, 6)
+    for k in range(3):  # three batches of 4 events, 2 in each lane
+        pair = zeros[2 * k : 2 * k + 2] + ones[2 * k : 2 * k + 2]
+        append(tenant_a, [ce(i, data={"tokens": 1, "model": "m"}) for i in pair])
+    append(tenant_b, [ce(zeros[0], data={"tokens": 1, "model": "m"})])
+    lane_0 = store.inbox_drain(organization_id=tenant_a.org.id, lane=LANE_0, max_events=4)
+    assert lane_0 is not None
+    assert (lane_0.batches, lane_0.batch_events, lane_0.received) == (2, 8, 4)
+    full = store.inbox_drain(organization_id=tenant_a.org.id, max_events=4)
+    assert full is not None
+    assert (full.batches, full.batch_events, full.received) == (1, 4, 2)  # lane 1's share of batch 1
+    assert InboxBatch.objects.filter(organization=tenant_b.org).get().lanes_done == 0
+
+    pace = drain.Pace(chunk_seconds=0.1, rest_ratio=0, lanes=2)
+    pace.after_chunk(1600, 0.1)  # read 1,600 batch events, stored 800 of them in 0.1 s
+    assert pace.events == 800
+
+
 def test_first_accepted_wins_and_conflicts_are_logged_with_lanes(tenant_a, tenant_b, tokens_meter):
     [x] = ids_in(1, 1, prefix="x")
     others = ids_in(0, 2, prefix="o")
