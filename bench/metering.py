@@ -42,8 +42,10 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 N = int(os.environ.get("BENCH_EVENTS", "500000"))
@@ -376,7 +378,9 @@ def curve_text(curve: list[tuple[float, int]], points: int = 12) -> str:
     return ", ".join(f"{t:.0f}s {n / 1000:.0f}k" for t, n in shown)
 
 
-def bench_burst(port: int, key: str, tag: str, org_id: str, meanwhile=None) -> dict:
+def bench_burst(
+    port: int, key: str, tag: str, org_id: str, meanwhile: Callable[[], Any] | None = None
+) -> dict:
     """A burst of N events (ids `tag`-i, 10% of the batches resent) from the first request until every one
     is stored; with `meanwhile`, called at the last 204 (while the burst's backlog drains) and its result
     returned as "meanwhile". Other events accepted meanwhile are not waited for."""
