@@ -94,7 +94,7 @@ def _wire() -> Scope | None:
     """The scope set on this thread's database connection (None: the login user's own session). Kept with
     the driver connection it was set on: a connection opened anew has none."""
     wire = getattr(_state, "wire", None)
-    if wire is None or wire[0] is None or wire[0] is not connection.connection:
+    if wire is None or wire[0] is not connection.connection:
         return None
     return wire[1]
 
