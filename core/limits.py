@@ -180,11 +180,12 @@ def json_depth_exceeds(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     byte but quotes and brackets is deleted, strings (now `""` or brackets between quotes) are removed,
     and then each pass deletes the innermost `{}`/`[]` pairs: the passes needed are the depth.
     Malformed text is left to the parser (False)."""
-    if body.count(b"[") + body.count(b"{") <= limit:  # cannot nest deeper than its brackets
-        return False
     if b"\\" in body:
         body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
-    skeleton = body.translate(None, _KEEP_STRUCTURE).replace(b'""', b"")
+    skeleton = body.translate(None, _KEEP_STRUCTURE)
+    if skeleton.count(b"[") + skeleton.count(b"{") <= limit:  # cannot nest deeper than its brackets
+        return False
+    skeleton = skeleton.replace(b'""', b"")
     if b'"' in skeleton:
         skeleton = _STRING.sub(b"", skeleton)
     if len(skeleton) <= 2 * limit:

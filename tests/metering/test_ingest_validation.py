@@ -37,6 +37,9 @@ DATA = [
     5,
     None,
     {"deep": {"list": [1, 2.5, None]}},
+    {"quoted": 'say "1e30" or 12345678901234567890123'},
+    {"n": 1e25},
+    {"n": 1e-300, "s": "back\\slash"},
 ]
 STRINGS = ["x", "", "y" * 255, "y" * 256, 7, None]
 
@@ -59,7 +62,7 @@ event = st.fixed_dictionaries(
         "specversion": st.sampled_from(["1.0", "0.3", 1.0]),
         "time": st.sampled_from(TIMES),
         "data": st.sampled_from(DATA),
-        "extension": st.just("x"),
+        "extension": st.sampled_from(["x", "4e12-8e-1", 1e25, 123456789012345678901234]),
     },
 )
 
@@ -106,3 +109,29 @@ def test_tiny_numbers_are_checked_exactly_too():
     assert ingest.validate_body(tiny) == (tiny, 1)
     with pytest.raises(ValidationFailed, match="out of range"):
         ingest.validate_body(tiny.replace(b"1e-400", b"1e-20000"))
+
+
+UUID_IDS = [  # digits and e's in the shape of exponents (4e12, 0e-…), only ever inside strings
+    "3fa85f64-5717-4e12-b3fc-2c963f66afa6",
+    "9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d",
+    "1b9d6bcd-bbfd-4b2d-9b5d-ab8dfbbd4bed",
+    "6ec0bd7f-11c0-43da-975e-2a8ad9ebae0b",
+    "c9e3b0e0-5e1f-4a7e-8e-0123456789012345678901",
+]
+
+
+def test_digits_inside_strings_never_send_a_batch_to_the_slow_path():
+    batch = [dict(GOOD, id=i, data={"request": i, "note": 'a "1e300" in quotes'}) for i in UUID_IDS]
+    body = json.dumps(batch).encode()
+    assert ingest._fast_events(body, False) is not None
+    assert ingest.validate_body(body) == (body, len(UUID_IDS))
+    # an escaped quote does not end the string; an escaped backslash before the closing quote does
+    inside = (
+        b'[{"id":"a","source":"s","specversion":"1.0","type":"t","subject":"u","data":{"s":"x\\"1e999\\""}}]'
+    )
+    assert ingest._fast_events(inside, False) is not None
+    outside = inside.replace(b'"x\\"1e999\\""', b'"x\\\\", "n": 1e999')
+    assert json.loads(outside)[0]["data"]["n"] == float("inf")
+    assert ingest._fast_events(outside, False) is None
+    with pytest.raises(ValidationFailed, match=r"events\[0\]\.data\.n: must be less than 1e20"):
+        ingest.validate_body(outside)
