@@ -174,15 +174,21 @@ _STRING = re.compile(rb'"[^"]*"')
 _INNERMOST = re.compile(rb"\{\}|\[\]")
 
 
+def without_escapes(body: bytes) -> bytes:
+    """A JSON text with its escaped backslashes and quotes dropped (in that order), so that every quote
+    left opens or closes a string."""
+    if b"\\" not in body:
+        return body
+    return body.replace(b"\\\\", b"").replace(b'\\"', b"")
+
+
 def json_depth_exceeds(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     """True when a JSON text nests arrays/objects more than `limit` levels deep, judged on the bytes
     (before any parser recurses). C-speed steps only: escaped quotes and backslashes are dropped, every
     byte but quotes and brackets is deleted, strings (now `""` or brackets between quotes) are removed,
     and then each pass deletes the innermost `{}`/`[]` pairs: the passes needed are the depth.
     Malformed text is left to the parser (False)."""
-    if b"\\" in body:
-        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
-    skeleton = body.translate(None, _KEEP_STRUCTURE)
+    skeleton = without_escapes(body).translate(None, _KEEP_STRUCTURE)
     if skeleton.count(b"[") + skeleton.count(b"{") <= limit:  # cannot nest deeper than its brackets
         return False
     skeleton = skeleton.replace(b'""', b"")

@@ -196,8 +196,7 @@ def _maybe_big_number(body: bytes) -> bool:
     shape is placed by counting the quotes before it (escaped quotes dropped first: every quote left opens
     or closes a string), from the previous one on, so the cost stays one pass per shape however many
     occurrences strings hold. Malformed JSON may be misjudged: the fast path's decoder then refuses it."""
-    if b"\\" in body:
-        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    body = limits.without_escapes(body)
     shape = body.translate(_NUMBER_SHAPE)
     exponents = b"0e" in shape
     for pattern in _BIG_SHAPES if exponents else _BIG_SHAPES[:1]:
