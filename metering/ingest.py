@@ -245,15 +245,26 @@ _FAST: dict[bool, msgspec.json.Decoder[Any]] = {
 
 
 def _fast_events(body: bytes, strict: bool) -> list[_Event] | None:
-    """The events when the whole body is valid by the fast path's rules, else None (slow path decides)."""
-    if _maybe_big_number(body):
-        return None
+    """The events when the whole body is valid by the fast path's rules, else None (slow path decides).
+
+    Numbers can only be in `data` when the events carry no extension attribute (the strict struct decodes
+    them), so only the text of their `data` is searched for a big or tiny number; a body with extension
+    attributes (refused by the strict struct) is searched whole before the lenient decode."""
     try:
-        decoded = _FAST[strict].decode(body)
+        decoded = _FAST[True].decode(body)
+        numbers_in_data_only = True
     except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
+        if strict or _maybe_big_number(body):
+            return None
+        try:
+            decoded = _FAST[False].decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
+        numbers_in_data_only = False
     events = decoded if isinstance(decoded, list) else [decoded]
     if not events:
+        return None
+    if numbers_in_data_only and _maybe_big_number(b"".join(ev.data for ev in events)):
         return None
     latest = limits.event_time_max()
     earliest = limits.EVENT_TIME_MIN
